@@ -1,0 +1,92 @@
+/* Option parsing shared by every subcommand: long options only, `--x=v` or `--x v`,
+ * `--help` everywhere, unknown options are usage errors that print the usage line. */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int usage_error(const char *cmd, const char *usage, const char *what, const char *arg)
+{
+	fprintf(stderr, "kiln %s: %s '%s'\nusage: %s\n", cmd, what, arg, usage);
+	return KILN_EXIT_USAGE;
+}
+
+static const kiln_cli_opt *find_opt(const kiln_cli_opt *opts, const char *name, size_t n)
+{
+	for (const kiln_cli_opt *o = opts; o && o->name; o++)
+		if (strlen(o->name) == n && strncmp(o->name, name, n) == 0)
+			return o;
+	return NULL;
+}
+
+bool kiln_cli_parse(int argc, char **argv, const kiln_cli_opt *opts, const char **pos,
+		    int max_pos, int *npos, const char *usage, const char *help, int *exit_now)
+{
+	const char *cmd = argv[0];
+	bool only_pos = false;
+	*npos = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!only_pos && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+			printf("usage: %s\n%s", usage, help ? help : "");
+			*exit_now = KILN_EXIT_OK;
+			return false;
+		}
+		if (!only_pos && strcmp(a, "--") == 0) {
+			only_pos = true;
+			continue;
+		}
+		if (!only_pos && a[0] == '-' && a[1] == '-') {
+			const char *name = a + 2, *eq = strchr(name, '=');
+			size_t n = eq ? (size_t)(eq - name) : strlen(name);
+			const kiln_cli_opt *o = find_opt(opts, name, n);
+			if (!o) {
+				*exit_now = usage_error(cmd, usage, "unknown option", a);
+				return false;
+			}
+			if (o->has_arg) {
+				const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+				if (!v) {
+					*exit_now = usage_error(cmd, usage, "missing value for", a);
+					return false;
+				}
+				if (o->value)
+					*o->value = v;
+			} else if (eq) {
+				*exit_now = usage_error(cmd, usage, "option takes no value", a);
+				return false;
+			}
+			if (o->flag)
+				*o->flag = true;
+			continue;
+		}
+		if (!only_pos && a[0] == '-' && a[1]) {
+			*exit_now = usage_error(cmd, usage, "unknown option", a);
+			return false;
+		}
+		if (*npos >= max_pos) {
+			*exit_now = usage_error(cmd, usage, "unexpected argument", a);
+			return false;
+		}
+		pos[(*npos)++] = a;
+	}
+	return true;
+}
+
+int kiln_cli_fail(const char *cmd, kiln_err e)
+{
+	fprintf(stderr, "kiln %s: %s\n", cmd, kiln_error_last()[0] ? kiln_error_last() : kiln_err_name(e));
+	if (e == KILN_EVERIFY || e == KILN_ECOMPILE)
+		return KILN_EXIT_FAIL;
+	if (e == KILN_EINTR)
+		return KILN_EXIT_INTR;
+	return KILN_EXIT_ERROR;
+}
+
+const char *kiln_cli_workdir(const char *flag_value)
+{
+	if (flag_value && *flag_value)
+		return flag_value;
+	const char *env = getenv("KILN_WORKDIR");
+	return env && *env ? env : ".kiln";
+}

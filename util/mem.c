@@ -1,0 +1,152 @@
+/* Allocation helpers and the capped growable buffer. Allocation failures set
+ * KILN_ENOMEM and return NULL / the code; nothing here aborts. */
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *kiln_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		kiln_error_set(KILN_ENOMEM, "out of memory allocating %zu bytes", n);
+	return p;
+}
+
+void *kiln_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		kiln_error_set(KILN_ENOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+	return p;
+}
+
+void *kiln_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		kiln_error_set(KILN_ENOMEM, "out of memory allocating %zu bytes", n);
+	return q;
+}
+
+char *kiln_strndup(const char *s, size_t n)
+{
+	char *d = kiln_malloc(n + 1);
+	if (!d)
+		return NULL;
+	memcpy(d, s, n);
+	d[n] = 0;
+	return d;
+}
+
+char *kiln_strdup(const char *s)
+{
+	return s ? kiln_strndup(s, strlen(s)) : NULL;
+}
+
+char *kiln_asprintf(const char *fmt, ...)
+{
+	kiln_buf b;
+	va_list ap;
+	kiln_buf_init(&b, 0);
+	va_start(ap, fmt);
+	kiln_err e = kiln_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	if (e) {
+		kiln_buf_free(&b);
+		return NULL;
+	}
+	return kiln_buf_detach(&b);
+}
+
+void kiln_buf_init(kiln_buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->max = max;
+}
+
+static kiln_err buf_grow(kiln_buf *b, size_t extra)
+{
+	if (b->max && b->len + extra > b->max)
+		return kiln_error_set(KILN_EOVERFLOW, "text exceeds the %zu-byte cap", b->max);
+	size_t need = b->len + extra + 1;
+	if (need <= b->cap)
+		return KILN_OK;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap *= 2;
+	char *d = kiln_realloc(b->data, cap);
+	if (!d)
+		return KILN_ENOMEM;
+	b->data = d;
+	b->cap = cap;
+	return KILN_OK;
+}
+
+kiln_err kiln_buf_append(kiln_buf *b, const void *data, size_t n)
+{
+	kiln_err e = buf_grow(b, n);
+	if (e)
+		return e;
+	if (n)
+		memcpy(b->data + b->len, data, n);
+	b->len += n;
+	b->data[b->len] = 0;
+	return KILN_OK;
+}
+
+kiln_err kiln_buf_puts(kiln_buf *b, const char *s)
+{
+	return kiln_buf_append(b, s, strlen(s));
+}
+
+kiln_err kiln_buf_vprintf(kiln_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return kiln_error_set(KILN_EINVAL, "bad format string");
+	kiln_err e = buf_grow(b, (size_t)n);
+	if (e)
+		return e;
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return KILN_OK;
+}
+
+kiln_err kiln_buf_printf(kiln_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	kiln_err e = kiln_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return e;
+}
+
+char *kiln_buf_detach(kiln_buf *b)
+{
+	char *d = b->data;
+	if (!d)
+		d = kiln_strdup("");
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return d;
+}
+
+void kiln_buf_reset(kiln_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = 0;
+}
+
+void kiln_buf_free(kiln_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}

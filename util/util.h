@@ -1,0 +1,146 @@
+/* util: the one error type, per-thread error messages, bounded buffers, files,
+ * SHA-256, a portable seeded RNG, clocks and strict JSON field readers.
+ * Everything else in kiln builds on these; util depends on nothing of kiln's. */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* ---- errors (libgit2 style): 0 ok, negative codes, a per-thread message ---- */
+typedef int kiln_err;
+enum {
+	KILN_OK = 0,
+	KILN_ERR = -1,          /* generic failure */
+	KILN_ENOMEM = -2,
+	KILN_EIO = -3,          /* file or OS error */
+	KILN_EINVAL = -4,       /* bad input from a user, a file or an LLM */
+	KILN_ENOTFOUND = -5,
+	KILN_EUNSUPPORTED = -6, /* valid but not supported here (e.g. by the emulator) */
+	KILN_ECOMPILE = -7,     /* NVRTC / nvJitLink rejected the source */
+	KILN_ETIMEOUT = -8,
+	KILN_EDEVICE = -9,      /* driver / device failure */
+	KILN_EFAULT = -10,      /* a kernel faulted (out of bounds, race, budget, ...) */
+	KILN_ELLM = -11,        /* the LLM service failed */
+	KILN_EBUDGET = -12,     /* a budget is exhausted */
+	KILN_EINTR = -13,       /* interrupted by a signal */
+	KILN_ELOCKED = -14,     /* resource held by another process */
+	KILN_EDB = -15,         /* SQLite */
+	KILN_EGIT = -16,        /* libgit2 */
+	KILN_EOVERFLOW = -17,   /* arithmetic overflow in an expression */
+	KILN_ENET = -18,        /* network / HTTP */
+	KILN_ECORRUPT = -19,    /* damaged file or database */
+	KILN_EVERIFY = -20,     /* a candidate failed verification */
+};
+
+/* Sets the calling thread's message (printf-style, one line) and returns code,
+ * so callers write `return kiln_error_set(KILN_EINVAL, "...")`. */
+kiln_err kiln_error_set(kiln_err code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Prefixes the current message with context ("loading x: <old message>"); returns code.
+ * Use it instead of kiln_error_set when a lower level already explained the failure. */
+kiln_err kiln_error_wrap(kiln_err code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The calling thread's last message; "" when none. Borrowed until the next set. */
+const char *kiln_error_last(void);
+kiln_err kiln_error_code(void);
+void kiln_error_clear(void);
+/* A short name for a code ("invalid input", "out of memory", ...). */
+const char *kiln_err_name(kiln_err code);
+
+/* ---- allocation helpers: abort-free, set KILN_ENOMEM on failure ---- */
+void *kiln_malloc(size_t n);
+void *kiln_calloc(size_t n, size_t size);
+void *kiln_realloc(void *p, size_t n);
+char *kiln_strdup(const char *s);
+char *kiln_strndup(const char *s, size_t n);
+/* printf into a fresh heap string (caller frees); NULL + KILN_ENOMEM on failure. */
+char *kiln_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- growable byte buffer with a cap (curl dynbuf): text from the network or an
+ * LLM always goes into one of these. data is NUL-terminated whenever len > 0. ---- */
+typedef struct kiln_buf {
+	char *data;   /* owned */
+	size_t len;   /* bytes used, excluding the terminating NUL */
+	size_t cap;   /* bytes allocated */
+	size_t max;   /* hard cap on len; 0 = unlimited */
+} kiln_buf;
+#define KILN_BUF_INIT {NULL, 0, 0, 0}
+void kiln_buf_init(kiln_buf *b, size_t max);
+kiln_err kiln_buf_append(kiln_buf *b, const void *data, size_t n);
+kiln_err kiln_buf_puts(kiln_buf *b, const char *s);
+kiln_err kiln_buf_printf(kiln_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+kiln_err kiln_buf_vprintf(kiln_buf *b, const char *fmt, va_list ap);
+/* Hands the data to the caller (who frees it) and resets the buffer. Never NULL:
+ * an empty buffer yields "". */
+char *kiln_buf_detach(kiln_buf *b);
+void kiln_buf_reset(kiln_buf *b);
+void kiln_buf_free(kiln_buf *b);
+
+/* ---- files ---- */
+/* Reads a whole file into a NUL-terminated heap buffer (caller frees). max = 0: no cap. */
+kiln_err kiln_file_read(char **out, size_t *out_len, const char *path, size_t max);
+/* Writes via a temp file + fsync + rename, so readers never see a partial file. */
+kiln_err kiln_file_write_atomic(const char *path, const void *data, size_t len);
+kiln_err kiln_mkdir_p(const char *path);
+bool kiln_path_exists(const char *path);
+/* path joined with name into a fresh heap string. */
+char *kiln_path_join(const char *dir, const char *name);
+
+/* ---- SHA-256 (content hashes for caches and candidates) ---- */
+typedef struct kiln_sha256 {
+	uint32_t h[8];
+	uint64_t total;    /* bytes hashed */
+	uint8_t block[64];
+	size_t used;       /* bytes in block */
+} kiln_sha256;
+void kiln_sha256_init(kiln_sha256 *s);
+void kiln_sha256_update(kiln_sha256 *s, const void *data, size_t n);
+void kiln_sha256_final(kiln_sha256 *s, uint8_t out[32]);
+/* Hex digest of data (65 bytes incl. NUL). */
+void kiln_sha256_hex(char out[65], const void *data, size_t n);
+void kiln_hex(char *out, const uint8_t *bytes, size_t n); /* out holds 2n+1 */
+
+/* ---- deterministic RNG: same seed, same stream on every machine ----
+ * xoshiro256** seeded through splitmix64; normals by Box-Muller in double. */
+typedef struct kiln_rng { uint64_t s[4]; } kiln_rng;
+void kiln_rng_seed(kiln_rng *r, uint64_t seed);
+uint64_t kiln_rng_u64(kiln_rng *r);
+double kiln_rng_uniform(kiln_rng *r);          /* [0, 1) with 53 random bits */
+double kiln_rng_normal(kiln_rng *r);           /* mean 0, sd 1 */
+uint64_t kiln_rng_below(kiln_rng *r, uint64_t n); /* [0, n), unbiased; n > 0 */
+/* A fresh seed from the OS (getrandom / /dev/urandom), for "fresh inputs each time". */
+uint64_t kiln_seed_fresh(void);
+
+/* ---- clocks ---- */
+double kiln_now_s(void);        /* monotonic seconds */
+double kiln_wall_s(void);       /* seconds since the Unix epoch */
+/* ISO-8601 UTC "2026-11-23T23:05:00Z" of epoch seconds into out (>= 21 bytes). */
+void kiln_iso8601(char *out, size_t n, double epoch_s);
+
+/* ---- strict JSON readers over cJSON. Every failure message names the file and
+ * the field path, e.g. "targets/adamw/target.json: buffers[2].dtype: expected a
+ * string". `where` is "file" or "file: field" context supplied by the caller. ---- */
+struct cJSON;
+kiln_err kiln_json_parse_file(struct cJSON **out, const char *path, size_t max_bytes);
+kiln_err kiln_json_parse(struct cJSON **out, const char *text, size_t len, const char *where);
+/* Required fields: missing or wrong type is KILN_EINVAL naming where.key. */
+kiln_err kiln_json_string(const char **out, const struct cJSON *obj, const char *key, const char *where);
+kiln_err kiln_json_number(double *out, const struct cJSON *obj, const char *key, const char *where);
+kiln_err kiln_json_int(int64_t *out, const struct cJSON *obj, const char *key, const char *where);
+kiln_err kiln_json_bool(bool *out, const struct cJSON *obj, const char *key, const char *where);
+kiln_err kiln_json_array(const struct cJSON **out, const struct cJSON *obj, const char *key, const char *where);
+kiln_err kiln_json_object(const struct cJSON **out, const struct cJSON *obj, const char *key, const char *where);
+/* Optional variants: absent -> *out unchanged, returns 0; present but wrong type -> error. */
+kiln_err kiln_json_opt_string(const char **out, const struct cJSON *obj, const char *key, const char *where);
+kiln_err kiln_json_opt_number(double *out, const struct cJSON *obj, const char *key, const char *where);
+kiln_err kiln_json_opt_int(int64_t *out, const struct cJSON *obj, const char *key, const char *where);
+kiln_err kiln_json_opt_bool(bool *out, const struct cJSON *obj, const char *key, const char *where);
+/* Rejects keys not in the NULL-terminated list `allowed` (catches typos in user files). */
+kiln_err kiln_json_only_keys(const struct cJSON *obj, const char *const *allowed, const char *where);
+
+#define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
