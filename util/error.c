@@ -35,7 +35,9 @@ kiln_err kiln_error_wrap(kiln_err code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof prefix, fmt, ap);
 	va_end(ap);
-	snprintf(old, sizeof old, "%s", msg);
+	size_t n = strnlen(msg, sizeof old - 1);
+	memcpy(old, msg, n);
+	old[n] = 0;
 	if (old[0])
 		snprintf(msg, sizeof msg, "%s: %s", prefix, old);
 	else

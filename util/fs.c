@@ -25,7 +25,7 @@ kiln_err kiln_file_read(char **out, size_t *out_len, const char *path, size_t ma
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
 		if ((e = kiln_buf_append(&b, chunk, n))) {
 			if (e == KILN_EOVERFLOW)
-				kiln_error_set(KILN_EINVAL, "%s: larger than %zu bytes", path, max);
+				e = kiln_error_set(KILN_EINVAL, "%s: larger than %zu bytes", path, max);
 			goto done;
 		}
 	}

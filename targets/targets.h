@@ -1,0 +1,235 @@
+/* targets: kernel targets as data. A target folder holds target.json (sizes, buffers,
+ * scalars, tolerances, traffic, knobs), a float64 CPU reference compiled into kiln,
+ * seed.cu and launch.json. This header also owns the pieces every consumer of a
+ * target needs: dtypes and their conversions, the checked integer expression
+ * evaluator, launch plans, the seeded input generator and running the reference. */
+#ifndef KILN_TARGETS_H
+#define KILN_TARGETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+/* ---- dtypes ---- */
+typedef enum kiln_dtype {
+	KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I32, KILN_I64, KILN_U8, KILN_U32, KILN_BOOL,
+	KILN_DTYPE_COUNT
+} kiln_dtype;
+size_t kiln_dtype_size(kiln_dtype t);              /* bytes per element */
+const char *kiln_dtype_name(kiln_dtype t);         /* "f32", "bf16", ... */
+/* Parses "f32" etc.; unknown names are KILN_EINVAL naming `where` and the known list. */
+kiln_err kiln_dtype_parse(kiln_dtype *out, const char *s, const char *where);
+bool kiln_dtype_is_float(kiln_dtype t);
+/* Element i of an array of dtype t, widened exactly to double. */
+double kiln_dtype_load(kiln_dtype t, const void *base, size_t i);
+/* Stores v as element i: floats round to nearest even (f16/bf16 included, NaN kept),
+ * integers round half-even and saturate, bool is v != 0. */
+void kiln_dtype_store(kiln_dtype t, void *base, size_t i, double v);
+uint16_t kiln_f64_to_bf16(double v);   /* single rounding, nearest even */
+uint16_t kiln_f64_to_f16(double v);
+double kiln_bf16_to_f64(uint16_t h);
+double kiln_f16_to_f64(uint16_t h);
+
+/* ---- environments: names bound to int64 values (symbols, knobs, sm_count) ---- */
+#define KILN_ENV_MAX 48
+#define KILN_NAME_MAX 64
+typedef struct kiln_env {
+	size_t n;
+	char names[KILN_ENV_MAX][KILN_NAME_MAX];
+	int64_t values[KILN_ENV_MAX];
+} kiln_env;
+void kiln_env_init(kiln_env *env);
+kiln_err kiln_env_set(kiln_env *env, const char *name, int64_t value); /* add or replace */
+bool kiln_env_get(const kiln_env *env, const char *name, int64_t *out);
+
+/* ---- the checked integer expression evaluator ----
+ * Grammar: integers, names, + - * / % (C precedence, left-assoc), unary -, parentheses,
+ * ceil_div(a,b), min(a,b,...), max(a,b,...). int64 arithmetic; overflow, division or
+ * modulo by zero, unknown names, unknown functions and trailing garbage are
+ * KILN_EINVAL / KILN_EOVERFLOW errors naming `where` and the expression. */
+kiln_err kiln_expr_eval(int64_t *out, const char *expr, const kiln_env *env, const char *where);
+/* Syntax and name check without values: every name must be in `names` (n of them). */
+kiln_err kiln_expr_check(const char *expr, const char *const *names, size_t n, const char *where);
+
+/* ---- target.json ---- */
+typedef enum kiln_role { KILN_ROLE_IN, KILN_ROLE_OUT, KILN_ROLE_INOUT } kiln_role;
+
+typedef enum kiln_tol_rule {
+	KILN_TOL_PLAIN,     /* |got - ref| <= atol + rtol*|ref| + slack */
+	KILN_TOL_ULP,       /* f16/bf16 outputs: within `ulps` units of the dtype's rounding of ref */
+	KILN_TOL_EXACT,     /* integers: equal, or within slack */
+} kiln_tol_rule;
+
+typedef struct kiln_symbol {
+	char *name;
+	int64_t *verify;  /* verification sizes (small, odd, edge) */
+	size_t nverify;
+	int64_t *bench;   /* benchmark sizes (realistic) */
+	size_t nbench;
+} kiln_symbol;
+
+typedef struct kiln_buffer_spec {
+	char *name;
+	kiln_dtype dtype;
+	char **shape;     /* expressions over symbols; elements = product */
+	size_t ndim;
+	kiln_role role;
+	char *init;       /* "normal(0,1)", "uniform(a,b)", "logprob(s)", "randint(a,b)", "mask(f)", "const(v)" */
+	char *masked_by;  /* optional: name of a mask buffer; where it is 0 this buffer holds NaN/Inf garbage */
+} kiln_buffer_spec;
+
+typedef struct kiln_scalar_spec {
+	char *name;
+	kiln_dtype dtype; /* f32, f64, i32, i64, u32 */
+	double value;
+} kiln_scalar_spec;
+
+typedef struct kiln_tolerance {
+	char *buffer;     /* an out or inout buffer */
+	kiln_tol_rule rule;
+	double rtol, atol;
+	double ulps;      /* KILN_TOL_ULP */
+} kiln_tolerance;
+
+typedef struct kiln_knob {
+	char *name;       /* a -D define of seed.cu and a name in launch expressions */
+	int64_t *values;
+	size_t n;
+} kiln_knob;
+
+typedef struct kiln_ref_io kiln_ref_io;
+typedef kiln_err (*kiln_ref_fn)(kiln_ref_io *io);
+
+typedef struct kiln_target {
+	char *name, *family, *summary, *math;
+	char *dir;              /* the target folder */
+	kiln_symbol *symbols;
+	size_t nsymbols;
+	size_t nverify_sizes;   /* every symbol's verify list has this length (or 1, broadcast) */
+	size_t nbench_sizes;
+	kiln_buffer_spec *buffers;
+	size_t nbuffers;
+	kiln_scalar_spec *scalars;
+	size_t nscalars;
+	kiln_tolerance *tolerances; /* one per out/inout buffer */
+	size_t ntolerances;
+	char *traffic_bytes;    /* expression over symbols: the fewest bytes a kernel must move */
+	char *reference;        /* name of the float64 reference */
+	kiln_ref_fn ref_fn;     /* resolved from the built-in registry */
+	kiln_knob *knobs;
+	size_t nknobs;
+	char *seed_path;        /* <dir>/seed.cu */
+	char *launch_path;      /* <dir>/launch.json */
+} kiln_target;
+
+/* Loads and validates <dir>/target.json. Every mistake is KILN_EINVAL with one line
+ * naming the file, the field path and what was expected. Caller frees. */
+kiln_err kiln_target_load(kiln_target **out, const char *dir);
+/* Finds a target by name in targets_dir, else $KILN_TARGETS_DIR, else the built-in
+ * targets folder. A name containing '/' is taken as a folder path. */
+kiln_err kiln_target_find(kiln_target **out, const char *name, const char *targets_dir);
+/* Names of the targets in a folder (NULL: the built-in one), sorted; caller frees
+ * each name and the array. */
+kiln_err kiln_targets_list(char ***out, size_t *n, const char *targets_dir);
+const char *kiln_targets_builtin_dir(void);
+void kiln_target_free(kiln_target *t);
+/* The idx-th verification (bench=false) or benchmark size as an environment. */
+kiln_err kiln_target_sizes(kiln_env *out, const kiln_target *t, bool bench, size_t idx);
+/* Elements of buffer b at these sizes. */
+kiln_err kiln_target_count(size_t *out, const kiln_target *t, const kiln_buffer_spec *b,
+			   const kiln_env *sizes);
+const kiln_buffer_spec *kiln_target_buffer(const kiln_target *t, const char *name);
+const kiln_scalar_spec *kiln_target_scalar(const kiln_target *t, const char *name);
+const kiln_tolerance *kiln_target_tolerance(const kiln_target *t, const char *buffer);
+
+/* ---- the float64 reference ----
+ * A reference sees every buffer as a double array (in: inputs; inout: initial values
+ * that it overwrites with final values; out: zeros it fills), the scalars and the
+ * symbols. For each out/inout buffer it may also set a per-element slack (extra
+ * absolute tolerance, zero by default) where the math allows two answers: a clip
+ * boundary, a sign tie, a quantization midpoint. Lookups of unknown names return
+ * NULL / NaN / -1 and the reference returns KILN_EINVAL. */
+double *kiln_ref_buf(kiln_ref_io *io, const char *name);
+double *kiln_ref_slack(kiln_ref_io *io, const char *name);
+size_t kiln_ref_count(const kiln_ref_io *io, const char *name);
+double kiln_ref_scalar(const kiln_ref_io *io, const char *name);
+int64_t kiln_ref_symbol(const kiln_ref_io *io, const char *name);
+kiln_ref_fn kiln_reference_lookup(const char *name);
+
+/* ---- inputs: one seeded draw of every buffer at one size ---- */
+typedef struct kiln_hostbuf {
+	const kiln_buffer_spec *spec; /* borrowed from the target */
+	void *data;       /* owned; count elements of spec->dtype */
+	size_t count;     /* elements */
+	size_t bytes;
+} kiln_hostbuf;
+
+typedef struct kiln_inputs {
+	kiln_env sizes;
+	uint64_t seed;
+	kiln_hostbuf *bufs; /* one per target buffer, same order; out buffers zero-filled */
+	size_t n;
+} kiln_inputs;
+
+/* Same (target, sizes, seed) -> same bytes on every machine. Caller frees. */
+kiln_err kiln_inputs_generate(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes,
+			      uint64_t seed);
+void kiln_inputs_free(kiln_inputs *in);
+
+/* The reference's answer for one input set: final values and slack of every buffer
+ * (index = target buffer index; slack is NULL for `in` buffers). */
+typedef struct kiln_refdata {
+	double **values;
+	double **slack;
+	size_t *count;
+	size_t n;
+} kiln_refdata;
+kiln_err kiln_reference_run(kiln_refdata **out, const kiln_target *t, const kiln_inputs *in);
+void kiln_refdata_free(kiln_refdata *r);
+
+/* ---- launch.json: the launch plan of a candidate ---- */
+typedef struct kiln_launch {
+	char *kernel;        /* extern "C" name */
+	char *grid[3];       /* expressions; missing dims are "1" */
+	char *block[3];
+	char *shared_bytes;  /* dynamic shared memory, expression */
+	char **args;         /* buffer, scalar, symbol, knob or scratch names */
+	size_t nargs;
+} kiln_launch;
+
+typedef struct kiln_scratch {
+	char *name;
+	kiln_dtype dtype;
+	char *count;         /* elements, expression */
+} kiln_scratch;
+
+typedef struct kiln_plan {
+	kiln_launch *launches;
+	size_t nlaunches;
+	kiln_scratch *scratch;
+	size_t nscratch;
+	char **nvrtc_flags;  /* from a short allow-list */
+	size_t nflags;
+} kiln_plan;
+
+/* Parses and validates a launch plan against a target: names in args and expressions
+ * must be the target's buffers/scalars/symbols/knobs, scratch names, or sm_count;
+ * flags must be allowed. `where` names the source (a path or "candidate 12"). */
+kiln_err kiln_plan_parse(kiln_plan **out, const char *json, size_t len, const kiln_target *t,
+			 const char *where);
+kiln_err kiln_plan_load(kiln_plan **out, const char *path, const kiln_target *t);
+/* Canonical JSON text of a plan (caller frees). */
+char *kiln_plan_to_json(const kiln_plan *p);
+void kiln_plan_free(kiln_plan *p);
+
+typedef struct kiln_dims {
+	uint32_t grid[3], block[3];
+	uint32_t shared_bytes;
+} kiln_dims;
+/* Evaluates launch i's grid, block and shared memory in env (sizes + knobs + sm_count).
+ * Non-positive or > 2^31-1 dimensions are KILN_EINVAL naming the launch. */
+kiln_err kiln_plan_dims(kiln_dims *out, const kiln_plan *p, size_t i, const kiln_env *env);
+
+#endif
