@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# kiln set-up: installs the missing Debian packages, configures and builds, then either
+# runs a real search (`run`, the default) or the whole test suite (`test`).
+#   bash scripts/setup.sh run  [TARGET]   # build + a real search (emulator + tuner with no GPU/key)
+#   bash scripts/setup.sh test            # build + unit, integration, sanitizer and fuzz tests
+# The CUDA toolkit must already be installed (CUDA_PATH or /usr/local/cuda).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+root=$PWD
+
+need=(meson ninja-build pkg-config gcc libcurl4-openssl-dev libcjson-dev libsqlite3-dev
+      libgit2-dev libcmocka-dev python3 git)
+if [ "$mode" = test ]; then
+	need+=(clang libclang-rt-14-dev)
+fi
+missing=()
+for p in "${need[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "kiln setup: installing ${missing[*]}"
+	sudo_cmd=""
+	[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+	$sudo_cmd apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+werror=false
+[ "${CI:-}" = true ] && werror=true
+if [ ! -f build/build.ninja ]; then
+	meson setup build -Dwerror=$werror >/dev/null
+fi
+ninja -C build >/dev/null
+
+case "$mode" in
+run)
+	target=${2:-adamw}
+	exec bash scripts/main-job.sh "$target"
+	;;
+test)
+	exec bash scripts/test.sh
+	;;
+*)
+	echo "usage: bash scripts/setup.sh run [TARGET] | test" >&2
+	exit 2
+	;;
+esac
