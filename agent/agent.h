@@ -1,0 +1,70 @@
+/* agent: kiln's search — the loop that sequences propose -> compile -> verify -> time ->
+ * archive -> world-model update, its two policies (llm = K-Search, tune = the no-LLM
+ * autotuner), prompt building and strict parsing of LLM replies. */
+#ifndef KILN_AGENT_H
+#define KILN_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "targets/targets.h"
+#include "util/util.h"
+
+/* ---- LLM reply parsing ---- */
+enum { KILN_REPLY_KERNEL = 1, KILN_REPLY_LAUNCH = 2, KILN_REPLY_EDITS = 4 };
+typedef struct kiln_reply_parts {
+	char *kernel;      /* owned; ```cuda block */
+	char *launch_json; /* owned; ```json block with "launches" */
+	char *edits_json;  /* owned; ```json block with "ops" */
+} kiln_reply_parts;
+/* Splits a reply into its fenced parts. `want` lists the parts that must be present.
+ * A missing required part, a duplicate, an unclosed fence, invalid JSON or host code
+ * in the kernel is KILN_EINVAL with a message meant for the LLM's retry prompt. */
+kiln_err kiln_reply_parse(kiln_reply_parts *out, const char *text, size_t len, unsigned want);
+void kiln_reply_parts_free(kiln_reply_parts *p);
+
+/* ---- the tune policy's knob search ---- */
+typedef enum kiln_tune_phase { KILN_TUNE_SEED, KILN_TUNE_RANDOM, KILN_TUNE_LOCAL } kiln_tune_phase;
+typedef struct kiln_tuner kiln_tuner;
+/* seed_source: seed.cu text, whose `#define KNOB v` lines give the first configuration. */
+kiln_err kiln_tuner_new(kiln_tuner **out, const kiln_target *t, const char *seed_source,
+			uint64_t seed, size_t random_samples);
+/* Next configuration (one value per target knob, in target order). *exhausted when
+ * every configuration has been proposed. */
+kiln_err kiln_tuner_next(kiln_tuner *tu, int64_t *values, kiln_tune_phase *phase, bool *exhausted);
+/* Feeds back a result so local search centres on the best passing configuration. */
+kiln_err kiln_tuner_report(kiln_tuner *tu, const int64_t *values, bool passed, double time_us);
+bool kiln_tuner_seed_values(const kiln_tuner *tu, int64_t *values);
+void kiln_tuner_free(kiln_tuner *tu);
+
+/* ---- prompts ---- */
+typedef enum kiln_prompt_kind {
+	KILN_PROMPT_INIT,      /* analyse the target, propose >= 3 families */
+	KILN_PROMPT_IMPLEMENT, /* implement an action on the parent's best kernel */
+	KILN_PROMPT_DEBUG,     /* fix a failed attempt (compile log or verdict) */
+	KILN_PROMPT_IMPROVE,   /* make a passing attempt faster (timing, counters) */
+	KILN_PROMPT_REFLECT,   /* close an action: re-score, notes, new children */
+	KILN_PROMPT_REPAIR,    /* the last reply could not be parsed */
+} kiln_prompt_kind;
+
+typedef struct kiln_prompt_input {
+	kiln_prompt_kind kind;
+	const kiln_target *target;
+	const char *seed_source, *seed_launch;     /* stable prefix */
+	const char *world_model;                   /* rendered tree */
+	const char *rejected_ops;                  /* from the last edit script, or NULL */
+	int64_t node_id;                           /* the action being worked on */
+	const char *action;                        /* its title and description */
+	const char *parent_source, *parent_launch; /* the parent's best candidate */
+	const char *last_source;                   /* the last attempt */
+	const char *evidence;                      /* compile log, verdict, timing... */
+} kiln_prompt_input;
+
+typedef struct kiln_prompt {
+	char *prefix; /* owned; stable across the run (cacheable) */
+	char *task;   /* owned; this turn's part */
+} kiln_prompt;
+kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in);
+void kiln_prompt_free(kiln_prompt *p);
+
+#endif

@@ -1,0 +1,162 @@
+/* Prompt building for the llm policy. Every prompt is [stable prefix | variable part]:
+ * the prefix (rules, the target, the seed kernel) is byte-identical across a run so
+ * OpenAI's automatic prefix cache and Anthropic's cache_control hit; the world model,
+ * the evidence and the task follow. Sizes are capped so a long night stays cheap. */
+#include "agent/agent.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define EVIDENCE_MAX (24u << 10) /* bytes of compile log / verdict / source quoted back */
+
+static const char rules[] =
+	"You are kiln's kernel engineer. You write CUDA C++ device code that kiln compiles with "
+	"NVRTC, verifies against a float64 reference on fresh random inputs (including odd sizes "
+	"such as 1, 7 and sizes that are not a multiple of any block size), and times.\n"
+	"Rules:\n"
+	"- Reply with exactly one ```cuda block (device code only: one or more extern \"C\" "
+	"__global__ kernels and __device__ helpers; no host code, no main, no <<<>>>), and exactly "
+	"one ```json block with the launch plan: {\"launches\": [{\"kernel\", \"grid\": [expr...], "
+	"\"block\": [expr...], \"shared_bytes\": expr, \"args\": [names]}], \"scratch\": [{\"name\", "
+	"\"dtype\", \"count\": expr}], \"nvrtc_flags\": []}. Expressions are integer arithmetic over "
+	"the target's symbols, knobs and sm_count with ceil_div, min, max, + - * / %.\n"
+	"- Argument ABI: buffers are device pointers of their dtype, scalars are passed by value "
+	"(f32 -> float, i32 -> int), symbols and knobs are long long.\n"
+	"- Every output element must be written; inputs must not be modified; masked positions "
+	"may hold NaN/Inf garbage that must never leak into outputs (select, never multiply).\n"
+	"- Work through the world model: implement only the chosen action on top of the parent's "
+	"best kernel, and say in one or two sentences what you changed and why.\n";
+
+static kiln_err target_section(kiln_buf *b, const kiln_target *t)
+{
+	kiln_buf_printf(b, "\n## Target: %s (%s)\n%s\n\nMath:\n%s\n\nBuffers:\n", t->name, t->family,
+			t->summary, t->math);
+	for (size_t i = 0; i < t->nbuffers; i++) {
+		const kiln_buffer_spec *s = &t->buffers[i];
+		kiln_buf_printf(b, "- %s: %s[", s->name, kiln_dtype_name(s->dtype));
+		for (size_t d = 0; d < s->ndim; d++)
+			kiln_buf_printf(b, "%s%s", d ? ", " : "", s->shape[d]);
+		kiln_buf_printf(b, "], %s\n", s->role == KILN_ROLE_IN ? "in" : s->role == KILN_ROLE_OUT ? "out" : "inout");
+	}
+	kiln_buf_puts(b, "Scalars:");
+	for (size_t i = 0; i < t->nscalars; i++)
+		kiln_buf_printf(b, " %s (%s) = %g;", t->scalars[i].name, kiln_dtype_name(t->scalars[i].dtype),
+				t->scalars[i].value);
+	kiln_buf_puts(b, "\nSymbols:");
+	for (size_t i = 0; i < t->nsymbols; i++) {
+		const kiln_symbol *s = &t->symbols[i];
+		kiln_buf_printf(b, " %s (verified at", s->name);
+		for (size_t j = 0; j < s->nverify; j++)
+			kiln_buf_printf(b, " %lld", (long long)s->verify[j]);
+		kiln_buf_puts(b, "; benchmarked at");
+		for (size_t j = 0; j < s->nbench; j++)
+			kiln_buf_printf(b, " %lld", (long long)s->bench[j]);
+		kiln_buf_puts(b, ");");
+	}
+	kiln_buf_printf(b, "\nMinimum traffic: %s bytes (the roofline is this over peak DRAM bandwidth).\n",
+			t->traffic_bytes);
+	if (t->nknobs) {
+		kiln_buf_puts(b, "Knobs (passed as -D defines, usable in launch expressions):");
+		for (size_t i = 0; i < t->nknobs; i++) {
+			kiln_buf_printf(b, " %s in {", t->knobs[i].name);
+			for (size_t j = 0; j < t->knobs[i].n; j++)
+				kiln_buf_printf(b, "%s%lld", j ? "," : "", (long long)t->knobs[i].values[j]);
+			kiln_buf_puts(b, "};");
+		}
+		kiln_buf_puts(b, "\n");
+	}
+	return KILN_OK;
+}
+
+/* Appends text, cut to `max` bytes with a marker when longer. */
+static void quote(kiln_buf *b, const char *what, const char *text, size_t max)
+{
+	size_t n = text ? strlen(text) : 0;
+	kiln_buf_printf(b, "\n### %s\n", what);
+	if (n <= max) {
+		kiln_buf_append(b, text ? text : "", n);
+	} else {
+		kiln_buf_append(b, text, max);
+		kiln_buf_printf(b, "\n[... %zu more bytes cut]", n - max);
+	}
+	kiln_buf_puts(b, "\n");
+}
+
+kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
+{
+	kiln_buf pre, var;
+	kiln_buf_init(&pre, 1u << 20);
+	kiln_buf_init(&var, 1u << 20);
+	memset(out, 0, sizeof *out);
+	kiln_buf_puts(&pre, rules);
+	target_section(&pre, in->target);
+	if (in->seed_source)
+		kiln_buf_printf(&pre, "\n## Seed kernel (the baseline)\n```cuda\n%s```\n```json\n%s\n```\n",
+				in->seed_source, in->seed_launch ? in->seed_launch : "{}");
+	if (in->world_model)
+		kiln_buf_printf(&var, "\n## World model (tree of optimization hypotheses)\n%s\n", in->world_model);
+	if (in->rejected_ops && *in->rejected_ops)
+		kiln_buf_printf(&var, "\nYour previous edit script had rejected operations:\n%s\n", in->rejected_ops);
+	switch (in->kind) {
+	case KILN_PROMPT_INIT:
+		kiln_buf_puts(&var,
+			"\n## Task: analyse the target\nAnalyse the math, the data layout, the bytes that must move and the "
+			"bottleneck regimes (bandwidth, latency, launch overhead), then propose at least three mutually "
+			"exclusive kernel families as open actions under the root (id 0). Reply with one ```json edit "
+			"script: {\"ops\": [{\"op\": \"insert\", \"parent\": 0, \"title\", \"description\", \"rationale\", "
+			"\"difficulty\": 1-5, \"score\": 0-1, \"expected_speedup\"}...]}.\n");
+		break;
+	case KILN_PROMPT_IMPLEMENT:
+		kiln_buf_printf(&var, "\n## Task: implement action %lld\n%s\n", (long long)in->node_id,
+				in->action ? in->action : "");
+		if (in->parent_source)
+			quote(&var, "Parent's best kernel (start from this)", in->parent_source, EVIDENCE_MAX);
+		if (in->parent_launch)
+			quote(&var, "Parent's launch plan", in->parent_launch, EVIDENCE_MAX);
+		kiln_buf_puts(&var, "\nReply with the ```cuda kernel and the ```json launch plan.\n");
+		break;
+	case KILN_PROMPT_DEBUG:
+		kiln_buf_printf(&var, "\n## Task: fix your last attempt at action %lld\n%s\n", (long long)in->node_id,
+				in->action ? in->action : "");
+		quote(&var, "Your last kernel", in->last_source, EVIDENCE_MAX);
+		quote(&var, "What went wrong", in->evidence, EVIDENCE_MAX);
+		kiln_buf_puts(&var, "\nReply with the corrected ```cuda kernel and ```json launch plan.\n");
+		break;
+	case KILN_PROMPT_IMPROVE:
+		kiln_buf_printf(&var, "\n## Task: make action %lld faster\n%s\n", (long long)in->node_id,
+				in->action ? in->action : "");
+		quote(&var, "Your last kernel (it passed)", in->last_source, EVIDENCE_MAX);
+		quote(&var, "Timing and counters", in->evidence, EVIDENCE_MAX);
+		kiln_buf_puts(&var, "\nReply with an improved ```cuda kernel and ```json launch plan.\n");
+		break;
+	case KILN_PROMPT_REFLECT:
+		kiln_buf_printf(&var, "\n## Task: reflect on action %lld\n", (long long)in->node_id);
+		quote(&var, "Outcome", in->evidence, EVIDENCE_MAX);
+		kiln_buf_puts(&var,
+			"\nUpdate the world model with one ```json edit script: re-score nodes, record what you learned "
+			"in notes, and insert at least one open child under a solved node (ops: insert, update, split, "
+			"delete of an open leaf).\n");
+		break;
+	case KILN_PROMPT_REPAIR:
+		quote(&var, "Your last reply could not be used", in->evidence, EVIDENCE_MAX);
+		kiln_buf_puts(&var, "\nSend the reply again in the required format.\n");
+		break;
+	}
+	if (!pre.data || !var.data) {
+		kiln_buf_free(&pre);
+		kiln_buf_free(&var);
+		return kiln_error_set(KILN_ENOMEM, "building the prompt");
+	}
+	out->prefix = kiln_buf_detach(&pre);
+	out->task = kiln_buf_detach(&var);
+	return out->prefix && out->task ? KILN_OK : KILN_ENOMEM;
+}
+
+void kiln_prompt_free(kiln_prompt *p)
+{
+	if (!p)
+		return;
+	free(p->prefix);
+	free(p->task);
+	p->prefix = p->task = NULL;
+}

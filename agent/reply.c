@@ -1,0 +1,169 @@
+/* Strict parsing of an LLM reply into its parts: the kernel (a ```cuda / ```cpp / ```c++
+ * / ```cu fenced block), the launch plan (a ```json block whose object has "launches")
+ * and the world-model edit script (a ```json block whose object has "ops"). Anything
+ * ambiguous — two kernels, an unterminated fence — is an error the LLM is told about. */
+#include "agent/agent.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fence {
+	const char *lang; /* points into the text; length lang_len */
+	size_t lang_len;
+	const char *body;
+	size_t body_len;
+	size_t line;      /* 1-based line of the opening fence */
+} fence;
+
+static bool lang_is(const fence *f, const char *const *names)
+{
+	for (; *names; names++)
+		if (strlen(*names) == f->lang_len && strncasecmp(f->lang, *names, f->lang_len) == 0)
+			return true;
+	return false;
+}
+
+/* Finds the next fenced block at or after *pos. Returns 1 found, 0 none, <0 error. */
+static int next_fence(fence *out, const char *text, size_t len, size_t *pos, size_t *line)
+{
+	size_t i = *pos;
+	while (i < len) {
+		size_t eol = i;
+		while (eol < len && text[eol] != '\n')
+			eol++;
+		const char *l = text + i;
+		size_t n = eol - i, k = 0;
+		while (k < n && (l[k] == ' ' || l[k] == '\t') && k < 4)
+			k++;
+		if (n - k >= 3 && strncmp(l + k, "```", 3) == 0) {
+			size_t open_line = *line;
+			const char *lang = l + k + 3;
+			size_t lang_len = 0;
+			while (lang + lang_len < text + eol && !isspace((unsigned char)lang[lang_len]))
+				lang_len++;
+			size_t body_start = eol < len ? eol + 1 : len;
+			size_t j = body_start;
+			(*line)++;
+			while (j < len) {
+				size_t e2 = j;
+				while (e2 < len && text[e2] != '\n')
+					e2++;
+				size_t m = 0;
+				while (j + m < e2 && (text[j + m] == ' ' || text[j + m] == '\t'))
+					m++;
+				if (e2 - j - m >= 3 && strncmp(text + j + m, "```", 3) == 0) {
+					out->lang = lang;
+					out->lang_len = lang_len;
+					out->body = text + body_start;
+					out->body_len = j - body_start;
+					out->line = open_line;
+					*pos = e2 < len ? e2 + 1 : len;
+					(*line)++;
+					return 1;
+				}
+				(*line)++;
+				j = e2 < len ? e2 + 1 : len;
+			}
+			kiln_error_set(KILN_EINVAL, "reply line %zu: code block opened with ``` is never closed",
+				       open_line);
+			return -1;
+		}
+		(*line)++;
+		i = eol < len ? eol + 1 : len;
+	}
+	*pos = len;
+	return 0;
+}
+
+static const char *const kernel_langs[] = {"cuda", "cu", "cpp", "c++", "cxx", "c", NULL};
+static const char *const json_langs[] = {"json", "jsonc", NULL};
+
+/* Classifies a ```json block by its top-level keys. */
+static kiln_err classify_json(const fence *f, bool *is_launch, bool *is_edits)
+{
+	cJSON *j = cJSON_ParseWithLength(f->body, f->body_len);
+	*is_launch = *is_edits = false;
+	if (!j)
+		return kiln_error_set(KILN_EINVAL, "reply line %zu: the ```json block is not valid JSON", f->line);
+	*is_launch = cJSON_IsObject(j) && cJSON_GetObjectItemCaseSensitive(j, "launches");
+	*is_edits = cJSON_IsObject(j) && cJSON_GetObjectItemCaseSensitive(j, "ops");
+	cJSON_Delete(j);
+	if (!*is_launch && !*is_edits)
+		return kiln_error_set(KILN_EINVAL,
+				      "reply line %zu: a ```json block must be a launch plan (with \"launches\") or an edit script (with \"ops\")",
+				      f->line);
+	return KILN_OK;
+}
+
+static kiln_err take(char **slot, const fence *f, const char *what)
+{
+	if (*slot)
+		return kiln_error_set(KILN_EINVAL, "reply line %zu: a second %s block; send exactly one", f->line, what);
+	*slot = kiln_strndup(f->body, f->body_len);
+	return *slot ? KILN_OK : KILN_ENOMEM;
+}
+
+kiln_err kiln_reply_parse(kiln_reply_parts *out, const char *text, size_t len, unsigned want)
+{
+	memset(out, 0, sizeof *out);
+	size_t pos = 0, line = 1;
+	kiln_err e = KILN_OK;
+	fence f;
+	int r;
+	while ((r = next_fence(&f, text, len, &pos, &line)) == 1) {
+		if (lang_is(&f, kernel_langs)) {
+			if ((e = take(&out->kernel, &f, "kernel (```cuda)")))
+				goto done;
+		} else if (lang_is(&f, json_langs)) {
+			bool is_launch, is_edits;
+			if ((e = classify_json(&f, &is_launch, &is_edits)))
+				goto done;
+			if (is_launch && (e = take(&out->launch_json, &f, "launch plan (```json with \"launches\")")))
+				goto done;
+			if (is_edits && (e = take(&out->edits_json, &f, "edit script (```json with \"ops\")")))
+				goto done;
+		}
+		/* other languages (text, diff, sh) are commentary and ignored */
+	}
+	if (r < 0) {
+		e = KILN_EINVAL;
+		goto done;
+	}
+	if ((want & KILN_REPLY_KERNEL) && !out->kernel) {
+		e = kiln_error_set(KILN_EINVAL, "reply has no ```cuda block with the kernel source");
+		goto done;
+	}
+	if ((want & KILN_REPLY_LAUNCH) && !out->launch_json) {
+		e = kiln_error_set(KILN_EINVAL, "reply has no ```json block with the launch plan (\"launches\")");
+		goto done;
+	}
+	if ((want & KILN_REPLY_EDITS) && !out->edits_json) {
+		e = kiln_error_set(KILN_EINVAL, "reply has no ```json block with the edit script (\"ops\")");
+		goto done;
+	}
+	if (out->kernel && strstr(out->kernel, "__global__") == NULL) {
+		e = kiln_error_set(KILN_EINVAL, "the ```cuda block has no __global__ kernel");
+		goto done;
+	}
+	if (out->kernel && (strstr(out->kernel, "int main(") || strstr(out->kernel, "cudaMalloc") ||
+			    strstr(out->kernel, "<<<"))) {
+		e = kiln_error_set(KILN_EINVAL, "the ```cuda block contains host code (main, cudaMalloc or <<<>>>); send device code only");
+		goto done;
+	}
+done:
+	if (e)
+		kiln_reply_parts_free(out);
+	return e;
+}
+
+void kiln_reply_parts_free(kiln_reply_parts *p)
+{
+	if (!p)
+		return;
+	free(p->kernel);
+	free(p->launch_json);
+	free(p->edits_json);
+	memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,115 @@
+/* Unit tests for agent/: strict LLM reply parsing and the tune policy's knob search. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+
+static kiln_err parse(kiln_reply_parts *p, const char *text, unsigned want)
+{
+	return kiln_reply_parse(p, text, strlen(text), want);
+}
+
+static const char good[] =
+	"Here is the kernel.\n\n```cuda\nextern \"C\" __global__ void k(float *x) { x[0] = 1; }\n```\n"
+	"And the plan:\n```json\n{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"1\"], \"block\": [\"32\"], \"args\": [\"x\"]}]}\n```\n"
+	"```json\n{\"ops\": [{\"op\": \"update\", \"id\": 3, \"score\": 0.4}]}\n```\n";
+
+static void test_agent__reply_all_parts(void **state)
+{
+	(void)state;
+	kiln_reply_parts p;
+	assert_int_equal(parse(&p, good, KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH | KILN_REPLY_EDITS), 0);
+	assert_non_null(strstr(p.kernel, "__global__ void k"));
+	assert_non_null(strstr(p.launch_json, "\"launches\""));
+	assert_non_null(strstr(p.edits_json, "\"ops\""));
+	assert_null(strstr(p.kernel, "```"));
+	kiln_reply_parts_free(&p);
+}
+
+static void test_agent__reply_errors_are_explained(void **state)
+{
+	(void)state;
+	kiln_reply_parts p;
+	assert_int_equal(parse(&p, "no code at all", KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "no ```cuda block"));
+	assert_int_equal(parse(&p, "```cuda\n__global__ void k(){}\n", KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "line 1"));
+	assert_non_null(strstr(kiln_error_last(), "never closed"));
+	assert_int_equal(parse(&p, "```cuda\n__global__ void a(){}\n```\n```cu\n__global__ void b(){}\n```\n",
+			       KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "second kernel"));
+	assert_int_equal(parse(&p, "```cuda\n__global__ void a(){}\n```\n```json\n{\"launches\": [\n```\n",
+			       KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "not valid JSON"));
+	assert_int_equal(parse(&p, "```cuda\n__global__ void a(){}\nint main(){ a<<<1,1>>>(); }\n```\n",
+			       KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "host code"));
+	assert_int_equal(parse(&p, "```cuda\n__global__ void a(){}\n```\n", KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH),
+			 KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "launch plan"));
+	/* other fenced languages are commentary */
+	assert_int_equal(parse(&p, "```text\nhello\n```\n```cuda\n__global__ void a(){}\n```\n", KILN_REPLY_KERNEL), 0);
+	kiln_reply_parts_free(&p);
+}
+
+static kiln_target *two_knob_target(void)
+{
+	static int64_t block[] = {64, 128, 256, 512};
+	static int64_t items[] = {1, 2, 4};
+	static kiln_knob knobs[2];
+	static kiln_target t;
+	knobs[0] = (kiln_knob){"BLOCK", block, 4};
+	knobs[1] = (kiln_knob){"ITEMS", items, 3};
+	t.name = "toy";
+	t.knobs = knobs;
+	t.nknobs = 2;
+	return &t;
+}
+
+static void test_agent__tuner_starts_at_seed_and_never_repeats(void **state)
+{
+	(void)state;
+	kiln_target *t = two_knob_target();
+	kiln_tuner *tu;
+	assert_int_equal(kiln_tuner_new(&tu, t, "#define BLOCK 256\n#define ITEMS 2\n", 1, 3), 0);
+	int64_t v[2], seen[12][2];
+	kiln_tune_phase ph;
+	bool done;
+	size_t n = 0;
+	assert_int_equal(kiln_tuner_next(tu, v, &ph, &done), 0);
+	assert_false(done);
+	assert_int_equal(ph, KILN_TUNE_SEED);
+	assert_int_equal(v[0], 256);
+	assert_int_equal(v[1], 2);
+	memcpy(seen[n++], v, sizeof v);
+	/* pretend BLOCK=128 ITEMS=4 is fastest: local search must probe its neighbours */
+	for (;;) {
+		double us = 100.0 - (v[0] == 128 ? 50 : 0) - (v[1] == 4 ? 20 : 0);
+		assert_int_equal(kiln_tuner_report(tu, v, true, us), 0);
+		assert_int_equal(kiln_tuner_next(tu, v, &ph, &done), 0);
+		if (done)
+			break;
+		for (size_t i = 0; i < n; i++)
+			assert_false(seen[i][0] == v[0] && seen[i][1] == v[1]);
+		assert_true(n < 12);
+		memcpy(seen[n++], v, sizeof v);
+	}
+	assert_int_equal(n, 12); /* the whole 4x3 space, each once */
+	kiln_tuner_free(tu);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_agent__reply_all_parts),
+		cmocka_unit_test(test_agent__reply_errors_are_explained),
+		cmocka_unit_test(test_agent__tuner_starts_at_seed_and_never_repeats),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
