@@ -37,6 +37,21 @@ kiln_err kiln_tuner_report(kiln_tuner *tu, const int64_t *values, bool passed, d
 bool kiln_tuner_seed_values(const kiln_tuner *tu, int64_t *values);
 void kiln_tuner_free(kiln_tuner *tu);
 
+/* ---- isolation: a function run in a forked child with a deadline ---- */
+/* The child calls fn(&text, arg); text (heap, JSON by convention) comes back to the parent. */
+typedef kiln_err (*kiln_child_fn)(char **text, void *arg);
+typedef struct kiln_child_result {
+	char *text;      /* owned; what the child sent ("" if nothing) */
+	bool timed_out;  /* killed at the deadline */
+	int signal;      /* the signal that ended it (0 = none) */
+	int exit_code;   /* -1 when killed */
+	double wall_s;
+} kiln_child_result;
+/* Returns 0 whenever the child was run, whatever happened to it (see the result);
+ * errors are only for fork/pipe failures. */
+kiln_err kiln_child_run(kiln_child_result *out, kiln_child_fn fn, void *arg, double timeout_s);
+void kiln_child_result_free(kiln_child_result *r);
+
 /* ---- prompts ---- */
 typedef enum kiln_prompt_kind {
 	KILN_PROMPT_INIT,      /* analyse the target, propose >= 3 families */

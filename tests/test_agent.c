@@ -5,7 +5,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -104,12 +106,57 @@ static void test_agent__tuner_starts_at_seed_and_never_repeats(void **state)
 	kiln_tuner_free(tu);
 }
 
+static kiln_err child_ok(char **text, void *arg)
+{
+	*text = kiln_asprintf("{\"answer\": %d}", *(int *)arg);
+	return KILN_OK;
+}
+
+static kiln_err child_hangs(char **text, void *arg)
+{
+	(void)text;
+	(void)arg;
+	volatile int forever = 1;
+	while (forever)
+		pause();
+	return KILN_OK;
+}
+
+static kiln_err child_crashes(char **text, void *arg)
+{
+	(void)text;
+	(void)arg;
+	raise(SIGSEGV);
+	return KILN_OK;
+}
+
+static void test_agent__child_result_timeout_and_crash(void **state)
+{
+	(void)state;
+	kiln_child_result r;
+	int v = 42;
+	assert_int_equal(kiln_child_run(&r, child_ok, &v, 10), 0);
+	assert_string_equal(r.text, "{\"answer\": 42}");
+	assert_false(r.timed_out);
+	assert_int_equal(r.exit_code, 0);
+	kiln_child_result_free(&r);
+	assert_int_equal(kiln_child_run(&r, child_hangs, NULL, 0.3), 0);
+	assert_true(r.timed_out);
+	assert_true(r.wall_s < 5);
+	kiln_child_result_free(&r);
+	assert_int_equal(kiln_child_run(&r, child_crashes, NULL, 10), 0);
+	assert_int_equal(r.signal, SIGSEGV);
+	assert_false(r.timed_out);
+	kiln_child_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent__reply_all_parts),
 		cmocka_unit_test(test_agent__reply_errors_are_explained),
 		cmocka_unit_test(test_agent__tuner_starts_at_seed_and_never_repeats),
+		cmocka_unit_test(test_agent__child_result_timeout_and_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
