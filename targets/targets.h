@@ -76,7 +76,8 @@ typedef struct kiln_buffer_spec {
 	char **shape;     /* expressions over symbols; elements = product */
 	size_t ndim;
 	kiln_role role;
-	char *init;       /* "normal(0,1)", "uniform(a,b)", "logprob(s)", "randint(a,b)", "mask(f)", "const(v)" */
+	char *init;       /* "normal(0,1)", "uniform(a,b)", "lognormal(mu,sd)", "logprob(s)", "randint(a,b)",
+			   * "mask(f)", "const(v)" (README "Target format"); NULL for out buffers */
 	char *masked_by;  /* optional: name of a mask buffer; where it is 0 this buffer holds NaN/Inf garbage */
 } kiln_buffer_spec;
 
@@ -122,6 +123,7 @@ typedef struct kiln_target {
 	size_t nknobs;
 	char *seed_path;        /* <dir>/seed.cu */
 	char *launch_path;      /* <dir>/launch.json */
+	char *notes;            /* optional free text for prompts; NULL when absent */
 } kiln_target;
 
 /* Loads and validates <dir>/target.json. Every mistake is KILN_EINVAL with one line
@@ -154,7 +156,7 @@ const kiln_tolerance *kiln_target_tolerance(const kiln_target *t, const char *bu
 double *kiln_ref_buf(kiln_ref_io *io, const char *name);
 double *kiln_ref_slack(kiln_ref_io *io, const char *name);
 size_t kiln_ref_count(const kiln_ref_io *io, const char *name);
-double kiln_ref_scalar(const kiln_ref_io *io, const char *name);
+double kiln_ref_scalar(const kiln_ref_io *io, const char *name); /* rounded to its dtype, as the kernel sees it */
 int64_t kiln_ref_symbol(const kiln_ref_io *io, const char *name);
 kiln_ref_fn kiln_reference_lookup(const char *name);
 

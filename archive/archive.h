@@ -1,0 +1,281 @@
+/* archive: what a search leaves behind. history.db (SQLite, WAL, versioned schema with
+ * PRAGMA user_version migrations; every table documented in docs/schema.md) through a
+ * small typed insert/query API, and the git archive (libgit2): one commit per new best
+ * on branch <target>/<arch>, promote tags promoted/<target>/<arch>/vN.
+ * Record structs are plain data; their const char* fields are borrowed for the call. */
+#ifndef KILN_ARCHIVE_H
+#define KILN_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+/* ======================= history.db ======================= */
+
+#define KILN_DB_SCHEMA_VERSION 1
+
+typedef struct kiln_db kiln_db;
+
+enum {
+	KILN_DB_READONLY = 1, /* open an existing file for reading; never creates or migrates */
+};
+
+/* Opens (creating with the current schema when new, migrating an older one) the database
+ * at path. WAL journal, 5 s busy timeout, foreign keys on. Errors: KILN_EINVAL when the
+ * file's schema is newer than this kiln, KILN_ECORRUPT when it is not a database or is
+ * damaged (the message says how to recover), KILN_ENOTFOUND for a read-only open of a
+ * missing file, KILN_EDB for other SQLite failures. Caller frees with kiln_db_close.
+ * A kiln_db belongs to one thread at a time and must not cross a fork(): a child opens its
+ * own. synchronous = NORMAL under WAL: a killed process loses nothing committed (a power
+ * cut may lose the last transactions, never consistency). */
+kiln_err kiln_db_open(kiln_db **out, const char *path, int flags);
+void kiln_db_close(kiln_db *db);
+/* PRAGMA user_version of the open file. */
+int kiln_db_schema_version(kiln_db *db);
+/* PRAGMA integrity_check + foreign_key_check; KILN_ECORRUPT naming the first problem. */
+kiln_err kiln_db_integrity_check(kiln_db *db);
+/* The raw handle, for read-only ad-hoc queries (reports); borrowed from db. */
+struct sqlite3 *kiln_db_sqlite(kiln_db *db);
+
+/* Groups several writes into one transaction (nests: inner calls use savepoints). */
+kiln_err kiln_db_tx_begin(kiln_db *db);
+kiln_err kiln_db_tx_commit(kiln_db *db);
+void kiln_db_tx_rollback(kiln_db *db);
+
+/* ---- runs ---- */
+typedef struct kiln_run_rec {
+	const char *target;       /* required */
+	const char *policy;       /* "llm" | "tune" (required) */
+	const char *llm_model;    /* "openai:gpt-5", NULL for tune */
+	const char *device;       /* "cuda" | "emu" (required) */
+	const char *gpu;          /* GPU name or modeled spec ("H100-SXM"), may be NULL */
+	const char *arch;         /* "sm_90" (required) */
+	const char *budgets_json; /* {"iterations":..,"hours":..,"max_cost":..}; NULL = {} */
+	const char *config_json;  /* everything else needed to resume; NULL = {} */
+	int64_t pid;              /* process running it; 0 = unknown */
+} kiln_run_rec;
+
+/* Inserts a run with status "running" and started = now. */
+kiln_err kiln_db_run_begin(kiln_db *db, int64_t *out_id, const kiln_run_rec *r);
+/* Sets status ("finished" | "interrupted" | "failed"), ended = now and spent (JSON, NULL
+ * keeps the old value). */
+kiln_err kiln_db_run_end(kiln_db *db, int64_t run_id, const char *status, const char *spent_json);
+/* A resumed run: status back to "running", ended cleared, pid updated. */
+kiln_err kiln_db_run_resume(kiln_db *db, int64_t run_id, int64_t pid);
+/* Updates the spent JSON (budgets used so far) of a running run. */
+kiln_err kiln_db_run_spent(kiln_db *db, int64_t run_id, const char *spent_json);
+
+typedef struct kiln_run_info {
+	int64_t id;
+	char *target, *policy, *llm_model, *device, *gpu, *arch; /* llm_model, gpu may be NULL */
+	char *started, *ended;        /* ISO-8601 UTC; ended NULL while running */
+	char *status;
+	char *budgets_json, *spent_json, *config_json;
+	int64_t seed_candidate;       /* 0 = none yet */
+	int64_t best_candidate;       /* 0 = none yet */
+	int64_t pid;
+	int64_t ncandidates;          /* rows in candidates for this run */
+} kiln_run_info;
+
+/* Runs, newest first; target NULL = all. *out is an array of *n (kiln_run_infos_free). */
+kiln_err kiln_db_runs_list(kiln_db *db, kiln_run_info **out, size_t *n, const char *target);
+/* One run; KILN_ENOTFOUND when there is none. Free with kiln_run_infos_free(p, 1). */
+kiln_err kiln_db_run_get(kiln_db *db, kiln_run_info **out, int64_t run_id);
+void kiln_run_infos_free(kiln_run_info *runs, size_t n);
+
+/* ---- candidates, with their compile result, verification and timing ---- */
+typedef struct kiln_candidate_rec {
+	int64_t run_id;           /* required */
+	int64_t iteration;        /* unique within the run: a resumed run never records twice */
+	const char *node_id;      /* world-model node that produced it; NULL for none */
+	int64_t parent_id;        /* candidate it was derived from; 0 = none */
+	const char *source;       /* kernel.cu text (required) */
+	const char *launch_json;  /* launch plan (required) */
+	const char *knobs_json;   /* -D defines / knob values as a JSON object; NULL = {} */
+	int64_t llm_call_id;      /* the call that wrote it; 0 = none (seed, tuner) */
+	bool is_seed;             /* sets runs.seed_candidate */
+	bool new_best;            /* sets runs.best_candidate (same transaction) */
+} kiln_candidate_rec;
+
+typedef struct kiln_compile_rec {
+	bool ok;
+	const char *log;            /* NVRTC log */
+	const char *arch;           /* "sm_90" */
+	const char *toolkit;        /* "NVRTC 13.0, nvJitLink 13.0" */
+	const char *cache_key;      /* compile cache key, may be NULL */
+	int registers;              /* max over kernels; -1 unknown */
+	int64_t spill_store_bytes;  /* sum over kernels; -1 unknown */
+	int64_t spill_load_bytes;   /* sum over kernels; -1 unknown */
+	int64_t shared_bytes;       /* static shared, max over kernels; -1 unknown */
+	double wall_s;
+	bool cache_hit;
+	const char *resources_json; /* per-kernel report (kiln_compile_resources_json) */
+} kiln_compile_rec;
+
+typedef struct kiln_verify_rec {
+	bool passed;
+	const char *failed_check; /* NULL when passed: "mismatch", "unwritten", "oob", "race", ... */
+	const char *message;      /* one line for people and prompts */
+	double worst_error;       /* worst |error| / tolerance seen; NaN = not measured */
+	int64_t worst_index;      /* flat element index of the worst error; -1 = none */
+	const char *worst_buffer; /* output buffer it occurred in */
+	int64_t worst_set;        /* input set index of the worst error; -1 = none */
+	const char *seeds_json;   /* [seed, ...] of the input sets */
+	const char *checks_json;  /* ["values", "written", "inputs_unchanged", "oob", ...] */
+	const char *device;       /* "emu" | "cuda:NVIDIA H100 ..." */
+	double wall_s;
+	const char *details_json; /* anything else (per-set sizes, first mismatches) */
+} kiln_verify_rec;
+
+typedef struct kiln_timing_rec {
+	const char *device;        /* required */
+	bool modeled;              /* true: cost model on the emulator, never "measured" */
+	double time_us;            /* median, microseconds, > 0 */
+	double min_us;             /* fastest repetition; NaN = unknown */
+	double spread;             /* relative spread (p90-p10)/median; NaN = unknown */
+	int64_t reps;              /* repetitions behind the median; 1 for modeled */
+	double roofline;           /* target traffic / time / peak bandwidth, 0..1; NaN = unknown */
+	double bandwidth_gbs;      /* achieved GB/s (1e9 bytes/s); NaN = unknown */
+	double speedup;            /* seed time / this time; NaN = unknown */
+	const char *samples_json;  /* [us, ...] every repetition */
+	const char *counters_json; /* emulator / CUPTI counters */
+	const char *spec_json;     /* the GPU spec used (modeled) or the device properties */
+} kiln_timing_rec;
+
+/* Writes a candidate and those of its parts that are non-NULL in ONE transaction: after a
+ * crash either all of it is in history.db or none of it is. On any failure nothing is
+ * visible and the error names the part and the candidate's run/iteration. */
+kiln_err kiln_db_candidate_commit(kiln_db *db, int64_t *out_id, const kiln_candidate_rec *c,
+				  const kiln_compile_rec *compile, const kiln_verify_rec *verify,
+				  const kiln_timing_rec *timing);
+
+typedef struct kiln_candidate_info {
+	int64_t id, run_id, iteration, parent_id, llm_call_id; /* 0 = none for the last two */
+	char *node_id;                     /* may be NULL */
+	char *source, *launch_json, *knobs_json;
+	char *source_hash;                 /* SHA-256 of source */
+	char *hash;                        /* SHA-256 of source + launch + knobs: the identity */
+	char *created;
+	char *outcome;                     /* "compile_error" | "failed" | "passed" | "unverified" */
+	/* compile (has_compile false: none recorded) */
+	bool has_compile, compile_ok;
+	char *compile_log;
+	int registers;
+	int64_t spill_store_bytes, spill_load_bytes, shared_bytes;
+	/* verification */
+	bool has_verify, passed;
+	char *failed_check, *verify_message; /* may be NULL */
+	double worst_error;                  /* NaN when none */
+	/* timing */
+	bool has_timing, modeled;
+	double time_us, speedup, roofline;   /* NaN when unknown */
+} kiln_candidate_info;
+
+/* Candidates of a run in iteration order (kiln_candidate_infos_free). */
+kiln_err kiln_db_candidates_list(kiln_db *db, kiln_candidate_info **out, size_t *n, int64_t run_id);
+/* By row id; KILN_ENOTFOUND when none. Free with kiln_candidate_infos_free(p, 1). */
+kiln_err kiln_db_candidate_get(kiln_db *db, kiln_candidate_info **out, int64_t id);
+/* By reference: a row id (all digits, < 7 of them), else a hex prefix (>= 4 digits) of
+ * the candidate hash.
+ * An ambiguous prefix is KILN_EINVAL listing how many match; none is KILN_ENOTFOUND. */
+kiln_err kiln_db_candidate_find(kiln_db *db, kiln_candidate_info **out, const char *ref);
+/* The run's best (runs.best_candidate); KILN_ENOTFOUND when it has none. */
+kiln_err kiln_db_candidate_best(kiln_db *db, kiln_candidate_info **out, int64_t run_id);
+void kiln_candidate_infos_free(kiln_candidate_info *c, size_t n);
+
+/* ---- LLM calls, world-model revisions, events, checkpoints ---- */
+typedef struct kiln_llm_call_rec {
+	int64_t run_id;                 /* required */
+	const char *provider, *model;   /* "openai", "gpt-5" */
+	const char *request_id;         /* the provider's id, may be NULL */
+	const char *status;             /* "ok" | "error" | "timeout" | "truncated" | "refused" */
+	int attempts;                   /* HTTP attempts including retries */
+	double latency_s;               /* wall time over all attempts */
+	int64_t prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens; /* -1 unknown */
+	double cost_usd;                /* NaN = unknown (stored as NULL) */
+	const char *purpose;            /* "init" | "propose" | "debug" | "improve" | "reflect" ... */
+	const char *prompt, *reply;     /* full texts; never an API key */
+	const char *error;              /* NULL when ok */
+} kiln_llm_call_rec;
+kiln_err kiln_db_llm_call_add(kiln_db *db, int64_t *out_id, const kiln_llm_call_rec *r);
+
+typedef struct kiln_wm_revision_rec {
+	int64_t run_id;
+	int64_t iteration;
+	const char *tree_json;     /* the whole tree after the edits (required) */
+	const char *edits_json;    /* the edit script applied; NULL = [] */
+	const char *rejected_json; /* ops rejected, with reasons; NULL = [] */
+	int64_t llm_call_id;       /* 0 = none */
+} kiln_wm_revision_rec;
+kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_revision_rec *r);
+/* The newest tree of a run (caller frees *tree_json); KILN_ENOTFOUND when none. */
+kiln_err kiln_db_wm_revision_latest(kiln_db *db, char **tree_json, int64_t *iteration, int64_t run_id);
+
+/* level: "debug" | "info" | "warn" | "error". run_id 0 = not tied to a run. */
+kiln_err kiln_db_event_add(kiln_db *db, int64_t run_id, const char *level, const char *kind,
+			   const char *message, const char *data_json);
+
+/* The resume state of a run (one row per run, replaced on each put). */
+kiln_err kiln_db_checkpoint_put(kiln_db *db, int64_t run_id, int64_t iteration, const char *state_json);
+/* Caller frees *state_json; KILN_ENOTFOUND when the run has no checkpoint. */
+kiln_err kiln_db_checkpoint_get(kiln_db *db, char **state_json, int64_t *iteration, int64_t run_id);
+
+/* ======================= git archive ======================= */
+
+typedef struct kiln_git kiln_git;
+
+/* Opens the archive at dir, creating a bare repository when missing (bare: no working
+ * tree to drift; `git -C dir log adamw/sm_90`, `git log --all` and
+ * `git show adamw/sm_90:kernel.cu` work; HEAD follows the branch last committed, so a
+ * plain `git log` shows the latest search). Caller frees with kiln_git_close. */
+kiln_err kiln_git_open(kiln_git **out, const char *dir);
+void kiln_git_close(kiln_git *g);
+
+typedef struct kiln_git_best {
+	const char *target, *arch;  /* branch <target>/<arch> (required) */
+	const char *kernel_cu;      /* required */
+	const char *launch_json;    /* required */
+	const char *result_json;    /* verdict, seeds, timing, device, toolkit, node, model */
+	double speedup;             /* over the seed */
+	double time_us;             /* median */
+	bool modeled;
+	int64_t candidate_id;       /* recorded as a "Kiln-Candidate:" trailer */
+	int64_t run_id;             /* recorded as a "Kiln-Run:" trailer */
+	const char *body;           /* optional extra paragraph (node path, model) */
+} kiln_git_best;
+
+/* Commits kernel.cu, launch.json and result.json on branch <target>/<arch> (created on
+ * first use; parent = the branch tip) with the message
+ * "adamw sm_90: 1.42x over seed (31.2 us, modeled) — candidate 17". out_oid: hex. */
+kiln_err kiln_git_commit_best(kiln_git *g, char out_oid[41], const kiln_git_best *b);
+
+/* Tip of <target>/<arch> into out_oid; KILN_ENOTFOUND when the branch does not exist. */
+kiln_err kiln_git_branch_tip(kiln_git *g, char out_oid[41], const char *target, const char *arch);
+
+/* Annotated tag promoted/<target>/<arch>/vN (N = 1 + the highest existing) on rev (an
+ * oid or ref; NULL = the branch tip). out_name receives the tag name. */
+kiln_err kiln_git_tag(kiln_git *g, char *out_name, size_t name_size, const char *target,
+		      const char *arch, const char *rev, const char *message);
+
+/* The bytes of path in the commit rev (oid, branch or tag). Caller frees *out (NUL-
+ * terminated); KILN_ENOTFOUND when rev or path does not exist. */
+kiln_err kiln_git_read_file(kiln_git *g, char **out, size_t *len, const char *rev, const char *path);
+
+typedef struct kiln_git_branch {
+	char *name;            /* "adamw/sm_90" */
+	char oid[41];          /* tip */
+	size_t commits;        /* length of its history */
+	int64_t candidate_id;  /* tip's Kiln-Candidate trailer; 0 = none */
+	int64_t run_id;        /* tip's Kiln-Run trailer; 0 = none */
+} kiln_git_branch;
+
+/* Walks every branch and every commit on it: each must have kernel.cu, launch.json and a
+ * result.json that parses. KILN_ECORRUPT naming the branch and commit otherwise. On
+ * success *out lists the branches (kiln_git_branches_free) for cross-checks with
+ * history.db (runs.best_candidate == tip candidate). */
+kiln_err kiln_git_verify_refs(kiln_git *g, kiln_git_branch **out, size_t *n);
+void kiln_git_branches_free(kiln_git_branch *b, size_t n);
+
+#endif

@@ -1,0 +1,38 @@
+/* archive: private to the folder. The database handle, the one place SQLite result
+ * codes become kiln_err (db_err), and small binding/column helpers shared by db.c
+ * (open, migrations, transactions) and records.c (typed inserts and queries). */
+#ifndef KILN_ARCHIVE_INT_H
+#define KILN_ARCHIVE_INT_H
+
+#include <sqlite3.h>
+
+#include "archive/archive.h"
+
+struct kiln_db {
+	sqlite3 *h;
+	char *path;
+	bool readonly;
+	int depth;      /* open transactions/savepoints from kiln_db_tx_begin */
+};
+
+/* Translates an SQLite failure: corruption -> KILN_ECORRUPT with a recovery hint, busy ->
+ * KILN_ELOCKED, the rest KILN_EDB; the message names the file, what was being done and
+ * sqlite3_errmsg. */
+kiln_err kiln_db_err(kiln_db *db, int rc, const char *what);
+
+/* Prepares sql or sets the error. */
+kiln_err kiln_db_prepare(kiln_db *db, sqlite3_stmt **st, const char *sql);
+/* Runs sql (no results) or sets the error. */
+kiln_err kiln_db_exec(kiln_db *db, const char *sql, const char *what);
+
+/* Binders that map "absent" to NULL: text NULL, ids <= 0, NaN doubles, negative counts. */
+int kiln_db_bind_text(sqlite3_stmt *st, int i, const char *s);
+int kiln_db_bind_id(sqlite3_stmt *st, int i, int64_t id);
+int kiln_db_bind_real(sqlite3_stmt *st, int i, double v);
+int kiln_db_bind_count(sqlite3_stmt *st, int i, int64_t v);
+/* Column readers: NULL text -> NULL (or "" with _dup_nn), NULL number -> fallback. */
+char *kiln_db_col_dup(sqlite3_stmt *st, int i);
+int64_t kiln_db_col_int(sqlite3_stmt *st, int i, int64_t if_null);
+double kiln_db_col_real(sqlite3_stmt *st, int i); /* NaN when NULL */
+
+#endif

@@ -1,0 +1,732 @@
+/* target.json: loading, validation and lookups. Validation is strict and complete before
+ * a kiln_target is handed out: unknown keys, bad dtypes, shapes over unknown symbols,
+ * missing tolerances, unresolvable references and name clashes are all one-line
+ * KILN_EINVAL errors of the form "<file>: <field path>: <what was expected>".
+ * Also finding targets by name and listing the targets of a folder. */
+#include "targets/targets_int.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WHERE_MAX 1024
+#define MAX_DIMS 8
+#define MAX_SIZES 64
+
+void kiln_target_free(kiln_target *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nsymbols; i++) {
+		free(t->symbols[i].name);
+		free(t->symbols[i].verify);
+		free(t->symbols[i].bench);
+	}
+	free(t->symbols);
+	for (size_t i = 0; i < t->nbuffers; i++) {
+		kiln_buffer_spec *b = &t->buffers[i];
+		free(b->name);
+		for (size_t d = 0; d < b->ndim; d++)
+			free(b->shape[d]);
+		free(b->shape);
+		free(b->init);
+		free(b->masked_by);
+	}
+	free(t->buffers);
+	for (size_t i = 0; i < t->nscalars; i++)
+		free(t->scalars[i].name);
+	free(t->scalars);
+	for (size_t i = 0; i < t->ntolerances; i++)
+		free(t->tolerances[i].buffer);
+	free(t->tolerances);
+	for (size_t i = 0; i < t->nknobs; i++) {
+		free(t->knobs[i].name);
+		free(t->knobs[i].values);
+	}
+	free(t->knobs);
+	free(t->name);
+	free(t->family);
+	free(t->summary);
+	free(t->math);
+	free(t->dir);
+	free(t->traffic_bytes);
+	free(t->reference);
+	free(t->seed_path);
+	free(t->launch_path);
+	free(t->notes);
+	free(t);
+}
+
+/* Every name a target defines, for uniqueness and for expression checks. */
+typedef struct names {
+	const char *v[4 * KILN_ENV_MAX + 256];
+	const char *kind[4 * KILN_ENV_MAX + 256];
+	size_t n;
+	size_t nexpr; /* the first nexpr names (symbols) may appear in shapes and traffic */
+} names;
+
+static kiln_err add_name(names *ns, const char *name, const char *kind, const char *where)
+{
+	if (!kiln_name_ok(name))
+		return kiln_error_set(KILN_EINVAL,
+				      "%s: \"%s\" is not a C identifier (letters, digits, _; at most %d chars)",
+				      where, name, KILN_NAME_MAX - 1);
+	if (kiln_name_reserved(name))
+		return kiln_error_set(KILN_EINVAL, "%s: \"%s\" is reserved (ceil_div, min, max, sm_count)",
+				      where, name);
+	for (size_t i = 0; i < ns->n; i++)
+		if (strcmp(ns->v[i], name) == 0)
+			return kiln_error_set(KILN_EINVAL, "%s: duplicate name \"%s\" (already a %s)", where,
+					      name, ns->kind[i]);
+	if (ns->n >= KILN_ARRAY_LEN(ns->v))
+		return kiln_error_set(KILN_EINVAL, "%s: too many names", where);
+	ns->v[ns->n] = name;
+	ns->kind[ns->n++] = kind;
+	return KILN_OK;
+}
+
+static kiln_err dup_into(char **out, const char *s)
+{
+	*out = kiln_strdup(s);
+	return *out ? KILN_OK : KILN_ENOMEM;
+}
+
+/* A required non-empty string field. */
+static kiln_err need_string(char **out, const cJSON *obj, const char *key, const char *where)
+{
+	const char *s;
+	kiln_err e = kiln_json_string(&s, obj, key, where);
+	if (e)
+		return e;
+	if (!*s)
+		return kiln_error_set(KILN_EINVAL, "%s: field \"%s\": expected a non-empty string", where, key);
+	return dup_into(out, s);
+}
+
+kiln_err kiln_json_expr(char **out, const cJSON *it, const char *where)
+{
+	if (cJSON_IsString(it))
+		return dup_into(out, it->valuestring);
+	if (cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) &&
+	    fabs(it->valuedouble) < 9007199254740992.0) {
+		*out = kiln_asprintf("%lld", (long long)it->valuedouble);
+		return *out ? KILN_OK : KILN_ENOMEM;
+	}
+	return kiln_error_set(KILN_EINVAL, "%s: expected an expression (a string such as \"ceil_div(n, 256)\" or an integer)",
+			      where);
+}
+
+/* A non-empty array of integers in [lo, hi]. */
+static kiln_err int_list(int64_t **out, size_t *n, const cJSON *arr, int64_t lo, int64_t hi,
+			 const char *where)
+{
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+		return kiln_error_set(KILN_EINVAL, "%s: expected a non-empty array of integers", where);
+	size_t cnt = (size_t)cJSON_GetArraySize(arr);
+	if (cnt > MAX_SIZES)
+		return kiln_error_set(KILN_EINVAL, "%s: at most %d values", where, MAX_SIZES);
+	if (!(*out = kiln_calloc(cnt, sizeof(int64_t))))
+		return KILN_ENOMEM;
+	*n = cnt;
+	size_t i = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) {
+		double d = it->valuedouble;
+		if (!cJSON_IsNumber(it) || d != floor(d) || fabs(d) > 9007199254740992.0)
+			return kiln_error_set(KILN_EINVAL, "%s[%zu]: expected an integer", where, i);
+		if (d < (double)lo || d > (double)hi)
+			return kiln_error_set(KILN_EINVAL, "%s[%zu]: %lld is out of range [%lld, %lld]", where, i,
+					      (long long)d, (long long)lo, (long long)hi);
+		(*out)[i++] = (int64_t)d;
+	}
+	return KILN_OK;
+}
+
+static kiln_err load_symbols(kiln_target *t, const cJSON *root, names *ns, const char *file)
+{
+	const cJSON *obj, *it;
+	char where[WHERE_MAX];
+	kiln_err e;
+	snprintf(where, sizeof(where), "%s", file);
+	if ((e = kiln_json_object(&obj, root, "symbols", where)))
+		return e;
+	size_t cnt = (size_t)cJSON_GetArraySize(obj);
+	if (cnt == 0)
+		return kiln_error_set(KILN_EINVAL, "%s: symbols: expected at least one symbol", file);
+	if (!(t->symbols = kiln_calloc(cnt, sizeof(*t->symbols))))
+		return KILN_ENOMEM;
+	static const char *const keys[] = {"verify", "bench", NULL};
+	cJSON_ArrayForEach(it, obj) {
+		kiln_symbol *s = &t->symbols[t->nsymbols];
+		snprintf(where, sizeof(where), "%s: symbols.%s", file, it->string);
+		if ((e = add_name(ns, it->string, "symbol", where)))
+			return e;
+		if ((e = dup_into(&s->name, it->string)))
+			return e;
+		t->nsymbols++;
+		if (!cJSON_IsObject(it))
+			return kiln_error_set(KILN_EINVAL, "%s: expected an object {\"verify\": [...], \"bench\": [...]}",
+					      where);
+		if ((e = kiln_json_only_keys(it, keys, where)))
+			return e;
+		char sub[WHERE_MAX + 16];
+		snprintf(sub, sizeof(sub), "%s.verify", where);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "verify");
+		if (!v)
+			return kiln_error_set(KILN_EINVAL, "%s: missing (the verification sizes)", sub);
+		if ((e = int_list(&s->verify, &s->nverify, v, 1, INT32_MAX, sub)))
+			return e;
+		snprintf(sub, sizeof(sub), "%s.bench", where);
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, "bench");
+		if (!b)
+			return kiln_error_set(KILN_EINVAL, "%s: missing (the benchmark sizes)", sub);
+		if ((e = int_list(&s->bench, &s->nbench, b, 1, INT64_C(1) << 40, sub)))
+			return e;
+	}
+	ns->nexpr = ns->n;
+	/* All lists of a kind have one length, or length 1 (the same value for every size). */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t want = 1, at = 0;
+		for (size_t i = 0; i < t->nsymbols; i++) {
+			size_t n = pass ? t->symbols[i].nbench : t->symbols[i].nverify;
+			if (n == 1)
+				continue;
+			if (want == 1) {
+				want = n;
+				at = i;
+			} else if (n != want) {
+				const char *k = pass ? "bench" : "verify";
+				return kiln_error_set(KILN_EINVAL,
+						      "%s: symbols.%s.%s: has %zu sizes but symbols.%s.%s has %zu "
+						      "(all %s lists must have one length, or length 1 to broadcast)",
+						      file, t->symbols[i].name, k, n, t->symbols[at].name, k, want, k);
+			}
+		}
+		if (pass)
+			t->nbench_sizes = want;
+		else
+			t->nverify_sizes = want;
+	}
+	return KILN_OK;
+}
+
+static kiln_err load_buffers(kiln_target *t, const cJSON *root, names *ns, const char *file)
+{
+	const cJSON *arr, *it;
+	char where[WHERE_MAX];
+	kiln_err e;
+	if ((e = kiln_json_array(&arr, root, "buffers", file)))
+		return e;
+	size_t cnt = (size_t)cJSON_GetArraySize(arr);
+	if (cnt == 0)
+		return kiln_error_set(KILN_EINVAL, "%s: buffers: expected at least one buffer", file);
+	if (!(t->buffers = kiln_calloc(cnt, sizeof(*t->buffers))))
+		return KILN_ENOMEM;
+	static const char *const keys[] = {"name", "dtype", "shape", "role", "init", "masked_by", NULL};
+	size_t idx = 0;
+	cJSON_ArrayForEach(it, arr) {
+		kiln_buffer_spec *b = &t->buffers[idx];
+		const char *s;
+		snprintf(where, sizeof(where), "%s: buffers[%zu]", file, idx);
+		t->nbuffers = ++idx;
+		if (!cJSON_IsObject(it))
+			return kiln_error_set(KILN_EINVAL, "%s: expected an object", where);
+		if ((e = kiln_json_only_keys(it, keys, where)) || (e = kiln_json_string(&s, it, "name", where)))
+			return e;
+		char sub[WHERE_MAX + 64];
+		snprintf(sub, sizeof(sub), "%s.name", where);
+		if ((e = add_name(ns, s, "buffer", sub)) || (e = dup_into(&b->name, s)))
+			return e;
+		if ((e = kiln_json_string(&s, it, "dtype", where)))
+			return e;
+		snprintf(sub, sizeof(sub), "%s.dtype", where);
+		if ((e = kiln_dtype_parse(&b->dtype, s, sub)))
+			return e;
+		if ((e = kiln_json_string(&s, it, "role", where)))
+			return e;
+		if (strcmp(s, "in") == 0)
+			b->role = KILN_ROLE_IN;
+		else if (strcmp(s, "out") == 0)
+			b->role = KILN_ROLE_OUT;
+		else if (strcmp(s, "inout") == 0)
+			b->role = KILN_ROLE_INOUT;
+		else
+			return kiln_error_set(KILN_EINVAL, "%s.role: unknown role \"%s\" (expected in, out or inout)",
+					      where, s);
+		const cJSON *shape;
+		if ((e = kiln_json_array(&shape, it, "shape", where)))
+			return e;
+		size_t nd = (size_t)cJSON_GetArraySize(shape);
+		if (nd == 0 || nd > MAX_DIMS)
+			return kiln_error_set(KILN_EINVAL, "%s.shape: expected 1 to %d dimensions, got %zu", where,
+					      MAX_DIMS, nd);
+		if (!(b->shape = kiln_calloc(nd, sizeof(char *))))
+			return KILN_ENOMEM;
+		const cJSON *d;
+		cJSON_ArrayForEach(d, shape) {
+			snprintf(sub, sizeof(sub), "%s.shape[%zu]", where, b->ndim);
+			if ((e = kiln_json_expr(&b->shape[b->ndim], d, sub)))
+				return e;
+			b->ndim++;
+			if ((e = kiln_expr_check(b->shape[b->ndim - 1], ns->v, ns->nexpr, sub)))
+				return e;
+		}
+		s = NULL;
+		if ((e = kiln_json_opt_string(&s, it, "init", where)))
+			return e;
+		if (!s && b->role != KILN_ROLE_OUT)
+			return kiln_error_set(KILN_EINVAL,
+					      "%s: missing field \"init\" (an in/inout buffer needs a distribution, "
+					      "e.g. \"normal(0,1)\")", where);
+		if (s && b->role == KILN_ROLE_OUT)
+			return kiln_error_set(KILN_EINVAL, "%s.init: an out buffer is zero-filled; remove \"init\"", where);
+		if (s) {
+			kiln_init init;
+			snprintf(sub, sizeof(sub), "%s.init", where);
+			if ((e = kiln_init_parse(&init, s, sub)) || (e = dup_into(&b->init, s)))
+				return e;
+		}
+		s = NULL;
+		if ((e = kiln_json_opt_string(&s, it, "masked_by", where)))
+			return e;
+		if (s && (e = dup_into(&b->masked_by, s)))
+			return e;
+	}
+	/* masked_by names a mask buffer of the same shape, declared anywhere. */
+	for (size_t i = 0; i < t->nbuffers; i++) {
+		kiln_buffer_spec *b = &t->buffers[i];
+		if (!b->masked_by)
+			continue;
+		snprintf(where, sizeof(where), "%s: buffers[%zu].masked_by", file, i);
+		long m = kiln_target_buffer_index(t, b->masked_by);
+		kiln_init init;
+		if (m < 0 || (size_t)m == i)
+			return kiln_error_set(KILN_EINVAL, "%s: \"%s\" is not another buffer of this target", where,
+					      b->masked_by);
+		const kiln_buffer_spec *mb = &t->buffers[m];
+		if (!mb->init || kiln_init_parse(&init, mb->init, where) || init.kind != KILN_INIT_MASK)
+			return kiln_error_set(KILN_EINVAL, "%s: buffer \"%s\" is not a mask (its init must be mask(f))",
+					      where, b->masked_by);
+		bool same = mb->ndim == b->ndim;
+		for (size_t d = 0; same && d < b->ndim; d++)
+			same = strcmp(mb->shape[d], b->shape[d]) == 0;
+		if (!same)
+			return kiln_error_set(KILN_EINVAL, "%s: buffer \"%s\" must have the same shape as \"%s\"", where,
+					      b->masked_by, b->name);
+		if (b->role == KILN_ROLE_OUT)
+			return kiln_error_set(KILN_EINVAL, "%s: an out buffer is zero-filled and cannot be masked",
+					      where);
+	}
+	return KILN_OK;
+}
+
+static kiln_err load_scalars(kiln_target *t, const cJSON *root, names *ns, const char *file)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "scalars"), *it;
+	char where[WHERE_MAX], sub[WHERE_MAX + 16];
+	kiln_err e;
+	if (!arr)
+		return KILN_OK;
+	if (!cJSON_IsArray(arr))
+		return kiln_error_set(KILN_EINVAL, "%s: scalars: expected an array", file);
+	size_t cnt = (size_t)cJSON_GetArraySize(arr);
+	if (cnt && !(t->scalars = kiln_calloc(cnt, sizeof(*t->scalars))))
+		return KILN_ENOMEM;
+	static const char *const keys[] = {"name", "dtype", "value", NULL};
+	cJSON_ArrayForEach(it, arr) {
+		kiln_scalar_spec *s = &t->scalars[t->nscalars];
+		const char *str;
+		snprintf(where, sizeof(where), "%s: scalars[%zu]", file, t->nscalars);
+		t->nscalars++;
+		if (!cJSON_IsObject(it))
+			return kiln_error_set(KILN_EINVAL, "%s: expected an object", where);
+		if ((e = kiln_json_only_keys(it, keys, where)) || (e = kiln_json_string(&str, it, "name", where)))
+			return e;
+		snprintf(sub, sizeof(sub), "%s.name", where);
+		if ((e = add_name(ns, str, "scalar", sub)) || (e = dup_into(&s->name, str)))
+			return e;
+		if ((e = kiln_json_string(&str, it, "dtype", where)))
+			return e;
+		snprintf(sub, sizeof(sub), "%s.dtype", where);
+		if ((e = kiln_dtype_parse(&s->dtype, str, sub)))
+			return e;
+		if (s->dtype == KILN_F16 || s->dtype == KILN_BF16)
+			return kiln_error_set(KILN_EINVAL,
+					      "%s: scalars are f32, f64, i32, i64, u32, u8 or bool, not %s", sub, str);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "value");
+		if (cJSON_IsBool(v))
+			s->value = cJSON_IsTrue(v);
+		else if ((e = kiln_json_number(&s->value, it, "value", where)))
+			return e;
+		if (!kiln_dtype_is_float(s->dtype)) {
+			double lo = s->dtype == KILN_I32 ? -2147483648.0 : s->dtype == KILN_I64 ? -9007199254740992.0 : 0;
+			double hi = s->dtype == KILN_I32 ? 2147483647.0 : s->dtype == KILN_U32 ? 4294967295.0
+				  : s->dtype == KILN_U8 ? 255.0 : s->dtype == KILN_BOOL ? 1.0 : 9007199254740992.0;
+			if (s->value != floor(s->value) || s->value < lo || s->value > hi)
+				return kiln_error_set(KILN_EINVAL, "%s.value: %g is not a %s value", where, s->value,
+						      kiln_dtype_name(s->dtype));
+		} else if (!isfinite(s->value)) {
+			return kiln_error_set(KILN_EINVAL, "%s.value: expected a finite number", where);
+		}
+	}
+	return KILN_OK;
+}
+
+static kiln_err load_tolerances(kiln_target *t, const cJSON *root, const char *file)
+{
+	const cJSON *obj, *it;
+	char where[WHERE_MAX];
+	kiln_err e;
+	if ((e = kiln_json_object(&obj, root, "tolerance", file)))
+		return e;
+	size_t cnt = (size_t)cJSON_GetArraySize(obj);
+	if (cnt && !(t->tolerances = kiln_calloc(cnt, sizeof(*t->tolerances))))
+		return KILN_ENOMEM;
+	static const char *const keys[] = {"rule", "rtol", "atol", "ulps", NULL};
+	cJSON_ArrayForEach(it, obj) {
+		kiln_tolerance *tol = &t->tolerances[t->ntolerances];
+		snprintf(where, sizeof(where), "%s: tolerance.%s", file, it->string);
+		const kiln_buffer_spec *b = kiln_target_buffer(t, it->string);
+		if (!b)
+			return kiln_error_set(KILN_EINVAL, "%s: no buffer named \"%s\"", where, it->string);
+		if (b->role == KILN_ROLE_IN)
+			return kiln_error_set(KILN_EINVAL, "%s: \"%s\" is an in buffer; tolerances are for out/inout buffers",
+					      where, it->string);
+		if ((e = dup_into(&tol->buffer, it->string)))
+			return e;
+		t->ntolerances++;
+		if (!cJSON_IsObject(it))
+			return kiln_error_set(KILN_EINVAL, "%s: expected {\"rtol\": x, \"atol\": y}, {\"rule\": \"ulp\", "
+					      "\"ulps\": n} or {\"rule\": \"exact\"}", where);
+		if ((e = kiln_json_only_keys(it, keys, where)))
+			return e;
+		const char *rule = "plain";
+		if ((e = kiln_json_opt_string(&rule, it, "rule", where)))
+			return e;
+		bool has_rtol = cJSON_GetObjectItemCaseSensitive(it, "rtol") != NULL,
+		     has_atol = cJSON_GetObjectItemCaseSensitive(it, "atol") != NULL,
+		     has_ulps = cJSON_GetObjectItemCaseSensitive(it, "ulps") != NULL;
+		if ((e = kiln_json_opt_number(&tol->rtol, it, "rtol", where)) ||
+		    (e = kiln_json_opt_number(&tol->atol, it, "atol", where)) ||
+		    (e = kiln_json_opt_number(&tol->ulps, it, "ulps", where)))
+			return e;
+		if (strcmp(rule, "plain") == 0) {
+			tol->rule = KILN_TOL_PLAIN;
+			if (!has_rtol || !has_atol || has_ulps)
+				return kiln_error_set(KILN_EINVAL, "%s: expected both \"rtol\" and \"atol\" (and no \"ulps\")",
+						      where);
+		} else if (strcmp(rule, "ulp") == 0) {
+			tol->rule = KILN_TOL_ULP;
+			if (!has_ulps || has_rtol)
+				return kiln_error_set(KILN_EINVAL, "%s: rule \"ulp\" takes \"ulps\" (and an optional \"atol\")",
+						      where);
+			if (!(tol->ulps > 0))
+				return kiln_error_set(KILN_EINVAL, "%s.ulps: expected a positive number", where);
+		} else if (strcmp(rule, "exact") == 0) {
+			tol->rule = KILN_TOL_EXACT;
+			if (has_rtol || has_atol || has_ulps)
+				return kiln_error_set(KILN_EINVAL, "%s: rule \"exact\" takes no rtol, atol or ulps", where);
+		} else {
+			return kiln_error_set(KILN_EINVAL, "%s.rule: unknown rule \"%s\" (expected plain, ulp or exact)",
+					      where, rule);
+		}
+		if (!(tol->rtol >= 0) || !(tol->atol >= 0) || !isfinite(tol->rtol) || !isfinite(tol->atol))
+			return kiln_error_set(KILN_EINVAL, "%s: rtol and atol must be finite and >= 0", where);
+	}
+	for (size_t i = 0; i < t->nbuffers; i++)
+		if (t->buffers[i].role != KILN_ROLE_IN && !kiln_target_tolerance(t, t->buffers[i].name))
+			return kiln_error_set(KILN_EINVAL, "%s: tolerance: missing for output buffer \"%s\" (every out/inout "
+					      "buffer needs one)", file, t->buffers[i].name);
+	return KILN_OK;
+}
+
+static kiln_err load_knobs(kiln_target *t, const cJSON *root, names *ns, const char *file)
+{
+	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "knobs"), *it;
+	char where[WHERE_MAX];
+	kiln_err e;
+	if (!obj)
+		return KILN_OK;
+	if (!cJSON_IsObject(obj))
+		return kiln_error_set(KILN_EINVAL, "%s: knobs: expected an object {\"NAME\": [values...]}", file);
+	size_t cnt = (size_t)cJSON_GetArraySize(obj);
+	if (cnt && !(t->knobs = kiln_calloc(cnt, sizeof(*t->knobs))))
+		return KILN_ENOMEM;
+	cJSON_ArrayForEach(it, obj) {
+		kiln_knob *k = &t->knobs[t->nknobs];
+		snprintf(where, sizeof(where), "%s: knobs.%s", file, it->string);
+		if ((e = add_name(ns, it->string, "knob", where)) || (e = dup_into(&k->name, it->string)))
+			return e;
+		t->nknobs++;
+		if ((e = int_list(&k->values, &k->n, it, INT32_MIN, INT32_MAX, where)))
+			return e;
+	}
+	return KILN_OK;
+}
+
+/* Name of the last path component of dir (trailing slashes ignored) into out. */
+static void base_name(char *out, size_t cap, const char *dir)
+{
+	size_t len = strlen(dir);
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	size_t start = len;
+	while (start > 0 && dir[start - 1] != '/')
+		start--;
+	size_t n = len - start < cap - 1 ? len - start : cap - 1;
+	memcpy(out, dir + start, n);
+	out[n] = 0;
+}
+
+kiln_err kiln_target_load(kiln_target **out, const char *dir)
+{
+	static const char *const keys[] = {"name", "family", "summary", "math", "symbols", "buffers",
+					   "scalars", "tolerance", "traffic_bytes", "reference", "knobs",
+					   "notes", NULL};
+	kiln_target *t = NULL;
+	cJSON *root = NULL;
+	char *file = NULL;
+	names *ns = NULL;
+	const char *s;
+	kiln_err e = KILN_ENOMEM;
+	*out = NULL;
+	if (!(file = kiln_path_join(dir, "target.json")) || !(t = kiln_calloc(1, sizeof(*t))) ||
+	    !(ns = kiln_calloc(1, sizeof(*ns))) || !(t->dir = kiln_strdup(dir)))
+		goto done;
+	if (!kiln_path_exists(file)) {
+		e = kiln_error_set(KILN_ENOTFOUND, "%s: no such file (a target folder holds target.json, seed.cu, "
+				   "launch.json)", file);
+		goto done;
+	}
+	if ((e = kiln_json_parse_file(&root, file, 1u << 20)))
+		goto done;
+	if (!cJSON_IsObject(root)) {
+		e = kiln_error_set(KILN_EINVAL, "%s: expected a JSON object at the top level", file);
+		goto done;
+	}
+	if ((e = kiln_json_only_keys(root, keys, file)) || (e = need_string(&t->name, root, "name", file)))
+		goto done;
+	if (!kiln_name_ok(t->name)) {
+		e = kiln_error_set(KILN_EINVAL, "%s: name: \"%s\" is not a C identifier", file, t->name);
+		goto done;
+	}
+	char base[KILN_NAME_MAX * 4];
+	base_name(base, sizeof(base), dir);
+	if (strcmp(base, t->name) != 0) {
+		e = kiln_error_set(KILN_EINVAL, "%s: name: \"%s\" must match its folder name \"%s\"", file, t->name, base);
+		goto done;
+	}
+	if ((e = need_string(&t->family, root, "family", file)) ||
+	    (e = need_string(&t->summary, root, "summary", file)) ||
+	    (e = need_string(&t->math, root, "math", file)))
+		goto done;
+	if ((e = load_symbols(t, root, ns, file)) || (e = load_buffers(t, root, ns, file)) ||
+	    (e = load_scalars(t, root, ns, file)) || (e = load_knobs(t, root, ns, file)) ||
+	    (e = load_tolerances(t, root, file)))
+		goto done;
+	if (t->nsymbols + t->nknobs + 1 > KILN_ENV_MAX) {
+		e = kiln_error_set(KILN_EINVAL, "%s: symbols + knobs: at most %d names in all", file, KILN_ENV_MAX - 1);
+		goto done;
+	}
+	const cJSON *traffic = cJSON_GetObjectItemCaseSensitive(root, "traffic_bytes");
+	char where[WHERE_MAX];
+	snprintf(where, sizeof(where), "%s: traffic_bytes", file);
+	if (!traffic) {
+		e = kiln_error_set(KILN_EINVAL, "%s: missing (the fewest bytes a kernel must move, e.g. \"28*n\")", where);
+		goto done;
+	}
+	if ((e = kiln_json_expr(&t->traffic_bytes, traffic, where)) ||
+	    (e = kiln_expr_check(t->traffic_bytes, ns->v, ns->nexpr, where)))
+		goto done;
+	if ((e = need_string(&t->reference, root, "reference", file)))
+		goto done;
+	if (!(t->ref_fn = kiln_reference_lookup(t->reference))) {
+		e = kiln_error_set(KILN_EINVAL, "%s: reference: no built-in reference named \"%s\"", file, t->reference);
+		goto done;
+	}
+	s = NULL;
+	if ((e = kiln_json_opt_string(&s, root, "notes", file)) || (s && (e = dup_into(&t->notes, s))))
+		goto done;
+	e = KILN_ENOMEM;
+	if (!(t->seed_path = kiln_path_join(dir, "seed.cu")) || !(t->launch_path = kiln_path_join(dir, "launch.json")))
+		goto done;
+	const char *missing = !kiln_path_exists(t->seed_path) ? t->seed_path
+			    : !kiln_path_exists(t->launch_path) ? t->launch_path : NULL;
+	if (missing) {
+		e = kiln_error_set(KILN_EINVAL, "%s: missing (every target has a seed kernel and its launch plan)", missing);
+		goto done;
+	}
+	*out = t;
+	t = NULL;
+	e = KILN_OK;
+done:
+	if (e == KILN_ENOMEM)
+		kiln_error_set(KILN_ENOMEM, "%s: out of memory", file ? file : dir);
+	cJSON_Delete(root);
+	kiln_target_free(t);
+	free(ns);
+	free(file);
+	return e;
+}
+
+const char *kiln_targets_builtin_dir(void)
+{
+	const char *env = getenv("KILN_TARGETS_DIR");
+	return env && *env ? env : KILN_SOURCE_ROOT "/targets";
+}
+
+kiln_err kiln_target_find(kiln_target **out, const char *name, const char *targets_dir)
+{
+	*out = NULL;
+	if (!name || !*name)
+		return kiln_error_set(KILN_EINVAL, "no target name given");
+	if (strchr(name, '/'))
+		return kiln_target_load(out, name);
+	const char *dirs[2] = {targets_dir, kiln_targets_builtin_dir()};
+	for (size_t i = 0; i < 2; i++) {
+		if (!dirs[i] || !*dirs[i])
+			continue;
+		char *dir = kiln_path_join(dirs[i], name);
+		char *file = dir ? kiln_path_join(dir, "target.json") : NULL;
+		if (!file) {
+			free(dir);
+			return kiln_error_set(KILN_ENOMEM, "out of memory");
+		}
+		bool here = kiln_path_exists(file);
+		free(file);
+		if (here) {
+			kiln_err e = kiln_target_load(out, dir);
+			free(dir);
+			return e;
+		}
+		free(dir);
+	}
+	return kiln_error_set(KILN_ENOTFOUND, "no target named \"%s\" in %s%s%s (see `kiln targets`)", name,
+			      targets_dir && *targets_dir ? targets_dir : "",
+			      targets_dir && *targets_dir ? " or " : "", kiln_targets_builtin_dir());
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+kiln_err kiln_targets_list(char ***out, size_t *n, const char *targets_dir)
+{
+	const char *dir = targets_dir && *targets_dir ? targets_dir : kiln_targets_builtin_dir();
+	char **v = NULL;
+	size_t cnt = 0;
+	kiln_err e = KILN_OK;
+	*out = NULL;
+	*n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return kiln_error_set(KILN_EIO, "%s: cannot open the targets folder", dir);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *sub = kiln_path_join(dir, de->d_name);
+		char *file = sub ? kiln_path_join(sub, "target.json") : NULL;
+		bool yes = file && kiln_path_exists(file);
+		free(file);
+		free(sub);
+		if (!yes)
+			continue;
+		char **nv = kiln_realloc(v, (cnt + 1) * sizeof(*v));
+		if (!nv || !(nv[cnt] = kiln_strdup(de->d_name))) {
+			v = nv ? nv : v;
+			e = kiln_error_set(KILN_ENOMEM, "out of memory listing %s", dir);
+			break;
+		}
+		v = nv;
+		cnt++;
+	}
+	closedir(d);
+	if (e) {
+		for (size_t i = 0; i < cnt; i++)
+			free(v[i]);
+		free(v);
+		return e;
+	}
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_str);
+	*out = v;
+	*n = cnt;
+	return KILN_OK;
+}
+
+kiln_err kiln_target_sizes(kiln_env *out, const kiln_target *t, bool bench, size_t idx)
+{
+	size_t total = bench ? t->nbench_sizes : t->nverify_sizes;
+	kiln_env_init(out);
+	if (idx >= total)
+		return kiln_error_set(KILN_EINVAL, "target %s: %s size %zu does not exist (it has %zu)", t->name,
+				      bench ? "bench" : "verify", idx, total);
+	for (size_t i = 0; i < t->nsymbols; i++) {
+		const kiln_symbol *s = &t->symbols[i];
+		const int64_t *v = bench ? s->bench : s->verify;
+		size_t n = bench ? s->nbench : s->nverify;
+		kiln_err e = kiln_env_set(out, s->name, v[n == 1 ? 0 : idx]);
+		if (e)
+			return e;
+	}
+	return KILN_OK;
+}
+
+kiln_err kiln_target_count(size_t *out, const kiln_target *t, const kiln_buffer_spec *b,
+			   const kiln_env *sizes)
+{
+	char where[WHERE_MAX];
+	size_t count = 1;
+	*out = 0;
+	for (size_t d = 0; d < b->ndim; d++) {
+		int64_t v;
+		snprintf(where, sizeof(where), "target %s: buffer %s: shape[%zu]", t->name, b->name, d);
+		kiln_err e = kiln_expr_eval(&v, b->shape[d], sizes, where);
+		if (e)
+			return e;
+		if (v < 0)
+			return kiln_error_set(KILN_EINVAL, "%s: \"%s\" is negative (%lld)", where, b->shape[d], (long long)v);
+		if (__builtin_mul_overflow(count, (size_t)v, &count))
+			return kiln_error_set(KILN_EOVERFLOW, "%s: element count overflows", where);
+	}
+	size_t bytes;
+	if (__builtin_mul_overflow(count, kiln_dtype_size(b->dtype), &bytes))
+		return kiln_error_set(KILN_EOVERFLOW, "target %s: buffer %s: byte size overflows", t->name, b->name);
+	*out = count;
+	return KILN_OK;
+}
+
+long kiln_target_buffer_index(const kiln_target *t, const char *name)
+{
+	for (size_t i = 0; name && i < t->nbuffers; i++)
+		if (t->buffers[i].name && strcmp(t->buffers[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+const kiln_buffer_spec *kiln_target_buffer(const kiln_target *t, const char *name)
+{
+	long i = kiln_target_buffer_index(t, name);
+	return i < 0 ? NULL : &t->buffers[i];
+}
+
+const kiln_scalar_spec *kiln_target_scalar(const kiln_target *t, const char *name)
+{
+	for (size_t i = 0; name && i < t->nscalars; i++)
+		if (strcmp(t->scalars[i].name, name) == 0)
+			return &t->scalars[i];
+	return NULL;
+}
+
+const kiln_tolerance *kiln_target_tolerance(const kiln_target *t, const char *buffer)
+{
+	for (size_t i = 0; buffer && i < t->ntolerances; i++)
+		if (strcmp(t->tolerances[i].buffer, buffer) == 0)
+			return &t->tolerances[i];
+	return NULL;
+}

@@ -1,0 +1,55 @@
+/* targets: private structures shared by the files of this folder and by the built-in
+ * references (targets/<name>/reference.c): the reference's view of one input set
+ * (kiln_ref_io), the parsed form of a buffer's "init" string and small name helpers.
+ * Nothing outside targets/ includes this header. */
+#ifndef KILN_TARGETS_INT_H
+#define KILN_TARGETS_INT_H
+
+#include "targets/targets.h"
+
+/* What a reference sees: every buffer as doubles, per-element slack for out/inout
+ * buffers (NULL for in), the target (for scalars) and the sizes (for symbols). */
+struct kiln_ref_io {
+	const kiln_target *t;   /* borrowed */
+	const kiln_env *sizes;  /* borrowed */
+	double **bufs;          /* one per target buffer, index = buffer index */
+	double **slack;         /* NULL entries for `in` buffers */
+	size_t *count;          /* elements of each buffer */
+	size_t n;               /* = t->nbuffers */
+};
+
+/* A parsed init string, e.g. "normal(0, 0.01)" -> {KILN_INIT_NORMAL, {0, 0.01}, 2}. */
+typedef enum kiln_init_kind {
+	KILN_INIT_NORMAL,    /* normal(mu, sd) */
+	KILN_INIT_UNIFORM,   /* uniform(lo, hi): [lo, hi) */
+	KILN_INIT_LOGNORMAL, /* lognormal(mu, sd): exp(normal), strictly positive */
+	KILN_INIT_LOGPROB,   /* logprob(scale): -scale*|N(0,1)|, like log-probabilities */
+	KILN_INIT_RANDINT,   /* randint(lo, hi): integers, both ends inclusive */
+	KILN_INIT_MASK,      /* mask(minfrac): per row a prefix of ones, then zeros */
+	KILN_INIT_CONST,     /* const(v) */
+} kiln_init_kind;
+
+typedef struct kiln_init {
+	kiln_init_kind kind;
+	double a, b;         /* the arguments (b unused for one-argument kinds) */
+} kiln_init;
+
+/* Parses an init string; errors are KILN_EINVAL naming `where` and the grammar. */
+kiln_err kiln_init_parse(kiln_init *out, const char *s, const char *where);
+
+/* True when s is a C identifier (letter or _ then letters, digits, _) shorter than
+ * KILN_NAME_MAX. */
+bool kiln_name_ok(const char *s);
+/* Names the expression evaluator treats as functions or built-ins; not usable as
+ * target names. */
+bool kiln_name_reserved(const char *s);
+
+/* An expression given in JSON as a string or an integer (shape: ["n", 256]) as a fresh
+ * string (caller frees); anything else is KILN_EINVAL naming where. */
+struct cJSON;
+kiln_err kiln_json_expr(char **out, const struct cJSON *it, const char *where);
+
+/* Index of the named buffer in t->buffers, or -1. */
+long kiln_target_buffer_index(const kiln_target *t, const char *name);
+
+#endif

@@ -1,0 +1,649 @@
+/* Unit tests for archive/: a real SQLite file in a temp dir (create, migrate, reopen,
+ * newer-schema and corrupt-file refusal, one-transaction candidates with a real
+ * constraint failure mid-way, prefix lookup, a WAL reader beside a writer) and a real
+ * bare git repository (commits on a branch, files at each commit, `git log`, tags, the
+ * consistency check catching a damaged commit). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "archive/archive.h"
+
+typedef struct fixture {
+	char dir[64];
+	char *db_path;
+	char *git_dir;
+} fixture;
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	strcpy(f->dir, "/tmp/kiln-test-archive-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->db_path = kiln_path_join(f->dir, "history.db");
+	f->git_dir = kiln_path_join(f->dir, "archive");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	char *cmd = kiln_asprintf("rm -rf '%s'", f->dir);
+	int rc = system(cmd);
+	free(cmd);
+	free(f->db_path);
+	free(f->git_dir);
+	free(f);
+	return rc == 0 ? 0 : -1;
+}
+
+/* One value of a query on a raw connection (the test's independent view of the file). */
+static long long raw_int(const char *path, const char *sql)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -999;
+	assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *h = NULL;
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+}
+
+static int64_t add_run(kiln_db *db, const char *target)
+{
+	kiln_run_rec r = {target, "tune", NULL, "emu", "H100-SXM", "sm_90",
+			  "{\"iterations\":10}", NULL, 1234};
+	int64_t id = 0;
+	assert_int_equal(kiln_db_run_begin(db, &id, &r), 0);
+	assert_true(id > 0);
+	return id;
+}
+
+static kiln_candidate_rec cand(int64_t run, int64_t it, const char *src)
+{
+	kiln_candidate_rec c = {0};
+	c.run_id = run;
+	c.iteration = it;
+	c.node_id = "n1";
+	c.source = src;
+	c.launch_json = "{\"launches\":[]}";
+	c.knobs_json = "{\"BLOCK\":256}";
+	return c;
+}
+
+static const kiln_compile_rec compile_ok = {true, "", "sm_90", "NVRTC 13.0, nvJitLink 13.0", "abcd",
+					    24, 0, 0, 512, 0.05, false, "{\"kernels\":[]}"};
+
+static kiln_verify_rec verify_pass(void)
+{
+	kiln_verify_rec v = {0};
+	v.passed = true;
+	v.message = "4 input sets passed";
+	v.worst_error = 0.25;
+	v.worst_index = 17;
+	v.worst_buffer = "p";
+	v.worst_set = 2;
+	v.seeds_json = "[1,2,3,4]";
+	v.checks_json = "[\"values\",\"written\"]";
+	v.device = "emu";
+	v.wall_s = 0.3;
+	return v;
+}
+
+static kiln_timing_rec timing(double us)
+{
+	kiln_timing_rec t = {0};
+	t.device = "emu";
+	t.modeled = true;
+	t.time_us = us;
+	t.min_us = NAN;
+	t.spread = NAN;
+	t.reps = 1;
+	t.roofline = 0.5;
+	t.bandwidth_gbs = 1500;
+	t.speedup = 1.0;
+	return t;
+}
+
+/* ---------------- history.db ---------------- */
+
+static void test_archive__create_and_reopen(void **state)
+{
+	fixture *f = *state;
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	assert_int_equal(kiln_db_schema_version(db), KILN_DB_SCHEMA_VERSION);
+	int64_t run = add_run(db, "adamw");
+	assert_int_equal(kiln_db_integrity_check(db), 0);
+	kiln_db_close(db);
+	kiln_db_close(NULL);
+	/* an independent look at the file */
+	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 9);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
+	/* reopen: the run is still there; a read-only open sees it too */
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	kiln_run_info *r = NULL;
+	assert_int_equal(kiln_db_run_get(db, &r, run), 0);
+	assert_string_equal(r->target, "adamw");
+	assert_string_equal(r->status, "running");
+	assert_string_equal(r->budgets_json, "{\"iterations\":10}");
+	assert_null(r->ended);
+	assert_null(r->llm_model);
+	assert_int_equal(r->pid, 1234);
+	assert_int_equal(r->seed_candidate, 0);
+	kiln_run_infos_free(r, 1);
+	assert_int_equal(kiln_db_run_end(db, run, "finished", "{\"iterations\":10}"), 0);
+	assert_int_equal(kiln_db_run_end(db, run, "done", NULL), KILN_EINVAL);
+	assert_int_equal(kiln_db_run_end(db, 999, "failed", NULL), KILN_ENOTFOUND);
+	kiln_db_close(db);
+	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), 0);
+	assert_int_equal(kiln_db_run_get(db, &r, run), 0);
+	assert_string_equal(r->status, "finished");
+	assert_non_null(r->ended);
+	assert_int_equal(strlen(r->ended), 20); /* 2026-11-23T23:05:00Z */
+	kiln_run_infos_free(r, 1);
+	/* readers cannot write */
+	assert_int_not_equal(kiln_db_event_add(db, run, "info", "x", "y", NULL), 0);
+	kiln_db_close(db);
+}
+
+static void test_archive__migrates_v0_file(void **state)
+{
+	fixture *f = *state;
+	/* an existing SQLite file at user_version 0 (e.g. created empty by a crashed kiln) */
+	raw_exec(f->db_path, "CREATE TABLE scratch (x); PRAGMA user_version = 0;");
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "older"));
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	assert_int_equal(kiln_db_schema_version(db), 1);
+	kiln_db_close(db);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM sqlite_master WHERE name = 'candidates'"), 1);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM sqlite_master WHERE name = 'scratch'"), 1);
+}
+
+static void test_archive__newer_schema_refused(void **state)
+{
+	fixture *f = *state;
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	kiln_db_close(db);
+	raw_exec(f->db_path, "PRAGMA user_version = 5");
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), KILN_EINVAL);
+	assert_null(db);
+	char *want = kiln_asprintf("%s schema v5 is newer than this kiln (v1): upgrade kiln", f->db_path);
+	assert_string_equal(kiln_error_last(), want);
+	free(want);
+	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), KILN_EINVAL);
+	/* and the file was left alone */
+	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 5);
+}
+
+static void test_archive__corrupt_file_refused(void **state)
+{
+	fixture *f = *state;
+	char garbage[8192];
+	for (size_t i = 0; i < sizeof(garbage); i++)
+		garbage[i] = (char)('a' + (i * 7) % 26);
+	assert_int_equal(kiln_file_write_atomic(f->db_path, garbage, sizeof(garbage)), 0);
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), KILN_ECORRUPT);
+	assert_null(db);
+	assert_non_null(strstr(kiln_error_last(), f->db_path));
+	assert_non_null(strstr(kiln_error_last(), "recover"));
+	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), KILN_ECORRUPT);
+	/* a missing file for a reader */
+	char *missing = kiln_path_join(f->dir, "nope.db");
+	assert_int_equal(kiln_db_open(&db, missing, KILN_DB_READONLY), KILN_ENOTFOUND);
+	assert_false(kiln_path_exists(missing));
+	free(missing);
+}
+
+static void test_archive__candidate_commit_is_one_transaction(void **state)
+{
+	fixture *f = *state;
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	int64_t run = add_run(db, "adamw"), seed = 0, bad = 0, cid = 0;
+	kiln_candidate_rec c = cand(run, 0, "/* seed */");
+	c.is_seed = c.new_best = true;
+	kiln_verify_rec v = verify_pass();
+	kiln_timing_rec t = timing(40.0);
+	assert_int_equal(kiln_db_candidate_commit(db, &seed, &c, &compile_ok, &v, &t), 0);
+
+	/* a failure in the LAST part (time_us <= 0 violates a CHECK) after the candidate,
+	 * compile and verification rows were inserted: none of them may remain */
+	kiln_candidate_rec c2 = cand(run, 1, "/* faster? */");
+	c2.new_best = true;
+	kiln_timing_rec t_bad = timing(-1.0);
+	t_bad.time_us = 0.0;
+	kiln_err e = kiln_db_candidate_commit(db, &bad, &c2, &compile_ok, &v, &t_bad);
+	assert_int_equal(e, KILN_EDB);
+	assert_non_null(strstr(kiln_error_last(), "iteration 1"));
+	assert_non_null(strstr(kiln_error_last(), "timing"));
+	assert_int_equal(bad, 0);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM candidates"), 1);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM compile_results"), 1);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM verifications"), 1);
+	assert_int_equal(raw_int(f->db_path, "SELECT best_candidate FROM runs"), seed);
+	/* the same iteration again is refused (a resumed run never records twice) */
+	kiln_candidate_rec dup = cand(run, 0, "/* other */");
+	assert_int_not_equal(kiln_db_candidate_commit(db, &cid, &dup, NULL, NULL, NULL), 0);
+	/* the connection is healthy after the rollback */
+	c2.parent_id = seed;
+	kiln_timing_rec t2 = timing(20.0);
+	t2.speedup = 2.0;
+	assert_int_equal(kiln_db_candidate_commit(db, &cid, &c2, &compile_ok, &v, &t2), 0);
+	kiln_candidate_info *best = NULL;
+	assert_int_equal(kiln_db_candidate_best(db, &best, run), 0);
+	assert_int_equal(best->id, cid);
+	assert_int_equal(best->parent_id, seed);
+	assert_string_equal(best->outcome, "passed");
+	assert_true(best->has_compile && best->compile_ok && best->has_verify && best->passed);
+	assert_true(best->has_timing && best->modeled);
+	assert_true(fabs(best->time_us - 20.0) < 1e-9);
+	assert_true(fabs(best->speedup - 2.0) < 1e-9);
+	assert_int_equal(best->registers, 24);
+	assert_int_equal(best->shared_bytes, 512);
+	kiln_candidate_infos_free(best, 1);
+	/* a compile error: outcome says so, no verification */
+	kiln_candidate_rec c3 = cand(run, 2, "broken(");
+	kiln_compile_rec ce = compile_ok;
+	ce.ok = false;
+	ce.log = "kernel.cu(1): error: expected a )";
+	ce.registers = -1;
+	assert_int_equal(kiln_db_candidate_commit(db, &cid, &c3, &ce, NULL, NULL), 0);
+	kiln_candidate_info *list = NULL;
+	size_t n = 0;
+	assert_int_equal(kiln_db_candidates_list(db, &list, &n, run), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(list[0].iteration, 0);
+	assert_int_equal(list[2].iteration, 2);
+	assert_string_equal(list[2].outcome, "compile_error");
+	assert_false(list[2].has_verify);
+	assert_int_equal(list[2].registers, -1);
+	assert_string_equal(list[2].compile_log, "kernel.cu(1): error: expected a )");
+	assert_true(isnan(list[2].time_us));
+	kiln_candidate_infos_free(list, n);
+	kiln_run_info *runs = NULL;
+	assert_int_equal(kiln_db_runs_list(db, &runs, &n, "adamw"), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(runs[0].ncandidates, 3);
+	assert_int_equal(runs[0].seed_candidate, seed);
+	kiln_run_infos_free(runs, n);
+	assert_int_equal(kiln_db_runs_list(db, &runs, &n, "lion"), 0);
+	assert_int_equal(n, 0);
+	kiln_run_infos_free(runs, n);
+	assert_int_equal(kiln_db_integrity_check(db), 0);
+	kiln_db_close(db);
+}
+
+/* The candidate hash as documented: SHA-256 of source, launch, knobs, each NUL-ended. */
+static void doc_hash(char out[65], const char *src, const char *launch, const char *knobs)
+{
+	kiln_sha256 h;
+	uint8_t d[32];
+	kiln_sha256_init(&h);
+	kiln_sha256_update(&h, src, strlen(src) + 1);
+	kiln_sha256_update(&h, launch, strlen(launch) + 1);
+	kiln_sha256_update(&h, knobs, strlen(knobs) + 1);
+	kiln_sha256_final(&h, d);
+	kiln_hex(out, d, 32);
+}
+
+static void test_archive__prefix_lookup(void **state)
+{
+	fixture *f = *state;
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	int64_t run = add_run(db, "lion");
+	/* find two sources whose hashes share their first 4 hex digits (birthday search) */
+	static int first[65536];
+	char src_a[32] = "", src_b[32] = "", h[65], ha[65], hb[65];
+	memset(first, -1, sizeof(first));
+	for (int i = 0; i < 100000; i++) {
+		char s[32];
+		snprintf(s, sizeof(s), "/* %d */", i);
+		kiln_candidate_rec c = cand(run, 0, s);
+		doc_hash(h, s, c.launch_json, c.knobs_json);
+		unsigned p = (unsigned)strtoul((char[]){h[0], h[1], h[2], h[3], 0}, NULL, 16);
+		if (first[p] >= 0) {
+			snprintf(src_a, sizeof(src_a), "/* %d */", first[p]);
+			strcpy(src_b, s);
+			break;
+		}
+		first[p] = i;
+	}
+	assert_true(src_a[0] != '\0');
+	int64_t ida = 0, idb = 0;
+	kiln_candidate_rec ca = cand(run, 1, src_a), cb = cand(run, 2, src_b);
+	assert_int_equal(kiln_db_candidate_commit(db, &ida, &ca, NULL, NULL, NULL), 0);
+	assert_int_equal(kiln_db_candidate_commit(db, &idb, &cb, NULL, NULL, NULL), 0);
+	doc_hash(ha, src_a, ca.launch_json, ca.knobs_json);
+	doc_hash(hb, src_b, cb.launch_json, cb.knobs_json);
+	kiln_candidate_info *c = NULL;
+	/* by id */
+	char ref[32];
+	snprintf(ref, sizeof(ref), "%lld", (long long)idb);
+	assert_int_equal(kiln_db_candidate_find(db, &c, ref), 0);
+	assert_int_equal(c->id, idb);
+	assert_string_equal(c->hash, hb);
+	assert_string_equal(c->outcome, "unverified");
+	kiln_candidate_infos_free(c, 1);
+	/* the shared 4-digit prefix is ambiguous */
+	char p4[5];
+	memcpy(p4, ha, 4);
+	p4[4] = '\0';
+	assert_int_equal(kiln_db_candidate_find(db, &c, p4), KILN_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(kiln_error_last(), "ambiguous"));
+	/* the full hash and a longer (upper-case) prefix are unique */
+	assert_int_equal(kiln_db_candidate_find(db, &c, ha), 0);
+	assert_int_equal(c->id, ida);
+	kiln_candidate_infos_free(c, 1);
+	char p12[13];
+	for (int i = 0; i < 12; i++)
+		p12[i] = (char)(hb[i] >= 'a' ? hb[i] - 32 : hb[i]);
+	p12[12] = '\0';
+	assert_int_equal(kiln_db_candidate_find(db, &c, p12), 0);
+	assert_int_equal(c->id, idb);
+	kiln_candidate_infos_free(c, 1);
+	/* too short, not hex, not there */
+	assert_int_equal(kiln_db_candidate_find(db, &c, "ab"), KILN_EINVAL);
+	assert_int_equal(kiln_db_candidate_find(db, &c, "zzzzzz"), KILN_EINVAL);
+	assert_int_equal(kiln_db_candidate_find(db, &c, "999"), KILN_ENOTFOUND);
+	char other[9];
+	snprintf(other, sizeof(other), "%c%c%c%c%c%c%c%c", ha[0] == 'f' ? 'e' : 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f');
+	assert_int_equal(kiln_db_candidate_find(db, &c, other), KILN_ENOTFOUND);
+	kiln_db_close(db);
+}
+
+static void test_archive__wal_reader_beside_writer(void **state)
+{
+	fixture *f = *state;
+	kiln_db *w = NULL, *r = NULL;
+	assert_int_equal(kiln_db_open(&w, f->db_path, 0), 0);
+	int64_t run = add_run(w, "adamw"), id = 0;
+	kiln_candidate_rec c0 = cand(run, 0, "/* 0 */");
+	assert_int_equal(kiln_db_candidate_commit(w, &id, &c0, NULL, NULL, NULL), 0);
+	assert_int_equal(kiln_db_open(&r, f->db_path, KILN_DB_READONLY), 0);
+	/* the writer holds an open transaction with a new candidate in it */
+	assert_int_equal(kiln_db_tx_begin(w), 0);
+	kiln_candidate_rec c1 = cand(run, 1, "/* 1 */");
+	kiln_verify_rec v = verify_pass();
+	assert_int_equal(kiln_db_candidate_commit(w, &id, &c1, &compile_ok, &v, NULL), 0); /* nested */
+	assert_int_equal(kiln_db_event_add(w, run, "info", "candidate", "iteration 1 passed", "{\"it\":1}"), 0);
+	/* the reader is not blocked and sees the last committed state */
+	double t0 = kiln_now_s();
+	kiln_candidate_info *list = NULL;
+	size_t n = 0;
+	assert_int_equal(kiln_db_candidates_list(r, &list, &n, run), 0);
+	assert_true(kiln_now_s() - t0 < 1.0); /* not a busy-timeout wait */
+	assert_int_equal(n, 1);
+	kiln_candidate_infos_free(list, n);
+	assert_int_equal(kiln_db_tx_commit(w), 0);
+	assert_int_equal(kiln_db_candidates_list(r, &list, &n, run), 0);
+	assert_int_equal(n, 2);
+	assert_true(list[1].passed);
+	kiln_candidate_infos_free(list, n);
+	/* a rolled-back outer transaction takes its nested candidate with it */
+	assert_int_equal(kiln_db_tx_begin(w), 0);
+	kiln_candidate_rec c2 = cand(run, 2, "/* 2 */");
+	assert_int_equal(kiln_db_candidate_commit(w, &id, &c2, NULL, NULL, NULL), 0);
+	kiln_db_tx_rollback(w);
+	assert_int_equal(kiln_db_candidates_list(r, &list, &n, run), 0);
+	assert_int_equal(n, 2);
+	kiln_candidate_infos_free(list, n);
+	assert_int_equal(kiln_db_tx_commit(w), KILN_EINVAL);
+	kiln_db_close(r);
+	kiln_db_close(w);
+}
+
+static void test_archive__llm_calls_revisions_checkpoints(void **state)
+{
+	fixture *f = *state;
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	int64_t run = add_run(db, "adamw"), call = 0, rev = 0, it = 0;
+	kiln_llm_call_rec lc = {run, "openai", "gpt-5", "req-1", "ok", 2, 3.5, 1000, 800, 200, -1,
+				NAN, "propose", "PROMPT", "REPLY", NULL};
+	assert_int_equal(kiln_db_llm_call_add(db, &call, &lc), 0);
+	lc.cost_usd = 0.0125;
+	lc.status = "error";
+	lc.error = "HTTP 429";
+	assert_int_equal(kiln_db_llm_call_add(db, &call, &lc), 0);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM llm_calls WHERE cost_usd IS NULL"), 1);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM llm_calls WHERE reasoning_tokens IS NULL"), 2);
+	assert_int_equal(raw_int(f->db_path, "SELECT sum(cached_tokens) FROM llm_calls"), 1600);
+	lc.prompt = NULL;
+	assert_int_equal(kiln_db_llm_call_add(db, &call, &lc), KILN_EINVAL);
+	char *tree = NULL, *state_json = NULL;
+	assert_int_equal(kiln_db_wm_revision_latest(db, &tree, &it, run), KILN_ENOTFOUND);
+	kiln_wm_revision_rec wr = {run, 1, "{\"root\":1}", NULL, NULL, call};
+	assert_int_equal(kiln_db_wm_revision_add(db, &rev, &wr), 0);
+	wr.iteration = 4;
+	wr.tree_json = "{\"root\":2}";
+	wr.rejected_json = "[{\"op\":\"delete\",\"why\":\"node 3 is solved\"}]";
+	assert_int_equal(kiln_db_wm_revision_add(db, &rev, &wr), 0);
+	assert_int_equal(kiln_db_wm_revision_latest(db, &tree, &it, run), 0);
+	assert_string_equal(tree, "{\"root\":2}");
+	assert_int_equal(it, 4);
+	free(tree);
+	wr.tree_json = "{not json";
+	assert_int_not_equal(kiln_db_wm_revision_add(db, &rev, &wr), 0);
+	assert_int_equal(kiln_db_checkpoint_get(db, &state_json, &it, run), KILN_ENOTFOUND);
+	assert_int_equal(kiln_db_checkpoint_put(db, run, 3, "{\"it\":3}"), 0);
+	assert_int_equal(kiln_db_checkpoint_put(db, run, 7, "{\"it\":7}"), 0);
+	assert_int_equal(kiln_db_checkpoint_get(db, &state_json, &it, run), 0);
+	assert_string_equal(state_json, "{\"it\":7}");
+	assert_int_equal(it, 7);
+	free(state_json);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM checkpoints"), 1);
+	assert_int_equal(kiln_db_event_add(db, 0, "warn", "startup", "no GPU: using the emulator", NULL), 0);
+	assert_int_not_equal(kiln_db_event_add(db, run, "loud", "x", "y", NULL), 0);
+	assert_int_equal(kiln_db_run_resume(db, run, 4321), 0);
+	assert_int_equal(raw_int(f->db_path, "SELECT pid FROM runs"), 4321);
+	assert_int_equal(kiln_db_integrity_check(db), 0);
+	kiln_db_close(db);
+}
+
+/* ---------------- git archive ---------------- */
+
+static int count_lines(const char *cmd, char *first, size_t first_size)
+{
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	char line[512];
+	int n = 0;
+	while (fgets(line, sizeof(line), p)) {
+		if (n == 0 && first)
+			snprintf(first, first_size, "%s", line);
+		n++;
+	}
+	assert_int_equal(pclose(p), 0);
+	return n;
+}
+
+static void test_archive__git_commits_and_log(void **state)
+{
+	fixture *f = *state;
+	kiln_git *g = NULL;
+	char o1[41], o2[41], tip[41], first[512];
+	assert_int_equal(kiln_git_open(&g, f->git_dir), 0);
+	assert_int_equal(kiln_git_branch_tip(g, tip, "adamw", "sm_90"), KILN_ENOTFOUND);
+	kiln_git_best b = {"adamw", "sm_90", "// v1\n", "{\"launches\":[1]}", "{\"time_us\":40}",
+			   1.10, 40.0, true, 7, 1, NULL};
+	assert_int_equal(kiln_git_commit_best(g, o1, &b), 0);
+	b.kernel_cu = "// v2\n";
+	b.result_json = "{\"time_us\":31.2}";
+	b.speedup = 1.42;
+	b.time_us = 31.2;
+	b.candidate_id = 17;
+	b.body = "node: vectorize > unroll\nmodel: gpt-5";
+	assert_int_equal(kiln_git_commit_best(g, o2, &b), 0);
+	assert_string_not_equal(o1, o2);
+	assert_int_equal(kiln_git_branch_tip(g, tip, "adamw", "sm_90"), 0);
+	assert_string_equal(tip, o2);
+	/* files at each commit */
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(kiln_git_read_file(g, &text, &len, o1, "kernel.cu"), 0);
+	assert_string_equal(text, "// v1\n");
+	assert_int_equal(len, 6);
+	free(text);
+	assert_int_equal(kiln_git_read_file(g, &text, NULL, "adamw/sm_90", "kernel.cu"), 0);
+	assert_string_equal(text, "// v2\n");
+	free(text);
+	assert_int_equal(kiln_git_read_file(g, &text, NULL, o1, "result.json"), 0);
+	assert_string_equal(text, "{\"time_us\":40}");
+	free(text);
+	assert_int_equal(kiln_git_read_file(g, &text, NULL, o1, "missing.txt"), KILN_ENOTFOUND);
+	assert_int_equal(kiln_git_read_file(g, &text, NULL, "nosuchbranch", "kernel.cu"), KILN_ENOTFOUND);
+	/* the real git CLI reads it: two commits on the branch, newest first, with the speedup */
+	char *cmd = kiln_asprintf("git -C '%s' log --format=%%s adamw/sm_90", f->git_dir);
+	assert_int_equal(count_lines(cmd, first, sizeof(first)), 2);
+	assert_string_equal(first, "adamw sm_90: 1.42x over seed (31.2 us, modeled) \xe2\x80\x94 candidate 17\n");
+	free(cmd);
+	cmd = kiln_asprintf("git -C '%s' log --oneline", f->git_dir); /* HEAD follows the branch */
+	assert_int_equal(count_lines(cmd, NULL, 0), 2);
+	free(cmd);
+	cmd = kiln_asprintf("git -C '%s' log -1 '--format=%%an%%x20%%ae%%n%%(trailers:key=Kiln-Candidate,valueonly)' adamw/sm_90",
+			    f->git_dir);
+	assert_int_equal(count_lines(cmd, first, sizeof(first)), 3);
+	assert_string_equal(first, "kiln kiln@localhost\n");
+	free(cmd);
+	/* another target gets its own branch; bad names and bad result.json are refused */
+	kiln_git_best l = b;
+	l.target = "lion";
+	l.candidate_id = 3;
+	assert_int_equal(kiln_git_commit_best(g, o1, &l), 0);
+	l.target = "li on";
+	assert_int_equal(kiln_git_commit_best(g, o1, &l), KILN_EINVAL);
+	l.target = "lion";
+	l.result_json = "{oops";
+	assert_int_equal(kiln_git_commit_best(g, o1, &l), KILN_EINVAL);
+	kiln_git_branch *br = NULL;
+	size_t n = 0;
+	assert_int_equal(kiln_git_verify_refs(g, &br, &n), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(br[i].name, "adamw/sm_90") == 0) {
+			assert_int_equal(br[i].commits, 2);
+			assert_int_equal(br[i].candidate_id, 17);
+			assert_int_equal(br[i].run_id, 1);
+			assert_string_equal(br[i].oid, o2);
+		} else {
+			assert_string_equal(br[i].name, "lion/sm_90");
+			assert_int_equal(br[i].commits, 1);
+			assert_int_equal(br[i].candidate_id, 3);
+		}
+	}
+	kiln_git_branches_free(br, n);
+	kiln_git_close(g);
+	/* reopening finds the same history */
+	assert_int_equal(kiln_git_open(&g, f->git_dir), 0);
+	assert_int_equal(kiln_git_branch_tip(g, tip, "adamw", "sm_90"), 0);
+	assert_string_equal(tip, o2);
+	kiln_git_close(g);
+}
+
+static void test_archive__git_tags_increment(void **state)
+{
+	fixture *f = *state;
+	kiln_git *g = NULL;
+	char o1[41], o2[41], name[128];
+	assert_int_equal(kiln_git_open(&g, f->git_dir), 0);
+	assert_int_equal(kiln_git_tag(g, name, sizeof(name), "adamw", "sm_90", NULL, NULL), KILN_ENOTFOUND);
+	kiln_git_best b = {"adamw", "sm_90", "// a\n", "{}", "{}", 1.5, 10.0, false, 1, 1, NULL};
+	assert_int_equal(kiln_git_commit_best(g, o1, &b), 0);
+	b.kernel_cu = "// b\n";
+	assert_int_equal(kiln_git_commit_best(g, o2, &b), 0);
+	assert_int_equal(kiln_git_tag(g, name, sizeof(name), "adamw", "sm_90", o1, "promote 1"), 0);
+	assert_string_equal(name, "promoted/adamw/sm_90/v1");
+	assert_int_equal(kiln_git_tag(g, name, sizeof(name), "adamw", "sm_90", NULL, NULL), 0);
+	assert_string_equal(name, "promoted/adamw/sm_90/v2");
+	char *text = NULL;
+	assert_int_equal(kiln_git_read_file(g, &text, NULL, "promoted/adamw/sm_90/v1", "kernel.cu"), 0);
+	assert_string_equal(text, "// a\n");
+	free(text);
+	assert_int_equal(kiln_git_read_file(g, &text, NULL, "promoted/adamw/sm_90/v2", "kernel.cu"), 0);
+	assert_string_equal(text, "// b\n");
+	free(text);
+	/* another arch numbers its own tags */
+	b.arch = "sm_80";
+	assert_int_equal(kiln_git_commit_best(g, o1, &b), 0);
+	assert_int_equal(kiln_git_tag(g, name, sizeof(name), "adamw", "sm_80", NULL, NULL), 0);
+	assert_string_equal(name, "promoted/adamw/sm_80/v1");
+	kiln_git_close(g);
+	char *cmd = kiln_asprintf("git -C '%s' tag -l 'promoted/*'", f->git_dir);
+	assert_int_equal(count_lines(cmd, NULL, 0), 3);
+	free(cmd);
+}
+
+static void test_archive__git_verify_catches_damage(void **state)
+{
+	fixture *f = *state;
+	kiln_git *g = NULL;
+	char oid[41];
+	assert_int_equal(kiln_git_open(&g, f->git_dir), 0);
+	kiln_git_best b = {"adamw", "sm_90", "// a\n", "{}", "{}", 1.5, 10.0, false, 1, 1, NULL};
+	assert_int_equal(kiln_git_commit_best(g, oid, &b), 0);
+	/* a commit made behind kiln's back with only kernel.cu on top of the branch */
+	char *cmd = kiln_asprintf(
+		"cd '%s' && export GIT_AUTHOR_NAME=x GIT_AUTHOR_EMAIL=x@x GIT_COMMITTER_NAME=x GIT_COMMITTER_EMAIL=x@x"
+		" && b=$(printf 'x' | git hash-object -w --stdin)"
+		" && t=$(printf '100644 blob %%s\\tkernel.cu\\n' $b | git mktree)"
+		" && c=$(git commit-tree $t -p adamw/sm_90 -m damaged)"
+		" && git update-ref refs/heads/adamw/sm_90 $c",
+		f->git_dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	kiln_git_branch *br = NULL;
+	size_t n = 0;
+	assert_int_equal(kiln_git_verify_refs(g, &br, &n), KILN_ECORRUPT);
+	assert_null(br);
+	assert_non_null(strstr(kiln_error_last(), "adamw/sm_90"));
+	assert_non_null(strstr(kiln_error_last(), "launch.json"));
+	kiln_git_close(g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_archive__create_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__migrates_v0_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__corrupt_file_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__candidate_commit_is_one_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__prefix_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__wal_reader_beside_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__llm_calls_revisions_checkpoints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__git_commits_and_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__git_tags_increment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__git_verify_catches_damage, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,380 @@
+/* Unit tests for profile/: the device front end, the plan runner's argument checks and
+ * every verification check, on a tiny synthetic target (y = a*x over f32) written into a
+ * temp folder with a float64 reference defined here. Each broken kernel must fail with
+ * its named check; the correct one must pass; seeds replay to the same verdict. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "profile/profile.h"
+
+static char basedir[256], tmpdir[320];
+
+static const char target_fmt[] =
+	"{\"name\": \"%s\", \"family\": \"test\", \"summary\": \"y = a*x\", \"math\": \"y = a*x\",\n"
+	" \"symbols\": {\"n\": {\"verify\": [1, 7, 1000], \"bench\": [1000000]}},\n"
+	" \"buffers\": [\n"
+	"  {\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [\"n\"], \"role\": \"in\", \"init\": \"normal(0,1)\"},\n"
+	"  {\"name\": \"y\", \"dtype\": \"%s\", \"shape\": [\"n\"], \"role\": \"out\"}],\n"
+	" \"scalars\": [{\"name\": \"a\", \"dtype\": \"f32\", \"value\": 2.5}],\n"
+	" \"tolerance\": {\"y\": %s},\n"
+	" \"traffic_bytes\": \"8*n\", \"reference\": \"adamw\"}\n";
+
+static const char plan_json[] =
+	"{\"launches\": [{\"kernel\": \"axpy\", \"grid\": [\"ceil_div(n, 128)\"], \"block\": [128],"
+	" \"shared_bytes\": \"0\", \"args\": [\"x\", \"y\", \"a\", \"n\"]}], \"scratch\": [], \"nvrtc_flags\": []}";
+
+static const char good_cu[] =
+	"extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+	"  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+	"  if (i < n) y[i] = a * x[i];\n}\n";
+
+static bool zero_ref_mode;
+static const char *target_dir; /* NULL: the f32 toy */
+
+static kiln_err toy_ref(kiln_ref_io *io)
+{
+	double *x = kiln_ref_buf(io, "x"), *y = kiln_ref_buf(io, "y");
+	double a = kiln_ref_scalar(io, "a");
+	size_t n = kiln_ref_count(io, "y");
+	if (!x || !y)
+		return kiln_error_set(KILN_EINVAL, "toy: missing buffers");
+	for (size_t i = 0; i < n; i++)
+		y[i] = zero_ref_mode ? 1e-9 * x[i] : a * x[i];
+	return 0;
+}
+
+static void write_file(const char *name, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(basedir, sizeof(basedir), "/tmp/kiln_test_profile_XXXXXX");
+	if (!mkdtemp(basedir))
+		return -1;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/toyaxpy", basedir);
+	if (mkdir(tmpdir, 0700))
+		return -1;
+	char *tj0 = kiln_asprintf(target_fmt, "toyaxpy", "f32", "{\"rtol\": 1e-6, \"atol\": 1e-6}");
+	write_file("target.json", tj0);
+	free(tj0);
+	write_file("launch.json", plan_json);
+	write_file("seed.cu", good_cu);
+	/* a bf16 twin judged by the ULP rule */
+	snprintf(tmpdir, sizeof(tmpdir), "%s/toybf16", basedir);
+	if (mkdir(tmpdir, 0700))
+		return -1;
+	char *tj = kiln_asprintf(target_fmt, "toybf16", "bf16", "{\"rule\": \"ulp\", \"ulps\": 2}");
+	write_file("target.json", tj);
+	free(tj);
+	write_file("launch.json", plan_json);
+	write_file("seed.cu", good_cu);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/toyaxpy", basedir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	const char *names[] = {"target.json", "launch.json", "seed.cu"};
+	char path[512];
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+		unlink(path);
+	}
+	rmdir(tmpdir);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/toybf16/%s", basedir, names[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/toybf16", basedir);
+	rmdir(path);
+	rmdir(basedir);
+	return 0;
+}
+
+/* Verifies src with plan text (NULL: the default) on the toy target. */
+static kiln_err verify_src(kiln_verdict *v, const char *src, const char *plan_text,
+			   const uint64_t *seeds, size_t nseeds)
+{
+	kiln_target *t = NULL;
+	kiln_plan *p = NULL;
+	kiln_device *dev = NULL;
+	kiln_device_options dopt = {0};
+	dopt.instruction_budget = 2000000;
+	if (kiln_target_load(&t, target_dir ? target_dir : tmpdir))
+		fail_msg("toy target: %s", kiln_error_last());
+	t->ref_fn = toy_ref;
+	const char *pt = plan_text ? plan_text : plan_json;
+	assert_int_equal(kiln_plan_parse(&p, pt, strlen(pt), t, "test plan"), 0);
+	assert_int_equal(kiln_device_open(&dev, "emu", &dopt), 0);
+	kiln_verify_options o = {0};
+	o.target = t;
+	o.source = src;
+	o.plan = p;
+	o.device = dev;
+	o.nseeds = 2;
+	o.seeds = seeds;
+	o.nseeds_given = nseeds;
+	kiln_err e = kiln_verify(v, &o);
+	if (e)
+		print_message("verify: %s\n", kiln_error_last());
+	kiln_device_free(dev);
+	kiln_plan_free(p);
+	kiln_target_free(t);
+	return e;
+}
+
+static void expect_fail(const char *src, const char *plan, const char *check, const char *msg_part)
+{
+	kiln_verdict v;
+	assert_int_equal(verify_src(&v, src, plan, NULL, 0), 0);
+	if (v.pass || strcmp(v.check, check) != 0)
+		fail_msg("expected check %s, got pass=%d check=%s: %s", check, v.pass, v.check, v.message);
+	if (msg_part && !strstr(v.message, msg_part))
+		fail_msg("message lacks \"%s\": %s", msg_part, v.message);
+}
+
+static void test_profile__device_open(void **state)
+{
+	(void)state;
+	kiln_device *dev = NULL;
+	assert_int_equal(kiln_device_open(&dev, "cuda", NULL), KILN_EUNSUPPORTED);
+	assert_null(dev);
+	assert_int_equal(kiln_device_open(&dev, "tpu", NULL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "tpu"));
+	assert_int_equal(kiln_device_open(&dev, "auto", NULL), 0);
+	const kiln_device_info *info = kiln_device_info_get(dev);
+	assert_int_equal(info->kind, KILN_DEVICE_EMU);
+	assert_true(info->modeled);
+	assert_true(info->sm_count > 0);
+	uint64_t a = 0;
+	uint32_t w[4] = {1, 2, 3, 4}, r[4] = {0};
+	assert_int_equal(kiln_device_alloc(dev, &a, sizeof(w)), 0);
+	assert_int_equal(kiln_device_write(dev, a, w, sizeof(w)), 0);
+	assert_int_equal(kiln_device_read(dev, r, a, sizeof(r)), 0);
+	assert_memory_equal(w, r, sizeof(w));
+	assert_int_equal(kiln_device_poison(dev, a, sizeof(w), 0xdeadbeefu), 0);
+	assert_int_equal(kiln_device_read(dev, r, a, sizeof(r)), 0);
+	assert_int_equal(r[3], 0xdeadbeefu);
+	assert_int_equal(kiln_device_mem_free(dev, a), 0);
+	kiln_device_free(dev);
+	kiln_device_free(NULL);
+}
+
+static void test_profile__pass_and_replay(void **state)
+{
+	(void)state;
+	kiln_verdict v, v2;
+	assert_int_equal(verify_src(&v, good_cu, NULL, NULL, 0), 0);
+	if (!v.pass)
+		fail_msg("good kernel failed [%s]: %s", v.check, v.message);
+	assert_int_equal(v.nseeds, 2);
+	assert_int_equal(v.runs, 6); /* 3 sizes x 2 seeds */
+	const char *want[] = {"compile", "launch", "bounds", "initcheck", "race", "written",
+			      "inputs-unchanged", "values", "nontrivial"};
+	assert_int_equal(v.nchecks_run, 9);
+	for (size_t i = 0; i < 9; i++)
+		assert_string_equal(v.checks_run[i], want[i]);
+	assert_true(v.counters.thread_instructions > 0);
+	/* replay: a wrong kernel fails at the same place with the same seeds */
+	const char *off = "extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+			  "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+			  "  if (i < n) y[i] = a * x[i] * (i == 500 ? 1.001f : 1.0f);\n}\n";
+	assert_int_equal(verify_src(&v, off, NULL, NULL, 0), 0);
+	assert_false(v.pass);
+	assert_string_equal(v.check, "values");
+	assert_int_equal(v.worst_index, 500);
+	assert_string_equal(v.worst_buffer, "y");
+	assert_int_equal(v.mismatches, 1);
+	assert_int_equal(v.nfirst, 1);
+	assert_int_equal(v.first[0].index, 500);
+	assert_true(v.have_input);
+	assert_int_equal(verify_src(&v2, off, NULL, v.seeds, v.nseeds), 0);
+	assert_int_equal(v2.input_seed, v.input_seed);
+	assert_true(v2.worst_abs == v.worst_abs);
+	char *js = kiln_verdict_to_json(&v);
+	assert_non_null(js);
+	cJSON *j = cJSON_Parse(js);
+	assert_non_null(j);
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "pass")));
+	assert_string_equal(cJSON_GetObjectItem(j, "check")->valuestring, "values");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "seeds")), 2);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "worst"), "index")->valueint, 500);
+	cJSON_Delete(j);
+	free(js);
+}
+
+static void test_profile__written(void **state)
+{
+	(void)state;
+	expect_fail("extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+		    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+		    "  if (i < n - 1) y[i] = a * x[i];\n}\n", NULL, "written", "never written");
+}
+
+static void test_profile__bounds(void **state)
+{
+	(void)state;
+	expect_fail("extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+		    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+		    "  if (i <= n) y[i] = a * x[i < n ? i : 0];\n}\n", NULL, "bounds", "launch 0 (axpy)");
+}
+
+static void test_profile__inputs_unchanged(void **state)
+{
+	(void)state;
+	expect_fail("extern \"C\" __global__ void axpy(float *x, float *y, float a, long long n) {\n"
+		    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+		    "  if (i < n) { y[i] = a * x[i]; x[i] = 0.0f; }\n}\n", NULL, "inputs-unchanged", "input 'x'");
+}
+
+static void test_profile__values_nan(void **state)
+{
+	(void)state;
+	expect_fail("extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+		    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+		    "  if (i < n) y[i] = (i == 3) ? __int_as_float(0x7fc00000) : a * x[i];\n}\n",
+		    NULL, "values", "first in 'y'");
+}
+
+static void test_profile__race_and_initcheck(void **state)
+{
+	(void)state;
+	/* phase 2 reads a neighbour warp's slot without a barrier after writing its own */
+	expect_fail("extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+		    "  __shared__ float s[128];\n"
+		    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+		    "  s[threadIdx.x] = 0.0f;\n  __syncthreads();\n"
+		    "  s[threadIdx.x] = i < n ? x[i] : 0.0f;\n"
+		    "  float v = s[(threadIdx.x + 32) % 128];\n"
+		    "  if (i < n) y[i] = a * x[i] + 0.0f * v;\n}\n", NULL, "race", NULL);
+	/* reads a shared slot nobody wrote */
+	expect_fail("extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+		    "  __shared__ float s[256];\n"
+		    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+		    "  s[threadIdx.x] = i < n ? x[i] : 0.0f;\n  __syncthreads();\n"
+		    "  float v = s[threadIdx.x + 128];\n"
+		    "  if (i < n) y[i] = a * x[i] + v * 0.0f;\n}\n", NULL, "initcheck", NULL);
+}
+
+static void test_profile__budget_and_launch(void **state)
+{
+	(void)state;
+	expect_fail("extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+		    "  volatile int k = 0;\n  while (k == 0) { }\n"
+		    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+		    "  if (i < n) y[i] = a * x[i];\n}\n", NULL, "launch", "budget");
+	/* the kernel takes a double where the plan passes an f32 scalar */
+	expect_fail("extern \"C\" __global__ void axpy(const float *x, float *y, double a, long long n) {\n"
+		    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+		    "  if (i < n) y[i] = a * x[i];\n}\n", NULL, "launch",
+		    "launch 0 (axpy): argument 2 'a' is 4 bytes but the kernel's param 2 is 8 bytes");
+	/* a plan naming a kernel the module lacks */
+	expect_fail(good_cu, "{\"launches\": [{\"kernel\": \"nope\", \"grid\": [1], \"block\": [32],"
+		    " \"shared_bytes\": \"0\", \"args\": [\"x\"]}]}", "launch", "no kernel named 'nope'");
+	expect_fail("extern \"C\" __global__ void axpy(const float *x) { syntax error }\n", NULL, "compile", NULL);
+}
+
+static void test_profile__multi_launch_scratch(void **state)
+{
+	(void)state;
+	/* two passes through a scratch buffer: t = x (poisoned first), then y = a*t */
+	const char *src = "extern \"C\" __global__ void copy(const float *x, float *t, long long n) {\n"
+			  "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+			  "  if (i < n) t[i] = x[i];\n}\n"
+			  "extern \"C\" __global__ void scale(const float *t, float *y, float a, long long n) {\n"
+			  "  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;"
+			  " i += (long long)gridDim.x * blockDim.x) y[i] = a * t[i];\n}\n";
+	const char *plan = "{\"launches\": ["
+			   "{\"kernel\": \"copy\", \"grid\": [\"ceil_div(n, 64)\"], \"block\": [64], \"shared_bytes\": \"0\", \"args\": [\"x\", \"t\", \"n\"]},"
+			   "{\"kernel\": \"scale\", \"grid\": [\"min(sm_count, 3)\"], \"block\": [32], \"shared_bytes\": \"0\", \"args\": [\"t\", \"y\", \"a\", \"n\"]}],"
+			   " \"scratch\": [{\"name\": \"t\", \"dtype\": \"f32\", \"count\": \"n\"}]}";
+	kiln_verdict v;
+	assert_int_equal(verify_src(&v, src, plan, NULL, 0), 0);
+	if (!v.pass)
+		fail_msg("two-pass kernel failed [%s]: %s", v.check, v.message);
+	assert_int_equal(v.counters.launches, 2);
+}
+
+static void test_profile__nontrivial(void **state)
+{
+	(void)state;
+	zero_ref_mode = true;
+	kiln_verdict v;
+	/* every reference output is ~1e-9 * x: zeros would pass the 1e-6 atol */
+	assert_int_equal(verify_src(&v, "extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+				    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+				    "  if (i < n) y[i] = 0.0f;\n}\n", NULL, NULL, 0), 0);
+	zero_ref_mode = false;
+	assert_false(v.pass);
+	assert_string_equal(v.check, "nontrivial");
+	assert_true(v.target_weak);
+}
+
+static void test_profile__ulp_rule(void **state)
+{
+	(void)state;
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/toybf16", basedir);
+	target_dir = dir;
+	/* round to nearest, then move DELTA bf16 steps away from zero */
+	const char *fmt = "#include <cuda_bf16.h>\n"
+			  "extern \"C\" __global__ void axpy(const float *x, __nv_bfloat16 *y, float a, long long n) {\n"
+			  "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+			  "  if (i < n) { __nv_bfloat16 r = __float2bfloat16_rn(a * x[i]);\n"
+			  "    unsigned short b = __bfloat16_as_ushort(r); if ((b & 0x7fff) != 0) b += %d;\n"
+			  "    y[i] = __ushort_as_bfloat16(b); }\n}\n";
+	kiln_verdict v;
+	/* ulps = 2; the kernel's float product may round to a bf16 one step from the
+	 * reference's rounding, so +1 is within 2 and +4 is at least 3 steps off */
+	const int deltas[] = {0, 1, 4};
+	for (size_t k = 0; k < 3; k++) {
+		int delta = deltas[k];
+		char *src = kiln_asprintf(fmt, delta);
+		assert_int_equal(verify_src(&v, src, NULL, NULL, 0), 0);
+		free(src);
+		if (delta < 4 && !v.pass)
+			fail_msg("%d ulp failed [%s]: %s", delta, v.check, v.message);
+		if (delta == 4) {
+			assert_false(v.pass);
+			assert_string_equal(v.check, "values");
+		}
+	}
+	target_dir = NULL;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_profile__device_open),
+		cmocka_unit_test(test_profile__pass_and_replay),
+		cmocka_unit_test(test_profile__written),
+		cmocka_unit_test(test_profile__bounds),
+		cmocka_unit_test(test_profile__inputs_unchanged),
+		cmocka_unit_test(test_profile__values_nan),
+		cmocka_unit_test(test_profile__race_and_initcheck),
+		cmocka_unit_test(test_profile__budget_and_launch),
+		cmocka_unit_test(test_profile__multi_launch_scratch),
+		cmocka_unit_test(test_profile__nontrivial),
+		cmocka_unit_test(test_profile__ulp_rule),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
