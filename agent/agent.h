@@ -4,7 +4,9 @@
 #ifndef KILN_AGENT_H
 #define KILN_AGENT_H
 
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "targets/targets.h"
@@ -81,5 +83,53 @@ typedef struct kiln_prompt {
 } kiln_prompt;
 kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in);
 void kiln_prompt_free(kiln_prompt *p);
+
+/* ---- the search: `kiln run` ---- */
+typedef struct kiln_run_options {
+	const char *target;        /* name or folder (ignored when resuming) */
+	const char *targets_dir;   /* NULL: $KILN_TARGETS_DIR or the built-in targets */
+	const char *workdir;       /* required: history.db, archive/, cache/ */
+	const char *policy;        /* "auto" (llm when one is configured, else tune), "llm", "tune" */
+	const char *llm;           /* "provider:model"; NULL: $KILN_LLM */
+	const char *base_url;      /* NULL: the provider's or $KILN_*_BASE_URL */
+	bool stream;
+	const char *device;        /* "auto" | "emu" | "cuda"; NULL = auto */
+	const char *gpu;           /* the cost model's GPU spec (emu); NULL = default */
+	int64_t iterations;        /* candidates to evaluate; 0 = no limit */
+	double hours;              /* wall-clock; 0 = no limit */
+	double max_cost;           /* USD; 0 = no limit */
+	int64_t max_tokens;        /* LLM tokens; 0 = no limit */
+	int64_t resume_run;        /* 0 new run; > 0 resume that run; -1 resume the latest */
+	uint64_t seed;             /* tuner / selection seed; 0 = fresh */
+	size_t verify_seeds;       /* input sets per verification size; 0 = 3 */
+	double eval_timeout_s;     /* per candidate; 0 = 600 */
+	double grace_s;            /* after SIGINT/SIGTERM the candidate in flight may finish
+				    * for this long; 0 = 30 */
+	int stagnation;            /* llm: attempts without improvement that end an action; 0 = 3 */
+	int max_attempts;          /* llm: attempts per action; 0 = 6 */
+	FILE *log;                 /* progress output; NULL = stderr */
+} kiln_run_options;
+
+typedef struct kiln_run_summary {
+	int64_t run_id;
+	char policy[8];
+	char status[16];           /* "finished" | "interrupted" | "failed" */
+	char stop_reason[160];
+	int64_t iterations, passed, failed; /* this run, all sessions */
+	int64_t seed_candidate, best_candidate;
+	double seed_us, best_us, speedup;
+	bool modeled;
+	double cost_usd;
+	int64_t tokens;
+	char best_commit[41];      /* archive commit of the best, "" if none */
+} kiln_run_summary;
+
+/* Runs (or resumes) a search until a budget runs out, the tuner's space is exhausted or
+ * SIGINT/SIGTERM arrives (then the candidate in flight finishes, the checkpoint is
+ * written and the status is "interrupted": not an error). */
+kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *o);
+
+/* While set (non-zero), kiln_child_run gives a running child at most grace_s more. */
+void kiln_child_set_stop(volatile sig_atomic_t *flag, double grace_s);
 
 #endif

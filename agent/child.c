@@ -13,6 +13,15 @@
 
 #define CHILD_RESULT_MAX (64u << 20)
 
+static volatile sig_atomic_t *stop_flag;
+static double stop_grace_s;
+
+void kiln_child_set_stop(volatile sig_atomic_t *flag, double grace_s)
+{
+	stop_flag = flag;
+	stop_grace_s = grace_s;
+}
+
 static void write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -50,12 +59,18 @@ static void child_main(int fd, kiln_child_fn fn, void *arg)
 static int read_until(int fd, kiln_buf *b, double deadline)
 {
 	char chunk[65536];
+	bool stopping = false;
 	for (;;) {
+		if (!stopping && stop_flag && *stop_flag) {
+			stopping = true; /* the user asked to stop: a short grace, then abandon */
+			if (deadline > kiln_now_s() + stop_grace_s)
+				deadline = kiln_now_s() + stop_grace_s;
+		}
 		double left = deadline - kiln_now_s();
 		if (left <= 0)
 			return 0;
 		struct pollfd p = {fd, POLLIN, 0};
-		int r = poll(&p, 1, (int)(left * 1000) + 1);
+		int r = poll(&p, 1, (int)((left < 0.25 ? left : 0.25) * 1000) + 1);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)

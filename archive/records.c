@@ -65,7 +65,8 @@ kiln_err kiln_db_run_begin(kiln_db *db, int64_t *out_id, const kiln_run_rec *r)
 	kiln_db_bind_id(st, 10, r->pid);
 	if ((e = step_done(db, st, "recording a run")))
 		return e;
-	*out_id = sqlite3_last_insert_rowid(db->h);
+	if (out_id)
+		*out_id = sqlite3_last_insert_rowid(db->h);
 	return KILN_OK;
 }
 
@@ -399,7 +400,8 @@ kiln_err kiln_db_candidate_commit(kiln_db *db, int64_t *out_id, const kiln_candi
 	}
 	if ((e = kiln_db_tx_commit(db)))
 		goto fail;
-	*out_id = id;
+	if (out_id)
+		*out_id = id;
 	return KILN_OK;
 fail:
 	kiln_db_tx_rollback(db);
@@ -616,7 +618,8 @@ kiln_err kiln_db_llm_call_add(kiln_db *db, int64_t *out_id, const kiln_llm_call_
 	kiln_db_bind_text(st, 17, now);
 	if ((e = step_done(db, st, what)))
 		return e;
-	*out_id = sqlite3_last_insert_rowid(db->h);
+	if (out_id)
+		*out_id = sqlite3_last_insert_rowid(db->h);
 	return KILN_OK;
 }
 
@@ -640,7 +643,8 @@ kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_rev
 	kiln_db_bind_text(st, 7, now);
 	if ((e = step_done(db, st, "recording a world-model revision")))
 		return e;
-	*out_id = sqlite3_last_insert_rowid(db->h);
+	if (out_id)
+		*out_id = sqlite3_last_insert_rowid(db->h);
 	return KILN_OK;
 }
 

@@ -45,7 +45,8 @@ const char *kiln_cli_workdir(const char *flag_value);
 	X(doctor, "check the toolkit, driver, LLM configuration and work directory")    \
 	X(compile, "compile a .cu file with NVRTC and print registers, spills, shared memory") \
 	X(targets, "list the kernel targets, or show one in full (targets show NAME)") \
-	X(verify, "verify a kernel against a target's float64 reference (PASS/FAIL, worst error)")
+	X(verify, "verify a kernel against a target's float64 reference (PASS/FAIL, worst error)") \
+	X(run, "search for a faster kernel until a budget runs out (LLM or tuner); --resume")
 
 #define KILN_DECLARE_CMD(name, summary) int kiln_cmd_##name(int argc, char **argv);
 KILN_COMMANDS(KILN_DECLARE_CMD)

@@ -1,0 +1,339 @@
+/* Evaluation of one candidate: compile -> verify -> time, in a forked child with a
+ * deadline (a kernel that hangs, crashes the emulator or poisons a CUDA context costs one
+ * candidate, never the run). The child answers with one JSON object that the parent turns
+ * into a kiln_eval:
+ *   {"compile": {...}, "verdict": {kiln_verdict_to_json}, "timing": {...}, "error": "..."} */
+#include "agent/agent_int.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile/compile.h"
+#include "profile/profile.h"
+
+/* ---- the child ---- */
+
+static kiln_err add_raw_json(cJSON *o, const char *key, const char *text)
+{
+	cJSON *v = text ? cJSON_Parse(text) : NULL;
+	if (!v)
+		v = cJSON_CreateNull();
+	return cJSON_AddItemToObject(o, key, v) ? 0 : KILN_ENOMEM;
+}
+
+static void add_compile(cJSON *o, const kiln_compiled *c)
+{
+	cJSON *j = cJSON_AddObjectToObject(o, "compile");
+	int regs = -1;
+	int64_t st = 0, ld = 0, sh = -1;
+	for (size_t i = 0; i < c->nkernels; i++) {
+		const kiln_kernel_resources *k = &c->kernels[i];
+		regs = k->registers > regs ? k->registers : regs;
+		st += k->spill_store_bytes > 0 ? k->spill_store_bytes : 0;
+		ld += k->spill_load_bytes > 0 ? k->spill_load_bytes : 0;
+		sh = k->shared_bytes > sh ? k->shared_bytes : sh;
+	}
+	cJSON_AddBoolToObject(j, "ok", c->ok);
+	cJSON_AddStringToObject(j, "log", c->log ? c->log : "");
+	cJSON_AddStringToObject(j, "toolkit", c->toolkit ? c->toolkit : "");
+	cJSON_AddStringToObject(j, "key", c->key);
+	cJSON_AddNumberToObject(j, "registers", regs);
+	cJSON_AddNumberToObject(j, "spill_store_bytes", (double)st);
+	cJSON_AddNumberToObject(j, "spill_load_bytes", (double)ld);
+	cJSON_AddNumberToObject(j, "shared_bytes", (double)sh);
+	cJSON_AddNumberToObject(j, "wall_s", c->wall_s);
+	cJSON_AddBoolToObject(j, "cache_hit", c->cache_hit);
+	char *res = c->ok ? kiln_compile_resources_json(c) : NULL;
+	add_raw_json(j, "resources", res);
+	free(res);
+}
+
+static void add_timing(cJSON *o, const kiln_timing *tm)
+{
+	cJSON *j = cJSON_AddObjectToObject(o, "timing");
+	cJSON_AddBoolToObject(j, "modeled", tm->modeled);
+	cJSON_AddNumberToObject(j, "time_us", tm->time_us);
+	cJSON_AddNumberToObject(j, "min_us", isfinite(tm->min_us) ? tm->min_us : tm->time_us);
+	cJSON_AddNumberToObject(j, "spread", isfinite(tm->spread) ? tm->spread : 0);
+	cJSON_AddNumberToObject(j, "reps", (double)tm->reps);
+	cJSON_AddNumberToObject(j, "roofline", isfinite(tm->roofline) ? tm->roofline : -1);
+	cJSON_AddNumberToObject(j, "bandwidth_gbs", isfinite(tm->bandwidth_gbs) ? tm->bandwidth_gbs : -1);
+	cJSON_AddStringToObject(j, "device", tm->device);
+	add_raw_json(j, "samples", tm->samples_json);
+	add_raw_json(j, "counters", tm->counters_json);
+	add_raw_json(j, "spec", tm->spec_json);
+	char *all = kiln_timing_to_json(tm);
+	add_raw_json(j, "detail", all);
+	free(all);
+}
+
+typedef struct child_ctx {
+	const kiln_eval_job *job;
+	const kiln_plan *plan;
+} child_ctx;
+
+/* Compile once with the same options verification uses, so its compile is a cache hit
+ * and the record carries the resource report. */
+static kiln_err child_compile(cJSON *o, const child_ctx *cc, bool *ok)
+{
+	const kiln_eval_job *j = cc->job;
+	kiln_compile_options co = KILN_COMPILE_OPTIONS_INIT;
+	co.source = j->source;
+	co.name = "kernel.cu";
+	co.arch = j->arch;
+	co.flags = (const char *const *)cc->plan->nvrtc_flags;
+	co.nflags = cc->plan->nflags;
+	co.defines = j->defines;
+	co.ndefines = j->ndefines;
+	co.want_cubin = true; /* the resource report (registers, spills) needs nvJitLink */
+	co.cache_dir = j->cache_dir;
+	kiln_compiled *c = NULL;
+	kiln_err e = kiln_compile(&c, &co);
+	if (e)
+		return e;
+	add_compile(o, c);
+	*ok = c->ok;
+	kiln_compiled_free(c);
+	return 0;
+}
+
+static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device *dev)
+{
+	const kiln_eval_job *j = cc->job;
+	kiln_verify_options vo = {0};
+	vo.target = j->target;
+	vo.source = j->source;
+	vo.source_name = "kernel.cu";
+	vo.plan = cc->plan;
+	vo.defines = j->defines;
+	vo.ndefines = j->ndefines;
+	vo.device = dev;
+	vo.nseeds = j->nseeds;
+	vo.cache_dir = j->cache_dir;
+	kiln_verdict v;
+	kiln_err e = kiln_verify(&v, &vo);
+	if (e)
+		return e;
+	char *vj = kiln_verdict_to_json(&v);
+	if (!vj)
+		return KILN_ENOMEM;
+	add_raw_json(o, "verdict", vj);
+	free(vj);
+	if (!v.pass)
+		return 0;
+	kiln_time_options to = {0};
+	to.target = j->target;
+	to.source = j->source;
+	to.source_name = "kernel.cu";
+	to.plan = cc->plan;
+	to.defines = j->defines;
+	to.ndefines = j->ndefines;
+	to.device = dev;
+	to.gpu = j->gpu;
+	to.cache_dir = j->cache_dir;
+	to.seed = v.seeds[0];
+	kiln_timing tm;
+	memset(&tm, 0, sizeof tm);
+	if ((e = kiln_time(&tm, &to))) {
+		kiln_timing_free(&tm);
+		return e;
+	}
+	add_timing(o, &tm);
+	kiln_timing_free(&tm);
+	return 0;
+}
+
+static kiln_err child_fn(char **text, void *arg)
+{
+	const child_ctx *cc = arg;
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return KILN_ENOMEM;
+	bool ok = false;
+	kiln_device *dev = NULL;
+	kiln_err e = child_compile(o, cc, &ok);
+	if (!e && ok && !(e = kiln_device_open(&dev, cc->job->device, NULL)))
+		e = child_verify_and_time(o, cc, dev);
+	kiln_device_free(dev);
+	if (e)
+		cJSON_AddStringToObject(o, "error", kiln_error_last());
+	*text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return *text ? 0 : KILN_ENOMEM;
+}
+
+/* ---- the parent: JSON back to a kiln_eval ---- */
+
+static char *dup_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? kiln_strdup(v->valuestring) : NULL;
+}
+
+static double num(const cJSON *o, const char *key, double dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static char *dup_json(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return v && !cJSON_IsNull(v) ? cJSON_PrintUnformatted(v) : NULL;
+}
+
+static void take_compile(kiln_eval *ev, const cJSON *c)
+{
+	ev->has_compile = true;
+	ev->compile_ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "ok"));
+	ev->compile_log = dup_str(c, "log");
+	ev->toolkit = dup_str(c, "toolkit");
+	ev->cache_key = dup_str(c, "key");
+	ev->registers = (int)num(c, "registers", -1);
+	ev->spill_store = (int64_t)num(c, "spill_store_bytes", -1);
+	ev->spill_load = (int64_t)num(c, "spill_load_bytes", -1);
+	ev->shared_bytes = (int64_t)num(c, "shared_bytes", -1);
+	ev->compile_s = num(c, "wall_s", 0);
+	ev->cache_hit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "cache_hit"));
+	ev->resources_json = dup_json(c, "resources");
+	if (!ev->compile_ok) {
+		ev->outcome = KILN_OUT_COMPILE_ERROR;
+		ev->failed_check = kiln_strdup("compile");
+		ev->message = kiln_asprintf("compile error: %.400s", ev->compile_log ? ev->compile_log : "");
+	}
+}
+
+static void take_verdict(kiln_eval *ev, const cJSON *v)
+{
+	ev->has_verify = true;
+	ev->verdict_json = cJSON_PrintUnformatted(v);
+	ev->message = dup_str(v, "message");
+	bool pass = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "pass"));
+	const cJSON *w = cJSON_GetObjectItemCaseSensitive(v, "worst");
+	ev->worst_error = num(w, "abs", NAN);
+	ev->worst_index = (int64_t)num(w, "index", -1);
+	ev->worst_buffer = dup_str(w, "buffer");
+	ev->seeds_json = dup_json(v, "seeds");
+	ev->checks_json = dup_json(v, "checks_run");
+	ev->verify_s = num(v, "seconds", 0);
+	if (!pass) {
+		ev->failed_check = dup_str(v, "check");
+		ev->outcome = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "unverifiable"))
+				      ? KILN_OUT_UNVERIFIABLE : KILN_OUT_FAILED;
+	}
+}
+
+static void take_timing(kiln_eval *ev, const cJSON *t)
+{
+	ev->has_timing = true;
+	ev->outcome = KILN_OUT_PASSED;
+	ev->modeled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "modeled"));
+	ev->time_us = num(t, "time_us", NAN);
+	ev->min_us = num(t, "min_us", NAN);
+	ev->spread = num(t, "spread", 0);
+	ev->reps = (int64_t)num(t, "reps", 1);
+	ev->roofline = num(t, "roofline", -1);
+	ev->bandwidth_gbs = num(t, "bandwidth_gbs", -1);
+	ev->samples_json = dup_json(t, "samples");
+	ev->counters_json = dup_json(t, "counters");
+	ev->spec_json = dup_json(t, "spec");
+	ev->timing_json = dup_json(t, "detail");
+	free(ev->device);
+	ev->device = dup_str(t, "device");
+}
+
+static void set_failure(kiln_eval *ev, const char *check, char *message)
+{
+	ev->outcome = KILN_OUT_FAILED;
+	free(ev->failed_check);
+	free(ev->message);
+	ev->failed_check = kiln_strdup(check);
+	ev->message = message;
+}
+
+/* Reads the child's answer; an answer without a verdict is a failure named by how the
+ * child ended. */
+static void take_child(kiln_eval *ev, const kiln_child_result *r, const kiln_eval_job *job)
+{
+	cJSON *o = r->text && *r->text ? cJSON_Parse(r->text) : NULL;
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "compile");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "verdict");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "timing");
+	if (cJSON_IsObject(c))
+		take_compile(ev, c);
+	if (cJSON_IsObject(v))
+		take_verdict(ev, v);
+	if (cJSON_IsObject(t) && ev->outcome != KILN_OUT_FAILED)
+		take_timing(ev, t);
+	const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
+	bool complete = ev->outcome == KILN_OUT_COMPILE_ERROR || ev->outcome == KILN_OUT_UNVERIFIABLE ||
+			(ev->has_verify && (ev->outcome == KILN_OUT_FAILED || ev->has_timing));
+	if (r->timed_out)
+		set_failure(ev, "timeout", kiln_asprintf("evaluation did not finish within %.0f s (killed)", job->timeout_s));
+	else if (r->signal)
+		set_failure(ev, "crash", kiln_asprintf("the evaluation process died with signal %d (%s)", r->signal, strsignal(r->signal)));
+	else if (err)
+		set_failure(ev, ev->has_verify ? "timing" : "evaluate", kiln_asprintf("%s", err));
+	else if (!complete)
+		set_failure(ev, "evaluate", kiln_asprintf("the evaluation process exited %d without a verdict", r->exit_code));
+	cJSON_Delete(o);
+}
+
+kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)
+{
+	memset(out, 0, sizeof *out);
+	out->worst_error = NAN;
+	out->worst_index = -1;
+	out->time_us = NAN;
+	out->device = kiln_strdup(job->device);
+	double t0 = kiln_now_s();
+	kiln_plan *plan = NULL;
+	kiln_err e = kiln_plan_parse(&plan, job->launch_json, strlen(job->launch_json), job->target,
+				     "launch.json");
+	if (e == KILN_EINVAL) { /* a bad plan is the candidate's fault: a verdict, not an error */
+		out->outcome = KILN_OUT_COMPILE_ERROR;
+		out->failed_check = kiln_strdup("launch-plan");
+		out->message = kiln_asprintf("invalid launch.json: %s", kiln_error_last());
+		out->wall_s = kiln_now_s() - t0;
+		return 0;
+	}
+	if (e)
+		return e;
+	child_ctx cc = {job, plan};
+	kiln_child_result r;
+	e = kiln_child_run(&r, child_fn, &cc, job->timeout_s);
+	kiln_plan_free(plan);
+	if (e)
+		return e;
+	out->abandoned = r.timed_out && kiln_search_stop;
+	take_child(out, &r, job);
+	kiln_child_result_free(&r);
+	out->wall_s = kiln_now_s() - t0;
+	return 0;
+}
+
+void kiln_eval_free(kiln_eval *ev)
+{
+	if (!ev)
+		return;
+	char **strs[] = {&ev->compile_log, &ev->toolkit, &ev->cache_key, &ev->resources_json,
+			 &ev->failed_check, &ev->message, &ev->worst_buffer, &ev->seeds_json,
+			 &ev->checks_json, &ev->verdict_json, &ev->samples_json, &ev->counters_json,
+			 &ev->spec_json, &ev->timing_json, &ev->device};
+	for (size_t i = 0; i < KILN_ARRAY_LEN(strs); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
+char *kiln_eval_summary(const kiln_eval *ev)
+{
+	if (ev->outcome == KILN_OUT_PASSED)
+		return kiln_asprintf("passed, %.3f us %s (roofline %.0f%%)", ev->time_us,
+				     ev->modeled ? "modeled" : "measured",
+				     ev->roofline >= 0 ? ev->roofline * 100 : 0.0);
+	return kiln_asprintf("%s %s: %.300s", ev->outcome == KILN_OUT_UNVERIFIABLE ? "unverifiable" : "failed",
+			     ev->failed_check ? ev->failed_check : "?", ev->message ? ev->message : "");
+}

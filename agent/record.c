@@ -1,0 +1,376 @@
+/* Recording what a search does: every candidate in one history.db transaction, each new
+ * best as a commit in the git archive, world-model revisions, budgets and the progress
+ * line. The shared evaluate -> record path of both policies lives here. */
+#include "agent/agent_int.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *knobs_json(const kiln_cand *c)
+{
+	cJSON *o = cJSON_CreateObject();
+	for (size_t i = 0; o && i < c->ndefines; i++) {
+		const char *d = c->defines[i], *eq = strchr(d, '=');
+		if (!eq)
+			continue;
+		char name[64];
+		snprintf(name, sizeof name, "%.*s", (int)(eq - d), d);
+		cJSON_AddNumberToObject(o, name, strtod(eq + 1, NULL));
+	}
+	char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return s;
+}
+
+static const char *outcome_check(const kiln_eval *ev)
+{
+	return ev->outcome == KILN_OUT_PASSED ? NULL : ev->failed_check ? ev->failed_check : "failed";
+}
+
+static void fill_compile(kiln_compile_rec *cr, const kiln_search *s, const kiln_eval *ev)
+{
+	memset(cr, 0, sizeof *cr);
+	cr->ok = ev->compile_ok;
+	cr->log = ev->compile_log ? ev->compile_log : ev->message;
+	cr->arch = s->arch;
+	cr->toolkit = ev->toolkit;
+	cr->cache_key = ev->cache_key;
+	cr->registers = ev->registers;
+	cr->spill_store_bytes = ev->spill_store;
+	cr->spill_load_bytes = ev->spill_load;
+	cr->shared_bytes = ev->shared_bytes;
+	cr->wall_s = ev->compile_s;
+	cr->cache_hit = ev->cache_hit;
+	cr->resources_json = ev->resources_json;
+}
+
+static void fill_verify(kiln_verify_rec *vr, const kiln_eval *ev)
+{
+	memset(vr, 0, sizeof *vr);
+	vr->passed = ev->outcome == KILN_OUT_PASSED;
+	vr->failed_check = outcome_check(ev);
+	vr->message = ev->message ? ev->message : "";
+	vr->worst_error = ev->worst_error;
+	vr->worst_index = ev->worst_index;
+	vr->worst_buffer = ev->worst_buffer;
+	vr->worst_set = -1;
+	vr->seeds_json = ev->seeds_json;
+	vr->checks_json = ev->checks_json;
+	vr->device = ev->device ? ev->device : "emu";
+	vr->wall_s = ev->verify_s;
+	vr->details_json = ev->verdict_json;
+}
+
+static void fill_timing(kiln_timing_rec *tr, const kiln_search *s, const kiln_eval *ev)
+{
+	memset(tr, 0, sizeof *tr);
+	tr->device = ev->device ? ev->device : s->device;
+	tr->modeled = ev->modeled;
+	tr->time_us = ev->time_us;
+	tr->min_us = ev->min_us;
+	tr->spread = ev->spread;
+	tr->reps = ev->reps;
+	tr->roofline = ev->roofline >= 0 ? ev->roofline : NAN;
+	tr->bandwidth_gbs = ev->bandwidth_gbs >= 0 ? ev->bandwidth_gbs : NAN;
+	tr->speedup = s->seed_us > 0 ? s->seed_us / ev->time_us : 1.0;
+	tr->samples_json = ev->samples_json;
+	tr->counters_json = ev->counters_json;
+	tr->spec_json = ev->spec_json;
+}
+
+/* The noise margin: measured timings must beat the old best by their spread, modeled
+ * ones by the world model's tie band. */
+static bool beats_best(const kiln_search *s, const kiln_eval *ev)
+{
+	if (ev->outcome != KILN_OUT_PASSED || !(ev->time_us > 0))
+		return false;
+	if (s->best_id == 0)
+		return true;
+	kiln_wm_options wo;
+	kiln_wm_get_options(&wo, s->wm);
+	return kiln_wm_is_new_best(s->best_us, s->best_spread_us, ev->time_us,
+				   ev->modeled ? 0 : ev->spread * ev->time_us, ev->modeled, wo.tie_band);
+}
+
+static char *result_json(const kiln_search *s, const kiln_cand *c, const kiln_eval *ev, int64_t id)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "target", s->t->name);
+	cJSON_AddStringToObject(o, "arch", s->arch);
+	cJSON_AddNumberToObject(o, "run", (double)s->run_id);
+	cJSON_AddNumberToObject(o, "candidate", (double)id);
+	cJSON_AddNumberToObject(o, "iteration", (double)s->iteration);
+	cJSON_AddStringToObject(o, "policy", s->llm ? "llm" : "tune");
+	if (s->o->llm)
+		cJSON_AddStringToObject(o, "llm_model", s->o->llm);
+	char *path = NULL;
+	if (c->node > 0 && kiln_wm_path(&path, s->wm, c->node) == 0)
+		cJSON_AddStringToObject(o, "node", path);
+	free(path);
+	char *knobs = knobs_json(c);
+	cJSON_AddItemToObject(o, "knobs", knobs ? cJSON_Parse(knobs) : cJSON_CreateObject());
+	free(knobs);
+	cJSON_AddNumberToObject(o, "time_us", ev->time_us);
+	cJSON_AddNumberToObject(o, "speedup", s->seed_us > 0 ? s->seed_us / ev->time_us : 1.0);
+	cJSON_AddBoolToObject(o, "modeled", ev->modeled);
+	cJSON_AddStringToObject(o, "device", ev->device ? ev->device : s->device);
+	cJSON_AddStringToObject(o, "toolkit", ev->toolkit ? ev->toolkit : "");
+	cJSON_AddItemToObject(o, "verdict", ev->verdict_json ? cJSON_Parse(ev->verdict_json) : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "timing", ev->timing_json ? cJSON_Parse(ev->timing_json) : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "samples_us", ev->samples_json ? cJSON_Parse(ev->samples_json) : cJSON_CreateNull());
+	char *text = cJSON_Print(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+static kiln_err commit_git(kiln_search *s, const kiln_cand *c, const kiln_eval *ev, int64_t id)
+{
+	char *res = result_json(s, c, ev, id);
+	if (!res)
+		return KILN_ENOMEM;
+	char *path = NULL;
+	if (c->node > 0)
+		kiln_wm_path(&path, s->wm, c->node);
+	char *body = kiln_asprintf("run %lld, iteration %lld, policy %s%s%s%s%s",
+				   (long long)s->run_id, (long long)s->iteration, s->llm ? "llm" : "tune",
+				   s->o->llm ? ", model " : "", s->o->llm ? s->o->llm : "",
+				   path ? "\nnode: " : "", path ? path : "");
+	kiln_git_best b = {0};
+	b.target = s->t->name;
+	b.arch = s->arch;
+	b.kernel_cu = c->source;
+	b.launch_json = c->launch_json;
+	b.result_json = res;
+	b.speedup = s->seed_us > 0 ? s->seed_us / ev->time_us : 1.0;
+	b.time_us = ev->time_us;
+	b.modeled = ev->modeled;
+	b.candidate_id = id;
+	b.run_id = s->run_id;
+	b.body = body;
+	char oid[41];
+	kiln_err e = kiln_git_commit_best(s->git, oid, &b);
+	free(res);
+	free(path);
+	free(body);
+	return e;
+}
+
+kiln_err kiln_search_record(kiln_search *s, const kiln_cand *c, const kiln_eval *ev,
+			    int64_t *out_id, bool *new_best)
+{
+	bool best = beats_best(s, ev);
+	char node[24];
+	snprintf(node, sizeof node, "%lld", (long long)c->node);
+	char *knobs = knobs_json(c);
+	kiln_candidate_rec cr = {0};
+	cr.run_id = s->run_id;
+	cr.iteration = s->iteration;
+	cr.node_id = c->node >= 0 ? node : NULL;
+	cr.parent_id = c->parent_id;
+	cr.source = c->source;
+	cr.launch_json = c->launch_json;
+	cr.knobs_json = knobs;
+	cr.llm_call_id = c->llm_call_id;
+	cr.is_seed = c->is_seed;
+	cr.new_best = best;
+	kiln_compile_rec comp;
+	kiln_verify_rec ver;
+	kiln_timing_rec tim;
+	fill_compile(&comp, s, ev);
+	fill_verify(&ver, ev);
+	fill_timing(&tim, s, ev);
+	bool verified = ev->has_verify || ev->outcome == KILN_OUT_FAILED;
+	int64_t id = 0;
+	kiln_err e = kiln_db_candidate_commit(s->db, &id, &cr, ev->has_compile ? &comp : NULL,
+					      verified ? &ver : NULL, ev->has_timing ? &tim : NULL);
+	free(knobs);
+	if (e)
+		return e;
+	s->iteration++;
+	if (ev->outcome == KILN_OUT_PASSED)
+		s->passed++;
+	else
+		s->failed++;
+	if (c->is_seed && ev->outcome == KILN_OUT_PASSED) {
+		s->seed_id = id;
+		s->seed_us = ev->time_us;
+	}
+	if (best) {
+		s->best_id = id;
+		s->best_us = ev->time_us;
+		s->best_spread_us = ev->modeled ? 0 : ev->spread * ev->time_us;
+		s->modeled = ev->modeled;
+		if ((e = commit_git(s, c, ev, id)))
+			return kiln_error_wrap(e, "candidate %lld is recorded as the new best, but the git archive commit failed (kiln run --resume repairs it)",
+					       (long long)id);
+	}
+	if (out_id)
+		*out_id = id;
+	if (new_best)
+		*new_best = best;
+	return 0;
+}
+
+kiln_err kiln_search_wm_save(kiln_search *s, const char *edits_json, const char *rejected_json,
+			     int64_t llm_call_id)
+{
+	char *tree = NULL;
+	kiln_err e = kiln_wm_to_json(&tree, s->wm);
+	if (e)
+		return e;
+	kiln_wm_revision_rec r = {s->run_id, s->iteration, tree, edits_json, rejected_json, llm_call_id};
+	e = kiln_db_wm_revision_add(s->db, NULL, &r);
+	free(tree);
+	return e;
+}
+
+/* The candidate's id in result.json at the branch tip; 0 when there is no branch. */
+static kiln_err tip_candidate(kiln_search *s, int64_t *out)
+{
+	kiln_git_branch *br = NULL;
+	size_t n = 0;
+	*out = 0;
+	kiln_err e = kiln_git_verify_refs(s->git, &br, &n);
+	if (e)
+		return e;
+	char name[160];
+	snprintf(name, sizeof name, "%s/%s", s->t->name, s->arch);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(br[i].name, name) == 0)
+			*out = br[i].candidate_id;
+	kiln_git_branches_free(br, n);
+	return 0;
+}
+
+kiln_err kiln_search_reconcile_archive(kiln_search *s)
+{
+	if (s->best_id == 0)
+		return 0;
+	int64_t tip = 0;
+	kiln_err e = tip_candidate(s, &tip);
+	if (e)
+		return e;
+	if (tip == s->best_id)
+		return 0;
+	kiln_candidate_info *ci = NULL;
+	if ((e = kiln_db_candidate_get(s->db, &ci, s->best_id)))
+		return e;
+	/* Only a best recorded after the tip can be missing from the archive. */
+	if (tip > s->best_id) {
+		kiln_candidate_infos_free(ci, 1);
+		return 0;
+	}
+	kiln_eval ev;
+	memset(&ev, 0, sizeof ev);
+	ev.outcome = KILN_OUT_PASSED;
+	ev.time_us = ci->time_us;
+	ev.modeled = ci->modeled;
+	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false};
+	int64_t it = s->iteration;
+	s->iteration = ci->iteration;
+	e = commit_git(s, &c, &ev, ci->id);
+	s->iteration = it;
+	if (!e)
+		kiln_db_event_add(s->db, s->run_id, "warning", "archive-repaired",
+				  "the best candidate was missing from the git archive (the run was killed between the two writes); committed it now",
+				  NULL);
+	kiln_candidate_infos_free(ci, 1);
+	return e;
+}
+
+kiln_err kiln_search_evaluate(kiln_search *s, const kiln_cand *c, kiln_eval *ev, int64_t *out_id,
+			      bool *new_best)
+{
+	kiln_eval_job job = {0};
+	job.target = s->t;
+	job.source = c->source;
+	job.launch_json = c->launch_json;
+	job.defines = c->defines;
+	job.ndefines = c->ndefines;
+	job.device = s->device;
+	job.gpu = s->o->gpu;
+	job.arch = s->arch;
+	job.cache_dir = s->cache_dir;
+	job.nseeds = s->o->verify_seeds;
+	job.timeout_s = s->o->eval_timeout_s > 0 ? s->o->eval_timeout_s : 600;
+	if (out_id)
+		*out_id = 0;
+	if (new_best)
+		*new_best = false;
+	kiln_err e = kiln_eval_run(ev, &job);
+	if (e || ev->abandoned)
+		return e;
+	return kiln_search_record(s, c, ev, out_id, new_best);
+}
+
+/* ---- budgets and progress ---- */
+
+static double elapsed(const kiln_search *s)
+{
+	return s->elapsed_before + (kiln_now_s() - s->started);
+}
+
+bool kiln_search_should_stop(kiln_search *s)
+{
+	const kiln_run_options *o = s->o;
+	if (s->stop_reason[0])
+		return true;
+	if (kiln_search_stop)
+		snprintf(s->stop_reason, sizeof s->stop_reason, "interrupted by a signal");
+	else if (o->iterations > 0 && s->iteration >= o->iterations)
+		snprintf(s->stop_reason, sizeof s->stop_reason, "iteration budget reached (%lld)", (long long)o->iterations);
+	else if (o->hours > 0 && elapsed(s) >= o->hours * 3600)
+		snprintf(s->stop_reason, sizeof s->stop_reason, "time budget reached (%.2f h)", o->hours);
+	else if (o->max_cost > 0 && s->cost_usd >= o->max_cost)
+		snprintf(s->stop_reason, sizeof s->stop_reason, "cost budget reached ($%.2f of $%.2f)", s->cost_usd, o->max_cost);
+	else if (o->max_tokens > 0 && s->tokens >= o->max_tokens)
+		snprintf(s->stop_reason, sizeof s->stop_reason, "token budget reached (%lld)", (long long)o->max_tokens);
+	return s->stop_reason[0] != 0;
+}
+
+static char *spent_json(const kiln_search *s)
+{
+	return kiln_asprintf("{\"iterations\": %lld, \"seconds\": %.1f, \"cost_usd\": %.6f, \"tokens\": %lld, \"passed\": %lld, \"failed\": %lld}",
+			     (long long)s->iteration, elapsed(s), s->cost_usd, (long long)s->tokens,
+			     (long long)s->passed, (long long)s->failed);
+}
+
+kiln_err kiln_search_checkpoint(kiln_search *s, const char *policy_state_json)
+{
+	char *spent = spent_json(s);
+	if (!spent)
+		return KILN_ENOMEM;
+	kiln_err e = kiln_db_run_spent(s->db, s->run_id, spent);
+	if (!e) {
+		char *state = kiln_asprintf("{\"spent\": %s, \"policy\": %s}", spent,
+					    policy_state_json ? policy_state_json : "null");
+		e = state ? kiln_db_checkpoint_put(s->db, s->run_id, s->iteration, state) : KILN_ENOMEM;
+		free(state);
+	}
+	free(spent);
+	return e;
+}
+
+void kiln_search_progress(kiln_search *s, const char *what)
+{
+	char budget[64] = "";
+	const kiln_run_options *o = s->o;
+	if (o->hours > 0)
+		snprintf(budget, sizeof budget, ", %.0f min left", (o->hours * 3600 - elapsed(s)) / 60);
+	else if (o->iterations > 0)
+		snprintf(budget, sizeof budget, ", %lld left", (long long)(o->iterations - s->iteration));
+	char best[96] = "no passing kernel yet";
+	if (s->best_id)
+		snprintf(best, sizeof best, "best %.3f us%s (%.2fx)", s->best_us, s->modeled ? " modeled" : "",
+			 s->seed_us > 0 ? s->seed_us / s->best_us : 1.0);
+	char money[64] = "";
+	if (s->llm)
+		snprintf(money, sizeof money, ", %lld tokens $%.4f", (long long)s->tokens, s->cost_usd);
+	fprintf(s->log, "%s[%lld] %s | %s | %lld passed %lld failed%s%s%s", s->tty ? "\r\033[K" : "",
+		(long long)s->iteration, what, best, (long long)s->passed, (long long)s->failed, money,
+		budget, s->tty ? "" : "\n");
+	fflush(s->log);
+}

@@ -1,0 +1,147 @@
+/* cli: `kiln run TARGET` searches for a faster kernel until a budget runs out: the LLM
+ * policy (K-Search) when an LLM is configured, else the knob tuner; `--resume [RUN]`
+ * continues a stopped or killed run. Exit 0 when the run finished or was interrupted
+ * cleanly (the checkpoint is written), 3 when it could not run. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "cli/cli.h"
+
+static const char usage[] =
+	"kiln run TARGET [--iterations N] [--hours H] [--max-cost USD] [--max-tokens N] "
+	"[--policy auto|llm|tune] [--llm provider:model] [--device auto|emu|cuda] [--gpu SPEC] "
+	"[--workdir DIR] [--json] | kiln run --resume [RUN]";
+static const char help[] =
+	"Searches for a faster kernel for TARGET and records every attempt.\n"
+	"  --iterations N      stop after N candidates (all sessions of the run)\n"
+	"  --hours H           stop after H hours of wall-clock\n"
+	"  --max-cost USD      stop when the LLM calls cost this much\n"
+	"  --max-tokens N      stop after N LLM tokens\n"
+	"  --policy P          auto (llm when one is configured, else tune), llm or tune\n"
+	"  --llm MODEL         provider:model, e.g. openai:gpt-5 (default $KILN_LLM)\n"
+	"  --base-url URL      the provider's base URL (an OpenAI-compatible server)\n"
+	"  --stream            stream LLM replies (SSE)\n"
+	"  --device KIND       auto, emu or cuda (default auto)\n"
+	"  --gpu SPEC          the GPU the emulator's cost model stands for (data/gpus.json)\n"
+	"  --seed S            tuner / selection seed (default: fresh, stored with the run)\n"
+	"  --seeds N           input sets per verification size (default 3)\n"
+	"  --timeout S         seconds one candidate's evaluation may take (default 600)\n"
+	"  --resume [RUN]      continue run RUN (default: the latest) with its budgets\n"
+	"  --workdir DIR       history.db, archive/, cache/ (default $KILN_WORKDIR or ./.kiln)\n"
+	"  --targets-dir DIR   where to find TARGET\n"
+	"  --json              print the summary as JSON\n"
+	"SIGINT/SIGTERM let the candidate in flight finish, write the checkpoint and exit 0.\n"
+	"Exit status: 0 finished or interrupted cleanly, 2 usage, 3 could not run.\n";
+
+static bool parse_num(const char *s, double *out, const char *what)
+{
+	if (!s)
+		return true;
+	char *end = NULL;
+	*out = strtod(s, &end);
+	if (!*s || *end || !(*out >= 0)) {
+		fprintf(stderr, "kiln run: %s '%s': expected a non-negative number\nusage: %s\n", what, s, usage);
+		return false;
+	}
+	return true;
+}
+
+static void print_summary(const kiln_run_summary *r, bool json)
+{
+	if (json) {
+		printf("{\"run\": %lld, \"policy\": \"%s\", \"status\": \"%s\", \"iterations\": %lld, "
+		       "\"passed\": %lld, \"failed\": %lld, \"seed_candidate\": %lld, \"best_candidate\": %lld, "
+		       "\"seed_us\": %.6g, \"best_us\": %.6g, \"speedup\": %.6g, \"modeled\": %s, "
+		       "\"cost_usd\": %.6f, \"tokens\": %lld, \"best_commit\": \"%s\"}\n",
+		       (long long)r->run_id, r->policy, r->status, (long long)r->iterations,
+		       (long long)r->passed, (long long)r->failed, (long long)r->seed_candidate,
+		       (long long)r->best_candidate, r->seed_us, r->best_us, r->speedup,
+		       r->modeled ? "true" : "false", r->cost_usd, (long long)r->tokens, r->best_commit);
+		return;
+	}
+	printf("run %lld %s (%s): %lld candidates, %lld passed, %lld failed\n", (long long)r->run_id,
+	       r->status, r->stop_reason[0] ? r->stop_reason : "done", (long long)r->iterations,
+	       (long long)r->passed, (long long)r->failed);
+	if (r->best_candidate)
+		printf("best: candidate %lld, %.3f us %s, %.2fx over the seed (%.3f us)%s%s\n",
+		       (long long)r->best_candidate, r->best_us, r->modeled ? "modeled" : "measured",
+		       r->speedup, r->seed_us, r->best_commit[0] ? ", archive commit " : "",
+		       r->best_commit[0] ? r->best_commit : "");
+	else
+		printf("no candidate passed verification\n");
+	if (r->tokens)
+		printf("LLM: %lld tokens, $%.4f\n", (long long)r->tokens, r->cost_usd);
+}
+
+int kiln_cmd_run(int argc, char **argv)
+{
+	const char *workdir = NULL, *targets_dir = NULL, *policy = NULL, *llm = NULL, *base_url = NULL;
+	const char *device = NULL, *gpu = NULL, *iters = NULL, *hours = NULL, *cost = NULL;
+	const char *tokens = NULL, *seed = NULL, *seeds = NULL, *timeout = NULL;
+	bool json = false, resume = false, stream = false;
+	const kiln_cli_opt opts[] = {
+		{"workdir", 1, &workdir, NULL}, {"targets-dir", 1, &targets_dir, NULL},
+		{"policy", 1, &policy, NULL}, {"llm", 1, &llm, NULL}, {"base-url", 1, &base_url, NULL},
+		{"stream", 0, NULL, &stream}, {"device", 1, &device, NULL}, {"gpu", 1, &gpu, NULL},
+		{"iterations", 1, &iters, NULL}, {"hours", 1, &hours, NULL}, {"max-cost", 1, &cost, NULL},
+		{"max-tokens", 1, &tokens, NULL}, {"seed", 1, &seed, NULL}, {"seeds", 1, &seeds, NULL},
+		{"timeout", 1, &timeout, NULL}, {"resume", 0, NULL, &resume}, {"json", 0, NULL, &json},
+		{0}};
+	const char *pos[1];
+	int npos = 0, exit_now = 0;
+	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &exit_now))
+		return exit_now;
+	if (policy && strcmp(policy, "auto") && strcmp(policy, "llm") && strcmp(policy, "tune")) {
+		fprintf(stderr, "kiln run: --policy '%s': expected auto, llm or tune\nusage: %s\n", policy, usage);
+		return KILN_EXIT_USAGE;
+	}
+	if (!resume && npos != 1) {
+		fprintf(stderr, "kiln run: a TARGET is required (kiln targets lists them)\nusage: %s\n", usage);
+		return KILN_EXIT_USAGE;
+	}
+	double d_iters = 0, d_tokens = 0, d_seeds = 0, d_seed = 0;
+	kiln_run_options o;
+	memset(&o, 0, sizeof o);
+	if (!parse_num(iters, &d_iters, "--iterations") || !parse_num(hours, &o.hours, "--hours") ||
+	    !parse_num(cost, &o.max_cost, "--max-cost") || !parse_num(tokens, &d_tokens, "--max-tokens") ||
+	    !parse_num(seeds, &d_seeds, "--seeds") || !parse_num(seed, &d_seed, "--seed") ||
+	    !parse_num(timeout, &o.eval_timeout_s, "--timeout"))
+		return KILN_EXIT_USAGE;
+	o.iterations = (int64_t)d_iters;
+	o.max_tokens = (int64_t)d_tokens;
+	o.verify_seeds = (size_t)d_seeds;
+	o.seed = seed ? strtoull(seed, NULL, 10) : 0;
+	o.workdir = kiln_cli_workdir(workdir);
+	o.targets_dir = targets_dir;
+	o.policy = policy ? policy : "auto";
+	o.llm = llm;
+	o.base_url = base_url;
+	o.stream = stream;
+	o.device = device ? device : "auto";
+	o.gpu = gpu;
+	if (resume) {
+		o.resume_run = -1;
+		if (npos == 1) {
+			char *end = NULL;
+			o.resume_run = strtoll(pos[0], &end, 10);
+			if (*end || o.resume_run <= 0) {
+				fprintf(stderr, "kiln run: --resume '%s': expected a run id\nusage: %s\n", pos[0], usage);
+				return KILN_EXIT_USAGE;
+			}
+		}
+	} else {
+		o.target = pos[0];
+	}
+	kiln_run_summary r;
+	kiln_err e = kiln_run(&r, &o);
+	if (e) {
+		int rc = kiln_cli_fail("run", e);
+		if (r.run_id)
+			fprintf(stderr, "kiln run: run %lld is recorded; continue it with kiln run --resume %lld\n",
+				(long long)r.run_id, (long long)r.run_id);
+		return rc;
+	}
+	print_summary(&r, json);
+	return KILN_EXIT_OK;
+}
