@@ -1,8 +1,537 @@
-/* The `llm` policy (K-Search): written against agent/llm/llm.h. */
+/* The `llm` policy: K-Search (arXiv 2602.19128) over kiln's world model.
+ *   init    one call analyses the target and proposes >= 3 families (an edit script)
+ *   select  kiln picks the frontier action (score + exploration - stale penalty)
+ *   attempt the first attempt implements the action on its parent's best kernel; a failed
+ *           one gets a debug prompt (compile log / verdict), a passing one an improve
+ *           prompt (timing, counters)
+ *   close   after `stagnation` attempts without improvement (or `max_attempts`) the
+ *           action closes: solved with its best (the LLM reflects, re-scores and adds
+ *           children; a solved node always gets an open child) or too hard
+ * A reply that cannot be parsed is sent back once with the parse error, then counted as
+ * a failed attempt. Every call is an llm_calls row; every tree change a revision. */
 #include "agent/agent_int.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/llm/llm.h"
+
+#define PARSE_TRIES 2 /* the reply, then one repair */
+#define CALL_TRIES 2  /* a call that failed after the client's own retries is tried again once */
+#define MAX_DRY 8     /* attempts in a row without a usable reply stop the run */
+
+typedef struct llm_state {
+	kiln_search *s;
+	char **defines;     /* the seed's knob values, "KNOB=V" */
+	size_t nk;
+	char *rejected;     /* the last edit script's rejected ops, for the next prompt */
+	/* the action in progress */
+	int64_t node;       /* -1: none */
+	int attempts, since_improve;
+	int dry;            /* consecutive attempts with no usable reply */
+	int64_t last_id;    /* last recorded candidate of the action; 0 = none */
+	bool last_passed;
+	char *last_source, *evidence;
+} llm_state;
+
+/* ---- one LLM call, recorded and accounted ---- */
+
+static kiln_err ask(llm_state *st, const kiln_prompt_input *in, const char *purpose, char **text,
+		    int64_t *call_id)
+{
+	kiln_search *s = st->s;
+	kiln_prompt p;
+	*text = NULL;
+	*call_id = 0;
+	kiln_err e = kiln_prompt_build(&p, in);
+	if (e)
+		return e;
+	for (int tries = 0; !e && tries < CALL_TRIES && !*text; tries++) {
+		if (kiln_search_should_stop(s))
+			break;
+		kiln_llm_request rq = {NULL, p.prefix, p.task, purpose, 0};
+		kiln_llm_reply r;
+		if ((e = kiln_llm_complete(s->llm, &rq, &r)))
+			break;
+		e = kiln_llm_record(s->db, s->run_id, s->llm, &rq, &r, call_id);
+		s->tokens += (r.prompt_tokens > 0 ? r.prompt_tokens : 0) + (r.completion_tokens > 0 ? r.completion_tokens : 0);
+		if (isfinite(r.cost_usd))
+			s->cost_usd += r.cost_usd;
+		if (!e && r.fatal)
+			e = kiln_error_set(KILN_ELLM, "the LLM refused the call (%s): %s", r.status,
+					   r.error ? r.error : "no detail");
+		else if (!e && strcmp(r.status, "ok") == 0)
+			*text = kiln_strdup(r.text ? r.text : "");
+		else if (!e)
+			kiln_db_event_add(s->db, s->run_id, "warning", "llm-call-failed", r.error ? r.error : r.status, NULL);
+		kiln_llm_reply_free(&r);
+	}
+	kiln_prompt_free(&p);
+	return e;
+}
+
+static void base_input(llm_state *st, kiln_prompt_input *in, kiln_prompt_kind kind, char **tree)
+{
+	kiln_search *s = st->s;
+	memset(in, 0, sizeof *in);
+	in->kind = kind;
+	in->target = s->t;
+	in->seed_source = s->seed_source;
+	in->seed_launch = s->seed_launch;
+	kiln_wm_render_options ro = KILN_WM_RENDER_OPTIONS_INIT;
+	ro.highlight = st->node;
+	*tree = NULL;
+	if (kiln_wm_render(tree, s->wm, &ro) == 0)
+		in->world_model = *tree;
+	in->rejected_ops = st->rejected;
+	in->node_id = st->node;
+}
+
+/* Asks and parses; a reply that does not parse is sent back once with the reason. On
+ * success *parts holds the reply; *got false when no usable reply came. */
+static kiln_err ask_parsed(llm_state *st, kiln_prompt_input *in, const char *purpose, unsigned want,
+			   kiln_reply_parts *parts, int64_t *call_id, bool *got)
+{
+	*got = false;
+	memset(parts, 0, sizeof *parts);
+	char *why = NULL;
+	kiln_err e = 0;
+	for (int t = 0; !e && t < PARSE_TRIES && !*got; t++) {
+		char *text = NULL;
+		if (t > 0) {
+			in->kind = KILN_PROMPT_REPAIR;
+			in->evidence = why;
+		}
+		if ((e = ask(st, in, t ? "repair" : purpose, &text, call_id)) || !text)
+			break;
+		if (kiln_reply_parse(parts, text, strlen(text), want) == 0) {
+			*got = true;
+		} else {
+			free(why);
+			why = kiln_asprintf("%s", kiln_error_last());
+			kiln_db_event_add(st->s->db, st->s->run_id, "warning", "reply-unparsable", why, NULL);
+		}
+		free(text);
+	}
+	free(why);
+	return e;
+}
+
+/* ---- the world model's edit scripts ---- */
+
+static kiln_err take_edits(llm_state *st, kiln_wm_edit_result *r, const char *edits, int64_t call_id)
+{
+	char *rej = NULL;
+	free(st->rejected);
+	st->rejected = NULL;
+	kiln_err e = kiln_wm_rejections_render(&st->rejected, r, 0);
+	if (!e)
+		e = kiln_wm_rejections_to_json(&rej, r);
+	cJSON *ops = edits ? cJSON_Parse(edits) : NULL;
+	char *ops_text = ops ? cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(ops, "ops")) : NULL;
+	if (!e)
+		e = kiln_search_wm_save(st->s, ops_text, rej, call_id);
+	free(ops_text);
+	cJSON_Delete(ops);
+	free(rej);
+	return e;
+}
+
+static kiln_err init_tree(llm_state *st)
+{
+	kiln_search *s = st->s;
+	if (kiln_wm_count(s->wm) > 1)
+		return 0; /* resumed with a tree */
+	char *why = NULL;
+	kiln_err e = 0;
+	for (int t = 0; !e && t < PARSE_TRIES + 1; t++) {
+		kiln_prompt_input in;
+		char *tree;
+		base_input(st, &in, t ? KILN_PROMPT_REPAIR : KILN_PROMPT_INIT, &tree);
+		in.evidence = why;
+		kiln_reply_parts parts;
+		int64_t call = 0;
+		bool got = false;
+		e = ask_parsed(st, &in, "init", KILN_REPLY_EDITS, &parts, &call, &got);
+		free(tree);
+		if (e || !got) {
+			kiln_reply_parts_free(&parts);
+			if (!e && kiln_search_should_stop(s))
+				return 0;
+			continue;
+		}
+		kiln_wm *wm = NULL;
+		kiln_wm_edit_result *r = NULL;
+		e = kiln_wm_init_from_script(&wm, &r, s->t->name, s->t->summary, parts.edits_json,
+					     strlen(parts.edits_json), NULL);
+		if (e == KILN_EINVAL) { /* too few families: tell the LLM */
+			free(why);
+			why = kiln_asprintf("%s", kiln_error_last());
+			e = 0;
+		} else if (!e) {
+			kiln_wm_free(s->wm);
+			s->wm = wm;
+			e = take_edits(st, r, parts.edits_json, call);
+			kiln_wm_edit_result_free(r);
+			kiln_reply_parts_free(&parts);
+			free(why);
+			return e;
+		}
+		kiln_wm_edit_result_free(r);
+		kiln_reply_parts_free(&parts);
+	}
+	free(why);
+	return e ? e : kiln_error_set(KILN_ELLM, "the LLM did not produce a usable initial world model in %d tries",
+				      PARSE_TRIES + 1);
+}
+
+/* ---- an action ---- */
+
+static char *node_text(const kiln_search *s, int64_t id)
+{
+	kiln_wm_node n;
+	if (kiln_wm_node_get(&n, s->wm, id))
+		return kiln_strdup("");
+	return kiln_asprintf("#%lld %s: %s\nRationale: %s\nNotes: %s", (long long)n.id, n.title,
+			     n.description, n.rationale, n.notes);
+}
+
+/* The best candidate of the node's parent (the seed for a family): what an action refines. */
+static int64_t parent_best(const kiln_search *s, int64_t id)
+{
+	kiln_wm_node n, p;
+	if (kiln_wm_node_get(&n, s->wm, id) || n.parent <= 0 || kiln_wm_node_get(&p, s->wm, n.parent))
+		return s->seed_id;
+	return p.best_candidate ? p.best_candidate : s->seed_id;
+}
+
+static void reset_action(llm_state *st, int64_t node)
+{
+	st->node = node;
+	st->attempts = st->since_improve = 0;
+	st->last_id = 0;
+	st->last_passed = false;
+	free(st->last_source);
+	free(st->evidence);
+	st->last_source = st->evidence = NULL;
+}
+
+static char *evidence_of(const kiln_eval *ev)
+{
+	if (ev->outcome == KILN_OUT_PASSED)
+		return kiln_asprintf("time %.3f us (%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\ncounters: %s",
+				     ev->time_us, ev->modeled ? "modeled on the emulator's cost model" : "measured",
+				     ev->roofline * 100, ev->bandwidth_gbs, ev->registers, (long long)ev->spill_store,
+				     (long long)ev->spill_load, (long long)ev->shared_bytes,
+				     ev->counters_json ? ev->counters_json : "{}");
+	return kiln_asprintf("check '%s' failed: %s%s%s", ev->failed_check ? ev->failed_check : "?",
+			     ev->message ? ev->message : "",
+			     ev->compile_log && *ev->compile_log ? "\ncompile log:\n" : "",
+			     ev->compile_log ? ev->compile_log : "");
+}
+
+static kiln_err note_failed_reply(llm_state *st)
+{
+	kiln_wm_attempt a = {false, 0, 0, 0, true};
+	st->attempts++;
+	st->since_improve++;
+	kiln_err e = kiln_wm_record_attempt(st->s->wm, NULL, st->node, &a);
+	return e ? e : kiln_search_wm_save(st->s, NULL, NULL, 0);
+}
+
+/* One attempt at the current action: prompt, parse, evaluate, record. */
+static kiln_err attempt(llm_state *st)
+{
+	kiln_search *s = st->s;
+	kiln_prompt_input in;
+	char *tree, *action = node_text(s, st->node);
+	int64_t parent = parent_best(s, st->node);
+	kiln_candidate_info *pc = NULL;
+	base_input(st, &in, KILN_PROMPT_IMPLEMENT, &tree);
+	in.action = action;
+	if (st->attempts == 0 || !st->last_source) {
+		if (parent && kiln_db_candidate_get(s->db, &pc, parent) == 0) {
+			in.parent_source = pc->source;
+			in.parent_launch = pc->launch_json;
+		} else {
+			in.parent_source = s->seed_source;
+			in.parent_launch = s->seed_launch;
+		}
+	} else {
+		in.kind = st->last_passed ? KILN_PROMPT_IMPROVE : KILN_PROMPT_DEBUG;
+		in.last_source = st->last_source;
+		in.evidence = st->evidence;
+	}
+	const char *purpose = in.kind == KILN_PROMPT_IMPLEMENT ? "implement" : in.kind == KILN_PROMPT_DEBUG ? "debug" : "improve";
+	kiln_reply_parts parts;
+	int64_t call = 0;
+	bool got = false;
+	kiln_err e = ask_parsed(st, &in, purpose, KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH, &parts, &call, &got);
+	free(tree);
+	free(action);
+	kiln_candidate_infos_free(pc, pc ? 1 : 0);
+	if (e || !got) {
+		kiln_reply_parts_free(&parts);
+		if (!e && !kiln_search_should_stop(s)) {
+			kiln_search_progress(s, "the LLM's reply could not be used (counted as a failed attempt)");
+			e = note_failed_reply(st);
+			if (!e && ++st->dry >= MAX_DRY)
+				e = kiln_error_set(KILN_ELLM, "%d LLM calls in a row gave no usable reply (see kiln log / the events); stopping so the budget is not burnt",
+						   MAX_DRY);
+		}
+		return e;
+	}
+	st->dry = 0;
+	kiln_cand c = {parts.kernel, parts.launch_json, (const char *const *)st->defines, st->nk,
+		       st->node, parent, call, false};
+	kiln_eval ev;
+	int64_t id = 0;
+	bool best = false, improved = false;
+	e = kiln_search_evaluate(s, &c, &ev, &id, &best);
+	if (!e && !ev.abandoned) {
+		bool passed = ev.outcome == KILN_OUT_PASSED;
+		kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev.time_us : 0,
+				     passed && !ev.modeled ? ev.spread * ev.time_us : 0, ev.modeled};
+		e = kiln_wm_record_attempt(s->wm, &improved, st->node, &a);
+		if (!e)
+			e = kiln_search_wm_save(s, NULL, NULL, 0);
+		st->attempts++;
+		st->since_improve = improved ? 0 : st->since_improve + 1;
+		st->last_id = id;
+		st->last_passed = passed;
+		free(st->last_source);
+		free(st->evidence);
+		st->last_source = kiln_strdup(parts.kernel);
+		st->evidence = evidence_of(&ev);
+		char *sum = kiln_eval_summary(&ev);
+		char what[480];
+		snprintf(what, sizeof what, "#%lld attempt %d: %s%s", (long long)st->node, st->attempts,
+			 sum ? sum : "", best ? " NEW BEST" : "");
+		free(sum);
+		kiln_search_progress(s, what);
+	}
+	kiln_eval_free(&ev);
+	kiln_reply_parts_free(&parts);
+	return e;
+}
+
+/* A solved node must keep the search going below it. */
+static kiln_err ensure_open_child(kiln_search *s, int64_t id)
+{
+	int64_t *kids = NULL;
+	size_t n = 0;
+	kiln_err e = kiln_wm_children(&kids, &n, s->wm, id);
+	bool open = false;
+	for (size_t i = 0; !e && i < n; i++) {
+		kiln_wm_node k;
+		if (kiln_wm_node_get(&k, s->wm, kids[i]) == 0 && k.status == KILN_WM_OPEN)
+			open = true;
+	}
+	free(kids);
+	if (e || open)
+		return e;
+	kiln_wm_node_spec sp = KILN_WM_NODE_SPEC_INIT;
+	sp.title = "Refine further";
+	sp.description = "Profile the solved kernel's remaining gap to the roofline and remove its largest cost.";
+	sp.score = 0.3;
+	return kiln_wm_add_node(s->wm, NULL, id, &sp);
+}
+
+static kiln_err close_action(llm_state *st)
+{
+	kiln_search *s = st->s;
+	kiln_wm_node n;
+	kiln_err e = kiln_wm_node_get(&n, s->wm, st->node);
+	if (e)
+		return e;
+	bool solved = n.best_candidate != 0;
+	e = solved ? kiln_wm_solve(s->wm, n.id, 0, 0) : kiln_wm_mark_too_hard(s->wm, n.id);
+	if (!e)
+		e = kiln_search_wm_save(s, NULL, NULL, 0);
+	char *outcome = solved
+		? kiln_asprintf("Action #%lld is closed as solved after %lld attempts: best %.3f us, %.2fx over the seed. Last evidence:\n%s",
+				(long long)n.id, (long long)n.attempts, n.best_us, n.best_speedup, st->evidence ? st->evidence : "")
+		: kiln_asprintf("Action #%lld is marked too hard: %lld attempts never produced a passing kernel. Last failure:\n%s\n"
+				"Downscore it, rewrite it into something feasible, or delete it.",
+				(long long)n.id, (long long)n.attempts, st->evidence ? st->evidence : "");
+	kiln_prompt_input in;
+	char *tree;
+	base_input(st, &in, KILN_PROMPT_REFLECT, &tree);
+	in.evidence = outcome;
+	kiln_reply_parts parts;
+	int64_t call = 0;
+	bool got = false;
+	if (!e)
+		e = ask_parsed(st, &in, "reflect", KILN_REPLY_EDITS, &parts, &call, &got);
+	free(tree);
+	free(outcome);
+	if (!e && got) {
+		kiln_wm_edit_result *r = NULL;
+		kiln_err ae = kiln_wm_apply(s->wm, &r, parts.edits_json, strlen(parts.edits_json));
+		if (ae == KILN_EINVAL) {
+			free(st->rejected);
+			st->rejected = kiln_asprintf("the whole edit script was rejected: %s", kiln_error_last());
+		} else if (ae) {
+			e = ae;
+		} else {
+			e = take_edits(st, r, parts.edits_json, call);
+		}
+		kiln_wm_edit_result_free(r);
+	}
+	if (got)
+		kiln_reply_parts_free(&parts);
+	if (!e && solved && !(e = ensure_open_child(s, n.id)))
+		e = kiln_search_wm_save(s, NULL, NULL, 0);
+	reset_action(st, -1);
+	return e;
+}
+
+static bool action_over(const llm_state *st)
+{
+	const kiln_run_options *o = st->s->o;
+	int max = o->max_attempts > 0 ? o->max_attempts : 6;
+	int stag = o->stagnation > 0 ? o->stagnation : 3;
+	return st->attempts >= max || st->since_improve >= stag;
+}
+
+/* ---- checkpoint: the action in progress, so --resume continues it ---- */
+
+static kiln_err checkpoint(llm_state *st)
+{
+	char *js = kiln_asprintf("{\"node\": %lld, \"attempts\": %d, \"since_improve\": %d, \"last_id\": %lld, \"last_passed\": %s}",
+				 (long long)st->node, st->attempts, st->since_improve, (long long)st->last_id,
+				 st->last_passed ? "true" : "false");
+	kiln_err e = js ? kiln_search_checkpoint(st->s, js) : KILN_ENOMEM;
+	free(js);
+	return e;
+}
+
+static void restore(llm_state *st)
+{
+	kiln_search *s = st->s;
+	char *state = NULL;
+	int64_t it;
+	if (kiln_db_checkpoint_get(s->db, &state, &it, s->run_id))
+		return;
+	cJSON *o = cJSON_Parse(state);
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "policy");
+	const cJSON *v;
+	kiln_wm_node n;
+	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(p, "node")) && v->valuedouble > 0 &&
+	    kiln_wm_node_get(&n, s->wm, (int64_t)v->valuedouble) == 0 && n.status == KILN_WM_OPEN) {
+		st->node = n.id;
+		st->attempts = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "attempts"));
+		st->since_improve = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "since_improve"));
+		st->last_id = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "last_id"));
+		st->last_passed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "last_passed"));
+		kiln_candidate_info *c = NULL;
+		if (st->last_id > 0 && kiln_db_candidate_get(s->db, &c, st->last_id) == 0) {
+			st->last_source = kiln_strdup(c->source);
+			st->evidence = kiln_asprintf("%s", c->verify_message ? c->verify_message : "");
+			kiln_candidate_infos_free(c, 1);
+		}
+	}
+	cJSON_Delete(o);
+	free(state);
+}
+
+/* ---- the loop ---- */
+
+static kiln_err seed_defines(llm_state *st)
+{
+	kiln_search *s = st->s;
+	st->nk = s->t->nknobs;
+	st->defines = kiln_calloc(st->nk ? st->nk : 1, sizeof(char *));
+	kiln_tuner *tu = NULL;
+	int64_t values[KILN_ENV_MAX];
+	kiln_err e = st->defines ? kiln_tuner_new(&tu, s->t, s->seed_source, 1, 0) : KILN_ENOMEM;
+	if (!e && st->nk > KILN_ENV_MAX)
+		e = kiln_error_set(KILN_EINVAL, "target %s has too many knobs", s->t->name);
+	if (!e)
+		kiln_tuner_seed_values(tu, values);
+	for (size_t i = 0; !e && i < st->nk; i++)
+		if (!(st->defines[i] = kiln_asprintf("%s=%lld", s->t->knobs[i].name, (long long)values[i])))
+			e = KILN_ENOMEM;
+	kiln_tuner_free(tu);
+	return e;
+}
+
+/* The seed is candidate 0: the baseline every speedup is measured against. */
+static kiln_err evaluate_seed(llm_state *st)
+{
+	kiln_search *s = st->s;
+	if (s->iteration > 0)
+		return 0;
+	kiln_cand c = {s->seed_source, s->seed_launch, (const char *const *)st->defines, st->nk,
+		       KILN_WM_ROOT, 0, 0, true};
+	kiln_eval ev;
+	int64_t id = 0;
+	kiln_err e = kiln_search_evaluate(s, &c, &ev, &id, NULL);
+	if (!e && !ev.abandoned) {
+		bool passed = ev.outcome == KILN_OUT_PASSED;
+		kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev.time_us : 0, 0, ev.modeled};
+		if (passed)
+			e = kiln_wm_record_attempt(s->wm, NULL, KILN_WM_ROOT, &a);
+		char *sum = kiln_eval_summary(&ev);
+		char what[400];
+		snprintf(what, sizeof what, "seed: %s", sum ? sum : "");
+		free(sum);
+		kiln_search_progress(s, what);
+	}
+	kiln_eval_free(&ev);
+	return e;
+}
+
+static kiln_err step(llm_state *st)
+{
+	kiln_search *s = st->s;
+	if (st->node < 0) {
+		kiln_wm_select_options so = KILN_WM_SELECT_OPTIONS_INIT;
+		so.seed = s->seed;
+		kiln_wm_choice ch;
+		kiln_err e = kiln_wm_select(&ch, s->wm, &so);
+		if (e == KILN_ENOTFOUND) {
+			snprintf(s->stop_reason, sizeof s->stop_reason, "the world model has no open action left");
+			return 0;
+		}
+		if (e)
+			return e;
+		reset_action(st, ch.id);
+		char *why = NULL;
+		if (kiln_wm_choice_explain(&why, &ch) == 0) {
+			kiln_db_event_add(s->db, s->run_id, "info", "select", why, NULL);
+			free(why);
+		}
+	}
+	kiln_err e = attempt(st);
+	if (!e && st->node >= 0 && action_over(st) && !kiln_search_should_stop(s))
+		e = close_action(st);
+	if (!e)
+		e = checkpoint(st);
+	return e;
+}
 
 kiln_err kiln_policy_llm(kiln_search *s)
 {
-	(void)s;
-	return kiln_error_set(KILN_EUNSUPPORTED, "policy llm: not available yet");
+	llm_state st;
+	memset(&st, 0, sizeof st);
+	st.s = s;
+	st.node = -1;
+	kiln_err e = seed_defines(&st);
+	if (!e)
+		e = evaluate_seed(&st);
+	if (!e && !kiln_search_should_stop(s))
+		e = init_tree(&st);
+	if (!e && s->resumed)
+		restore(&st);
+	while (!e && !kiln_search_should_stop(s))
+		e = step(&st);
+	reset_action(&st, -1);
+	for (size_t i = 0; st.defines && i < st.nk; i++)
+		free(st.defines[i]);
+	free(st.defines);
+	free(st.rejected);
+	return e;
 }

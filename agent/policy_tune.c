@@ -136,7 +136,12 @@ static kiln_err tune_step(tune_state *ts, bool *exhausted)
 	bool best = false;
 	e = kiln_search_evaluate(s, &c, &ev, &id, &best);
 	if (!e && !ev.abandoned) {
-		if (!(e = note_attempt(ts, values, &ev, id)))
+		e = note_attempt(ts, values, &ev, id);
+		if (!e && c.is_seed && ev.outcome == KILN_OUT_PASSED) { /* the baseline of speedups */
+			kiln_wm_attempt a = {true, id, ev.time_us, 0, ev.modeled};
+			e = kiln_wm_record_attempt(s->wm, NULL, KILN_WM_ROOT, &a);
+		}
+		if (!e)
 			e = kiln_search_wm_save(s, NULL, NULL, 0);
 		if (!e)
 			e = kiln_search_checkpoint(s, NULL);

@@ -101,6 +101,9 @@ static kiln_err take(char **slot, const fence *f, const char *what)
 {
 	if (*slot)
 		return kiln_error_set(KILN_EINVAL, "reply line %zu: a second %s block; send exactly one", f->line, what);
+	/* a NUL would cut the stored text short of what was checked (found by fuzz_reply) */
+	if (memchr(f->body, '\0', f->body_len))
+		return kiln_error_set(KILN_EINVAL, "reply line %zu: the %s block contains a NUL byte", f->line, what);
 	*slot = kiln_strndup(f->body, f->body_len);
 	return *slot ? KILN_OK : KILN_ENOMEM;
 }

@@ -13,9 +13,7 @@
 
 #include "profile/profile.h"
 
-#ifdef KILN_HAVE_LLM
 #include "agent/llm/llm.h"
-#endif
 
 volatile sig_atomic_t kiln_search_stop;
 
@@ -285,29 +283,21 @@ static bool llm_wanted(const kiln_run_options *o)
 		return true;
 	if (o->policy && strcmp(o->policy, "tune") == 0)
 		return false;
-#ifdef KILN_HAVE_LLM
 	char why[256];
 	return kiln_llm_configured(o->llm, why, sizeof why);
-#else
-	return false;
-#endif
 }
 
 static kiln_err open_llm(kiln_search *s)
 {
-#ifdef KILN_HAVE_LLM
 	kiln_llm_config cfg;
 	memset(&cfg, 0, sizeof cfg);
-	cfg.spec = s->o->llm ? s->o->llm : getenv("KILN_LLM");
+	cfg.spec = s->o->llm ? s->o->llm : kiln_llm_default_spec();
 	cfg.base_url = s->o->base_url;
 	cfg.stream = s->o->stream;
 	if (!cfg.spec)
-		return kiln_error_set(KILN_EINVAL, "policy llm needs a model: --llm provider:model or KILN_LLM");
+		return kiln_error_set(KILN_EINVAL, "policy llm needs a model: --llm provider:model, KILN_LLM, or an OPENAI_API_KEY / ANTHROPIC_API_KEY");
+	cfg.stop = &kiln_search_stop;
 	return kiln_llm_new(&s->llm, &cfg);
-#else
-	(void)s;
-	return kiln_error_set(KILN_EUNSUPPORTED, "this kiln was built without the LLM client");
-#endif
 }
 
 /* ---- start, resume, finish ---- */
@@ -355,7 +345,7 @@ static kiln_err start_run(kiln_search *s, kiln_run_options *o, cJSON **keep)
 	if ((e = kiln_wm_new(&s->wm, s->t->name, s->t->summary, NULL)))
 		return e;
 	char *budgets = budgets_json(o), *config = config_json(s);
-	kiln_run_rec rr = {s->t->name, o->policy, strcmp(o->policy, "llm") == 0 ? (o->llm ? o->llm : getenv("KILN_LLM")) : NULL,
+	kiln_run_rec rr = {s->t->name, o->policy, strcmp(o->policy, "llm") == 0 ? (o->llm ? o->llm : kiln_llm_default_spec()) : NULL,
 			   s->device, o->gpu, s->arch, budgets, config, (int64_t)getpid()};
 	e = budgets && config ? kiln_db_run_begin(s->db, &s->run_id, &rr) : KILN_ENOMEM;
 	free(budgets);
@@ -392,9 +382,7 @@ static void summarize(kiln_run_summary *out, const kiln_search *s, const char *s
 
 static void search_free(kiln_search *s, const char *llm_owned)
 {
-#ifdef KILN_HAVE_LLM
 	kiln_llm_free(s->llm);
-#endif
 	kiln_wm_free(s->wm);
 	kiln_git_close(s->git);
 	kiln_db_close(s->db);

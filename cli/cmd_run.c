@@ -27,6 +27,8 @@ static const char help[] =
 	"  --seed S            tuner / selection seed (default: fresh, stored with the run)\n"
 	"  --seeds N           input sets per verification size (default 3)\n"
 	"  --timeout S         seconds one candidate's evaluation may take (default 600)\n"
+	"  --stagnation N      llm: attempts without improvement that close an action (default 3)\n"
+	"  --max-attempts N    llm: attempts per action (default 6)\n"
 	"  --resume [RUN]      continue run RUN (default: the latest) with its budgets\n"
 	"  --workdir DIR       history.db, archive/, cache/ (default $KILN_WORKDIR or ./.kiln)\n"
 	"  --targets-dir DIR   where to find TARGET\n"
@@ -79,6 +81,7 @@ int kiln_cmd_run(int argc, char **argv)
 	const char *workdir = NULL, *targets_dir = NULL, *policy = NULL, *llm = NULL, *base_url = NULL;
 	const char *device = NULL, *gpu = NULL, *iters = NULL, *hours = NULL, *cost = NULL;
 	const char *tokens = NULL, *seed = NULL, *seeds = NULL, *timeout = NULL;
+	const char *stagnation = NULL, *max_attempts = NULL;
 	bool json = false, resume = false, stream = false;
 	const kiln_cli_opt opts[] = {
 		{"workdir", 1, &workdir, NULL}, {"targets-dir", 1, &targets_dir, NULL},
@@ -87,6 +90,7 @@ int kiln_cmd_run(int argc, char **argv)
 		{"iterations", 1, &iters, NULL}, {"hours", 1, &hours, NULL}, {"max-cost", 1, &cost, NULL},
 		{"max-tokens", 1, &tokens, NULL}, {"seed", 1, &seed, NULL}, {"seeds", 1, &seeds, NULL},
 		{"timeout", 1, &timeout, NULL}, {"resume", 0, NULL, &resume}, {"json", 0, NULL, &json},
+		{"stagnation", 1, &stagnation, NULL}, {"max-attempts", 1, &max_attempts, NULL},
 		{0}};
 	const char *pos[1];
 	int npos = 0, exit_now = 0;
@@ -100,16 +104,19 @@ int kiln_cmd_run(int argc, char **argv)
 		fprintf(stderr, "kiln run: a TARGET is required (kiln targets lists them)\nusage: %s\n", usage);
 		return KILN_EXIT_USAGE;
 	}
-	double d_iters = 0, d_tokens = 0, d_seeds = 0, d_seed = 0;
+	double d_iters = 0, d_tokens = 0, d_seeds = 0, d_seed = 0, d_stag = 0, d_max = 0;
 	kiln_run_options o;
 	memset(&o, 0, sizeof o);
 	if (!parse_num(iters, &d_iters, "--iterations") || !parse_num(hours, &o.hours, "--hours") ||
 	    !parse_num(cost, &o.max_cost, "--max-cost") || !parse_num(tokens, &d_tokens, "--max-tokens") ||
 	    !parse_num(seeds, &d_seeds, "--seeds") || !parse_num(seed, &d_seed, "--seed") ||
-	    !parse_num(timeout, &o.eval_timeout_s, "--timeout"))
+	    !parse_num(timeout, &o.eval_timeout_s, "--timeout") ||
+	    !parse_num(stagnation, &d_stag, "--stagnation") || !parse_num(max_attempts, &d_max, "--max-attempts"))
 		return KILN_EXIT_USAGE;
 	o.iterations = (int64_t)d_iters;
 	o.max_tokens = (int64_t)d_tokens;
+	o.stagnation = (int)d_stag;
+	o.max_attempts = (int)d_max;
 	o.verify_seeds = (size_t)d_seeds;
 	o.seed = seed ? strtoull(seed, NULL, 10) : 0;
 	o.workdir = kiln_cli_workdir(workdir);

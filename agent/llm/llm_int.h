@@ -49,7 +49,7 @@ typedef struct kiln_sse {
 } kiln_sse;
 /* max: cap on one line and on one event's data (bytes); 0 = 8 MiB. */
 void kiln_sse_init(kiln_sse *p, size_t max);
-/* Feeds bytes; fn is called per event. An event or line over the cap is KILN_EINVAL; fn's
+/* Feeds bytes; fn is called per event. An event or line over the cap is KILN_EOVERFLOW; fn's
  * error stops the feed and is returned. */
 kiln_err kiln_sse_feed(kiln_sse *p, const char *buf, size_t n, kiln_sse_fn fn, void *arg);
 void kiln_sse_free(kiln_sse *p);
@@ -81,7 +81,7 @@ typedef struct kiln_llm_prices kiln_llm_prices;
 kiln_err kiln_llm_prices_load(kiln_llm_prices **out, const char *base, const char *override);
 void kiln_llm_prices_free(kiln_llm_prices *p);
 /* Exact "provider:model", then "model", then the model without a "vendor/" prefix, then
- * the longest entry that the model starts with followed by '-' (dated snapshots). */
+ * the longest entry the model extends with a snapshot suffix ("-20250929", "-latest"). */
 bool kiln_llm_prices_find(const kiln_llm_prices *p, kiln_llm_price *out, const char *provider,
 			  const char *model);
 /* Cost of a usage; NaN when !u->known. */

@@ -117,16 +117,35 @@ static const price_entry *exact(const kiln_llm_prices *p, const char *name)
 	return NULL;
 }
 
-/* Longest entry (without a provider) that model starts with, followed by '-': a dated
- * snapshot "claude-sonnet-4-5-20250929" costs what "claude-sonnet-4-5" does. */
-static const price_entry *prefix(const kiln_llm_prices *p, const char *model)
+/* A dated snapshot or alias of a priced model: "-20250929", "-2024-08-06", "-latest". */
+static bool snapshot_suffix(const char *rest)
+{
+	if (rest[0] != '-')
+		return false;
+	if (strcmp(rest, "-latest") == 0)
+		return true;
+	size_t d = 0;
+	while (rest[1 + d] >= '0' && rest[1 + d] <= '9')
+		d++;
+	return d >= 4;
+}
+
+/* Longest entry (bare, or of this provider) that model extends with a snapshot suffix:
+ * "claude-sonnet-4-5-20250929" costs what "claude-sonnet-4-5" does; "gpt-5-nano" never
+ * costs what "gpt-5" does. */
+static const price_entry *prefix(const kiln_llm_prices *p, const char *provider, const char *model)
 {
 	const price_entry *best = NULL;
-	size_t best_len = 0;
+	size_t best_len = 0, plen = strlen(provider);
 	for (size_t i = 0; i < p->n; i++) {
-		const char *n = p->e[i].name;
+		const char *n = p->e[i].name, *colon = strchr(n, ':');
+		if (colon) {
+			if ((size_t)(colon - n) != plen || strncmp(n, provider, plen) != 0)
+				continue;
+			n = colon + 1;
+		}
 		size_t l = strlen(n);
-		if (!strchr(n, ':') && l > best_len && strncmp(model, n, l) == 0 && model[l] == '-') {
+		if (l > best_len && strncmp(model, n, l) == 0 && snapshot_suffix(model + l)) {
 			best = &p->e[i];
 			best_len = l;
 		}
@@ -148,7 +167,7 @@ bool kiln_llm_prices_find(const kiln_llm_prices *p, kiln_llm_price *out, const c
 	if (!e && slash)
 		e = exact(p, slash + 1);
 	if (!e)
-		e = prefix(p, slash ? slash + 1 : model);
+		e = prefix(p, provider ? provider : "", slash ? slash + 1 : model);
 	if (e)
 		*out = e->price;
 	return e != NULL;

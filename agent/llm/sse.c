@@ -52,7 +52,7 @@ static kiln_err field(kiln_sse *p, const char *name, size_t nlen, const char *va
 	} else if (nlen == 4 && memcmp(name, "data", 4) == 0) {
 		kiln_err e;
 		if ((e = kiln_buf_append(&p->data, val, vlen)) || (e = kiln_buf_append(&p->data, "\n", 1)))
-			return kiln_error_set(KILN_EINVAL, "event stream: event data over %zu bytes", p->data.max);
+			return kiln_error_set(KILN_EOVERFLOW, "event stream: event data over %zu bytes", p->data.max);
 		p->have_data = true;
 	} else if (nlen == 2 && memcmp(name, "id", 2) == 0) {
 		if (!memchr(val, '\0', vlen)) {
@@ -110,7 +110,7 @@ kiln_err kiln_sse_feed(kiln_sse *p, const char *buf, size_t n, kiln_sse_fn fn, v
 		}
 		p->bom_checked = true;
 		if (p->nbom > 0 && kiln_buf_append(&p->line, bom, p->nbom)) /* not a BOM after all */
-			return kiln_error_set(KILN_EINVAL, "event stream: line over %zu bytes", p->line.max);
+			return kiln_error_set(KILN_EOVERFLOW, "event stream: line over %zu bytes", p->line.max);
 	}
 	while (i < n) {
 		char ch = buf[i];
@@ -134,7 +134,7 @@ kiln_err kiln_sse_feed(kiln_sse *p, const char *buf, size_t n, kiln_sse_fn fn, v
 		while (j < n && buf[j] != '\r' && buf[j] != '\n')
 			j++;
 		if (kiln_buf_append(&p->line, buf + i, j - i))
-			return kiln_error_set(KILN_EINVAL, "event stream: line over %zu bytes", p->line.max);
+			return kiln_error_set(KILN_EOVERFLOW, "event stream: line over %zu bytes", p->line.max);
 		i = j;
 	}
 	return KILN_OK;

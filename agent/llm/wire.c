@@ -163,7 +163,7 @@ static kiln_err append_text(kiln_llm_result *r, const cJSON *v)
 	if (!cJSON_IsString(v) || !v->valuestring)
 		return KILN_OK;
 	if (kiln_buf_puts(&r->text, v->valuestring))
-		return kiln_error_set(KILN_EINVAL, "reply text larger than the %zu-byte cap", r->text.max);
+		return kiln_error_set(KILN_EOVERFLOW, "reply text larger than the %zu-byte cap", r->text.max);
 	return KILN_OK;
 }
 

@@ -1,0 +1,203 @@
+"""End-to-end K-Search on the emulator against tests/fake_llm.py (a real HTTP server):
+the seed baseline, initialisation (3 families and one invalid op, which must be reported
+back in the next prompt), a compile error (the debug prompt quotes the log), a truncated
+reply (retried), a wrong kernel (the debug prompt names the failed check), a slower
+kernel, a faster kernel (a new best and an archive commit), the action closed by
+reflection (an edit script, a revision), the next action, and the iteration budget.
+Asserts on history.db rows, world-model revisions, archive commits and the prompts the
+server received."""
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+KILN = os.environ["KILN_BIN"]
+SRC = os.environ["KILN_SOURCE_ROOT"]
+SEED = open(os.path.join(SRC, "targets/adamw/seed.cu")).read()
+SEED_LAUNCH = open(os.path.join(SRC, "targets/adamw/launch.json")).read()
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def reply(kernel, launch, note="Here is the kernel."):
+    return "%s\n\n```cuda\n%s\n```\n\n```json\n%s\n```\n" % (note, kernel, launch)
+
+
+def own_macros(src, tpb, per):
+    """The seed with its own launch constants (TPB threads, PER items), ignoring knobs."""
+    s = src.replace("BLOCK", "TPB").replace("ITEMS", "PER")
+    s = re.sub(r"#ifndef TPB\n#define TPB \d+\n#endif", "#define TPB %d" % tpb, s)
+    s = re.sub(r"#ifndef PER\n#define PER \d+\n#endif", "#define PER %d" % per, s)
+    return s
+
+
+def plan(per_block, grid=None):
+    return json.dumps({"launches": [{"kernel": "adamw_step", "grid": [grid or "ceil_div(n, %d)" % per_block],
+                                     "block": [256], "shared_bytes": "0",
+                                     "args": ["p", "g", "m", "v", "lr", "beta1", "beta2", "eps",
+                                              "weight_decay", "step", "n"]}],
+                       "scratch": [], "nvrtc_flags": []})
+
+
+BROKEN = SEED.replace("const float gi = g[i];", "const float gi = g[i]")  # compile error
+WRONG = SEED.replace("pi -= step_size * mi / denom;", "pi -= lr * mi / denom;")  # no bias correction
+BODY = SEED[SEED.index("const float gi"):SEED.index("v[i] = vi;") + len("v[i] = vi;")]
+# correct but slow: a grid-stride loop over only 4 blocks leaves most SMs idle
+SLOW = """extern "C" __global__ void adamw_step(float *p, const float *g, float *m, float *v, float lr,
+    float beta1, float beta2, float eps, float weight_decay, int step, long long n)
+{
+    const float bc1 = 1.0f - powf(beta1, (float)step);
+    const float sqrt_bc2 = sqrtf(1.0f - powf(beta2, (float)step));
+    const float step_size = lr / bc1;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        %s
+    }
+}
+""" % BODY
+FAST = own_macros(SEED, 256, 4)
+
+INIT = {"ops": [
+    {"op": "insert", "parent": 0, "title": "Vectorized multi-item", "description": "each thread handles 4 elements",
+     "rationale": "more bytes in flight per thread", "difficulty": 2, "score": 0.9, "expected_speedup": 1.3},
+    {"op": "insert", "parent": 0, "title": "Grid-stride persistent", "description": "sm_count-sized grid",
+     "rationale": "fewer blocks", "difficulty": 2, "score": 0.5},
+    {"op": "insert", "parent": 0, "title": "Warp-specialized", "description": "producer/consumer warps",
+     "rationale": "latency hiding", "difficulty": 4, "score": 0.3},
+    {"op": "delete", "id": 99}]}
+REFLECT = {"ops": [{"op": "update", "id": 1, "notes": "4 items per thread reached 95% of the roofline"},
+                   {"op": "insert", "parent": 1, "title": "Eight items per thread", "description": "PER=8",
+                    "rationale": "even more in flight", "difficulty": 1, "score": 0.6}],
+           "reflection": "vectorizing worked"}
+
+
+def script():
+    fenced = lambda o: "```json\n%s\n```" % json.dumps(o)
+    return {"replies": [
+        {"match": "## Task: analyse the target", "text": "Analysis...\n" + fenced(INIT),
+         "usage": {"prompt": 1200, "completion": 300}},
+        {"match": "## Task: implement action 1", "text": reply(BROKEN, SEED_LAUNCH),
+         "usage": {"prompt": 1500, "completion": 600, "cached": 1000}},
+        {"match": "## Task: fix your last attempt", "fault": "truncated", "text": "```cuda\n__global__ void"},
+        {"match": "## Task: fix your last attempt", "text": reply(WRONG, SEED_LAUNCH)},
+        {"match": "## Task: fix your last attempt", "text": reply(SLOW, plan(256, "4"))},
+        {"match": "## Task: make action 1 faster", "text": reply(FAST, plan(1024))},
+        {"match": "## Task: reflect on action 1", "text": fenced(REFLECT)},
+    ], "default": {"text": reply(FAST, plan(1024), "Same again.")}}
+
+
+def start_server(tmp):
+    path = os.path.join(tmp, "script.json")
+    json.dump(script(), open(path, "w"))
+    log = os.path.join(tmp, "requests.jsonl")
+    srv = subprocess.Popen([sys.executable, os.path.join(SRC, "tests/fake_llm.py"), "--script", path,
+                            "--log", log], stdout=subprocess.PIPE, text=True)
+    port = int(srv.stdout.readline().strip())
+    return srv, log, port
+
+
+def prompts(log):
+    out = []
+    for line in open(log):
+        r = json.loads(line)
+        b = r["body"]
+        text = json.dumps(b) if not isinstance(b, str) else b
+        out.append(text)
+    return out
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="kiln-search-")
+    srv, log, port = start_server(tmp)
+    wd = os.path.join(tmp, "wd")
+    env = dict(os.environ)
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("ANTHROPIC_API_KEY", None)
+    env["KILN_LLM_BACKOFF_S"] = "0.01"
+    try:
+        p = subprocess.run([KILN, "run", "adamw", "--workdir", wd, "--policy", "llm",
+                            "--llm", "openai-compatible:fake-coder@http://127.0.0.1:%d/v1" % port,
+                            "--iterations", "6", "--max-attempts", "4", "--seed", "11", "--json"],
+                           capture_output=True, text=True, env=env, timeout=600)
+    finally:
+        srv.terminate()
+        srv.wait()
+    if p.returncode != 0:
+        fail("kiln run exited %d\n%s\n%s" % (p.returncode, p.stdout, p.stderr[-4000:]))
+    s = json.loads(p.stdout)
+    if s["status"] != "finished" or s["iterations"] != 6 or s["policy"] != "llm":
+        fail("summary %r\n%s" % (s, p.stderr[-3000:]))
+    con = sqlite3.connect(os.path.join(wd, "history.db"))
+    rows = con.execute("SELECT c.id, c.iteration, c.outcome, c.node_id, c.llm_call_id, v.failed_check "
+                       "FROM candidates c LEFT JOIN verifications v ON v.candidate_id = c.id "
+                       "ORDER BY c.iteration").fetchall()
+    outcomes = [r[2] for r in rows]
+    want = ["passed", "compile_error", "failed", "passed", "passed", "passed"]
+    if outcomes != want:
+        fail("outcomes %r, want %r\n%s" % (rows, want, p.stderr[-3000:]))
+    if rows[2][5] != "values":
+        fail("the wrong kernel failed %r, want 'values'" % (rows[2][5],))
+    if any(r[4] is None for r in rows[1:]):
+        fail("an LLM candidate has no llm_call_id: %r" % rows)
+    best = con.execute("SELECT best_candidate, seed_candidate FROM runs").fetchone()
+    if best[0] != rows[4][0] or best[1] != rows[0][0]:
+        fail("best/seed %r, want %d/%d" % (best, rows[4][0], rows[0][0]))
+    times = dict(con.execute("SELECT candidate_id, time_us FROM timings").fetchall())
+    if not times[rows[3][0]] > times[rows[0][0]] > times[rows[4][0]]:
+        fail("expected slow > seed > fast, got %r" % times)
+    calls = con.execute("SELECT purpose, status, prompt_tokens, cached_tokens FROM llm_calls ORDER BY id").fetchall()
+    purposes = [c[0] for c in calls]
+    if purposes[:7] != ["init", "implement", "debug", "debug", "debug", "improve", "reflect"]:
+        fail("llm call purposes %r" % calls)
+    if calls[2][1] != "truncated":
+        fail("the truncated reply is recorded as %r" % (calls[2],))
+    if calls[1][3] != 1000:
+        fail("cached tokens not recorded: %r" % (calls[1],))
+    revs = con.execute("SELECT edits, rejected, llm_call_id FROM wm_revisions ORDER BY id").fetchall()
+    rejected = [json.loads(r[1]) for r in revs if json.loads(r[1])]
+    if not rejected or "99" not in json.dumps(rejected[0]):
+        fail("the invalid op was not recorded as rejected: %r" % revs)
+    tree = json.loads(con.execute("SELECT tree FROM wm_revisions ORDER BY id DESC LIMIT 1").fetchone()[0])
+    tj = json.dumps(tree)
+    for title in ("Vectorized multi-item", "Grid-stride persistent", "Warp-specialized", "Eight items per thread"):
+        if title not in tj:
+            fail("final tree lacks %r" % title)
+    con.close()
+    pr = prompts(log)
+    if len(pr) != len(calls):
+        fail("%d requests reached the server but %d llm_calls rows" % (len(pr), len(calls)))
+    if "rejected operations" not in pr[1] or "#99" not in pr[1] and "99" not in pr[1]:
+        fail("the prompt after init does not report the rejected op: %s" % pr[1][:3000])
+    if "compile error" not in pr[2] and "error" not in pr[2]:
+        fail("the debug prompt does not quote the compile error")
+    if "values" not in pr[4]:
+        fail("the debug prompt after the wrong kernel does not name the failed check")
+    if "modeled" not in pr[5] or "counters" not in pr[5]:
+        fail("the improve prompt lacks timing and counters")
+    # the stable prefix comes first and is byte-identical across calls (prefix caching)
+    first = [json.loads(l)["body"]["messages"] for l in open(log)]
+    texts = [m[0]["content"] if isinstance(m[0]["content"], str) else json.dumps(m[0]["content"]) for m in first]
+    common = os.path.commonprefix(texts)
+    if "## Seed kernel" not in common or "## Task" in common:
+        fail("the calls do not share the stable prefix (target, rules, seed) before the variable part")
+    arch = os.path.join(wd, "archive")
+    commits = subprocess.run(["git", "-C", arch, "log", "--all", "--format=%s"], capture_output=True,
+                             text=True).stdout.strip().split("\n")
+    if len(commits) != 2 or "candidate %d" % rows[4][0] not in commits[0]:
+        fail("archive commits %r" % commits)
+    kernel = subprocess.run(["git", "-C", arch, "show", "adamw/sm_90:kernel.cu"], capture_output=True,
+                            text=True).stdout
+    if "#define PER 4" not in kernel:
+        fail("the archive tip is not the fast kernel")
+    print("ok: %d candidates, %d llm calls, speedup %.2fx, %d revisions" % (len(rows), len(calls),
+                                                                          s["speedup"], len(revs)))
+
+
+if __name__ == "__main__":
+    main()
