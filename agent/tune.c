@@ -138,6 +138,24 @@ static bool neighbour(kiln_tuner *tu, int64_t *idx)
 	return false;
 }
 
+/* The first untried configuration in odometer order from a random start (so a nearly
+ * exhausted space is still covered completely). */
+static bool scan_untried(kiln_tuner *tu, int64_t *idx)
+{
+	for (size_t i = 0; i < tu->nk; i++)
+		idx[i] = (int64_t)kiln_rng_below(&tu->rng, tu->t->knobs[i].n);
+	for (size_t n = 0; n < tu->space; n++) {
+		if (!was_tried(tu, idx))
+			return true;
+		for (size_t i = 0; i < tu->nk; i++) { /* next in odometer order, wrapping */
+			if (++idx[i] < (int64_t)tu->t->knobs[i].n)
+				break;
+			idx[i] = 0;
+		}
+	}
+	return false;
+}
+
 static bool random_untried(kiln_tuner *tu, int64_t *idx)
 {
 	for (int attempt = 0; attempt < 64; attempt++) {
@@ -146,7 +164,7 @@ static bool random_untried(kiln_tuner *tu, int64_t *idx)
 		if (!was_tried(tu, idx))
 			return true;
 	}
-	return false;
+	return tu->space <= (1u << 16) && scan_untried(tu, idx);
 }
 
 kiln_err kiln_tuner_next(kiln_tuner *tu, int64_t *values, kiln_tune_phase *phase, bool *exhausted)
