@@ -34,6 +34,10 @@ kiln_err kiln_tuner_new(kiln_tuner **out, const kiln_target *t, const char *seed
 /* Next configuration (one value per target knob, in target order). *exhausted when
  * every configuration has been proposed. */
 kiln_err kiln_tuner_next(kiln_tuner *tu, int64_t *values, kiln_tune_phase *phase, bool *exhausted);
+/* The configuration the next kiln_tuner_next will propose, when it does not depend on a
+ * result still to be reported (a random draw); false otherwise. Changes nothing, so the
+ * caller may compile it while the current one is evaluated. */
+bool kiln_tuner_peek(kiln_tuner *tu, int64_t *values);
 /* Feeds back a result so local search centres on the best passing configuration. */
 kiln_err kiln_tuner_report(kiln_tuner *tu, const int64_t *values, bool passed, double time_us);
 bool kiln_tuner_seed_values(const kiln_tuner *tu, int64_t *values);

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "agent/agent.h"
 #include "archive/archive.h"
@@ -66,6 +67,10 @@ typedef struct kiln_eval {
 } kiln_eval;
 
 kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job);
+/* Compiles a candidate into the compile cache in a forked process while another one is
+ * evaluated (the overlap of compile and evaluation); returns its pid or -1. */
+pid_t kiln_eval_precompile(const kiln_eval_job *job);
+void kiln_eval_precompile_wait(pid_t pid);
 void kiln_eval_free(kiln_eval *ev);
 /* One line for prompts and logs: "compile error: ...", "failed values: ...", "3.21 us". */
 char *kiln_eval_summary(const kiln_eval *ev);
@@ -127,6 +132,8 @@ kiln_err kiln_search_reconcile_archive(kiln_search *s);
 /* Evaluates and records one candidate; the shared path of both policies. */
 kiln_err kiln_search_evaluate(kiln_search *s, const kiln_cand *c, kiln_eval *ev, int64_t *out_id,
 			      bool *new_best);
+/* Starts compiling a candidate that will be evaluated next (kiln_eval_precompile). */
+pid_t kiln_search_precompile(kiln_search *s, const kiln_cand *c);
 /* Budgets: true (with s->stop_reason set) when the run must stop before the next step. */
 bool kiln_search_should_stop(kiln_search *s);
 void kiln_search_progress(kiln_search *s, const char *what);

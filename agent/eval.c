@@ -6,7 +6,10 @@
 #include "agent/agent_int.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,19 +79,25 @@ typedef struct child_ctx {
 
 /* Compile once with the same options verification uses, so its compile is a cache hit
  * and the record carries the resource report. */
+static void compile_options(kiln_compile_options *co, const kiln_eval_job *j, const kiln_plan *plan)
+{
+	kiln_compile_options init = KILN_COMPILE_OPTIONS_INIT;
+	*co = init;
+	co->source = j->source;
+	co->name = "kernel.cu";
+	co->arch = j->arch;
+	co->flags = (const char *const *)plan->nvrtc_flags;
+	co->nflags = plan->nflags;
+	co->defines = j->defines;
+	co->ndefines = j->ndefines;
+	co->want_cubin = true; /* the resource report (registers, spills) needs nvJitLink */
+	co->cache_dir = j->cache_dir;
+}
+
 static kiln_err child_compile(cJSON *o, const child_ctx *cc, bool *ok)
 {
-	const kiln_eval_job *j = cc->job;
-	kiln_compile_options co = KILN_COMPILE_OPTIONS_INIT;
-	co.source = j->source;
-	co.name = "kernel.cu";
-	co.arch = j->arch;
-	co.flags = (const char *const *)cc->plan->nvrtc_flags;
-	co.nflags = cc->plan->nflags;
-	co.defines = j->defines;
-	co.ndefines = j->ndefines;
-	co.want_cubin = true; /* the resource report (registers, spills) needs nvJitLink */
-	co.cache_dir = j->cache_dir;
+	kiln_compile_options co;
+	compile_options(&co, cc->job, cc->plan);
 	kiln_compiled *c = NULL;
 	kiln_err e = kiln_compile(&c, &co);
 	if (e)
@@ -312,6 +321,33 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)
 	kiln_child_result_free(&r);
 	out->wall_s = kiln_now_s() - t0;
 	return 0;
+}
+
+pid_t kiln_eval_precompile(const kiln_eval_job *job)
+{
+	if (!job->cache_dir)
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid; /* the parent (or -1: no overlap, the evaluation compiles it) */
+	signal(SIGINT, SIG_IGN);
+	kiln_plan *plan = NULL;
+	kiln_compiled *c = NULL;
+	if (kiln_plan_parse(&plan, job->launch_json, strlen(job->launch_json), job->target, "launch.json") == 0) {
+		kiln_compile_options co;
+		compile_options(&co, job, plan);
+		kiln_compile(&c, &co);
+	}
+	_exit(c && c->ok ? 0 : 1);
+}
+
+void kiln_eval_precompile_wait(pid_t pid)
+{
+	int status;
+	if (pid > 0)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
 }
 
 void kiln_eval_free(kiln_eval *ev)

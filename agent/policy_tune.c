@@ -114,6 +114,28 @@ static kiln_err replay(tune_state *ts)
 	return e;
 }
 
+/* Overlap: while one configuration is evaluated, the next (when it is already known: a
+ * random draw) is compiled into the cache by another process. */
+static pid_t precompile_next(tune_state *ts)
+{
+	int64_t next[KILN_ENV_MAX];
+	if (!kiln_tuner_peek(ts->tu, next))
+		return -1;
+	char *defs[KILN_ENV_MAX];
+	size_t n = 0;
+	for (; n < ts->nk; n++)
+		if (!(defs[n] = kiln_asprintf("%s=%lld", ts->s->t->knobs[n].name, (long long)next[n])))
+			break;
+	pid_t pid = -1;
+	if (n == ts->nk) {
+		kiln_cand c = {ts->s->seed_source, ts->s->seed_launch, (const char *const *)defs, n, -1, 0, 0, false};
+		pid = kiln_search_precompile(ts->s, &c);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(defs[i]);
+	return pid;
+}
+
 static const char *phase_name(kiln_tune_phase p)
 {
 	return p == KILN_TUNE_SEED ? "seed" : p == KILN_TUNE_RANDOM ? "random" : "local";
@@ -131,10 +153,12 @@ static kiln_err tune_step(tune_state *ts, bool *exhausted)
 		return e;
 	kiln_cand c = {s->seed_source, s->seed_launch, (const char *const *)ts->defines, ts->nk,
 		       family_of(ts, values), s->seed_id, 0, ph == KILN_TUNE_SEED && s->iteration == 0};
+	pid_t pre = precompile_next(ts);
 	kiln_eval ev;
 	int64_t id = 0;
 	bool best = false;
 	e = kiln_search_evaluate(s, &c, &ev, &id, &best);
+	kiln_eval_precompile_wait(pre);
 	if (!e && !ev.abandoned) {
 		e = note_attempt(ts, values, &ev, id);
 		if (!e && c.is_seed && ev.outcome == KILN_OUT_PASSED) { /* the baseline of speedups */

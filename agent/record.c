@@ -281,21 +281,34 @@ kiln_err kiln_search_reconcile_archive(kiln_search *s)
 	return e;
 }
 
+static void fill_job(kiln_eval_job *job, const kiln_search *s, const kiln_cand *c)
+{
+	memset(job, 0, sizeof *job);
+	job->target = s->t;
+	job->source = c->source;
+	job->launch_json = c->launch_json;
+	job->defines = c->defines;
+	job->ndefines = c->ndefines;
+	job->device = s->device;
+	job->gpu = s->o->gpu;
+	job->arch = s->arch;
+	job->cache_dir = s->cache_dir;
+	job->nseeds = s->o->verify_seeds;
+	job->timeout_s = s->o->eval_timeout_s > 0 ? s->o->eval_timeout_s : 600;
+}
+
+pid_t kiln_search_precompile(kiln_search *s, const kiln_cand *c)
+{
+	kiln_eval_job job;
+	fill_job(&job, s, c);
+	return kiln_eval_precompile(&job);
+}
+
 kiln_err kiln_search_evaluate(kiln_search *s, const kiln_cand *c, kiln_eval *ev, int64_t *out_id,
 			      bool *new_best)
 {
-	kiln_eval_job job = {0};
-	job.target = s->t;
-	job.source = c->source;
-	job.launch_json = c->launch_json;
-	job.defines = c->defines;
-	job.ndefines = c->ndefines;
-	job.device = s->device;
-	job.gpu = s->o->gpu;
-	job.arch = s->arch;
-	job.cache_dir = s->cache_dir;
-	job.nseeds = s->o->verify_seeds;
-	job.timeout_s = s->o->eval_timeout_s > 0 ? s->o->eval_timeout_s : 600;
+	kiln_eval_job job;
+	fill_job(&job, s, c);
 	if (out_id)
 		*out_id = 0;
 	if (new_best)

@@ -199,6 +199,19 @@ kiln_err kiln_tuner_next(kiln_tuner *tu, int64_t *values, kiln_tune_phase *phase
 	return KILN_OK;
 }
 
+bool kiln_tuner_peek(kiln_tuner *tu, int64_t *values)
+{
+	int64_t idx[KILN_ENV_MAX];
+	if (tu->nk > KILN_ENV_MAX || !tu->seed_proposed || tu->random_left == 0 || tu->ntried >= tu->space)
+		return false;
+	kiln_rng saved = tu->rng;
+	bool ok = random_untried(tu, idx);
+	tu->rng = saved;
+	if (ok)
+		to_values(tu, idx, values);
+	return ok;
+}
+
 kiln_err kiln_tuner_report(kiln_tuner *tu, const int64_t *values, bool passed, double time_us)
 {
 	if (!passed)
