@@ -80,6 +80,7 @@ typedef struct kiln_search {
 	const kiln_run_options *o;
 	kiln_target *t;
 	char *seed_source, *seed_launch;
+	kiln_lock *lock;        /* one kiln run per work directory */
 	kiln_db *db;
 	kiln_git *git;
 	char *cache_dir;

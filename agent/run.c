@@ -87,7 +87,7 @@ static kiln_err resolve_device(kiln_search *s, const char *kind)
 static kiln_err open_workdir(kiln_search *s)
 {
 	const char *wd = s->o->workdir;
-	kiln_err e = kiln_mkdir_p(wd);
+	kiln_err e = kiln_lock_acquire(&s->lock, wd);
 	if (e)
 		return e;
 	char *db = kiln_path_join(wd, "history.db");
@@ -386,6 +386,7 @@ static void search_free(kiln_search *s, const char *llm_owned)
 	kiln_wm_free(s->wm);
 	kiln_git_close(s->git);
 	kiln_db_close(s->db);
+	kiln_lock_release(s->lock);
 	kiln_target_free(s->t);
 	free(s->seed_source);
 	free(s->seed_launch);

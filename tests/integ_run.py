@@ -95,6 +95,21 @@ def sigint_then_resume():
     print("ok: SIGINT after %d candidates, resumed to 16" % done)
 
 
+def second_run_refused():
+    wd = tempfile.mkdtemp(prefix="kiln-lock-")
+    first = subprocess.Popen([KILN, "run", "adamw", "--workdir", wd, "--iterations", "8", "--seeds", "6",
+                              "--policy", "tune"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=ENV)
+    time.sleep(1.0)
+    p = run("run", "adamw", "--workdir", wd, "--iterations", "2", check=False)
+    first.communicate(timeout=300)
+    if p.returncode != 3 or "pid %d" % first.pid not in p.stderr:
+        fail("a second run on a busy work directory: exit %d, %r" % (p.returncode, p.stderr))
+    if first.returncode != 0:
+        fail("the first run failed")
+    print("ok: a second run on the same work directory is refused naming pid %d" % first.pid)
+
+
 def usage_errors():
     for args, want in ((["run"], 2), (["run", "adamw", "--policy", "magic"], 2),
                        (["run", "adamw", "--iterations", "-3"], 2), (["run", "adamw", "--bogus"], 2),
@@ -108,5 +123,6 @@ def usage_errors():
 
 if __name__ == "__main__":
     usage_errors()
+    second_run_refused()
     tuner_end_to_end()
     sigint_then_resume()

@@ -132,7 +132,7 @@ kiln_err kiln_llm_new(kiln_llm **out, const kiln_llm_config *cfg)
 	c->max_retries = cfg->max_retries > 0 ? cfg->max_retries : cfg->max_retries < 0 ? 0 : 4;
 	c->timeout_s = pick(cfg->timeout_s, 600);
 	c->connect_s = pick(cfg->connect_timeout_s, 15);
-	c->idle_s = pick(cfg->idle_timeout_s, 120);
+	c->idle_s = pick(cfg->idle_timeout_s, 300);
 	c->deadline_s = pick(cfg->deadline_s, 4 * c->timeout_s);
 	c->backoff_base_s = pick(cfg->backoff_base_s, env_double("KILN_LLM_BACKOFF_S", 1));
 	c->backoff_max_s = pick(cfg->backoff_max_s, 60);
@@ -401,8 +401,10 @@ static void attempt_run(attempt *a, outcome *o, const char *body, double limit_s
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_s * 1000));
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(limit_s * 1000) > 0 ? (long)(limit_s * 1000) : 1L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)ceil(c->idle_s));
+	if (c->stream) { /* a plain request is silent while the model thinks: only the overall limit */
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)ceil(c->idle_s));
+	}
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 15L);

@@ -30,8 +30,6 @@ static void put_line(char *out, size_t n, const char *text, size_t len)
 		out[o++] = blank ? ' ' : (char)ch;
 		space = blank;
 	}
-	while (o > 0 && out[o - 1] == ' ')
-		o--;
 	out[o] = '\0';
 }
 
@@ -152,6 +150,8 @@ void kiln_llm_error_parse(kiln_llm_errinfo *out, int http, const char *body, siz
 		put(out->line, sizeof out->line, ")");
 	}
 	cJSON_Delete(root);
+	for (size_t o = strlen(out->line); o > 0 && out->line[o - 1] == ' '; o--)
+		out->line[o - 1] = '\0';
 	const char *hay = out->line;
 	out->quota = strcmp(out->type, "insufficient_quota") == 0 ||
 		     strcmp(out->type, "billing_hard_limit_reached") == 0 || contains_ci(hay, "exceeded your current quota") ||

@@ -28,7 +28,7 @@ typedef struct kiln_llm_config {
 	const char *prices_path;   /* merged over data/prices.json (also $KILN_PRICES); NULL = none */
 	/* fields below: 0 = default (or the environment variable named) */
 	double connect_timeout_s;  /* 0 = 15 */
-	double idle_timeout_s;     /* no byte for this long ends an attempt (streams: between events); 0 = 120 */
+	double idle_timeout_s;     /* streams: no byte for this long ends an attempt; 0 = 300 */
 	double deadline_s;         /* whole call incl. retries and backoff; 0 = 4 x timeout_s */
 	double backoff_base_s;     /* first backoff ceiling, doubling per retry; 0 = $KILN_LLM_BACKOFF_S or 1 */
 	double backoff_max_s;      /* 0 = 60 */
