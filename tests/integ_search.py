@@ -89,12 +89,15 @@ def script():
         {"match": "## Task: fix your last attempt", "text": reply(SLOW, plan(256, "4"))},
         {"match": "## Task: make action 1 faster", "text": reply(FAST, plan(1024))},
         {"match": "## Task: reflect on action 1", "text": fenced(REFLECT)},
-    ], "default": {"text": reply(FAST, plan(1024), "Same again.")}}
+    ], "default": {"text": reply(FAST, plan(1024), "Same again."), "usage": {"prompt": 900, "completion": 200}}}
 
 
-def start_server(tmp):
+def start_server(tmp, init_forever=False):
     path = os.path.join(tmp, "script.json")
-    json.dump(script(), open(path, "w"))
+    sc = script()
+    if init_forever:
+        sc["replies"][0]["times"] = -1
+    json.dump(sc, open(path, "w"))
     log = os.path.join(tmp, "requests.jsonl")
     srv = subprocess.Popen([sys.executable, os.path.join(SRC, "tests/fake_llm.py"), "--script", path,
                             "--log", log], stdout=subprocess.PIPE, text=True)
@@ -199,5 +202,47 @@ def main():
                                                                           s["speedup"], len(revs)))
 
 
+def resume_and_token_budget():
+    """An llm run stopped by its iteration budget resumes with a larger one without a second
+    initialisation (the tree comes back from history.db), and a token budget stops a run."""
+    tmp = tempfile.mkdtemp(prefix="kiln-search2-")
+    srv, log, port = start_server(tmp, init_forever=True)
+    wd = os.path.join(tmp, "wd")
+    env = dict(os.environ)
+    env["KILN_LLM_BACKOFF_S"] = "0.01"
+    llm = "openai-compatible:fake-coder@http://127.0.0.1:%d/v1" % port
+    try:
+        first = subprocess.run([KILN, "run", "adamw", "--workdir", wd, "--policy", "llm", "--llm", llm,
+                                "--iterations", "3", "--seed", "4", "--json"], capture_output=True, text=True,
+                               env=env, timeout=600)
+        again = subprocess.run([KILN, "run", "--resume", "--workdir", wd, "--iterations", "5", "--json"],
+                               capture_output=True, text=True, env=env, timeout=600)
+        wd2 = os.path.join(tmp, "wd2")
+        tok = subprocess.run([KILN, "run", "adamw", "--workdir", wd2, "--policy", "llm", "--llm", llm,
+                              "--max-tokens", "2000", "--json"], capture_output=True, text=True, env=env,
+                             timeout=600)
+    finally:
+        srv.terminate()
+        srv.wait()
+    for name, p in (("first", first), ("resume", again), ("tokens", tok)):
+        if p.returncode != 0:
+            fail("%s run exited %d\n%s" % (name, p.returncode, p.stderr[-3000:]))
+    a, b, t = json.loads(first.stdout), json.loads(again.stdout), json.loads(tok.stdout)
+    if a["iterations"] != 3 or b["iterations"] != 5 or a["run"] != b["run"]:
+        fail("resume: %r then %r" % (a, b))
+    inits = sum(1 for l in open(log) if "## Task: analyse the target" in l)
+    if inits != 2:  # one for the resumed run, one for the token-budget run
+        fail("%d initialisation calls, want 2 (resume must not re-initialise)" % inits)
+    con = sqlite3.connect(os.path.join(wd, "history.db"))
+    iters = [r[0] for r in con.execute("SELECT iteration FROM candidates ORDER BY iteration")]
+    con.close()
+    if iters != list(range(5)):
+        fail("iterations after resume: %r" % iters)
+    if t["tokens"] < 2000 or t["iterations"] > 3:
+        fail("token budget: %r" % t)
+    print("ok: resumed llm run 3 -> 5 iterations without re-initialising; token budget stopped at %d tokens" % t["tokens"])
+
+
 if __name__ == "__main__":
     main()
+    resume_and_token_budget()
