@@ -97,6 +97,7 @@ typedef struct kiln_run_options {
 	const char *llm;           /* "provider:model"; NULL: $KILN_LLM */
 	const char *base_url;      /* NULL: the provider's or $KILN_*_BASE_URL */
 	bool stream;
+	double llm_timeout_s;      /* one HTTP attempt; 0 = the client's default (600) */
 	const char *device;        /* "auto" | "emu" | "cuda"; NULL = auto */
 	const char *gpu;           /* the cost model's GPU spec (emu); NULL = default */
 	int64_t iterations;        /* candidates to evaluate; 0 = no limit */

@@ -136,6 +136,7 @@ static char *config_json(const kiln_search *s)
 	if (o->base_url)
 		cJSON_AddStringToObject(c, "base_url", o->base_url);
 	cJSON_AddBoolToObject(c, "stream", o->stream);
+	cJSON_AddNumberToObject(c, "llm_timeout_s", o->llm_timeout_s);
 	cJSON_AddNumberToObject(c, "verify_seeds", (double)o->verify_seeds);
 	cJSON_AddNumberToObject(c, "eval_timeout_s", o->eval_timeout_s);
 	cJSON_AddNumberToObject(c, "stagnation", o->stagnation);
@@ -177,6 +178,8 @@ static void restore_options(kiln_run_options *o, const kiln_run_info *ri, cJSON 
 		o->stream = o->stream || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "stream"));
 		if (!o->verify_seeds && cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(c, "verify_seeds")))
 			o->verify_seeds = (size_t)v->valuedouble;
+		if (!(o->llm_timeout_s > 0) && cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(c, "llm_timeout_s")))
+			o->llm_timeout_s = v->valuedouble;
 		if (!(o->eval_timeout_s > 0) && cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(c, "eval_timeout_s")))
 			o->eval_timeout_s = v->valuedouble;
 		if (!o->stagnation && cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(c, "stagnation")))
@@ -294,6 +297,7 @@ static kiln_err open_llm(kiln_search *s)
 	cfg.spec = s->o->llm ? s->o->llm : kiln_llm_default_spec();
 	cfg.base_url = s->o->base_url;
 	cfg.stream = s->o->stream;
+	cfg.timeout_s = s->o->llm_timeout_s;
 	if (!cfg.spec)
 		return kiln_error_set(KILN_EINVAL, "policy llm needs a model: --llm provider:model, KILN_LLM, or an OPENAI_API_KEY / ANTHROPIC_API_KEY");
 	cfg.stop = &kiln_search_stop;

@@ -22,6 +22,7 @@ static const char help[] =
 	"  --llm MODEL         provider:model, e.g. openai:gpt-5 (default $KILN_LLM)\n"
 	"  --base-url URL      the provider's base URL (an OpenAI-compatible server)\n"
 	"  --stream            stream LLM replies (SSE)\n"
+	"  --llm-timeout S     seconds one LLM HTTP attempt may take (default 600)\n"
 	"  --device KIND       auto, emu or cuda (default auto)\n"
 	"  --gpu SPEC          the GPU the emulator's cost model stands for (data/gpus.json)\n"
 	"  --seed S            tuner / selection seed (default: fresh, stored with the run)\n"
@@ -81,7 +82,7 @@ int kiln_cmd_run(int argc, char **argv)
 	const char *workdir = NULL, *targets_dir = NULL, *policy = NULL, *llm = NULL, *base_url = NULL;
 	const char *device = NULL, *gpu = NULL, *iters = NULL, *hours = NULL, *cost = NULL;
 	const char *tokens = NULL, *seed = NULL, *seeds = NULL, *timeout = NULL;
-	const char *stagnation = NULL, *max_attempts = NULL;
+	const char *stagnation = NULL, *max_attempts = NULL, *llm_timeout = NULL;
 	bool json = false, resume = false, stream = false;
 	const kiln_cli_opt opts[] = {
 		{"workdir", 1, &workdir, NULL}, {"targets-dir", 1, &targets_dir, NULL},
@@ -91,6 +92,7 @@ int kiln_cmd_run(int argc, char **argv)
 		{"max-tokens", 1, &tokens, NULL}, {"seed", 1, &seed, NULL}, {"seeds", 1, &seeds, NULL},
 		{"timeout", 1, &timeout, NULL}, {"resume", 0, NULL, &resume}, {"json", 0, NULL, &json},
 		{"stagnation", 1, &stagnation, NULL}, {"max-attempts", 1, &max_attempts, NULL},
+		{"llm-timeout", 1, &llm_timeout, NULL},
 		{0}};
 	const char *pos[1];
 	int npos = 0, exit_now = 0;
@@ -111,7 +113,8 @@ int kiln_cmd_run(int argc, char **argv)
 	    !parse_num(cost, &o.max_cost, "--max-cost") || !parse_num(tokens, &d_tokens, "--max-tokens") ||
 	    !parse_num(seeds, &d_seeds, "--seeds") || !parse_num(seed, &d_seed, "--seed") ||
 	    !parse_num(timeout, &o.eval_timeout_s, "--timeout") ||
-	    !parse_num(stagnation, &d_stag, "--stagnation") || !parse_num(max_attempts, &d_max, "--max-attempts"))
+	    !parse_num(stagnation, &d_stag, "--stagnation") || !parse_num(max_attempts, &d_max, "--max-attempts") ||
+	    !parse_num(llm_timeout, &o.llm_timeout_s, "--llm-timeout"))
 		return KILN_EXIT_USAGE;
 	o.iterations = (int64_t)d_iters;
 	o.max_tokens = (int64_t)d_tokens;
