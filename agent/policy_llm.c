@@ -65,7 +65,7 @@ static kiln_err ask(llm_state *st, const kiln_prompt_input *in, const char *purp
 		else if (!e && strcmp(r.status, "ok") == 0)
 			*text = kiln_strdup(r.text ? r.text : "");
 		else if (!e)
-			kiln_db_event_add(s->db, s->run_id, "warning", "llm-call-failed", r.error ? r.error : r.status, NULL);
+			kiln_db_event_add(s->db, s->run_id, "warn", "llm-call-failed", r.error ? r.error : r.status, NULL);
 		kiln_llm_reply_free(&r);
 	}
 	kiln_prompt_free(&p);
@@ -111,7 +111,7 @@ static kiln_err ask_parsed(llm_state *st, kiln_prompt_input *in, const char *pur
 		} else {
 			free(why);
 			why = kiln_asprintf("%s", kiln_error_last());
-			kiln_db_event_add(st->s->db, st->s->run_id, "warning", "reply-unparsable", why, NULL);
+			kiln_db_event_add(st->s->db, st->s->run_id, "warn", "reply-unparsable", why, NULL);
 		}
 		free(text);
 	}

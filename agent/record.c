@@ -274,7 +274,7 @@ kiln_err kiln_search_reconcile_archive(kiln_search *s)
 	e = commit_git(s, &c, &ev, ci->id);
 	s->iteration = it;
 	if (!e)
-		kiln_db_event_add(s->db, s->run_id, "warning", "archive-repaired",
+		kiln_db_event_add(s->db, s->run_id, "warn", "archive-repaired",
 				  "the best candidate was missing from the git archive (the run was killed between the two writes); committed it now",
 				  NULL);
 	kiln_candidate_infos_free(ci, 1);

@@ -262,7 +262,11 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 	kiln_err e = kiln_sse_feed(&a->parser, buf, len, on_event, a);
 	if (e) {
 		a->fault = e == KILN_EOVERFLOW ? CB_TOO_BIG : CB_BAD_EVENT;
-		snprintf(a->fault_msg, sizeof a->fault_msg, "%s", kiln_error_last());
+		if (e == KILN_EOVERFLOW)
+			snprintf(a->fault_msg, sizeof a->fault_msg, "reply larger than the %zu-byte cap (%.120s)",
+				 a->c->max_reply, kiln_error_last());
+		else
+			snprintf(a->fault_msg, sizeof a->fault_msg, "%s", kiln_error_last());
 		return 0;
 	}
 	return a->res.stream_error ? 0 : len; /* an error event ends the attempt */
