@@ -222,6 +222,19 @@ kiln_err kiln_db_checkpoint_put(kiln_db *db, int64_t run_id, int64_t iteration, 
 /* Caller frees *state_json; KILN_ENOTFOUND when the run has no checkpoint. */
 kiln_err kiln_db_checkpoint_get(kiln_db *db, char **state_json, int64_t *iteration, int64_t run_id);
 
+/* ======================= work-directory lock ======================= */
+
+/* One `kiln run` per work directory: <workdir>/lock holds the owner's pid under an
+ * flock that dies with the process. */
+typedef struct kiln_lock kiln_lock;
+/* Creates workdir when missing and takes its lock. KILN_ELOCKED "work directory DIR is in
+ * use by kiln run (pid N)" while a live process holds it. A stale lock (its pid dead,
+ * e.g. after kill -9) is taken over with a warning line on stderr. Caller releases. */
+kiln_err kiln_lock_acquire(kiln_lock **out, const char *workdir);
+/* Drops the lock (NULL: no-op). A forked child must not call it: it would drop the
+ * parent's lock. */
+void kiln_lock_release(kiln_lock *l);
+
 /* ======================= git archive ======================= */
 
 typedef struct kiln_git kiln_git;
@@ -277,5 +290,51 @@ typedef struct kiln_git_branch {
  * history.db (runs.best_candidate == tip candidate). */
 kiln_err kiln_git_verify_refs(kiln_git *g, kiln_git_branch **out, size_t *n);
 void kiln_git_branches_free(kiln_git_branch *b, size_t n);
+
+/* ======================= review, report, promote (report.c, promote.c) ======================= */
+
+struct cJSON;
+
+/* Runs one read-only SELECT and returns its rows as a JSON array of objects keyed by column
+ * name (caller frees *out with cJSON_Delete). params[i] binds ?i+1: an all-digit text binds as
+ * an integer, anything else as text, NULL as NULL. Columns named like the schema's JSON
+ * columns (launch, knobs, budgets, spent, config, resources, seeds, checks_run, details,
+ * samples, counters, spec, tree, edits, rejected, state, data) are parsed into JSON; NULL
+ * is null, integers and reals are numbers. KILN_EDB naming `what` on failure. */
+kiln_err kiln_db_query_json(kiln_db *db, struct cJSON **out, const char *sql,
+			    const char *const *params, size_t nparams, const char *what);
+
+/* A unified diff (3 lines of context) of two texts through libgit2, with "--- a_name" /
+ * "+++ b_name" headers; "" when they are equal. Caller frees *out. */
+kiln_err kiln_diff_text(char **out, const char *a, const char *a_name, const char *b, const char *b_name);
+
+/* The self-contained HTML report of one run (no network, no scripts): inline SVG charts of
+ * best time and speedup over iterations, wall-clock and cost; every candidate as a point
+ * (passed, failed by check); roofline fraction; the world-model tree with the path to the
+ * winner; the best candidates with their sources; the winner's source and diff to the
+ * seed; the budget spent. archive_dir (may be NULL) adds the archive commit of each best.
+ * Caller frees *out. */
+kiln_err kiln_report_html(char **out, kiln_db *db, const char *archive_dir, int64_t run_id);
+
+/* These two open the git archive at archive_dir themselves (never creating it).
+ * The archive commit of candidate_id: the newest commit on <target>/<arch> whose
+ * Kiln-Candidate trailer names it (out_oid hex); KILN_ENOTFOUND when it was never a best. */
+kiln_err kiln_git_find_candidate(char out_oid[41], const char *archive_dir, const char *target,
+				 const char *arch, int64_t candidate_id);
+/* The Kiln-Candidate ids of every commit on <target>/<arch>, newest first: the candidates
+ * a search counted as new bests (past its noise margin). Caller frees *out. */
+kiln_err kiln_git_best_candidates(int64_t **out, size_t *n, const char *archive_dir, const char *target,
+				  const char *arch);
+/* A commit of b's files (message and trailers as kiln_git_commit_best) that no branch
+ * points at, parent the branch tip when there is one: for promoting a candidate that was
+ * never a new best (the promote tag keeps it reachable). */
+kiln_err kiln_git_commit_detached(char out_oid[41], const char *archive_dir, const kiln_git_best *b);
+
+/* Translates a launch expression (the targets' grammar) into a C expression of type long
+ * long: names go through map (the C text for a name, or NULL for an unknown name ->
+ * KILN_EINVAL), ceil_div/min/max become calls of <prefix>ceil_div / <prefix>min /
+ * <prefix>max with two arguments (n-ary min/max nest). Caller frees *out. */
+kiln_err kiln_promote_c_expr(char **out, const char *expr, const char *prefix,
+			     const char *(*map)(void *ctx, const char *name), void *ctx);
 
 #endif

@@ -156,6 +156,15 @@ static kiln_err migrate_to_v1(kiln_db *db)
 /* migrations[i] takes a file from user_version i to i + 1. */
 static const migration_fn migrations[KILN_DB_SCHEMA_VERSION] = {migrate_to_v1};
 
+/* KILN_ECORRUPT with the recovery hint every damaged-file message carries. */
+static kiln_err corrupt(const char *path, const char *what, const char *msg)
+{
+	return kiln_error_set(KILN_ECORRUPT,
+			      "%s: %s: %s: the file is damaged or not a kiln database; move it "
+			      "aside (kiln starts a fresh one) or try `sqlite3 %s .recover`",
+			      path, what, msg, path);
+}
+
 kiln_err kiln_db_err(kiln_db *db, int rc, const char *what)
 {
 	const char *path = db && db->path ? db->path : "history.db";
@@ -163,18 +172,21 @@ kiln_err kiln_db_err(kiln_db *db, int rc, const char *what)
 	switch (rc & 0xff) {
 	case SQLITE_NOTADB:
 	case SQLITE_CORRUPT:
-		return kiln_error_set(KILN_ECORRUPT,
-				      "%s: %s: %s: the file is damaged or not a kiln database; move it "
-				      "aside (kiln starts a fresh one) or try `sqlite3 %s .recover`",
-				      path, what, msg, path);
+		return corrupt(path, what, msg);
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return kiln_error_set(KILN_ELOCKED, "%s: %s: %s (another kiln holds it)", path, what, msg);
 	case SQLITE_NOMEM:
 		return kiln_error_set(KILN_ENOMEM, "%s: %s: out of memory", path, what);
-	case SQLITE_CANTOPEN:
 	case SQLITE_IOERR:
-	case SQLITE_FULL:
+	case SQLITE_FULL: {
+		/* disk full, a file-size limit, a failing disk: nothing committed is lost */
+		int sys = db && db->h ? sqlite3_system_errno(db->h) : 0;
+		return kiln_error_set(KILN_EIO, "%s: %s: %s%s%s%s; free space (or fix the disk) and run "
+				      "again: everything committed before this is kept", path, what, msg,
+				      sys ? " (" : "", sys ? strerror(sys) : "", sys ? ")" : "");
+	}
+	case SQLITE_CANTOPEN:
 	case SQLITE_READONLY:
 		return kiln_error_set(KILN_EIO, "%s: %s: %s", path, what, msg);
 	default:
@@ -257,6 +269,113 @@ static kiln_err check_not_newer(kiln_db *db, int v)
 	return KILN_OK;
 }
 
+/* The tables of schema v1 (a later schema extends this list). */
+static const char *const kiln_tables[] = {"runs", "llm_calls", "candidates", "compile_results",
+					  "verifications", "timings", "wm_revisions", "events",
+					  "checkpoints"};
+
+/* One integer from sql with one text parameter; -1 when there is no row. */
+static kiln_err query_int(kiln_db *db, int64_t *out, const char *sql, const char *arg, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	kiln_err e = kiln_db_prepare(db, &st, sql);
+	if (e)
+		return kiln_error_wrap(e, "%s", what);
+	if (arg)
+		kiln_db_bind_text(st, 1, arg);
+	int rc = sqlite3_step(st);
+	*out = -1;
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		e = kiln_db_err(db, rc, what);
+	sqlite3_finalize(st);
+	return e;
+}
+
+/* A SQLite file that is not kiln's is refused before anything is written to it: at v0 a
+ * table holding rows is someone else's data (a crashed first open leaves only empty ones);
+ * at v1+ every kiln table must be there (a newer schema needs only some of them). */
+static kiln_err check_kiln_file(kiln_db *db, int v)
+{
+	int64_t n = 0;
+	kiln_err e;
+	if (v == 0) {
+		sqlite3_stmt *st = NULL;
+		if ((e = kiln_db_prepare(db, &st, "SELECT name FROM sqlite_schema WHERE type = 'table' AND "
+					 "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")))
+			return e;
+		int rc;
+		while (!e && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			if (!name)
+				name = "";
+			char *sql = kiln_asprintf("SELECT 1 FROM \"%s\" LIMIT 1", name);
+			if (!sql)
+				e = KILN_ENOMEM;
+			else if (!strchr(name, '"') && !(e = query_int(db, &n, sql, NULL, "reading a table")) && n == 1)
+				e = kiln_error_set(KILN_ECORRUPT, "%s: a SQLite database but not a kiln history (its "
+						   "table '%s' holds data); kiln leaves it alone: use another work "
+						   "directory or move the file aside", db->path, name);
+			free(sql);
+		}
+		if (!e && rc != SQLITE_DONE)
+			e = kiln_db_err(db, rc, "listing tables");
+		sqlite3_finalize(st);
+		return e;
+	}
+	size_t missing = 0;
+	const char *first = NULL;
+	for (size_t i = 0; i < KILN_ARRAY_LEN(kiln_tables); i++) {
+		if ((e = query_int(db, &n, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+				   kiln_tables[i], "listing tables")))
+			return e;
+		if (n != 1 && !missing++)
+			first = kiln_tables[i];
+	}
+	if (missing == KILN_ARRAY_LEN(kiln_tables))
+		return kiln_error_set(KILN_ECORRUPT, "%s: a SQLite database (user_version %d) but not a kiln "
+				      "history: it has none of kiln's tables; use another work directory or "
+				      "move the file aside", db->path, v);
+	if (missing && v <= KILN_DB_SCHEMA_VERSION) { /* a newer schema may have moved tables */
+		char msg[96];
+		snprintf(msg, sizeof(msg), "table '%s' is missing", first ? first : "?");
+		return corrupt(db->path, "checking the schema", msg);
+	}
+	return KILN_OK;
+}
+
+/* The first row of a checking PRAGMA ("ok" when all is well) into out, one line. */
+static kiln_err pragma_text(kiln_db *db, const char *sql, const char *what, char *out, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	kiln_err e = kiln_db_prepare(db, &st, sql);
+	if (e)
+		return e;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		e = kiln_db_err(db, rc, what);
+	} else {
+		const char *r = (const char *)sqlite3_column_text(st, 0);
+		snprintf(out, n, "%s", r ? r : "?");
+		for (char *p = out; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+	}
+	sqlite3_finalize(st);
+	return e;
+}
+
+/* PRAGMA quick_check: damaged pages and indexes in O(file size), read-only. */
+static kiln_err quick_check(kiln_db *db)
+{
+	char r[256];
+	kiln_err e = pragma_text(db, "PRAGMA quick_check(1)", "quick check", r, sizeof(r));
+	if (!e && strcmp(r, "ok") != 0)
+		e = corrupt(db->path, "quick check", r);
+	return e;
+}
+
 static kiln_err migrate(kiln_db *db)
 {
 	int v = 0;
@@ -314,7 +433,7 @@ kiln_err kiln_db_open(kiln_db **out, const char *path, int flags)
 	int v = 0;
 	if ((e = user_version(db, &v)))
 		goto done;
-	if ((e = check_not_newer(db, v)))
+	if ((e = check_kiln_file(db, v)) || (e = check_not_newer(db, v)))
 		goto done;
 	if ((e = kiln_db_exec(db, "PRAGMA foreign_keys = ON", "enabling foreign keys")))
 		goto done;
@@ -329,7 +448,7 @@ kiln_err kiln_db_open(kiln_db **out, const char *path, int flags)
 		/* WAL: readers see the last committed state while a writer works */
 		if ((e = kiln_db_exec(db, "PRAGMA journal_mode = WAL", "enabling WAL")) ||
 		    (e = kiln_db_exec(db, "PRAGMA synchronous = NORMAL", "setting synchronous")) ||
-		    (e = migrate(db)))
+		    (e = migrate(db)) || (e = quick_check(db)))
 			goto done;
 	}
 done:
@@ -367,23 +486,15 @@ struct sqlite3 *kiln_db_sqlite(kiln_db *db)
 kiln_err kiln_db_integrity_check(kiln_db *db)
 {
 	sqlite3_stmt *st = NULL;
-	kiln_err e = kiln_db_prepare(db, &st, "PRAGMA integrity_check");
-	if (e)
-		return e;
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		e = kiln_db_err(db, rc, "integrity check");
-	} else {
-		const char *r = (const char *)sqlite3_column_text(st, 0);
-		if (!r || strcmp(r, "ok") != 0)
-			e = kiln_error_set(KILN_ECORRUPT, "%s: integrity check: %s", db->path, r ? r : "?");
-	}
-	sqlite3_finalize(st);
+	char r[512];
+	kiln_err e = pragma_text(db, "PRAGMA integrity_check", "integrity check", r, sizeof(r));
+	if (!e && strcmp(r, "ok") != 0)
+		e = kiln_error_set(KILN_ECORRUPT, "%s: integrity check: %s", db->path, r);
 	if (e)
 		return e;
 	if ((e = kiln_db_prepare(db, &st, "PRAGMA foreign_key_check")))
 		return e;
-	rc = sqlite3_step(st);
+	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		e = kiln_error_set(KILN_ECORRUPT, "%s: foreign key check: row %lld of %s points at a missing %s",
 				   db->path, (long long)sqlite3_column_int64(st, 1),

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <cjson/cJSON.h>
 #include <git2.h>
 
@@ -45,6 +48,77 @@ bad:
 	return kiln_error_set(KILN_EINVAL, "git archive: %s '%s' cannot be part of a branch name", what, s);
 }
 
+/* True when dir holds anything (an existing folder that is not a repository). */
+static bool dir_has_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *ent;
+	bool any = false;
+	if (!d)
+		return false;
+	while (!any && (ent = readdir(d)))
+		any = strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0;
+	closedir(d);
+	return any;
+}
+
+/* Loose refs under <dir>/<sub> that do not resolve (libgit2's iterators skip a ref file
+ * holding garbage): the first one becomes KILN_ECORRUPT. depth bounds the recursion. */
+static kiln_err check_loose_refs(kiln_git *g, const char *sub, int depth)
+{
+	char *path = kiln_path_join(g->dir, sub);
+	DIR *d = path ? opendir(path) : NULL;
+	struct dirent *ent;
+	struct stat st;
+	kiln_err e = path ? KILN_OK : KILN_ENOMEM;
+	while (d && !e && (ent = readdir(d))) {
+		if (ent->d_name[0] == '.')
+			continue;
+		char *name = kiln_asprintf("%s/%s", sub, ent->d_name), *full = NULL;
+		git_oid oid;
+		if (!name || !(full = kiln_path_join(g->dir, name)))
+			e = KILN_ENOMEM;
+		else if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+			e = depth > 0 ? check_loose_refs(g, name, depth - 1) : KILN_OK;
+		else if (git_reference_name_to_id(&oid, g->repo, name) < 0)
+			e = git_fail(GIT_ERROR, "ref %s does not resolve", name);
+		free(full);
+		free(name);
+	}
+	if (d)
+		closedir(d);
+	free(path);
+	return e == KILN_EGIT ? KILN_ECORRUPT : e;
+}
+
+/* An existing archive must be whole before kiln adds to it: every branch resolves, every
+ * commit and the files of each are readable (kiln_git_verify_refs). Damage becomes
+ * KILN_ECORRUPT with a recovery hint. */
+static kiln_err check_archive(kiln_git *g)
+{
+	kiln_git_branch *br = NULL;
+	size_t n = 0;
+	git_reference *head = NULL;
+	int rc = git_repository_head(&head, g->repo);
+	git_reference_free(head);
+	kiln_err e = KILN_OK;
+	if (rc < 0 && rc != GIT_EUNBORNBRANCH && rc != GIT_ENOTFOUND) {
+		git_fail(rc, "%s: HEAD is unreadable", g->dir);
+		e = KILN_ECORRUPT; /* the wrap below sets the code with the hint */
+	}
+	if (!e)
+		e = check_loose_refs(g, "refs/heads", 8);
+	if (!e) {
+		e = kiln_git_verify_refs(g, &br, &n);
+		kiln_git_branches_free(br, n);
+	}
+	if (!e || e == KILN_ENOMEM)
+		return e;
+	return kiln_error_wrap(KILN_ECORRUPT, "the git archive is damaged (history.db still has every "
+			       "candidate): try `git -C %s fsck`, or move %s aside and kiln starts a fresh "
+			       "archive; details", g->dir, g->dir);
+}
+
 kiln_err kiln_git_open(kiln_git **out, const char *dir)
 {
 	*out = NULL;
@@ -59,6 +133,11 @@ kiln_err kiln_git_open(kiln_git **out, const char *dir)
 	}
 	int rc = git_repository_open_ext(&g->repo, dir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
 	if (rc == GIT_ENOTFOUND) {
+		if (dir_has_entries(dir)) {
+			e = kiln_error_set(KILN_ECORRUPT, "%s: not a git repository but not empty either; "
+					   "kiln will not create its archive over it: move it aside", dir);
+			goto done;
+		}
 		if ((e = kiln_mkdir_p(dir)))
 			goto done;
 		rc = git_repository_init(&g->repo, dir, 1);
@@ -68,7 +147,13 @@ kiln_err kiln_git_open(kiln_git **out, const char *dir)
 		}
 	} else if (rc < 0) {
 		e = git_fail(rc, "%s: opening the archive", dir);
+		if (e == KILN_EGIT) /* a damaged HEAD, config or objects folder */
+			e = kiln_error_wrap(KILN_ECORRUPT, "the git archive cannot be opened: move %s aside "
+					    "and kiln starts a fresh one (history.db keeps every candidate); "
+					    "details", dir);
 		goto done;
+	} else {
+		e = check_archive(g);
 	}
 done:
 	if (e) {

@@ -142,17 +142,22 @@ def main():
                           "--iterations", str(a.iterations), "--llm-timeout", "2", "--seed", str(a.seed),
                           "--max-attempts", "5", "--json"],
                          stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "kiln.log"), "w"), text=True, env=env)
-    first = at_sample = last = None
+    at_sample = last = None
+    samples = []  # (candidates, fds): transient pipes and sockets come and go, so compare minima
     while p.poll() is None:
         st = proc_stat(p.pid)
         n = count_candidates(db)
         if st:
             last = (n, st)
-            if first is None and n >= 1:
-                first = (n, st)
+            if n >= 1:
+                samples.append((n, st[2]))
             if at_sample is None and n >= a.sample_at:
                 at_sample = (n, st)
         time.sleep(0.2)
+    early = [f for n, f in samples if n <= max(1, a.iterations // 5)]
+    late = [f for n, f in samples if n >= a.iterations * 4 // 5]
+    fds_start = min(early) if early else None
+    fds_end = min(late) if late else None
     out = p.stdout.read()
     srv.terminate()
     srv.wait()
@@ -179,7 +184,7 @@ def main():
         "rss_kib_at_%d" % a.sample_at: at_sample[1][0] if at_sample else None,
         "peak_rss_kib_at_%d" % a.sample_at: at_sample[1][1] if at_sample else None,
         "rss_kib_at_end": last[1][0] if last else None, "peak_rss_kib_at_end": last[1][1] if last else None,
-        "fds_at_start": first[1][2] if first else None, "fds_at_end": last[1][2] if last else None,
+        "fds_at_start": fds_start, "fds_at_end": fds_end,
         "requests": len(served), "llm_calls_by_status": dict(calls),
         "kernel_replies_delivered": delivered, "candidates_from_llm": rows, "candidates": total,
         "lost_candidates": max(0, delivered - rows), "integrity": integrity,
@@ -192,7 +197,7 @@ def main():
         bad.append("lost candidates")
     if summary.get("status") != "finished" or summary.get("iterations") != a.iterations:
         bad.append("the run did not complete its budget (see %s/kiln.log)" % tmp)
-    if first and last and last[1][2] > first[1][2]:
+    if fds_start is not None and fds_end is not None and fds_end > fds_start:
         bad.append("file descriptors grew")
     if integrity != "ok":
         bad.append("integrity")

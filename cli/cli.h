@@ -41,12 +41,37 @@ int kiln_cli_fail(const char *cmd, kiln_err e);
 /* The work directory: --workdir, else $KILN_WORKDIR, else ./.kiln */
 const char *kiln_cli_workdir(const char *flag_value);
 
+/* Review helpers (cmd_runs.c), shared by runs, log, show, diff, tree, report, promote. */
+struct kiln_db;
+struct cJSON;
+/* Opens <workdir>/history.db read-only (works while a run writes); an exit code, 0 = ok. */
+int kiln_cli_history_open(struct kiln_db **out, const char *cmd, const char *workdir);
+/* RUN (digits: that run) or TARGET (its newest run) -> run id; an exit code, 0 = ok. */
+int kiln_cli_run_resolve(int64_t *out, struct kiln_db *db, const char *cmd, const char *ref);
+/* Prints j formatted; an exit code. */
+int kiln_cli_print_json(const struct cJSON *j);
+/* obj[key] as a number (NaN when absent or not a number) / a string (if_null otherwise). */
+double kiln_cli_jnum(const struct cJSON *obj, const char *key);
+const char *kiln_cli_jstr(const struct cJSON *obj, const char *key, const char *if_null);
+
+/* The LLM lines of `kiln doctor` (cmd_llm.c): spec, key variable (never its value), base URL. */
+void kiln_cli_llm_doctor(void);
+
 #define KILN_COMMANDS(X)                                                                 \
 	X(doctor, "check the toolkit, driver, LLM configuration and work directory")    \
 	X(compile, "compile a .cu file with NVRTC and print registers, spills, shared memory") \
 	X(targets, "list the kernel targets, or show one in full (targets show NAME)") \
 	X(verify, "verify a kernel against a target's float64 reference (PASS/FAIL, worst error)") \
-	X(run, "search for a faster kernel until a budget runs out (LLM or tuner); --resume")
+	X(bench, "verify, then time a kernel (measured on a GPU, modeled on the emulator); --compare ranks several") \
+	X(run, "search for a faster kernel until a budget runs out (LLM or tuner); --resume") \
+	X(llm, "check the LLM set-up: `kiln llm ping` makes one small call (model, latency, tokens, cost)") \
+	X(runs, "list the runs in the history: target, policy, duration, best speedup, cost, status") \
+	X(log, "list a target's or run's candidates: verdict, time, speedup (--passed, --node, --since)") \
+	X(show, "show one candidate: source, launch plan, compile, verdict, timing, node, LLM call") \
+	X(diff, "diff two candidates' sources and launch plans, metrics side by side") \
+	X(tree, "print a run's world model as a tree, at any iteration (--at)") \
+	X(report, "write a self-contained HTML report of a run (-o report.html)") \
+	X(promote, "re-verify a candidate and export .cu, .h launcher, .fatbin and a manifest; tag it")
 
 #define KILN_DECLARE_CMD(name, summary) int kiln_cmd_##name(int argc, char **argv);
 KILN_COMMANDS(KILN_DECLARE_CMD)

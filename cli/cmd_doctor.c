@@ -36,18 +36,6 @@ static void report_driver(void)
 	dlclose(h);
 }
 
-static void report_llm(void)
-{
-	const char *o = getenv("OPENAI_API_KEY"), *a = getenv("ANTHROPIC_API_KEY");
-	bool have_o = o && *o, have_a = a && *a;
-	if (!have_o && !have_a)
-		printf("llm:         no OPENAI_API_KEY or ANTHROPIC_API_KEY: `kiln run` uses the tuner policy\n");
-	if (have_o)
-		printf("llm:         OPENAI_API_KEY set (openai:MODEL)\n");
-	if (have_a)
-		printf("llm:         ANTHROPIC_API_KEY set (anthropic:MODEL)\n");
-}
-
 int kiln_cmd_doctor(int argc, char **argv)
 {
 	const char *workdir = NULL, *pos[1];
@@ -65,7 +53,7 @@ int kiln_cmd_doctor(int argc, char **argv)
 	if (nvJitLinkVersion(&jmaj, &jmin) == NVJITLINK_SUCCESS)
 		printf("nvJitLink:   %u.%u\n", jmaj, jmin);
 	report_driver();
-	report_llm();
+	kiln_cli_llm_doctor();
 	const char *wd = kiln_cli_workdir(workdir);
 	char *db = kiln_path_join(wd, "history.db");
 	printf("workdir:     %s (%s)\n", wd, db && kiln_path_exists(db) ? "history.db present" : "no history yet");

@@ -23,7 +23,7 @@ static const char help[] =
 	"  --device KIND       emu, cuda or auto (default auto)\n"
 	"  --json              print the verdict as JSON\n"
 	"  --targets-dir DIR   where to find TARGET\n"
-	"Exit status: 0 pass, 1 fail, 3 could not verify.\n";
+	"Exit status: 0 pass, 1 fail, 3 could not verify (also: unverifiable on this device).\n";
 
 /* Takes -D/--define and --seed (repeatable) out of argv; the rest goes to rest. */
 static int take_repeats(int argc, char **argv, const char **defs, size_t *ndefs, uint64_t *seeds,
@@ -187,7 +187,7 @@ int kiln_cmd_verify(int argc, char **argv)
 	} else {
 		print_human(t, &v);
 	}
-	rc = v.pass ? KILN_EXIT_OK : KILN_EXIT_FAIL;
+	rc = v.pass ? KILN_EXIT_OK : v.unverifiable ? KILN_EXIT_ERROR : KILN_EXIT_FAIL; /* unverifiable: could not verify here */
 	goto done;
 fail:
 	rc = kiln_cli_fail("verify", e);

@@ -14,14 +14,27 @@ kiln_err kiln_device_open(kiln_device **out, const char *kind, const kiln_device
 	*out = NULL;
 	if (!kind || !*kind)
 		kind = "auto";
-	if (strcmp(kind, "cuda") == 0)
-		return kiln_error_set(KILN_EUNSUPPORTED, "device cuda: the CUDA backend is not built into this kiln yet (use --device emu)");
-	if (strcmp(kind, "emu") != 0 && strcmp(kind, "auto") != 0)
+	if (strcmp(kind, "emu") != 0 && strcmp(kind, "auto") != 0 && strcmp(kind, "cuda") != 0)
 		return kiln_error_set(KILN_EINVAL, "device \"%s\": unknown kind (expected emu, cuda or auto)", kind);
 	if (!(dev = kiln_calloc(1, sizeof(*dev))))
 		return kiln_error_set(KILN_ENOMEM, "device: out of memory");
-	/* auto: no cuda backend yet, so the emulator */
-	if ((e = kiln_device_emu_init(dev, o)))
+	if (strcmp(kind, "emu") != 0) {
+		/* cuda, or auto: cuda when a driver and GPU are usable, else the emulator */
+		e = kiln_device_cuda_init(dev, o);
+		if (!e || strcmp(kind, "cuda") == 0 || e == KILN_ENOMEM)
+			goto opened;
+		char why[200];
+		snprintf(why, sizeof(why), "%s", kiln_error_last());
+		kiln_error_clear();
+		memset(dev, 0, sizeof(*dev));
+		if ((e = kiln_device_emu_init(dev, o)))
+			goto done;
+		snprintf(dev->info.note, sizeof(dev->info.note), "no usable GPU (%.160s): using the PTX emulator, timings are modeled", why);
+		goto opened;
+	}
+	e = kiln_device_emu_init(dev, o);
+opened:
+	if (e)
 		goto done;
 	*out = dev;
 	dev = NULL;

@@ -95,3 +95,9 @@ kiln_err kiln_device_emu_init(kiln_device *dev, const kiln_device_options *o)
 	dev->info.modeled = true;
 	return 0;
 }
+
+void kiln_device_emu_reverse_blocks(kiln_device *dev, bool reverse)
+{
+	if (dev && dev->info.kind == KILN_DEVICE_EMU)
+		kiln_emu_set_reverse_blocks(dev->impl, reverse);
+}

@@ -1,5 +1,5 @@
-/* profile: the device interface (one vtable, backends "emu" = the PTX emulator and, later,
- * "cuda" via dlopen), the launch-plan runner that marshals a target's buffers, scalars,
+/* profile: the device interface (one vtable, backends "emu" = the PTX emulator and
+ * "cuda" = libcuda/libcupti via dlopen), the launch-plan runner that marshals a target's buffers, scalars,
  * symbols and knobs into kernel arguments, and verification: a candidate run on K seeded
  * input sets at the target's verification sizes and judged against the float64 reference
  * by named checks (compile, launch, bounds, initcheck, race, written, inputs-unchanged,
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "compile/compile.h"
+#include "profile/cost/cost.h"
 #include "profile/emu/emu.h"
 #include "targets/targets.h"
 #include "util/util.h"
@@ -33,6 +34,14 @@ typedef struct kiln_device_info {
 	uint32_t max_threads_per_block;
 	uint32_t max_shared_per_block; /* bytes, with opt-in */
 	bool modeled;            /* true: timings come from a model, not a clock */
+	/* cuda: read from the driver and recorded with every timing (emu: 0) */
+	uint32_t cc_major, cc_minor;
+	uint64_t l2_bytes, total_mem;  /* bytes */
+	uint32_t smem_per_sm;          /* bytes */
+	uint32_t mem_clock_khz, bus_width_bits, clock_khz;
+	double peak_bw_gbs;            /* 2 x memory clock x bus width / 8, GB/s */
+	int driver_version;            /* 13000 = CUDA 13.0 */
+	char note[240];                /* "auto" fell back to the emulator: why (one line), else "" */
 } kiln_device_info;
 
 typedef enum kiln_fault_kind {
@@ -52,12 +61,20 @@ typedef kiln_emu_counters kiln_device_counters;
 typedef struct kiln_device kiln_device;
 typedef struct kiln_module kiln_module;
 
-/* kind: "emu", "cuda" or "auto" (cuda when a driver and GPU are there, else emu).
- * "cuda" is KILN_EUNSUPPORTED until that backend exists; unknown kinds KILN_EINVAL.
- * o may be NULL. Caller frees. */
+/* kind: "emu", "cuda" or "auto" (cuda when a driver and GPU are there, else emu, with
+ * the reason in info->note). "cuda" without a usable driver/GPU is KILN_EUNSUPPORTED
+ * naming why; unknown kinds KILN_EINVAL. o may be NULL. Caller frees.
+ * Fork safety: opening "cuda" (or "auto" on a GPU machine) calls cuInit, and a CUDA
+ * context does not survive fork(). A process that forks evaluation children must open
+ * the cuda device in each child, never in the parent before forking; to ask whether a
+ * GPU is there without touching CUDA in the caller, use kiln_device_cuda_probe. */
 kiln_err kiln_device_open(kiln_device **out, const char *kind, const kiln_device_options *o);
 void kiln_device_free(kiln_device *dev);
 const kiln_device_info *kiln_device_info_get(const kiln_device *dev);
+/* Whether a CUDA driver and at least one GPU are usable, asked in a short-lived forked
+ * child so the caller never initializes CUDA (safe before forking). false with the
+ * reason (one line) in why. */
+bool kiln_device_cuda_probe(char *why, size_t n);
 
 kiln_err kiln_device_alloc(kiln_device *dev, uint64_t *out_addr, size_t bytes);
 kiln_err kiln_device_mem_free(kiln_device *dev, uint64_t addr);
@@ -97,6 +114,20 @@ kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_targ
 		       uint32_t scratch_poison, kiln_device_counters *counters,
 		       size_t *failed_launch);
 
+/* Per-launch counters of whole plan runs, for timing: while a recorder is attached to
+ * dev, every kiln_plan_run on it stores one record (the env it ran with and each
+ * launch's own counters and dims) until max records are stored. Detach with recs NULL.
+ * The records and *n stay owned by the caller and must outlive the attachment. */
+#define KILN_PLAN_MAX_LAUNCHES 8
+typedef struct kiln_plan_record {
+	kiln_env env;                  /* sizes + knobs + sm_count of the run */
+	size_t nlaunches;              /* launches that ran (all of them when ok) */
+	bool ok;                       /* the whole plan ran without error */
+	kiln_dims dims[KILN_PLAN_MAX_LAUNCHES];
+	kiln_device_counters launch[KILN_PLAN_MAX_LAUNCHES];
+} kiln_plan_record;
+void kiln_device_record_plans(kiln_device *dev, kiln_plan_record *recs, size_t max, size_t *n);
+
 /* ---- verification ---- */
 #define KILN_VERIFY_MAX_SEEDS 32
 #define KILN_VERIFY_MAX_CHECKS 12
@@ -116,6 +147,7 @@ typedef struct kiln_verify_options {
 	size_t nsizes;
 	const char *cache_dir;         /* compile cache, or NULL */
 	bool skip_inputs_unchanged, skip_written, skip_nontrivial; /* check toggles */
+	bool no_extra_size;            /* skip the unlisted extra size (only runs when sizes is NULL) */
 } kiln_verify_options;
 
 typedef struct kiln_mismatch {
@@ -143,7 +175,8 @@ typedef struct kiln_verdict {
 	size_t nseeds;
 	char checks_run[KILN_VERIFY_MAX_CHECKS][24];
 	size_t nchecks_run;
-	size_t runs;            /* (size, seed) runs done */
+	size_t runs;            /* (size, seed) runs done at the listed sizes */
+	kiln_env extra_sizes;   /* the unlisted size also run (with seeds[0]) after them; n = 0: none */
 	size_t mismatches;      /* elements out of tolerance in the failing run */
 	kiln_mismatch first[5];
 	size_t nfirst;
@@ -157,5 +190,54 @@ typedef struct kiln_verdict {
 kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o);
 /* The verdict as a JSON object text (caller frees); NULL when out of memory. */
 char *kiln_verdict_to_json(const kiln_verdict *v);
+
+/* ---- timing (profile/time.c) ----
+ * emu: the plan runs through kiln_verify at the target's two largest verification sizes
+ * on one input set drawn from `seed` (so the runs whose counters are used are also
+ * checked against the reference), each launch's counters are extrapolated by the
+ * target's traffic expression to the first bench size and modeled on GPU spec `gpu`
+ * (profile/cost): deterministic, labelled modeled. cuda: compiled to a cubin for the
+ * device's sm, run at the first bench size with warm-up, an L2 flush before every rep,
+ * rotated input copies, CUPTI kernel durations (CUDA events as the fallback), repeated
+ * until the relative standard error of the median is < 1% or max_seconds. cuda does not
+ * verify: call kiln_verify first (kiln bench and the search loop do). */
+typedef struct kiln_time_options {
+	const kiln_target *target;     /* required */
+	const char *source;            /* required */
+	const char *source_name;       /* NULL: "kernel.cu" */
+	const kiln_plan *plan;         /* required */
+	const char *const *defines;    /* "NAME=VALUE" (knobs not given take their first value) */
+	size_t ndefines;
+	kiln_device *device;           /* required */
+	const char *gpu;               /* emu: spec name from data/gpus.json, NULL = default */
+	const char *cache_dir;         /* compile cache or NULL */
+	double max_seconds;            /* cuda time cap, 0 = default (3 s) */
+	uint64_t seed;                 /* emu input set */
+	size_t bench_size;             /* index into the target's bench sizes (default 0) */
+} kiln_time_options;
+
+typedef struct kiln_timing {
+	bool modeled;                  /* true: from the cost model, never measured */
+	double time_us, min_us, spread; /* median; min; relative (p75-p25)/median; modeled: the tie band */
+	int64_t reps;                  /* measured repetitions (modeled: 0) */
+	double traffic_bytes;          /* the target's traffic at the bench size */
+	double bandwidth_gbs;          /* traffic_bytes / time */
+	double roofline;               /* traffic / time / peak bandwidth, (0, 1] for sane times */
+	char device[160];              /* "NVIDIA H100 SXM5 80GB" / the GPU's name */
+	char *samples_json, *counters_json, *spec_json, *breakdown_json; /* owned; may be NULL */
+	char *resources_json;          /* owned: kiln_compile_resources_json of what was timed */
+	kiln_cost_result model;        /* modeled: the cost model's result */
+	kiln_env bench_env;            /* the sizes timed */
+	char bound[16];                /* modeled: the first launch's deciding term */
+	bool cupti;                    /* cuda: durations from CUPTI (false: CUDA events) */
+} kiln_timing;
+
+/* Times a candidate (see above). On error *out holds nothing to free beyond what
+ * kiln_timing_free releases; KILN_EVERIFY when the emu runs failed their checks (the
+ * message names the check). */
+kiln_err kiln_time(kiln_timing *out, const kiln_time_options *o);
+void kiln_timing_free(kiln_timing *t);
+/* Everything in t as one JSON object text (caller frees); NULL when out of memory. */
+char *kiln_timing_to_json(const kiln_timing *t);
 
 #endif

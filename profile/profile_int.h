@@ -22,11 +22,25 @@ typedef struct kiln_device_ops {
 	kiln_err (*sync)(void *impl);
 } kiln_device_ops;
 
+/* Per-rep durations of a timed plan (cuda). */
+typedef struct kiln_time_samples {
+	double *us;          /* owned; n plan times in microseconds */
+	size_t n, cap;
+	bool cupti;          /* from CUPTI kernel records (false: CUDA events) */
+	double seconds;      /* wall time spent timing */
+} kiln_time_samples;
+
 struct kiln_device {
 	const kiln_device_ops *ops;
 	void *impl;
 	kiln_device_info info;
 	kiln_device_fault fault;
+	kiln_plan_record *rec;   /* kiln_device_record_plans: borrowed, NULL when off */
+	size_t rec_max, *rec_n;
+	/* cuda only (NULL elsewhere): times run(ctx, rep) — one whole plan per call — with
+	 * warm-up, an L2 flush before every rep and CUPTI/event durations (time.c). */
+	kiln_err (*time_plan)(void *impl, kiln_err (*run)(void *ctx, size_t rep), void *ctx,
+			      size_t kernels_per_rep, double max_seconds, kiln_time_samples *out);
 };
 
 struct kiln_module {
@@ -36,5 +50,9 @@ struct kiln_module {
 
 /* Backends: fill dev->ops, dev->impl and dev->info. */
 kiln_err kiln_device_emu_init(kiln_device *dev, const kiln_device_options *o);
+/* emu: run later launches' blocks in reverse blockIdx order (verify.c); other devices: no-op. */
+void kiln_device_emu_reverse_blocks(kiln_device *dev, bool reverse);
+/* cuda (device_cuda.c): KILN_EUNSUPPORTED with one line when no driver/GPU is usable. */
+kiln_err kiln_device_cuda_init(kiln_device *dev, const kiln_device_options *o);
 
 #endif

@@ -2,6 +2,7 @@
  * in kiln's ABI (buffers and scratch as device pointers, scalars by value in their
  * dtype, symbols/knobs/sm_count as int64), checks them against the kernel's parameter
  * sizes, and launches in order with scratch allocated and poisoned. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,27 @@ static kiln_err marshal(arg_val *v, uint32_t *size, const char *name, const kiln
 			      li, p->launches[li].kernel, ai, name);
 }
 
+/* dst += src for the summed counters; the "last launch" fields are copied. */
+static void counters_add(kiln_device_counters *dst, const kiln_device_counters *src)
+{
+	uint64_t *d = (uint64_t *)dst;
+	const uint64_t *s = (const uint64_t *)src;
+	for (size_t i = 0; i < offsetof(kiln_device_counters, threads_per_block) / sizeof(uint64_t); i++)
+		d[i] += s[i];
+	dst->threads_per_block = src->threads_per_block;
+	dst->dyn_shared = src->dyn_shared;
+	dst->static_shared = src->static_shared;
+	if (src->regs)
+		dst->regs = src->regs;
+}
+
+void kiln_device_record_plans(kiln_device *dev, kiln_plan_record *recs, size_t max, size_t *n)
+{
+	dev->rec = recs && n ? recs : NULL;
+	dev->rec_max = dev->rec ? max : 0;
+	dev->rec_n = dev->rec ? n : NULL;
+}
+
 kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_target *t,
 		       const kiln_plan *p, const kiln_env *env_in, const uint64_t *buf_addr,
 		       uint32_t scratch_poison, kiln_device_counters *counters,
@@ -75,6 +97,12 @@ kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_targ
 		return kiln_error_set(KILN_EINVAL, "plan: at most %d scratch buffers", RUN_MAX_SCRATCH);
 	if ((e = kiln_env_set(&env, "sm_count", (int64_t)dev->info.sm_count)))
 		return e;
+	kiln_plan_record *rec = NULL;
+	if (dev->rec && *dev->rec_n < dev->rec_max) {
+		rec = &dev->rec[(*dev->rec_n)++];
+		memset(rec, 0, sizeof(*rec));
+		rec->env = env;
+	}
 	for (; nscratch < p->nscratch; nscratch++) {
 		const kiln_scratch *s = &p->scratch[nscratch];
 		int64_t count;
@@ -132,7 +160,17 @@ kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_targ
 			}
 			ptrs[ai] = &vals[ai];
 		}
-		if ((e = kiln_device_launch(dev, mod, l->kernel, &d, ptrs, counters))) {
+		kiln_device_counters one;
+		memset(&one, 0, sizeof(one));
+		e = kiln_device_launch(dev, mod, l->kernel, &d, ptrs, counters || rec ? &one : NULL);
+		if (counters)
+			counters_add(counters, &one);
+		if (rec && li < KILN_PLAN_MAX_LAUNCHES) {
+			rec->launch[li] = one;
+			rec->dims[li] = d;
+			rec->nlaunches = li + 1;
+		}
+		if (e) {
 			if (e == KILN_EFAULT)
 				kiln_error_set(e, "launch %zu (%s): %s", li, l->kernel, dev->fault.text);
 			goto done;
@@ -140,6 +178,8 @@ kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_targ
 	}
 	if ((e = kiln_device_sync(dev)))
 		goto done;
+	if (rec)
+		rec->ok = p->nlaunches <= KILN_PLAN_MAX_LAUNCHES;
 	if (failed_launch)
 		*failed_launch = (size_t)-1;
 done:

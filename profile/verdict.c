@@ -22,6 +22,15 @@ static cJSON *u64s(uint64_t x)
 	return cJSON_CreateString(s);
 }
 
+/* {"name": value, ...} of a size environment. */
+static cJSON *sizes_obj(const kiln_env *env)
+{
+	cJSON *sz = cJSON_CreateObject();
+	for (size_t i = 0; sz && i < env->n; i++)
+		cJSON_AddItemToObject(sz, env->names[i], cJSON_CreateNumber((double)env->values[i]));
+	return sz;
+}
+
 char *kiln_verdict_to_json(const kiln_verdict *v)
 {
 	char *text = NULL;
@@ -46,13 +55,13 @@ char *kiln_verdict_to_json(const kiln_verdict *v)
 		}
 	}
 	if (v->have_input) {
-		cJSON *in = cJSON_CreateObject(), *sz = cJSON_CreateObject();
+		cJSON *in = cJSON_CreateObject();
 		cJSON_AddItemToObject(o, "input_set", in);
-		cJSON_AddItemToObject(in, "sizes", sz);
-		for (size_t i = 0; i < v->input_sizes.n; i++)
-			cJSON_AddItemToObject(sz, v->input_sizes.names[i], cJSON_CreateNumber((double)v->input_sizes.values[i]));
+		cJSON_AddItemToObject(in, "sizes", sizes_obj(&v->input_sizes));
 		cJSON_AddItemToObject(in, "seed", u64s(v->input_seed));
 	}
+	if (v->extra_sizes.n) /* the unlisted size run after the listed ones */
+		cJSON_AddItemToObject(o, "extra_sizes", sizes_obj(&v->extra_sizes));
 	cJSON_AddItemToObject(o, "seeds", a = cJSON_CreateArray());
 	for (size_t i = 0; i < v->nseeds; i++)
 		cJSON_AddItemToArray(a, u64s(v->seeds[i]));

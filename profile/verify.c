@@ -2,9 +2,12 @@
  * seed: generate inputs, run the float64 reference, poison outputs with a per-run random
  * pattern, run the plan and judge by named checks in order (launch faults map to bounds /
  * initcheck / race / launch, then written, inputs-unchanged, values); "nontrivial" runs
- * last over every input set. The first failing run decides the verdict. */
+ * last over every input set. The first failing run decides the verdict. After the listed
+ * sizes, one unlisted size drawn from the first seed (extra_size) catches kernels that
+ * special-case the published verification sizes. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@ typedef struct vctx {
 	kiln_module *mod;
 	kiln_env knobs;            /* knob values (launch expressions) */
 	bool nontrivial;           /* some reference output differs from "did nothing" */
+	bool reverse;              /* emu: this input set runs its blocks in reverse order */
 	double best_ratio;         /* worst error / allowed over passing runs */
 } vctx;
 
@@ -287,12 +291,12 @@ static int judge(vctx *c, const kiln_inputs *in, const kiln_refdata *ref, uint8_
 	return 0;
 }
 
-/* One (size, seed) input set. 1 = the verdict failed, 0 = passed, <0 error. */
-static int verify_one(vctx *c, size_t size_idx, uint64_t seed, kiln_rng *prng)
+/* One (sizes, seed) input set. 1 = the verdict failed, 0 = passed, <0 error. */
+static int verify_one(vctx *c, const kiln_env *size_env, uint64_t seed, kiln_rng *prng)
 {
 	kiln_verdict *v = c->v;
 	const kiln_target *t = c->t;
-	kiln_env sizes, env;
+	kiln_env sizes = *size_env, env;
 	kiln_inputs *in = NULL;
 	kiln_refdata *ref = NULL;
 	uint64_t *addr = NULL;
@@ -300,14 +304,14 @@ static int verify_one(vctx *c, size_t size_idx, uint64_t seed, kiln_rng *prng)
 	char set[256], sz[200];
 	int rc = 0;
 	kiln_err e;
-	if ((e = kiln_target_sizes(&sizes, t, false, size_idx)))
-		return e;
 	env = sizes;
 	for (size_t k = 0; k < c->knobs.n; k++)
 		if ((e = kiln_env_set(&env, c->knobs.names[k], c->knobs.values[k])))
 			return e;
 	sizes_text(sz, sizeof(sz), &sizes);
-	snprintf(set, sizeof(set), "%s seed %llu", sz, (unsigned long long)seed);
+	snprintf(set, sizeof(set), "%s seed %llu%s", sz, (unsigned long long)seed,
+		 c->reverse ? ", blocks in reverse order" : "");
+	kiln_device_emu_reverse_blocks(c->dev, c->reverse);
 	if ((e = kiln_inputs_generate(&in, t, &sizes, seed)) || (e = kiln_reference_run(&ref, t, in))) {
 		rc = e;
 		goto done;
@@ -389,6 +393,78 @@ done:
 	kiln_refdata_free(ref);
 	kiln_inputs_free(in);
 	return rc;
+}
+
+/* ---- the unlisted extra size ----
+ * target.json publishes its verification sizes, so a kernel can special-case them or do
+ * only the work they reach. Each verification therefore also runs one size nobody listed:
+ * every symbol that has larger bench sizes goes past its largest verification value (by
+ * up to a quarter, at least 1, never past the bench maximum); the others take an
+ * unlisted value inside their verification range. The draw keeps the total elements
+ * within 1.5x (+1024) of the largest listed size so the run stays cheap. */
+
+static size_t total_elems(const kiln_target *t, const kiln_env *sizes)
+{
+	size_t total = 0, n;
+	for (size_t b = 0; b < t->nbuffers; b++) {
+		if (kiln_target_count(&n, t, &t->buffers[b], sizes))
+			return SIZE_MAX;
+		total += n;
+	}
+	return total;
+}
+
+static int64_t draw_symbol(const kiln_symbol *s, kiln_rng *r)
+{
+	int64_t lo = INT64_MAX, hi = 0, bmax = 0;
+	for (size_t i = 0; i < s->nverify; i++) {
+		lo = s->verify[i] < lo ? s->verify[i] : lo;
+		hi = s->verify[i] > hi ? s->verify[i] : hi;
+	}
+	for (size_t i = 0; i < s->nbench; i++)
+		bmax = s->bench[i] > bmax ? s->bench[i] : bmax;
+	if (bmax > hi) {
+		int64_t top = hi + (hi / 4 > 1 ? hi / 4 : 1);
+		top = top < bmax ? top : bmax;
+		return hi + 1 + (int64_t)kiln_rng_below(r, (uint64_t)(top - hi));
+	}
+	int64_t x = lo;
+	for (int tries = 0; tries < 16; tries++) {
+		x = lo + (int64_t)kiln_rng_below(r, (uint64_t)(hi - lo + 1));
+		bool listed = false;
+		for (size_t i = 0; i < s->nverify; i++)
+			listed = listed || s->verify[i] == x;
+		if (!listed)
+			break;
+	}
+	return x;
+}
+
+/* Fills out with the extra size drawn from seed; false when none fits the budget. */
+static bool extra_size(kiln_env *out, const kiln_target *t, uint64_t seed)
+{
+	size_t most = 0;
+	kiln_env env;
+	kiln_rng r;
+	for (size_t i = 0; i < t->nverify_sizes; i++) {
+		size_t n = kiln_target_sizes(&env, t, false, i) ? SIZE_MAX : total_elems(t, &env);
+		if (n == SIZE_MAX)
+			return false;
+		most = n > most ? n : most;
+	}
+	kiln_rng_seed(&r, seed ^ 0x6b696c6e65787472ull); /* "kilnextr": its own stream */
+	for (int tries = 0; tries < 64; tries++) {
+		kiln_env_init(out);
+		for (size_t i = 0; i < t->nsymbols; i++)
+			if (kiln_env_set(out, t->symbols[i].name, draw_symbol(&t->symbols[i], &r)))
+				return false;
+		size_t n = total_elems(t, out);
+		if (n != SIZE_MAX && n <= most + most / 2 + 1024)
+			return true;
+	}
+	kiln_error_clear();
+	kiln_env_init(out);
+	return false;
 }
 
 /* Knob values: -D NAME=V for knobs; knobs not given take their first listed value. */
@@ -511,8 +587,14 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 	kiln_rng_seed(&prng, kiln_seed_fresh());
 	size_t nsz = o->nsizes ? o->nsizes : c.t->nverify_sizes;
 	for (size_t si = 0; si < nsz; si++) {
+		kiln_env sizes;
+		if ((e = kiln_target_sizes(&sizes, c.t, false, o->nsizes ? o->sizes[si] : si)))
+			goto done;
 		for (size_t k = 0; k < out->nseeds; k++) {
-			int rc = verify_one(&c, o->nsizes ? o->sizes[si] : si, out->seeds[k], &prng);
+			/* every other input set runs the blocks in reverse (emu): a kernel whose
+			 * blocks wait on each other through memory passes one order only */
+			c.reverse = k % 2 == 1;
+			int rc = verify_one(&c, &sizes, out->seeds[k], &prng);
 			out->runs++;
 			if (rc < 0) {
 				e = rc;
@@ -520,6 +602,23 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 			}
 			if (rc == 1)
 				goto done;
+		}
+	}
+	/* after the listed sizes pass: one unlisted size (not counted in runs) */
+	if (!o->nsizes && !o->no_extra_size && extra_size(&out->extra_sizes, c.t, out->seeds[0])) {
+		c.reverse = true;
+		int rc = verify_one(&c, &out->extra_sizes, out->seeds[0], &prng);
+		if (rc < 0) {
+			e = rc;
+			goto done;
+		}
+		if (rc == 1) {
+			char sz[200];
+			sizes_text(sz, sizeof(sz), &out->extra_sizes);
+			size_t n = strlen(out->message);
+			snprintf(out->message + n, sizeof(out->message) - n,
+				 " [at the unlisted size %s: the kernel handles the listed verification sizes only]", sz);
+			goto done;
 		}
 	}
 	if (!o->skip_nontrivial) {
@@ -531,6 +630,7 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 		}
 	}
 done:
+	kiln_device_emu_reverse_blocks(c.dev, false);
 	out->seconds = kiln_now_s() - t0;
 	kiln_module_free(c.mod);
 	kiln_compiled_free(comp);

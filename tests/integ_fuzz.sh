@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Fuzzes the PTX emulator's parser (and a short run of what parses) with libFuzzer under
-# ASan+UBSan for ${FUZZ_SECONDS:-60} seconds over tests/fuzz/corpus_ptx. Not a meson
-# test: CI calls it. Configures its own clang build dir (${FUZZ_BUILD:-build-fuzz}).
+# Runs every libFuzzer harness of tests/fuzz under ASan+UBSan for ${FUZZ_SECONDS:-60}
+# seconds each, starting from its corpus tests/fuzz/corpus_<name>/ (copied: the repository
+# corpus only grows by hand): ptx (the emulator's parser + a short run), editscript (the
+# world model's edit scripts), target (target.json), launch (launch.json), expr (the
+# expression evaluator), reply (the LLM reply parser), sse (the LLM client's event-stream
+# parser and stream events). FUZZ_ONLY="ptx expr" picks some.
+# Not a meson test: CI calls it. Configures its own clang build dir (${FUZZ_BUILD:-build-fuzz}).
 # Exit 0: no crash / sanitizer report; non-zero: a finding (crash-* file kept in $FUZZ_ART).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 art=${FUZZ_ART:-$build/fuzz-artifacts}
+only=${FUZZ_ONLY:-ptx editscript target launch expr reply sse}
 if ! command -v clang >/dev/null; then
 	echo "integ_fuzz: clang not found (libFuzzer needs clang)" >&2
 	exit 2
@@ -16,21 +21,40 @@ if [ ! -f "$build/build.ninja" ]; then
 	CC=clang meson setup "$build" "$root" -Dfuzzers=true -Db_sanitize=address,undefined \
 		-Db_lundef=false >/dev/null
 fi
-ninja -C "$build" -j2 tests/fuzz/fuzz_ptx >/dev/null
+targets=""
+for h in $only; do targets="$targets tests/fuzz/fuzz_$h"; done
+# shellcheck disable=SC2086
+ninja -C "$build" -j2 $targets >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$root"/tests/fuzz/corpus_ptx/*.ptx "$work"/
 mkdir -p "$art"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
-set +e
-"$build/tests/fuzz/fuzz_ptx" "$work" -max_total_time="$secs" -max_len=65536 -timeout=10 -dict="$root/tests/fuzz/ptx.dict" \
-	-rss_limit_mb=2048 -artifact_prefix="$art/" -print_final_stats=1 2>"$build/fuzz.log"
-rc=$?
-set -e
-tail -n 15 "$build/fuzz.log"
-if [ $rc -ne 0 ]; then
-	echo "integ_fuzz: FAILED (exit $rc); artifacts in $art, log $build/fuzz.log" >&2
+failed=""
+for h in $only; do
+	mkdir -p "$work/$h"
+	if [ -d "$root/tests/fuzz/corpus_$h" ]; then
+		cp "$root/tests/fuzz/corpus_$h"/* "$work/$h"/
+	fi
+	extra=()
+	case $h in
+	ptx) extra=(-max_len=65536 -dict="$root/tests/fuzz/ptx.dict") ;;
+	target | launch) extra=(-max_len=16384) ;;
+	reply) extra=(-max_len=65536) ;;
+	esac
+	set +e
+	"$build/tests/fuzz/fuzz_$h" "$work/$h" -max_total_time="$secs" -timeout=10 "${extra[@]}" \
+		-rss_limit_mb=2048 -artifact_prefix="$art/${h}-" -print_final_stats=1 2>"$build/fuzz_$h.log"
+	rc=$?
+	set -e
+	echo "== fuzz_$h: $(grep -E '^stat::number_of_executed_units' "$build/fuzz_$h.log" | awk '{print $2}') runs, exit $rc"
+	if [ $rc -ne 0 ]; then
+		tail -n 30 "$build/fuzz_$h.log"
+		failed="$failed $h"
+	fi
+done
+if [ -n "$failed" ]; then
+	echo "integ_fuzz: FAILED:$failed; artifacts in $art, logs $build/fuzz_<name>.log" >&2
 	exit 1
 fi
-echo "integ_fuzz: clean after ${secs}s"
+echo "integ_fuzz: clean after ${secs}s each ($only)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Integration: `kiln verify` through the binary. (1) every built-in target's seed verifies
 # at every verification size on the emulator; (2) each kernel of the fixture corpus
-# tests/fixtures/verify/manifest.json fails with its named check, or passes when it is a
-# correct-but-unusual kernel; (3) a replayed --seed gives the same verdict; (4) usage and
+# tests/fixtures/verify/manifest.json fails with its named check (and is "unverifiable"
+# exactly when the manifest says so: unsupported PTX is not a wrong kernel), or passes when
+# it is a correct-but-unusual kernel; (3) a replayed --seed gives the same verdict; (4) usage and
 # bad input exit 2 / 3. Corpus targets that do not exist yet are skipped (77 if nothing ran).
 set -u
 : "${KILN_BIN:?KILN_BIN not set}" "${KILN_SOURCE_ROOT:?KILN_SOURCE_ROOT not set}"
@@ -43,7 +44,7 @@ done
 
 # (2) the corpus
 have=" $(echo $names) "
-while IFS=$'\t' read -r file launch target expect check tsub; do
+while IFS=$'\t' read -r file launch target expect check unver tsub; do
 	targs=("${tdir[@]}")
 	if [ -n "$tsub" ]; then
 		targs=(--targets-dir "$fx/$tsub")
@@ -57,12 +58,14 @@ while IFS=$'\t' read -r file launch target expect check tsub; do
 	fi
 	got=$(printf '%s' "$js" | python3 -c 'import json,sys
 try:
-    v = json.load(sys.stdin); print(("pass" if v["pass"] else "fail") + " " + (v["check"] or "-"))
+    v = json.load(sys.stdin)
+    print(("pass" if v["pass"] else "fail") + " " + (v["check"] or "-") + (" unverifiable" if v["unverifiable"] else ""))
 except Exception:
     print("error -")')
 	want="$expect $check"
 	[ "$expect" = pass ] && want="pass -"
-	want_rc=1; [ "$expect" = pass ] && want_rc=0
+	[ "$unver" = 1 ] && want="$want unverifiable"
+	want_rc=1; [ "$expect" = pass ] && want_rc=0; [ "$unver" = 1 ] && want_rc=3
 	if [ "$got" != "$want" ] || [ $rc -ne $want_rc ]; then
 		echo "FAIL $file: got '$got' (exit $rc), want '$want' (exit $want_rc)"; echo "$js" | head -c 1500; echo; fail=1
 	else
@@ -70,7 +73,8 @@ except Exception:
 	fi
 done < <(python3 -c 'import json,sys
 for e in json.load(open(sys.argv[1])):
-    print("\t".join([e["file"], e["launch"], e["target"], e["expect"], e.get("check") or "-", e.get("targets_dir", "")]))' "$fx/manifest.json")
+    print("\t".join([e["file"], e["launch"], e["target"], e["expect"], e.get("check") or "-",
+                     "1" if e.get("unverifiable") else "0", e.get("targets_dir", "")]))' "$fx/manifest.json")
 
 # (3) replay: the seeds of a failing verdict reproduce its worst error
 case "$have" in *" adamw "*)

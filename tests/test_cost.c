@@ -135,6 +135,25 @@ static void test_cost__low_occupancy_from_registers_and_limits(void **state)
 	assert_true(model(&b, 1) > model(&a, 1));
 }
 
+/* An in-place update (read, then write the same sectors) moves its sectors twice, like
+ * a copy to another buffer: the emulator's first-touch count alone would halve it. */
+static void test_cost__read_modify_write_counts_write_back(void **state)
+{
+	(void)state;
+	double n = 1 << 24;
+	kiln_cost_launch copy_l = copy(n, 4, 1, 256), inplace = copy_l;
+	inplace.c.dram_sectors = n * 4 / 32; /* one array, touched first by the loads */
+	kiln_cost_result a, b;
+	assert_int_equal(kiln_cost_model(&a, &h100, &copy_l, 1), 0);
+	assert_int_equal(kiln_cost_model(&b, &h100, &inplace, 1), 0);
+	assert_true(a.dram_bytes == 8 * n);
+	assert_true(b.dram_bytes == 8 * n);
+	/* a read-only pass over the same array moves half */
+	inplace.c.gst_requests = inplace.c.gst_sectors = 0;
+	assert_int_equal(kiln_cost_model(&b, &h100, &inplace, 1), 0);
+	assert_true(b.dram_bytes == 4 * n);
+}
+
 static void test_cost__extrapolation_is_linear(void **state)
 {
 	(void)state;
@@ -158,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_cost__small_grid_is_slower),
 		cmocka_unit_test(test_cost__bank_conflicts_cost),
 		cmocka_unit_test(test_cost__two_launches_cost_more_than_one_fused),
+		cmocka_unit_test(test_cost__read_modify_write_counts_write_back),
 		cmocka_unit_test(test_cost__more_bytes_more_time),
 		cmocka_unit_test(test_cost__low_occupancy_from_registers_and_limits),
 		cmocka_unit_test(test_cost__extrapolation_is_linear),

@@ -1097,6 +1097,167 @@ static void test_emu__handwritten_ptx(void **state)
 	kiln_emu_module_free(m);
 }
 
+/* Regression: lanes that wait at a shfl.sync must not run it before a lagging lane whose
+ * code NVVM placed after the shuffle rejoins them (min-PC alone ran it first). Also
+ * predicate immediates: mov.pred %p, -1 is true. */
+static void test_emu__sync_waits_for_lagging_lanes(void **state)
+{
+	(void)state;
+	const char *ptx =
+		".version 8.0\n.target sm_90\n.address_size 64\n"
+		".visible .entry k(.param .u64 out)\n{\n"
+		"  .reg .b32 %r<8>; .reg .b64 %rd<4>; .reg .pred %p<5>;\n"
+		"  ld.param.u64 %rd1, [out];\n"
+		"  cvta.to.global.u64 %rd1, %rd1;\n"
+		"  mov.u32 %r1, %laneid;\n"
+		"  mov.u32 %r2, 0;\n"
+		"  setp.eq.u32 %p1, %r1, 0;\n"
+		"  @%p1 bra $L_lane0;\n"
+		"$L_join:\n"
+		"  shfl.sync.idx.b32 %r3, %r2, 0, 31, -1;\n"
+		"  vote.sync.ballot.b32 %r5, %p1, -1;\n"
+		"  mov.pred %p2, -1;\n"
+		"  mov.pred %p3, 1;\n"
+		"  mov.pred %p4, 0;\n"
+		"  and.pred %p2, %p2, %p3;\n"
+		"  or.pred %p2, %p2, %p4;\n"
+		"  selp.b32 %r4, 1, 0, %p2;\n"
+		"  add.s32 %r4, %r4, %r5;\n"
+		"  mul.wide.u32 %rd2, %r1, 8;\n"
+		"  add.s64 %rd3, %rd1, %rd2;\n"
+		"  st.global.v2.u32 [%rd3], {%r3, %r4};\n"
+		"  ret;\n"
+		"$L_lane0:\n"
+		"  mov.u32 %r2, 42;\n"
+		"  bra.uni $L_join;\n"
+		"}\n";
+	kiln_emu_module *m = NULL;
+	assert_int_equal(kiln_emu_module_parse(&m, ptx, strlen(ptx), "sync.ptx"), 0);
+	kiln_emu *e = device();
+	uint64_t d = upload(e, NULL, 32 * 8);
+	const void *args[] = {&d};
+	kiln_emu_counters c = {0};
+	assert_int_equal(launch1(e, m, "k", 1, 32, 0, args, &c), 0);
+	uint32_t out[64];
+	assert_int_equal(kiln_emu_read(e, out, d, sizeof out), 0);
+	for (int l = 0; l < 32; l++) {
+		assert_int_equal(out[2 * l], 42);
+		assert_int_equal(out[2 * l + 1], 1 + 1); /* true predicate + ballot of lane 0 */
+	}
+	assert_int_equal(c.divergent_branches, 1);
+	kiln_emu_module_free(m);
+
+	/* the same through NVRTC: powf in lane 0 only, then a broadcast */
+	m = compile("extern \"C\" __global__ void bc(float *o, float b, int s) {\n"
+		    "  float x = 0.0f;\n"
+		    "  if ((threadIdx.x & 31) == 0) x = powf(b, (float)s);\n"
+		    "  x = __shfl_sync(0xffffffffu, x, 0);\n"
+		    "  o[threadIdx.x] = x;\n"
+		    "}\n");
+	uint64_t o = upload(e, NULL, 64 * 4);
+	float b = 0.9f;
+	int st = 7;
+	const void *a2[] = {&o, &b, &st};
+	assert_int_equal(launch1(e, m, "bc", 1, 64, 0, a2, NULL), 0);
+	float f[64];
+	assert_int_equal(kiln_emu_read(e, f, o, sizeof f), 0);
+	for (int l = 0; l < 64; l++)
+		assert_float_equal(f[l], powf(0.9f, 7.0f), 1e-6);
+
+	/* shuffles in two branches with disjoint half-warp masks meet their own halves */
+	kiln_emu_module_free(m);
+	m = compile("extern \"C\" __global__ void hs(int *o) {\n"
+		    "  int l = threadIdx.x & 31, v;\n"
+		    "  if (l < 16) v = __shfl_sync(0x0000ffffu, l * 10, 3);\n"
+		    "  else v = __shfl_sync(0xffff0000u, l * 100, 19);\n"
+		    "  o[threadIdx.x] = v;\n"
+		    "}\n");
+	uint64_t oi = upload(e, NULL, 32 * 4);
+	const void *a3[] = {&oi};
+	assert_int_equal(launch1(e, m, "hs", 1, 32, 0, a3, NULL), 0);
+	int iv[32];
+	assert_int_equal(kiln_emu_read(e, iv, oi, sizeof iv), 0);
+	for (int l = 0; l < 32; l++)
+		assert_int_equal(iv[l], l < 16 ? 30 : 1900);
+	kiln_emu_free(e);
+	kiln_emu_module_free(m);
+}
+
+/* racecheck keeps byte precision: warps writing different bytes of one word do not race;
+ * the same byte, the same word, or a word write against a byte read between barriers do. */
+static void test_emu__racecheck_bytes_and_words(void **state)
+{
+	(void)state;
+	kiln_emu_module *m = compile(
+		"extern \"C\" __global__ void rb(int *o, int mode) {\n"
+		"  __shared__ unsigned char f[64];\n"
+		"  __shared__ int wd[64];\n"
+		"  int w = threadIdx.x / 32, l = threadIdx.x & 31;\n"
+		"  if (l == 0) { f[w] = (unsigned char)(w + 1); wd[w] = w; }\n"
+		"  __syncthreads();\n"
+		"  if (mode == 1 && l == 0) f[0] = 7;\n"
+		"  if (mode == 2 && l == 0) wd[8] = w;\n"
+		"  if (mode == 3 && l == 0 && w == 0) wd[9] = 5;\n"
+		"  if (mode == 3 && l == 0 && w == 1) o[200] = ((volatile unsigned char *)wd)[37];\n"
+		"  __syncthreads();\n"
+		"  o[threadIdx.x] = f[w] + wd[w];\n"
+		"}\n");
+	kiln_emu *e = device();
+	uint64_t o = upload(e, NULL, 256 * 4);
+	for (int mode = 0; mode < 4; mode++) {
+		const void *args[] = {&o, &mode};
+		kiln_err err = launch1(e, m, "rb", 1, 128, 0, args, NULL);
+		if (mode == 0) {
+			assert_int_equal(err, 0);
+			int out[128];
+			assert_int_equal(kiln_emu_read(e, out, o, sizeof out), 0);
+			for (int t = 0; t < 128; t++)
+				assert_int_equal(out[t], 2 * (t / 32) + 1);
+		} else {
+			assert_int_equal(err, KILN_EFAULT);
+			assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_RACE);
+		}
+	}
+	kiln_emu_free(e);
+	kiln_emu_module_free(m);
+}
+
+/* fns (PTX ISA examples), h2exp2 (its inline asm writes ".reg.b16" without a space) and
+ * atomicAdd on __half2 (atom.add.noftz.f16x2). */
+static void test_emu__fns_half_intrinsics_atomics(void **state)
+{
+	(void)state;
+	kiln_emu_module *m = compile(
+		"#include <cuda_fp16.h>\n"
+		"extern \"C\" __global__ void k(unsigned *o, __half2 *h) {\n"
+		"  int t = threadIdx.x;\n"
+		"  const int base[4] = {3, 3, 2, 2}, off[4] = {1, -1, 1, -1};\n"
+		"  if (t < 4) o[t] = __fns(0xaaaaaaaau, base[t], off[t]);\n"
+		"  if (t == 4) o[t] = __fns(0x16u, 4, -3);\n"
+		"  if (t == 5) o[t] = __fns(0x16u, 3, 0);\n"
+		"  if (t == 6) o[t] = __fns(0x16u, 5, 1);\n"
+		"  __half2 e = h2exp2(__floats2half2_rn(1.0f, -2.0f));\n"
+		"  atomicAdd(&h[0], e);\n"
+		"  if (t == 0) h[1] = e;\n"
+		"}\n");
+	kiln_emu *e = device();
+	uint64_t o = upload(e, NULL, 32 * 4);
+	uint32_t zero[2] = {0, 0};
+	uint64_t h = upload(e, zero, sizeof zero);
+	const void *args[] = {&o, &h};
+	assert_int_equal(launch1(e, m, "k", 1, 32, 0, args, NULL), 0);
+	uint32_t out[7], hv[2];
+	assert_int_equal(kiln_emu_read(e, out, o, sizeof out), 0);
+	assert_int_equal(kiln_emu_read(e, hv, h, sizeof hv), 0);
+	const uint32_t want[7] = {3, 3, 3, 1, 1, 0xFFFFFFFFu, 0xFFFFFFFFu};
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(out[i], want[i]);
+	assert_int_equal(hv[1], 0x34004000u);  /* (2, 0.25): low half first */
+	assert_int_equal(hv[0], 0x48005400u);  /* 32 x: (64, 8) */
+	kiln_emu_free(e);
+	kiln_emu_module_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1115,6 +1276,9 @@ int main(void)
 		cmocka_unit_test(test_emu__limits),
 		cmocka_unit_test(test_emu__parser_errors),
 		cmocka_unit_test(test_emu__handwritten_ptx),
+		cmocka_unit_test(test_emu__sync_waits_for_lagging_lanes),
+		cmocka_unit_test(test_emu__racecheck_bytes_and_words),
+		cmocka_unit_test(test_emu__fns_half_intrinsics_atomics),
 		cmocka_unit_test(test_emu__conversion_and_rounding_semantics),
 		cmocka_unit_test(test_emu__cub_block_scan_and_dynamic_shared),
 		cmocka_unit_test(test_emu__uninit_global_read),

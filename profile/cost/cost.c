@@ -133,6 +133,16 @@ static double occupancy(const kiln_gpu_spec *g, const kiln_cost_launch *l, size_
 
 static double us(double cycles, const kiln_gpu_spec *g) { return cycles / g->clock_mhz; }
 
+/* Fraction of the achievable DRAM bandwidth with x = bytes in flight / bytes needed
+ * (Little's law). Linear well below saturation, bending smoothly near it as queueing
+ * latency grows under load: x = 1 gives 0.84, x = 2 gives 0.97. */
+static double little(double x)
+{
+	if (!(x > 0))
+		return 0;
+	return x / pow(1.0 + x * x * x * x, 0.25);
+}
+
 static void model_launch(kiln_cost_breakdown *o, const kiln_gpu_spec *g, const kiln_cost_launch *l,
 			 double blocks_per_sm, double *dram_bytes)
 {
@@ -174,26 +184,36 @@ static void model_launch(kiln_cost_breakdown *o, const kiln_gpu_spec *g, const k
 	 * are fire-and-forget and saturate early. */
 	double touched = c->gld_sectors + c->gst_sectors + c->local_bytes / 32.0;
 	double unique = fmin(c->dram_sectors, touched);
+	/* A sector both read and written crosses DRAM twice (fetch, then dirty write-back);
+	 * the emulator counts first touches only, so estimate the overlap of the reads' and
+	 * the stores' unique sectors. */
+	double rw = fmax(0.0, fmin(c->gld_sectors, unique) + fmin(c->gst_sectors, unique) - unique);
 	double working_set = unique * 32.0;
 	double miss = working_set > g->l2_bytes ? (working_set - g->l2_bytes) / working_set : 0.0;
-	double dram = (unique + (touched - unique) * miss) * 32.0;
+	double dram = (unique + rw + fmax(0.0, touched - unique - rw) * miss) * 32.0;
 	*dram_bytes += dram;
 	double load_frac = touched > 0 ? (c->gld_sectors + c->local_bytes / 64.0) / touched : 0;
 	double warps = fmax(c->warps, blocks * warps_per_block);
 	double bytes_per_req = c->gld_requests > 0 ? c->gld_sectors * 32.0 / c->gld_requests : 0;
 	double rounds = 1.0 + (c->loop_iterations > 0 ? c->loop_iterations / warps : 0);
 	double ilp = c->gld_requests > 0 ? fmin(MAX_ILP, fmax(1.0, c->gld_requests / warps / rounds)) : 1.0;
-	double inflight_sm = resident * warps_per_block * ilp * bytes_per_req;
-	double mlp = fmin(1.0, inflight_sm / g->bytes_in_flight_per_sm_for_peak);
+	double per_block_inflight = warps_per_block * ilp * bytes_per_req;
 	double active_frac = sm_active / g->sm_count;
 	double peak = g->dram_bw_gbps * 1e3 * g->dram_efficiency; /* bytes per us */
-	double load_bw = peak * fmax(mlp * active_frac, 1e-6);
-	double store_bw = peak * fmax(fmin(1.0, 2.0 * active_frac), 1e-6);
-	o->achieved_bw_fraction = mlp * active_frac;
-	o->dram_us = dram * load_frac / load_bw + dram * (1 - load_frac) / store_bw;
-	/* tail: the last partial wave runs at the same per-SM rate but fewer SMs are busy */
-	o->dram_us /= o->tail_efficiency;
-	o->l2_us = touched * 32.0 / (g->l2_bw_gbps * 1e3 * fmax(active_frac, 1e-6)) / o->tail_efficiency;
+	/* Full waves keep every SM at its resident limit; the last partial wave spreads its
+	 * blocks over the SMs and streams at the rate its own memory parallelism allows. */
+	double full_waves = waves >= 1 ? floor(waves) : 0;
+	double tail_blocks = blocks - full_waves * concurrent;
+	double full_share = full_waves * concurrent / blocks, tail_share = tail_blocks / blocks;
+	double mlp_full = little(blocks_per_sm * per_block_inflight / g->bytes_in_flight_per_sm_for_peak);
+	double tail_active = fmin(g->sm_count, tail_blocks) / g->sm_count;
+	double tail_resident = fmin(blocks_per_sm, ceil(tail_blocks / g->sm_count));
+	double mlp_tail = little(tail_resident * per_block_inflight / g->bytes_in_flight_per_sm_for_peak);
+	double load_s = full_share / fmax(mlp_full, 1e-6) + tail_share / fmax(mlp_tail * tail_active, 1e-6);
+	double store_s = full_share + tail_share / fmax(fmin(1.0, 2.0 * tail_active), 1e-6);
+	o->dram_us = dram * load_frac * load_s / peak + dram * (1 - load_frac) * store_s / peak;
+	o->achieved_bw_fraction = load_s > 0 ? 1.0 / load_s : 0;
+	o->l2_us = touched * 32.0 / (g->l2_bw_gbps * 1e3 * fmax(active_frac, 1e-6));
 
 	/* Exposed latency: each warp waits a DRAM round trip per loop round; resident blocks
 	 * overlap, successive block rounds on an SM do not. */

@@ -67,6 +67,11 @@ void kiln_emu_free(kiln_emu *emu);
  * launch that needs more registers than a block may have fails with LIMIT as on the GPU.
  * 0 (the default) = unknown, not checked. */
 void kiln_emu_set_regs(kiln_emu *emu, uint32_t regs_per_thread);
+/* Runs the blocks of the following launches in reverse blockIdx order (false, the
+ * default: blockIdx order). Verification runs some input sets reversed, so a kernel whose
+ * blocks depend on each other through global memory without synchronisation (block 0
+ * publishes, the others read) fails here as it may on a GPU. */
+void kiln_emu_set_reverse_blocks(kiln_emu *emu, bool reverse);
 
 /* ---- device memory ----
  * Addresses are distinct, 256-byte aligned and separated by unmapped gaps, so an

@@ -23,7 +23,7 @@ typedef enum emu_op {
 	OP_MUL24_LO, OP_MUL24_HI, OP_MAD24_LO, OP_SAD,
 	OP_DIV, OP_REM, OP_ABS, OP_NEG, OP_MIN, OP_MAX,
 	OP_AND, OP_OR, OP_XOR, OP_NOT, OP_CNOT, OP_SHL, OP_SHR, OP_SHF_L, OP_SHF_R,
-	OP_POPC, OP_CLZ, OP_BREV, OP_BFIND, OP_BFE, OP_BFI, OP_PRMT, OP_LOP3, OP_FNS, OP_DP4A,
+	OP_POPC, OP_CLZ, OP_BREV, OP_BFIND, OP_BFE, OP_BFI, OP_PRMT, OP_LOP3, OP_FNS, OP_DP4A, OP_DP2A,
 	OP_AND_PRED, OP_OR_PRED, OP_XOR_PRED, OP_NOT_PRED,
 	OP_SETP, OP_SET,
 	/* float */
@@ -210,6 +210,7 @@ struct kiln_emu {
 	uint64_t next_base;
 	uint64_t launch_no;
 	uint32_t regs_hint;
+	bool reverse_blocks;  /* kiln_emu_set_reverse_blocks */
 	emu_modvars *modvars;
 	size_t nmodvars;
 	kiln_emu_fault fault;

@@ -1,9 +1,12 @@
-/* exec: the interpreter. Blocks run in blockIdx order (x fastest); inside a block each
+/* exec: the interpreter. Blocks run in blockIdx order (x fastest; reversed after
+ * kiln_emu_set_reverse_blocks); inside a block each
  * warp runs in lockstep until it reaches a barrier or exits, then the next warp runs.
  * Divergence: the lanes at the lowest PC run first (others are parked with their own
- * PC), which reconverges structured control flow without a CFG analysis. Registers are
- * [reg][32 lanes] of uint64_t; predicates are 32-bit lane masks. Arithmetic follows PTX
- * semantics without touching the host FPU state (no fesetround, no FTZ/DAZ). */
+ * PC); warp-synchronous ops wait for every live lane of their membermask (see
+ * reconverge). Registers are [reg][32 lanes] of uint64_t; predicates are 32-bit lane
+ * masks. Plain f32 add/sub/mul/fma and common integer ops run inline (C operators are
+ * IEEE round-to-nearest; NaN results canonicalised to 0x7FFFFFFF); everything with
+ * modifiers goes through emu_math. The host FPU state is never touched. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +24,17 @@ __extension__ typedef unsigned __int128 u128;
 /* ---------------------------------------------------------------- bits */
 static inline float F(uint64_t v) { uint32_t u = (uint32_t)v; float f; memcpy(&f, &u, 4); return f; }
 static inline uint64_t FB(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline double DD(uint64_t v) { double d; memcpy(&d, &v, 8); return d; }
-static inline uint64_t DB(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
+/* lanes in a mask; inline (without -mpopcnt __builtin_popcount is a libgcc call) */
+static inline uint32_t popc32(uint32_t m)
+{
+	if (m == 0xFFFFFFFFu)
+		return 32;
+	m = m - ((m >> 1) & 0x55555555u);
+	m = (m & 0x33333333u) + ((m >> 2) & 0x33333333u);
+	return (((m + (m >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24;
+}
+/* f32 result bits with PTX's canonical NaN */
+static inline uint64_t FBN(float f) { return f != f ? 0x7FFFFFFFu : FB(f); }
 static inline float ftzf(float f)
 {
 	uint32_t u;
@@ -32,7 +44,6 @@ static inline float ftzf(float f)
 	memcpy(&f, &u, 4);
 	return f;
 }
-static inline double ftzd(double d) { return fabs(d) < 2.2250738585072014e-308 ? copysign(0.0, d) : d; }
 static inline uint64_t sext(uint64_t v, uint32_t bytes)
 {
 	if (bytes >= 8)
@@ -55,375 +66,16 @@ static const uint8_t tsize[EMU_TYPE_COUNT] = {
 static inline bool tsigned(uint8_t t) { return t == EMU_S8 || t == EMU_S16 || t == EMU_S32 || t == EMU_S64; }
 static inline bool tfloat(uint8_t t) { return t >= EMU_F16 && t <= EMU_F64; }
 
-/* ---------------------------------------------------------------- rounding
- * round_fmt: x rounded to a binary format with p significand bits and normal exponents
- * [emin, emax] (subnormals included), in mode rnd; exact scaling by powers of two plus
- * rint/trunc/floor/ceil, so it is correct for any double input. */
-static double round_fmt(double x, int p, int emin, int emax, int rnd)
+/* cvt d(type) <- a(type2) with rounding / ftz / sat (mode bit 0 .satfinite, bit 1 .relu). */
+static uint64_t cvt1(const emu_inst *in, uint64_t a)
 {
-	if (x == 0 || !isfinite(x))
-		return x;
-	int e;
-	frexp(x, &e);
-	int E = e - 1;
-	if (E < emin)
-		E = emin;
-	double q = ldexp(1.0, E - (p - 1));
-	double y = x / q;
-	switch (rnd) {
-	case EMU_RZ: case EMU_RZI: y = trunc(y); break;
-	case EMU_RM: case EMU_RMI: y = floor(y); break;
-	case EMU_RP: case EMU_RPI: y = ceil(y); break;
-	default: y = nearbyint(y); break;
-	}
-	double r = y * q;
-	double maxf = (2.0 - ldexp(1.0, 1 - p)) * ldexp(1.0, emax);
-	if (fabs(r) > maxf) {
-		bool pos = x > 0;
-		switch (rnd) {
-		case EMU_RZ: case EMU_RZI: r = pos ? maxf : -maxf; break;
-		case EMU_RM: case EMU_RMI: r = pos ? maxf : -INFINITY; break;
-		case EMU_RP: case EMU_RPI: r = pos ? INFINITY : -maxf; break;
-		default: r = pos ? INFINITY : -INFINITY; break;
-		}
-	}
-	return r;
-}
-
-/* Directed rounding of an exact value s + err (|err| tiny against s) to f32. */
-static float round_f32(double s, double err, int rnd)
-{
-	if (rnd == EMU_RN || rnd == EMU_RND_NONE)
-		return (float)s; /* s is already the double-rounded sum; innocuous for RN */
-	double r = round_fmt(s, 24, -126, 127, rnd);
-	float f = (float)r;
-	if (r == s && err != 0 && isfinite(f)) {
-		if ((rnd == EMU_RZ && ((err < 0) != (s < 0)) && s != 0) )
-			f = nextafterf(f, 0.0f);
-		else if (rnd == EMU_RM && err < 0)
-			f = nextafterf(f, -INFINITY);
-		else if (rnd == EMU_RP && err > 0)
-			f = nextafterf(f, INFINITY);
-	}
-	return f;
-}
-
-static inline void two_sum(double a, double b, double *s, double *e)
-{
-	double x = a + b, bb = x - a;
-	*s = x;
-	*e = (a - (x - bb)) + (b - bb);
-}
-
-static double round_f64_dir(double r, double err, int rnd)
-{
-	if (err == 0 || !isfinite(r))
-		return r;
-	if (rnd == EMU_RZ && ((err < 0) != (r < 0)))
-		return nextafter(r, 0.0);
-	if (rnd == EMU_RM && err < 0)
-		return nextafter(r, -INFINITY);
-	if (rnd == EMU_RP && err > 0)
-		return nextafter(r, INFINITY);
-	return r;
-}
-
-/* ---- f16 / bf16 encode/decode ---- */
-static float h2f(uint16_t h)
-{
-	uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023;
-	if (e == 31)
-		return F(s | 0x7F800000u | (m << 13));
-	if (e == 0)
-		return (s ? -1.0f : 1.0f) * ldexpf((float)m, -24);
-	return F(s | ((e + 112) << 23) | (m << 13));
-}
-static uint16_t d2h_exact(double r)
-{
-	/* r is representable in f16 (or +-inf / NaN) */
-	if (isnan(r))
-		return 0x7FFF;
-	uint16_t s = signbit(r) ? 0x8000 : 0;
-	double a = fabs(r);
-	if (isinf(a))
-		return s | 0x7C00;
-	if (a == 0)
-		return s;
-	int e;
-	frexp(a, &e);
-	int E = e - 1;
-	if (E < -14)
-		return s | (uint16_t)(a * 16777216.0); /* subnormal: a / 2^-24 */
-	uint32_t mant = (uint32_t)(ldexp(a, 10 - E)) - 1024;
-	return s | (uint16_t)((E + 15) << 10) | (uint16_t)mant;
-}
-static uint16_t d2h(double x, int rnd, bool ftz, bool sat)
-{
-	if (isnan(x))
-		return 0x7FFF;
-	if (sat)
-		x = x < 0 ? 0 : x > 1 ? 1 : x;
-	double r = round_fmt(x, 11, -14, 15, rnd);
-	if (ftz && r != 0 && fabs(r) < 6.103515625e-05)
-		r = copysign(0.0, r);
-	return d2h_exact(r);
-}
-static float b2f(uint16_t b) { return F((uint32_t)b << 16); }
-static uint16_t d2b(double x, int rnd, bool ftz, bool sat)
-{
-	if (isnan(x))
-		return 0x7FFF;
-	if (sat)
-		x = x < 0 ? 0 : x > 1 ? 1 : x;
-	double r = round_fmt(x, 8, -126, 127, rnd);
-	if (ftz && r != 0 && fabs(r) < 1.1754943508222875e-38)
-		r = copysign(0.0, r);
-	return (uint16_t)(FB((float)r) >> 16);
-}
-static double half_get(uint32_t bits, bool bf) { return bf ? b2f((uint16_t)bits) : h2f((uint16_t)bits); }
-static uint32_t half_put(double x, bool bf, int rnd, bool ftz, bool sat)
-{
-	return bf ? d2b(x, rnd, ftz, sat) : d2h(x, rnd, ftz, sat);
-}
-
-/* ---- f32 arithmetic with modifiers (the non-fast paths) ---- */
-static inline float fin(float x, bool ftz) { return ftz ? ftzf(x) : x; }
-static inline float fout(float r, uint8_t flags)
-{
-	if (flags & F_FTZ)
-		r = ftzf(r);
-	if (flags & F_SAT)
-		r = isnan(r) ? 0.0f : r < 0 ? 0.0f : r > 1 ? 1.0f : r;
-	if (isnan(r))
-		r = F(0x7FFFFFFFu);
-	return r;
-}
-static float f32_add(float a, float b, int rnd)
-{
-	if (rnd == EMU_RN || rnd == EMU_RND_NONE)
-		return a + b;
-	double s, e;
-	two_sum(a, b, &s, &e);
-	return round_f32(s, e, rnd);
-}
-static float f32_mul(float a, float b, int rnd)
-{
-	if (rnd == EMU_RN || rnd == EMU_RND_NONE)
-		return a * b;
-	return round_f32((double)a * (double)b, 0, rnd); /* exact in double */
-}
-static float f32_fma(float a, float b, float c, int rnd)
-{
-	if (rnd == EMU_RN || rnd == EMU_RND_NONE)
-		return fmaf(a, b, c);
-	double p = (double)a * (double)b, s, e;
-	two_sum(p, c, &s, &e);
-	return round_f32(s, e, rnd);
-}
-static float f32_div(float a, float b, int rnd)
-{
-	if (rnd == EMU_RN || rnd == EMU_RND_NONE)
-		return a / b;
-	double q = (double)a / (double)b; /* RN in double; residual sign from fma */
-	double err = -fma(q, (double)b, -(double)a);
-	return round_f32(q, b < 0 ? -err : err, rnd);
-}
-static double f64_add(double a, double b, int rnd)
-{
-	double s, e;
-	two_sum(a, b, &s, &e);
-	return (rnd == EMU_RN || rnd == EMU_RND_NONE) ? s : round_f64_dir(s, e, rnd);
-}
-static double f64_mul(double a, double b, int rnd)
-{
-	double p = a * b;
-	if (rnd == EMU_RN || rnd == EMU_RND_NONE)
-		return p;
-	return round_f64_dir(p, fma(a, b, -p), rnd);
-}
-static double f64_fma(double a, double b, double c, int rnd)
-{
-	double r = fma(a, b, c);
-	(void)rnd; /* directed f64 fma: the residual is not cheaply exact; RN result used */
-	return r;
-}
-
-static float fminmax32(float a, float b, bool mx, bool nanprop)
-{
-	if (isnan(a) || isnan(b)) {
-		if (nanprop || (isnan(a) && isnan(b)))
-			return F(0x7FFFFFFFu);
-		return isnan(a) ? b : a;
-	}
-	if (a == b && a == 0)
-		return (signbit(a) != mx) ? a : b; /* -0 < +0 */
-	return mx ? (a > b ? a : b) : (a < b ? a : b);
-}
-static double fminmax64(double a, double b, bool mx, bool nanprop)
-{
-	if (isnan(a) || isnan(b)) {
-		if (nanprop || (isnan(a) && isnan(b)))
-			return DD(0x7FFFFFFFFFFFFFFFull);
-		return isnan(a) ? b : a;
-	}
-	if (a == b && a == 0)
-		return (signbit(a) != mx) ? a : b;
-	return mx ? (a > b ? a : b) : (a < b ? a : b);
-}
-
-/* ---- float -> int with saturation, NaN -> 0 ---- */
-static uint64_t f2i(double x, int rnd, uint8_t t)
-{
-	if (isnan(x))
-		return 0;
-	switch (rnd) {
-	case EMU_RZI: case EMU_RZ: case EMU_RND_NONE: x = trunc(x); break;
-	case EMU_RMI: case EMU_RM: x = floor(x); break;
-	case EMU_RPI: case EMU_RP: x = ceil(x); break;
-	default: x = nearbyint(x); break;
-	}
-	uint32_t sz = tsize[t];
-	if (tsigned(t)) {
-		double lo = -ldexp(1.0, (int)sz * 8 - 1), hi = ldexp(1.0, (int)sz * 8 - 1);
-		if (x <= lo)
-			return zext((uint64_t)(int64_t)(sz == 8 ? INT64_MIN : (int64_t)lo), sz);
-		if (x >= hi)
-			return zext(sz == 8 ? (uint64_t)INT64_MAX : (uint64_t)(int64_t)(hi - 1), sz);
-		return zext((uint64_t)(int64_t)x, sz);
-	}
-	double hi = ldexp(1.0, (int)sz * 8);
-	if (x <= 0)
-		return 0;
-	if (x >= hi)
-		return sz == 8 ? UINT64_MAX : (uint64_t)(hi - 1);
-	return (uint64_t)x;
-}
-
-/* ---- int -> float with rounding ---- */
-static double i2d(uint64_t v, uint8_t st) { return tsigned(st) ? (double)(int64_t)sext(v, tsize[st]) : (double)zext(v, tsize[st]); }
-static float i2f(uint64_t v, uint8_t st, int rnd)
-{
-	uint32_t sz = tsize[st];
-	bool sg = tsigned(st);
-	if (rnd == EMU_RN || rnd == EMU_RND_NONE || sz <= 4) {
-		double d = sg ? (double)(int64_t)sext(v, sz) : (double)zext(v, sz); /* exact for <= 32 bits */
-		return sz <= 4 ? round_f32(d, 0, rnd) : (sg ? (float)(int64_t)v : (float)v);
-	}
-	long double ld = sg ? (long double)(int64_t)v : (long double)v;
-	double d = (double)ld;
-	double err = (double)(ld - (long double)d);
-	return round_f32(d, err, rnd);
-}
-static double i2dr(uint64_t v, uint8_t st, int rnd)
-{
-	uint32_t sz = tsize[st];
-	bool sg = tsigned(st);
-	if (sz <= 4)
-		return i2d(v, st);
-	long double ld = sg ? (long double)(int64_t)v : (long double)v;
-	double d = (double)ld;
-	if (rnd == EMU_RN || rnd == EMU_RND_NONE)
-		return d;
-	return round_f64_dir(d, (double)(ld - (long double)d), rnd);
-}
-
-/* Value of a float-typed register as double (f16/bf16/f32/f64). */
-static double fget(uint64_t v, uint8_t t)
-{
-	switch (t) {
-	case EMU_F16: return h2f((uint16_t)v);
-	case EMU_BF16: return b2f((uint16_t)v);
-	case EMU_F32: return F(v);
-	default: return DD(v);
-	}
-}
-
-/* cvt d(dt) <- a(st) with rounding / ftz / sat. */
-static uint64_t cvt1(uint64_t a, uint8_t dt, uint8_t st, int rnd, uint8_t flags)
-{
-	bool ftz = flags & F_FTZ, sat = flags & F_SAT;
-	bool df = tfloat(dt), sf = tfloat(st);
-	if (!df && !sf) {
-		uint32_t ds = tsize[dt], ss = tsize[st];
-		uint64_t v = tsigned(st) ? sext(a, ss) : zext(a, ss);
-		if (sat) {
-			/* clamp to the destination range */
-			if (tsigned(st)) {
-				int64_t x = (int64_t)v;
-				if (tsigned(dt)) {
-					int64_t lo = ds == 8 ? INT64_MIN : -(1ll << (ds * 8 - 1));
-					int64_t hi = ds == 8 ? INT64_MAX : (1ll << (ds * 8 - 1)) - 1;
-					x = x < lo ? lo : x > hi ? hi : x;
-				} else {
-					uint64_t hi = ds == 8 ? UINT64_MAX : (1ull << (ds * 8)) - 1;
-					x = x < 0 ? 0 : (uint64_t)x > hi ? (int64_t)hi : x;
-				}
-				v = (uint64_t)x;
-			} else {
-				uint64_t hi = tsigned(dt) ? (ds == 8 ? (uint64_t)INT64_MAX : (1ull << (ds * 8 - 1)) - 1)
-							  : (ds == 8 ? UINT64_MAX : (1ull << (ds * 8)) - 1);
-				v = v > hi ? hi : v;
-			}
-		}
-		return tsigned(dt) ? zext(v, ds) : zext(v, ds);
-	}
-	if (sf && !df) {
-		double x = fget(a, st);
-		if (ftz && st == EMU_F32)
-			x = ftzf((float)x);
-		return f2i(x, rnd, dt);
-	}
-	if (!sf && df) {
-		switch (dt) {
-		case EMU_F32: return FB(fout(i2f(a, st, rnd), flags));
-		case EMU_F64: { double d = i2dr(a, st, rnd); if (sat) d = d < 0 ? 0 : d > 1 ? 1 : d; return DB(d); }
-		case EMU_F16: return d2h(i2d(a, st), rnd, ftz, sat);
-		default: return d2b(i2d(a, st), rnd, ftz, sat);
-		}
-	}
-	/* float -> float */
-	double x = fget(a, st);
-	if (ftz && (st == EMU_F32))
-		x = ftzf((float)x);
-	switch (dt) {
-	case EMU_F32: {
-		float f;
-		if (rnd >= EMU_RNI) {
-			double r = x;
-			switch (rnd) {
-			case EMU_RZI: r = trunc(x); break;
-			case EMU_RMI: r = floor(x); break;
-			case EMU_RPI: r = ceil(x); break;
-			default: r = nearbyint(x); break;
-			}
-			f = (float)r;
-		} else if (st == EMU_F64) {
-			f = round_f32(x, 0, rnd);
-			if (rnd == EMU_RN || rnd == EMU_RND_NONE)
-				f = (float)x;
-		} else {
-			f = (float)x;
-		}
-		return FB(fout(f, flags));
-	}
-	case EMU_F64: {
-		double r = x;
-		switch (rnd) {
-		case EMU_RZI: r = trunc(x); break;
-		case EMU_RMI: r = floor(x); break;
-		case EMU_RPI: r = ceil(x); break;
-		case EMU_RNI: r = nearbyint(x); break;
-		default: break;
-		}
-		if (ftz)
-			r = ftzd(r);
-		if (sat)
-			r = isnan(r) ? 0 : r < 0 ? 0 : r > 1 ? 1 : r;
-		return DB(r);
-	}
-	case EMU_F16: return d2h(x, rnd, ftz, sat);
-	default: return d2b(x, rnd, ftz, sat);
-	}
+	emu_type dt = (emu_type)in->type, st = (emu_type)in->type2;
+	emu_rnd r = (emu_rnd)in->rnd;
+	if (in->mode & 1)
+		return emu_cvt_satfinite(a, dt, st, r, in->mode & 2);
+	if ((in->mode & 2) && emu_fcmp(EMU_CMP_LT, a, 0, st, false))
+		a = 0; /* .relu alone: negative -> +0 (NaN stays NaN) */
+	return emu_cvt(a, dt, st, r, in->flags & F_FTZ, in->flags & F_SAT);
 }
 
 /* ---------------------------------------------------------------- execution state */
@@ -432,8 +84,13 @@ enum { W_RUN, W_BAR, W_DONE };
 typedef struct warp {
 	uint64_t *r;          /* [nregs][32] */
 	uint32_t *p;          /* [npreds] lane masks */
-	uint32_t pc, act, live, parked, min_parked;
-	uint32_t lpc[32];     /* PCs of parked lanes */
+	uint32_t pc, act, live, parked;
+	uint32_t min_parked;  /* lowest PC above pc of a parked lane: reaching it reconverges */
+	uint32_t syncwait;    /* parked lanes waiting at a warp-synchronous op for their membermask */
+	uint32_t barwait;     /* lanes waiting at a block barrier (not in parked) */
+	uint32_t forced_pc;   /* a deadlocked warp-synchronous op at this PC runs with the lanes present */
+	uint32_t cc;          /* carry flag CC.CF per lane (add.cc / addc ...) */
+	uint32_t lpc[32];     /* PCs of parked and barrier-waiting lanes */
 	uint8_t state;
 	uint32_t id;
 	uint32_t bar_d, bar_in; /* bar.red: destination register, input lanes */
@@ -442,6 +99,7 @@ typedef struct warp {
 
 typedef struct race_ent {
 	uint32_t wepoch, repoch;
+	uint32_t bepoch;      /* word entry: epoch of the last sub-word access to its bytes */
 	uint16_t wtid, rtid;
 	uint32_t wline, rline;
 	uint8_t rmulti;
@@ -455,7 +113,8 @@ typedef struct ctx {
 	uint32_t grid[3], block[3], ctaid[3];
 	uint32_t nthreads, nwarps, dyn_shared, shared_size;
 	uint8_t *shared, *sh_init;
-	race_ent *race;
+	race_ent *race;       /* per 4-byte word of shared memory */
+	race_ent *race_b;     /* per byte, for sub-word accesses */
 	uint32_t epoch;
 	uint8_t *local;       /* [thread][local_stride] */
 	uint32_t local_stride;
@@ -629,11 +288,48 @@ static void count_sectors(ctx *x, const uint64_t *addr, uint32_t m, uint32_t n, 
 	}
 }
 
+/* initcheck bytes: index of the first never-written byte of p[0..n) (n when none), and
+ * marking n bytes written; word-sized fast paths (n is 1..16 here). */
+static inline uint32_t first_unset(const uint8_t *p, uint32_t n)
+{
+	uint64_t v = 0;
+	if (n == 4)
+		memcpy(&v, p, 4);
+	else if (n >= 8)
+		memcpy(&v, p, 8);
+	if ((n == 4 && v == 0x01010101u) || (n == 8 && v == 0x0101010101010101ull))
+		return n;
+	for (uint32_t i = 0; i < n; i++)
+		if (!p[i])
+			return i;
+	return n;
+}
+static inline void set_init(uint8_t *p, uint32_t n)
+{
+	static const uint8_t ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	switch (n) {
+	case 4: memcpy(p, ones, 4); break;
+	case 8: memcpy(p, ones, 8); break;
+	case 16: memcpy(p, ones, 16); break;
+	default: memset(p, 1, n); break;
+	}
+}
+
 /* Shared-memory wavefronts of one warp request (bank conflicts). */
 static void count_wavefronts(ctx *x, const uint64_t *addr, uint32_t m, uint32_t n)
 {
 	uint32_t per_phase = n <= 4 ? 32 : n == 8 ? 16 : 8;
 	uint32_t total = 0;
+	if (n == 4) { /* common case: every lane a different bank -> one wavefront */
+		uint32_t banks = 0;
+		for (int l = 0; l < 32; l++)
+			banks |= (m >> l & 1) ? 1u << ((addr[l] >> 2) & 31) : 0;
+		if (popc32(banks) == popc32(m)) {
+			x->c.shared_requests++;
+			x->c.shared_wavefronts++;
+			return;
+		}
+	}
 	for (uint32_t ph = 0; ph < 32; ph += per_phase) {
 		uint32_t pm = (uint32_t)(((1ull << per_phase) - 1) << ph) & m;
 		if (!pm)
@@ -678,49 +374,81 @@ static inline uint64_t load_val(const uint8_t *p, uint32_t n, bool sg)
 }
 static inline void store_val(uint8_t *p, uint64_t v, uint32_t n) { memcpy(p, &v, n); }
 
-/* racecheck on [off, off+n) of shared memory by thread tid (warp wid). */
+/* racecheck. Entries per 4-byte word (x->race) for aligned word accesses, per byte
+ * (x->race_b) for sub-word ones; a word whose bytes were accessed singly in this epoch
+ * (bepoch) is also checked byte by byte, and a byte access checks its word's entry, so
+ * two warps touching different bytes of one word never conflict. */
+static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint32_t *oline, uint32_t *otid)
+{
+	if (e->wepoch == x->epoch && e->wtid / 32 != w->id) {
+		*oline = e->wline;
+		*otid = e->wtid;
+		return true;
+	}
+	if (write && e->repoch == x->epoch && (e->rmulti || e->rtid / 32 != w->id)) {
+		*oline = e->rline;
+		*otid = e->rtid;
+		return true;
+	}
+	return false;
+}
+
+static void race_note(const ctx *x, race_ent *e, const warp *w, uint16_t tid, uint32_t line, bool write)
+{
+	if (write) {
+		e->wepoch = x->epoch;
+		e->wtid = tid;
+		e->wline = line;
+	} else if (e->repoch != x->epoch) {
+		e->repoch = x->epoch;
+		e->rtid = tid;
+		e->rline = line;
+		e->rmulti = 0;
+	} else if (e->rtid / 32 != w->id) {
+		e->rmulti = 1;
+	}
+}
+
+static kiln_err race_fault(ctx *x, const warp *w, int l, const emu_inst *in, uint32_t byte, uint32_t n, bool write,
+			   uint32_t oline, uint32_t otid)
+{
+	kiln_emu_fault *f = &x->emu->fault;
+	f->space = KILN_EMU_SPACE_SHARED;
+	f->addr = byte;
+	f->size = n;
+	f->other_line = oline;
+	f->alloc_base = 0;
+	f->alloc_size = x->shared_size;
+	tid_of(x, otid, f->other_thread);
+	return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
+		     "%s of shared byte %u conflicts with thread (%u,%u,%u) at PTX line %u with no barrier between",
+		     write ? "write" : "read", byte, f->other_thread[0], f->other_thread[1], f->other_thread[2], oline);
+}
+
+/* racecheck on [off, off+n) of shared memory by lane l of warp w. */
 static kiln_err race_check(ctx *x, const warp *w, int l, const emu_inst *in, uint32_t off, uint32_t n, bool write)
 {
 	uint16_t tid = (uint16_t)(w->id * 32 + (uint32_t)l);
-	for (uint32_t i = 0; i < n; i++) {
-		race_ent *e = &x->race[off + i];
-		bool other = false;
-		uint32_t oline = 0, otid = 0;
-		if (e->wepoch == x->epoch && e->wtid / 32 != w->id) {
-			other = true;
-			oline = e->wline;
-			otid = e->wtid;
-		} else if (write && e->repoch == x->epoch && (e->rmulti || e->rtid / 32 != w->id)) {
-			other = true;
-			oline = e->rline;
-			otid = e->rtid;
+	uint32_t oline = 0, otid = 0;
+	if (n >= 4 && !(off & 3) && !(n & 3)) {
+		for (uint32_t wd = off / 4; wd < (off + n) / 4; wd++) {
+			race_ent *e = &x->race[wd];
+			if (race_conflict(x, e, w, write, &oline, &otid))
+				return race_fault(x, w, l, in, wd * 4, n, write, oline, otid);
+			if (e->bepoch == x->epoch)
+				for (uint32_t b = wd * 4; b < wd * 4 + 4; b++)
+					if (race_conflict(x, &x->race_b[b], w, write, &oline, &otid))
+						return race_fault(x, w, l, in, b, n, write, oline, otid);
+			race_note(x, e, w, tid, in->line, write);
 		}
-		if (other) {
-			kiln_emu_fault *f = &x->emu->fault;
-			f->space = KILN_EMU_SPACE_SHARED;
-			f->addr = off + i;
-			f->size = n;
-			f->other_line = oline;
-			f->alloc_base = 0;
-			f->alloc_size = x->shared_size;
-			tid_of(x, otid, f->other_thread);
-			return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
-				     "%s of shared byte %u conflicts with thread (%u,%u,%u) at PTX line %u with no barrier between",
-				     write ? "write" : "read", off + i, f->other_thread[0], f->other_thread[1],
-				     f->other_thread[2], oline);
-		}
-		if (write) {
-			e->wepoch = x->epoch;
-			e->wtid = tid;
-			e->wline = in->line;
-		} else if (e->repoch != x->epoch) {
-			e->repoch = x->epoch;
-			e->rtid = tid;
-			e->rline = in->line;
-			e->rmulti = 0;
-		} else if (e->rtid / 32 != w->id) {
-			e->rmulti = 1;
-		}
+		return 0;
+	}
+	for (uint32_t b = off; b < off + n; b++) {
+		race_ent *e = &x->race_b[b], *we = &x->race[b / 4];
+		if (race_conflict(x, e, w, write, &oline, &otid) || race_conflict(x, we, w, write, &oline, &otid))
+			return race_fault(x, w, l, in, b, n, write, oline, otid);
+		race_note(x, e, w, tid, in->line, write);
+		we->bepoch = x->epoch;
 	}
 	return 0;
 }
@@ -822,23 +550,23 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 					continue;
 				emu_alloc *b = single ? single : emu_mem_find(x->emu, addr[l]);
 				uint8_t *ip = b->init + (addr[l] - b->base);
+				uint32_t i;
 				if (kind == 1) {
-					memset(ip, 1, n);
+					set_init(ip, n);
 				} else {
-					for (uint32_t i = 0; i < n; i++)
-						if (!ip[i]) {
-							kiln_emu_fault *f = &x->emu->fault;
-							f->space = KILN_EMU_SPACE_GLOBAL;
-							f->addr = addr[l] + i;
-							f->size = n;
-							f->alloc_base = b->base;
-							f->alloc_size = b->size;
-							return fault(x, KILN_EMU_FAULT_UNINIT_READ, w, l, in,
-								     "read of global byte 0x%llx (offset %llu of the %llu-byte allocation at 0x%llx) that was never written",
-								     (unsigned long long)(addr[l] + i),
-								     (unsigned long long)(addr[l] + i - b->base),
-								     (unsigned long long)b->size, (unsigned long long)b->base);
-						}
+					if ((i = first_unset(ip, n)) < n) {
+						kiln_emu_fault *f = &x->emu->fault;
+						f->space = KILN_EMU_SPACE_GLOBAL;
+						f->addr = addr[l] + i;
+						f->size = n;
+						f->alloc_base = b->base;
+						f->alloc_size = b->size;
+						return fault(x, KILN_EMU_FAULT_UNINIT_READ, w, l, in,
+							     "read of global byte 0x%llx (offset %llu of the %llu-byte allocation at 0x%llx) that was never written",
+							     (unsigned long long)(addr[l] + i),
+							     (unsigned long long)(addr[l] + i - b->base),
+							     (unsigned long long)b->size, (unsigned long long)b->base);
+					}
 					if (kind == 2)
 						memset(ip, 1, n);
 				}
@@ -865,20 +593,20 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 			hp[l] = x->shared + addr[l];
 			uint32_t off = (uint32_t)addr[l];
 			if (x->emu->opt.initcheck) {
+				uint32_t i;
 				if (kind == 1) {
-					memset(x->sh_init + off, 1, n);
+					set_init(x->sh_init + off, n);
 				} else {
-					for (uint32_t i = 0; i < n; i++)
-						if (!x->sh_init[off + i]) {
-							kiln_emu_fault *f = &x->emu->fault;
-							f->space = KILN_EMU_SPACE_SHARED;
-							f->addr = off + i;
-							f->size = n;
-							f->alloc_size = x->shared_size;
-							return fault(x, KILN_EMU_FAULT_UNINIT_READ, w, l, in,
-								     "read of shared byte %u that was never written in this block",
-								     off + i);
-						}
+					if ((i = first_unset(x->sh_init + off, n)) < n) {
+						kiln_emu_fault *f = &x->emu->fault;
+						f->space = KILN_EMU_SPACE_SHARED;
+						f->addr = off + i;
+						f->size = n;
+						f->alloc_size = x->shared_size;
+						return fault(x, KILN_EMU_FAULT_UNINIT_READ, w, l, in,
+							     "read of shared byte %u that was never written in this block",
+							     off + i);
+					}
 					if (kind == 2)
 						memset(x->sh_init + off, 1, n);
 				}
@@ -933,80 +661,66 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 	return 0;
 }
 
-/* ---------------------------------------------------------------- warps */
+/* ---------------------------------------------------------------- warps
+ * Scheduling inside a warp (independent thread scheduling, as on sm_70+): the active
+ * lanes (act, at pc) run until they diverge, exit, reach a barrier, reach the PC of a
+ * parked lane (then they merge: min-PC reconvergence) or reach a warp-synchronous op
+ * (shfl/vote/match/redux/bar.warp.sync) whose membermask names a live lane that is not
+ * with them; then they wait there (syncwait) and the lowest-PC runnable lanes run, until
+ * the missing lanes arrive at the same PC. When only waiting lanes are left (a kernel
+ * whose lanes meet at different sync ops), the lowest one runs with the lanes present. */
 static void reconverge(warp *w)
 {
-	uint32_t all = w->parked | w->act;
 	for (int l = 0; l < 32; l++)
 		if (w->act >> l & 1)
 			w->lpc[l] = w->pc;
-	if (!all) {
+	uint32_t all = w->parked | w->act;
+	uint32_t cand = all & ~w->syncwait;
+	bool force = false;
+	if (!cand && w->syncwait) {
+		cand = w->syncwait;
+		force = true;
+	}
+	if (!cand) {
 		w->act = 0;
 		w->parked = 0;
 		w->min_parked = UINT32_MAX;
-		w->state = W_DONE;
+		w->state = w->barwait ? W_BAR : W_DONE;
 		return;
 	}
 	uint32_t mn = UINT32_MAX, mn2 = UINT32_MAX, g = 0;
 	for (int l = 0; l < 32; l++)
-		if ((all >> l & 1) && w->lpc[l] < mn)
+		if ((cand >> l & 1) && w->lpc[l] < mn)
 			mn = w->lpc[l];
 	for (int l = 0; l < 32; l++) {
 		if (!(all >> l & 1))
 			continue;
 		if (w->lpc[l] == mn)
 			g |= 1u << l;
-		else if (w->lpc[l] < mn2)
+		else if (w->lpc[l] > mn && w->lpc[l] < mn2)
 			mn2 = w->lpc[l];
 	}
+	if (force)
+		w->forced_pc = mn;
+	w->syncwait &= ~g;
 	w->pc = mn;
 	w->act = g;
 	w->parked = all & ~g;
 	w->min_parked = mn2;
+	w->state = W_RUN;
 }
 
-static int cmp_s(int64_t a, int64_t b, int c)
+/* True when the lanes act at pc must wait at warp-synchronous op `in` for live lanes of
+ * its membermask (mask operand in register `mreg`, read from lane `l0`). */
+static bool sync_must_wait(warp *w, const emu_inst *in, uint32_t pc, uint32_t act, uint32_t mreg, int l0)
 {
-	switch (c) {
-	case CMP_EQ: return a == b;
-	case CMP_NE: return a != b;
-	case CMP_LT: case CMP_LO: return a < b;
-	case CMP_LE: case CMP_LS: return a <= b;
-	case CMP_GT: case CMP_HI: return a > b;
-	default: return a >= b;
+	if (w->forced_pc == pc) {
+		w->forced_pc = UINT32_MAX;
+		return false;
 	}
-}
-static int cmp_u(uint64_t a, uint64_t b, int c)
-{
-	switch (c) {
-	case CMP_EQ: return a == b;
-	case CMP_NE: return a != b;
-	case CMP_LT: case CMP_LO: return a < b;
-	case CMP_LE: case CMP_LS: return a <= b;
-	case CMP_GT: case CMP_HI: return a > b;
-	default: return a >= b;
-	}
-}
-static int cmp_f(double a, double b, int c)
-{
-	bool un = isnan(a) || isnan(b);
-	switch (c) {
-	case CMP_EQ: return !un && a == b;
-	case CMP_NE: return !un && a != b;
-	case CMP_LT: return !un && a < b;
-	case CMP_LE: return !un && a <= b;
-	case CMP_GT: return !un && a > b;
-	case CMP_GE: return !un && a >= b;
-	case CMP_EQU: return un || a == b;
-	case CMP_NEU: return un || a != b;
-	case CMP_LTU: return un || a < b;
-	case CMP_LEU: return un || a <= b;
-	case CMP_GTU: return un || a > b;
-	case CMP_GEU: return un || a >= b;
-	case CMP_NUM: return !un;
-	case CMP_NAN: return un;
-	default: return 0;
-	}
+	uint32_t mem = mreg != EMU_NOREG ? (uint32_t)w->r[(size_t)mreg * 32 + (uint32_t)l0] : FULL;
+	(void)in;
+	return (mem & w->live & ~act) != 0;
 }
 
 /* Comparison of lanes -> mask. For packed half types, sel picks the half (0 low, 1 high). */
@@ -1014,77 +728,58 @@ static uint32_t compare(const emu_inst *in, const uint64_t *A, const uint64_t *B
 {
 	uint32_t r = 0;
 	uint8_t t = in->type2;
-	uint32_t sz = tsize[t];
 	int c = in->mode;
 	bool ftz = in->flags & F_FTZ;
-	if (t == EMU_F32 && !ftz && (c == CMP_LT || c == CMP_GT || c == CMP_GE || c == CMP_LE)) {
+	if (t == EMU_F32 && !ftz) {
+		/* C comparisons are the ordered ones (false on NaN); negations are unordered */
+#define FCMP(expr) do { for (int l = 0; l < 32; l++) { float a = F(A[l]), b = F(B[l]); r |= (uint32_t)(expr) << l; } } while (0)
+		switch (c) {
+		case CMP_EQ: FCMP(a == b); return r & m;
+		case CMP_NE: FCMP(a < b || a > b); return r & m;
+		case CMP_LT: FCMP(a < b); return r & m;
+		case CMP_LE: FCMP(a <= b); return r & m;
+		case CMP_GT: FCMP(a > b); return r & m;
+		case CMP_GE: FCMP(a >= b); return r & m;
+		case CMP_EQU: FCMP(!(a < b || a > b)); return r & m;
+		case CMP_NEU: FCMP(a != b); return r & m;
+		case CMP_LTU: FCMP(!(a >= b)); return r & m;
+		case CMP_LEU: FCMP(!(a > b)); return r & m;
+		case CMP_GTU: FCMP(!(a <= b)); return r & m;
+		case CMP_GEU: FCMP(!(a < b)); return r & m;
+		default: break;
+		}
+#undef FCMP
+	}
+	if ((t == EMU_S32 || t == EMU_S64) && c <= CMP_GE) {
+		bool w64 = t == EMU_S64;
 		for (int l = 0; l < 32; l++) {
-			float a = F(A[l]), b = F(B[l]);
-			int v = c == CMP_LT ? a < b : c == CMP_GT ? a > b : c == CMP_GE ? a >= b : a <= b;
+			int64_t a = w64 ? (int64_t)A[l] : (int32_t)A[l], b = w64 ? (int64_t)B[l] : (int32_t)B[l];
+			int v = c == CMP_EQ ? a == b : c == CMP_NE ? a != b : c == CMP_LT ? a < b : c == CMP_LE ? a <= b :
+				c == CMP_GT ? a > b : a >= b;
 			r |= (uint32_t)v << l;
 		}
 		return r & m;
 	}
-	if (t == EMU_S32 && c <= CMP_GE) {
-		for (int l = 0; l < 32; l++)
-			r |= (uint32_t)cmp_s((int32_t)A[l], (int32_t)B[l], c) << l;
+	if ((t == EMU_U32 || t == EMU_B32 || t == EMU_U64 || t == EMU_B64) && c <= CMP_HS) {
+		uint64_t mk = tsize[t] == 8 ? ~0ull : 0xFFFFFFFFull;
+		for (int l = 0; l < 32; l++) {
+			uint64_t a = A[l] & mk, b = B[l] & mk;
+			int v = c == CMP_EQ ? a == b : c == CMP_NE ? a != b : (c == CMP_LT || c == CMP_LO) ? a < b :
+				(c == CMP_LE || c == CMP_LS) ? a <= b : (c == CMP_GT || c == CMP_HI) ? a > b : a >= b;
+			r |= (uint32_t)v << l;
+		}
 		return r & m;
 	}
-	for (int l = 0; l < 32; l++) {
-		if (!(m >> l & 1))
-			continue;
-		int v;
-		if (t == EMU_F32) {
-			float a = F(A[l]), b = F(B[l]);
-			if (ftz) {
-				a = ftzf(a);
-				b = ftzf(b);
-			}
-			v = cmp_f(a, b, c);
-		} else if (t == EMU_F64) {
-			v = cmp_f(DD(A[l]), DD(B[l]), c);
-		} else if (t == EMU_F16 || t == EMU_BF16 || t == EMU_F16X2 || t == EMU_BF16X2) {
-			bool bf = t == EMU_BF16 || t == EMU_BF16X2;
-			uint32_t sh = sel ? 16 : 0;
-			v = cmp_f(half_get((uint32_t)(A[l] >> sh) & 0xFFFF, bf), half_get((uint32_t)(B[l] >> sh) & 0xFFFF, bf), c);
-		} else if (tsigned(t) && c != CMP_LO && c != CMP_LS && c != CMP_HI && c != CMP_HS) {
-			v = cmp_s((int64_t)sext(A[l], sz), (int64_t)sext(B[l], sz), c);
-		} else {
-			v = cmp_u(zext(A[l], sz), zext(B[l], sz), c);
-		}
-		r |= (uint32_t)v << l;
+	if (t == EMU_F16X2 || t == EMU_BF16X2) {
+		emu_type h = t == EMU_F16X2 ? EMU_F16 : EMU_BF16;
+		uint32_t sh = sel ? 16 : 0;
+		LANES(m, r |= (uint32_t)emu_fcmp((emu_cmp)c, (A[l] >> sh) & 0xFFFF, (B[l] >> sh) & 0xFFFF, h, ftz) << l);
+	} else if (tfloat(t)) {
+		LANES(m, r |= (uint32_t)emu_fcmp((emu_cmp)c, A[l], B[l], (emu_type)t, ftz) << l);
+	} else {
+		LANES(m, r |= (uint32_t)emu_icmp((emu_cmp)c, A[l], B[l], (emu_type)t) << l);
 	}
 	return r;
-}
-
-static inline uint32_t prmt1(uint32_t a, uint32_t b, uint32_t c, int mode)
-{
-	uint64_t x = ((uint64_t)b << 32) | a;
-	uint8_t by[8];
-	for (int i = 0; i < 8; i++)
-		by[i] = (uint8_t)(x >> (8 * i));
-	uint32_t d = 0;
-	if (mode == 0) {
-		for (int i = 0; i < 4; i++) {
-			uint32_t s = (c >> (4 * i)) & 15;
-			uint8_t v = by[s & 7];
-			if (s & 8)
-				v = (v & 0x80) ? 0xFF : 0;
-			d |= (uint32_t)v << (8 * i);
-		}
-		return d;
-	}
-	uint32_t n = c & 3;
-	static const uint8_t f4e[4][4] = {{0, 1, 2, 3}, {1, 2, 3, 4}, {2, 3, 4, 5}, {3, 4, 5, 6}};
-	static const uint8_t b4e[4][4] = {{0, 7, 6, 5}, {1, 0, 7, 6}, {2, 1, 0, 7}, {3, 2, 1, 0}};
-	static const uint8_t rc8[4][4] = {{0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, {3, 3, 3, 3}};
-	static const uint8_t ecl[4][4] = {{0, 1, 2, 3}, {1, 1, 2, 3}, {2, 2, 2, 3}, {3, 3, 3, 3}};
-	static const uint8_t ecr[4][4] = {{0, 0, 0, 0}, {0, 1, 1, 1}, {0, 1, 2, 2}, {0, 1, 2, 3}};
-	static const uint8_t rc16[4][4] = {{0, 1, 0, 1}, {2, 3, 2, 3}, {0, 1, 0, 1}, {2, 3, 2, 3}};
-	const uint8_t (*t)[4] = mode == 1 ? f4e : mode == 2 ? b4e : mode == 3 ? rc8 : mode == 4 ? ecl : mode == 5 ? ecr : rc16;
-	for (int i = 0; i < 4; i++)
-		d |= (uint32_t)by[t[n][i]] << (8 * i);
-	return d;
 }
 
 static uint64_t atom_op(int op, uint8_t t, uint64_t old, uint64_t b, uint64_t c)
@@ -1092,17 +787,19 @@ static uint64_t atom_op(int op, uint8_t t, uint64_t old, uint64_t b, uint64_t c)
 	uint32_t sz = tsize[t];
 	switch (op) {
 	case ATOM_ADD:
-		if (t == EMU_F32)
-			return FB(F(old) + F(b));
+		if (t == EMU_F32) /* atom.add.f32: round to nearest, subnormals flushed (PTX ISA) */
+			return emu_f32_add((uint32_t)old, (uint32_t)b, EMU_RN, true, false);
 		if (t == EMU_F64)
-			return DB(DD(old) + DD(b));
+			return emu_f64_add(old, b, EMU_RN);
+		if (t == EMU_F16 || t == EMU_F16X2 || t == EMU_BF16 || t == EMU_BF16X2) /* .noftz */
+			return emu_h_add((uint32_t)old, (uint32_t)b, (emu_type)t, false, false);
 		return zext(old + b, sz);
 	case ATOM_MIN: case ATOM_MAX: {
 		bool mx = op == ATOM_MAX;
 		if (t == EMU_F32)
-			return FB(fminmax32(F(old), F(b), mx, false));
+			return mx ? emu_f32_max((uint32_t)old, (uint32_t)b, false, false) : emu_f32_min((uint32_t)old, (uint32_t)b, false, false);
 		if (t == EMU_F64)
-			return DB(fminmax64(DD(old), DD(b), mx, false));
+			return mx ? emu_f64_max(old, b, false) : emu_f64_min(old, b, false);
 		if (tsigned(t)) {
 			int64_t x = (int64_t)sext(old, sz), y = (int64_t)sext(b, sz);
 			return zext((uint64_t)(mx ? (x > y ? x : y) : (x < y ? x : y)), sz);
@@ -1123,38 +820,19 @@ static uint64_t atom_op(int op, uint8_t t, uint64_t old, uint64_t b, uint64_t c)
 
 static uint64_t half_op(const emu_inst *in, uint64_t a, uint64_t b, uint64_t c)
 {
-	bool bf = in->type == EMU_BF16 || in->type == EMU_BF16X2;
-	int nh = (in->type == EMU_F16X2 || in->type == EMU_BF16X2) ? 2 : 1;
+	emu_type t = (emu_type)in->type;
 	bool ftz = in->flags & F_FTZ, sat = in->flags & F_SAT;
-	int rnd = in->rnd ? in->rnd : EMU_RN;
-	uint64_t d = 0;
-	for (int h = 0; h < nh; h++) {
-		uint32_t sh = 16 * (uint32_t)h;
-		uint32_t ab = (uint32_t)(a >> sh) & 0xFFFF, bb = (uint32_t)(b >> sh) & 0xFFFF, cb = (uint32_t)(c >> sh) & 0xFFFF;
-		double x = half_get(ab, bf), y = half_get(bb, bf), z = half_get(cb, bf);
-		if (ftz && !bf) {
-			if (fabs(x) < 6.103515625e-05) x = copysign(0.0, x);
-			if (fabs(y) < 6.103515625e-05) y = copysign(0.0, y);
-			if (fabs(z) < 6.103515625e-05) z = copysign(0.0, z);
-		}
-		uint32_t r;
-		switch (in->op) {
-		case OP_HADD: r = half_put(x + y, bf, rnd, ftz, sat); break;
-		case OP_HSUB: r = half_put(x - y, bf, rnd, ftz, sat); break;
-		case OP_HMUL: r = half_put(x * y, bf, rnd, ftz, sat); break;
-		case OP_HFMA: r = half_put(fma(x, y, z), bf, rnd, ftz, sat); break;
-		case OP_HNEG: r = ab ^ 0x8000; break;
-		case OP_HABS: r = ab & 0x7FFF; break;
-		case OP_HMIN: case OP_HMAX:
-			r = half_put(fminmax64(x, y, in->op == OP_HMAX, in->mode == 1), bf, EMU_RN, false, false);
-			if (!isnan(x) && !isnan(y) && !(x == 0 && y == 0))
-				r = ((in->op == OP_HMAX) ? (x > y) : (x < y)) ? ab : bb;
-			break;
-		default: r = 0; break;
-		}
-		d |= (uint64_t)(r & 0xFFFF) << sh;
+	uint32_t A = (uint32_t)a, B = (uint32_t)b, C = (uint32_t)c;
+	switch (in->op) {
+	case OP_HADD: return emu_h_add(A, B, t, ftz, sat);
+	case OP_HSUB: return emu_h_sub(A, B, t, ftz, sat);
+	case OP_HMUL: return emu_h_mul(A, B, t, ftz, sat);
+	case OP_HFMA: return emu_h_fma(A, B, C, t, ftz, sat);
+	case OP_HNEG: return emu_h_neg(A, t);
+	case OP_HABS: return emu_h_abs(A, t);
+	case OP_HMIN: return emu_h_min(A, B, t, ftz, in->mode == 1);
+	default: return emu_h_max(A, B, t, ftz, in->mode == 1);
 	}
-	return d;
 }
 
 #define REG(i) (R + (size_t)(i) * 32)
@@ -1166,233 +844,199 @@ static kiln_err unsupported_at(ctx *x, warp *w, const emu_inst *in, const char *
 		     "not supported by the emulator: %s", what);
 }
 
-/* Float ops on f32/f64 (the modifier-aware path). */
+/* Float ops on f32/f64 with modifiers (the slow path): emu_math, host-verified. */
+static uint64_t f64_op1(const emu_inst *in, uint64_t a, uint64_t b, uint64_t c, bool *ok)
+{
+	emu_rnd r = (emu_rnd)in->rnd;
+	bool nan = in->mode == 1;
+	switch (in->op) {
+	case OP_FADD: return emu_f64_add(a, b, r);
+	case OP_FSUB: return emu_f64_sub(a, b, r);
+	case OP_FMUL: return emu_f64_mul(a, b, r);
+	case OP_FFMA: return emu_f64_fma(a, b, c, r);
+	case OP_FDIV: return emu_f64_div(a, b, (in->flags & F_APPROX) ? EMU_RN : r);
+	case OP_FABS: return emu_f64_abs(a);
+	case OP_FNEG: return emu_f64_neg(a);
+	case OP_FMIN: return emu_f64_min(a, b, nan);
+	case OP_FMAX: return emu_f64_max(a, b, nan);
+	case OP_RCP: return emu_f64_rcp(a, (in->flags & F_APPROX) ? EMU_RND_NONE : r);
+	case OP_SQRT: return emu_f64_sqrt(a, (in->flags & F_APPROX) ? EMU_RN : r);
+	case OP_RSQRT: return emu_f64_rsqrt_approx(a);
+	case OP_COPYSIGN: return emu_f64_copysign(a, b);
+	default: *ok = false; return 0;
+	}
+}
+
+static uint32_t f32_op1(const emu_inst *in, uint32_t a, uint32_t b, uint32_t c, bool *ok)
+{
+	emu_rnd r = (emu_rnd)in->rnd;
+	bool ftz = in->flags & F_FTZ, sat = in->flags & F_SAT, apx = in->flags & F_APPROX;
+	uint32_t v;
+	switch (in->op) {
+	case OP_FADD: return emu_f32_add(a, b, r, ftz, sat);
+	case OP_FSUB: return emu_f32_sub(a, b, r, ftz, sat);
+	case OP_FMUL: return emu_f32_mul(a, b, r, ftz, sat);
+	case OP_FFMA: return emu_f32_fma(a, b, c, r, ftz, sat);
+	case OP_FABS: return emu_f32_abs(a, ftz);
+	case OP_FNEG: return emu_f32_neg(a, ftz);
+	case OP_FMIN: return emu_f32_min(a, b, ftz, in->mode == 1);
+	case OP_FMAX: return emu_f32_max(a, b, ftz, in->mode == 1);
+	case OP_COPYSIGN: return emu_f32_copysign(a, b);
+	case OP_FDIV: v = apx ? (in->mode == 2 ? emu_f32_div_full(a, b, ftz) : emu_f32_div_approx(a, b, ftz)) : emu_f32_div(a, b, r, ftz); break;
+	case OP_RCP: v = emu_f32_rcp(a, apx ? EMU_RND_NONE : r, ftz); break;
+	case OP_SQRT: v = emu_f32_sqrt(a, apx ? EMU_RND_NONE : r, ftz); break;
+	case OP_RSQRT: v = emu_f32_rsqrt_approx(a, ftz); break;
+	case OP_EX2: v = emu_f32_ex2_approx(a, ftz); break;
+	case OP_LG2: v = emu_f32_lg2_approx(a, ftz); break;
+	case OP_SIN: v = emu_f32_sin_approx(a, ftz); break;
+	case OP_COS: v = emu_f32_cos_approx(a, ftz); break;
+	case OP_TANH: v = emu_f32_tanh_approx(a); break;
+	default: *ok = false; return 0;
+	}
+	/* .sat on the ops whose emu_math function takes none */
+	return sat ? emu_f32_add(v, 0, EMU_RN, false, true) : v;
+}
+
+/* ex2 / tanh .approx on f16, bf16 (x2: each half): the f32 approximation, rounded once. */
+static uint32_t half_mufu(const emu_inst *in, uint32_t a)
+{
+	emu_type t = (emu_type)in->type;
+	bool bf = t == EMU_BF16 || t == EMU_BF16X2, x2 = t == EMU_F16X2 || t == EMU_BF16X2;
+	emu_type h = bf ? EMU_BF16 : EMU_F16;
+	uint32_t d = 0;
+	for (int i = 0; i < (x2 ? 2 : 1); i++) {
+		uint32_t hb = (a >> (16 * i)) & 0xFFFF;
+		uint32_t f = (uint32_t)emu_cvt(hb, EMU_F32, h, EMU_RND_NONE, false, false);
+		f = in->op == OP_EX2 ? emu_f32_ex2_approx(f, in->flags & F_FTZ) : emu_f32_tanh_approx(f);
+		d |= (uint32_t)(emu_cvt(f, h, EMU_F32, EMU_RN, false, false) & 0xFFFF) << (16 * i);
+	}
+	return d;
+}
+
 static kiln_err float_op(ctx *x, warp *w, const emu_inst *in, uint32_t m)
 {
 	uint64_t *R = w->r;
 	uint64_t *D = REG(in->d), *A = REG(in->a);
 	uint64_t *B = in->b != EMU_NOREG ? REG(in->b) : A, *C = in->c != EMU_NOREG ? REG(in->c) : A;
-	bool ftz = in->flags & F_FTZ;
-	int rnd = in->rnd;
-	(void)x;
-	if (in->type == EMU_F64) {
-		for (int l = 0; l < 32; l++) {
-			if (!(m >> l & 1))
-				continue;
-			double a = DD(A[l]), b = DD(B[l]), c = DD(C[l]), r;
-			if (ftz) {
-				a = ftzd(a);
-				b = ftzd(b);
-				c = ftzd(c);
-			}
-			switch (in->op) {
-			case OP_FADD: r = f64_add(a, b, rnd); break;
-			case OP_FSUB: r = f64_add(a, -b, rnd); break;
-			case OP_FMUL: r = f64_mul(a, b, rnd); break;
-			case OP_FFMA: r = f64_fma(a, b, c, rnd); break;
-			case OP_FDIV: r = a / b; break;
-			case OP_FABS: r = fabs(a); break;
-			case OP_FNEG: r = -a; break;
-			case OP_FMIN: r = fminmax64(a, b, false, in->mode == 1); break;
-			case OP_FMAX: r = fminmax64(a, b, true, in->mode == 1); break;
-			case OP_RCP: r = 1.0 / a; break;
-			case OP_SQRT: r = sqrt(a); break;
-			case OP_RSQRT: r = 1.0 / sqrt(a); break;
-			case OP_COPYSIGN: r = copysign(b, a); break;
-			default: return unsupported_at(x, w, in, "this f64 operation");
-			}
-			if (in->flags & F_SAT)
-				r = isnan(r) ? 0 : r < 0 ? 0 : r > 1 ? 1 : r;
-			D[l] = DB(r);
-		}
+	bool ok = true;
+	if (in->type != EMU_F32 && in->type != EMU_F64) {
+		LANES(m, D[l] = half_mufu(in, (uint32_t)A[l]));
 		return 0;
 	}
-	for (int l = 0; l < 32; l++) {
-		if (!(m >> l & 1))
-			continue;
-		float a = fin(F(A[l]), ftz), b = fin(F(B[l]), ftz), c = fin(F(C[l]), ftz), r;
-		switch (in->op) {
-		case OP_FADD: r = f32_add(a, b, rnd); break;
-		case OP_FSUB: r = f32_add(a, -b, rnd); break;
-		case OP_FMUL: r = f32_mul(a, b, rnd); break;
-		case OP_FFMA: r = f32_fma(a, b, c, rnd); break;
-		case OP_FDIV: r = (in->flags & F_APPROX) ? (float)((double)a / (double)b) : f32_div(a, b, rnd); break;
-		case OP_FABS: r = fabsf(a); break;
-		case OP_FNEG: r = -a; break;
-		case OP_FMIN: r = fminmax32(a, b, false, in->mode == 1); break;
-		case OP_FMAX: r = fminmax32(a, b, true, in->mode == 1); break;
-		case OP_RCP: r = (in->flags & F_APPROX) ? (float)(1.0 / (double)a) : f32_div(1.0f, a, rnd); break;
-		case OP_SQRT:
-			if ((in->flags & F_APPROX) || rnd == EMU_RN)
-				r = sqrtf(a);
-			else {
-				double s = sqrt((double)a); /* exact residual sign from s*s - a */
-				double err = (double)a - s * s;
-				r = round_f32(s, err, rnd);
-			}
-			break;
-		case OP_RSQRT: r = (float)(1.0 / sqrt((double)a)); break;
-		case OP_EX2: r = exp2f(a); break;
-		case OP_LG2: r = log2f(a); break;
-		case OP_SIN: r = sinf(a); break;
-		case OP_COS: r = cosf(a); break;
-		case OP_TANH: r = tanhf(a); break;
-		case OP_COPYSIGN: r = copysignf(b, a); break;
-		default: return unsupported_at(x, w, in, "this f32 operation");
-		}
-		if (in->op == OP_FABS || in->op == OP_FNEG || in->op == OP_COPYSIGN) {
-			D[l] = FB(ftz ? ftzf(r) : r);
-			continue;
-		}
-		D[l] = FB(fout(r, in->flags));
+	if (in->type == EMU_F64) {
+		LANES(m, D[l] = f64_op1(in, A[l], B[l], C[l], &ok));
+	} else {
+		LANES(m, D[l] = f32_op1(in, (uint32_t)A[l], (uint32_t)B[l], (uint32_t)C[l], &ok));
 	}
-	return 0;
+	return ok ? 0 : unsupported_at(x, w, in, in->type == EMU_F64 ? "this f64 operation" : "this f32 operation");
 }
 
-/* Integer ops that are not on the fast path. */
+/* fns.b32: the position of the offset-th set bit of mask counting from bit base upwards
+ * (offset > 0) or downwards (offset < 0), base itself included; offset 0: base when
+ * that bit is set. 0xFFFFFFFF when there is none. */
+static uint32_t fns1(uint32_t mask, uint32_t base, int32_t offset)
+{
+	base &= 31;
+	if (offset == 0)
+		return (mask >> base & 1) ? base : 0xFFFFFFFFu;
+	int step = offset > 0 ? 1 : -1;
+	uint32_t left = offset > 0 ? (uint32_t)offset : 0u - (uint32_t)offset;
+	for (int i = (int)base; i >= 0 && i < 32; i += step)
+		if ((mask >> i & 1) && --left == 0)
+			return (uint32_t)i;
+	return 0xFFFFFFFFu;
+}
+
+/* Integer ops that are not on the fast path: emu_math, host-verified. */
+static uint64_t int_op1(const emu_inst *in, uint64_t a, uint64_t b, uint64_t c, uint64_t e, bool *ok)
+{
+	emu_type t = (emu_type)in->type;
+	uint32_t sz = tsize[t];
+	switch (in->op) {
+	case OP_ADD: case OP_SUB:
+		if ((in->flags & F_SAT) && tsigned(t)) {
+			uint32_t bits = sz * 8;
+			int64_t sa = (int64_t)sext(a, sz), sb = (int64_t)sext(b, sz);
+			i128 v = in->op == OP_ADD ? (i128)sa + sb : (i128)sa - sb;
+			i128 lo = -((i128)1 << (bits - 1)), hi = ((i128)1 << (bits - 1)) - 1;
+			return zext((uint64_t)(int64_t)(v < lo ? lo : v > hi ? hi : v), sz);
+		}
+		return zext(in->op == OP_ADD ? a + b : a - b, sz);
+	case OP_MUL_LO: return emu_int_mul_lo(a, b, t);
+	case OP_MUL_HI: return emu_int_mul_hi(a, b, t);
+	case OP_MUL_WIDE: return zext(emu_int_mul_wide(a, b, t), sz * 2);
+	case OP_MAD_LO: return zext(emu_int_mul_lo(a, b, t) + c, sz);
+	case OP_MAD_HI: return zext(emu_int_mul_hi(a, b, t) + c, sz);
+	case OP_MAD_WIDE: return zext(emu_int_mul_wide(a, b, t) + c, sz * 2);
+	case OP_MUL24_LO: return emu_int_mul24(a, b, t, false);
+	case OP_MUL24_HI: return emu_int_mul24(a, b, t, true);
+	case OP_MAD24_LO: return zext(emu_int_mul24(a, b, t, in->mode) + c, 4);
+	case OP_SAD: return emu_int_sad(a, b, c, t);
+	case OP_DIV: return emu_int_div(a, b, t);
+	case OP_REM: return emu_int_rem(a, b, t);
+	case OP_ABS: return emu_int_abs(a, t);
+	case OP_NEG: return emu_int_neg(a, t);
+	case OP_MIN: return emu_int_min(a, b, t);
+	case OP_MAX: return emu_int_max(a, b, t);
+	case OP_NOT: return zext(~a, sz);
+	case OP_CNOT: return zext(a, sz) == 0;
+	case OP_SHL: return emu_int_shl(a, (uint32_t)b, t);
+	case OP_SHR: return emu_int_shr(a, (uint32_t)b, t);
+	case OP_SHF_L: return emu_shf_l((uint32_t)a, (uint32_t)b, (uint32_t)c, in->flags & F_CLAMP);
+	case OP_SHF_R: return emu_shf_r((uint32_t)a, (uint32_t)b, (uint32_t)c, in->flags & F_CLAMP);
+	case OP_POPC: return emu_int_popc(a, t);
+	case OP_CLZ: return emu_int_clz(a, t);
+	case OP_BREV: return emu_int_brev(a, t);
+	case OP_BFIND: return emu_int_bfind(a, t, in->mode);
+	case OP_BFE: return emu_int_bfe(a, (uint32_t)b, (uint32_t)c, t);
+	case OP_BFI: return emu_int_bfi(a, b, (uint32_t)c, (uint32_t)e, t);
+	case OP_PRMT: return emu_prmt((uint32_t)a, (uint32_t)b, (uint32_t)c, (emu_prmt_mode)in->mode);
+	case OP_LOP3: return emu_lop3((uint32_t)a, (uint32_t)b, (uint32_t)c, in->mode);
+	case OP_FNS: return fns1((uint32_t)a, (uint32_t)b, (int32_t)c);
+	case OP_DP4A: return emu_dp4a((uint32_t)a, (uint32_t)b, (uint32_t)c, tsigned(in->type), tsigned(in->type2));
+	case OP_DP2A: return emu_dp2a((uint32_t)a, (uint32_t)b, (uint32_t)c, tsigned(in->type), tsigned(in->type2), in->mode);
+	default: *ok = false; return 0;
+	}
+}
+
 static kiln_err int_op(ctx *x, warp *w, const emu_inst *in, uint32_t m)
 {
 	uint64_t *R = w->r;
 	uint64_t *D = REG(in->d), *A = REG(in->a);
 	uint64_t *B = in->b != EMU_NOREG ? REG(in->b) : A, *C = in->c != EMU_NOREG ? REG(in->c) : A;
 	uint64_t *E = in->e != EMU_NOREG ? REG(in->e) : A;
-	uint8_t t = in->type;
-	uint32_t sz = tsize[t], bits = sz * 8;
-	bool sg = tsigned(t);
+	bool ok = true;
+	LANES(m, D[l] = int_op1(in, A[l], B[l], C[l], E[l], &ok));
+	return ok ? 0 : unsupported_at(x, w, in, "this integer operation");
+}
+
+/* Extended-precision integer arithmetic (add.cc, addc, sub.cc, subc, mad.cc, madc): the
+ * carry flag CC.CF is one bit per lane (w->cc); subtraction's flag is the borrow. */
+static void carry_op(warp *w, const emu_inst *in, uint32_t m)
+{
+	uint64_t *R = w->r;
+	uint64_t *D = REG(in->d), *A = REG(in->a), *B = REG(in->b);
+	uint64_t *C = in->c != EMU_NOREG ? REG(in->c) : A;
+	uint32_t sz = tsize[in->type], bits = sz * 8, cout = 0;
+	bool cin = in->mode2 & 1, cset = in->flags & F_CC;
 	for (int l = 0; l < 32; l++) {
 		if (!(m >> l & 1))
 			continue;
-		uint64_t a = A[l], b = B[l], c = C[l], r = 0;
-		uint64_t ua = zext(a, sz), ub = zext(b, sz);
-		int64_t sa = (int64_t)sext(a, sz), sb = (int64_t)sext(b, sz);
-		switch (in->op) {
-		case OP_ADD: case OP_SUB:
-			if ((in->flags & F_SAT) && sg) {
-				i128 v = in->op == OP_ADD ? (i128)sa + sb : (i128)sa - sb;
-				i128 lo = -((i128)1 << (bits - 1)), hi = ((i128)1 << (bits - 1)) - 1;
-				r = zext((uint64_t)(int64_t)(v < lo ? lo : v > hi ? hi : v), sz);
-			} else {
-				r = zext(in->op == OP_ADD ? a + b : a - b, sz);
-			}
-			break;
-		case OP_MUL_LO: r = zext(a * b, sz); break;
-		case OP_MUL_HI:
-			if (sz == 8)
-				r = sg ? (uint64_t)(((i128)sa * sb) >> 64) : (uint64_t)(((u128)ua * ub) >> 64);
-			else
-				r = zext(sg ? (uint64_t)((sa * sb) >> bits) : (ua * ub) >> bits, sz);
-			break;
-		case OP_MUL_WIDE: r = sg ? (uint64_t)(sa * sb) : ua * ub; r = zext(r, sz * 2); break;
-		case OP_MAD_LO: r = zext(a * b + c, sz); break;
-		case OP_MAD_HI: {
-			uint64_t h;
-			if (sz == 8)
-				h = sg ? (uint64_t)(((i128)sa * sb) >> 64) : (uint64_t)(((u128)ua * ub) >> 64);
-			else
-				h = sg ? (uint64_t)((sa * sb) >> bits) : (ua * ub) >> bits;
-			r = zext(h + c, sz);
-			break;
+		u128 ci = cin ? (w->cc >> l & 1) : 0, a = zext(A[l], sz), b = zext(B[l], sz), r;
+		if (in->op == OP_SUB) {
+			r = a - b - ci; /* wraps: bit `bits` set on borrow */
+		} else if (in->op == OP_ADD) {
+			r = a + b + ci;
+		} else {
+			uint64_t prod = in->op == OP_MAD_HI ? emu_int_mul_hi(A[l], B[l], (emu_type)in->type)
+							    : emu_int_mul_lo(A[l], B[l], (emu_type)in->type);
+			r = (u128)zext(prod, sz) + zext(C[l], sz) + ci;
 		}
-		case OP_MAD_WIDE: r = zext((sg ? (uint64_t)(sa * sb) : ua * ub) + c, sz * 2); break;
-		case OP_MUL24_LO: case OP_MUL24_HI: case OP_MAD24_LO: {
-			int64_t p = sg ? (int64_t)sext(a, 3) * (int64_t)sext(b, 3) : (int64_t)(zext(a, 3) * zext(b, 3));
-			r = in->op == OP_MUL24_HI ? zext((uint64_t)p >> 16, 4) : zext((uint64_t)p, 4);
-			if (in->op == OP_MAD24_LO)
-				r = zext(r + c, 4);
-			break;
-		}
-		case OP_SAD: r = zext(c + (sg ? (uint64_t)(sa > sb ? sa - sb : sb - sa) : (ua > ub ? ua - ub : ub - ua)), sz); break;
-		case OP_DIV:
-			if (sg)
-				r = sb == 0 ? zext(~0ull, sz) : (sb == -1 ? zext((uint64_t)0 - (uint64_t)sa, sz) : zext((uint64_t)(sa / sb), sz));
-			else
-				r = ub == 0 ? zext(~0ull, sz) : ua / ub;
-			break;
-		case OP_REM:
-			if (sg)
-				r = sb == 0 ? zext(a, sz) : (sb == -1 ? 0 : zext((uint64_t)(sa % sb), sz));
-			else
-				r = ub == 0 ? ua : ua % ub;
-			break;
-		case OP_ABS: r = zext(sa < 0 ? (uint64_t)0 - (uint64_t)sa : (uint64_t)sa, sz); break;
-		case OP_NEG: r = zext((uint64_t)0 - a, sz); break;
-		case OP_MIN: r = sg ? zext((uint64_t)(sa < sb ? sa : sb), sz) : (ua < ub ? ua : ub); break;
-		case OP_MAX: r = sg ? zext((uint64_t)(sa > sb ? sa : sb), sz) : (ua > ub ? ua : ub); break;
-		case OP_NOT: r = zext(~a, sz); break;
-		case OP_CNOT: r = ua == 0; break;
-		case OP_SHL: { uint32_t s = (uint32_t)b; r = s >= bits ? 0 : zext(a << s, sz); break; }
-		case OP_SHR: {
-			uint32_t s = (uint32_t)b;
-			if (sg)
-				r = zext((uint64_t)(sa >> (s >= bits ? bits - 1 : s)), sz);
-			else
-				r = s >= bits ? 0 : ua >> s;
-			break;
-		}
-		case OP_SHF_L: case OP_SHF_R: {
-			uint32_t n = (uint32_t)c;
-			n = (in->flags & F_CLAMP) ? (n > 32 ? 32 : n) : (n & 31);
-			uint64_t v = ((uint64_t)(uint32_t)b << 32) | (uint32_t)a;
-			r = in->op == OP_SHF_L ? (uint32_t)((v << n) >> 32) : (uint32_t)(v >> n);
-			break;
-		}
-		case OP_POPC: r = (uint64_t)__builtin_popcountll(ua); break;
-		case OP_CLZ: r = ua ? (uint64_t)(__builtin_clzll(ua) - (64 - (int)bits)) : bits; break;
-		case OP_BREV: {
-			uint64_t v = 0;
-			for (uint32_t i = 0; i < bits; i++)
-				v |= ((ua >> i) & 1) << (bits - 1 - i);
-			r = v;
-			break;
-		}
-		case OP_BFIND: {
-			uint64_t v = sg && sa < 0 ? zext(~a, sz) : ua;
-			if (!v)
-				r = 0xFFFFFFFFu;
-			else {
-				uint32_t pos = 63 - (uint32_t)__builtin_clzll(v);
-				r = in->mode ? bits - 1 - pos : pos;
-			}
-			break;
-		}
-		case OP_BFE: {
-			uint32_t pos = (uint32_t)b & 0xFF, len = (uint32_t)c & 0xFF;
-			uint64_t v = 0;
-			bool sbit = false;
-			if (sg)
-				sbit = len == 0 ? false : ((pos + len - 1 >= bits) ? (ua >> (bits - 1)) & 1 : (ua >> (pos + len - 1)) & 1);
-			for (uint32_t i = 0; i < bits; i++) {
-				bool bit = i < len && pos + i < bits ? (ua >> (pos + i)) & 1 : sbit;
-				v |= (uint64_t)bit << i;
-			}
-			r = v;
-			break;
-		}
-		case OP_BFI: {
-			uint32_t pos = (uint32_t)c & 0xFF, len = (uint32_t)E[l] & 0xFF;
-			uint64_t v = ub;
-			for (uint32_t i = 0; i < len && pos + i < bits; i++)
-				v = (v & ~(1ull << (pos + i))) | (((ua >> i) & 1) << (pos + i));
-			r = v;
-			break;
-		}
-		case OP_PRMT: r = prmt1((uint32_t)a, (uint32_t)b, (uint32_t)c, in->mode); break;
-		case OP_LOP3: {
-			uint32_t A3 = (uint32_t)a, B3 = (uint32_t)b, C3 = (uint32_t)c, v = 0;
-			for (int i = 0; i < 8; i++)
-				if (in->mode >> i & 1) {
-					uint32_t ta = (i & 4) ? A3 : ~A3, tb = (i & 2) ? B3 : ~B3, tc = (i & 1) ? C3 : ~C3;
-					v |= ta & tb & tc;
-				}
-			r = v;
-			break;
-		}
-		default:
-			return unsupported_at(x, w, in, "this integer operation");
-		}
-		D[l] = r;
+		D[l] = zext((uint64_t)r, sz);
+		cout |= (uint32_t)((r >> bits) & 1) << l;
 	}
-	return 0;
+	if (cset)
+		w->cc = (w->cc & ~m) | cout;
 }
 
 static kiln_err warp_op(ctx *x, warp *w, const emu_inst *in, uint32_t m)
@@ -1582,17 +1226,29 @@ static kiln_err run_warp(ctx *x, warp *w)
 	uint64_t *cls = x->cls;
 	uint64_t ti = x->ti;
 	kiln_err err = 0;
+	/* hands lanes a at PC p to the scheduler; runs on with the group it picks, or yields */
+#define RESCHEDULE(p, a) do { w->pc = (p); w->act = (a); reconverge(w); \
+	if (w->state != W_RUN) { x->ti = ti; return 0; } pc = w->pc; act = w->act; } while (0)
 	for (;;) {
 		const emu_inst *in = &code[pc];
 		uint32_t m = act;
 		if (in->guard != EMU_NOPRED)
 			m &= in->gneg ? ~P[in->guard] : P[in->guard];
 		cls[in->cls]++;
-		ti += (uint64_t)__builtin_popcount(m);
+		ti += popc32(m);
 		uint32_t npc = pc + 1;
 		if (!m && in->op != OP_BRA)
 			goto next;
 		uint64_t *D = REGQ(in->d), *A = REGQ(in->a), *B = REGQ(in->b), *C = REGQ(in->c);
+		if (in->cls == CLS_SHFL && w->parked && in->op != OP_ACTIVEMASK &&
+		    sync_must_wait(w, in, pc, act, in->op == OP_WARPSYNC ? in->a : in->e, __builtin_ctz(m))) {
+			/* not executed: wait here for the rest of the membermask */
+			cls[in->cls]--;
+			ti -= popc32(m);
+			w->syncwait |= act;
+			RESCHEDULE(pc, act);
+			continue;
+		}
 		switch ((emu_op)in->op) {
 		case OP_NOP: case OP_WARPSYNC:
 			break;
@@ -1645,7 +1301,9 @@ static kiln_err run_warp(ctx *x, warp *w)
 				LANES(m, D[l] = (int32_t)C[l] >= 0 ? A[l] : B[l]);
 			break;
 		case OP_ADD:
-			if (in->flags & F_SAT)
+			if ((in->flags & F_CC) || in->mode2)
+				carry_op(w, in, m);
+			else if (in->flags & F_SAT)
 				err = int_op(x, w, in, m);
 			else if (tsize[in->type] == 4)
 				LANES(m, D[l] = (uint32_t)(A[l] + B[l]));
@@ -1655,7 +1313,9 @@ static kiln_err run_warp(ctx *x, warp *w)
 				err = int_op(x, w, in, m);
 			break;
 		case OP_SUB:
-			if (!(in->flags & F_SAT) && tsize[in->type] == 4)
+			if ((in->flags & F_CC) || in->mode2)
+				carry_op(w, in, m);
+			else if (!(in->flags & F_SAT) && tsize[in->type] == 4)
 				LANES(m, D[l] = (uint32_t)(A[l] - B[l]));
 			else if (!(in->flags & F_SAT) && tsize[in->type] == 8)
 				LANES(m, D[l] = A[l] - B[l]);
@@ -1671,7 +1331,9 @@ static kiln_err run_warp(ctx *x, warp *w)
 				err = int_op(x, w, in, m);
 			break;
 		case OP_MAD_LO:
-			if (tsize[in->type] == 4)
+			if ((in->flags & F_CC) || in->mode2)
+				carry_op(w, in, m);
+			else if (tsize[in->type] == 4)
 				LANES(m, D[l] = (uint32_t)(A[l] * B[l] + C[l]));
 			else if (tsize[in->type] == 8)
 				LANES(m, D[l] = A[l] * B[l] + C[l]);
@@ -1707,29 +1369,19 @@ static kiln_err run_warp(ctx *x, warp *w)
 			else
 				err = int_op(x, w, in, m);
 			break;
-		case OP_MUL_HI: case OP_MAD_HI: case OP_MAD_WIDE: case OP_MUL24_LO: case OP_MUL24_HI:
+		case OP_MAD_HI:
+			if ((in->flags & F_CC) || in->mode2)
+				carry_op(w, in, m);
+			else
+				err = int_op(x, w, in, m);
+			break;
+		case OP_MUL_HI: case OP_MAD_WIDE: case OP_MUL24_LO: case OP_MUL24_HI:
 		case OP_MAD24_LO: case OP_SAD: case OP_DIV: case OP_REM: case OP_ABS: case OP_NEG:
 		case OP_MIN: case OP_MAX: case OP_NOT: case OP_CNOT: case OP_SHF_L: case OP_SHF_R:
 		case OP_POPC: case OP_CLZ: case OP_BREV: case OP_BFIND: case OP_BFE: case OP_BFI:
-		case OP_PRMT: case OP_LOP3:
+		case OP_PRMT: case OP_LOP3: case OP_DP4A: case OP_DP2A: case OP_FNS:
 			err = int_op(x, w, in, m);
 			break;
-		case OP_FNS:
-			err = unsupported_at(x, w, in, "fns");
-			break;
-		case OP_DP4A: {
-			bool sa = tsigned(in->type), sb = tsigned(in->type2);
-			LANES(m, {
-				int64_t acc = sa || sb ? (int64_t)(int32_t)C[l] : (int64_t)(uint32_t)C[l];
-				for (int k = 0; k < 4; k++) {
-					uint32_t ab = (uint32_t)(A[l] >> (8 * k)) & 0xFF, bb = (uint32_t)(B[l] >> (8 * k)) & 0xFF;
-					int64_t av = sa ? (int64_t)(int8_t)ab : (int64_t)ab, bv = sb ? (int64_t)(int8_t)bb : (int64_t)bb;
-					acc += av * bv;
-				}
-				D[l] = (uint32_t)acc;
-			});
-			break;
-		}
 		case OP_AND_PRED: case OP_OR_PRED: case OP_XOR_PRED: case OP_NOT_PRED: {
 			uint32_t a = (in->mode2 & 1) ? ~P[in->a] : P[in->a];
 			uint32_t b = in->b != EMU_NOREG ? ((in->mode2 & 2) ? ~P[in->b] : P[in->b]) : 0;
@@ -1769,53 +1421,47 @@ static kiln_err run_warp(ctx *x, warp *w)
 		}
 		case OP_FADD:
 			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
-				LANES(m, D[l] = FB(F(A[l]) + F(B[l])));
+				LANES(m, D[l] = FBN(F(A[l]) + F(B[l])));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FSUB:
 			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
-				LANES(m, D[l] = FB(F(A[l]) - F(B[l])));
+				LANES(m, D[l] = FBN(F(A[l]) - F(B[l])));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FMUL:
 			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
-				LANES(m, D[l] = FB(F(A[l]) * F(B[l])));
+				LANES(m, D[l] = FBN(F(A[l]) * F(B[l])));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FFMA:
 			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
-				LANES(m, D[l] = FB(fmaf(F(A[l]), F(B[l]), F(C[l]))));
+				LANES(m, D[l] = FBN(fmaf(F(A[l]), F(B[l]), F(C[l]))));
 			else
 				err = float_op(x, w, in, m);
 			break;
-		case OP_FDIV: case OP_FABS: case OP_FNEG: case OP_FMIN: case OP_FMAX: case OP_RCP:
-		case OP_SQRT: case OP_RSQRT: case OP_EX2: case OP_LG2: case OP_SIN: case OP_COS:
+		case OP_FDIV:
+			if (in->type == EMU_F32 && !in->flags && in->rnd == EMU_RN)
+				LANES(m, D[l] = FBN(F(A[l]) / F(B[l])));
+			else
+				err = float_op(x, w, in, m);
+			break;
+		case OP_SQRT:
+			if (in->type == EMU_F32 && !in->flags && in->rnd == EMU_RN)
+				LANES(m, D[l] = FBN(sqrtf(F(A[l]))));
+			else
+				err = float_op(x, w, in, m);
+			break;
+		case OP_FABS: case OP_FNEG: case OP_FMIN: case OP_FMAX: case OP_RCP: case OP_RSQRT: case OP_EX2: case OP_LG2: case OP_SIN: case OP_COS:
 		case OP_TANH: case OP_COPYSIGN:
 			err = float_op(x, w, in, m);
 			break;
 		case OP_TESTP: {
 			uint32_t r = 0;
-			for (int l = 0; l < 32; l++) {
-				if (!(m >> l & 1))
-					continue;
-				double v = in->type == EMU_F32 ? (double)F(A[l]) : DD(A[l]);
-				int c = fpclassify(v);
-				if (in->type == EMU_F32 && v != 0 && fabs(v) < 1.1754943508222875e-38)
-					c = FP_SUBNORMAL;
-				bool t;
-				switch (in->mode) {
-				case TESTP_FINITE: t = isfinite(v); break;
-				case TESTP_INFINITE: t = isinf(v); break;
-				case TESTP_NUMBER: t = !isnan(v); break;
-				case TESTP_NOTANUMBER: t = isnan(v); break;
-				case TESTP_NORMAL: t = c == FP_NORMAL; break;
-				default: t = c == FP_SUBNORMAL; break;
-				}
-				r |= (uint32_t)t << l;
-			}
+			LANES(m, r |= (uint32_t)emu_testp_eval((emu_testp)in->mode, A[l], in->type == EMU_F64) << l);
 			P[in->d] = (P[in->d] & ~m) | r;
 			break;
 		}
@@ -1834,17 +1480,18 @@ static kiln_err run_warp(ctx *x, warp *w)
 				LANES(m, D[l] = (uint32_t)A[l]);
 			else if (in->type == EMU_S64 && in->type2 == EMU_S32)
 				LANES(m, D[l] = (uint64_t)(int64_t)(int32_t)A[l]);
+			else if (in->type == EMU_F32 && in->type2 == EMU_F32 && !in->flags && !in->mode && in->rnd >= EMU_RNI)
+				/* integral rounding: the C functions are exact; rintf is half-even (the host
+				 * rounding mode is never changed) */
+				LANES(m, { float a = F(A[l]); D[l] = FBN(in->rnd == EMU_RZI ? truncf(a) : in->rnd == EMU_RMI ? floorf(a) :
+								   in->rnd == EMU_RPI ? ceilf(a) : rintf(a)); });
 			else
-				LANES(m, D[l] = cvt1(A[l], in->type, in->type2, in->rnd, in->flags));
+				LANES(m, D[l] = cvt1(in, A[l]));
 			break;
-		case OP_CVT_PACK: {
-			bool bf = in->type == EMU_BF16X2;
-			bool ftz = in->flags & F_FTZ, sat = in->flags & F_SAT;
-			int rnd = in->rnd ? in->rnd : EMU_RN;
-			LANES(m, D[l] = ((uint64_t)half_put(fget(A[l], in->type2), bf, rnd, ftz, sat) << 16) |
-					 half_put(fget(B[l], in->type2), bf, rnd, ftz, sat));
+		case OP_CVT_PACK:
+			LANES(m, D[l] = emu_cvt_pack_x2((uint32_t)A[l], (uint32_t)B[l], (emu_type)in->type, (emu_rnd)in->rnd,
+							in->mode & 1, in->mode & 2));
 			break;
-		}
 		case OP_CVTA: {
 			uint64_t win = in->space == KILN_EMU_SPACE_SHARED ? EMU_SHARED_WINDOW :
 				       in->space == KILN_EMU_SPACE_LOCAL ? EMU_LOCAL_WINDOW : 0;
@@ -1933,39 +1580,35 @@ static kiln_err run_warp(ctx *x, warp *w)
 						     "did not finish within %llu thread-instructions (infinite loop?)",
 						     (unsigned long long)x->budget);
 				}
+				if (w->parked) { /* a backward jump may pass parked lanes: choose again */
+					RESCHEDULE(npc, act);
+					continue;
+				}
 			}
 			break;
 		case OP_EXIT:
 			w->live &= ~m;
 			act &= ~m;
 			if (!act) {
-				w->pc = npc;
-				w->act = 0;
-				reconverge(w);
-				if (w->state == W_DONE) {
-					x->ti = ti;
-					return 0;
-				}
-				pc = w->pc;
-				act = w->act;
+				RESCHEDULE(npc, 0);
 				continue;
 			}
 			break;
 		case OP_BAR:
+			/* lanes m wait at the barrier; the warp yields once no lane can run */
 			x->c.barriers++;
 			w->bar_mode = in->mode;
 			if (in->mode) {
 				uint32_t p = in->mode2 ? ~P[in->c] : P[in->c];
-				w->bar_in = p & m;
+				w->bar_in |= p & m;
 				w->bar_d = in->d;
 			}
-			w->pc = npc;
-			w->act = act;
-			if (npc >= w->min_parked)
-				reconverge(w);
-			w->state = W_BAR;
-			x->ti = ti;
-			return 0;
+			for (int l = 0; l < 32; l++)
+				if (m >> l & 1)
+					w->lpc[l] = npc;
+			w->barwait |= m;
+			RESCHEDULE(npc, act & ~m);
+			continue;
 		case OP_TRAP:
 			x->ti = ti;
 			return fault(x, KILN_EMU_FAULT_TRAP, w, __builtin_ctz(m), in, "trap instruction executed");
@@ -1979,14 +1622,10 @@ static kiln_err run_warp(ctx *x, warp *w)
 		}
 	next:
 		pc = npc;
-		if (pc >= w->min_parked) {
-			w->pc = pc;
-			w->act = act;
-			reconverge(w);
-			pc = w->pc;
-			act = w->act;
-		}
+		if (pc >= w->min_parked) /* reached a parked lane's PC: merge or switch */
+			RESCHEDULE(pc, act);
 	}
+#undef RESCHEDULE
 }
 
 /* ---------------------------------------------------------------- launches */
@@ -2104,6 +1743,11 @@ static kiln_err run_block(ctx *x)
 		w->pc = 0;
 		w->parked = 0;
 		w->min_parked = UINT32_MAX;
+		w->syncwait = 0;
+		w->barwait = 0;
+		w->forced_pc = UINT32_MAX;
+		w->bar_in = 0;
+		w->bar_mode = 0;
 		w->state = W_RUN;
 		w->p[0] = 0;
 		w->p[1] = FULL;
@@ -2133,7 +1777,7 @@ static kiln_err run_block(ctx *x)
 			}
 			popc += (uint32_t)__builtin_popcount(w->bar_in);
 			any |= w->bar_in != 0;
-			all &= w->bar_in == w->act;
+			all &= w->bar_in == w->barwait;
 		}
 		if (done == x->nwarps)
 			return 0;
@@ -2143,20 +1787,24 @@ static kiln_err run_block(ctx *x)
 			warp *w = &x->warps[wi];
 			if (w->state != W_BAR)
 				continue;
+			uint32_t bw = w->barwait;
 			if (w->bar_mode) {
 				if (w->bar_mode == 1) {
 					uint64_t *D = w->r + (size_t)w->bar_d * 32;
 					for (int l = 0; l < 32; l++)
-						if (w->act >> l & 1)
+						if (bw >> l & 1)
 							D[l] = popc;
 				} else {
 					bool v = w->bar_mode == 2 ? all : any;
-					w->p[w->bar_d] = (w->p[w->bar_d] & ~w->act) | (v ? w->act : 0);
+					w->p[w->bar_d] = (w->p[w->bar_d] & ~bw) | (v ? bw : 0);
 				}
 			}
 			w->bar_in = 0;
 			w->bar_mode = 0;
-			w->state = w->act ? W_RUN : W_DONE;
+			w->parked |= bw;
+			w->barwait = 0;
+			w->act = 0;
+			reconverge(w);
 		}
 	}
 }
@@ -2234,9 +1882,10 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 	x.local = x.local_stride ? kiln_calloc((size_t)x.local_stride * x.nwarps * 32, 1) : NULL;
 	x.shared = kiln_malloc(x.shared_size + 16);
 	x.sh_init = o->initcheck ? kiln_malloc(x.shared_size + 16) : NULL;
-	x.race = o->racecheck && x.shared_size ? kiln_calloc(x.shared_size, sizeof *x.race) : NULL;
+	x.race = o->racecheck && x.shared_size ? kiln_calloc(x.shared_size / 4 + 1, sizeof *x.race) : NULL;
+	x.race_b = x.race ? kiln_calloc(x.shared_size, sizeof *x.race_b) : NULL;
 	if (!params || !x.regs || !x.preds || !x.warps || (x.local_stride && !x.local) || !x.shared ||
-	    (o->initcheck && !x.sh_init) || (o->racecheck && x.shared_size && !x.race)) {
+	    (o->initcheck && !x.sh_init) || (o->racecheck && x.shared_size && (!x.race || !x.race_b))) {
 		err = kiln_error_set(KILN_ENOMEM, "emulator: out of memory launching %s", kernel);
 		goto done;
 	}
@@ -2268,9 +1917,10 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 	for (uint32_t bz = 0; bz < grid[2] && !err; bz++)
 		for (uint32_t by = 0; by < grid[1] && !err; by++)
 			for (uint32_t bx = 0; bx < grid[0]; bx++) {
-				x.ctaid[0] = bx;
-				x.ctaid[1] = by;
-				x.ctaid[2] = bz;
+				bool rev = emu->reverse_blocks;
+				x.ctaid[0] = rev ? grid[0] - 1 - bx : bx;
+				x.ctaid[1] = rev ? grid[1] - 1 - by : by;
+				x.ctaid[2] = rev ? grid[2] - 1 - bz : bz;
 				if ((err = run_block(&x)))
 					break;
 				x.c.blocks++;
@@ -2319,6 +1969,7 @@ done:
 	free(x.shared);
 	free(x.sh_init);
 	free(x.race);
+	free(x.race_b);
 	return err;
 }
 
@@ -2360,4 +2011,10 @@ void kiln_emu_set_regs(kiln_emu *emu, uint32_t regs_per_thread)
 {
 	if (emu)
 		emu->regs_hint = regs_per_thread;
+}
+
+void kiln_emu_set_reverse_blocks(kiln_emu *emu, bool reverse)
+{
+	if (emu)
+		emu->reverse_blocks = reverse;
 }

@@ -1216,14 +1216,17 @@ static kiln_err dst(parser *p, const opnd *o, uint32_t *out)
 	return perr(p, o->line, "destination must be a register");
 }
 
-static kiln_err psrc(parser *p, const opnd *o, uint32_t *out)
+/* A predicate source; an immediate is a constant predicate and its '-' is not a '!'. */
+static kiln_err psrc(parser *p, opnd *o, uint32_t *out)
 {
 	if (o->kind == O_PRED) {
 		*out = o->reg;
 		return 0;
 	}
-	if (o->kind == O_INT && o->imm <= 1) {
-		*out = (uint32_t)o->imm;
+	if (o->kind == O_INT) {
+		/* any nonzero immediate (1, -1, 0x1) is true: predicate 1 is all-ones, 0 all-zeros */
+		*out = o->imm != 0;
+		o->neg = false;
 		return 0;
 	}
 	return perr(p, o->line, "expected a predicate operand");
@@ -1585,15 +1588,22 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		{"fma", -1, OP_FFMA, OP_HFMA, 3}, {"div", OP_DIV, OP_FDIV, -1, 2},
 		{"rem", OP_REM, -1, -1, 2}, {"abs", OP_ABS, OP_FABS, OP_HABS, 1},
 		{"neg", OP_NEG, OP_FNEG, OP_HNEG, 1}, {"min", OP_MIN, OP_FMIN, OP_HMIN, 2},
-		{"max", OP_MAX, OP_FMAX, OP_HMAX, 2},
+		{"max", OP_MAX, OP_FMAX, OP_HMAX, 2}, {"addc", OP_ADD, -1, -1, 2},
+		{"subc", OP_SUB, -1, -1, 2}, {"madc", OP_MAD_LO, -1, -1, 3},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(arith); i++) {
 		if (!base_is(m, arith[i].n))
 			continue;
 		NEEDTYPE();
 		NEED(1 + arith[i].nsrc, 1 + arith[i].nsrc);
-		if (has(m, "cc") || base_is(m, "addc"))
-			return punsup(p, m->line, m->op, m->oplen);
+		/* extended precision: .cc writes the carry flag, addc/subc/madc read it */
+		bool carry_out = has(m, "cc"), carry_in = base_is(m, "addc") || base_is(m, "subc") || base_is(m, "madc");
+		if (carry_out || carry_in) {
+			if (emu_type_is_float(t0) || is_half(t0) || (emu_type_size(t0) != 4 && emu_type_size(t0) != 8))
+				return punsup(p, m->line, m->op, m->oplen);
+			in->flags |= carry_out ? F_CC : 0;
+			in->mode2 = carry_in;
+		}
 		if (has(m, "NaN"))
 			in->mode = 1;
 		if (has(m, "xorsign") || has(m, "abs") || has(m, "relu"))
@@ -1611,8 +1621,10 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 			if (in->op == OP_FDIV && !(in->flags & F_APPROX) && !in->rnd && !has(m, "full"))
 				return perr(p, m->line, "div.%s needs .approx, .full or a rounding modifier",
 					    t0 == EMU_F64 ? "f64" : "f32");
-			if (has(m, "full"))
+			if (has(m, "full")) {
 				in->flags |= F_APPROX;
+				in->mode = 2; /* div.full: exec tells it from div.approx */
+			}
 		} else {
 			if (arith[i].iop < 0)
 				return perr(p, m->line, "%.*s: needs a float type", (int)m->oplen, m->op);
@@ -1627,6 +1639,9 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 				in->op = OP_MAD_HI;
 			else if (in->op == OP_MAD_LO && wide)
 				in->op = OP_MAD_WIDE;
+			if ((carry_out || carry_in) && in->op != OP_ADD && in->op != OP_SUB && in->op != OP_MAD_LO &&
+			    in->op != OP_MAD_HI)
+				return punsup(p, m->line, m->op, m->oplen);
 		}
 		DST(0);
 		emu_type st = t0;
@@ -1646,7 +1661,7 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		has(m, "lo");
 		in->op = mad ? OP_MAD24_LO : hi ? OP_MUL24_HI : OP_MUL24_LO;
 		if (mad && hi)
-			return punsup(p, m->line, m->op, m->oplen);
+			in->mode = 1; /* mad24.hi: OP_MAD24_LO with the high half of the product */
 		DST(0);
 		SRC(1, a, t0);
 		SRC(2, b, t0);
@@ -1740,11 +1755,18 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		SRC(3, c, EMU_B32);
 		return 0;
 	}
-	if (base_is(m, "dp4a")) {
+	if (base_is(m, "dp4a") || base_is(m, "dp2a")) {
 		NEED(4, 4);
 		if (m->ntypes != 2)
-			return perr(p, m->line, "dp4a: needs two source types");
+			return perr(p, m->line, "%.*s: needs two source types", (int)m->oplen, m->op);
 		in->op = OP_DP4A;
+		if (base_is(m, "dp2a")) {
+			bool hi = has(m, "hi");
+			if (!hi && !has(m, "lo"))
+				return perr(p, m->line, "dp2a: needs .lo or .hi");
+			in->op = OP_DP2A;
+			in->mode = hi;
+		}
 		DST(0);
 		SRC(1, a, EMU_B32);
 		SRC(2, b, EMU_B32);
@@ -1772,9 +1794,9 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		in->op = (uint16_t)unary_f[i].op;
 		if (!emu_type_is_float(t0))
 			return perr(p, m->line, "%.*s: needs a float type", (int)m->oplen, m->op);
-		if (t0 != EMU_F32 && t0 != EMU_F64 && in->op != OP_EX2 && in->op != OP_TANH)
-			return punsup(p, m->line, m->op, m->oplen);
-		if (t0 != EMU_F32 && t0 != EMU_F64)
+		/* ex2 / tanh also exist for f16, bf16 and their x2 packings (.approx only) */
+		if (t0 != EMU_F32 && t0 != EMU_F64 &&
+		    ((in->op != OP_EX2 && in->op != OP_TANH) || !is_half(t0) || !(in->flags & F_APPROX)))
 			return punsup(p, m->line, m->op, m->oplen);
 		if (!(in->flags & F_APPROX) && !in->rnd)
 			return perr(p, m->line, "%.*s: needs .approx or a rounding modifier", (int)m->oplen, m->op);
@@ -1810,12 +1832,21 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		return 0;
 	}
 	if (base_is(m, "cvt")) {
-		if (m->ntypes < 2)
-			return perr(p, m->line, "cvt: needs destination and source types");
-		in->cls = CLS_CVT;
-		if (has(m, "satfinite") || has(m, "relu") || t0 == EMU_B128)
+		if (m->ntypes < 2) /* NVRTC's cvt always has two: a type we do not know (fp8, tf32 ...) */
 			return punsup(p, m->line, m->op, m->oplen);
+		in->cls = CLS_CVT;
+		bool satf = has(m, "satfinite"), relu = has(m, "relu");
+		if (t0 == EMU_B128)
+			return punsup(p, m->line, m->op, m->oplen);
+		if (satf || relu) {
+			/* .satfinite / .relu: only float narrowing to f16, bf16 (and their x2) here */
+			if (t1 != EMU_F32 || (t0 != EMU_F16 && t0 != EMU_BF16 && t0 != EMU_F16X2 && t0 != EMU_BF16X2))
+				return punsup(p, m->line, m->op, m->oplen);
+			in->mode = (uint8_t)((satf ? 1 : 0) | (relu ? 2 : 0));
+		}
 		if (t0 == EMU_F16X2 || t0 == EMU_BF16X2) {
+			if (t1 != EMU_F32)
+				return punsup(p, m->line, m->op, m->oplen);
 			NEED(3, 3);
 			in->op = OP_CVT_PACK;
 			DST(0);
@@ -1908,7 +1939,8 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		in->size = (uint8_t)emu_type_size(t0);
 		in->cls = CLS_MEM;
 		in->op = red ? OP_RED : OP_ATOM;
-		if (t0 == EMU_F16 || t0 == EMU_BF16 || t0 == EMU_F16X2 || t0 == EMU_BF16X2 || t0 == EMU_B128)
+		/* half atomics: atom/red.add.noftz.{f16,f16x2,bf16,bf16x2} only */
+		if (t0 == EMU_B128 || (is_half(t0) && (k != ATOM_ADD || !has(m, "noftz"))))
 			return punsup(p, m->line, m->op, m->oplen);
 		int nsrc = k == ATOM_CAS ? 2 : 1;
 		int base = red ? 0 : 1;
@@ -2144,20 +2176,37 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 }
 
 /* ---------------------------------------------------------------- function bodies */
+/* One .reg attribute ".b32", ".v2" (s points at the dot, len includes it). */
+static kiln_err reg_attr(parser *p, const char *s, uint32_t len, uint32_t line, int *ty, uint32_t *vec)
+{
+	int k = len > 1 ? type_of(s + 1, len - 1) : -1;
+	if (k >= 0)
+		*ty = k;
+	else if (len == 3 && (memcmp(s, ".v2", 3) == 0 || memcmp(s, ".v4", 3) == 0))
+		*vec = s[2] == '2' ? 2 : 4;
+	else
+		return perr(p, line, "unknown .reg attribute '%.*s'", (int)len, s);
+	return 0;
+}
+
 static kiln_err parse_reg_decl(parser *p)
 {
-	uint32_t line = next(p)->line; /* .reg */
+	tok *first = next(p); /* .reg, or .reg.b16 written without a space (inline asm) */
+	uint32_t line = first->line;
 	int ty = -1;
 	uint32_t vec = 1;
+	for (uint32_t i = 4; i < first->len;) {
+		uint32_t j = i + 1;
+		while (j < first->len && first->s[j] != '.')
+			j++;
+		if (reg_attr(p, first->s + i, j - i, line, &ty, &vec))
+			return p->err;
+		i = j;
+	}
 	while (peek(p)->kind == T_WORD && peek(p)->s[0] == '.') {
 		tok *t = next(p);
-		int k = type_of(t->s + 1, t->len - 1);
-		if (k >= 0)
-			ty = k;
-		else if (is_word(t, ".v2") || is_word(t, ".v4"))
-			vec = t->s[2] == '2' ? 2 : 4;
-		else
-			return perr(p, t->line, "unknown .reg attribute '%.*s'", (int)t->len, t->s);
+		if (reg_attr(p, t->s, t->len, t->line, &ty, &vec))
+			return p->err;
 	}
 	if (ty < 0)
 		return perr(p, line, ".reg without a type");
@@ -2291,8 +2340,7 @@ static kiln_err parse_instruction(parser *p)
 					    "stmatrix", "tex", "tld4", "suld", "sust", "sured", "txq",
 					    "suq", "setmaxnreg", "elect", "getctarank", "griddepcontrol",
 					    "multimem", "istypep", "alloca", "stacksave", "stackrestore",
-					    "brx", "vote.ballot", "add.cc", "addc", "sub.cc", "subc",
-					    "madc", "dp2a", "bmsk", "szext", "clusterlaunchcontrol", NULL};
+					    "brx", "bmsk", "szext", "clusterlaunchcontrol", NULL};
 	for (const char *const *u = unsup; *u; u++)
 		if (base_is(&m, *u))
 			return punsup(p, line, t->s, t->len);
@@ -2427,7 +2475,7 @@ static kiln_err parse_body(parser *p)
 			continue;
 		}
 		if (t->kind == T_WORD && t->s[0] == '.') {
-			if (is_word(t, ".reg")) {
+			if (is_word(t, ".reg") || (t->len > 5 && memcmp(t->s, ".reg.", 5) == 0)) {
 				if (parse_reg_decl(p))
 					return p->err;
 			} else if (is_word(t, ".local")) {

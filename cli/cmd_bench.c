@@ -1,0 +1,348 @@
+/* cli: `kiln bench TARGET` verifies a kernel (the target's seed unless --kernel/--launch)
+ * and, only when it passes, times it: modeled on the emulator or measured on a GPU, with
+ * the achieved bandwidth, the roofline fraction, the resource report and the main
+ * counters. `--compare A.cu B.cu ...` ranks several candidates in one run (each with
+ * A.json next to it, else the target's launch.json). Exit 0 all timed, 1 some candidate
+ * failed verification, 3 could not run. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "profile/profile.h"
+
+#define MAX_CANDS 32
+
+static const char usage[] =
+	"kiln bench TARGET [--kernel F.cu --launch F.json | --compare A.cu B.cu ...] "
+	"[--device cuda|emu|auto] [--gpu SPEC] [--seed S] [--max-seconds X] [--json] [--targets-dir DIR]";
+static const char help[] =
+	"Verifies, then times a kernel (the target's seed.cu unless --kernel/--launch).\n"
+	"  --kernel F.cu       the candidate\n"
+	"  --launch F.json     its launch plan\n"
+	"  --compare A.cu ...  rank several candidates (launch plan: A.json beside A.cu, else\n"
+	"                      the target's launch.json)\n"
+	"  --device KIND       emu, cuda or auto (default auto: cuda when a GPU is usable)\n"
+	"  --gpu SPEC          emu: GPU spec to model (data/gpus.json; default h100_sxm)\n"
+	"  --seed S            input set for the modeled timing runs (default 1)\n"
+	"  --max-seconds X     cuda: time cap per candidate (default 3)\n"
+	"  --json              print the results as JSON\n"
+	"  --targets-dir DIR   where to find TARGET\n"
+	"Times are labelled modeled (cost model on emulator counters) or measured (GPU).\n"
+	"Exit status: 0 timed, 1 a candidate failed verification, 3 could not run.\n";
+
+typedef struct cand {
+	const char *kernel, *launch;
+	char *launch_owned;
+	bool verified, timed;
+	kiln_verdict verdict;
+	kiln_timing timing;
+	char error[400];
+} cand;
+
+typedef struct bench_cfg {
+	const kiln_target *t;
+	kiln_device *dev;
+	const char *gpu;
+	uint64_t seed;
+	double max_seconds;
+} bench_cfg;
+
+/* A.cu -> A.json when that file exists, else the target's plan. */
+static const char *plan_for(cand *c, const kiln_target *t)
+{
+	size_t n = strlen(c->kernel);
+	if (n > 3 && strcmp(c->kernel + n - 3, ".cu") == 0 &&
+	    (c->launch_owned = kiln_asprintf("%.*s.json", (int)(n - 3), c->kernel)) &&
+	    kiln_path_exists(c->launch_owned))
+		return c->launch_owned;
+	return t->launch_path;
+}
+
+/* Verify, then time. Returns a kiln_err only for what stops the whole run. */
+static kiln_err run_one(cand *c, const bench_cfg *b)
+{
+	char *src = NULL;
+	size_t len = 0;
+	kiln_plan *plan = NULL;
+	kiln_err e;
+	if ((e = kiln_file_read(&src, &len, c->kernel, 4u << 20)) || (e = kiln_plan_load(&plan, c->launch, b->t))) {
+		if (e == KILN_EINVAL || e == KILN_EIO || e == KILN_ENOTFOUND) { /* this candidate's files: report, go on */
+			snprintf(c->error, sizeof(c->error), "%s", kiln_error_last());
+			e = 0;
+		}
+		goto done;
+	}
+	kiln_verify_options vo = {0};
+	vo.target = b->t;
+	vo.source = src;
+	vo.source_name = c->kernel;
+	vo.plan = plan;
+	vo.device = b->dev;
+	if ((e = kiln_verify(&c->verdict, &vo)))
+		goto done;
+	c->verified = c->verdict.pass;
+	if (!c->verified)
+		goto done;
+	kiln_time_options to = {0};
+	to.target = b->t;
+	to.source = src;
+	to.source_name = c->kernel;
+	to.plan = plan;
+	to.device = b->dev;
+	to.gpu = b->gpu;
+	to.max_seconds = b->max_seconds;
+	to.seed = b->seed;
+	e = kiln_time(&c->timing, &to);
+	c->timed = !e;
+	if (e == KILN_EVERIFY || e == KILN_EUNSUPPORTED || e == KILN_EINVAL || e == KILN_EFAULT) {
+		snprintf(c->error, sizeof(c->error), "%s", kiln_error_last());
+		e = 0;
+	}
+done:
+	kiln_plan_free(plan);
+	free(src);
+	return e;
+}
+
+static double counter(const cJSON *launch, const char *name)
+{
+	const cJSON *at = cJSON_GetObjectItemCaseSensitive(launch, "at_bench");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(at, name);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static void print_counters(const kiln_timing *tm)
+{
+	cJSON *j = tm->counters_json ? cJSON_Parse(tm->counters_json) : NULL;
+	const cJSON *l;
+	cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(j, "launches"))
+	{
+		const cJSON *k = cJSON_GetObjectItemCaseSensitive(l, "kernel");
+		double wi = 0;
+		static const char *const cls[] = {"warp_fp32", "warp_int", "warp_mufu", "warp_cvt", "warp_fp64", "warp_half2",
+						  "warp_shfl", "warp_mem", "warp_ctrl", "warp_barrier", "warp_other"};
+		for (size_t i = 0; i < KILN_ARRAY_LEN(cls); i++)
+			wi += counter(l, cls[i]);
+		double gr = counter(l, "gld_requests"), gs = counter(l, "gld_sectors");
+		double sr = counter(l, "gst_requests"), ss = counter(l, "gst_sectors");
+		double shr = counter(l, "shared_requests"), shw = counter(l, "shared_wavefronts");
+		printf("  counters  %s (at the bench size): %.4g warp-instr (fp32 %.3g, mem %.3g), loads %.3g sectors/req, "
+		       "stores %.3g sectors/req, DRAM %.4g MB, shared %.3g wavefronts/req, %.4g loop rounds\n",
+		       cJSON_IsString(k) ? k->valuestring : "?", wi, counter(l, "warp_fp32"), counter(l, "warp_mem"),
+		       gr > 0 ? gs / gr : 0, sr > 0 ? ss / sr : 0, counter(l, "dram_sectors") * 32 / 1e6,
+		       shr > 0 ? shw / shr : 0, counter(l, "loop_iterations"));
+	}
+	cJSON_Delete(j);
+}
+
+static void print_resources(const kiln_timing *tm)
+{
+	cJSON *j = tm->resources_json ? cJSON_Parse(tm->resources_json) : NULL;
+	const cJSON *k;
+	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(j, "kernels"))
+	{
+		char *txt = cJSON_PrintUnformatted(k);
+		printf("  resources %s\n", txt ? txt : "?");
+		free(txt);
+	}
+	cJSON_Delete(j);
+}
+
+static void print_one(const cand *c, const kiln_target *t)
+{
+	const kiln_timing *tm = &c->timing;
+	if (c->error[0] && !c->verdict.nchecks_run) {
+		printf("ERROR %s (%s): %s\n", t->name, c->kernel, c->error);
+		return;
+	}
+	printf("%s %s (%s): ", c->verified ? "PASS" : "FAIL", t->name, c->kernel);
+	if (!c->verified) {
+		printf("[%s] %s — not timed\n", c->verdict.check, c->verdict.message);
+		return;
+	}
+	if (!c->timed) {
+		printf("verified, not timed: %s\n", c->error);
+		return;
+	}
+	printf("%.2f us %s\n", tm->time_us, tm->modeled ? "modeled" : "measured");
+	printf("  device    %s", tm->device);
+	if (tm->modeled)
+		printf(" (bound: %s; differences under %.0f%% are ties)\n", tm->bound, tm->spread * 100);
+	else
+		printf(" (%s; median of %lld reps, min %.2f us, spread %.1f%%)\n", tm->cupti ? "CUPTI" : "CUDA events",
+		       (long long)tm->reps, tm->min_us, tm->spread * 100);
+	printf("  sizes    ");
+	for (size_t i = 0; i < tm->bench_env.n; i++)
+		if (strcmp(tm->bench_env.names[i], "sm_count") != 0)
+			printf(" %s=%lld", tm->bench_env.names[i], (long long)tm->bench_env.values[i]);
+	printf("\n  traffic   %.4g MB -> %.0f GB/s, roofline %.3f\n", tm->traffic_bytes / 1e6, tm->bandwidth_gbs, tm->roofline);
+	print_resources(tm);
+	if (tm->modeled)
+		print_counters(tm);
+}
+
+static cJSON *cand_json(const cand *c)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *v = kiln_verdict_to_json(&c->verdict), *t = c->timed ? kiln_timing_to_json(&c->timing) : NULL;
+	cJSON_AddStringToObject(o, "kernel", c->kernel);
+	cJSON_AddStringToObject(o, "launch", c->launch);
+	cJSON_AddBoolToObject(o, "verified", c->verified);
+	cJSON_AddBoolToObject(o, "timed", c->timed);
+	cJSON *vj = v ? cJSON_Parse(v) : NULL, *tj = t ? cJSON_Parse(t) : NULL;
+	cJSON_AddItemToObject(o, "verdict", vj ? vj : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "timing", tj ? tj : cJSON_CreateNull());
+	if (c->error[0])
+		cJSON_AddStringToObject(o, "error", c->error);
+	free(v);
+	free(t);
+	return o;
+}
+
+/* Indexes of the timed candidates, fastest first (stable for equal times). */
+static size_t rank(size_t *order, const cand *cs, size_t n)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (cs[i].timed)
+			order[m++] = i;
+	for (size_t i = 1; i < m; i++)
+		for (size_t j = i; j > 0 && cs[order[j]].timing.time_us < cs[order[j - 1]].timing.time_us; j--) {
+			size_t x = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = x;
+		}
+	return m;
+}
+
+static void print_ranking(const cand *cs, const size_t *order, size_t m)
+{
+	printf("\nranking (fastest first):\n");
+	for (size_t r = 0; r < m; r++) {
+		const kiln_timing *tm = &cs[order[r]].timing, *best = &cs[order[0]].timing;
+		double rel = best->time_us > 0 ? tm->time_us / best->time_us : 0;
+		bool tie = r > 0 && rel - 1.0 <= fmax(best->spread, tm->spread);
+		printf("  %zu. %-40s %10.2f us %s  x%.3f  roofline %.3f%s\n", r + 1, cs[order[r]].kernel, tm->time_us,
+		       tm->modeled ? "modeled" : "measured", rel, tm->roofline, tie ? "  (tie with #1)" : "");
+	}
+}
+
+static void print_json(const kiln_target *t, const kiln_device *dev, const cand *cs, size_t n, const size_t *order,
+		       size_t m)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "target", t->name);
+	cJSON_AddStringToObject(o, "device", kiln_device_info_get(dev)->name);
+	cJSON *a = cJSON_AddArrayToObject(o, "candidates"), *r = cJSON_AddArrayToObject(o, "ranking");
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(a, cand_json(&cs[i]));
+	for (size_t i = 0; i < m; i++)
+		cJSON_AddItemToArray(r, cJSON_CreateString(cs[order[i]].kernel));
+	char *s = cJSON_PrintUnformatted(o);
+	printf("%s\n", s ? s : "{}");
+	free(s);
+	cJSON_Delete(o);
+}
+
+static int parse_numbers(const char *seed_s, const char *max_s, bench_cfg *b)
+{
+	char *end = NULL;
+	if (seed_s) {
+		b->seed = strtoull(seed_s, &end, 0);
+		if (!*seed_s || *end || *seed_s == '-') {
+			fprintf(stderr, "kiln bench: --seed '%s': expected a non-negative integer\n", seed_s);
+			return KILN_EXIT_USAGE;
+		}
+	}
+	if (max_s) {
+		b->max_seconds = strtod(max_s, &end);
+		if (!*max_s || *end || !(b->max_seconds > 0)) {
+			fprintf(stderr, "kiln bench: --max-seconds '%s': expected a positive number\n", max_s);
+			return KILN_EXIT_USAGE;
+		}
+	}
+	return -1;
+}
+
+int kiln_cmd_bench(int argc, char **argv)
+{
+	const char *kernel = NULL, *launch = NULL, *device = "auto", *tdir = NULL, *seed_s = NULL, *max_s = NULL;
+	bool json = false, compare = false;
+	const char *pos[MAX_CANDS + 1];
+	int npos = 0, exit_now = KILN_EXIT_OK, rc = KILN_EXIT_ERROR;
+	kiln_target *t = NULL;
+	kiln_device *dev = NULL;
+	cand *cs = NULL;
+	size_t n = 0, order[MAX_CANDS], m = 0;
+	kiln_err e = 0;
+	bench_cfg b = {NULL, NULL, NULL, 1, 0};
+	const kiln_cli_opt opts[] = {
+		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"device", 1, &device, NULL},
+		{"gpu", 1, &b.gpu, NULL}, {"seed", 1, &seed_s, NULL}, {"max-seconds", 1, &max_s, NULL},
+		{"json", 0, NULL, &json}, {"compare", 0, NULL, &compare}, {"targets-dir", 1, &tdir, NULL},
+		{0, 0, 0, 0},
+	};
+	if (!kiln_cli_parse(argc, argv, opts, pos, MAX_CANDS + 1, &npos, usage, help, &exit_now))
+		return exit_now;
+	const char *bad = npos < 1 ? "expected a TARGET"
+			: compare && (kernel || launch) ? "--compare takes kernel files, not --kernel/--launch"
+			: compare && npos < 2 ? "--compare needs at least one kernel file"
+			: !compare && npos != 1 ? "expected one TARGET (use --compare to rank several kernels)"
+			: (!kernel) != (!launch) ? "--kernel and --launch go together" : NULL;
+	if (bad) {
+		fprintf(stderr, "kiln bench: %s\nusage: %s\n", bad, usage);
+		return KILN_EXIT_USAGE;
+	}
+	if ((rc = parse_numbers(seed_s, max_s, &b)) >= 0)
+		return rc;
+	rc = KILN_EXIT_ERROR;
+	if ((e = kiln_target_find(&t, pos[0], tdir)))
+		goto fail;
+	n = compare ? (size_t)npos - 1 : 1;
+	if (!(cs = kiln_calloc(n, sizeof(*cs)))) {
+		e = KILN_ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		cs[i].kernel = compare ? pos[i + 1] : kernel ? kernel : t->seed_path;
+		cs[i].launch = compare ? plan_for(&cs[i], t) : launch ? launch : t->launch_path;
+	}
+	if ((e = kiln_device_open(&dev, device, NULL)))
+		goto fail;
+	if (kiln_device_info_get(dev)->note[0])
+		fprintf(stderr, "kiln bench: %s\n", kiln_device_info_get(dev)->note);
+	b.t = t;
+	b.dev = dev;
+	for (size_t i = 0; i < n; i++)
+		if ((e = run_one(&cs[i], &b)))
+			goto fail;
+	m = rank(order, cs, n);
+	if (json) {
+		print_json(t, dev, cs, n, order, m);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			print_one(&cs[i], t);
+		if (compare)
+			print_ranking(cs, order, m);
+	}
+	rc = KILN_EXIT_OK;
+	for (size_t i = 0; i < n; i++) /* could not run beats failed beats ok */
+		if (cs[i].error[0] && !cs[i].timed)
+			rc = KILN_EXIT_ERROR;
+		else if (!cs[i].verified && rc == KILN_EXIT_OK)
+			rc = KILN_EXIT_FAIL;
+	goto done;
+fail:
+	rc = kiln_cli_fail("bench", e);
+done:
+	for (size_t i = 0; cs && i < n; i++) {
+		kiln_timing_free(&cs[i].timing);
+		free(cs[i].launch_owned);
+	}
+	free(cs);
+	kiln_device_free(dev);
+	kiln_target_free(t);
+	return rc;
+}

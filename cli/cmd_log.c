@@ -1,0 +1,162 @@
+/* kiln log TARGET|RUN: the candidates in order — id, hash prefix, node, verdict (and the
+ * failed check), time, speedup over the run's seed, roofline fraction, '*' on each new
+ * best — filtered by --passed / --failed / --node N / --since T. A TARGET means all of its
+ * runs; a RUN (digits) one run. Read-only, so it works while a run writes. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "archive/archive.h"
+#include "cli/cli.h"
+
+static const char usage[] =
+	"kiln log TARGET|RUN [--passed | --failed] [--node N] [--since T] [--json] [--workdir DIR]";
+static const char help[] =
+	"Lists candidates in order: id, hash, node, verdict, time, speedup, roofline ('*' = new best).\n"
+	"  TARGET          every run of the target; RUN (a number) one run\n"
+	"  --passed        only candidates that passed verification; --failed only the others\n"
+	"  --node N        only those implementing world-model node N\n"
+	"  --since T       only those recorded at or after T: an ISO-8601 UTC time or prefix\n"
+	"                  (2026-11-29, 2026-11-29T23:30) or a duration ago (45m, 2h, 1d)\n"
+	"  --json          an array of objects (docs/review.md)\n";
+
+static const char log_sql[] =
+	"SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id, c.created, c.outcome,"
+	" v.failed_check, v.message, t.kind, t.time_us, t.speedup, t.roofline,"
+	" (c.outcome = 'passed' AND t.time_us IS NOT NULL AND t.time_us < coalesce((SELECT min(t2.time_us)"
+	"   FROM candidates c2 JOIN timings t2 ON t2.candidate_id = c2.id WHERE c2.run_id = c.run_id"
+	"   AND c2.outcome = 'passed' AND c2.iteration < c.iteration), 1e300)) AS new_best,"
+	" (c.id = r.best_candidate) AS is_best"
+	" FROM candidates c JOIN runs r ON r.id = c.run_id"
+	" LEFT JOIN verifications v ON v.candidate_id = c.id LEFT JOIN timings t ON t.candidate_id = c.id"
+	" WHERE (?1 IS NULL OR c.run_id = ?1) AND (?2 IS NULL OR r.target = ?2)"
+	" AND (?3 IS NULL OR (c.outcome = 'passed') = ?3) AND (?4 IS NULL OR c.node_id = ?4)"
+	" AND (?5 IS NULL OR c.created >= ?5) ORDER BY c.run_id, c.iteration, c.id";
+
+/* --since: an ISO-8601 prefix kept as is (text comparison orders ISO times), or N[smhd] ago. */
+static bool since_time(char *out, size_t n, const char *s)
+{
+	char *end = NULL;
+	double v = strtod(s, &end);
+	if (end != s && end && strlen(end) == 1 && strchr("smhd", *end) && v >= 0) {
+		double mult = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : 86400;
+		kiln_iso8601(out, n, kiln_wall_s() - v * mult);
+		return true;
+	}
+	size_t len = strlen(s);
+	if (len < 4 || len >= n || strspn(s, "0123456789-:TZ ") != len)
+		return false;
+	snprintf(out, n, "%s", s);
+	if (len > 10 && out[10] == ' ')
+		out[10] = 'T';
+	return true;
+}
+
+/* new_best from the search's own verdict where the archive knows it: the candidates
+ * committed on <target>/<arch> (a new best past the noise margin). The SQL's fallback counts
+ * any strict improvement. */
+static void mark_archived_bests(cJSON *rows, const char *workdir)
+{
+	char *dir = kiln_path_join(kiln_cli_workdir(workdir), "archive");
+	const char *target = NULL, *arch = NULL;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	bool have = false;
+	cJSON *c;
+	cJSON_ArrayForEach(c, rows) {
+		const char *t = kiln_cli_jstr(c, "target", ""), *a = kiln_cli_jstr(c, "arch", "");
+		if (!dir || !kiln_path_exists(dir))
+			break;
+		if (!target || strcmp(t, target) || strcmp(a, arch)) {
+			free(ids);
+			target = t;
+			arch = a;
+			have = kiln_git_best_candidates(&ids, &n, dir, t, a) == KILN_OK;
+		}
+		bool in = false;
+		for (size_t i = 0; have && i < n; i++)
+			in = in || ids[i] == (int64_t)kiln_cli_jnum(c, "id");
+		if (have)
+			cJSON_ReplaceItemInObjectCaseSensitive(c, "new_best",
+							       cJSON_CreateNumber(in && kiln_cli_jnum(c, "time_us") > 0));
+	}
+	free(ids);
+	free(dir);
+}
+
+static void print_log(const cJSON *rows)
+{
+	const cJSON *c;
+	printf("%6s  %-10s %4s %5s %-6s %-22s %12s %8s %8s\n", "ID", "HASH", "RUN", "ITER", "NODE", "VERDICT",
+	       "TIME (us)", "SPEEDUP", "ROOFLINE");
+	cJSON_ArrayForEach(c, rows) {
+		char verdict[40], t[24], sx[24], roof[24];
+		const char *outcome = kiln_cli_jstr(c, "outcome", "?");
+		double us = kiln_cli_jnum(c, "time_us"), x = kiln_cli_jnum(c, "speedup"), rf = kiln_cli_jnum(c, "roofline");
+		if (strcmp(outcome, "failed") == 0)
+			snprintf(verdict, sizeof(verdict), "FAIL %s", kiln_cli_jstr(c, "failed_check", "?"));
+		else if (strcmp(outcome, "compile_error") == 0)
+			snprintf(verdict, sizeof(verdict), "compile error");
+		else
+			snprintf(verdict, sizeof(verdict), "%s", outcome);
+		snprintf(t, sizeof(t), isfinite(us) ? "%.4g%s" : "-", us,
+			 strcmp(kiln_cli_jstr(c, "kind", ""), "modeled") == 0 ? "~" : "");
+		snprintf(sx, sizeof(sx), isfinite(x) ? "%.2fx" : "-", x);
+		snprintf(roof, sizeof(roof), isfinite(rf) ? "%.2f" : "-", rf);
+		printf("%6.0f%c %-10.10s %4.0f %5.0f %-6s %-22s %12s %8s %8s\n", kiln_cli_jnum(c, "id"),
+		       kiln_cli_jnum(c, "new_best") == 1 ? '*' : ' ', kiln_cli_jstr(c, "hash", ""), kiln_cli_jnum(c, "run_id"),
+		       kiln_cli_jnum(c, "iteration"), kiln_cli_jstr(c, "node_id", "seed"), verdict, t, sx, roof);
+	}
+}
+
+int kiln_cmd_log(int argc, char **argv)
+{
+	const char *workdir = NULL, *node = NULL, *since = NULL, *pos[1];
+	bool json = false, passed = false, failed = false;
+	int npos = 0, rc = KILN_EXIT_OK;
+	kiln_cli_opt opts[] = {{"passed", 0, NULL, &passed}, {"failed", 0, NULL, &failed}, {"node", 1, &node, NULL},
+			       {"since", 1, &since, NULL}, {"json", 0, NULL, &json}, {"workdir", 1, &workdir, NULL}, {0}};
+	kiln_db *db = NULL;
+	cJSON *rows = NULL;
+	char since_buf[40], run_buf[24];
+	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &rc))
+		return rc;
+	if (npos != 1 || (passed && failed) || (since && !since_time(since_buf, sizeof(since_buf), since))) {
+		fprintf(stderr, "kiln log: %s\nusage: %s\n",
+			npos != 1 ? "expected one TARGET or RUN" : passed && failed ? "--passed and --failed exclude each other"
+			: "--since: expected an ISO-8601 time (2026-11-29T23:30) or a duration (45m, 2h, 1d)", usage);
+		return KILN_EXIT_USAGE;
+	}
+	if ((rc = kiln_cli_history_open(&db, "log", workdir)))
+		return rc;
+	bool is_run = strspn(pos[0], "0123456789") == strlen(pos[0]);
+	int64_t run = 0;
+	if (is_run && (rc = kiln_cli_run_resolve(&run, db, "log", pos[0])))
+		goto done;
+	snprintf(run_buf, sizeof(run_buf), "%lld", (long long)run);
+	if (node && node[0] == '#')
+		node++;
+	const char *p[5] = {is_run ? run_buf : NULL, is_run ? NULL : pos[0], passed ? "1" : failed ? "0" : NULL, node,
+			    since ? since_buf : NULL};
+	kiln_err e = kiln_db_query_json(db, &rows, log_sql, p, 5, "listing candidates");
+	if (e) {
+		rc = kiln_cli_fail("log", e);
+		goto done;
+	}
+	if (!is_run && cJSON_GetArraySize(rows) == 0 && !passed && !failed && !node && !since)
+		rc = kiln_cli_run_resolve(&run, db, "log", pos[0]); /* says "no run of target" when so */
+	if (rc)
+		goto done;
+	mark_archived_bests(rows, workdir);
+	if (json)
+		rc = kiln_cli_print_json(rows);
+	else
+		print_log(rows);
+done:
+	cJSON_Delete(rows);
+	kiln_db_close(db);
+	return rc;
+}

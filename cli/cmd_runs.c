@@ -1,0 +1,169 @@
+/* kiln runs: every run in <workdir>/history.db, newest first — target, policy, model,
+ * device, start, duration, iterations, best speedup, cost, how it ended. Also the helpers
+ * the review commands share (runs, log, show, diff, tree, report, promote): the history is
+ * always opened read-only, so they work while a run writes (WAL). */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+#include "archive/archive.h"
+#include "cli/cli.h"
+
+int kiln_cli_history_open(kiln_db **out, const char *cmd, const char *workdir)
+{
+	char *path = kiln_path_join(kiln_cli_workdir(workdir), "history.db");
+	kiln_err e = path ? kiln_db_open(out, path, KILN_DB_READONLY) : KILN_ENOMEM;
+	free(path);
+	return e ? kiln_cli_fail(cmd, e) : KILN_EXIT_OK;
+}
+
+int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char *ref)
+{
+	size_t n = strlen(ref);
+	bool digits = n > 0 && n < 19 && strspn(ref, "0123456789") == n;
+	cJSON *rows = NULL;
+	const char *p[1] = {ref};
+	kiln_err e = kiln_db_query_json(db, &rows, digits ? "SELECT id FROM runs WHERE id = ?1"
+							 : "SELECT id FROM runs WHERE target = ?1 ORDER BY id DESC LIMIT 1",
+					p, 1, "finding the run");
+	if (e)
+		return kiln_cli_fail(cmd, e);
+	cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rows, 0), "id");
+	int rc = KILN_EXIT_OK;
+	if (cJSON_IsNumber(id)) {
+		*out = (int64_t)id->valuedouble;
+	} else {
+		fprintf(stderr, "kiln %s: %s '%s' in the history (see `kiln runs`)\n", cmd,
+			digits ? "no run" : "no run of target", ref);
+		rc = KILN_EXIT_ERROR;
+	}
+	cJSON_Delete(rows);
+	return rc;
+}
+
+int kiln_cli_print_json(const cJSON *j)
+{
+	char *text = cJSON_Print(j);
+	if (!text) {
+		fprintf(stderr, "kiln: out of memory\n");
+		return KILN_EXIT_ERROR;
+	}
+	printf("%s\n", text);
+	cJSON_free(text);
+	return KILN_EXIT_OK;
+}
+
+double kiln_cli_jnum(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+const char *kiln_cli_jstr(const cJSON *o, const char *key, const char *if_null)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : if_null;
+}
+
+/* "2h05m" / "7m" / "41s" into out. */
+static void duration(char *out, size_t n, double s)
+{
+	if (!isfinite(s) || s < 0)
+		snprintf(out, n, "-");
+	else if (s >= 3600)
+		snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+	else if (s >= 60)
+		snprintf(out, n, "%dm", (int)(s / 60));
+	else
+		snprintf(out, n, "%ds", (int)s);
+}
+
+/* A "running" run whose process is gone was killed (kill -9, a crash, a reboot). */
+static bool pid_gone(const cJSON *run)
+{
+	double pid = kiln_cli_jnum(run, "pid");
+	const char *status = kiln_cli_jstr(run, "status", "");
+	return strcmp(status, "running") == 0 && isfinite(pid) && pid > 0 && kill((pid_t)pid, 0) != 0 &&
+	       errno == ESRCH;
+}
+
+static const char runs_sql[] =
+	"SELECT r.id, r.target, r.policy, r.llm_model, r.device, r.gpu, r.arch, r.started, r.ended, r.status,"
+	" r.pid, (julianday(coalesce(r.ended, strftime('%Y-%m-%dT%H:%M:%SZ','now'))) - julianday(r.started))"
+	" * 86400.0 AS duration_s,"
+	" (SELECT count(*) FROM candidates c WHERE c.run_id = r.id) AS candidates,"
+	" (SELECT count(*) FROM candidates c WHERE c.run_id = r.id AND c.outcome = 'passed') AS passed,"
+	" (SELECT max(iteration) FROM candidates c WHERE c.run_id = r.id) AS last_iteration,"
+	" r.seed_candidate, r.best_candidate,"
+	" (SELECT t.time_us FROM timings t WHERE t.candidate_id = r.best_candidate) AS best_us,"
+	" (SELECT t.speedup FROM timings t WHERE t.candidate_id = r.best_candidate) AS best_speedup,"
+	" (SELECT t.kind FROM timings t WHERE t.candidate_id = r.best_candidate) AS best_kind,"
+	" (SELECT count(*) FROM llm_calls l WHERE l.run_id = r.id) AS llm_calls,"
+	" (SELECT sum(l.cost_usd) FROM llm_calls l WHERE l.run_id = r.id) AS cost_usd,"
+	" (SELECT sum(coalesce(l.prompt_tokens, 0) + coalesce(l.completion_tokens, 0)) FROM llm_calls l"
+	"  WHERE l.run_id = r.id) AS tokens,"
+	" r.budgets, r.spent"
+	" FROM runs r WHERE ?1 IS NULL OR r.target = ?1 ORDER BY r.id DESC";
+
+static void print_runs(const cJSON *rows)
+{
+	const cJSON *r;
+	printf("%4s  %-16s %-6s %-18s %-12s %-20s %8s %6s %8s %8s  %s\n", "RUN", "TARGET", "POLICY", "MODEL", "DEVICE",
+	       "STARTED", "DURATION", "ITERS", "BEST", "COST", "STATUS");
+	cJSON_ArrayForEach(r, rows) {
+		char dur[24], best[24], cost[24], dev[40];
+		double sx = kiln_cli_jnum(r, "best_speedup"), c = kiln_cli_jnum(r, "cost_usd");
+		duration(dur, sizeof(dur), kiln_cli_jnum(r, "duration_s"));
+		snprintf(best, sizeof(best), isfinite(sx) ? "%.2fx" : "-", sx);
+		snprintf(cost, sizeof(cost), isfinite(c) ? "$%.2f" : "-", c);
+		snprintf(dev, sizeof(dev), "%s%s%s", kiln_cli_jstr(r, "device", "?"), kiln_cli_jstr(r, "gpu", NULL) ? "/" : "",
+			 kiln_cli_jstr(r, "gpu", ""));
+		printf("%4.0f  %-16s %-6s %-18s %-12s %-20s %8s %6.0f %8s %8s  %s%s\n", kiln_cli_jnum(r, "id"),
+		       kiln_cli_jstr(r, "target", "?"), kiln_cli_jstr(r, "policy", "?"), kiln_cli_jstr(r, "llm_model", "-"),
+		       dev, kiln_cli_jstr(r, "started", "?"), dur, kiln_cli_jnum(r, "candidates"), best, cost,
+		       kiln_cli_jstr(r, "status", "?"), pid_gone(r) ? " (process gone: killed? `kiln run --resume`)" : "");
+	}
+}
+
+int kiln_cmd_runs(int argc, char **argv)
+{
+	static const char usage[] = "kiln runs [--target NAME] [--json] [--workdir DIR]";
+	static const char help[] = "Lists every run in <workdir>/history.db, newest first (read-only: works while a run writes).\n"
+				   "  --target NAME   only this target's runs\n"
+				   "  --json          an array of objects (docs/review.md)\n"
+				   "  --workdir DIR   default $KILN_WORKDIR or ./.kiln\n";
+	const char *target = NULL, *workdir = NULL, *pos[1];
+	bool json = false;
+	int npos = 0, rc = KILN_EXIT_OK;
+	kiln_cli_opt opts[] = {{"target", 1, &target, NULL}, {"json", 0, NULL, &json}, {"workdir", 1, &workdir, NULL}, {0}};
+	kiln_db *db = NULL;
+	cJSON *rows = NULL;
+	if (!kiln_cli_parse(argc, argv, opts, pos, 0, &npos, usage, help, &rc))
+		return rc;
+	if ((rc = kiln_cli_history_open(&db, "runs", workdir)))
+		return rc;
+	const char *p[1] = {target};
+	kiln_err e = kiln_db_query_json(db, &rows, runs_sql, p, 1, "listing runs");
+	if (e) {
+		rc = kiln_cli_fail("runs", e);
+		goto done;
+	}
+	const cJSON *r;
+	cJSON_ArrayForEach(r, rows)
+		cJSON_AddBoolToObject((cJSON *)r, "process_gone", pid_gone(r));
+	if (json)
+		rc = kiln_cli_print_json(rows);
+	else if (cJSON_GetArraySize(rows) == 0)
+		printf("no runs%s%s yet (start one with `kiln run TARGET`)\n", target ? " of " : "", target ? target : "");
+	else
+		print_runs(rows);
+done:
+	cJSON_Delete(rows);
+	kiln_db_close(db);
+	return rc;
+}

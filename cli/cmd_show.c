@@ -1,0 +1,348 @@
+/* kiln show CANDIDATE: everything history.db knows about one candidate — source, launch
+ * plan, knobs, compile report, verdict, timing and counters, its world-model node with the
+ * ancestry, and the LLM call that wrote it (prompt and reply with --prompt).
+ * kiln diff A B: unified diffs of two candidates' sources, launch plans and knobs with
+ * their metrics side by side. Candidates are row ids or hash prefixes (>= 4 hex digits). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "archive/archive.h"
+#include "cli/cli.h"
+
+/* One row of sql (parameter: the candidate id) as an object, or JSON null when none. */
+static kiln_err one_row(cJSON **out, kiln_db *db, const char *sql, int64_t id, const char *what)
+{
+	char buf[24];
+	const char *p[1] = {buf};
+	cJSON *rows = NULL;
+	snprintf(buf, sizeof(buf), "%lld", (long long)id);
+	kiln_err e = kiln_db_query_json(db, &rows, sql, p, 1, what);
+	if (e)
+		return e;
+	*out = cJSON_GetArraySize(rows) > 0 ? cJSON_DetachItemFromArray(rows, 0) : cJSON_CreateNull();
+	cJSON_Delete(rows);
+	return *out ? KILN_OK : KILN_ENOMEM;
+}
+
+static const cJSON *node_in(const cJSON *tree, int64_t id)
+{
+	const cJSON *n;
+	cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(tree, "nodes"))
+		if (kiln_cli_jnum(n, "id") == (double)id)
+			return n;
+	return NULL;
+}
+
+/* The candidate's node as the newest revision of its run has it (else, when a later edit
+ * removed it, as the newest revision at or before the candidate's iteration had it) and its
+ * ancestors, root first. */
+static kiln_err node_and_ancestry(cJSON *doc, kiln_db *db, const cJSON *cand)
+{
+	static const char *const sql[2] = {
+		"SELECT tree FROM wm_revisions WHERE run_id = ?1 ORDER BY iteration DESC, id DESC LIMIT 1",
+		"SELECT tree FROM wm_revisions WHERE run_id = ?1 AND iteration <= ?2 ORDER BY iteration DESC, id DESC LIMIT 1"};
+	const char *node_ref = kiln_cli_jstr(cand, "node_id", NULL);
+	cJSON *node = cJSON_CreateNull(), *anc = cJSON_CreateArray(), *rows = NULL;
+	char run[24], iter[24];
+	snprintf(run, sizeof(run), "%.0f", kiln_cli_jnum(cand, "run_id"));
+	snprintf(iter, sizeof(iter), "%.0f", kiln_cli_jnum(cand, "iteration"));
+	const char *p[2] = {run, iter};
+	int64_t id = node_ref ? strtoll(node_ref[0] == '#' ? node_ref + 1 : node_ref, NULL, 10) : 0;
+	const cJSON *tree = NULL, *n = NULL;
+	kiln_err e = !node || !anc ? KILN_ENOMEM : KILN_OK;
+	for (int i = 0; !e && !n && i < 2; i++) {
+		cJSON_Delete(rows);
+		rows = NULL;
+		e = kiln_db_query_json(db, &rows, sql[i], p, 2, "reading the world model");
+		tree = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rows, 0), "tree");
+		n = !e && tree ? node_in(tree, id) : NULL;
+	}
+	if (n && node_ref) {
+		cJSON_Delete(node);
+		node = cJSON_Duplicate(n, true);
+	}
+	for (int guard = 0; n && guard < 256; guard++) {
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddNumberToObject(a, "id", kiln_cli_jnum(n, "id"));
+		cJSON_AddStringToObject(a, "title", kiln_cli_jstr(n, "title", ""));
+		cJSON_AddStringToObject(a, "status", kiln_cli_jstr(n, "status", ""));
+		cJSON_InsertItemInArray(anc, 0, a);
+		n = kiln_cli_jnum(n, "parent") >= 0 ? node_in(tree, (int64_t)kiln_cli_jnum(n, "parent")) : NULL;
+	}
+	cJSON_Delete(rows);
+	cJSON_AddItemToObject(doc, "node", node);
+	cJSON_AddItemToObject(doc, "ancestry", anc);
+	return e;
+}
+
+/* The whole record of one candidate: {"candidate","compile","verification","timing","node",
+ * "ancestry","llm_call"} (docs/review.md). */
+static kiln_err candidate_doc(cJSON **out, kiln_db *db, const char *ref, bool with_prompt)
+{
+	kiln_candidate_info *ci = NULL;
+	cJSON *doc = cJSON_CreateObject(), *part = NULL;
+	kiln_err e = doc ? kiln_db_candidate_find(db, &ci, ref) : KILN_ENOMEM;
+	int64_t id = ci ? ci->id : 0, call = ci ? ci->llm_call_id : 0;
+	kiln_candidate_infos_free(ci, 1);
+	static const struct { const char *key, *sql; } parts[] = {
+		{"candidate", "SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id,"
+			      " c.created, c.outcome, c.llm_call_id, c.source_hash, c.knobs, c.launch, c.source,"
+			      " (c.id = r.best_candidate) AS is_best, (c.id = r.seed_candidate) AS is_seed"
+			      " FROM candidates c JOIN runs r ON r.id = c.run_id WHERE c.id = ?1"},
+		{"compile", "SELECT * FROM compile_results WHERE candidate_id = ?1"},
+		{"verification", "SELECT * FROM verifications WHERE candidate_id = ?1"},
+		{"timing", "SELECT * FROM timings WHERE candidate_id = ?1"},
+	};
+	for (size_t i = 0; !e && i < KILN_ARRAY_LEN(parts); i++)
+		if (!(e = one_row(&part, db, parts[i].sql, id, "reading a candidate")))
+			cJSON_AddItemToObject(doc, parts[i].key, part);
+	if (!e)
+		e = node_and_ancestry(doc, db, cJSON_GetObjectItemCaseSensitive(doc, "candidate"));
+	if (!e)
+		e = one_row(&part, db, with_prompt
+			    ? "SELECT * FROM llm_calls WHERE id = ?1"
+			    : "SELECT id, provider, model, request_id, status, attempts, latency_s, prompt_tokens,"
+			      " cached_tokens, completion_tokens, reasoning_tokens, cost_usd, purpose, error, created"
+			      " FROM llm_calls WHERE id = ?1", call, "reading the LLM call");
+	if (!e)
+		cJSON_AddItemToObject(doc, "llm_call", part);
+	if (e) {
+		cJSON_Delete(doc);
+		return e;
+	}
+	*out = doc;
+	return KILN_OK;
+}
+
+static void print_kv(const char *key, const char *fmt, double v)
+{
+	if (isfinite(v)) {
+		printf("  %-18s ", key);
+		printf(fmt, v);
+		printf("\n");
+	}
+}
+
+static void print_json_field(const char *key, const cJSON *v)
+{
+	char *t = v && !cJSON_IsNull(v) ? cJSON_PrintUnformatted(v) : NULL;
+	if (t)
+		printf("  %-18s %s\n", key, t);
+	cJSON_free(t);
+}
+
+static void print_show(const cJSON *d, bool with_prompt)
+{
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "candidate"),
+		    *cr = cJSON_GetObjectItemCaseSensitive(d, "compile"),
+		    *v = cJSON_GetObjectItemCaseSensitive(d, "verification"),
+		    *t = cJSON_GetObjectItemCaseSensitive(d, "timing"),
+		    *l = cJSON_GetObjectItemCaseSensitive(d, "llm_call"), *a;
+	printf("candidate %.0f  %s\n  run %.0f (%s %s), iteration %.0f, %s%s%s, recorded %s\n", kiln_cli_jnum(c, "id"),
+	       kiln_cli_jstr(c, "hash", ""), kiln_cli_jnum(c, "run_id"), kiln_cli_jstr(c, "target", "?"),
+	       kiln_cli_jstr(c, "arch", "?"), kiln_cli_jnum(c, "iteration"), kiln_cli_jstr(c, "outcome", "?"),
+	       kiln_cli_jnum(c, "is_best") == 1 ? ", the run's best" : "", kiln_cli_jnum(c, "is_seed") == 1 ? ", the seed" : "",
+	       kiln_cli_jstr(c, "created", "?"));
+	printf("\nworld-model node:");
+	int depth = 0;
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(d, "ancestry"))
+		printf("%s#%.0f %s [%s]", depth++ ? " > " : " ", kiln_cli_jnum(a, "id"), kiln_cli_jstr(a, "title", ""),
+		       kiln_cli_jstr(a, "status", ""));
+	printf("%s\n", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "ancestry")) ? "" : " none (seed or tuner)");
+	if (cJSON_IsObject(cr)) {
+		printf("\ncompile: %s (%s, %s)\n", kiln_cli_jnum(cr, "ok") == 1 ? "ok" : "FAILED", kiln_cli_jstr(cr, "arch", "?"),
+		       kiln_cli_jstr(cr, "toolkit", "?"));
+		print_kv("registers", "%.0f", kiln_cli_jnum(cr, "registers"));
+		print_kv("spill st/ld bytes", "%.0f", kiln_cli_jnum(cr, "spill_store_bytes"));
+		print_kv("shared bytes", "%.0f", kiln_cli_jnum(cr, "shared_bytes"));
+		print_kv("seconds", "%.2f", kiln_cli_jnum(cr, "wall_s"));
+		if (*kiln_cli_jstr(cr, "log", ""))
+			printf("  log:\n%s\n", kiln_cli_jstr(cr, "log", ""));
+	}
+	if (cJSON_IsObject(v)) {
+		const char *msg = kiln_cli_jstr(v, "message", "");
+		printf("\nverification: %s%s on %s\n%s%s%s", kiln_cli_jnum(v, "passed") == 1 ? "PASS" : "FAIL ",
+		       kiln_cli_jnum(v, "passed") == 1 ? "" : kiln_cli_jstr(v, "failed_check", "?"),
+		       kiln_cli_jstr(v, "device", "?"), *msg ? "  " : "", msg, *msg ? "\n" : "");
+		print_kv("worst error (tol)", "%.3g", kiln_cli_jnum(v, "worst_error"));
+		print_json_field("seeds", cJSON_GetObjectItemCaseSensitive(v, "seeds"));
+		print_json_field("checks", cJSON_GetObjectItemCaseSensitive(v, "checks_run"));
+	}
+	if (cJSON_IsObject(t)) {
+		printf("\ntiming (%s on %s):\n", kiln_cli_jstr(t, "kind", "?"), kiln_cli_jstr(t, "device", "?"));
+		print_kv("median us", "%.4g", kiln_cli_jnum(t, "time_us"));
+		print_kv("min us", "%.4g", kiln_cli_jnum(t, "min_us"));
+		print_kv("spread", "%.3f", kiln_cli_jnum(t, "spread"));
+		print_kv("speedup", "%.3fx", kiln_cli_jnum(t, "speedup"));
+		print_kv("roofline", "%.3f", kiln_cli_jnum(t, "roofline"));
+		print_kv("bandwidth GB/s", "%.0f", kiln_cli_jnum(t, "bandwidth_gbs"));
+		print_json_field("counters", cJSON_GetObjectItemCaseSensitive(t, "counters"));
+	}
+	if (cJSON_IsObject(l)) {
+		printf("\nLLM call %.0f: %s:%s, %s, %s\n", kiln_cli_jnum(l, "id"), kiln_cli_jstr(l, "provider", "?"),
+		       kiln_cli_jstr(l, "model", "?"), kiln_cli_jstr(l, "purpose", "?"), kiln_cli_jstr(l, "status", "?"));
+		print_kv("prompt tokens", "%.0f", kiln_cli_jnum(l, "prompt_tokens"));
+		print_kv("cached tokens", "%.0f", kiln_cli_jnum(l, "cached_tokens"));
+		print_kv("completion tokens", "%.0f", kiln_cli_jnum(l, "completion_tokens"));
+		print_kv("cost $", "%.4f", kiln_cli_jnum(l, "cost_usd"));
+		print_kv("latency s", "%.1f", kiln_cli_jnum(l, "latency_s"));
+		if (with_prompt)
+			printf("\n--- prompt ---\n%s\n--- reply ---\n%s\n", kiln_cli_jstr(l, "prompt", ""),
+			       kiln_cli_jstr(l, "reply", "(none)"));
+	}
+	char *knobs = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(c, "knobs"));
+	printf("\nknobs: %s\n", knobs ? knobs : "{}");
+	cJSON_free(knobs);
+	char *launch = cJSON_Print(cJSON_GetObjectItemCaseSensitive(c, "launch"));
+	printf("launch.json:\n%s\n\nkernel.cu:\n%s\n", launch ? launch : "?", kiln_cli_jstr(c, "source", ""));
+	cJSON_free(launch);
+}
+
+int kiln_cmd_show(int argc, char **argv)
+{
+	static const char usage[] = "kiln show CANDIDATE [--prompt] [--json] [--workdir DIR]";
+	static const char help[] = "Shows one candidate: source, launch plan, compile report, verdict, timing,\n"
+				   "counters, its world-model node and ancestry, the LLM call that wrote it.\n"
+				   "  CANDIDATE   a row id (17) or a hash prefix of at least 4 hex digits (like git)\n"
+				   "  --prompt    also print the LLM prompt and reply\n"
+				   "  --json      one object (docs/review.md)\n";
+	const char *workdir = NULL, *pos[1];
+	bool json = false, prompt = false;
+	int npos = 0, rc = KILN_EXIT_OK;
+	kiln_cli_opt opts[] = {{"prompt", 0, NULL, &prompt}, {"json", 0, NULL, &json}, {"workdir", 1, &workdir, NULL}, {0}};
+	kiln_db *db = NULL;
+	cJSON *doc = NULL;
+	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &rc))
+		return rc;
+	if (npos != 1) {
+		fprintf(stderr, "kiln show: expected one CANDIDATE\nusage: %s\n", usage);
+		return KILN_EXIT_USAGE;
+	}
+	if ((rc = kiln_cli_history_open(&db, "show", workdir)))
+		return rc;
+	kiln_err e = candidate_doc(&doc, db, pos[0], prompt);
+	if (e)
+		rc = kiln_cli_fail("show", e);
+	else if (json)
+		rc = kiln_cli_print_json(doc);
+	else
+		print_show(doc, prompt);
+	cJSON_Delete(doc);
+	kiln_db_close(db);
+	return rc;
+}
+
+/* ---- diff ---- */
+
+/* The unified diff of field key (JSON fields pretty-printed first) of two candidates. */
+static kiln_err field_diff(char **out, const cJSON *a, const cJSON *b, const char *key, const char *file)
+{
+	const cJSON *va = cJSON_GetObjectItemCaseSensitive(a, key), *vb = cJSON_GetObjectItemCaseSensitive(b, key);
+	char *ta = cJSON_IsString(va) ? NULL : cJSON_Print(va), *tb = cJSON_IsString(vb) ? NULL : cJSON_Print(vb);
+	char *na = kiln_asprintf("%s (candidate %.0f)", file, kiln_cli_jnum(a, "id"));
+	char *nb = kiln_asprintf("%s (candidate %.0f)", file, kiln_cli_jnum(b, "id"));
+	kiln_err e = !na || !nb ? KILN_ENOMEM
+		: kiln_diff_text(out, ta ? ta : kiln_cli_jstr(a, key, ""), na, tb ? tb : kiln_cli_jstr(b, key, ""), nb);
+	cJSON_free(ta);
+	cJSON_free(tb);
+	free(na);
+	free(nb);
+	return e;
+}
+
+static const char *const metric_keys[] = {"run_id", "iteration", "node_id", "outcome", "failed_check", "kind",
+					  "time_us", "speedup", "roofline", "registers", "spill_store_bytes", NULL};
+
+static kiln_err metrics(cJSON **out, kiln_db *db, const char *ref)
+{
+	kiln_candidate_info *ci = NULL;
+	kiln_err e = kiln_db_candidate_find(db, &ci, ref);
+	if (e)
+		return e;
+	int64_t id = ci->id;
+	kiln_candidate_infos_free(ci, 1);
+	return one_row(out, db, "SELECT c.id, c.hash, c.run_id, c.iteration, c.node_id, c.outcome, v.failed_check,"
+				" t.kind, t.time_us, t.speedup, t.roofline, cr.registers, cr.spill_store_bytes, c.knobs,"
+				" c.launch, c.source FROM candidates c LEFT JOIN compile_results cr ON cr.candidate_id = c.id"
+				" LEFT JOIN verifications v ON v.candidate_id = c.id"
+				" LEFT JOIN timings t ON t.candidate_id = c.id WHERE c.id = ?1", id, "reading a candidate");
+}
+
+static void metric_text(char *out, size_t n, const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (cJSON_IsNumber(v))
+		snprintf(out, n, "%.6g", v->valuedouble);
+	else
+		snprintf(out, n, "%s", cJSON_IsString(v) ? v->valuestring : "-");
+}
+
+int kiln_cmd_diff(int argc, char **argv)
+{
+	static const char usage[] = "kiln diff A B [--json] [--workdir DIR]";
+	static const char help[] = "Unified diffs of two candidates' kernel.cu, launch.json and knobs, with their\n"
+				   "metrics side by side. A and B: row ids or hash prefixes.\n"
+				   "  --json   {\"a\", \"b\", \"source_diff\", \"launch_diff\", \"knobs_diff\"} (docs/review.md)\n";
+	const char *workdir = NULL, *pos[2];
+	bool json = false;
+	int npos = 0, rc = KILN_EXIT_OK;
+	kiln_cli_opt opts[] = {{"json", 0, NULL, &json}, {"workdir", 1, &workdir, NULL}, {0}};
+	kiln_db *db = NULL;
+	cJSON *a = NULL, *b = NULL, *doc = NULL;
+	char *diffs[3] = {NULL, NULL, NULL};
+	static const char *const fields[3][3] = {{"source", "kernel.cu", "source_diff"},
+						 {"launch", "launch.json", "launch_diff"},
+						 {"knobs", "knobs.json", "knobs_diff"}};
+	if (!kiln_cli_parse(argc, argv, opts, pos, 2, &npos, usage, help, &rc))
+		return rc;
+	if (npos != 2) {
+		fprintf(stderr, "kiln diff: expected two candidates A B\nusage: %s\n", usage);
+		return KILN_EXIT_USAGE;
+	}
+	if ((rc = kiln_cli_history_open(&db, "diff", workdir)))
+		return rc;
+	kiln_err e = metrics(&a, db, pos[0]);
+	if (!e)
+		e = metrics(&b, db, pos[1]);
+	for (int i = 0; !e && i < 3; i++)
+		e = field_diff(&diffs[i], a, b, fields[i][0], fields[i][1]);
+	if (e) {
+		rc = kiln_cli_fail("diff", e);
+		goto done;
+	}
+	if (json) {
+		doc = cJSON_CreateObject();
+		for (int i = 0; i < 3; i++) {
+			cJSON_DeleteItemFromObject(a, fields[i][0]);
+			cJSON_DeleteItemFromObject(b, fields[i][0]);
+			cJSON_AddStringToObject(doc, fields[i][2], diffs[i]);
+		}
+		cJSON_AddItemToObject(doc, "a", a);
+		cJSON_AddItemToObject(doc, "b", b);
+		a = b = NULL;
+		rc = kiln_cli_print_json(doc);
+		goto done;
+	}
+	printf("%-20s %-24.0f %-24.0f\n", "candidate", kiln_cli_jnum(a, "id"), kiln_cli_jnum(b, "id"));
+	for (const char *const *k = metric_keys; *k; k++) {
+		char ta[64], tb[64];
+		metric_text(ta, sizeof(ta), a, *k);
+		metric_text(tb, sizeof(tb), b, *k);
+		printf("%-20s %-24s %-24s%s\n", *k, ta, tb, strcmp(ta, tb) ? "" : "  (same)");
+	}
+	for (int i = 0; i < 3; i++)
+		printf("\n%s", diffs[i][0] ? diffs[i] : "");
+	if (!diffs[0][0] && !diffs[1][0] && !diffs[2][0])
+		printf("(identical source, launch plan and knobs)\n");
+done:
+	for (int i = 0; i < 3; i++)
+		free(diffs[i]);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	cJSON_Delete(doc);
+	kiln_db_close(db);
+	return rc;
+}

@@ -1,0 +1,694 @@
+/* profile: timing, the glue from a verified candidate to a number. emu: the plan runs
+ * through kiln_verify (so the very runs whose counters are used are checked against the
+ * reference) at the two verification sizes with the most traffic, per-launch counters
+ * are extrapolated linearly in the target's traffic to the bench size and modeled on a
+ * GPU spec (profile/cost) — deterministic, bit for bit, for the same input. cuda: the
+ * plan runs at the bench size on rotated input copies and the backend's time_plan hook
+ * (device_cuda.c) measures it. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profile/profile_int.h"
+
+#define TIE_BAND 0.01          /* modeled: differences under 1% are ties */
+#define MAX_DEFINES 64
+#define MAX_COPIES 8
+#define DEFAULT_MAX_SECONDS 3.0
+
+/* The cost counters in struct order, for JSON and the emu mapping. */
+static const char *const counter_names[] = {
+	"warp_fp32", "warp_int", "warp_mufu", "warp_cvt", "warp_fp64", "warp_half2", "warp_shfl",
+	"warp_mem", "warp_ctrl", "warp_barrier", "warp_other", "gld_requests", "gld_sectors",
+	"gst_requests", "gst_sectors", "dram_sectors", "shared_requests", "shared_wavefronts",
+	"local_bytes", "atomics", "loop_iterations", "warps",
+};
+_Static_assert(sizeof(kiln_cost_counters) == sizeof(counter_names) / sizeof(counter_names[0]) * sizeof(double),
+	       "counter_names must list every kiln_cost_counters field");
+
+typedef struct tctx {
+	const kiln_time_options *o;
+	const kiln_target *t;
+	kiln_env knobs;                /* knob values for launch expressions */
+	char *defs[MAX_DEFINES];       /* the defines as compiled: given + knob defaults */
+	size_t ndefs;
+	kiln_compiled *comp;
+} tctx;
+
+/* ---- shared pieces ---- */
+
+/* Knob values from -D NAME=V; knobs not given take their first listed value (as verify). */
+static kiln_err knob_setup(tctx *c)
+{
+	const kiln_time_options *o = c->o;
+	kiln_err e = 0;
+	kiln_env_init(&c->knobs);
+	if (o->ndefines + c->t->nknobs > MAX_DEFINES)
+		return kiln_error_set(KILN_EINVAL, "timing: at most %d defines", MAX_DEFINES);
+	for (size_t i = 0; i < o->ndefines; i++) {
+		const char *d = o->defines[i], *eq = strchr(d, '=');
+		if (!(c->defs[c->ndefs++] = kiln_strdup(d)))
+			return KILN_ENOMEM;
+		if (!eq)
+			continue;
+		for (size_t k = 0; k < c->t->nknobs; k++) {
+			size_t len = strlen(c->t->knobs[k].name);
+			char *end = NULL;
+			if ((size_t)(eq - d) != len || strncmp(d, c->t->knobs[k].name, len) != 0)
+				continue;
+			long long val = strtoll(eq + 1, &end, 0);
+			if (!eq[1] || *end)
+				return kiln_error_set(KILN_EINVAL, "define %s: knob %s needs an integer value", d, c->t->knobs[k].name);
+			if ((e = kiln_env_set(&c->knobs, c->t->knobs[k].name, val)))
+				return e;
+		}
+	}
+	for (size_t k = 0; k < c->t->nknobs; k++) {
+		const kiln_knob *kn = &c->t->knobs[k];
+		int64_t have;
+		if (kiln_env_get(&c->knobs, kn->name, &have) || !kn->n)
+			continue;
+		if ((e = kiln_env_set(&c->knobs, kn->name, kn->values[0])))
+			return e;
+		if (!(c->defs[c->ndefs++] = kiln_asprintf("%s=%lld", kn->name, (long long)kn->values[0])))
+			return KILN_ENOMEM;
+	}
+	return 0;
+}
+
+static kiln_err compile_for(tctx *c, const char *arch)
+{
+	kiln_compile_options co = KILN_COMPILE_OPTIONS_INIT;
+	co.source = c->o->source;
+	co.name = c->o->source_name ? c->o->source_name : "kernel.cu";
+	co.arch = arch;
+	co.flags = (const char *const *)c->o->plan->nvrtc_flags;
+	co.nflags = c->o->plan->nflags;
+	co.defines = (const char *const *)c->defs;
+	co.ndefines = c->ndefs;
+	co.want_cubin = true; /* registers come from nvJitLink's report */
+	co.cache_dir = c->o->cache_dir;
+	kiln_err e = kiln_compile(&c->comp, &co);
+	if (e)
+		return e;
+	if (!c->comp->ok)
+		return kiln_error_set(KILN_ECOMPILE, "timing: %s does not compile: %.300s", co.name,
+				      c->comp->log ? c->comp->log : "");
+	return 0;
+}
+
+static kiln_err keep_resources(kiln_timing *out, const tctx *c)
+{
+	if (c->comp && c->comp->ok && !(out->resources_json = kiln_compile_resources_json(c->comp)))
+		return KILN_ENOMEM;
+	return 0;
+}
+
+/* Sizes (+ knobs, + sm_count when given) of verification or bench size idx. */
+static kiln_err size_env(kiln_env *out, const tctx *c, bool bench, size_t idx, int64_t sm_count)
+{
+	kiln_err e = kiln_target_sizes(out, c->t, bench, idx);
+	for (size_t k = 0; !e && k < c->knobs.n; k++)
+		e = kiln_env_set(out, c->knobs.names[k], c->knobs.values[k]);
+	if (!e && sm_count > 0)
+		e = kiln_env_set(out, "sm_count", sm_count);
+	return e;
+}
+
+static kiln_err traffic_at(double *out, const kiln_target *t, const kiln_env *env)
+{
+	int64_t v;
+	kiln_err e = kiln_expr_eval(&v, t->traffic_bytes, env, "traffic_bytes");
+	*out = (double)v;
+	return e;
+}
+
+static char *print_free(cJSON *j)
+{
+	char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+	cJSON_Delete(j);
+	return s;
+}
+
+static cJSON *counters_json(const kiln_cost_counters *cc)
+{
+	cJSON *j = cJSON_CreateObject();
+	const double *v = (const double *)cc;
+	for (size_t i = 0; j && i < KILN_ARRAY_LEN(counter_names); i++)
+		cJSON_AddNumberToObject(j, counter_names[i], v[i]);
+	return j;
+}
+
+/* ---- emu: the cost model ---- */
+
+static void map_counters(kiln_cost_counters *o, const kiln_device_counters *c)
+{
+	memset(o, 0, sizeof(*o));
+	o->warp_fp32 = (double)c->warp_fp32;
+	o->warp_int = (double)c->warp_int;
+	o->warp_mufu = (double)c->warp_mufu;
+	o->warp_cvt = (double)c->warp_cvt;
+	o->warp_fp64 = (double)c->warp_fp64;
+	o->warp_half2 = (double)c->warp_half2;
+	o->warp_shfl = (double)c->warp_shfl;
+	o->warp_mem = (double)c->warp_mem;
+	o->warp_ctrl = (double)c->warp_ctrl;
+	o->warp_barrier = (double)c->warp_barrier;
+	o->warp_other = (double)c->warp_other;
+	o->gld_requests = (double)c->gld_requests;
+	o->gld_sectors = (double)c->gld_sectors;
+	o->gst_requests = (double)c->gst_requests;
+	o->gst_sectors = (double)c->gst_sectors;
+	o->dram_sectors = (double)c->dram_sectors;
+	o->shared_requests = (double)c->shared_requests;
+	o->shared_wavefronts = (double)c->shared_wavefronts;
+	o->local_bytes = (double)c->local_bytes;
+	o->atomics = (double)c->atomics;
+	o->loop_iterations = (double)c->loop_iterations;
+	o->warps = (double)c->warps;
+}
+
+/* The two verification sizes with the most traffic: *ib the largest, *ia the next
+ * (distinct traffic), or *ia = *ib when every size moves the same bytes. */
+static kiln_err pick_sizes(const tctx *c, size_t *ia, size_t *ib, double *sa, double *sb)
+{
+	double best = -1, second = -1;
+	*ia = *ib = 0;
+	for (size_t i = 0; i < c->t->nverify_sizes; i++) {
+		kiln_env env;
+		double tr;
+		kiln_err e = size_env(&env, c, false, i, 0);
+		if (e || (e = traffic_at(&tr, c->t, &env)))
+			return e;
+		if (tr > best) {
+			if (best >= 0) {
+				second = best;
+				*ia = *ib;
+			}
+			best = tr;
+			*ib = i;
+		} else if (tr < best && tr > second) {
+			second = tr;
+			*ia = i;
+		}
+	}
+	if (second < 0) {
+		*ia = *ib;
+		second = best;
+	}
+	*sa = second;
+	*sb = best;
+	return 0;
+}
+
+static const kiln_plan_record *find_record(const kiln_plan_record *recs, size_t n, const kiln_target *t,
+					   const kiln_env *sizes)
+{
+	for (size_t r = 0; r < n; r++) {
+		bool same = recs[r].ok;
+		for (size_t s = 0; same && s < t->nsymbols; s++) {
+			int64_t a = 0, b = -1;
+			kiln_env_get(&recs[r].env, t->symbols[s].name, &a);
+			kiln_env_get(sizes, t->symbols[s].name, &b);
+			same = a == b;
+		}
+		if (same)
+			return &recs[r];
+	}
+	return NULL;
+}
+
+/* kiln_verify on the seed's one input set (sizes: the given indexes, or NULL = every
+ * verification size and the extra one); a failed verdict is KILN_EVERIFY "not timed:
+ * <when> failed verification [check]: message". */
+static kiln_err verify_once(const tctx *c, const size_t *sizes, size_t nsizes, const char *when)
+{
+	const kiln_time_options *o = c->o;
+	kiln_verify_options vo = {0};
+	kiln_verdict *v = kiln_calloc(1, sizeof(*v));
+	if (!v)
+		return KILN_ENOMEM;
+	vo.target = c->t;
+	vo.source = o->source;
+	vo.source_name = o->source_name;
+	vo.plan = o->plan;
+	vo.defines = o->defines;
+	vo.ndefines = o->ndefines;
+	vo.device = o->device;
+	vo.seeds = &o->seed;
+	vo.nseeds_given = 1;
+	vo.sizes = sizes;
+	vo.nsizes = nsizes;
+	vo.cache_dir = o->cache_dir;
+	vo.skip_nontrivial = true; /* a property of the target, judged by kiln verify */
+	kiln_err e = kiln_verify(v, &vo);
+	if (!e && !v->pass)
+		e = kiln_error_set(KILN_EVERIFY, "not timed: %s failed verification [%s]: %s", when, v->check, v->message);
+	free(v);
+	return e;
+}
+
+/* Runs verification at the two sizes with one seed and records each plan run. */
+static kiln_err emu_runs(tctx *c, size_t ia, size_t ib, kiln_plan_record *recs, size_t maxrec, size_t *nrec)
+{
+	size_t sizes[2] = {ia, ib};
+	*nrec = 0;
+	kiln_device_record_plans(c->o->device, recs, maxrec, nrec);
+	kiln_err e = verify_once(c, sizes, ia == ib ? 1 : 2, "the timing runs");
+	kiln_device_record_plans(c->o->device, NULL, 0, NULL);
+	return e;
+}
+
+/* Backward branches whose count per warp does not change with the problem size, while
+ * the warps do, are code layout (NVRTC puts cold paths such as powf's special cases after
+ * the body and jumps back), not loop rounds that serialize memory requests. */
+static bool static_branches(const kiln_cost_counters *a, const kiln_cost_counters *b)
+{
+	if (!(a->warps > 0 && b->warps > a->warps && b->loop_iterations > 0))
+		return false;
+	double pa = a->loop_iterations / a->warps, pb = b->loop_iterations / b->warps;
+	return fabs(pa - pb) <= 0.01 * fmax(pa, pb);
+}
+
+/* One launch's inputs to the cost model at the bench size. */
+static kiln_err bench_launch(kiln_cost_launch *out, const tctx *c, size_t li, const kiln_plan_record *ra, double sa,
+			     const kiln_plan_record *rb, double sb, const kiln_env *bench, double s)
+{
+	kiln_cost_counters ca, cb;
+	kiln_dims d;
+	kiln_err e = kiln_plan_dims(&d, c->o->plan, li, bench);
+	if (e)
+		return e;
+	memset(out, 0, sizeof(*out));
+	map_counters(&ca, &ra->launch[li]);
+	map_counters(&cb, &rb->launch[li]);
+	if (sa == sb) { /* one size: counters proportional to traffic */
+		memset(&ca, 0, sizeof(ca));
+		sa = 0;
+	}
+	kiln_cost_extrapolate(&out->c, &ca, sa, &cb, sb, s);
+	if (static_branches(&ca, &cb))
+		out->c.loop_iterations = 0;
+	out->blocks = (double)d.grid[0] * d.grid[1] * d.grid[2];
+	out->threads_per_block = (double)d.block[0] * d.block[1] * d.block[2];
+	out->c.warps = out->blocks * ceil(out->threads_per_block / 32.0); /* exact at the bench size */
+	out->dyn_shared = d.shared_bytes;
+	out->static_shared = rb->launch[li].static_shared;
+	const kiln_kernel_resources *kr = kiln_compile_kernel(c->comp, c->o->plan->launches[li].kernel);
+	out->regs_per_thread = kr && kr->registers > 0 ? kr->registers : 0;
+	return 0;
+}
+
+typedef struct named_num {
+	const char *key;
+	double v;
+} named_num;
+
+/* {"name": .., "arch": .., numbers...}; NULL when out of memory. */
+static cJSON *named_json(const char *name, const char *arch, const named_num *f, size_t n)
+{
+	cJSON *j = cJSON_CreateObject();
+	if (j && name)
+		cJSON_AddStringToObject(j, "name", name);
+	if (j && arch)
+		cJSON_AddStringToObject(j, "arch", arch);
+	for (size_t k = 0; j && k < n; k++)
+		cJSON_AddNumberToObject(j, f[k].key, f[k].v);
+	return j;
+}
+
+static cJSON *spec_to_json(const kiln_gpu_spec *g)
+{
+	const named_num f[] = {
+		{"sm_count", g->sm_count}, {"clock_mhz", g->clock_mhz}, {"dram_bw_gbps", g->dram_bw_gbps},
+		{"dram_efficiency", g->dram_efficiency}, {"l2_bytes", g->l2_bytes},
+		{"launch_overhead_us", g->launch_overhead_us},
+		{"bytes_in_flight_per_sm_for_peak", g->bytes_in_flight_per_sm_for_peak},
+	};
+	cJSON *j = named_json(g->name, g->arch, f, KILN_ARRAY_LEN(f));
+	if (j)
+		cJSON_AddStringToObject(j, "key", g->key);
+	return j;
+}
+
+static cJSON *breakdown_to_json(const kiln_cost_result *r)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < r->nlaunches && i < KILN_ARRAY_LEN(r->launch); i++) {
+		const kiln_cost_breakdown *b = &r->launch[i];
+		const named_num f[] = {
+			{"time_us", b->time_us}, {"dram_us", b->dram_us}, {"l2_us", b->l2_us}, {"issue_us", b->issue_us},
+			{"pipe_us", b->pipe_us}, {"smem_us", b->smem_us}, {"latency_us", b->latency_us},
+			{"barrier_us", b->barrier_us}, {"atomic_us", b->atomic_us}, {"overhead_us", b->overhead_us},
+			{"occupancy", b->occupancy}, {"blocks_per_sm", b->blocks_per_sm}, {"waves", b->waves},
+			{"tail_efficiency", b->tail_efficiency}, {"achieved_bw_fraction", b->achieved_bw_fraction},
+		};
+		cJSON *j = named_json(NULL, NULL, f, KILN_ARRAY_LEN(f));
+		if (!j)
+			break;
+		cJSON_AddStringToObject(j, "bound", b->bound ? b->bound : "");
+		cJSON_AddItemToArray(a, j);
+	}
+	return a;
+}
+
+static cJSON *launch_json(const kiln_plan *p, size_t li, const kiln_cost_launch *l, const kiln_plan_record *ra,
+			  const kiln_plan_record *rb)
+{
+	cJSON *j = cJSON_CreateObject();
+	if (!j)
+		return NULL;
+	cJSON_AddStringToObject(j, "kernel", p->launches[li].kernel);
+	cJSON_AddNumberToObject(j, "blocks", l->blocks);
+	cJSON_AddNumberToObject(j, "threads_per_block", l->threads_per_block);
+	cJSON_AddNumberToObject(j, "dyn_shared", l->dyn_shared);
+	cJSON_AddNumberToObject(j, "static_shared", l->static_shared);
+	cJSON_AddNumberToObject(j, "regs_per_thread", l->regs_per_thread);
+	cJSON_AddItemToObject(j, "at_bench", counters_json(&l->c));
+	const kiln_plan_record *rs[2] = {ra, rb};
+	cJSON *m = cJSON_AddArrayToObject(j, "measured");
+	for (size_t k = 0; m && k < (ra == rb ? 1u : 2u); k++) {
+		kiln_cost_counters cc;
+		map_counters(&cc, &rs[k]->launch[li]);
+		cJSON *x = counters_json(&cc);
+		if (x) {
+			cJSON *sz = cJSON_AddObjectToObject(x, "sizes");
+			if (sz)
+				for (size_t s = 0; s < rs[k]->env.n; s++)
+					cJSON_AddNumberToObject(sz, rs[k]->env.names[s], (double)rs[k]->env.values[s]);
+			cJSON_AddItemToArray(m, x);
+		}
+	}
+	return j;
+}
+
+static kiln_err time_emu(kiln_timing *out, tctx *c)
+{
+	const kiln_time_options *o = c->o;
+	const kiln_plan *p = o->plan;
+	kiln_gpu_spec spec;
+	kiln_plan_record *recs = NULL;
+	kiln_cost_launch *ls = NULL;
+	size_t nrec = 0, ia, ib;
+	double sa, sb, s;
+	kiln_env bench;
+	cJSON *cj = NULL;
+	kiln_err e;
+	if (p->nlaunches > KILN_PLAN_MAX_LAUNCHES)
+		return kiln_error_set(KILN_EUNSUPPORTED, "timing: the cost model takes plans of at most %d launches", KILN_PLAN_MAX_LAUNCHES);
+	if ((e = kiln_cost_spec_load(&spec, o->gpu, NULL)) || (e = knob_setup(c)) || (e = compile_for(c, spec.arch)) ||
+	    (e = pick_sizes(c, &ia, &ib, &sa, &sb)) ||
+	    (e = size_env(&bench, c, true, o->bench_size, (int64_t)spec.sm_count)) || (e = traffic_at(&s, c->t, &bench)))
+		return e;
+	/* a verify run at each size, maybe re-run for the "written" check */
+	if (!(recs = kiln_calloc(8, sizeof(*recs))) || !(ls = kiln_calloc(p->nlaunches ? p->nlaunches : 1, sizeof(*ls)))) {
+		e = KILN_ENOMEM;
+		goto done;
+	}
+	if ((e = emu_runs(c, ia, ib, recs, 8, &nrec)))
+		goto done;
+	kiln_env ea, eb;
+	if ((e = size_env(&ea, c, false, ia, 0)) || (e = size_env(&eb, c, false, ib, 0)))
+		goto done;
+	const kiln_plan_record *ra = find_record(recs, nrec, c->t, &ea), *rb = find_record(recs, nrec, c->t, &eb);
+	if (!ra || !rb) {
+		e = kiln_error_set(KILN_ERR, "timing: the verification runs left no counters (device %s)",
+				   kiln_device_info_get(o->device)->name);
+		goto done;
+	}
+	cj = cJSON_CreateObject();
+	cJSON *arr = cj ? cJSON_AddArrayToObject(cj, "launches") : NULL;
+	for (size_t li = 0; li < p->nlaunches; li++) {
+		if ((e = bench_launch(&ls[li], c, li, ra, sa, rb, sb, &bench, s)))
+			goto done;
+		if (arr)
+			cJSON_AddItemToArray(arr, launch_json(p, li, &ls[li], ra, rb));
+	}
+	if (cj) {
+		cJSON *sc = cJSON_AddArrayToObject(cj, "traffic_scales");
+		cJSON_AddItemToArray(sc, cJSON_CreateNumber(sa));
+		cJSON_AddItemToArray(sc, cJSON_CreateNumber(sb));
+		cJSON_AddItemToArray(sc, cJSON_CreateNumber(s));
+	}
+	if ((e = kiln_cost_model(&out->model, &spec, ls, p->nlaunches)))
+		goto done;
+	out->modeled = true;
+	out->time_us = out->min_us = out->model.time_us;
+	out->spread = TIE_BAND;
+	out->reps = 0;
+	out->traffic_bytes = s;
+	out->bench_env = bench;
+	out->bandwidth_gbs = out->time_us > 0 ? s / out->time_us / 1e3 : 0;
+	out->roofline = kiln_cost_roofline(&spec, s, out->time_us);
+	snprintf(out->device, sizeof(out->device), "%s", spec.name);
+	snprintf(out->bound, sizeof(out->bound), "%s", out->model.nlaunches && out->model.launch[0].bound ? out->model.launch[0].bound : "");
+	out->counters_json = print_free(cj);
+	cj = NULL;
+	out->spec_json = print_free(spec_to_json(&spec));
+	out->breakdown_json = print_free(breakdown_to_json(&out->model));
+	if (!out->counters_json || !out->spec_json || !out->breakdown_json)
+		e = kiln_error_set(KILN_ENOMEM, "timing: out of memory");
+done:
+	cJSON_Delete(cj);
+	free(ls);
+	free(recs);
+	return e;
+}
+
+/* ---- cuda: measured ---- */
+
+typedef struct cuda_run {
+	const tctx *c;
+	kiln_module *mod;
+	kiln_env env;
+	uint64_t *addr;                /* ncopies x nbuffers */
+	size_t ncopies, nbuf;
+} cuda_run;
+
+static kiln_err cuda_run_once(void *ctx, size_t rep)
+{
+	cuda_run *r = ctx;
+	const tctx *c = r->c;
+	size_t failed;
+	return kiln_plan_run(c->o->device, r->mod, c->t, c->o->plan, &r->env, r->addr + (rep % r->ncopies) * r->nbuf,
+			     0xffc00000u, NULL, &failed);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double quantile(const double *sorted, size_t n, double q)
+{
+	double pos = q * (double)(n - 1);
+	size_t lo = (size_t)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
+	return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - (double)lo);
+}
+
+static cJSON *device_json(const kiln_device_info *di)
+{
+	const named_num f[] = {
+		{"cc_major", di->cc_major}, {"cc_minor", di->cc_minor}, {"sm_count", di->sm_count},
+		{"l2_bytes", (double)di->l2_bytes}, {"total_mem", (double)di->total_mem},
+		{"smem_per_sm", di->smem_per_sm}, {"smem_per_block_optin", di->max_shared_per_block},
+		{"clock_khz", di->clock_khz}, {"mem_clock_khz", di->mem_clock_khz},
+		{"bus_width_bits", di->bus_width_bits}, {"peak_bw_gbs", di->peak_bw_gbs},
+		{"driver_version", di->driver_version},
+	};
+	return named_json(di->name, di->arch, f, KILN_ARRAY_LEN(f));
+}
+
+/* Copies of the inputs so consecutive reps do not find them in L2: enough to cover 4x
+ * the L2 (at least 2, at most MAX_COPIES), within half of the device memory. */
+static size_t copies_for(const kiln_device_info *di, size_t ws)
+{
+	size_t n = ws ? (size_t)ceil(4.0 * (double)di->l2_bytes / (double)ws) : 1;
+	n = n < 2 ? 2 : n > MAX_COPIES ? MAX_COPIES : n;
+	while (n > 1 && di->total_mem && (double)n * (double)ws > 0.5 * (double)di->total_mem)
+		n--;
+	return n;
+}
+
+static kiln_err cuda_measure(kiln_timing *out, tctx *c, cuda_run *r, const kiln_device_info *di)
+{
+	kiln_time_samples sm;
+	memset(&sm, 0, sizeof(sm));
+	double cap = c->o->max_seconds > 0 ? c->o->max_seconds : DEFAULT_MAX_SECONDS;
+	kiln_device *dev = c->o->device;
+	kiln_err e = dev->time_plan(dev->impl, cuda_run_once, r, c->o->plan->nlaunches, cap, &sm);
+	if (!e && !sm.n)
+		e = kiln_error_set(KILN_EDEVICE, "timing: no repetition completed");
+	if (e)
+		goto done;
+	cJSON *sj = cJSON_CreateArray();
+	for (size_t i = 0; sj && i < sm.n; i++)
+		cJSON_AddItemToArray(sj, cJSON_CreateNumber(sm.us[i]));
+	out->samples_json = print_free(sj);
+	qsort(sm.us, sm.n, sizeof(double), cmp_double);
+	out->time_us = quantile(sm.us, sm.n, 0.5);
+	out->min_us = sm.us[0];
+	out->spread = out->time_us > 0 ? (quantile(sm.us, sm.n, 0.75) - quantile(sm.us, sm.n, 0.25)) / out->time_us : 0;
+	out->reps = (int64_t)sm.n;
+	out->cupti = sm.cupti;
+	out->bandwidth_gbs = out->time_us > 0 ? out->traffic_bytes / out->time_us / 1e3 : 0;
+	out->roofline = out->time_us > 0 && di->peak_bw_gbs > 0 ? out->bandwidth_gbs / di->peak_bw_gbs : 0;
+	snprintf(out->device, sizeof(out->device), "%s", di->name);
+done:
+	free(sm.us);
+	return e;
+}
+
+/* After the timed reps, verification on the same device while the timed module is still
+ * loaded: the backend hands verify that very module (same image), so a kernel that stops
+ * working after its first launches, or leans on __device__ state the reps left behind,
+ * fails here instead of being reported as fast. */
+static kiln_err verify_after(const tctx *c)
+{
+	return verify_once(c, NULL, 0, "after the timed reps the same module");
+}
+
+static kiln_err time_cuda(kiln_timing *out, tctx *c)
+{
+	const kiln_time_options *o = c->o;
+	const kiln_device_info *di = kiln_device_info_get(o->device);
+	kiln_inputs *in = NULL;
+	cuda_run r;
+	kiln_err e;
+	memset(&r, 0, sizeof(r));
+	r.c = c;
+	if (!o->device->time_plan)
+		return kiln_error_set(KILN_EUNSUPPORTED, "timing: device %s cannot time", di->name);
+	if ((e = knob_setup(c)) || (e = compile_for(c, di->arch)) ||
+	    (e = kiln_device_module_load(o->device, &r.mod, c->comp)) ||
+	    (e = size_env(&r.env, c, true, o->bench_size, 0)) || (e = traffic_at(&out->traffic_bytes, c->t, &r.env)))
+		goto done;
+	out->bench_env = r.env;
+	if ((e = kiln_inputs_generate(&in, c->t, &r.env, o->seed)))
+		goto done;
+	size_t ws = 0;
+	for (size_t b = 0; b < in->n; b++)
+		ws += in->bufs[b].bytes;
+	r.nbuf = in->n;
+	r.ncopies = copies_for(di, ws);
+	if (!(r.addr = kiln_calloc(r.ncopies * r.nbuf, sizeof(uint64_t)))) {
+		e = KILN_ENOMEM;
+		goto done;
+	}
+	/* each copy its own draw (seed, seed+1, ...): realistic data per rep, and a kernel
+	 * replaying a result cached from an earlier rep replays the wrong one */
+	for (size_t k = 0; k < r.ncopies; k++) {
+		if (k) {
+			kiln_inputs_free(in);
+			in = NULL;
+			if ((e = kiln_inputs_generate(&in, c->t, &r.env, o->seed + k)))
+				goto done;
+		}
+		for (size_t b = 0; b < in->n; b++) {
+			const kiln_hostbuf *hb = &in->bufs[b];
+			uint64_t *a = &r.addr[k * r.nbuf + b];
+			if ((e = kiln_device_alloc(o->device, a, hb->bytes ? hb->bytes : 1)) ||
+			    (hb->bytes && (e = kiln_device_write(o->device, *a, hb->data, hb->bytes))))
+				goto done;
+		}
+	}
+	kiln_inputs_free(in);
+	in = NULL;
+	if ((e = cuda_measure(out, c, &r, di)) || (e = verify_after(c)))
+		goto done;
+	out->spec_json = print_free(device_json(di));
+done:
+	for (size_t i = 0; r.addr && i < r.ncopies * r.nbuf; i++)
+		if (r.addr[i])
+			kiln_device_mem_free(o->device, r.addr[i]);
+	free(r.addr);
+	kiln_inputs_free(in);
+	kiln_module_free(r.mod);
+	return e;
+}
+
+/* ---- public ---- */
+
+kiln_err kiln_time(kiln_timing *out, const kiln_time_options *o)
+{
+	tctx c;
+	kiln_err e;
+	memset(out, 0, sizeof(*out));
+	memset(&c, 0, sizeof(c));
+	if (!o || !o->target || !o->source || !o->plan || !o->device)
+		return kiln_error_set(KILN_EINVAL, "timing: target, source, plan and device are required");
+	if (o->bench_size >= o->target->nbench_sizes)
+		return kiln_error_set(KILN_EINVAL, "timing: bench size %zu is out of range (target %s has %zu)", o->bench_size,
+				      o->target->name, o->target->nbench_sizes);
+	c.o = o;
+	c.t = o->target;
+	if (kiln_device_info_get(o->device)->kind == KILN_DEVICE_CUDA)
+		e = time_cuda(out, &c);
+	else
+		e = time_emu(out, &c);
+	if (!e)
+		e = keep_resources(out, &c);
+	for (size_t i = 0; i < c.ndefs; i++)
+		free(c.defs[i]);
+	kiln_compiled_free(c.comp);
+	if (e == KILN_ENOMEM)
+		kiln_error_set(e, "timing: out of memory");
+	return e;
+}
+
+void kiln_timing_free(kiln_timing *t)
+{
+	if (!t)
+		return;
+	free(t->samples_json);
+	free(t->counters_json);
+	free(t->spec_json);
+	free(t->breakdown_json);
+	free(t->resources_json);
+	t->samples_json = t->counters_json = t->spec_json = t->breakdown_json = t->resources_json = NULL;
+}
+
+static void add_raw(cJSON *o, const char *key, const char *text)
+{
+	cJSON *v = text ? cJSON_Parse(text) : NULL;
+	cJSON_AddItemToObject(o, key, v ? v : cJSON_CreateNull());
+}
+
+static void add_num(cJSON *o, const char *key, double v)
+{
+	cJSON_AddItemToObject(o, key, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+}
+
+char *kiln_timing_to_json(const kiln_timing *t)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddBoolToObject(o, "modeled", t->modeled);
+	cJSON_AddStringToObject(o, "label", t->modeled ? "modeled" : "measured");
+	add_num(o, "time_us", t->time_us);
+	add_num(o, "min_us", t->min_us);
+	add_num(o, "spread", t->spread);
+	cJSON_AddNumberToObject(o, "reps", (double)t->reps);
+	add_num(o, "traffic_bytes", t->traffic_bytes);
+	add_num(o, "bandwidth_gbs", t->bandwidth_gbs);
+	add_num(o, "roofline", t->roofline);
+	cJSON_AddStringToObject(o, "device", t->device);
+	if (t->modeled)
+		cJSON_AddStringToObject(o, "bound", t->bound);
+	else
+		cJSON_AddStringToObject(o, "source", t->cupti ? "cupti" : "cuda-events");
+	cJSON *sz = cJSON_AddObjectToObject(o, "sizes");
+	if (sz)
+		for (size_t i = 0; i < t->bench_env.n; i++)
+			cJSON_AddNumberToObject(sz, t->bench_env.names[i], (double)t->bench_env.values[i]);
+	add_raw(o, "samples", t->samples_json);
+	add_raw(o, "counters", t->counters_json);
+	add_raw(o, "spec", t->spec_json);
+	add_raw(o, "breakdown", t->breakdown_json);
+	add_raw(o, "resources", t->resources_json);
+	return print_free(o);
+}

@@ -1,0 +1,58 @@
+/* libFuzzer harness for the LLM reply parser (agent/reply.c kiln_reply_parse): the first
+ * byte picks which parts are required, the rest is the reply (not NUL-terminated, so a
+ * read past len is an ASan report). Must hold: success yields every required part, a
+ * launch/edit part that parses as JSON, and the text of each part inside the reply;
+ * failure yields no parts and a message. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "agent/agent.h"
+
+static void must(int ok, const char *what)
+{
+	if (!ok) {
+		fprintf(stderr, "fuzz_reply: %s: %s\n", what, kiln_error_last());
+		abort();
+	}
+}
+
+static int json_ok(const char *s)
+{
+	cJSON *j = cJSON_Parse(s);
+	cJSON_Delete(j);
+	return j != NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1 || size > (1u << 20))
+		return 0;
+	unsigned want = data[0] & (KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH | KILN_REPLY_EDITS);
+	/* an exact-size heap copy: ASan sees any read past the end */
+	size_t len = size - 1;
+	char *text = malloc(len ? len : 1);
+	memcpy(text, data + 1, len);
+	kiln_reply_parts p;
+	memset(&p, 0x5a, sizeof(p)); /* the parser must set every field */
+	kiln_err e = kiln_reply_parse(&p, text, len, want);
+	if (e) {
+		must(e < 0 && kiln_error_last()[0], "an error without a message");
+		must(!p.kernel && !p.launch_json && !p.edits_json, "parts left after an error");
+	} else {
+		must(!(want & KILN_REPLY_KERNEL) || p.kernel, "kernel missing");
+		must(!(want & KILN_REPLY_LAUNCH) || p.launch_json, "launch missing");
+		must(!(want & KILN_REPLY_EDITS) || p.edits_json, "edits missing");
+		must(!p.launch_json || json_ok(p.launch_json), "launch part is not JSON");
+		must(!p.edits_json || json_ok(p.edits_json), "edit part is not JSON");
+		must(!p.kernel || strlen(p.kernel) <= len, "kernel longer than the reply");
+	}
+	kiln_reply_parts_free(&p);
+	kiln_error_clear();
+	free(text);
+	return 0;
+}

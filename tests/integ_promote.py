@@ -1,0 +1,196 @@
+"""Integration test of `kiln promote` on a fake night of search (tests/fake_history.c) or,
+with KILN_REVIEW_WORKDIR, on a copy of a real run's work directory: the promoted files and
+the manifest checked against history.db and the git archive (commit, tags), the header
+compiled and linked with gcc against the libcuda stub, the header's launch function run
+against a fake driver that records the grid and block, refusals of candidates that fail
+re-verification or never passed, and a candidate that was never a new best (detached commit)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from integ_review_common import check, cleanup, finish, kiln, kiln_json, workdir  # noqa: E402
+
+CUDA = os.environ.get("CUDA_PATH", "/usr/local/cuda")
+STUB = os.path.join(CUDA, "lib64", "stubs")
+
+LINK_MAIN = r"""
+#include "%(name)s.h"
+int main(int argc, char **argv)
+{
+	CUmodule mod = NULL;
+	(void)argv;
+	if (argc > 5) { /* never run: the stub has no driver; this proves the header links */
+		if (cuInit(0) != CUDA_SUCCESS || %(name)s_load(&mod, argv[1]) != CUDA_SUCCESS)
+			return 1;
+		return %(name)s_launch(mod, NULL, %(args)s) == CUDA_SUCCESS ? 0 : 1;
+	}
+	return 0;
+}
+"""
+
+# A fake driver: records what the generated launch function asks for.
+FAKE_MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+#include "%(name)s.h"
+static unsigned dims[6], shared;
+static void **params;
+static char fn_name[64];
+CUresult CUDAAPI cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name)
+{
+	(void)m;
+	snprintf(fn_name, sizeof(fn_name), "%%s", name);
+	*f = (CUfunction)0x1;
+	return CUDA_SUCCESS;
+}
+CUresult CUDAAPI cuModuleLoadData(CUmodule *m, const void *image) { (void)image; *m = NULL; return CUDA_SUCCESS; }
+CUresult CUDAAPI cuCtxGetDevice(CUdevice *d) { *d = 0; return CUDA_SUCCESS; }
+CUresult CUDAAPI cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d) { (void)a; (void)d; *v = 132; return CUDA_SUCCESS; }
+CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+				unsigned bz, unsigned sh, CUstream s, void **kp, void **extra)
+{
+	(void)f; (void)s; (void)extra;
+	dims[0] = gx; dims[1] = gy; dims[2] = gz; dims[3] = bx; dims[4] = by; dims[5] = bz; shared = sh;
+	params = kp;
+	return CUDA_SUCCESS;
+}
+int main(void)
+{
+	long long sizes[2] = {1000, 268435456};
+	for (int i = 0; i < 2; i++) {
+		long long n = sizes[i];
+		if (%(name)s_launch(NULL, NULL, %(args_n)s) != CUDA_SUCCESS)
+			return 1;
+		printf("%%s %%lld grid %%u %%u %%u block %%u %%u %%u shared %%u lr %%g n %%lld\n", fn_name, n, dims[0], dims[1],
+		       dims[2], dims[3], dims[4], dims[5], shared, *(float *)params[4], *(long long *)params[10]);
+	}
+	return 0;
+}
+"""
+
+ADAMW_ARGS = "0, 0, 0, 0, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 10, %s"
+
+
+def build(tmp, out_dir, name, src, libs, run=False):
+    c = os.path.join(tmp, "use_%s.c" % ("fake" if run else "link"))
+    exe = c[:-2]
+    with open(c, "w") as f:
+        f.write(src)
+    cmd = ["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", out_dir, "-I", os.path.join(CUDA, "include"), c,
+           "-o", exe] + libs
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    check(p.returncode == 0, "gcc %s: %s" % (" ".join(cmd), p.stderr[-3000:]))
+    if run and p.returncode == 0:
+        return subprocess.run([exe], capture_output=True, text=True).stdout
+    return None
+
+
+def manifest_checks(wd, out_dir, name, m):
+    files = sorted(os.listdir(out_dir))
+    check(files == sorted(name + e for e in (".cu", ".fatbin", ".h", ".json")), "four files: %s" % files)
+    with open(os.path.join(out_dir, name + ".cu")) as f:
+        cu = f.read()
+    show = kiln_json(wd, "show", m["candidate"]["id"]) or {}
+    check(show.get("candidate", {}).get("hash") == m["candidate"]["hash"], "manifest hash = history.db hash")
+    check(show.get("candidate", {}).get("source") == cu, "NAME.cu = the candidate's source")
+    arch = os.path.join(wd, "archive")
+    p = subprocess.run(["git", "-C", arch, "show", m["archive"]["commit"] + ":kernel.cu"], capture_output=True,
+                       text=True)
+    check(p.returncode == 0 and p.stdout == cu, "the archive commit holds NAME.cu")
+    tags = subprocess.run(["git", "-C", arch, "tag", "-l", "promoted/*", "--points-at", m["archive"]["commit"]],
+                          capture_output=True, text=True).stdout.split()
+    check(set(m["archive"]["tags"]) <= set(tags) and m["archive"]["tags"], "tags point at the commit: %s" % tags)
+    for fname, meta in m["files"].items():
+        with open(os.path.join(out_dir, fname), "rb") as f:
+            data = f.read()
+        import hashlib
+        check(hashlib.sha256(data).hexdigest() == meta["sha256"] and len(data) == meta["bytes"], "sha256 " + fname)
+    v = m["verification"]["promote"]
+    check(v["pass"] is True and len(v["seeds"]) >= 3, "fresh verification recorded")
+    check(set(v["seeds"]).isdisjoint({str(s) for s in (m["verification"]["recorded"]["seeds"] or [])}),
+          "fresh seeds differ from the recorded ones")
+    check({"bounds", "initcheck", "race", "values"} <= set(v["checks_run"]), "every emulator check ran")
+    for k in ("toolkit", "date", "archs", "timing", "run"):
+        check(k in m, "manifest has " + k)
+    with open(os.path.join(out_dir, name + ".fatbin"), "rb") as f:
+        check(f.read(4) == b"\x50\xed\x55\xba", "fatbin magic")
+
+
+def fake_checks(wd, ids, tmp):
+    out = os.path.join(tmp, "kernels")
+    m = kiln_json(wd, "promote", "adamw", "--to", out, "--arch", "sm_80,sm_90")
+    if not m:
+        return
+    check(m["candidate"]["id"] == ids["winner"], "default: the fastest best")
+    check(m["archive"]["branch"] == "adamw/sm_90", "a best's commit is on its branch")
+    check(m["archive"]["tags"] == ["promoted/adamw/sm_80/v1", "promoted/adamw/sm_90/v1"], "one tag per arch")
+    check(m["archs"] == ["sm_80", "sm_90"], "archs")
+    manifest_checks(wd, out, "adamw", m)
+    with open(os.path.join(out, "adamw.json")) as f:
+        check(json.load(f)["archive"]["commit"] == m["archive"]["commit"], "manifest file = printed manifest")
+    if shutil.which("gcc") and os.path.exists(os.path.join(STUB, "libcuda.so")):
+        build(tmp, out, "adamw", LINK_MAIN % {"name": "adamw", "args": ADAMW_ARGS % "1000"}, ["-L" + STUB, "-lcuda"])
+        got = build(tmp, out, "adamw", FAKE_MAIN % {"name": "adamw", "args_n": ADAMW_ARGS % "n"}, [], run=True)
+        check(got is not None and "adamw_step 1000 grid 1 1 1 block 512 1 1 shared 0 lr 0.001 n 1000" in got,
+              "launch dims for n=1000 (BLOCK=512, ITEMS=4): %r" % got)
+        check(got is not None and "268435456 grid 131072 1 1 block 512 1 1" in got, "launch dims for n=2^28")
+    else:
+        print("note: gcc or the libcuda stub missing; header build not checked")
+
+    # a record that says passed, a kernel that does not: refused, nothing written
+    bad = os.path.join(tmp, "bad")
+    p = kiln(wd, "promote", "adamw", ids["bogus"], "--to", bad, rc=1)
+    check("fails re-verification" in p.stderr and not os.path.exists(bad), "a failing kernel is refused")
+    p = kiln(wd, "promote", "adamw", ids["compile_error"], "--to", bad, rc=1)
+    check("did not pass" in p.stderr and not os.path.exists(bad), "a candidate that never passed is refused")
+    p = kiln(wd, "promote", "lion", ids["winner"], "--to", bad, rc=3)
+    check("belongs to target adamw" in p.stderr, "wrong target refused")
+    kiln(wd, "promote", "adamw", rc=2)
+    kiln(wd, "promote", "adamw", "--to", bad, "--arch", "90", rc=2)
+
+    # a passing candidate that never was a best: a detached commit, the next tag number
+    out2 = os.path.join(tmp, "k2")
+    m2 = kiln_json(wd, "promote", "adamw", ids["passed_not_best"], "--to", out2, "--name", "adamw_alt")
+    if m2:
+        check(m2["archive"]["branch"] is None and m2["archive"]["tags"] == ["promoted/adamw/sm_90/v2"], "detached")
+        manifest_checks(wd, out2, "adamw_alt", m2)
+        tip = subprocess.run(["git", "-C", os.path.join(wd, "archive"), "rev-parse", "adamw/sm_90"],
+                             capture_output=True, text=True).stdout.strip()
+        check(tip == m["archive"]["commit"], "the branch tip did not move")
+
+
+def real_checks(wd, tmp):
+    runs = kiln_json(wd, "runs") or []
+    best = [r for r in runs if r.get("best_candidate")]
+    if not best:
+        print("note: no run with a best candidate; nothing to promote")
+        return
+    target = best[0]["target"]
+    out = os.path.join(tmp, "kernels")
+    m = kiln_json(wd, "promote", target, "--to", out)
+    if m:
+        manifest_checks(wd, out, target, m)
+
+
+def main():
+    wd, ids, tmp = workdir()
+    own = None
+    if ids is None:  # a real history: work on a copy, promote tags the archive
+        own = tempfile.mkdtemp(prefix="kiln-promote-")
+        shutil.copytree(wd, os.path.join(own, "wd"), ignore=shutil.ignore_patterns("cache"))
+        wd, tmp = os.path.join(own, "wd"), own
+    try:
+        if ids:
+            fake_checks(wd, ids, tmp)
+        else:
+            real_checks(wd, tmp)
+    finally:
+        cleanup(tmp)
+    finish()
+
+
+main()

@@ -1,0 +1,205 @@
+/* GPU suite: the cuda backend (profile/device_cuda.c) and measured timing on a real
+ * device. Exits 77 (skipped) when no driver or GPU is usable. Covers device properties,
+ * memory round trips (with poison tails), verification of a seed on the GPU, measured
+ * timing (reps, median/min/spread, roofline in (0, 1]), a measured ordering (coalesced
+ * beats strided), "auto" picking the GPU, and a faulting kernel poisoning the context
+ * with a clear error afterwards (last, since the context is then unusable). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "profile/profile.h"
+#include "tests/gpu_lion_kernels.h"
+
+static kiln_device *dev;
+static kiln_target *lion;
+
+static const char strided_cu[] = LION_STRIDED_CU;
+static const char strided_json[] = LION_STRIDED_JSON;
+
+static const char null_cu[] = "extern \"C\" __global__ void k" LION_PARAMS
+	"{ if (threadIdx.x == 0) *(volatile float *)(p + (1ll << 40)) = 1.0f; }\n";
+static const char null_json[] = "{\"launches\": [{\"kernel\": \"k\", \"grid\": [1], \"block\": [32], " LION_ARGS "}]}";
+
+static int setup(void **state)
+{
+	(void)state;
+	if (kiln_device_open(&dev, "cuda", NULL) || kiln_target_find(&lion, "lion", NULL)) {
+		fprintf(stderr, "setup: %s\n", kiln_error_last());
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	kiln_device_free(dev);
+	kiln_target_free(lion);
+	return 0;
+}
+
+static void test_gpu__device_properties(void **state)
+{
+	(void)state;
+	const kiln_device_info *in = kiln_device_info_get(dev);
+	printf("# %s %s, %u SMs, L2 %llu B, %.0f GB/s peak, smem/SM %u, driver %d\n", in->name, in->arch, in->sm_count,
+	       (unsigned long long)in->l2_bytes, in->peak_bw_gbs, in->smem_per_sm, in->driver_version);
+	assert_int_equal(in->kind, KILN_DEVICE_CUDA);
+	assert_false(in->modeled);
+	assert_int_equal(strncmp(in->arch, "sm_", 3), 0);
+	assert_true(in->sm_count > 0 && in->l2_bytes > 0 && in->total_mem > 0);
+	assert_true(in->peak_bw_gbs > 100);
+	assert_true(in->max_shared_per_block >= 48 * 1024);
+}
+
+static void test_gpu__memory_round_trip_and_poison(void **state)
+{
+	(void)state;
+	uint64_t a = 0;
+	uint8_t w[7] = {1, 2, 3, 4, 5, 6, 7}, r[7] = {0};
+	assert_int_equal(kiln_device_alloc(dev, &a, sizeof(w)), 0);
+	assert_int_equal(kiln_device_write(dev, a, w, sizeof(w)), 0);
+	assert_int_equal(kiln_device_read(dev, r, a, sizeof(r)), 0);
+	assert_memory_equal(w, r, sizeof(w));
+	assert_int_equal(kiln_device_poison(dev, a, sizeof(w), 0xdeadbeefu), 0);
+	assert_int_equal(kiln_device_read(dev, r, a, sizeof(r)), 0);
+	const uint8_t want[7] = {0xef, 0xbe, 0xad, 0xde, 0xef, 0xbe, 0xad};
+	assert_memory_equal(r, want, sizeof(want));
+	assert_int_equal(kiln_device_mem_free(dev, a), 0);
+}
+
+/* (the probe itself ran in main, before this process touched CUDA: a probe after cuInit
+ * would fork a child that cannot use CUDA) */
+static void test_gpu__auto_picks_the_gpu(void **state)
+{
+	(void)state;
+	kiln_device *d2 = NULL;
+	assert_int_equal(kiln_device_open(&d2, "auto", NULL), 0);
+	assert_int_equal(kiln_device_info_get(d2)->kind, KILN_DEVICE_CUDA);
+	assert_string_equal(kiln_device_info_get(d2)->note, "");
+	kiln_device_free(d2);
+}
+
+static kiln_err load(const char *path, char **src)
+{
+	size_t len;
+	return kiln_file_read(src, &len, path, 0);
+}
+
+static void test_gpu__verify_seed_on_gpu(void **state)
+{
+	(void)state;
+	char *src = NULL;
+	kiln_plan *plan = NULL;
+	assert_int_equal(load(lion->seed_path, &src), 0);
+	assert_int_equal(kiln_plan_load(&plan, lion->launch_path, lion), 0);
+	kiln_verify_options vo = {0};
+	vo.target = lion;
+	vo.source = src;
+	vo.plan = plan;
+	vo.device = dev;
+	kiln_verdict v;
+	assert_int_equal(kiln_verify(&v, &vo), 0);
+	if (!v.pass)
+		fail_msg("seed failed on the GPU: [%s] %s", v.check, v.message);
+	kiln_plan_free(plan);
+	free(src);
+}
+
+static kiln_timing measure(const char *src, const char *plan_json)
+{
+	kiln_plan *plan = NULL;
+	kiln_timing tm;
+	assert_int_equal(kiln_plan_parse(&plan, plan_json, strlen(plan_json), lion, "test plan"), 0);
+	kiln_time_options o = {0};
+	o.target = lion;
+	o.source = src;
+	o.plan = plan;
+	o.device = dev;
+	o.seed = 3;
+	o.max_seconds = 2;
+	if (kiln_time(&tm, &o))
+		fail_msg("kiln_time: %s", kiln_error_last());
+	kiln_plan_free(plan);
+	return tm;
+}
+
+static void test_gpu__measured_timing(void **state)
+{
+	(void)state;
+	char *src = NULL, *plan = NULL;
+	assert_int_equal(load(lion->seed_path, &src), 0);
+	assert_int_equal(load(lion->launch_path, &plan), 0);
+	kiln_timing tm = measure(src, plan);
+	printf("# lion seed: %.2f us median, %.2f min, spread %.3f, %lld reps (%s), %.0f GB/s, roofline %.3f\n", tm.time_us,
+	       tm.min_us, tm.spread, (long long)tm.reps, tm.cupti ? "CUPTI" : "events", tm.bandwidth_gbs, tm.roofline);
+	assert_false(tm.modeled);
+	assert_true(tm.reps >= 10);
+	assert_true(tm.time_us > 0 && tm.min_us > 0 && tm.min_us <= tm.time_us);
+	assert_true(tm.spread >= 0);
+	assert_true(tm.roofline > 0 && tm.roofline <= 1);
+	cJSON *s = cJSON_Parse(tm.samples_json);
+	assert_true(cJSON_IsArray(s));
+	assert_int_equal(cJSON_GetArraySize(s), (int)tm.reps);
+	cJSON_Delete(s);
+	char *j = kiln_timing_to_json(&tm);
+	assert_non_null(j);
+	assert_non_null(strstr(j, "\"label\":\"measured\""));
+	free(j);
+	/* measured ordering: a strided access pattern is slower than the coalesced seed */
+	kiln_timing st = measure(strided_cu, strided_json);
+	printf("# strided: %.2f us\n", st.time_us);
+	assert_true(st.time_us > 1.2 * tm.time_us);
+	kiln_timing_free(&st);
+	kiln_timing_free(&tm);
+	free(src);
+	free(plan);
+}
+
+/* Last: a fault leaves the context unusable, and kiln says so instead of crashing. */
+static void test_gpu__fault_poisons_the_context(void **state)
+{
+	(void)state;
+	kiln_plan *plan = NULL;
+	assert_int_equal(kiln_plan_parse(&plan, null_json, strlen(null_json), lion, "test plan"), 0);
+	kiln_verify_options vo = {0};
+	vo.target = lion;
+	vo.source = null_cu;
+	vo.plan = plan;
+	vo.device = dev;
+	kiln_verdict v;
+	kiln_err e = kiln_verify(&v, &vo);
+	assert_true(e != 0 || !v.pass);
+	if (!e)
+		printf("# fault verdict: [%s] %s\n", v.check, v.message);
+	uint64_t a = 0;
+	assert_int_equal(kiln_device_alloc(dev, &a, 64), KILN_EDEVICE);
+	assert_non_null(strstr(kiln_error_last(), "fresh process"));
+	kiln_plan_free(plan);
+}
+
+int main(void)
+{
+	char why[240];
+	if (!kiln_device_cuda_probe(why, sizeof(why))) {
+		printf("skipped: %s\n", why);
+		return 77;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_gpu__device_properties),
+		cmocka_unit_test(test_gpu__memory_round_trip_and_poison),
+		cmocka_unit_test(test_gpu__auto_picks_the_gpu),
+		cmocka_unit_test(test_gpu__verify_seed_on_gpu),
+		cmocka_unit_test(test_gpu__measured_timing),
+		cmocka_unit_test(test_gpu__fault_poisons_the_context),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

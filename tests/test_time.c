@@ -1,0 +1,435 @@
+/* Unit tests for timing (profile/time.c) on the emulator: real kernels for the lion
+ * target compiled with NVRTC, verified and modeled. Orderings every GPU engineer expects
+ * on a memory-bound kernel (float4 < scalar coalesced < strided; a grid too small for
+ * the GPU is slower; bank conflicts cost; two launches cost more than one fused; more
+ * bytes take longer), determinism bit for bit, the extrapolation to the bench size, every
+ * seed's roofline fraction in (0, 1], and that a kernel misbehaving on a later launch is
+ * refused rather than timed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "profile/profile.h"
+#include "tests/gpu_lion_kernels.h"
+
+static kiln_target *lion;
+static kiln_device *dev;
+
+static const char scalar_cu[] = LION_BODY
+	"extern \"C\" __global__ void k" LION_PARAMS
+	"{ long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n) LION(i) }\n";
+static const char scalar_json[] = "{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"ceil_div(n, 256)\"], \"block\": [256], " LION_ARGS "}]}";
+
+static const char vec4_cu[] = LION_BODY
+	"extern \"C\" __global__ void k" LION_PARAMS
+	"{ long long i = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 4;"
+	"  if (i + 3 < n) {"
+	"    float4 pv = *(const float4 *)(p + i), gv = *(const float4 *)(g + i), mv = *(const float4 *)(m + i);"
+	"    float pa[4] = {pv.x, pv.y, pv.z, pv.w}, ga[4] = {gv.x, gv.y, gv.z, gv.w}, ma[4] = {mv.x, mv.y, mv.z, mv.w};"
+	"    for (int k = 0; k < 4; k++) { const float gi = ga[k], mi = ma[k];"
+	"      const float c = beta1 * mi + (1.0f - beta1) * gi;"
+	"      const float s = c > 0.0f ? 1.0f : (c < 0.0f ? -1.0f : 0.0f);"
+	"      pa[k] = pa[k] * (1.0f - lr * weight_decay) - lr * s; ma[k] = beta2 * mi + (1.0f - beta2) * gi; }"
+	"    *(float4 *)(p + i) = make_float4(pa[0], pa[1], pa[2], pa[3]);"
+	"    *(float4 *)(m + i) = make_float4(ma[0], ma[1], ma[2], ma[3]);"
+	"  } else { for (long long j = i; j < n; j++) LION(j) } }\n";
+static const char vec4_json[] = "{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"ceil_div(n, 1024)\"], \"block\": [256], " LION_ARGS "}]}";
+
+static const char strided_cu[] = LION_STRIDED_CU;
+static const char strided_json[] = LION_STRIDED_JSON;
+
+static const char gridstride_cu[] = LION_BODY
+	"extern \"C\" __global__ void k" LION_PARAMS
+	"{ for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;"
+	"       i += (long long)gridDim.x * blockDim.x) LION(i) }\n";
+static const char small_grid_json[] = "{\"launches\": [{\"kernel\": \"k\", \"grid\": [4], \"block\": [256], " LION_ARGS "}]}";
+static const char full_grid_json[] = "{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"sm_count * 8\"], \"block\": [256], " LION_ARGS "}]}";
+
+/* g staged through shared memory at sh[t * STRIDE]: STRIDE 32 puts a warp on one bank */
+#define SHARED_CU(stride)                                                                  \
+	LION_BODY "extern \"C\" __global__ void k" LION_PARAMS                               \
+	"{ __shared__ float sh[256 * 32]; const int t = threadIdx.x;"                        \
+	"  long long i = (long long)blockIdx.x * blockDim.x + t;"                            \
+	"  if (i < n) sh[t * " #stride "] = g[i]; __syncthreads();"                          \
+	"  if (i < n) { const float gi = sh[t * " #stride "], mi = m[i];"                    \
+	"    const float c = beta1 * mi + (1.0f - beta1) * gi;"                               \
+	"    const float s = c > 0.0f ? 1.0f : (c < 0.0f ? -1.0f : 0.0f);"                   \
+	"    p[i] = p[i] * (1.0f - lr * weight_decay) - lr * s;"                             \
+	"    m[i] = beta2 * mi + (1.0f - beta2) * gi; } }\n"
+static const char conflict_cu[] = SHARED_CU(32);
+static const char no_conflict_cu[] = SHARED_CU(1);
+
+/* the same elements in two launches: [0, n/2) then [n/2, n) */
+static const char split_cu[] = LION_BODY
+	"extern \"C\" __global__ void lo" LION_PARAMS
+	"{ long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n / 2) LION(i) }\n"
+	"extern \"C\" __global__ void hi" LION_PARAMS
+	"{ long long i = n / 2 + (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n) LION(i) }\n";
+static const char split_json[] = "{\"launches\": ["
+	"{\"kernel\": \"lo\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "},"
+	"{\"kernel\": \"hi\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "}]}";
+
+/* right on its first launch, does nothing afterwards: the block that finishes last (in
+ * any block order) sets the flag */
+static const char first_only_cu[] = LION_BODY
+	"__device__ int done_once; __device__ unsigned int finished;\n"
+	"extern \"C\" __global__ void k" LION_PARAMS
+	"{ if (done_once) return; long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;"
+	"  if (i < n) LION(i)"
+	"  __syncthreads();"
+	"  if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) done_once = 1; }\n";
+
+static int setup(void **state)
+{
+	(void)state;
+	if (kiln_target_find(&lion, "lion", NULL) || kiln_device_open(&dev, "emu", NULL)) {
+		fprintf(stderr, "setup: %s\n", kiln_error_last());
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	kiln_device_free(dev);
+	kiln_target_free(lion);
+	return 0;
+}
+
+/* Times src/plan on target t (bench size index bs); fails the test on an error. */
+static kiln_timing time_on(const kiln_target *t, const char *src, const char *plan_json, size_t bs)
+{
+	kiln_plan *plan = NULL;
+	kiln_timing tm;
+	if (kiln_plan_parse(&plan, plan_json, strlen(plan_json), t, "test plan"))
+		fail_msg("plan: %s", kiln_error_last());
+	kiln_time_options o = {0};
+	o.target = t;
+	o.source = src;
+	o.plan = plan;
+	o.device = dev;
+	o.seed = 7;
+	o.bench_size = bs;
+	kiln_err e = kiln_time(&tm, &o);
+	kiln_plan_free(plan);
+	if (e)
+		fail_msg("kiln_time: %s", kiln_error_last());
+	assert_true(tm.modeled);
+	assert_true(tm.time_us > 0);
+	return tm;
+}
+
+static double time_lion(const char *src, const char *plan_json)
+{
+	kiln_timing tm = time_on(lion, src, plan_json, 0);
+	double us = tm.time_us;
+	kiln_timing_free(&tm);
+	return us;
+}
+
+static void test_time__float4_scalar_strided_order(void **state)
+{
+	(void)state;
+	double v4 = time_lion(vec4_cu, vec4_json), s = time_lion(scalar_cu, scalar_json),
+	       st = time_lion(strided_cu, strided_json);
+	printf("# float4 %.2f us, scalar %.2f us, strided %.2f us\n", v4, s, st);
+	/* beyond the model's 1% tie band, so a search would rank them */
+	assert_true(v4 * 1.01 < s);
+	assert_true(s * 1.01 < st);
+}
+
+static void test_time__small_grid_is_slower(void **state)
+{
+	(void)state;
+	double small = time_lion(gridstride_cu, small_grid_json), full = time_lion(gridstride_cu, full_grid_json);
+	printf("# grid 4: %.2f us, grid 8*sm_count: %.2f us\n", small, full);
+	assert_true(small > 2 * full);
+}
+
+static void test_time__bank_conflicts_cost(void **state)
+{
+	(void)state;
+	double bad = time_lion(conflict_cu, scalar_json), good = time_lion(no_conflict_cu, scalar_json);
+	printf("# 32-way conflicts %.2f us, none %.2f us\n", bad, good);
+	assert_true(bad > 1.01 * good);
+}
+
+static void test_time__two_launches_cost_more_than_fused(void **state)
+{
+	(void)state;
+	double two = time_lion(split_cu, split_json), one = time_lion(scalar_cu, scalar_json);
+	printf("# two launches %.2f us, fused %.2f us\n", two, one);
+	assert_true(two > 1.01 * one);
+}
+
+static void test_time__more_bytes_more_time(void **state)
+{
+	(void)state;
+	kiln_timing a = time_on(lion, scalar_cu, scalar_json, 0), b = time_on(lion, scalar_cu, scalar_json, 1);
+	assert_true(b.traffic_bytes > a.traffic_bytes);
+	assert_true(b.time_us > a.time_us);
+	/* 16x the bytes of a DRAM-bound kernel: close to 16x the time */
+	double ratio = b.time_us / a.time_us;
+	assert_true(ratio > 10 && ratio < 17);
+	kiln_timing_free(&a);
+	kiln_timing_free(&b);
+}
+
+static void test_time__deterministic(void **state)
+{
+	(void)state;
+	kiln_timing a = time_on(lion, scalar_cu, scalar_json, 0), b = time_on(lion, scalar_cu, scalar_json, 0);
+	assert_memory_equal(&a.time_us, &b.time_us, sizeof(double));
+	assert_memory_equal(&a.roofline, &b.roofline, sizeof(double));
+	assert_string_equal(a.counters_json, b.counters_json);
+	char *ja = kiln_timing_to_json(&a), *jb = kiln_timing_to_json(&b);
+	assert_non_null(ja);
+	assert_string_equal(ja, jb);
+	assert_non_null(strstr(ja, "\"modeled\":true"));
+	free(ja);
+	free(jb);
+	kiln_timing_free(&a);
+	kiln_timing_free(&b);
+}
+
+static double at_bench(const cJSON *launch, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(launch, "at_bench"), name);
+	assert_true(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+/* Counters measured at n = 1000 and 65539 predict n = 16777216: one load request per
+ * warp and array (p, g, m), 4 sectors each, and the exact warp count. */
+static void test_time__extrapolates_to_bench_size(void **state)
+{
+	(void)state;
+	kiln_timing tm = time_on(lion, scalar_cu, scalar_json, 0);
+	cJSON *j = cJSON_Parse(tm.counters_json);
+	assert_non_null(j);
+	const cJSON *l = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "launches"), 0);
+	assert_non_null(l);
+	double n = 16777216.0, warps = n / 32;
+	assert_true(at_bench(l, "warps") == warps);
+	double req = at_bench(l, "gld_requests"), sec = at_bench(l, "gld_sectors");
+	assert_true(req > 3 * warps * 0.995 && req < 3 * warps * 1.005);
+	assert_true(sec > 4 * req * 0.99 && sec < 4 * req * 1.01);
+	assert_true(at_bench(l, "dram_sectors") > 12 * n / 32 * 0.99);
+	assert_true(tm.traffic_bytes == 20 * n);
+	cJSON_Delete(j);
+	kiln_timing_free(&tm);
+}
+
+static void test_time__every_seed_roofline_in_0_1(void **state)
+{
+	(void)state;
+	char **names = NULL;
+	size_t n = 0;
+	assert_int_equal(kiln_targets_list(&names, &n, NULL), 0);
+	assert_true(n >= 9);
+	for (size_t i = 0; i < n; i++) {
+		kiln_target *t = NULL;
+		char *src = NULL, *plan = NULL;
+		size_t len = 0, plen = 0;
+		assert_int_equal(kiln_target_find(&t, names[i], NULL), 0);
+		assert_int_equal(kiln_file_read(&src, &len, t->seed_path, 0), 0);
+		assert_int_equal(kiln_file_read(&plan, &plen, t->launch_path, 0), 0);
+		kiln_timing tm = time_on(t, src, plan, 0);
+		printf("# %-18s %10.2f us modeled, roofline %.3f (%s)\n", t->name, tm.time_us, tm.roofline, tm.bound);
+		assert_true(tm.roofline > 0 && tm.roofline <= 1);
+		assert_true(tm.bandwidth_gbs > 0);
+		kiln_timing_free(&tm);
+		free(src);
+		free(plan);
+		kiln_target_free(t);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void test_time__refuses_kernel_wrong_on_later_launch(void **state)
+{
+	(void)state;
+	kiln_plan *plan = NULL;
+	assert_int_equal(kiln_plan_parse(&plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
+	kiln_time_options o = {0};
+	o.target = lion;
+	o.source = first_only_cu;
+	o.plan = plan;
+	o.device = dev;
+	o.seed = 7;
+	kiln_timing tm;
+	/* it passes a plain verification (one launch per input set on a fresh module)... */
+	kiln_verify_options vo = {0};
+	vo.target = lion;
+	vo.source = first_only_cu;
+	vo.plan = plan;
+	vo.device = dev;
+	vo.nseeds = 1;
+	size_t one_size = 3;
+	vo.sizes = &one_size;
+	vo.nsizes = 1;
+	kiln_verdict v;
+	assert_int_equal(kiln_verify(&v, &vo), 0);
+	assert_true(v.pass);
+	/* ...but the timing runs check every run, so it is refused, not timed doing nothing */
+	assert_int_equal(kiln_time(&tm, &o), KILN_EVERIFY);
+	assert_non_null(strstr(kiln_error_last(), "not timed"));
+	kiln_timing_free(&tm);
+	/* bad options and an unknown GPU spec are errors, not crashes */
+	o.source = scalar_cu;
+	o.gpu = "rtx9999";
+	assert_int_equal(kiln_time(&tm, &o), KILN_EINVAL);
+	o.gpu = NULL;
+	o.bench_size = 9;
+	assert_int_equal(kiln_time(&tm, &o), KILN_EINVAL);
+	kiln_plan_free(plan);
+}
+
+static void test_time__other_gpu_spec(void **state)
+{
+	(void)state;
+	kiln_plan *plan = NULL;
+	assert_int_equal(kiln_plan_parse(&plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
+	kiln_time_options o = {0};
+	o.target = lion;
+	o.source = scalar_cu;
+	o.plan = plan;
+	o.device = dev;
+	o.seed = 7;
+	kiln_timing h100, a100;
+	assert_int_equal(kiln_time(&h100, &o), 0);
+	o.gpu = "a100_sxm";
+	assert_int_equal(kiln_time(&a100, &o), 0);
+	/* 3.35 vs 2.04 TB/s on a DRAM-bound kernel */
+	assert_true(a100.time_us > 1.3 * h100.time_us);
+	assert_non_null(strstr(a100.device, "A100"));
+	kiln_timing_free(&h100);
+	kiln_timing_free(&a100);
+	kiln_plan_free(plan);
+}
+
+/* The cuda backend and measured timing against tests/gpu_fake_libcuda.c (no GPU needed):
+ * properties, memory with poison tails, the PTX fallback for parameter sizes, the timing
+ * loop on CUDA events, and a fault leaving the context unusable. Last: the fake driver
+ * stays loaded in this process. */
+static void test_time__cuda_backend_on_a_fake_driver(void **state)
+{
+	(void)state;
+	const char *root = getenv("KILN_BUILD_ROOT");
+	char lib[1024];
+	snprintf(lib, sizeof(lib), "%s/tests/libcuda.so.1", root ? root : ".");
+	if (!root || !kiln_path_exists(lib))
+		skip();
+	setenv("KILN_LIBCUDA", lib, 1);
+	setenv("KILN_NO_CUPTI", "1", 1);
+	char why[240];
+	assert_true(kiln_device_cuda_probe(why, sizeof(why))); /* in a child: this process stays clean */
+	assert_non_null(strstr(why, "Fake H100"));
+	kiln_device *cd = NULL;
+	assert_int_equal(kiln_device_open(&cd, "cuda", NULL), 0);
+	const kiln_device_info *in = kiln_device_info_get(cd);
+	assert_int_equal(in->kind, KILN_DEVICE_CUDA);
+	assert_false(in->modeled);
+	assert_string_equal(in->arch, "sm_90");
+	assert_int_equal(in->sm_count, 132);
+	assert_true(in->peak_bw_gbs > 3352 && in->peak_bw_gbs < 3353); /* 2 x 2619 MHz x 640 B */
+	uint64_t a = 0;
+	uint8_t r[7];
+	const uint8_t want[7] = {0xef, 0xbe, 0xad, 0xde, 0xef, 0xbe, 0xad};
+	assert_int_equal(kiln_device_alloc(cd, &a, 7), 0);
+	assert_int_equal(kiln_device_poison(cd, a, 7, 0xdeadbeefu), 0);
+	assert_int_equal(kiln_device_read(cd, r, a, 7), 0);
+	assert_memory_equal(r, want, 7);
+	assert_int_equal(kiln_device_mem_free(cd, a), 0);
+
+	/* measured timing: the fake's events say 10 us per plan, every rep */
+	kiln_target *t = NULL;
+	char *src = NULL, *pj = NULL;
+	size_t len;
+	kiln_plan *plan = NULL;
+	assert_int_equal(kiln_target_find(&t, "ratio_token", NULL), 0);
+	assert_int_equal(kiln_file_read(&src, &len, t->seed_path, 0), 0);
+	assert_int_equal(kiln_file_read(&pj, &len, t->launch_path, 0), 0);
+	assert_int_equal(kiln_plan_parse(&plan, pj, strlen(pj), t, "seed plan"), 0);
+	kiln_time_options o = {0};
+	o.target = t;
+	o.source = src;
+	o.plan = plan;
+	o.device = cd;
+	o.seed = 1;
+	kiln_timing tm;
+	setenv("FAKE_CUDA_RATIO_TOKEN", "1", 1); /* the fake computes the target on the host */
+	if (kiln_time(&tm, &o))
+		fail_msg("kiln_time on the fake driver: %s", kiln_error_last());
+	assert_false(tm.modeled);
+	assert_false(tm.cupti);
+	assert_int_equal(tm.reps, 10); /* identical samples: the median's error is 0 after the first batch */
+	assert_true(tm.time_us > 9.99 && tm.time_us < 10.01 && tm.spread == 0);
+	assert_true(tm.roofline > 0 && fabs(tm.roofline - tm.traffic_bytes / 10.0 / 1e3 / in->peak_bw_gbs) < 1e-3);
+	char *j = kiln_timing_to_json(&tm);
+	assert_non_null(strstr(j, "\"label\":\"measured\""));
+	assert_non_null(strstr(j, "\"source\":\"cuda-events\""));
+	assert_non_null(strstr(j, "Fake H100"));
+	free(j);
+	kiln_timing_free(&tm);
+	/* a kernel that stops working once timed: verification with the timed module refuses it */
+	setenv("FAKE_CUDA_STOP_AFTER", "1", 1);
+	assert_int_equal(kiln_time(&tm, &o), KILN_EVERIFY);
+	assert_non_null(strstr(kiln_error_last(), "after the timed reps"));
+	kiln_timing_free(&tm);
+	unsetenv("FAKE_CUDA_STOP_AFTER");
+	unsetenv("FAKE_CUDA_RATIO_TOKEN");
+
+	/* verification on the device: the fake now runs no kernel, so the outputs stay poisoned */
+	kiln_verify_options vo = {0};
+	vo.target = t;
+	vo.source = src;
+	vo.plan = plan;
+	vo.device = cd;
+	kiln_verdict v;
+	assert_int_equal(kiln_verify(&v, &vo), 0);
+	assert_false(v.pass);
+	/* a fault: reported as bounds, then the context refuses work with a clear line */
+	setenv("FAKE_CUDA_FAULT", "1", 1);
+	assert_int_equal(kiln_verify(&v, &vo), 0);
+	unsetenv("FAKE_CUDA_FAULT");
+	assert_false(v.pass);
+	assert_string_equal(v.check, "bounds");
+	assert_int_equal(kiln_device_alloc(cd, &a, 64), KILN_EDEVICE);
+	assert_non_null(strstr(kiln_error_last(), "fresh process"));
+	kiln_plan_free(plan);
+	free(src);
+	free(pj);
+	kiln_target_free(t);
+	kiln_device_free(cd);
+	unsetenv("KILN_LIBCUDA");
+	unsetenv("KILN_NO_CUPTI");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_time__float4_scalar_strided_order),
+		cmocka_unit_test(test_time__small_grid_is_slower),
+		cmocka_unit_test(test_time__bank_conflicts_cost),
+		cmocka_unit_test(test_time__two_launches_cost_more_than_fused),
+		cmocka_unit_test(test_time__more_bytes_more_time),
+		cmocka_unit_test(test_time__deterministic),
+		cmocka_unit_test(test_time__extrapolates_to_bench_size),
+		cmocka_unit_test(test_time__every_seed_roofline_in_0_1),
+		cmocka_unit_test(test_time__refuses_kernel_wrong_on_later_launch),
+		cmocka_unit_test(test_time__other_gpu_spec),
+		cmocka_unit_test(test_time__cuda_backend_on_a_fake_driver),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
