@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer harness of tests/fuzz under ASan+UBSan for ${FUZZ_SECONDS:-60}
-# seconds each, starting from its corpus tests/fuzz/corpus_<name>/ (copied: the repository
+# Runs every libFuzzer harness of tests/fuzz under ASan+UBSan — the PTX parser for
+# ${FUZZ_SECONDS:-60} seconds, the others for ${FUZZ_SECONDS_EACH:-20} seconds each — starting from its corpus tests/fuzz/corpus_<name>/ (copied: the repository
 # corpus only grows by hand): ptx (the emulator's parser + a short run), editscript (the
 # world model's edit scripts), target (target.json), launch (launch.json), expr (the
 # expression evaluator), reply (the LLM reply parser), sse (the LLM client's event-stream
@@ -42,8 +42,10 @@ for h in $only; do
 	target | launch) extra=(-max_len=16384) ;;
 	reply) extra=(-max_len=65536) ;;
 	esac
+	t=$secs
+	[ "$h" = ptx ] || t=${FUZZ_SECONDS_EACH:-20}
 	set +e
-	"$build/tests/fuzz/fuzz_$h" "$work/$h" -max_total_time="$secs" -timeout=10 "${extra[@]}" \
+	"$build/tests/fuzz/fuzz_$h" "$work/$h" -max_total_time="$t" -timeout=10 "${extra[@]}" \
 		-rss_limit_mb=2048 -artifact_prefix="$art/${h}-" -print_final_stats=1 2>"$build/fuzz_$h.log"
 	rc=$?
 	set -e
@@ -57,4 +59,4 @@ if [ -n "$failed" ]; then
 	echo "integ_fuzz: FAILED:$failed; artifacts in $art, logs $build/fuzz_<name>.log" >&2
 	exit 1
 fi
-echo "integ_fuzz: clean after ${secs}s each ($only)"
+echo "integ_fuzz: clean ($only; ptx ${secs}s, the others ${FUZZ_SECONDS_EACH:-20}s each)"
