@@ -28,6 +28,8 @@ typedef struct kiln_eval_job {
 	const char *arch;
 	const char *cache_dir;
 	size_t nseeds;
+	uint64_t timing_seed;       /* the timing input set: fixed for a run, so candidates are
+				     * compared on the same inputs (masks move modeled times) */
 	double timeout_s;
 } kiln_eval_job;
 

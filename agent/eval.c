@@ -142,7 +142,7 @@ static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device
 	to.device = dev;
 	to.gpu = j->gpu;
 	to.cache_dir = j->cache_dir;
-	to.seed = v.seeds[0];
+	to.seed = j->timing_seed;
 	kiln_timing tm;
 	memset(&tm, 0, sizeof tm);
 	if ((e = kiln_time(&tm, &to))) {

@@ -164,6 +164,8 @@ int kiln_cmd_verify(int argc, char **argv)
 	if ((e = kiln_file_read(&src, &src_len, kernel, 4u << 20)) || (e = kiln_plan_load(&plan, launch, t)) ||
 	    (e = kiln_device_open(&dev, device, NULL)))
 		goto fail;
+	if (kiln_device_info_get(dev)->note[0] && !json)
+		fprintf(stderr, "kiln verify: %s\n", kiln_device_info_get(dev)->note);
 	kiln_verify_options vo = {0};
 	vo.target = t;
 	vo.source = src;
