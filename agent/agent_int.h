@@ -74,6 +74,8 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job);
 pid_t kiln_eval_precompile(const kiln_eval_job *job);
 void kiln_eval_precompile_wait(pid_t pid);
 void kiln_eval_free(kiln_eval *ev);
+/* A passing time under the physical limit (roofline > 1) becomes a failure. */
+void kiln_eval_check_physical(kiln_eval *ev);
 /* One line for prompts and logs: "compile error: ...", "failed values: ...", "3.21 us". */
 char *kiln_eval_summary(const kiln_eval *ev);
 

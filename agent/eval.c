@@ -287,13 +287,19 @@ static void take_child(kiln_eval *ev, const kiln_child_result *r, const kiln_eva
 		set_failure(ev, ev->has_verify ? "timing" : "evaluate", kiln_asprintf("%s", err));
 	else if (!complete)
 		set_failure(ev, "evaluate", kiln_asprintf("the evaluation process exited %d without a verdict", r->exit_code));
-	else if (ev->has_timing && ev->roofline > 1.0)
-		/* faster than the target's minimum traffic at peak bandwidth: a cheat or a broken
-		 * measurement, never a winner */
+	else
+		kiln_eval_check_physical(ev);
+	cJSON_Delete(o);
+}
+
+void kiln_eval_check_physical(kiln_eval *ev)
+{
+	/* faster than the target's minimum traffic at peak bandwidth: a cheat or a broken
+	 * measurement, never a winner */
+	if (ev->outcome == KILN_OUT_PASSED && ev->has_timing && ev->roofline > 1.0)
 		set_failure(ev, "physical-limit",
 			    kiln_asprintf("%.3f us is %.0f%% of the time the target's minimum traffic needs at peak bandwidth: physically impossible, so the kernel skips work the timing cannot see or the timing is wrong",
 					  ev->time_us, 100.0 / ev->roofline));
-	cJSON_Delete(o);
 }
 
 kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)

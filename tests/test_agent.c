@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/agent_int.h"
 
 static kiln_err parse(kiln_reply_parts *p, const char *text, unsigned want)
 {
@@ -150,6 +151,25 @@ static void test_agent__child_result_timeout_and_crash(void **state)
 	kiln_child_result_free(&r);
 }
 
+static void test_agent__beyond_the_physical_limit_never_wins(void **state)
+{
+	(void)state;
+	kiln_eval ev;
+	memset(&ev, 0, sizeof ev);
+	ev.outcome = KILN_OUT_PASSED;
+	ev.has_timing = true;
+	ev.time_us = 40;
+	ev.roofline = 0.97;
+	kiln_eval_check_physical(&ev);
+	assert_int_equal(ev.outcome, KILN_OUT_PASSED);
+	ev.roofline = 1.25; /* 25% faster than the bytes allow at peak bandwidth */
+	kiln_eval_check_physical(&ev);
+	assert_int_equal(ev.outcome, KILN_OUT_FAILED);
+	assert_string_equal(ev.failed_check, "physical-limit");
+	assert_non_null(strstr(ev.message, "physically impossible"));
+	kiln_eval_free(&ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_agent__reply_errors_are_explained),
 		cmocka_unit_test(test_agent__tuner_starts_at_seed_and_never_repeats),
 		cmocka_unit_test(test_agent__child_result_timeout_and_crash),
+		cmocka_unit_test(test_agent__beyond_the_physical_limit_never_wins),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
