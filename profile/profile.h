@@ -212,7 +212,9 @@ typedef struct kiln_time_options {
 	const char *gpu;               /* emu: spec name from data/gpus.json, NULL = default */
 	const char *cache_dir;         /* compile cache or NULL */
 	double max_seconds;            /* cuda time cap, 0 = default (3 s) */
-	uint64_t seed;                 /* emu input set */
+	uint64_t seed;                 /* input set (cuda: copy k draws seed + k); keep it fixed
+					* across the candidates of a target: data-dependent kernels
+					* (masks) model a few % apart on different draws */
 	size_t bench_size;             /* index into the target's bench sizes (default 0) */
 } kiln_time_options;
 

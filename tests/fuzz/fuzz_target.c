@@ -13,19 +13,27 @@
 
 #define MAX_ELEMS 4096 /* per buffer, for running the reference */
 
-static char dir[64], file[96];
+static char tmp[64], dir[80], file[96];
+
+static void cleanup(void)
+{
+	remove(file);
+	rmdir(dir);
+	rmdir(tmp);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
-	char tmpl[] = "/tmp/kiln-fuzz-target-XXXXXX";
-	if (!mkdtemp(tmpl))
+	snprintf(tmp, sizeof(tmp), "/tmp/kiln-fuzz-target-XXXXXX");
+	if (!mkdtemp(tmp))
 		abort();
-	snprintf(dir, sizeof(dir), "%s/fz", tmpl);
+	snprintf(dir, sizeof(dir), "%s/fz", tmp);
 	snprintf(file, sizeof(file), "%s/target.json", dir);
 	if (kiln_mkdir_p(dir))
 		abort();
+	atexit(cleanup);
 	return 0;
 }
 
