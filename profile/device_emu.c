@@ -96,6 +96,12 @@ kiln_err kiln_device_emu_init(kiln_device *dev, const kiln_device_options *o)
 	return 0;
 }
 
+void kiln_device_emu_budget(kiln_device *dev, uint64_t budget)
+{
+	if (dev && dev->info.kind == KILN_DEVICE_EMU)
+		kiln_emu_set_budget(dev->impl, budget);
+}
+
 void kiln_device_emu_reverse_blocks(kiln_device *dev, bool reverse)
 {
 	if (dev && dev->info.kind == KILN_DEVICE_EMU)

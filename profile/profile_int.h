@@ -52,6 +52,8 @@ struct kiln_module {
 kiln_err kiln_device_emu_init(kiln_device *dev, const kiln_device_options *o);
 /* emu: run later launches' blocks in reverse blockIdx order (verify.c); other devices: no-op. */
 void kiln_device_emu_reverse_blocks(kiln_device *dev, bool reverse);
+/* emu: the instruction budget of the following launches; 0 = the device's own. */
+void kiln_device_emu_budget(kiln_device *dev, uint64_t budget);
 /* cuda (device_cuda.c): KILN_EUNSUPPORTED with one line when no driver/GPU is usable. */
 kiln_err kiln_device_cuda_init(kiln_device *dev, const kiln_device_options *o);
 

@@ -72,6 +72,9 @@ void kiln_emu_set_regs(kiln_emu *emu, uint32_t regs_per_thread);
  * blocks depend on each other through global memory without synchronisation (block 0
  * publishes, the others read) fails here as it may on a GPU. */
 void kiln_emu_set_reverse_blocks(kiln_emu *emu, bool reverse);
+/* The instruction budget of the following launches (thread-instructions per launch);
+ * 0 restores the one from the options. */
+void kiln_emu_set_budget(kiln_emu *emu, uint64_t budget);
 
 /* ---- device memory ----
  * Addresses are distinct, 256-byte aligned and separated by unmapped gaps, so an

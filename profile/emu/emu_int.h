@@ -211,6 +211,7 @@ struct kiln_emu {
 	uint64_t launch_no;
 	uint32_t regs_hint;
 	bool reverse_blocks;  /* kiln_emu_set_reverse_blocks */
+	uint64_t budget_override; /* kiln_emu_set_budget; 0 = the options' budget */
 	emu_modvars *modvars;
 	size_t nmodvars;
 	kiln_emu_fault fault;

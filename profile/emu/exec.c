@@ -1868,7 +1868,7 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 	x.nwarps = (x.nthreads + 31) / 32;
 	x.dyn_shared = dyn_shared;
 	x.shared_size = (uint32_t)sh;
-	x.budget = o->instruction_budget;
+	x.budget = emu->budget_override ? emu->budget_override : o->instruction_budget;
 	emu->launch_no++;
 	x.clock = emu->launch_no << 32;
 	uint8_t *params = NULL;
@@ -2011,6 +2011,12 @@ void kiln_emu_set_regs(kiln_emu *emu, uint32_t regs_per_thread)
 {
 	if (emu)
 		emu->regs_hint = regs_per_thread;
+}
+
+void kiln_emu_set_budget(kiln_emu *emu, uint64_t budget)
+{
+	if (emu)
+		emu->budget_override = budget;
 }
 
 void kiln_emu_set_reverse_blocks(kiln_emu *emu, bool reverse)
