@@ -957,9 +957,12 @@ static kiln_err parse_name_operand(parser *p, tok *t, opnd *o)
 		return 0;
 	}
 	if (t->s[0] == '%') {
-		if (t->len > 4 && (memcmp(t->s, "%env", 4) == 0 || memcmp(t->s, "%pm", 3) == 0 ||
-				   memcmp(t->s, "%cluster", 8) == 0 || memcmp(t->s, "%reserved", 9) == 0))
-			return punsup(p, t->line, t->s, t->len);
+		static const char *const unsupported[] = {"%env", "%pm", "%cluster", "%reserved"};
+		for (size_t i = 0; i < KILN_ARRAY_LEN(unsupported); i++) {
+			size_t n = strlen(unsupported[i]); /* a prefix of the token, never past its end */
+			if (t->len > n && memcmp(t->s, unsupported[i], n) == 0)
+				return punsup(p, t->line, t->s, t->len);
+		}
 		return perr(p, t->line, "undeclared register '%.*s'", (int)t->len, t->s);
 	}
 	o->kind = O_NAME;
