@@ -89,6 +89,8 @@ typedef struct warp {
 	uint32_t syncwait;    /* parked lanes waiting at a warp-synchronous op for their membermask */
 	uint32_t barwait;     /* lanes waiting at a block barrier (not in parked) */
 	uint32_t forced_pc;   /* a deadlocked warp-synchronous op at this PC runs with the lanes present */
+	uint32_t wsync;       /* warp-synchronous ops executed: lanes' shared accesses between two
+			       * of them are unordered (racecheck inside a warp) */
 	uint32_t cc;          /* carry flag CC.CF per lane (add.cc / addc ...) */
 	uint32_t lpc[32];     /* PCs of parked and barrier-waiting lanes */
 	uint8_t state;
@@ -99,6 +101,7 @@ typedef struct warp {
 
 typedef struct race_ent {
 	uint32_t wepoch, repoch;
+	uint32_t wsync_w, wsync_r; /* the accessing warp's wsync at the write / first read */
 	uint32_t bepoch;      /* word entry: epoch of the last sub-word access to its bytes */
 	uint16_t wtid, rtid;
 	uint32_t wline, rline;
@@ -377,15 +380,27 @@ static inline void store_val(uint8_t *p, uint64_t v, uint32_t n) { memcpy(p, &v,
 /* racecheck. Entries per 4-byte word (x->race) for aligned word accesses, per byte
  * (x->race_b) for sub-word ones; a word whose bytes were accessed singly in this epoch
  * (bepoch) is also checked byte by byte, and a byte access checks its word's entry, so
- * two warps touching different bytes of one word never conflict. */
-static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint32_t *oline, uint32_t *otid)
+ * two warps touching different bytes of one word never conflict. Inside a warp, two lanes
+ * conflict when another instruction of the other lane touched the word with no
+ * warp-synchronous op (__syncwarp, shfl.sync, ...) between: since Volta the lanes of a
+ * warp are not in lockstep, so such an exchange works on one schedule only. */
+static bool same_warp_conflict(const warp *w, uint16_t tid, uint32_t line, uint16_t otid,
+			       uint32_t oline, uint32_t osync)
 {
-	if (e->wepoch == x->epoch && e->wtid / 32 != w->id) {
+	return otid / 32 == w->id && otid != tid && oline != line && osync == w->wsync;
+}
+
+static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint16_t tid,
+			  uint32_t line, uint32_t *oline, uint32_t *otid)
+{
+	if (e->wepoch == x->epoch &&
+	    (e->wtid / 32 != w->id || same_warp_conflict(w, tid, line, e->wtid, e->wline, e->wsync_w))) {
 		*oline = e->wline;
 		*otid = e->wtid;
 		return true;
 	}
-	if (write && e->repoch == x->epoch && (e->rmulti || e->rtid / 32 != w->id)) {
+	if (write && e->repoch == x->epoch &&
+	    (e->rmulti || e->rtid / 32 != w->id || same_warp_conflict(w, tid, line, e->rtid, e->rline, e->wsync_r))) {
 		*oline = e->rline;
 		*otid = e->rtid;
 		return true;
@@ -399,10 +414,12 @@ static void race_note(const ctx *x, race_ent *e, const warp *w, uint16_t tid, ui
 		e->wepoch = x->epoch;
 		e->wtid = tid;
 		e->wline = line;
+		e->wsync_w = w->wsync;
 	} else if (e->repoch != x->epoch) {
 		e->repoch = x->epoch;
 		e->rtid = tid;
 		e->rline = line;
+		e->wsync_r = w->wsync;
 		e->rmulti = 0;
 	} else if (e->rtid / 32 != w->id) {
 		e->rmulti = 1;
@@ -421,7 +438,7 @@ static kiln_err race_fault(ctx *x, const warp *w, int l, const emu_inst *in, uin
 	f->alloc_size = x->shared_size;
 	tid_of(x, otid, f->other_thread);
 	return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
-		     "%s of shared byte %u conflicts with thread (%u,%u,%u) at PTX line %u with no barrier between",
+		     "%s of shared byte %u conflicts with thread (%u,%u,%u) at PTX line %u with no barrier (or __syncwarp, for lanes of one warp) between",
 		     write ? "write" : "read", byte, f->other_thread[0], f->other_thread[1], f->other_thread[2], oline);
 }
 
@@ -433,11 +450,11 @@ static kiln_err race_check(ctx *x, const warp *w, int l, const emu_inst *in, uin
 	if (n >= 4 && !(off & 3) && !(n & 3)) {
 		for (uint32_t wd = off / 4; wd < (off + n) / 4; wd++) {
 			race_ent *e = &x->race[wd];
-			if (race_conflict(x, e, w, write, &oline, &otid))
+			if (race_conflict(x, e, w, write, tid, in->line, &oline, &otid))
 				return race_fault(x, w, l, in, wd * 4, n, write, oline, otid);
 			if (e->bepoch == x->epoch)
 				for (uint32_t b = wd * 4; b < wd * 4 + 4; b++)
-					if (race_conflict(x, &x->race_b[b], w, write, &oline, &otid))
+					if (race_conflict(x, &x->race_b[b], w, write, tid, in->line, &oline, &otid))
 						return race_fault(x, w, l, in, b, n, write, oline, otid);
 			race_note(x, e, w, tid, in->line, write);
 		}
@@ -445,7 +462,7 @@ static kiln_err race_check(ctx *x, const warp *w, int l, const emu_inst *in, uin
 	}
 	for (uint32_t b = off; b < off + n; b++) {
 		race_ent *e = &x->race_b[b], *we = &x->race[b / 4];
-		if (race_conflict(x, e, w, write, &oline, &otid) || race_conflict(x, we, w, write, &oline, &otid))
+		if (race_conflict(x, e, w, write, tid, in->line, &oline, &otid) || race_conflict(x, we, w, write, tid, in->line, &oline, &otid))
 			return race_fault(x, w, l, in, b, n, write, oline, otid);
 		race_note(x, e, w, tid, in->line, write);
 		we->bepoch = x->epoch;
@@ -1249,6 +1266,8 @@ static kiln_err run_warp(ctx *x, warp *w)
 			RESCHEDULE(pc, act);
 			continue;
 		}
+		if ((in->cls == CLS_SHFL && in->op != OP_ACTIVEMASK) || in->op == OP_WARPSYNC)
+			w->wsync++; /* orders the lanes' shared-memory accesses (racecheck) */
 		switch ((emu_op)in->op) {
 		case OP_NOP: case OP_WARPSYNC:
 			break;
