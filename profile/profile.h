@@ -190,6 +190,12 @@ typedef struct kiln_verdict {
 kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o);
 /* The verdict as a JSON object text (caller frees); NULL when out of memory. */
 char *kiln_verdict_to_json(const kiln_verdict *v);
+/* Judges outputs computed outside kiln_verify (cuda timing checks what its timed module
+ * computes at the bench size) by the same checks: inputs unchanged, values within the
+ * target's tolerance of the reference. got[b] holds buffer b as the device left it.
+ * Returns 0 with out->pass set either way; an error only when judging could not run. */
+kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln_inputs *in,
+			     const kiln_refdata *ref, uint8_t **got, const char *where);
 
 /* ---- timing (profile/time.c) ----
  * emu: the plan runs through kiln_verify at the target's two largest verification sizes

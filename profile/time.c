@@ -542,6 +542,52 @@ done:
 	return e;
 }
 
+/* What the timed module computes at the bench size, after all its repetitions: copy 0's
+ * inputs are uploaded again to the very addresses the reps used (out buffers poisoned),
+ * the plan runs once, and the outputs are judged against the float64 reference. A kernel
+ * that skips work it has "seen" before (a __device__ cache keyed by size or address, an
+ * early exit after N launches) is refused instead of being timed as nearly empty. */
+static kiln_err check_timed_outputs(const tctx *c, cuda_run *r)
+{
+	kiln_device *dev = c->o->device;
+	kiln_inputs *in = NULL;
+	kiln_refdata *ref = NULL;
+	uint8_t **got = NULL;
+	kiln_err e = kiln_inputs_generate(&in, c->t, &r->env, c->o->seed);
+	if (!e)
+		e = kiln_reference_run(&ref, c->t, in);
+	if (!e && !(got = kiln_calloc(in->n, sizeof(*got))))
+		e = KILN_ENOMEM;
+	for (size_t b = 0; !e && b < in->n; b++) {
+		const kiln_hostbuf *hb = &in->bufs[b];
+		if (!hb->bytes)
+			continue;
+		e = hb->spec->role == KILN_ROLE_OUT ? kiln_device_poison(dev, r->addr[b], hb->bytes, 0xffc00000u)
+						    : kiln_device_write(dev, r->addr[b], hb->data, hb->bytes);
+	}
+	if (!e)
+		e = cuda_run_once(r, 0);
+	if (!e)
+		e = kiln_device_sync(dev);
+	for (size_t b = 0; !e && b < in->n; b++) {
+		const kiln_hostbuf *hb = &in->bufs[b];
+		if (!(got[b] = kiln_malloc(hb->bytes ? hb->bytes : 1)))
+			e = KILN_ENOMEM;
+		else if (hb->bytes)
+			e = kiln_device_read(dev, got[b], r->addr[b], hb->bytes);
+	}
+	kiln_verdict v;
+	if (!e && !(e = kiln_verify_outputs(&v, c->t, in, ref, got, "the timed module after its repetitions, at the bench size")) &&
+	    !v.pass)
+		e = kiln_error_set(KILN_EVERIFY, "not timed: %s", v.message);
+	for (size_t b = 0; got && b < in->n; b++)
+		free(got[b]);
+	free(got);
+	kiln_refdata_free(ref);
+	kiln_inputs_free(in);
+	return e;
+}
+
 /* After the timed reps, verification on the same device while the timed module is still
  * loaded: the backend hands verify that very module (same image), so a kernel that stops
  * working after its first launches, or leans on __device__ state the reps left behind,
@@ -597,7 +643,7 @@ static kiln_err time_cuda(kiln_timing *out, tctx *c)
 	}
 	kiln_inputs_free(in);
 	in = NULL;
-	if ((e = cuda_measure(out, c, &r, di)) || (e = verify_after(c)))
+	if ((e = cuda_measure(out, c, &r, di)) || (e = check_timed_outputs(c, &r)) || (e = verify_after(c)))
 		goto done;
 	out->spec_json = print_free(device_json(di));
 done:

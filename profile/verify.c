@@ -296,6 +296,25 @@ static int judge(vctx *c, const kiln_inputs *in, const kiln_refdata *ref, uint8_
 	return 0;
 }
 
+kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln_inputs *in,
+			     const kiln_refdata *ref, uint8_t **got, const char *where)
+{
+	kiln_verify_options o = {0};
+	vctx c;
+	memset(out, 0, sizeof(*out));
+	memset(&c, 0, sizeof(c));
+	out->pass = true;
+	out->worst_row = out->worst_col = -1;
+	o.target = t;
+	o.skip_written = true; /* outputs were not poisoned by verify: "written" cannot be told */
+	c.o = &o;
+	c.t = t;
+	c.v = out;
+	c.best_ratio = -1;
+	int rc = judge(&c, in, ref, got, NULL, where ? where : "outside verification");
+	return rc < 0 ? rc : 0;
+}
+
 /* One (sizes, seed) input set. 1 = the verdict failed, 0 = passed, <0 error. */
 static int verify_one(vctx *c, const kiln_env *size_env, uint64_t seed, kiln_rng *prng)
 {

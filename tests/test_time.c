@@ -382,10 +382,11 @@ static void test_time__cuda_backend_on_a_fake_driver(void **state)
 	assert_non_null(strstr(j, "Fake H100"));
 	free(j);
 	kiln_timing_free(&tm);
-	/* a kernel that stops working once timed: verification with the timed module refuses it */
+	/* a kernel that stops working once timed: what the timed module computes at the bench
+	 * size after its repetitions is judged against the reference, and refused */
 	setenv("FAKE_CUDA_STOP_AFTER", "1", 1);
 	assert_int_equal(kiln_time(&tm, &o), KILN_EVERIFY);
-	assert_non_null(strstr(kiln_error_last(), "after the timed reps"));
+	assert_non_null(strstr(kiln_error_last(), "the timed module after its repetitions, at the bench size"));
 	kiln_timing_free(&tm);
 	unsetenv("FAKE_CUDA_STOP_AFTER");
 	unsetenv("FAKE_CUDA_RATIO_TOKEN");
