@@ -413,6 +413,9 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 	kiln_search_stop = 0;
 	struct sigaction old_int, old_term;
 	install_signals(&old_int, &old_term);
+	/* past a file-size limit a write must fail (EFBIG: a clear "disk full" error and a
+	 * clean stop), not kill the run */
+	void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
 	kiln_child_set_stop(&kiln_search_stop, o.grace_s > 0 ? o.grace_s : 30);
 	cJSON *keep = NULL;
 	const char *llm_before = o.llm;
@@ -451,6 +454,7 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 	kiln_child_set_stop(NULL, 0);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
+	signal(SIGXFSZ, old_xfsz);
 	search_free(&s, llm_owned);
 	cJSON_Delete(keep);
 	return e;
