@@ -243,6 +243,38 @@ def resume_and_token_budget():
     print("ok: resumed llm run 3 -> 5 iterations without re-initialising; token budget stopped at %d tokens" % t["tokens"])
 
 
+def fatal_api_error():
+    """A 401 is not retried: the run stops as failed with one clear line, the seed kept."""
+    tmp = tempfile.mkdtemp(prefix="kiln-search3-")
+    path = os.path.join(tmp, "script.json")
+    json.dump({"replies": [], "default": {"status": 401, "body": {"error": {"message": "Incorrect API key provided",
+                                                                           "type": "invalid_request_error",
+                                                                           "code": "invalid_api_key"}}}},
+              open(path, "w"))
+    log = os.path.join(tmp, "requests.jsonl")
+    srv = subprocess.Popen([sys.executable, os.path.join(SRC, "tests/fake_llm.py"), "--script", path, "--log", log],
+                           stdout=subprocess.PIPE, text=True)
+    port = int(srv.stdout.readline())
+    wd = os.path.join(tmp, "wd")
+    try:
+        p = subprocess.run([KILN, "run", "adamw", "--workdir", wd, "--policy", "llm", "--llm",
+                            "openai-compatible:fake@http://127.0.0.1:%d/v1" % port, "--iterations", "5"],
+                           capture_output=True, text=True, timeout=300)
+    finally:
+        srv.terminate()
+        srv.wait()
+    requests = sum(1 for _ in open(log))
+    if p.returncode != 3 or "Incorrect API key" not in p.stderr or requests != 1:
+        fail("401: exit %d, %d requests, stderr %r" % (p.returncode, requests, p.stderr[-1000:]))
+    con = sqlite3.connect(os.path.join(wd, "history.db"))
+    status, seed = con.execute("SELECT status, seed_candidate FROM runs").fetchone()
+    con.close()
+    if status != "failed" or not seed:
+        fail("after a 401 the run is %s with seed %r" % (status, seed))
+    print("ok: a 401 stops the run after one request, status failed, the seed kept")
+
+
 if __name__ == "__main__":
     main()
     resume_and_token_budget()
+    fatal_api_error()
