@@ -56,7 +56,9 @@ static kiln_err target_section(kiln_buf *b, const kiln_target *t)
 	kiln_buf_printf(b, "\nMinimum traffic: %s bytes (the roofline is this over peak DRAM bandwidth).\n",
 			t->traffic_bytes);
 	if (t->nknobs) {
-		kiln_buf_puts(b, "Knobs (passed as -D defines, usable in launch expressions):");
+		kiln_buf_puts(b, "Knobs (every candidate is compiled with -D NAME=VALUE at the seed's values and the same "
+				 "values are set in launch expressions; guard them with #ifndef, or give constants you "
+				 "choose names of your own):");
 		for (size_t i = 0; i < t->nknobs; i++) {
 			kiln_buf_printf(b, " %s in {", t->knobs[i].name);
 			for (size_t j = 0; j < t->knobs[i].n; j++)
