@@ -433,21 +433,22 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 	else if (!e && strcmp(o.policy, "tune") == 0)
 		e = kiln_policy_tune(&s);
 	const char *status = e ? "failed" : kiln_search_stop ? "interrupted" : "finished";
+	char why[640] = "";
+	if (e) /* what stopped the run is what the user must read, whatever fails after it */
+		snprintf(why, sizeof why, "%s", kiln_error_last());
 	if (s.run_id && s.db) {
 		if (e) {
-			kiln_db_event_add(s.db, s.run_id, "error", "run-failed", kiln_error_last(), NULL);
-			snprintf(s.stop_reason, sizeof s.stop_reason, "%.150s", kiln_error_last());
+			kiln_db_event_add(s.db, s.run_id, "error", "run-failed", why, NULL);
+			snprintf(s.stop_reason, sizeof s.stop_reason, "%.150s", why);
 		}
-		kiln_err e2 = kiln_search_checkpoint(&s, NULL);
-		char *spent = kiln_asprintf("{\"iterations\": %lld, \"seconds\": %.1f, \"cost_usd\": %.6f, \"tokens\": %lld, \"passed\": %lld, \"failed\": %lld}",
-					    (long long)s.iteration, s.elapsed_before + kiln_now_s() - s.started,
-					    s.cost_usd, (long long)s.tokens, (long long)s.passed, (long long)s.failed);
+		kiln_err e2 = kiln_search_checkpoint(&s, NULL); /* also writes what was spent */
 		if (!e2)
-			e2 = kiln_db_run_end(s.db, s.run_id, status, spent);
-		free(spent);
+			e2 = kiln_db_run_end(s.db, s.run_id, status, NULL);
 		if (!e && e2)
 			e = e2;
 	}
+	if (why[0])
+		kiln_error_set(e, "%s", why);
 	if (s.tty)
 		fputc('\n', s.log);
 	summarize(out, &s, status);
