@@ -1219,6 +1219,15 @@ static kiln_err dst(parser *p, const opnd *o, uint32_t *out)
 	return perr(p, o->line, "destination must be a register");
 }
 
+/* The common shape "d, a, b, c": a destination and three sources of the given types. */
+static kiln_err dst_abc(parser *p, const opnd *o, emu_inst *in, emu_type ta, emu_type tb, emu_type tc)
+{
+	if (dst(p, &o[0], &in->d) || src(p, &o[1], ta, &in->a) || src(p, &o[2], tb, &in->b) ||
+	    src(p, &o[3], tc, &in->c))
+		return p->err;
+	return 0;
+}
+
 /* A predicate source; an immediate is a constant predicate and its '-' is not a '!'. */
 static kiln_err psrc(parser *p, opnd *o, uint32_t *out)
 {
@@ -1443,6 +1452,7 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 #define NEED(lo, hi) do { if (need_ops(p, m, n, lo, hi)) return p->err; } while (0)
 #define SRC(i, field, ty) do { if (src(p, &o[i], ty, &in->field)) return p->err; } while (0)
 #define DST(i) do { if (dst(p, &o[i], &in->d)) return p->err; } while (0)
+#define ABC(ta, tb, tc) do { if (dst_abc(p, o, in, ta, tb, tc)) return p->err; } while (0)
 #define NEEDTYPE() do { if (m->ntypes < 1) return perr(p, m->line, "%.*s: missing type", (int)m->oplen, m->op); } while (0)
 
 	if (base_is(m, "mov")) {
@@ -1513,10 +1523,7 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 	if (base_is(m, "slct")) {
 		NEED(4, 4);
 		in->op = OP_SLCT;
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, b, t0);
-		SRC(3, c, t1);
+		ABC(t0, t0, t1);
 		return 0;
 	}
 	if (base_is(m, "setp") || base_is(m, "set")) {
@@ -1675,10 +1682,7 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 	if (base_is(m, "sad")) {
 		NEED(4, 4);
 		in->op = OP_SAD;
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, b, t0);
-		SRC(3, c, t0);
+		ABC(t0, t0, t0);
 		return 0;
 	}
 	if (base_is(m, "shl") || base_is(m, "shr")) {
@@ -1699,10 +1703,7 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		else if (!has(m, "wrap"))
 			return perr(p, m->line, "shf: needs .wrap or .clamp");
 		in->op = l ? OP_SHF_L : OP_SHF_R;
-		DST(0);
-		SRC(1, a, EMU_B32);
-		SRC(2, b, EMU_B32);
-		SRC(3, c, EMU_U32);
+		ABC(EMU_B32, EMU_B32, EMU_U32);
 		return 0;
 	}
 	if (base_is(m, "popc") || base_is(m, "clz") || base_is(m, "brev") || base_is(m, "bfind")) {
@@ -1717,19 +1718,13 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 	if (base_is(m, "bfe")) {
 		NEED(4, 4);
 		in->op = OP_BFE;
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, b, EMU_U32);
-		SRC(3, c, EMU_U32);
+		ABC(t0, EMU_U32, EMU_U32);
 		return 0;
 	}
 	if (base_is(m, "bfi")) {
 		NEED(5, 5);
 		in->op = OP_BFI;
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, b, t0);
-		SRC(3, c, EMU_U32);
+		ABC(t0, t0, EMU_U32);
 		SRC(4, e, EMU_U32);
 		return 0;
 	}
@@ -1740,10 +1735,7 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 			if (has(m, pm[i]))
 				in->mode = (uint8_t)(i + 1);
 		in->op = OP_PRMT;
-		DST(0);
-		SRC(1, a, EMU_B32);
-		SRC(2, b, EMU_B32);
-		SRC(3, c, EMU_B32);
+		ABC(EMU_B32, EMU_B32, EMU_B32);
 		return 0;
 	}
 	if (base_is(m, "lop3")) {
@@ -1752,10 +1744,7 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 			return perr(p, m->line, "lop3: the lookup table must be an immediate 0-255");
 		in->op = OP_LOP3;
 		in->mode = (uint8_t)o[4].imm;
-		DST(0);
-		SRC(1, a, EMU_B32);
-		SRC(2, b, EMU_B32);
-		SRC(3, c, EMU_B32);
+		ABC(EMU_B32, EMU_B32, EMU_B32);
 		return 0;
 	}
 	if (base_is(m, "dp4a") || base_is(m, "dp2a")) {
@@ -1770,19 +1759,13 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 			in->op = OP_DP2A;
 			in->mode = hi;
 		}
-		DST(0);
-		SRC(1, a, EMU_B32);
-		SRC(2, b, EMU_B32);
-		SRC(3, c, EMU_B32);
+		ABC(EMU_B32, EMU_B32, EMU_B32);
 		return 0;
 	}
 	if (base_is(m, "fns")) {
 		NEED(4, 4);
 		in->op = OP_FNS;
-		DST(0);
-		SRC(1, a, EMU_B32);
-		SRC(2, b, EMU_U32);
-		SRC(3, c, EMU_S32);
+		ABC(EMU_B32, EMU_U32, EMU_S32);
 		return 0;
 	}
 	static const struct { const char *n; int op; } unary_f[] = {
