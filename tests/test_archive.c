@@ -17,60 +17,19 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
-
-typedef struct fixture {
-	char dir[64];
-	char *db_path;
-	char *git_dir;
-} fixture;
+#include "tests/archive_fixture.h"
 
 static int setup(void **state)
 {
-	fixture *f = calloc(1, sizeof(*f));
-	strcpy(f->dir, "/tmp/kiln-test-archive-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	f->db_path = kiln_path_join(f->dir, "history.db");
-	f->git_dir = kiln_path_join(f->dir, "archive");
-	*state = f;
-	return 0;
+	return fixture_setup(state, "archive");
 }
 
 static int teardown(void **state)
 {
-	fixture *f = *state;
-	char *cmd = kiln_asprintf("rm -rf '%s'", f->dir);
-	int rc = system(cmd);
-	free(cmd);
-	free(f->db_path);
-	free(f->git_dir);
-	free(f);
-	return rc == 0 ? 0 : -1;
+	return fixture_teardown(state);
 }
 
 /* One value of a query on a raw connection (the test's independent view of the file). */
-static long long raw_int(const char *path, const char *sql)
-{
-	sqlite3 *h = NULL;
-	sqlite3_stmt *st = NULL;
-	long long v = -999;
-	assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return v;
-}
-
-static void raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *h = NULL;
-	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(h);
-}
-
 static int64_t add_run(kiln_db *db, const char *target)
 {
 	kiln_run_rec r = {target, "tune", NULL, "emu", "H100-SXM", "sm_90",
