@@ -104,13 +104,14 @@ const char *kiln_fault_kind_name(kiln_fault_kind k); /* "out-of-bounds", ... */
 
 /* ---- the plan runner ----
  * Runs plan p of target t with the module loaded: buf_addr[i] is the device address of
- * target buffer i (already allocated and filled); scratch buffers are allocated,
+ * target buffer i (already allocated and filled); scalars[j] is scalar j's value for
+ * this run (kiln_inputs.scalars: regime, multi-step step; NULL = the target's values); scratch buffers are allocated,
  * poisoned with scratch_poison, and freed here. env holds the sizes and knobs; sm_count
  * is added from the device. Every launch's arguments are checked against the kernel's
  * parameter sizes first. On a fault or a bad argument, *failed_launch (may be NULL) is
  * the launch index and the error message names it. counters may be NULL. */
 kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_target *t,
-		       const kiln_plan *p, const kiln_env *env, const uint64_t *buf_addr,
+		       const kiln_plan *p, const kiln_env *env, const double *scalars, const uint64_t *buf_addr,
 		       uint32_t scratch_poison, kiln_device_counters *counters,
 		       size_t *failed_launch);
 

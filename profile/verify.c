@@ -23,6 +23,7 @@ typedef struct vctx {
 	kiln_device *dev;
 	kiln_module *mod;
 	kiln_env knobs;            /* knob values (launch expressions) */
+	const double *scalars;     /* the current input set's scalar values */
 	bool nontrivial;           /* some reference output differs from "did nothing" */
 	bool reverse;              /* emu: this input set runs its blocks in reverse order */
 	uint64_t fwd_instr;        /* emu: thread-instructions of the last forward-order run */
@@ -144,7 +145,7 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 	size_t failed = (size_t)-1;
 	kiln_device_counters cnt;
 	memset(&cnt, 0, sizeof(cnt));
-	kiln_err e = kiln_plan_run(c->dev, c->mod, c->t, c->o->plan, env, addr, pat, &cnt, &failed);
+	kiln_err e = kiln_plan_run(c->dev, c->mod, c->t, c->o->plan, env, c->scalars, addr, pat, &cnt, &failed);
 	v->counters = cnt;
 	if (!e)
 		return 0;
@@ -340,6 +341,7 @@ static int verify_one(vctx *c, const kiln_env *size_env, uint64_t seed, kiln_rng
 		rc = e;
 		goto done;
 	}
+	c->scalars = in->scalars;
 	rc = KILN_ENOMEM;
 	if (!(addr = kiln_calloc(in->n, sizeof(*addr))) || !(got = kiln_calloc(in->n, sizeof(*got))) ||
 	    !(unwritten = kiln_calloc(in->n, sizeof(*unwritten))))
