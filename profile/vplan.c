@@ -392,7 +392,7 @@ kiln_err kiln_vplan_build(kiln_vset **out, size_t *n, const kiln_verify_options 
 	}
 	bool full = !o->nsizes;
 	bool cycle = full && !(o->regime && *o->regime) && t->nregimes > 0; /* --regime: that one only */
-	size_t nsz = o->nsizes ? o->nsizes : t->nverify_sizes, j = 0;
+	size_t nsz = o->nsizes ? o->nsizes : t->nverify_sizes, j = 0; /* regime turns taken */
 	bool *seen = kiln_calloc(t->nregimes + 1, sizeof(bool));
 	if (!seen) {
 		e = KILN_ENOMEM;
@@ -404,9 +404,10 @@ kiln_err kiln_vplan_build(kiln_vset **out, size_t *n, const kiln_verify_options 
 		if ((e = kiln_target_sizes(&sizes, t, false, o->nsizes ? o->sizes[si] : si)))
 			break;
 		last = sizes;
-		for (size_t k = 0; k < nseeds; k++, j++) {
-			/* the default first, then each regime in turn */
-			long r = cycle ? (long)(j % (t->nregimes + 1)) - 1 : forced;
+		for (size_t k = 0; k < nseeds; k++) {
+			/* each size's first seed runs the default draw, the others take the
+			 * regimes in turn */
+			long r = cycle && k > 0 ? (long)(j++ % t->nregimes) : forced;
 			kiln_vset *s = add(&p, KILN_VSET_LISTED, &sizes, seeds[k], r);
 			if (!s)
 				break;
