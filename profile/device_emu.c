@@ -117,3 +117,12 @@ void kiln_device_emu_schedule(kiln_device *dev, bool reverse, uint64_t seed)
 	if (dev && dev->info.kind == KILN_DEVICE_EMU)
 		kiln_emu_set_schedule(dev->impl, reverse ? KILN_EMU_SCHED_REVERSE : KILN_EMU_SCHED_SEEDED, seed ? seed : 1);
 }
+
+size_t kiln_device_emu_printf(kiln_device *dev, char *buf, size_t cap)
+{
+	if (cap)
+		buf[0] = 0;
+	if (dev && dev->info.kind == KILN_DEVICE_EMU)
+		return kiln_emu_printf_take(dev->impl, buf, cap);
+	return 0;
+}

@@ -186,6 +186,7 @@ typedef struct kiln_verdict {
 	kiln_device_counters counters; /* the last run's plan (emu) */
 	char warnings[200];     /* pass or fail: things a GPU would punish that no check can
 				 * (reads of %clock / %globaltimer); "" when none */
+	char device_printf[512]; /* emu: what the kernel printed (device printf), capped */
 } kiln_verdict;
 
 /* Verifies a candidate. Returns 0 with *out filled whether it passed or failed (a failed

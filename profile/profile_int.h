@@ -55,6 +55,8 @@ void kiln_device_emu_reverse_blocks(kiln_device *dev, bool reverse);
 /* emu: the following launches run in reverse blockIdx order (reverse) or on the
  * interleaved schedule drawn from seed (0 = the device's default seed). */
 void kiln_device_emu_schedule(kiln_device *dev, bool reverse, uint64_t seed);
+/* emu: device printf output since the last call into buf (NUL-terminated); 0 elsewhere. */
+size_t kiln_device_emu_printf(kiln_device *dev, char *buf, size_t cap);
 /* emu: the instruction budget of the following launches; 0 = the device's own. */
 void kiln_device_emu_budget(kiln_device *dev, uint64_t budget);
 /* cuda (device_cuda.c): KILN_EUNSUPPORTED with one line when no driver/GPU is usable. */

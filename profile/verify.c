@@ -693,6 +693,7 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 		}
 	}
 done:
+	kiln_device_emu_printf(c.dev, out->device_printf, sizeof(out->device_printf));
 	kiln_device_emu_reverse_blocks(c.dev, false);
 	out->seconds = kiln_now_s() - t0;
 	kiln_module_free(c.mod);

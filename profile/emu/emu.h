@@ -165,6 +165,10 @@ typedef struct kiln_emu_counters {
 kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *kernel,
 			 const uint32_t grid[3], const uint32_t block[3], uint32_t dyn_shared,
 			 const void *const *args, kiln_emu_counters *counters);
+/* Device printf: the text the launches printed since the last call (at most 4 KiB, lanes
+ * in order, then "[output truncated]"), copied NUL-terminated into buf (up to cap bytes);
+ * the device's buffer is emptied. Returns the length copied. */
+size_t kiln_emu_printf_take(kiln_emu *emu, char *buf, size_t cap);
 /* The fault of the last launch (kind NONE after a clean launch); borrowed from emu. */
 const kiln_emu_fault *kiln_emu_last_fault(const kiln_emu *emu);
 const char *kiln_emu_fault_name(kiln_emu_fault_kind kind); /* "out-of-bounds", ... */

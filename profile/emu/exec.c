@@ -111,6 +111,10 @@ typedef struct warp {
 	uint32_t vmin;        /* min over the other warps j of vc[this][j] */
 	uint32_t spin_pc;     /* spin detection: pc and value hash of the last flag read */
 	uint64_t spin_h;
+	uint8_t spun;         /* the last quantum ended spinning (or sleeping) */
+	uint8_t arr_id;       /* bar.arrive: the barrier and the lanes that executed it so far */
+	uint32_t arr_lanes;
+	uint32_t deprio;      /* lanes that spun: other lanes of the warp run before them */
 } warp;
 
 typedef struct race_ent {
@@ -190,6 +194,7 @@ typedef struct ctx {
 	uint64_t rng;         /* the schedule's random stream */
 	uint32_t quantum;     /* mean scheduling events per quantum (0: run to a barrier) */
 	bool grace;           /* global racecheck */
+	uint64_t progress;    /* stores, changing atomics, barriers, exits: a spin can end */
 	uint64_t clk0, gt0;   /* modeled clocks at launch start (cycles, ns) */
 	int faulted;
 } ctx;
@@ -248,7 +253,7 @@ static kiln_err fault(ctx *x, kiln_emu_fault_kind kind, const warp *w, int lane,
 		tid_of(x, w->id * 32 + (uint32_t)lane, f->thread);
 	f->line = in ? in->line : 0;
 	if (w && lane >= 0)
-		snprintf(f->message, sizeof f->message, "%s: %.160s in %.60s, block (%u,%u,%u) thread (%u,%u,%u), PTX line %u",
+		snprintf(f->message, sizeof f->message, "%s: %.190s in %.50s, block (%u,%u,%u) thread (%u,%u,%u), PTX line %u",
 			 kiln_emu_fault_name(kind), msg, x->k->name, f->block[0], f->block[1], f->block[2],
 			 f->thread[0], f->thread[1], f->thread[2], f->line);
 	else
@@ -611,7 +616,7 @@ static kiln_err grace_fault(ctx *x, const warp *w, int l, const emu_inst *in, co
 	f->alloc_size = a->size;
 	tid_of(x, TAG_WARP(otag) * 32, f->other_thread);
 	return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
-		     "%s of global byte offset %llu (allocation 0x%llx) conflicts with a %s by block (%u,%u,%u) warp %u at PTX line %u; no barrier, atomic or fenced flag orders them",
+		     "%s of global offset %llu of 0x%llx conflicts with a %s by block (%u,%u,%u) warp %u at PTX line %u (no barrier, atomic or fenced flag between)",
 		     write ? "write" : "read", (unsigned long long)(addr - a->base), (unsigned long long)a->base,
 		     !owrite ? "read" : (otag & TAG_ATOMIC) ? "atomic" : (otag & TAG_PLAIN) ? "write" : "flag write", ob[0], ob[1], ob[2], TAG_WARP(otag), oline);
 }
@@ -909,6 +914,13 @@ static void reconverge(warp *w)
 	uint32_t all = w->parked | w->act;
 	uint32_t cand = all & ~w->syncwait;
 	bool force = false;
+	if (cand & w->deprio) { /* lanes that spun wait while other lanes can run (forward progress) */
+		uint32_t pref = cand & ~w->deprio;
+		if (pref)
+			cand = pref;
+		else
+			w->deprio = 0;
+	}
 	if (!cand && w->syncwait) {
 		cand = w->syncwait;
 		force = true;
@@ -935,6 +947,7 @@ static void reconverge(warp *w)
 	if (force)
 		w->forced_pc = mn;
 	w->syncwait &= ~g;
+	w->deprio &= ~g;
 	w->pc = mn;
 	w->act = g;
 	w->parked = all & ~g;
@@ -1389,7 +1402,9 @@ static kiln_err atomic_op(ctx *x, warp *w, const emu_inst *in, uint32_t m)
 		if (!(m >> l & 1))
 			continue;
 		uint64_t old = load_val(ptr[l], sz, false);
-		store_val(ptr[l], atom_op(in->mode, in->type, old, B[l], C[l]), sz);
+		uint64_t nv = atom_op(in->mode, in->type, old, B[l], C[l]);
+		x->progress += zext(nv, sz) != zext(old, sz);
+		store_val(ptr[l], nv, sz);
 		if (D)
 			D[l] = old;
 	}
@@ -1450,15 +1465,15 @@ static kiln_err cp_async(ctx *x, warp *w, const emu_inst *in, uint32_t m)
 
 /* ---------------------------------------------------------------- clocks, spins, barriers */
 /* %clock/%clock64/%globaltimer(_lo/_hi) (mode 0-4): modeled time of the schedule. Cycles
- * advance with the warp-instructions issued so far (2 cycles each over the simulated
- * SMs), from a per-device base plus a per-SM offset; the timer is nanoseconds at
+ * advance with the warp-instructions issued so far (2 cycles each, the resident blocks
+ * in parallel), from a per-device base plus a per-SM offset; the timer is nanoseconds at
  * 1.755 GHz with a 32 ns update granularity, continuing across launches. */
 static uint64_t modeled_cycles(const ctx *x)
 {
 	uint64_t wi = 0;
 	for (int i = 0; i < CLS_COUNT; i++)
 		wi += x->cls[i];
-	return wi * 2;
+	return wi * 2 / (x->nslots ? x->nslots : 1); /* the resident blocks issue in parallel */
 }
 
 static uint64_t clock_value(const ctx *x, const warp *w, uint8_t mode)
@@ -1528,6 +1543,7 @@ static void bar_try(ctx *x, blk *b, uint32_t id)
 	if (!bs->arrived || bs->arrived < expect)
 		return;
 	bs->arrived = 0;
+	x->progress++;
 	for (uint32_t wi = 0; wi < x->nwarps; wi++) {
 		warp *w = &b->warps[wi];
 		if (w->state != W_BAR || !w->arrived || w->bar_id != id)
@@ -1577,6 +1593,67 @@ static void bar_arrive(ctx *x, warp *w, uint32_t id, uint32_t nw)
 {
 	bar_join(x, w, id, nw);
 	bar_try(x, w->b, id);
+}
+
+/* ---------------------------------------------------------------- device printf */
+static const char *printf_str(void *c, uint64_t addr, size_t *max)
+{
+	emu_alloc *a = emu_mem_find(c, addr);
+	if (!a)
+		return NULL;
+	*max = a->base + a->size - addr;
+	return (const char *)a->data + (addr - a->base);
+}
+
+/* vprintf(format, args) of each active lane in lane order, into the device's buffer. */
+static void device_printf(ctx *x, warp *w, const emu_inst *in, uint32_t m)
+{
+	kiln_emu *emu = x->emu;
+	for (int l = 0; l < 32; l++) {
+		if (!(m >> l & 1))
+			continue;
+		uint8_t *frame = x->local + (size_t)(w->id * 32 + (uint32_t)l) * x->local_stride;
+		uint64_t fa, aa;
+		memcpy(&fa, frame + in->imm, 8);
+		memcpy(&aa, frame + in->target, 8);
+		size_t fmax = 0, amax = 0;
+		const char *fmt = printf_str(emu, fa, &fmax);
+		const uint8_t *args = NULL;
+		if (aa >= EMU_LOCAL_WINDOW && aa - EMU_LOCAL_WINDOW < x->local_stride) {
+			args = frame + (aa - EMU_LOCAL_WINDOW);
+			amax = x->local_stride - (aa - EMU_LOCAL_WINDOW);
+		} else if (aa) {
+			args = (const uint8_t *)printf_str(emu, aa, &amax);
+		}
+		char line[1024];
+		size_t n = fmt ? emu_format(line, sizeof line, fmt, fmax, args, amax, printf_str, emu) : 0;
+		if (!fmt)
+			n = (size_t)snprintf(line, sizeof line, "<printf: bad format pointer 0x%llx>\n", (unsigned long long)fa);
+		if (in->e != EMU_NOREG) {
+			int32_t rv = (int32_t)n;
+			memcpy(frame + in->e, &rv, 4);
+		}
+		if (emu->printf_len + n + 1 > EMU_PRINTF_MAX) {
+			emu->printf_cut = true;
+			continue;
+		}
+		memcpy(emu->printf_buf + emu->printf_len, line, n);
+		emu->printf_len += n;
+	}
+}
+
+size_t kiln_emu_printf_take(kiln_emu *emu, char *buf, size_t cap)
+{
+	if (!emu || !buf || !cap)
+		return 0;
+	size_t n = emu->printf_len < cap - 1 ? emu->printf_len : cap - 1;
+	memcpy(buf, emu->printf_buf, n);
+	buf[n] = 0;
+	if (emu->printf_cut)
+		n += (size_t)snprintf(buf + n, cap - n, "%s", "[output truncated]");
+	emu->printf_len = 0;
+	emu->printf_cut = false;
+	return n < cap ? n : cap - 1;
 }
 
 /* Runs warp w until it exits, reaches a barrier, or faults. */
@@ -1883,8 +1960,10 @@ static kiln_err run_warp(ctx *x, warp *w)
 			}
 			err = mem_access(x, w, in, m, in->op == OP_ST, NULL, in->space, A, in->imm);
 			if (in->space != KILN_EMU_SPACE_LOCAL && in->space != KILN_EMU_SPACE_CONST) {
-				if ((in->mode2 & MO_SYNC) && in->op == OP_LD && spinning(w, in, pc, m))
-					yield = 1;
+				if (in->op == OP_ST)
+					x->progress++;
+				else if ((in->mode2 & MO_SYNC) && spinning(w, in, pc, m))
+					yield = w->spun = 1;
 				else if (--w->qleft == 0)
 					yield = 1;
 			}
@@ -1915,15 +1994,20 @@ static kiln_err run_warp(ctx *x, warp *w)
 			break;
 		case OP_ATOM: case OP_RED:
 			err = atomic_op(x, w, in, m);
-			if ((in->op == OP_ATOM && spinning(w, in, pc, m)) || --w->qleft == 0)
+			if (in->op == OP_ATOM && spinning(w, in, pc, m))
+				yield = w->spun = 1;
+			else if (--w->qleft == 0)
 				yield = 1;
 			break;
 		case OP_FENCE:
 			w->fence_t = x->now++;
 			w->fence_cta = in->mode;
 			break;
-		case OP_NANOSLEEP:
+		case OP_NANOSLEEP: /* yields (a sleep loop's flag read is what proves a spin) */
 			yield = 1;
+			break;
+		case OP_PRINTF:
+			device_printf(x, w, in, m);
 			break;
 		case OP_CP_ASYNC:
 			err = cp_async(x, w, in, m);
@@ -1985,6 +2069,12 @@ static kiln_err run_warp(ctx *x, warp *w)
 					     "barrier id %u / thread count %u invalid (id 0-15, count a non-zero multiple of 32)", id, cnt);
 			}
 			if (in->mode == BAR_ARRIVE) {
+				/* .aligned: the warp arrives once, when all its live lanes have */
+				w->arr_lanes = (w->arr_id == id ? w->arr_lanes : 0) | m;
+				w->arr_id = (uint8_t)id;
+				if ((w->arr_lanes & w->live) != w->live)
+					break;
+				w->arr_lanes = 0;
 				bar_arrive(x, w, id, cnt / 32);
 				if (x->faulted) {
 					x->ti = ti;
@@ -2030,6 +2120,10 @@ out: /* preempted: the scheduler runs another warp */
 	w->pc = pc;
 	w->act = act;
 	x->ti = ti;
+	if (w->spun && w->parked) { /* spinning lanes let the warp's other lanes run first */
+		w->deprio |= act;
+		reconverge(w);
+	}
 	return 0;
 #undef RESCHEDULE
 }
@@ -2178,6 +2272,8 @@ static void start_block(ctx *x, blk *b, uint64_t lin, uint32_t slot)
 		w->bar_in = 0;
 		w->bar_mode = 0;
 		w->arrived = 0;
+		w->arr_lanes = 0;
+		w->deprio = 0;
 		w->state = W_RUN;
 		w->fx = x->t0;
 		w->fence_t = 0;
@@ -2227,6 +2323,7 @@ static kiln_err after_warp(ctx *x, blk *b, warp *w)
 		bar_wait(x, w);
 	} else if (w->state == W_DONE) {
 		b->live--;
+		x->progress++;
 		for (uint32_t id = 0; id < NBAR; id++)
 			if (b->bar[id].arrived && !b->bar[id].expect)
 				bar_try(x, b, id);
@@ -2244,9 +2341,19 @@ static kiln_err after_warp(ctx *x, blk *b, warp *w)
 	return deadlock(x, b);
 }
 
+/* Every runnable warp spun through a whole round and nothing changed memory: nothing can
+ * end the spins (a GPU hangs). A BUDGET fault, as if the budget ran out. */
+static kiln_err livelock(ctx *x, blk *b, warp *w)
+{
+	enter_block(x, b);
+	return fault(x, KILN_EMU_FAULT_BUDGET, w, __builtin_ctz(w->act ? w->act : 1), &x->k->code[w->pc],
+		     "did not finish: every runnable warp spins on a flag no running warp changes (infinite loop?)");
+}
+
 static kiln_err run_grid(ctx *x)
 {
-	uint32_t total = x->nslots * x->nwarps, cursor = 0;
+	uint32_t total = x->nslots * x->nwarps, cursor = 0, spins = 0;
+	uint64_t progress = 0;
 	bool seeded = x->emu->sched == KILN_EMU_SCHED_SEEDED;
 	for (uint32_t s = 0; s < x->nslots && x->dispatched < x->nblocks; s++)
 		start_block(x, &x->slots[s], x->dispatched++, s);
@@ -2274,8 +2381,15 @@ static kiln_err run_grid(ctx *x)
 		enter_block(x, b);
 		w->qleft = seeded ? 1 + (uint32_t)(rng_next(&x->rng) % (2 * x->quantum)) : UINT32_MAX;
 		x->now++;
+		w->spun = 0;
 		if (run_warp(x, w))
 			return KILN_EFAULT;
+		if (!w->spun || x->progress != progress) {
+			spins = 0;
+			progress = x->progress;
+		} else if (++spins > 2 * total + 8) {
+			return livelock(x, b, w);
+		}
 		if (w->state == W_RUN && !seeded)
 			cursor = (cursor + 1) % total; /* a spinning warp yields to the next */
 		kiln_err err = after_warp(x, b, w);
@@ -2440,7 +2554,7 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 	x.nslots = 1;
 	if (emu->sched == KILN_EMU_SCHED_SEEDED)
 		x.nslots = (uint32_t)(x.nblocks < 2ull * (x.occ < 4 ? x.occ : 4) ? x.nblocks : 2ull * (x.occ < 4 ? x.occ : 4));
-	x.rng = emu->sched_seed ^ (emu->launch_no * 0x9E3779B97F4A7C15ull);
+	x.rng = emu->sched_seed ^ (++emu->sched_launch * 0x9E3779B97F4A7C15ull); /* seed, nth launch since */
 	x.quantum = 8;
 	x.grace = o->racecheck;
 	if (emu->now > 0xF0000000u)
@@ -2472,8 +2586,8 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 		}
 	err = run_grid(&x);
 	emu->now = x.now;
-	emu->clk += modeled_cycles(&x) / (x.nslots ? x.nslots : 1) + 4000;
-	emu->gtime += (modeled_cycles(&x) / (x.nslots ? x.nslots : 1) + 4000) * 1000 / 1755;
+	emu->clk += modeled_cycles(&x) + 4000;
+	emu->gtime += (modeled_cycles(&x) + 4000) * 1000 / 1755;
 done:
 	if (counters) {
 		kiln_emu_counters *c = counters;
@@ -2582,6 +2696,7 @@ void kiln_emu_set_schedule(kiln_emu *emu, kiln_emu_sched sched, uint64_t seed)
 		return;
 	emu->sched = sched;
 	emu->sched_seed = seed;
+	emu->sched_launch = 0;
 	/* the clocks' base depends on the schedule too: a kernel cannot recognise a run */
 	emu->clk ^= (seed * 0x9E3779B97F4A7C15ull) & 0xFFFFFFull;
 }

@@ -2592,7 +2592,7 @@ static kiln_err reach(flat *fl, int32_t fi)
 					      "not supported by the emulator: recursive call of %s (line %u)",
 					      f->name, f->line);
 	if (!f->has_body && strcmp(f->name, "vprintf") == 0)
-		return kiln_error_set(KILN_EUNSUPPORTED, "not supported by the emulator: device printf (vprintf)");
+		return 0; /* device printf: a builtin (OP_PRINTF) */
 	if (!f->has_body)
 		return kiln_error_set(KILN_EINVAL, "%s: function '%s' is declared but never defined",
 				      p->name, f->name);
@@ -2729,6 +2729,25 @@ static kiln_err flat_func(flat *fl, int32_t fi)
 				err = kiln_error_set(KILN_EINVAL, "%s:%u: call of %s with %u arguments, it takes %u",
 						     p->name, in.line, g->name, c->nargs, g->nparams);
 				goto done;
+			}
+			if (!g->has_body && strcmp(g->name, "vprintf") == 0 && c->nargs == 2) {
+				/* vprintf(format, argument buffer): both pointers in the call frame */
+				emu_inst pf;
+				memset(&pf, 0, sizeof pf);
+				pf.op = OP_PRINTF;
+				pf.cls = CLS_OTHER;
+				pf.guard = EMU_NOPRED;
+				pf.line = in.line;
+				pf.d = pf.d2 = pf.a = pf.b = pf.c = pf.e = EMU_NOREG;
+				pf.sym = -1;
+				pf.imm = frame_addr(fl, &p->mod->syms[c->args[0]]);
+				pf.target = frame_addr(fl, &p->mod->syms[c->args[1]]);
+				pf.e = c->nret ? frame_addr(fl, &p->mod->syms[c->ret[0]]) : EMU_NOREG;
+				if ((err = flat_emit(fl, &pf, NULL)))
+					goto done;
+				if (guarded)
+					fl->code[skip_at].target = fl->n | 0x80000000u; /* absolute */
+				continue;
 			}
 			emu_inst cp;
 			memset(&cp, 0, sizeof cp);
