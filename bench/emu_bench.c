@@ -3,13 +3,17 @@
  * default) and targets/ratio_cumulative/seed.cu with BLOCK=1024, a shared-memory
  * Hillis-Steele scan over B x 1024 tokens (B*1024 = n). Results are spot-checked against
  * the host so a fast but wrong emulator cannot report a figure.
- * Usage: emu_bench [n] [repeats] (n a multiple of 1024; KILN_SOURCE_ROOT overrides the
- * source tree the seeds are read from). */
+ * Then the adamw seed on 1 and N threads, each thread with its own emulator (independent
+ * emulations, as verification runs input sets in parallel): per-core and total rates in
+ * wall time. Usage: emu_bench [n] [repeats] [N threads, default: online CPUs] (n a
+ * multiple of 1024; KILN_SOURCE_ROOT overrides the source tree the seeds are read from). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <nvrtc.h>
 
@@ -194,6 +198,106 @@ static int run(const kiln_emu_module *adamw, const kiln_emu_module *scan, int n,
 	return rc;
 }
 
+/* ---- N independent emulations on N threads ---- */
+typedef struct thread_job {
+	const kiln_emu_module *mod;
+	int n, reps, rc;
+	uint64_t thread_instructions;
+	pthread_t tid;
+	pthread_barrier_t *start;  /* every thread has set up its device: launch together */
+	double t0, t1;             /* wall time of its launches */
+	double cpu;                /* the thread's CPU time in them */
+} thread_job;
+
+static double wall_now(void);
+
+static void *adamw_thread(void *arg)
+{
+	thread_job *j = arg;
+	kiln_emu *emu = NULL;
+	size_t bytes = (size_t)j->n * 4;
+	float *h = malloc(bytes);
+	uint64_t d[4];
+	j->rc = 1;
+	if (!h || kiln_emu_new(&emu, NULL))
+		goto done;
+	for (int i = 0; i < j->n; i++)
+		h[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+	for (int b = 0; b < 4; b++)
+		if (kiln_emu_alloc(emu, &d[b], bytes) || kiln_emu_write(emu, d[b], h, bytes))
+			goto done;
+	pthread_barrier_wait(j->start);
+	j->t0 = wall_now();
+	struct timespec c0, c1;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	float lr = 1e-3f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.01f;
+	int step = 3;
+	long long nn = j->n;
+	const void *args[] = {&d[0], &d[1], &d[2], &d[3], &lr, &b1, &b2, &eps, &wd, &step, &nn};
+	uint32_t grid[3] = {(uint32_t)((j->n + 255) / 256), 1, 1}, block[3] = {256, 1, 1};
+	for (int r = 0; r < j->reps; r++) {
+		kiln_emu_counters c;
+		memset(&c, 0, sizeof c);
+		if (kiln_emu_launch(emu, j->mod, "adamw_step", grid, block, 0, args, &c))
+			goto done;
+		j->thread_instructions += c.thread_instructions;
+	}
+	j->t1 = wall_now();
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	j->cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
+	j->rc = 0;
+done:
+	kiln_emu_free(emu);
+	free(h);
+	return NULL;
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Total and per-core rate (wall time) of nthreads independent adamw emulations. */
+static int bench_threads(const kiln_emu_module *mod, int n, int reps, int nthreads)
+{
+	thread_job *jobs = calloc((size_t)nthreads, sizeof *jobs);
+	pthread_barrier_t start;
+	uint64_t total = 0;
+	int rc = 0;
+	if (!jobs || pthread_barrier_init(&start, NULL, (unsigned)nthreads)) {
+		free(jobs);
+		return 1;
+	}
+	for (int i = 0; i < nthreads; i++) {
+		jobs[i] = (thread_job){mod, n, reps, 1, 0, 0, &start, 0, 0, 0};
+		if (pthread_create(&jobs[i].tid, NULL, adamw_thread, &jobs[i])) {
+			fprintf(stderr, "emu_bench: cannot start thread %d\n", i);
+			exit(1); /* the others wait at the barrier for it */
+		}
+	}
+	double t0 = 1e300, t1 = 0, cpu = 0;
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(jobs[i].tid, NULL);
+		rc |= jobs[i].rc;
+		total += jobs[i].thread_instructions;
+		t0 = jobs[i].t0 < t0 ? jobs[i].t0 : t0;
+		t1 = jobs[i].t1 > t1 ? jobs[i].t1 : t1;
+		cpu += jobs[i].cpu;
+	}
+	double s = t1 - t0;
+	if (!rc)
+		printf("adamw seed (BLOCK=256), %2d thread%s    (initcheck+racecheck):  %llu thread-instructions in %.2f s wall: total %.1f M/s wall, %.1f M/s per thread of CPU time\n",
+		       nthreads, nthreads == 1 ? " " : "s", (unsigned long long)total, s, (double)total / s / 1e6,
+		       (double)total / cpu / 1e6);
+	else
+		fprintf(stderr, "emu_bench: a threaded emulation failed: %s\n", kiln_error_last());
+	pthread_barrier_destroy(&start);
+	free(jobs);
+	return rc;
+}
+
 static kiln_emu_module *parse(char *ptx, const char *name)
 {
 	kiln_emu_module *mod = NULL;
@@ -207,8 +311,10 @@ int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 1048576;
 	int reps = argc > 2 ? atoi(argv[2]) : 3;
-	if (n < 1024 || n % 1024 || reps <= 0) {
-		fprintf(stderr, "usage: emu_bench [n (a multiple of 1024)] [repeats]\n");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int nthreads = argc > 3 ? atoi(argv[3]) : (int)(cpus > 0 ? cpus : 1);
+	if (n < 1024 || n % 1024 || reps <= 0 || nthreads <= 0 || nthreads > 1024) {
+		fprintf(stderr, "usage: emu_bench [n (a multiple of 1024)] [repeats] [threads]\n");
 		return 2;
 	}
 	kiln_emu_module *adamw = parse(compile_seed("adamw", NULL), "adamw.ptx");
@@ -219,6 +325,10 @@ int main(int argc, char **argv)
 		rc = run(adamw, scan, n, reps, false);
 		if (!rc)
 			rc = run(adamw, scan, n, reps, true);
+		if (!rc)
+			rc = bench_threads(adamw, n, reps, 1);
+		if (!rc && nthreads > 1)
+			rc = bench_threads(adamw, n, reps, nthreads);
 	}
 	kiln_emu_module_free(adamw);
 	kiln_emu_module_free(scan);

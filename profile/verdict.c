@@ -85,6 +85,8 @@ char *kiln_verdict_to_json(const kiln_verdict *v)
 		cJSON_AddItemToObject(x, "got", num(v->first[i].got));
 		cJSON_AddItemToObject(x, "expected", num(v->first[i].expected));
 	}
+	cJSON_AddItemToObject(o, "warnings", cJSON_CreateString(v->warnings));
+	cJSON_AddItemToObject(o, "device_printf", cJSON_CreateString(v->device_printf));
 	cJSON_AddItemToObject(o, "seconds", num(v->seconds));
 	cJSON_AddItemToObject(o, "cpu_seconds", num(v->cpu_seconds));
 	cJSON_AddItemToObject(o, "thread_instructions", cJSON_CreateNumber((double)v->counters.thread_instructions));

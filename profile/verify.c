@@ -148,7 +148,8 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 			return 2; /* waits on earlier blocks: judged on the forward order instead */
 		const char *check = f->kind == KILN_FAULT_OOB || f->kind == KILN_FAULT_MISALIGNED ? "bounds"
 				  : f->kind == KILN_FAULT_UNINIT ? "initcheck"
-				  : f->kind == KILN_FAULT_RACE ? "race" : "launch";
+				  : f->kind == KILN_FAULT_RACE ? "race"
+				  : f->kind == KILN_FAULT_DEADLOCK ? "deadlock" : "launch";
 		fail(v, check, "%s: %s (input set %s)", kiln_fault_kind_name(f->kind), kiln_error_last(), set);
 		v->unverifiable = f->kind == KILN_FAULT_UNSUPPORTED;
 		return 1;
@@ -307,6 +308,19 @@ kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln
 	c.best_ratio = -1;
 	int rc = judge(&c, in, ref, got, NULL, where ? where : "outside verification");
 	return rc < 0 ? rc : 0;
+}
+
+/* A kernel that reads the clocks can behave differently on every run and GPU: a
+ * warning the search shows, whatever the verdict. */
+static void clock_warnings(kiln_verdict *v, const kiln_compiled *comp)
+{
+	const char *p = comp->ptx;
+	bool timer = p && strstr(p, "%globaltimer"), clk = p && strstr(p, "%clock");
+	v->warnings[0] = 0;
+	if (timer || clk)
+		snprintf(v->warnings, sizeof(v->warnings),
+			 "reads %s: results must not depend on timing (the emulator models time, a GPU varies it)",
+			 timer && clk ? "%clock and %globaltimer" : timer ? "%globaltimer" : "%clock");
 }
 
 /* Knob values: -D NAME=V for knobs; knobs not given take their first listed value. */
@@ -498,7 +512,7 @@ static int run_set(vctx *c, kiln_rng *prng)
 		 vs->regime >= 0 ? ", regime " : "", vs->regime >= 0 ? kiln_target_regime_name(t, vs->regime) : "",
 		 vs->sm_count > 0 ? ", small sm_count" : "", c->reverse ? ", blocks in reverse order" : "");
 	snprintf(set, sizeof(set), "%s", base);
-	kiln_device_emu_reverse_blocks(c->dev, c->reverse);
+	kiln_device_emu_schedule(c->dev, c->reverse, vs->seed); /* forward sets: interleaved, from the seed */
 	if ((rc = kiln_inputs_generate_regime(&sb.in, t, &vs->sizes, vs->seed, vs->regime)) ||
 	    (rc = setbufs_alloc(c, &sb)))
 		goto done;
@@ -530,6 +544,7 @@ done:
 	v->input_sm_count = vs->sm_count;
 	if (rc == 0)
 		v->input_step = 0;
+	kiln_device_emu_printf(c->dev, v->device_printf, sizeof(v->device_printf));
 	setbufs_free(c, &sb);
 	return rc;
 }
@@ -743,6 +758,7 @@ static kiln_err pool_merge(kiln_verdict *out, const vpool *p, bool *nontrivial)
 	memcpy(out->input_kind, r->input_kind, sizeof(out->input_kind));
 	out->input_step = r->input_step;
 	out->input_sm_count = r->input_sm_count;
+	memcpy(out->device_printf, r->device_printf, sizeof(out->device_printf));
 	out->counters = p->res[p->stop >= 0 ? p->stop : last].counters;
 	if (p->stop < 0)
 		return 0;
@@ -879,6 +895,7 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 		goto done;
 	}
 	add_check(out, "launch");
+	clock_warnings(out, comp);
 	e = kiln_device_module_load(c.dev, &c.mod, comp);
 	if (e == KILN_EUNSUPPORTED) {
 		fail(out, "launch", "%s", kiln_error_last());

@@ -941,6 +941,8 @@ static const char *bad_src =
 	"  *(float *)(b + 2 + threadIdx.x * 4) = 1.0f; }\n"
 	"extern \"C\" __global__ void spin(int *flag) {\n"
 	"  while (*(volatile int *)flag == 0) { } }\n"
+	"extern \"C\" __global__ void loop(int *flag) {\n"
+	"  volatile int s = 0; while (s == 0) { } flag[0] = 1; }\n"
 	"extern \"C\" __global__ void trapper(int *x) { if (threadIdx.x == 3) __trap(); x[threadIdx.x] = 1; }\n";
 
 static void test_emu__oob_write_with_line(void **state)
@@ -974,6 +976,7 @@ static void test_emu__misaligned_budget_trap(void **state)
 	kiln_emu_module *m = compile(bad_src);
 	kiln_emu_options o = KILN_EMU_OPTIONS_INIT;
 	o.instruction_budget = 100000;
+	o.budget_per_thread = 0;
 	kiln_emu *e = NULL;
 	assert_int_equal(kiln_emu_new(&e, &o), 0);
 	uint64_t db = upload(e, NULL, 1024);
@@ -983,7 +986,13 @@ static void test_emu__misaligned_budget_trap(void **state)
 	int zero = 0;
 	uint64_t dflag = upload(e, &zero, 4);
 	const void *af[] = {&dflag};
-	assert_int_equal(launch1(e, m, "spin", 1, 32, 0, af, NULL), KILN_EFAULT);
+	/* a flag nobody can change: found at once, not at the end of the budget */
+	kiln_emu_counters c = {0};
+	assert_int_equal(launch1(e, m, "spin", 1, 32, 0, af, &c), KILN_EFAULT);
+	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_BUDGET);
+	assert_non_null(strstr(kiln_error_last(), "spins on a flag"));
+	assert_true(c.thread_instructions < 10000);
+	assert_int_equal(launch1(e, m, "loop", 1, 32, 0, af, NULL), KILN_EFAULT);
 	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_BUDGET);
 	assert_non_null(strstr(kiln_error_last(), "did not finish within 100000"));
 	assert_int_equal(launch1(e, m, "trapper", 1, 32, 0, args, NULL), KILN_EFAULT);
@@ -1258,6 +1267,199 @@ static void test_emu__fns_half_intrinsics_atomics(void **state)
 	kiln_emu_module_free(m);
 }
 
+
+/* ---------------------------------------------------------------- schedules, barriers, races */
+static const char *sched_src =
+	"extern \"C\" __global__ void handoff(int *flag, int *data, int *out) {\n"
+	"  if (threadIdx.x == 32) { data[0] = 42; __threadfence(); *(volatile int *)flag = 1; }\n"
+	"  else if (threadIdx.x == 0) { while (*(volatile int *)flag == 0) { } __threadfence(); out[0] = data[0]; } }\n"
+	"extern \"C\" __global__ void nofence(int *flag, int *data, int *out) {\n"
+	"  if (threadIdx.x == 32) { data[0] = 42; *(volatile int *)flag = 1; }\n"
+	"  else if (threadIdx.x == 0) { while (*(volatile int *)flag == 0) { } out[0] = data[0]; } }\n"
+	"extern \"C\" __global__ void ticket(unsigned *ctr, unsigned *order) {\n"
+	"  if (threadIdx.x % 32 == 0) order[blockIdx.x * 4 + threadIdx.x / 32] = atomicAdd(ctr, 1u); }\n"
+	"extern \"C\" __global__ void plain_sum(float *t) { if (threadIdx.x == 0) t[0] += 1.0f; }\n"
+	"extern \"C\" __global__ void atomic_sum(float *t) { if (threadIdx.x == 0) atomicAdd(t, 1.0f); }\n"
+	"extern \"C\" __global__ void gexchange(float *s, float *out, int sync) {\n"
+	"  int i = blockIdx.x * 64 + threadIdx.x; s[i] = (float)i;\n"
+	"  if (sync) __syncthreads();\n"
+	"  out[i] = s[blockIdx.x * 64 + (threadIdx.x + 32) % 64]; }\n"
+	"extern \"C\" __global__ void named(int *out, int count) {\n"
+	"  __shared__ int v; if (threadIdx.x == 0) v = 7;\n"
+	"  if (threadIdx.x < 32) asm volatile(\"bar.arrive 1, %0;\" :: \"r\"(count) : \"memory\");\n"
+	"  else { asm volatile(\"bar.sync 1, %0;\" :: \"r\"(count) : \"memory\"); out[threadIdx.x] = v; } }\n"
+	"extern \"C\" __global__ void popc(int *out) {\n"
+	"  out[threadIdx.x] = __syncthreads_count(threadIdx.x % 3 == 0); }\n"
+	"extern \"C\" __global__ void clocks(unsigned long long *t, unsigned *sm) {\n"
+	"  unsigned long long a, b; unsigned s;\n"
+	"  asm volatile(\"mov.u64 %0, %%globaltimer;\" : \"=l\"(a)); t[blockIdx.x * 2] = a + clock64() * 0;\n"
+	"  for (int k = 0; k < 100; k++) __nanosleep(10);\n"
+	"  asm volatile(\"mov.u64 %0, %%globaltimer;\" : \"=l\"(b)); t[blockIdx.x * 2 + 1] = b;\n"
+	"  asm(\"mov.u32 %0, %%smid;\" : \"=r\"(s)); if (threadIdx.x == 0) sm[blockIdx.x] = s; }\n"
+	"extern \"C\" __global__ void work(int *x, int n) { int a = 0; for (int k = 0; k < n; k++) a += k ^ a; x[blockIdx.x * 32 + threadIdx.x] = a; }\n"
+	"extern \"C\" __global__ void say(int *x) { printf(\"t%d x=%.2f %s\\n\", threadIdx.x, 1.5f * threadIdx.x, \"ok\"); x[threadIdx.x] = 1; }\n";
+
+static void test_emu__interleaved_schedule(void **state)
+{
+	(void)state;
+	kiln_emu_module *m = compile(sched_src);
+	kiln_emu *e = device();
+	int zero[2] = {0, 0}, got = 0;
+	uint64_t df = upload(e, zero, 4), dd = upload(e, zero, 4), dout = upload(e, zero, 4);
+	const void *a[] = {&df, &dd, &dout};
+	/* warp 0 spins on a flag warp 1 sets: it must yield, on every schedule */
+	kiln_emu_set_schedule(e, KILN_EMU_SCHED_FORWARD, 0);
+	assert_int_equal(launch1(e, m, "handoff", 1, 64, 0, a, NULL), 0);
+	kiln_emu_read(e, &got, dout, 4);
+	assert_int_equal(got, 42);
+	kiln_emu_write(e, df, zero, 4);
+	kiln_emu_set_schedule(e, KILN_EMU_SCHED_SEEDED, 5);
+	assert_int_equal(launch1(e, m, "handoff", 1, 64, 0, a, NULL), 0);
+	/* the same hand-off without a fence: the data read races with its write */
+	kiln_emu_write(e, df, zero, 4);
+	assert_int_equal(launch1(e, m, "nofence", 1, 64, 0, a, NULL), KILN_EFAULT);
+	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_RACE);
+	/* warps of resident blocks interleave: ticket order depends on the seed only */
+	unsigned ord[3][64];
+	uint64_t dc = upload(e, zero, 4), dord = upload(e, NULL, sizeof ord[0]);
+	const void *b[] = {&dc, &dord};
+	uint64_t seeds[3] = {7, 7, 8};
+	for (int k = 0; k < 3; k++) {
+		kiln_emu_write(e, dc, zero, 4);
+		kiln_emu_set_schedule(e, KILN_EMU_SCHED_SEEDED, seeds[k]);
+		assert_int_equal(launch1(e, m, "ticket", 16, 128, 0, b, NULL), 0);
+		kiln_emu_read(e, ord[k], dord, sizeof ord[k]);
+	}
+	assert_memory_equal(ord[0], ord[1], sizeof ord[0]);
+	assert_memory_not_equal(ord[0], ord[2], sizeof ord[0]);
+	int inorder = 1;
+	for (int i = 0; i < 64; i++)
+		inorder &= ord[0][i] == (unsigned)i;
+	assert_false(inorder); /* not one warp after another */
+	kiln_emu_write(e, dc, zero, 4);
+	kiln_emu_set_schedule(e, KILN_EMU_SCHED_REVERSE, 0);
+	assert_int_equal(launch1(e, m, "ticket", 16, 128, 0, b, NULL), 0);
+	kiln_emu_read(e, ord[0], dord, sizeof ord[0]);
+	assert_int_equal(ord[0][60], 0); /* block 15 ran first */
+	kiln_emu_free(e);
+	kiln_emu_module_free(m);
+}
+
+static void test_emu__global_racecheck(void **state)
+{
+	(void)state;
+	kiln_emu_module *m = compile(sched_src);
+	kiln_emu *e = device();
+	float t = 0;
+	uint64_t dt = upload(e, &t, 4);
+	const void *a[] = {&dt};
+	assert_int_equal(launch1(e, m, "plain_sum", 4, 32, 0, a, NULL), KILN_EFAULT);
+	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_RACE);
+	assert_non_null(strstr(kiln_error_last(), "by block ("));
+	assert_true(kiln_emu_last_fault(e)->other_line > 0);
+	assert_int_equal(launch1(e, m, "atomic_sum", 4, 32, 0, a, NULL), 0);
+	/* launches are ordered: a second launch reads the first one's writes freely */
+	assert_int_equal(launch1(e, m, "atomic_sum", 4, 32, 0, a, NULL), 0);
+	float buf[128] = {0};
+	uint64_t ds = upload(e, buf, sizeof buf), dout = upload(e, NULL, sizeof buf);
+	int sync = 0;
+	const void *g[] = {&ds, &dout, &sync};
+	assert_int_equal(launch1(e, m, "gexchange", 2, 64, 0, g, NULL), KILN_EFAULT);
+	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_RACE);
+	sync = 1;
+	assert_int_equal(launch1(e, m, "gexchange", 2, 64, 0, g, NULL), 0);
+	kiln_emu_read(e, buf, dout, sizeof buf);
+	assert_true(buf[0] == 32.0f && buf[127] == 95.0f);
+	kiln_emu_free(e);
+	kiln_emu_module_free(m);
+}
+
+static void test_emu__named_barriers_and_deadlock(void **state)
+{
+	(void)state;
+	kiln_emu_module *m = compile(sched_src);
+	kiln_emu *e = device();
+	int out[128];
+	uint64_t dout = upload(e, NULL, sizeof out);
+	int count = 128;
+	const void *a[] = {&dout, &count};
+	assert_int_equal(launch1(e, m, "named", 1, 128, 0, a, NULL), 0);
+	kiln_emu_read(e, out, dout, sizeof out);
+	assert_int_equal(out[32], 7);
+	assert_int_equal(out[127], 7);
+	count = 160; /* five warps expected, four in the block: a hang on a GPU */
+	assert_int_equal(launch1(e, m, "named", 1, 128, 0, a, NULL), KILN_EFAULT);
+	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_DEADLOCK);
+	assert_non_null(strstr(kiln_error_last(), "barrier 1 has 4 of 5 warps"));
+	assert_string_equal(kiln_emu_fault_name(KILN_EMU_FAULT_DEADLOCK), "deadlock");
+	count = 33;
+	assert_int_equal(launch1(e, m, "named", 1, 128, 0, a, NULL), KILN_EFAULT);
+	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_TRAP);
+	const void *p[] = {&dout};
+	assert_int_equal(launch1(e, m, "popc", 1, 100, 0, p, NULL), 0);
+	kiln_emu_read(e, out, dout, 100 * sizeof(int));
+	assert_int_equal(out[0], 34);
+	assert_int_equal(out[99], 34);
+	kiln_emu_free(e);
+	kiln_emu_module_free(m);
+}
+
+static void test_emu__clocks_smid_printf(void **state)
+{
+	(void)state;
+	kiln_emu_module *m = compile(sched_src);
+	kiln_emu *e = device();
+	unsigned long long t[2][600];
+	unsigned sm[300];
+	uint64_t dt = upload(e, NULL, sizeof t[0]), dsm = upload(e, NULL, sizeof sm);
+	const void *a[] = {&dt, &dsm};
+	for (int k = 0; k < 2; k++) {
+		kiln_emu_set_schedule(e, KILN_EMU_SCHED_SEEDED, 11 + (uint64_t)k);
+		assert_int_equal(launch1(e, m, "clocks", 300, 32, 0, a, NULL), 0);
+		kiln_emu_read(e, t[k], dt, sizeof t[k]);
+	}
+	kiln_emu_read(e, sm, dsm, sizeof sm);
+	assert_true(t[0][1] > t[0][0]); /* modeled time advances */
+	assert_true(t[0][0] > 1000000000000000000ull); /* an epoch-like timer, not a counter */
+	assert_true(t[1][0] > t[0][599]);       /* later launches, later times */
+	assert_true(t[0][0] % 32 == 0);
+	for (int b = 0; b < 132; b++)
+		assert_int_equal(sm[b], b); /* the first wave goes round robin over the SMs */
+	assert_int_equal(sm[132], 0); /* blocks 0 and 132 share SM 0 */
+	int x[2];
+	uint64_t dx = upload(e, NULL, sizeof x);
+	const void *px[] = {&dx};
+	assert_int_equal(launch1(e, m, "say", 1, 2, 0, px, NULL), 0);
+	char buf[256];
+	kiln_emu_printf_take(e, buf, sizeof buf);
+	assert_string_equal(buf, "t0 x=0.00 ok\nt1 x=1.50 ok\n");
+	assert_int_equal(kiln_emu_printf_take(e, buf, sizeof buf), 0);
+	kiln_emu_free(e);
+	kiln_emu_module_free(m);
+}
+
+static void test_emu__budget_scales_with_threads(void **state)
+{
+	(void)state;
+	kiln_emu_module *m = compile(sched_src);
+	kiln_emu_options o = KILN_EMU_OPTIONS_INIT;
+	o.instruction_budget = 1000; /* a floor far below the launch's work */
+	o.budget_per_thread = 64;
+	kiln_emu *e = NULL;
+	assert_int_equal(kiln_emu_new(&e, &o), 0);
+	int n = 10;
+	uint64_t dx = upload(e, NULL, 300 * 32 * sizeof(int));
+	const void *a[] = {&dx, &n};
+	kiln_emu_counters c = {0};
+	assert_int_equal(launch1(e, m, "work", 300, 32, 0, a, &c), 0); /* 9600 threads x 64 */
+	assert_true(c.thread_instructions > 1000);
+	kiln_emu_set_budget(e, 1000); /* an explicit budget is exact */
+	assert_int_equal(launch1(e, m, "work", 300, 32, 0, a, NULL), KILN_EFAULT);
+	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_BUDGET);
+	kiln_emu_free(e);
+	kiln_emu_module_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1284,6 +1486,11 @@ int main(void)
 		cmocka_unit_test(test_emu__uninit_global_read),
 		cmocka_unit_test(test_emu__variants_agree),
 		cmocka_unit_test(test_emu__parser_survives_mutations),
+		cmocka_unit_test(test_emu__interleaved_schedule),
+		cmocka_unit_test(test_emu__global_racecheck),
+		cmocka_unit_test(test_emu__named_barriers_and_deadlock),
+		cmocka_unit_test(test_emu__clocks_smid_printf),
+		cmocka_unit_test(test_emu__budget_scales_with_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -318,6 +318,26 @@ static void test_profile__multi_launch_scratch(void **state)
 	assert_int_equal(v.counters.launches, 2);
 }
 
+/* A kernel that reads the clocks passes with a warning; device printf lands in the verdict. */
+static void test_profile__clock_warning_and_printf(void **state)
+{
+	(void)state;
+	kiln_verdict v;
+	assert_int_equal(verify_src(&v, "extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+				    "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+				    "  long long t = clock64();\n"
+				    "  if (i == 0) printf(\"n=%lld\\n\", n);\n"
+				    "  if (i < n) y[i] = a * x[i] + 0.0f * (float)(t & 1);\n}\n", NULL, NULL, 0), 0);
+	if (!v.pass)
+		fail_msg("clock kernel failed [%s]: %s", v.check, v.message);
+	assert_non_null(strstr(v.warnings, "%clock"));
+	assert_non_null(strstr(v.device_printf, "n="));
+	char *js = kiln_verdict_to_json(&v);
+	assert_non_null(js);
+	assert_non_null(strstr(js, "\"warnings\":\"reads %clock"));
+	free(js);
+}
+
 static void test_profile__nontrivial(void **state)
 {
 	(void)state;
@@ -462,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_profile__budget_and_launch),
 		cmocka_unit_test(test_profile__multi_launch_scratch),
 		cmocka_unit_test(test_profile__nontrivial),
+		cmocka_unit_test(test_profile__clock_warning_and_printf),
 		cmocka_unit_test(test_profile__ulp_rule),
 		cmocka_unit_test(test_profile__regimes_threads_caps),
 	};

@@ -652,6 +652,11 @@ static void test_targets__plan_block_limit(void **state)
 	assert_int_equal(kiln_plan_dims(&d, p, 0, &env), KILN_EINVAL);
 	assert_contains(kiln_error_last(), "2048 threads, at most 1024");
 	kiln_plan_free(p);
+	/* sm_count is an argument too (a long long, README's argument table) */
+	static const char plan3[] =
+		"{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"sm_count\"], \"block\": [64], \"args\": [\"sm_count\", \"B\"]}]}";
+	assert_int_equal(kiln_plan_parse(&p, plan3, strlen(plan3), t, "cand 4"), 0);
+	kiln_plan_free(p);
 	kiln_target_free(t);
 }
 
