@@ -95,37 +95,43 @@ static double half_ulp(kiln_dtype dt, double r)
 
 /* err: |got - expected| as judged; allowed: what the tolerance permits. The reference is
  * compared after rounding to the output dtype where that overflows (a float64 1e40 is
- * +Inf in an f32 output), and f16/bf16 outputs under rule "exact" (the default) or "ulp"
- * are compared with the reference's round-to-nearest-even: equal, or within `ulps` units
- * (rule ulp) plus the reference's slack (one ulp where the float64 value lies within fp32
- * error of a rounding midpoint). NaN rules: a NaN passes only where the reference is NaN;
- * infinities must match exactly, except that an Inf of the right sign passes where the
- * tolerance band itself reaches past the dtype's largest finite value. */
+ * +Inf in an f32 output). f16/bf16 outputs under rule "exact" (the default) or "ulp" must
+ * equal the reference's round-to-nearest-even, or lie within `ulps` units of it (rule
+ * ulp), or within the reference's slack of the float64 value itself (one ulp where that
+ * value lies within fp32 error of a rounding midpoint: either neighbour, nothing
+ * further). NaN rules: a NaN passes only where the reference is NaN; infinities must
+ * match exactly, except that an Inf of the right sign passes where the tolerance band
+ * itself reaches past the dtype's largest finite value. */
 static bool within(const kiln_tolerance *tol, kiln_dtype dt, double got, double ref, double slack,
 		   double *err, double *allowed)
 {
 	kiln_tol_rule rule = tol ? tol->rule : KILN_TOL_EXACT;
-	bool half = dt == KILN_BF16 || dt == KILN_F16;
+	bool half = (dt == KILN_BF16 || dt == KILN_F16) && rule != KILN_TOL_PLAIN;
+	double exact = ref; /* the float64 value before any rounding */
 	*allowed = slack;
 	if (isfinite(ref)) {
 		double r = round_to(dt, ref);
-		if (isinf(r) || (half && rule != KILN_TOL_PLAIN))
+		if (isinf(r) || half)
 			ref = r;
 	}
 	if (!isnan(ref) && !isinf(ref)) {
-		if (half && rule != KILN_TOL_PLAIN)
-			*allowed = (rule == KILN_TOL_ULP ? tol->ulps * half_ulp(dt, ref) : 0) + slack;
+		if (half)
+			*allowed = rule == KILN_TOL_ULP ? tol->ulps * half_ulp(dt, ref) : 0;
 		else if (rule == KILN_TOL_PLAIN || rule == KILN_TOL_ULP)
 			*allowed = tol->atol + tol->rtol * fabs(ref) + slack;
 	}
 	if (isnan(ref) || isnan(got) || isinf(ref) || isinf(got)) {
 		bool ok = (isnan(ref) && isnan(got)) || (!isnan(ref) && got == ref) ||
 			  (isinf(got) && isfinite(ref) && signbit(got) == signbit(ref) &&
-			   isinf(round_to(dt, ref + copysign(*allowed, ref))));
+			   isinf(round_to(dt, ref + copysign(half ? *allowed + slack : *allowed, ref))));
 		*err = ok ? 0 : INFINITY;
 		return ok;
 	}
 	*err = fabs(got - ref);
+	if (half && *err > *allowed && slack > 0) {
+		*err = fabs(got - exact);
+		*allowed = slack;
+	}
 	return *err <= *allowed;
 }
 
