@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "compile/compile.h"
 #include "profile/cost/cost.h"
@@ -107,7 +108,7 @@ const char *kiln_fault_kind_name(kiln_fault_kind k); /* "out-of-bounds", ... */
  * target buffer i (already allocated and filled); scalars[j] is scalar j's value for
  * this run (kiln_inputs.scalars: regime, multi-step step; NULL = the target's values); scratch buffers are allocated,
  * poisoned with scratch_poison, and freed here. env holds the sizes and knobs; sm_count
- * is added from the device. Every launch's arguments are checked against the kernel's
+ * is added from the device unless env has one. Every launch's arguments are checked against the kernel's
  * parameter sizes first. On a fault or a bad argument, *failed_launch (may be NULL) is
  * the launch index and the error message names it. counters may be NULL. */
 kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_target *t,
@@ -149,6 +150,14 @@ typedef struct kiln_verify_options {
 	const char *cache_dir;         /* compile cache, or NULL */
 	bool skip_inputs_unchanged, skip_written, skip_nontrivial; /* check toggles */
 	bool no_extra_size;            /* skip the unlisted extra size (only runs when sizes is NULL) */
+	const char *regime;            /* every input set under this regime (replay); NULL = default
+					* plus the target's regimes cycled across the sets */
+	size_t threads;                /* emu: input sets run in parallel on this many devices; 0 = 1 */
+	bool bench_size;               /* instead of everything above: one input set at the largest
+					* bench size whose estimate fits bench_mem_gib (the final
+					* winner of a run, promote); progress lines on `progress` */
+	double bench_mem_gib;          /* 0 = KILN_VERIFY_BENCH_MEM_GIB or 16 */
+	FILE *progress;                /* NULL = quiet */
 } kiln_verify_options;
 
 typedef struct kiln_mismatch {
@@ -162,7 +171,7 @@ typedef struct kiln_verdict {
 	bool unverifiable;      /* the emulator cannot run it (unsupported): not a wrong kernel */
 	bool target_weak;       /* "nontrivial" failed: the target/inputs are too weak */
 	char check[24];         /* the failed check, "" on pass */
-	char message[640];
+	char message[1024];
 	/* the worst error over every run (on fail: of the failing run) */
 	double worst_abs, worst_rel;
 	char worst_buffer[KILN_NAME_MAX];
@@ -172,6 +181,13 @@ typedef struct kiln_verdict {
 	kiln_env input_sizes;
 	uint64_t input_seed;
 	bool have_input;
+	char input_regime[KILN_NAME_MAX]; /* "default" or the regime's name */
+	char input_kind[16];    /* the set's kind: "listed", "unlisted", "row-length", "tile",
+				 * "cap-breaking", "multi-step", "bench", "regime" */
+	int input_step;         /* multi-step: the failing step (1-based), else 0 */
+	int64_t input_sm_count; /* > 0: the sm_count launch expressions saw (cap-breaking) */
+	size_t sets;            /* input sets run, of every kind */
+	double cpu_seconds;     /* CPU time of the sets over all threads */
 	uint64_t seeds[KILN_VERIFY_MAX_SEEDS];
 	size_t nseeds;
 	char checks_run[KILN_VERIFY_MAX_CHECKS][24];

@@ -96,7 +96,9 @@ kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_targ
 		*failed_launch = (size_t)-1;
 	if (p->nscratch > RUN_MAX_SCRATCH)
 		return kiln_error_set(KILN_EINVAL, "plan: at most %d scratch buffers", RUN_MAX_SCRATCH);
-	if ((e = kiln_env_set(&env, "sm_count", (int64_t)dev->info.sm_count)))
+	int64_t sm;
+	/* verification's cap-breaking set passes a small sm_count of its own */
+	if (!kiln_env_get(&env, "sm_count", &sm) && (e = kiln_env_set(&env, "sm_count", (int64_t)dev->info.sm_count)))
 		return e;
 	kiln_plan_record *rec = NULL;
 	if (dev->rec && *dev->rec_n < dev->rec_max) {
