@@ -19,7 +19,7 @@ fail=0 ran=0
 entries=$(python3 - "$dir/manifest.json" <<'PY'
 import json, sys
 for e in json.load(open(sys.argv[1])):
-    print("\t".join([e["file"], e["target"], e["expect"], e.get("check", "-"), ",".join(e.get("regimes", [])),
+    print("\t".join([e["file"], e["target"], e["expect"], e.get("check", "-"), ",".join(e.get("regimes", [])) or "-",
                      e.get("launch", "-")]))
 PY
 ) || { echo "FAIL manifest: cannot read $dir/manifest.json"; exit 1; }

@@ -1,5 +1,5 @@
-// WRONG (adamw): caches the bias corrections in __device__ globals on its first launch; a later launch with another step reuses them.
-// Written for the regimes check (issue Trust I): passes the default inputs, caught in: hyper, late_step, multi-step.
+// WRONG (adamw): caches the bias corrections in __device__ globals on its first launch; a later launch with another step reuses them (whichever set runs after one with another step reports it).
+// Written for the regimes check (issue Trust I): passes the default inputs, caught in: hyper, late_step, multi-step, zero_state.
 // Derived from targets/adamw/seed.cu; only the lines of this bug differ.
 #ifndef BLOCK
 #define BLOCK 256

@@ -1,5 +1,5 @@
-// WRONG (lion): caches 1 - lr*wd in a __device__ global on its first launch; later launches with another lr reuse it.
-// Written for the regimes check (issue Trust I): passes the default inputs, caught in: hyper, multi-step.
+// WRONG (lion): caches 1 - lr*wd in a __device__ global on its first launch; later launches with another lr reuse it (whichever set runs after one with another lr reports it).
+// Written for the regimes check (issue Trust I): passes the default inputs, caught in: hyper, multi-step, zero_state, tiny.
 // Derived from targets/lion/seed.cu; only the lines of this bug differ.
 #ifndef BLOCK
 #define BLOCK 256

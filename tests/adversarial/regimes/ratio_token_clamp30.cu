@@ -1,5 +1,5 @@
 // WRONG (ratio_token): clamps the log-ratio at +-30 instead of +-20.
-// Written for the regimes check (issue Trust I): caught in: clamp, default.
+// Written for the regimes check (issue Trust I): caught in: clamp, exp_cap, default.
 // Derived from targets/ratio_token/seed.cu; only the lines of this bug differ.
 #ifndef BLOCK
 #define BLOCK 256
