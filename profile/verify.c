@@ -280,7 +280,9 @@ static int judge(vctx *c, const kiln_inputs *in, const kiln_refdata *ref, uint8_
 			}
 			if (ratio > worst_ratio || (isnan(ratio) && worst_ratio < INFINITY)) {
 				worst_ratio = isnan(ratio) ? INFINITY : ratio;
-				w_abs = isnan(g) != isnan(rv[i]) ? INFINITY : fabs(g - rv[i]);
+				/* a passing element reports the error as judged (an Inf that is the
+				 * reference's overflow is 0 off) */
+				w_abs = ok ? err : isnan(g) != isnan(rv[i]) ? INFINITY : fabs(g - rv[i]);
 				if (isnan(w_abs))
 					w_abs = 0;
 				w_rel = rv[i] != 0 ? w_abs / fabs(rv[i]) : w_abs;

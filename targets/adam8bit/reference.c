@@ -9,7 +9,8 @@
  * in the block max: m_absmax = max(|m| of the real lanes, code1[128]*old m_absmax*beta1).
  * That only shows when every real |m| is below it (all-non-finite or zero gradients with
  * zero moments). The reference gives bitsandbytes' value, with slack down to the max over
- * the real elements (the target's math), and codes that either absmax gives. */
+ * the real elements (the target's math), and codes that either absmax gives. A negative
+ * m below FLT_MIN may be nudged off +0 or not (flush-to-zero makes it -0): slack 1. */
 #include "targets/references.h"
 
 #include <float.h>
@@ -173,6 +174,10 @@ kiln_err kiln_ref_adam8bit(kiln_ref_io *io)
 					p[i] *= 1.0 - lr * wd;
 			}
 			requantize(mq, mq_slack, i, code1, true, s1[j], amax1, t1[j]);
+			/* a negative m below FLT_MIN is -0 under flush-to-zero: `m < 0` then keeps
+			 * the +0 code (bitsandbytes tests the sign bit and nudges); either passes */
+			if (s1[j] < 0 && -s1[j] < FLT_MIN && code1[(int)mq[i]] < 0 && code1[(int)mq[i] + 1] == 0)
+				mq_slack[i] = fmax(mq_slack[i], 1);
 			if (real1 != amax1) { /* the code the real-lanes-only absmax gives passes too */
 				double alt, alt_slack;
 				requantize(&alt, &alt_slack, 0, code1, true, s1[j], real1, t1[j]);

@@ -1,5 +1,5 @@
 // WRONG (adam8bit): denominator without eps: 0/0 where m = v = 0.
-// Written for the regimes check (issue Trust I): caught in: zero_state, default.
+// Written for the regimes check (issue Trust I): caught in: zero_state, default, hyper.
 // Derived from targets/adam8bit/seed.cu; only the lines of this bug differ.
 #ifndef ITEMS
 #define ITEMS 1

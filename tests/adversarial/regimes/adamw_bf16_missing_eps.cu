@@ -1,5 +1,5 @@
-// WRONG (adamw_bf16): denominator without eps: 0/0 where m = v = g = 0.
-// Written for the regimes check (issue Trust I): passes the default inputs, caught in: zero_state.
+// WRONG (adamw_bf16): denominator without eps: 0/0 where m = v = g = 0 (and off by eps/denom where hyper's eps is 1e-6).
+// Written for the regimes check (issue Trust I): passes the default inputs, caught in: zero_state, hyper.
 // Derived from targets/adamw_bf16/seed.cu; only the lines of this bug differ.
 #ifndef BLOCK
 #define BLOCK 256
