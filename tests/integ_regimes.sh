@@ -9,7 +9,8 @@
 # test failure: it would not need its regime. Entries "expect": "pass" are correct
 # kernels the regimes must not reject (flush-to-zero Lion, bitsandbytes' padding-lane
 # absmax, another scan for ratio_cumulative); "launch" names their own plan in the
-# folder (default: the target's launch.json). 77 when nothing could run.
+# folder (default: the target's launch.json); the fast-math entries run the seed itself.
+# 77 when nothing could run.
 set -u
 : "${KILN_BIN:?KILN_BIN not set}" "${KILN_SOURCE_ROOT:?KILN_SOURCE_ROOT not set}"
 root=$KILN_SOURCE_ROOT
