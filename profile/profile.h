@@ -205,6 +205,9 @@ typedef struct kiln_verdict {
  * verification is a verdict, not an error); a kiln_err only when verification could not
  * run (bad options, out of memory, the toolkit or reference failed). */
 kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o);
+/* Whether the bench-size check of a run's final winner and of promote runs: false when
+ * $KILN_BENCH_CHECK is "0" (CI and tests that cannot spend minutes on it). */
+bool kiln_verify_bench_check_wanted(void);
 /* The verdict as a JSON object text (caller frees); NULL when out of memory. */
 char *kiln_verdict_to_json(const kiln_verdict *v);
 /* Judges outputs computed outside kiln_verify (cuda timing checks what its timed module

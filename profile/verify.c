@@ -952,3 +952,9 @@ done:
 		kiln_error_set(e, "verify: out of memory");
 	return e;
 }
+
+bool kiln_verify_bench_check_wanted(void)
+{
+	const char *v = getenv("KILN_BENCH_CHECK");
+	return !(v && strcmp(v, "0") == 0);
+}

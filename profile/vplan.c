@@ -391,7 +391,7 @@ kiln_err kiln_vplan_build(kiln_vset **out, size_t *n, const kiln_verify_options 
 		goto planned;
 	}
 	bool full = !o->nsizes;
-	bool cycle = full && forced < 0 && t->nregimes > 0;
+	bool cycle = full && !(o->regime && *o->regime) && t->nregimes > 0; /* --regime: that one only */
 	size_t nsz = o->nsizes ? o->nsizes : t->nverify_sizes, j = 0;
 	bool *seen = kiln_calloc(t->nregimes + 1, sizeof(bool));
 	if (!seen) {
