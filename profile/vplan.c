@@ -225,89 +225,106 @@ static void plan_tiles(planner *p, uint64_t seed, long regime)
 	}
 }
 
-/* Elements per launched thread of launch li at these sizes (sm_count small); < 0 when
- * the plan cannot be evaluated there. */
-static double per_thread(const planner *p, size_t li, const kiln_env *sizes, size_t *elems)
+/* Launched threads of launch li at these sizes (sm_count small); 0 when the plan cannot
+ * be evaluated there. */
+static double threads_at(const planner *p, size_t li, const kiln_env *sizes)
 {
 	kiln_env env = *sizes;
 	kiln_dims d;
 	for (size_t k = 0; k < p->knobs->n; k++)
 		if (kiln_env_set(&env, p->knobs->names[k], p->knobs->values[k]))
-			return -1;
+			return 0;
 	if (kiln_env_set(&env, "sm_count", CAP_SM_COUNT) || kiln_plan_dims(&d, p->plan, li, &env)) {
 		kiln_error_clear();
-		return -1;
+		return 0;
 	}
+	return (double)d.grid[0] * d.grid[1] * d.grid[2] * d.block[0] * d.block[1] * d.block[2];
+}
+
+/* Elements of the largest buffer per launched thread of launch li; < 0 when unknown. */
+static double per_thread(const planner *p, size_t li, const kiln_env *sizes)
+{
 	size_t most = 0, n;
-	for (size_t b = 0; b < p->t->nbuffers; b++) {
+	double threads = threads_at(p, li, sizes);
+	for (size_t b = 0; b < p->t->nbuffers && threads > 0; b++) {
 		if (kiln_target_count(&n, p->t, &p->t->buffers[b], sizes)) {
 			kiln_error_clear();
 			return -1;
 		}
 		most = n > most ? n : most;
 	}
-	double threads = (double)d.grid[0] * d.grid[1] * d.grid[2] * d.block[0] * d.block[1] * d.block[2];
-	*elems = most;
-	return (double)most / threads;
+	return threads > 0 ? (double)most / threads : -1;
 }
 
-/* (c) grows each non-row-length symbol from the largest listed size by doubling (to its
- * largest bench value) and evaluates every launch's grid with sm_count = 4. Where the
- * elements per launched thread grow by more than half over the start (the grid stopped
- * growing in proportion: a min(...) or an sm_count term), the first size reaching 16 per
- * thread is verified, else the largest capped size within the set budget. */
+/* Whether launch li's grid depends on symbol sym at all (a grid of B blocks looping over
+ * T does not depend on T: that is a design, not a cap). */
+static bool grid_follows(const planner *p, size_t li, const kiln_env *base, const char *sym, int64_t v0)
+{
+	kiln_env lo = *base, hi = *base;
+	if (kiln_env_set(&lo, sym, 1) || kiln_env_set(&hi, sym, v0 * 2))
+		return false;
+	double a = threads_at(p, li, &lo), b = threads_at(p, li, base), c = threads_at(p, li, &hi);
+	return a != b || b != c;
+}
+
+/* The first size from base, doubling symbol i up to its largest bench value (and the
+ * set budget), where launch li has 16 elements per launched thread after the ratio grew
+ * by more than half over base; else the largest such size with any growth. */
+static bool cap_size(const planner *p, size_t li, size_t i, const kiln_env *base, kiln_env *out, double *ept_out)
+{
+	const kiln_target *t = p->t;
+	int64_t lo, hi, bmax, v0;
+	bool found = false;
+	double ept0 = per_thread(p, li, base);
+	if (ept0 <= 0 || !kiln_env_get(base, t->symbols[i].name, &v0) || v0 <= 0 ||
+	    !grid_follows(p, li, base, t->symbols[i].name, v0))
+		return false;
+	symbol_range(&t->symbols[i], &lo, &hi, &bmax);
+	for (int64_t v = v0 * 2; v0 < bmax; v *= 2) {
+		kiln_env env = *base;
+		v = v < bmax ? v : bmax;
+		if (kiln_env_set(&env, t->symbols[i].name, v) || kiln_vplan_elems(t, &env) > SMALL_SET_ELEMS)
+			break;
+		double ept = per_thread(p, li, &env);
+		if (ept > 1.5 * ept0 && ept > 1) {
+			*out = env;
+			*ept_out = ept;
+			found = true;
+			if (ept >= CAP_MIN_PER_THREAD)
+				break;
+		}
+		if (v >= bmax)
+			break;
+	}
+	return found;
+}
+
+/* (c) from the largest listed size, each symbol is doubled (to its largest bench value)
+ * and every launch's grid evaluated with sm_count = 4. Where the elements per launched
+ * thread grow by more than half over the start (the grid stopped growing in proportion:
+ * a min(...) or an sm_count term), that size is verified with sm_count = 4. */
 static void plan_cap(planner *p, const kiln_env *base, uint64_t seed, long regime)
 {
 	const kiln_target *t = p->t;
-	kiln_env best;
-	double best_ept = 0;
-	size_t best_li = 0, best_elems = 0;
+	kiln_env at;
+	double ept = 0;
+	size_t li = 0, i = 0;
 	bool found = false;
-	for (size_t li = 0; li < p->plan->nlaunches && !found; li++) {
-		size_t e0;
-		double ept0 = per_thread(p, li, base, &e0);
-		if (ept0 <= 0)
-			continue;
-		for (size_t i = 0; i < t->nsymbols && !found; i++) {
-			int64_t lo, hi, bmax, v0;
-			if (is_row_length(t, t->symbols[i].name) || !kiln_env_get(base, t->symbols[i].name, &v0))
-				continue;
-			symbol_range(&t->symbols[i], &lo, &hi, &bmax);
-			for (int64_t v = v0 * 2; v0 > 0 && v0 < bmax; v = v * 2) {
-				kiln_env env = *base;
-				size_t elems;
-				v = v < bmax ? v : bmax;
-				if (kiln_env_set(&env, t->symbols[i].name, v) || kiln_vplan_elems(t, &env) > SMALL_SET_ELEMS)
-					break;
-				double ept = per_thread(p, li, &env, &elems);
-				if (ept > 1.5 * ept0 && ept > 1) {
-					best = env;
-					best_ept = ept;
-					best_li = li;
-					best_elems = elems;
-					found = ept >= CAP_MIN_PER_THREAD;
-					if (found)
-						break;
-				}
-				if (v >= bmax)
-					break;
-			}
-			if (best_ept > 0)
-				found = true;
-		}
-	}
+	for (li = 0; li < p->plan->nlaunches && !found; li++)
+		for (i = 0; i < t->nsymbols && !found; i++)
+			found = cap_size(p, li, i, base, &at, &ept);
 	if (!found)
 		return;
-	kiln_vset *s = add(p, KILN_VSET_CAP, &best, seed, regime);
+	li--;
+	kiln_vset *s = add(p, KILN_VSET_CAP, &at, seed, regime);
 	if (!s)
 		return;
 	char sz[160];
-	kiln_vplan_sizes_text(sz, sizeof(sz), &best);
+	kiln_vplan_sizes_text(sz, sizeof(sz), &at);
 	s->sm_count = CAP_SM_COUNT;
 	snprintf(s->why, sizeof(s->why), " [cap-breaking size %.150s with sm_count = %d: launch %zu (%s) stops growing its "
 		 "grid with the problem, %.0f elements per launched thread; a capped grid needs a grid-stride loop]",
-		 sz, CAP_SM_COUNT, best_li, p->plan->launches[best_li].kernel, best_ept);
-	(void)best_elems;
+		 sz, CAP_SM_COUNT, li, p->plan->launches[li].kernel, ept);
 }
 
 /* ---- the plan ---- */
@@ -392,7 +409,7 @@ kiln_err kiln_vplan_build(kiln_vset **out, size_t *n, const kiln_verify_options 
 	}
 	bool full = !o->nsizes;
 	bool cycle = full && !(o->regime && *o->regime) && t->nregimes > 0; /* --regime: that one only */
-	size_t nsz = o->nsizes ? o->nsizes : t->nverify_sizes, j = 0;
+	size_t nsz = o->nsizes ? o->nsizes : t->nverify_sizes, j = 0; /* regime turns taken */
 	bool *seen = kiln_calloc(t->nregimes + 1, sizeof(bool));
 	if (!seen) {
 		e = KILN_ENOMEM;
@@ -404,9 +421,10 @@ kiln_err kiln_vplan_build(kiln_vset **out, size_t *n, const kiln_verify_options 
 		if ((e = kiln_target_sizes(&sizes, t, false, o->nsizes ? o->sizes[si] : si)))
 			break;
 		last = sizes;
-		for (size_t k = 0; k < nseeds; k++, j++) {
-			/* the default first, then each regime in turn */
-			long r = cycle ? (long)(j % (t->nregimes + 1)) - 1 : forced;
+		for (size_t k = 0; k < nseeds; k++) {
+			/* each size's first seed runs the default draw, the others take the
+			 * regimes in turn */
+			long r = cycle && k > 0 ? (long)(j++ % t->nregimes) : forced;
 			kiln_vset *s = add(&p, KILN_VSET_LISTED, &sizes, seeds[k], r);
 			if (!s)
 				break;

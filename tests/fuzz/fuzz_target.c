@@ -53,12 +53,18 @@ static void exercise(const kiln_target *t)
 		}
 		if (!small)
 			continue;
-		kiln_inputs *in = NULL;
-		kiln_refdata *ref = NULL;
-		if (kiln_inputs_generate(&in, t, &env, 1234 + s) == 0)
-			(void)kiln_reference_run(&ref, t, in);
-		kiln_refdata_free(ref);
-		kiln_inputs_free(in);
+		/* the default draw, then every regime and the multi-step steps */
+		for (long r = -1; r < (long)t->nregimes; r++) {
+			kiln_inputs *in = NULL;
+			kiln_refdata *ref = NULL;
+			if (kiln_inputs_generate_regime(&in, t, &env, 1234 + s, r) == 0) {
+				(void)kiln_reference_run(&ref, t, in);
+				for (size_t k = 1; k < t->multistep.steps; k++)
+					(void)kiln_inputs_step(in, t, k);
+			}
+			kiln_refdata_free(ref);
+			kiln_inputs_free(in);
+		}
 	}
 }
 
