@@ -30,6 +30,12 @@ typedef struct kiln_ref_adamw_params {
 kiln_err kiln_ref_adamw_hp(kiln_ref_adamw_params *hp, const kiln_ref_io *io, const char *ref);
 double kiln_ref_adamw_elem(const kiln_ref_adamw_params *hp, double *p, double g, double *m, double *v);
 
+/* The slack of an f16/bf16 output that is the float64 x rounded to nearest even: one ulp
+ * of dt where x lies closer than err (the fp32 error of the kernel's value before rounding) of
+ * a midpoint between two dt values, else 0: an exact midpoint (err 0) rounds to even
+ * (targets/adamw_bf16/reference.c). */
+double kiln_ref_half_tie_slack(kiln_dtype dt, double x, double err);
+
 /* bitsandbytes create_dynamic_map(signed, max_exponent_bits=7, total_bits=8), sorted
  * ascending, with torch's float32 arithmetic emulated (targets/adam8bit/reference.c). */
 void kiln_ref_dynamic_map(float out[256], bool is_signed);

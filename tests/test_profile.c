@@ -2,6 +2,7 @@
  * every verification check, on a tiny synthetic target (y = a*x over f32) written into a
  * temp folder with a float64 reference defined here. Each broken kernel must fail with
  * its named check; the correct one must pass; seeds replay to the same verdict. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -385,6 +386,69 @@ static void test_profile__ulp_rule(void **state)
 	target_dir = NULL;
 }
 
+/* One output element judged by kiln_verify_outputs: the toy target's y (dtype of the
+ * target at dir) with reference ref and slack sl, the kernel wrote got. */
+static bool judge_one(const char *dir, kiln_tol_rule rule, double ref, double sl, double got)
+{
+	kiln_target *t = NULL;
+	if (kiln_target_load(&t, dir))
+		fail_msg("toy target: %s", kiln_error_last());
+	((kiln_tolerance *)kiln_target_tolerance(t, "y"))->rule = rule;
+	kiln_hostbuf bufs[2];
+	uint8_t xb[8] = {0}, yb[8] = {0}, gb[8] = {0};
+	memset(bufs, 0, sizeof(bufs));
+	for (size_t b = 0; b < 2; b++) {
+		bufs[b].spec = &t->buffers[b];
+		bufs[b].count = 1;
+		bufs[b].bytes = kiln_dtype_size(t->buffers[b].dtype);
+		bufs[b].data = b ? yb : xb;
+	}
+	kiln_inputs in;
+	memset(&in, 0, sizeof(in));
+	in.bufs = bufs;
+	in.n = 2;
+	double x = 0, xs = 0, *values[2] = {&x, &ref}, *slack[2] = {&xs, &sl};
+	size_t counts[2] = {1, 1};
+	kiln_refdata rd = {values, slack, counts, 2};
+	kiln_dtype_store(t->buffers[1].dtype, gb, 0, got);
+	uint8_t *gots[2] = {xb, gb};
+	kiln_verdict v;
+	assert_int_equal(kiln_verify_outputs(&v, t, &in, &rd, gots, "test"), 0);
+	kiln_target_free(t);
+	return v.pass;
+}
+
+/* f16/bf16 outputs under rule exact: equal to the nearest-even rounding of the reference,
+ * one ulp only through the slack; an f32 reference past FLT_MAX is +-Inf. */
+static void test_profile__half_exact_and_overflow(void **state)
+{
+	(void)state;
+	char bf[400];
+	snprintf(bf, sizeof(bf), "%s/toybf16", basedir);
+	/* 257 is the bf16 midpoint of 256 and 258: nearest even is 256; half-away gives 258 */
+	assert_true(judge_one(bf, KILN_TOL_EXACT, 257.0, 0, 256.0));
+	assert_false(judge_one(bf, KILN_TOL_EXACT, 257.0, 0, 258.0));
+	/* 1 + 3*2^-9 rounds up to 1 + 2^-7; truncation gives 1 */
+	assert_true(judge_one(bf, KILN_TOL_EXACT, 1.0 + 3 * 0x1p-9, 0, 1.0 + 0x1p-7));
+	assert_false(judge_one(bf, KILN_TOL_EXACT, 1.0 + 3 * 0x1p-9, 0, 1.0));
+	/* a slack of one ulp (near a midpoint) admits either neighbour, not two ulps */
+	assert_true(judge_one(bf, KILN_TOL_EXACT, 259.0, 2.0, 258.0));
+	assert_true(judge_one(bf, KILN_TOL_EXACT, 259.0, 2.0, 260.0));
+	assert_false(judge_one(bf, KILN_TOL_EXACT, 259.0, 2.0, 262.0));
+	/* the explicit ulp rule stays looser */
+	assert_true(judge_one(bf, KILN_TOL_ULP, 257.0, 0, 258.0));
+	/* f32: 1e39 overflows to +Inf, which is the answer; FLT_MAX is not */
+	assert_true(judge_one(tmpdir, KILN_TOL_PLAIN, 1e39, 0, INFINITY));
+	assert_true(judge_one(tmpdir, KILN_TOL_PLAIN, -1e39, 0, -INFINITY));
+	assert_false(judge_one(tmpdir, KILN_TOL_PLAIN, 1e39, 0, 3.4028234663852886e38));
+	assert_false(judge_one(tmpdir, KILN_TOL_PLAIN, 1e39, 0, -INFINITY));
+	/* a finite reference whose band stays below FLT_MAX: Inf fails; one whose band
+	 * reaches past it: Inf passes */
+	assert_false(judge_one(tmpdir, KILN_TOL_PLAIN, 3.0e38, 0, INFINITY));
+	assert_true(judge_one(tmpdir, KILN_TOL_PLAIN, 3.4028234e38, 1e33, INFINITY));
+	/* bf16 overflow too: 3.4e38 is past bf16's largest finite value */
+	assert_true(judge_one(bf, KILN_TOL_EXACT, 3.4e38, 0, INFINITY));
+}
 
 /* A toy with a regime that changes the scalar: a kernel that hard-codes a = 2.5 fails
  * there, the verdict names the regime, --regime replays it; threads give the verdict one
@@ -484,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_profile__nontrivial),
 		cmocka_unit_test(test_profile__clock_warning_and_printf),
 		cmocka_unit_test(test_profile__ulp_rule),
+		cmocka_unit_test(test_profile__half_exact_and_overflow),
 		cmocka_unit_test(test_profile__regimes_threads_caps),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

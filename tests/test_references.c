@@ -231,6 +231,61 @@ static void test_references__lion_sign(void **state)
 	/* c = 0.1*-1 < 0: p = 2*(1 - lr*wd) + lr; sign(0) = 0 for the all-zero elements */
 	near(vals(r, t, "p")[0], 2.0 * (1.0 - lr * (double)f32(0.1)) + lr, 1e-12, "p", 0);
 	near(vals(r, t, "p")[1], 0.0, 0, "p", 1);
+	assert_true(slack(r, t, "p")[1] == 0); /* both terms 0: c = 0 in every mode, no tie */
+	kiln_refdata_free(r);
+	kiln_inputs_free(in);
+
+	/* c underflows in fp32: m = 0, g = 2^-149 gives (1-beta1)*g = 0 (or a flushed 0):
+	 * a tie by the absolute subnormal term; g = -1e-30 gives a normal c: no tie */
+	const double p3[] = {1.0, 1.0, 1.0}, g3[] = {0x1p-149, -1e-30, 1e-37}, m3[] = {0, 0, 0};
+	const fill fills3[] = {{"p", p3}, {"g", g3}, {"m", m3}};
+	in = make_inputs(t, sym, val, 1, fills3, 3);
+	r = run(t, in);
+	near(slack(r, t, "p")[0], 2 * lr, 1e-12, "p slack", 0);
+	assert_true(slack(r, t, "p")[1] == 0);
+	near(slack(r, t, "p")[2], 2 * lr, 1e-12, "p slack", 2); /* 1e-38 < 2*FLT_MIN: flushed by -ftz */
+	near(vals(r, t, "p")[1], 1.0 * (1.0 - lr * (double)f32(0.1)) + lr, 1e-12, "p", 1);
+	kiln_refdata_free(r);
+	kiln_inputs_free(in);
+	kiln_target_free(t);
+}
+
+/* bf16 outputs: one ulp of slack only within err of a rounding midpoint. */
+static void test_references__half_tie_slack(void **state)
+{
+	(void)state;
+	/* 257 is the midpoint of the bf16 values 256 and 258 */
+	near(kiln_ref_half_tie_slack(KILN_BF16, 257.0, 0), 0.0, 0, "tie slack", 0); /* exact: to even */
+	near(kiln_ref_half_tie_slack(KILN_BF16, 257.0, 1e-6), 2.0, 0, "tie slack", 6);
+	near(kiln_ref_half_tie_slack(KILN_BF16, 257.0 + 1e-3, 2e-3), 2.0, 0, "tie slack", 1);
+	near(kiln_ref_half_tie_slack(KILN_BF16, 257.0 + 1e-3, 1e-4), 0.0, 0, "tie slack", 2);
+	near(kiln_ref_half_tie_slack(KILN_BF16, -257.0, 1e-6), 2.0, 0, "tie slack", 3);
+	near(kiln_ref_half_tie_slack(KILN_BF16, 256.0, 0.5), 0.0, 0, "tie slack", 4);
+	near(kiln_ref_half_tie_slack(KILN_F16, 2049.0, 1e-6), 2.0, 0, "tie slack", 5);
+}
+
+/* adamw_bf16: with lr = 0 the master is unchanged, so a master on a bf16 midpoint gets p
+ * = its nearest-even rounding with no slack (round-half-away must fail there). */
+static void test_references__adamw_bf16_ties(void **state)
+{
+	(void)state;
+	kiln_target *t = load("adamw_bf16");
+	static const char *sym[] = {"n"};
+	static const int64_t val[] = {3};
+	const double master[] = {257.0, 259.0, 1.0 + 0x1p-9}, g[] = {0.01, -0.02, 0.5};
+	const double m[] = {0.001, 0, 0}, v[] = {1e-5, 0, 0};
+	const fill fills[] = {{"master", master}, {"g", g}, {"m", m}, {"v", v}};
+	kiln_inputs *in = make_inputs(t, sym, val, 1, fills, 4);
+	in->nscalars = t->nscalars;
+	in->scalars = kiln_calloc(t->nscalars, sizeof(double));
+	assert_non_null(in->scalars);
+	for (size_t k = 0; k < t->nscalars; k++)
+		in->scalars[k] = strcmp(t->scalars[k].name, "lr") == 0 ? 0 : t->scalars[k].value;
+	kiln_refdata *r = run(t, in);
+	near(vals(r, t, "p")[0], 256.0, 0, "p", 0);
+	near(vals(r, t, "p")[1], 260.0, 0, "p", 1);
+	assert_true(slack(r, t, "p")[0] == 0 && slack(r, t, "p")[1] == 0);
+	near(vals(r, t, "master")[0], 257.0, 0, "master", 0);
 	kiln_refdata_free(r);
 	kiln_inputs_free(in);
 	kiln_target_free(t);
@@ -321,13 +376,32 @@ static void test_references__adam8bit_block(void **state)
 	kiln_refdata_free(r);
 	kiln_inputs_free(in);
 
-	/* a block of only NaN gradients: absmax 0, any code dequantizes to 0 -> slack 255 */
+	/* a partial block of only NaN gradients: the real lanes give absmax 0 (any code
+	 * dequantizes to 0 -> slack 255); bitsandbytes' padding lanes (m code 128, g = 0)
+	 * give code1[128]*old absmax*beta1: that is the reference, with slack down to 0 */
 	const double gn[] = {NAN, NAN, NAN, NAN, NAN};
 	const fill fills2[] = {{"p", p}, {"g", gn}, {"m_code", mq}, {"v_code", vq}, {"m_absmax", mabs}, {"v_absmax", vabs}};
 	in = make_inputs(t, sym, val, 1, fills2, 6);
 	r = run(t, in);
-	near(vals(r, t, "m_absmax")[0], 0, 0, "m_absmax", 0);
+	double pad = (double)s[128] * am * b1;
+	near(vals(r, t, "m_absmax")[0], pad, 1e-20, "m_absmax", 0);
+	near(slack(r, t, "m_absmax")[0], pad, 1e-20, "m_absmax slack", 0);
+	near(vals(r, t, "v_absmax")[0], 0, 0, "v_absmax", 0); /* v's padding code is 0 */
+	assert_int_equal((int)vals(r, t, "m_code")[1], 127);
 	near(slack(r, t, "m_code")[1], 255, 0, "m_code slack", 1);
+	kiln_refdata_free(r);
+	kiln_inputs_free(in);
+
+	/* tiny negative moments from zero codes: a normal m = 0.1*-1e-30 is nudged to 126
+	 * with no slack; a subnormal one (0.1*-1e-37) may be -0 under flush-to-zero: slack 1 */
+	const double gt[] = {0.01, -1e-30, -1e-37, 0, 0}, mz[] = {255, 127, 127, 127, 127};
+	const fill fills3[] = {{"p", p}, {"g", gt}, {"m_code", mz}, {"v_code", vq}, {"m_absmax", mabs}, {"v_absmax", vabs}};
+	in = make_inputs(t, sym, val, 1, fills3, 6);
+	r = run(t, in);
+	assert_int_equal((int)vals(r, t, "m_code")[1], 126);
+	assert_true(slack(r, t, "m_code")[1] == 0);
+	assert_int_equal((int)vals(r, t, "m_code")[2], 126);
+	near(slack(r, t, "m_code")[2], 1, 0, "m_code slack", 2);
 	kiln_refdata_free(r);
 	kiln_inputs_free(in);
 	kiln_target_free(t);
@@ -466,8 +540,10 @@ static void test_references__ratio_cumulative_valid_count(void **state)
 	near(clipped[2], exp(c_hi * sqrt(2.0)), 1e-12, "clipped", 2);
 	near(clipped[3], exp(c_hi * sqrt(3.0)), 1e-12, "clipped", 3);
 	near(clipped[4], exp(c_hi * 2.0), 1e-12, "clipped", 4);
-	/* slack: value * (4*eps32*sum|Delta| + 1e-6) with sum|Delta| = 3 at t = 3 */
-	near(slack(r, t, "ratio")[3], exp(3.0) * (4.0 * 0x1p-23 * 3.0 + 1e-6), 1e-12, "ratio slack", 3);
+	/* slack: value * (eps32*(|L| + 4*sqrt((1 + log2 k)*sum d^2)) + 1e-6), at t = 3: L = 3,
+	 * k = 3, sum d^2 = 3 */
+	near(slack(r, t, "ratio")[3], exp(3.0) * (0x1p-23 * (3.0 + 4.0 * sqrt((1 + log2(3.0)) * 3.0)) + 1e-6), 1e-12,
+	     "ratio slack", 3);
 	assert_true(slack(r, t, "ratio")[1] == 0.0);
 	kiln_refdata_free(r);
 	kiln_inputs_free(in);
@@ -539,6 +615,8 @@ int main(void)
 		cmocka_unit_test(test_references__adamw_one_step),
 		cmocka_unit_test(test_references__adamw_bf16_master),
 		cmocka_unit_test(test_references__lion_sign),
+		cmocka_unit_test(test_references__half_tie_slack),
+		cmocka_unit_test(test_references__adamw_bf16_ties),
 		cmocka_unit_test(test_references__adam8bit_code_map),
 		cmocka_unit_test(test_references__adam8bit_block),
 		cmocka_unit_test(test_references__adam8bit_midpoint),

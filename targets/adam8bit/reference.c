@@ -3,7 +3,14 @@
  * states m, v are u8 indices into the dynamic code maps of functional.create_dynamic_map
  * (signed for m, unsigned for v) scaled by one fp32 absmax per block. The reference
  * emulates the quantization exactly (nearest code, sign-preserving nudge for m) and gives
- * a code slack where fp32 rounding can move the value across a midpoint between codes. */
+ * a code slack where fp32 rounding can move the value across a midpoint between codes.
+ * A partial last block: bitsandbytes loads its padding lanes as g = 0, m code 128 and v
+ * code 0 (cub BlockLoad defaults in kOptimizerStatic8bit2StateBlockwise), so they take part
+ * in the block max: m_absmax = max(|m| of the real lanes, code1[128]*old m_absmax*beta1).
+ * That only shows when every real |m| is below it (all-non-finite or zero gradients with
+ * zero moments). The reference gives bitsandbytes' value, with slack down to the max over
+ * the real elements (the target's math), and codes that either absmax gives. A negative
+ * m below FLT_MIN may be nudged off +0 or not (flush-to-zero makes it -0): slack 1. */
 #include "targets/references.h"
 
 #include <float.h>
@@ -104,7 +111,7 @@ kiln_err kiln_ref_adam8bit(kiln_ref_io *io)
 	float code1[256], code2[256];
 	int64_t n;
 	double lr, beta1, beta2, eps, wd, step;
-	double *p, *p_slack, *g, *mq, *mq_slack, *m_absmax, *vq, *vq_slack, *v_absmax, *unused;
+	double *p, *p_slack, *g, *mq, *mq_slack, *m_absmax, *m_absmax_slack, *vq, *vq_slack, *v_absmax, *unused;
 	double s1[QBLOCK], s2[QBLOCK]; /* the new fp32 moments of one block */
 	double t1[QBLOCK], t2[QBLOCK]; /* magnitudes of their terms (rounding scale) */
 	kiln_err e;
@@ -117,7 +124,7 @@ kiln_err kiln_ref_adam8bit(kiln_ref_io *io)
 	if ((e = kiln_ref_need_buf(&p, &p_slack, io, ref, "p", (size_t)n)) ||
 	    (e = kiln_ref_need_buf(&g, NULL, io, ref, "g", (size_t)n)) ||
 	    (e = kiln_ref_need_buf(&mq, &mq_slack, io, ref, "m_code", (size_t)n)) ||
-	    (e = kiln_ref_need_buf(&m_absmax, &unused, io, ref, "m_absmax", nblocks)) ||
+	    (e = kiln_ref_need_buf(&m_absmax, &m_absmax_slack, io, ref, "m_absmax", nblocks)) ||
 	    (e = kiln_ref_need_buf(&vq, &vq_slack, io, ref, "v_code", (size_t)n)) ||
 	    (e = kiln_ref_need_buf(&v_absmax, &unused, io, ref, "v_absmax", nblocks)))
 		return e;
@@ -152,6 +159,10 @@ kiln_err kiln_ref_adam8bit(kiln_ref_io *io)
 			amax1 = fmax(amax1, fabs(s1[j]));
 			amax2 = fmax(amax2, fabs(s2[j]));
 		}
+		/* bitsandbytes' padding lanes (g = 0, m code 128, v code 0: v's is 0) */
+		double real1 = amax1;
+		if (len < QBLOCK)
+			amax1 = fmax(amax1, fabs((double)code1[128] * m_absmax[b] * beta1));
 		for (size_t j = 0; j < len; j++) {
 			size_t i = base + j;
 			if (isfinite(g[i])) {
@@ -163,9 +174,19 @@ kiln_err kiln_ref_adam8bit(kiln_ref_io *io)
 					p[i] *= 1.0 - lr * wd;
 			}
 			requantize(mq, mq_slack, i, code1, true, s1[j], amax1, t1[j]);
+			/* a negative m below FLT_MIN is -0 under flush-to-zero: `m < 0` then keeps
+			 * the +0 code (bitsandbytes tests the sign bit and nudges); either passes */
+			if (s1[j] < 0 && -s1[j] < FLT_MIN && code1[(int)mq[i]] < 0 && code1[(int)mq[i] + 1] == 0)
+				mq_slack[i] = fmax(mq_slack[i], 1);
+			if (real1 != amax1) { /* the code the real-lanes-only absmax gives passes too */
+				double alt, alt_slack;
+				requantize(&alt, &alt_slack, 0, code1, true, s1[j], real1, t1[j]);
+				mq_slack[i] = fmax(mq_slack[i], fabs(alt - mq[i]) + alt_slack);
+			}
 			requantize(vq, vq_slack, i, code2, false, s2[j], amax2, t2[j]);
 		}
 		m_absmax[b] = amax1;
+		m_absmax_slack[b] = amax1 - real1;
 		v_absmax[b] = amax2;
 	}
 	return KILN_OK;

@@ -1,8 +1,14 @@
 /* lion reference: one Lion step (google/automl lion_pytorch.py): decoupled weight decay
  * p *= 1 - lr*wd, update direction sign(beta1*m + (1-beta1)*g), then the momentum
  * m = beta2*m + (1-beta2)*g. float64 on the f32 values the kernel sees. Where the
- * interpolation c is so small that fp32 rounding can flip its sign, p may move by 2*lr
- * either way: that element gets slack 2*lr (a sign tie). */
+ * interpolation c is so small that fp32 evaluation can flip its sign or make it 0, p may
+ * move by up to 2*lr either way: that element gets slack 2*lr (a sign tie). The tie rule:
+ * c is not exactly 0 with both terms 0, and |c| <= 4*eps32*(|a| + |b|) + 2*FLT_MIN, the
+ * relative rounding of the two products and the sum plus what the subnormal range loses:
+ * a product below FLT_MIN rounds to a multiple of 2^-149 (m = 0, g = 1.4e-45 gives c = 0 in
+ * fp32) or, under -ftz=true / --use_fast_math, is flushed to 0. Kernels with or without
+ * flush-to-zero therefore pass alike; any c of both-zero terms is exactly 0 in every mode
+ * and must give sign 0. */
 #include "targets/references.h"
 
 #include <float.h>
@@ -26,8 +32,9 @@ kiln_err kiln_ref_lion(kiln_ref_io *io)
 		double c = a + b;
 		double sign = c > 0 ? 1.0 : c < 0 ? -1.0 : 0.0; /* torch.sign: sign(0) = 0 */
 		p[i] = p[i] * (1.0 - lr * wd) - lr * sign;
-		/* fp32 evaluates c with a few half-ulp errors of its terms */
-		if (fabs(c) <= 4.0 * FLT_EPSILON * (fabs(a) + fabs(b)))
+		/* fp32 evaluates c with a few half-ulp errors of its terms, and loses up to
+		 * FLT_MIN per term in the subnormal range (rounding or flush-to-zero) */
+		if ((a != 0 || b != 0) && fabs(c) <= 4.0 * FLT_EPSILON * (fabs(a) + fabs(b)) + 2.0 * FLT_MIN)
 			p_slack[i] = 2.0 * lr;
 		m[i] = beta2 * m[i] + (1.0 - beta2) * g[i];
 	}

@@ -1,0 +1,52 @@
+// WRONG (ratio_cumulative): k^0.5 baked in (sqrtf) instead of the power scalar.
+// Written for the regimes check (issue Trust I): passes the default inputs, caught in: bounds.
+// Derived from targets/ratio_cumulative/seed.cu; only the lines of this bug differ.
+#ifndef BLOCK
+#define BLOCK 256
+#endif
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+ratio_cumulative(const float *logp_new, const float *logp_old, const unsigned char *mask,
+                 float *ratio, float *clipped, float c_lo, float c_hi, float power, long long B,
+                 long long T)
+{
+    __shared__ float sL[BLOCK];
+    __shared__ int sk[BLOCK];
+    const long long b = blockIdx.x;
+    const int tid = threadIdx.x;
+    if (b >= B)
+        return;
+    const long long row = b * T;
+    float carry_L = 0.0f;
+    int carry_k = 0;
+    for (long long base = 0; base < T; base += BLOCK) {
+        const long long t = base + tid;
+        const int valid = t < T ? (int)mask[row + t] : 0;
+        float d = 0.0f;
+        if (valid)
+            d = fminf(fmaxf(logp_new[row + t] - logp_old[row + t], -20.0f), 20.0f);
+        sL[tid] = d;
+        sk[tid] = valid != 0;
+        __syncthreads();
+        for (int off = 1; off < BLOCK; off <<= 1) {
+            const float addL = tid >= off ? sL[tid - off] : 0.0f;
+            const int addk = tid >= off ? sk[tid - off] : 0;
+            __syncthreads();
+            sL[tid] += addL;
+            sk[tid] += addk;
+            __syncthreads();
+        }
+        if (valid) {
+            const float L = fminf(carry_L + sL[tid], 10.0f);
+            const float kp = sqrtf((float)(carry_k + sk[tid])); (void)power;
+            ratio[row + t] = expf(L);
+            clipped[row + t] = expf(fminf(fmaxf(L, -c_lo * kp), c_hi * kp));
+        } else if (t < T) {
+            ratio[row + t] = 0.0f;
+            clipped[row + t] = 0.0f;
+        }
+        carry_L += sL[BLOCK - 1];
+        carry_k += sk[BLOCK - 1];
+        __syncthreads();
+    }
+}

@@ -1,0 +1,48 @@
+// WRONG (ratio_minprefix): clip bounds 0.8 / 1.28 baked in.
+// Written for the regimes check (issue Trust I): passes the default inputs, caught in: bounds.
+// Derived from targets/ratio_minprefix/seed.cu; only the lines of this bug differ.
+#ifndef BLOCK
+#define BLOCK 256
+#endif
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+ratio_minprefix(const float *logp_new, const float *logp_old, const unsigned char *mask,
+                float *weight, int inclusive, float eps_lo, float eps_hi, long long B,
+                long long T)
+{
+    __shared__ float smin[BLOCK];
+    const long long b = blockIdx.x;
+    const int tid = threadIdx.x;
+    if (b >= B)
+        return;
+    const long long row = b * T;
+    const float lo = 0.8f, hi = 1.28f; (void)eps_lo; (void)eps_hi;
+    float carry = __int_as_float(0x7f800000); // +inf: nothing seen yet
+    for (long long base = 0; base < T; base += BLOCK) {
+        const long long t = base + tid;
+        const int valid = t < T ? (int)mask[row + t] : 0;
+        float d = 0.0f;
+        if (valid)
+            d = fminf(fmaxf(logp_new[row + t] - logp_old[row + t], -20.0f), 20.0f);
+        smin[tid] = valid ? d : __int_as_float(0x7f800000);
+        __syncthreads();
+        for (int off = 1; off < BLOCK; off <<= 1) {
+            const float other = tid >= off ? smin[tid - off] : __int_as_float(0x7f800000);
+            __syncthreads();
+            smin[tid] = fminf(smin[tid], other);
+            __syncthreads();
+        }
+        const float incl = fminf(carry, smin[tid]);
+        const float excl = fminf(carry, tid > 0 ? smin[tid - 1] : __int_as_float(0x7f800000));
+        if (valid) {
+            float m = inclusive ? incl : excl;
+            if (isinf(m))
+                m = 0.0f;
+            weight[row + t] = fminf(fmaxf(expf(m + d), lo), hi);
+        } else if (t < T) {
+            weight[row + t] = 0.0f;
+        }
+        carry = fminf(carry, smin[BLOCK - 1]);
+        __syncthreads();
+    }
+}

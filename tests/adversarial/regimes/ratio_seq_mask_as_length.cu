@@ -1,0 +1,45 @@
+// WRONG (ratio_seq): reads the mask as a length (the count of ones) and averages the first count tokens.
+// Written for the regimes check (issue Trust I): passes the default inputs, caught in: holes.
+// Derived from targets/ratio_seq/seed.cu; only the lines of this bug differ.
+#ifndef BLOCK
+#define BLOCK 256
+#endif
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+ratio_seq(const float *logp_new, const float *logp_old, const unsigned char *mask, float *ratio,
+          long long B, long long T)
+{
+    __shared__ float ssum[BLOCK];
+    __shared__ int scount[BLOCK];
+    const long long b = blockIdx.x;
+    const int tid = threadIdx.x;
+    if (b >= B)
+        return;
+    const long long row = b * T;
+    float sum = 0.0f;
+    int count = 0;
+    __shared__ int slen;
+    if (tid == 0) {
+        int len = 0;
+        for (long long t = 0; t < T; t++)
+            len += mask[row + t] != 0;
+        slen = len;
+    }
+    __syncthreads();
+    for (long long t = tid; t < slen; t += BLOCK) {
+        sum += logp_new[row + t] - logp_old[row + t];
+        count += 1;
+    }
+    ssum[tid] = sum;
+    scount[tid] = count;
+    __syncthreads();
+    for (int s = BLOCK / 2; s > 0; s >>= 1) {
+        if (tid < s) {
+            ssum[tid] += ssum[tid + s];
+            scount[tid] += scount[tid + s];
+        }
+        __syncthreads();
+    }
+    if (tid == 0)
+        ratio[b] = expf(ssum[0] / (float)max(scount[0], 1));
+}
