@@ -1,7 +1,8 @@
-/* exec: the interpreter. Blocks run in blockIdx order (x fastest; reversed after
- * kiln_emu_set_reverse_blocks); inside a block each
- * warp runs in lockstep until it reaches a barrier or exits, then the next warp runs.
- * Divergence: the lanes at the lowest PC run first (others are parked with their own
+/* exec: the interpreter and its scheduler. Blocks start in blockIdx order (x fastest;
+ * reversed on the REVERSE schedule) into resident slots; warps of the resident blocks run
+ * interleaved in quanta drawn from the schedule's seed (see run_grid), barriers are
+ * named and counted (bar_join / bar_try), and the racecheck orders accesses by
+ * happens-before (race_check for shared, grace_check for global memory). Divergence: the lanes at the lowest PC run first (others are parked with their own
  * PC); warp-synchronous ops wait for every live lane of their membermask (see
  * reconverge). Registers are [reg][32 lanes] of uint64_t; predicates are 32-bit lane
  * masks. Plain f32 add/sub/mul/fma and common integer ops run inline (C operators are
