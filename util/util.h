@@ -125,7 +125,14 @@ void kiln_iso8601(char *out, size_t n, double epoch_s);
  * string". `where` is "file" or "file: field" context supplied by the caller. ---- */
 struct cJSON;
 kiln_err kiln_json_parse_file(struct cJSON **out, const char *path, size_t max_bytes);
+/* Both parse with the one strict rule (kiln_json_check) first: text after the value, a
+ * comment, a raw control character in a string, a leading zero... are KILN_EINVAL. */
 kiln_err kiln_json_parse(struct cJSON **out, const char *text, size_t len, const char *where);
+/* RFC 8259, strictly (util/json_check.c): 0 when text[0..len) is one JSON value and
+ * nothing else; KILN_EINVAL naming where, the line, the column and the reason. Linear. */
+kiln_err kiln_json_check(const char *text, size_t len, const char *where);
+/* Length of the valid UTF-8 sequence at s (s[0] >= 0x80), 0 when invalid. */
+size_t kiln_utf8_seq_len(const unsigned char *s, size_t avail);
 /* Required fields: missing or wrong type is KILN_EINVAL naming where.key. */
 kiln_err kiln_json_string(const char **out, const struct cJSON *obj, const char *key, const char *where);
 kiln_err kiln_json_number(double *out, const struct cJSON *obj, const char *key, const char *where);
