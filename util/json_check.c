@@ -236,6 +236,8 @@ close:
 			want_key = want_value = empty_ok = false;
 			continue;
 		}
+		if (j->s[j->i] == '/')
+			return fail(j, "a comment (JSON has none)");
 		return fail(j, stack[depth - 1] == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
 	}
 }

@@ -1,0 +1,35 @@
+// adamw seed: one fused AdamW step (PyTorch _fused_adamw_ math), one element per thread
+// and ITEMS elements per thread strided by BLOCK so loads stay coalesced.
+// Knobs: BLOCK threads per block, ITEMS elements per thread.
+#ifndef BLOCK
+#define BLOCK 256
+#endif
+#ifndef ITEMS
+#define ITEMS 1
+#endif
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+adamw_step(float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
+           float eps, float weight_decay, int step, long long n)
+{
+    const float bc1 = 1.0f - powf(beta1, (float)step);
+    const float sqrt_bc2 = sqrtf(1.0f - powf(beta2, (float)step));
+    const float step_size = lr / bc1;
+    const long long base = (long long)blockIdx.x * (BLOCK * ITEMS) + threadIdx.x;
+#pragma unroll
+    for (int k = 0; k < ITEMS; k++) {
+        const long long i = base + (long long)k * BLOCK;
+        if (i >= n)
+            return;
+        const float gi = g[i];
+        float pi = p[i];
+        pi -= lr * weight_decay * pi;
+        const float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        const float denom = sqrtf(vi) / sqrt_bc2 + eps;
+        pi -= step_size * mi / denom;
+        p[i] = pi;
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
