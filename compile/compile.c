@@ -34,6 +34,12 @@ void kiln_compile_stats_reset(void)
 	atomic_store(&n_corrupt, 0);
 }
 
+void kiln_compile_count_calls(uint32_t nvrtc, uint32_t jitlink)
+{
+	atomic_fetch_add(&n_nvrtc, nvrtc);
+	atomic_fetch_add(&n_jitlink, jitlink);
+}
+
 void kiln_compile_count_corrupt(void)
 {
 	atomic_fetch_add(&n_corrupt, 1);
@@ -303,8 +309,8 @@ static kiln_err build_options(optlist *nv, optlist *jl, const kiln_compile_optio
 	return KILN_OK;
 }
 
-static kiln_err compile_fresh(kiln_compiled *c, const kiln_compile_options *o, const char *arch,
-			      const char *name)
+kiln_err kiln_compile_fresh(kiln_compiled *c, const kiln_compile_options *o, const char *arch,
+			   const char *name)
 {
 	optlist nv = {0}, jl = {0};
 	nvrtcProgram prog = NULL;
@@ -421,7 +427,8 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 		e = KILN_ENOMEM;
 		goto done;
 	}
-	if ((e = compile_fresh(c, opts, arch, name)))
+	bool no_cache = false;
+	if ((e = kiln_compile_isolated(c, opts, arch, name, &no_cache)))
 		goto done;
 	if (!c->ok) { /* a failed compile keeps no half-made artifacts */
 		free(c->ptx);
@@ -430,7 +437,7 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 		c->cubin = NULL;
 		c->ptx_len = c->cubin_len = 0;
 	}
-	if (opts->cache_dir && kiln_compile_cache_put(opts->cache_dir, c, name))
+	if (opts->cache_dir && !no_cache && kiln_compile_cache_put(opts->cache_dir, c, name))
 		kiln_error_clear(); /* a cache that cannot be written only costs speed */
 	c->wall_s = kiln_now_s() - t0;
 done:

@@ -468,6 +468,33 @@ static void test_compile__source_gate_refuses_host_reads(void **state)
 	assert_non_null(strstr(kiln_error_last(), "makes NVRTC read files"));
 }
 
+/* NVRTC runs in a child under --compile-timeout: past the deadline the compile is a failed
+ * one with one line, not cached, and the next compile with time to spare succeeds. */
+static void test_compile__deadline_is_a_failed_compile(void **state)
+{
+	(void)state;
+	char *dir = make_tmpdir();
+	kiln_limits saved = *kiln_limits_get(), l = saved;
+	l.compile_timeout_s = 0.005;
+	kiln_limits_set(&l);
+	kiln_compile_options o = KILN_COMPILE_OPTIONS_INIT;
+	o.source = spill_src;
+	o.cache_dir = dir;
+	kiln_compiled *c = NULL;
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	assert_false(c->ok);
+	assert_non_null(strstr(c->log, "kernel.cu: refused: NVRTC did not finish within 0 s (--compile-timeout); killed"));
+	kiln_compiled_free(c);
+	kiln_limits_set(&saved);
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	assert_true(c->ok);
+	assert_false(c->cache_hit);
+	assert_non_null(kiln_compile_kernel(c, "spill"));
+	kiln_compiled_free(c);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -485,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_compile__ptx_only),
 		cmocka_unit_test(test_compile__fatbin_two_archs),
 		cmocka_unit_test(test_compile__source_gate_refuses_host_reads),
+		cmocka_unit_test(test_compile__deadline_is_a_failed_compile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,12 +133,12 @@ static void test_util__json_check_is_strict(void **state)
 	(void)state;
 	static const char *const good[] = {
 		"{}", "[]", " {\"a\": [1, -0.5, 2e10, 1E-3, true, false, null]} \n", "\"\\u00e9\\n\"", "0",
-		"-0", "\"caf\xc3\xa9\"", "[[[[]]]]", "{\"a\":{\"b\":{}}}", "\xEF\xBB\xBF{}"};
+		"-0", "\"caf\xc3\xa9\"", "[[[[]]]]", "{\"a\":{\"b\":{}}}"};
 	static const char *const bad[] = {
 		"{} // comment", "{}x", "{} {}", "{\"a\": 01}", "[1,]", "{\"a\":1,}", "[+1]", "[.5]", "[1.]",
 		"[1e]", "[0x10]", "{\"a\":\"tab\there\"}", "\"\\x41\"", "\"\\u12\"", "/* c */ {}",
 		"{'a': 1}", "[NaN]", "[Infinity]", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "[", "{\"a\"}",
-		"{\"a\" 1}", "[1 2]", "", "   ", "tru", "[true false]", "{\"a\":1 \"b\":2}", "[}", "{]"};
+		"{\"a\" 1}", "[1 2]", "", "   ", "tru", "[true false]", "{\"a\":1 \"b\":2}", "[}", "{]", "\xEF\xBB\xBF{}"};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(good); i++)
 		if (kiln_json_check(good[i], strlen(good[i]), "t") != 0)
 			fail_msg("rejected good JSON %zu (%s): %s", i, good[i], kiln_error_last());

@@ -148,6 +148,27 @@ kiln_err kiln_json_opt_bool(bool *out, const struct cJSON *obj, const char *key,
 /* Rejects keys not in the NULL-terminated list `allowed` (catches typos in user files). */
 kiln_err kiln_json_only_keys(const struct cJSON *obj, const char *const *allowed, const char *where);
 
+/* ---- limits on what model-written code may cost (util/limits.c) ---- */
+#define KILN_COMPILE_TIMEOUT_DEFAULT 60.0            /* seconds per NVRTC + nvJitLink */
+#define KILN_CACHE_MAX_DEFAULT ((int64_t)1 << 30)    /* compile cache bytes (LRU) */
+#define KILN_SCRATCH_FACTOR_DEFAULT 4.0              /* scratch <= 4 x the target's buffers */
+typedef struct kiln_limits {
+	double compile_timeout_s; /* --compile-timeout */
+	int64_t max_memory;       /* --max-memory, bytes per child; 0 = half the RAM */
+	int64_t cache_max;        /* --cache-max, bytes; 0 = no cap */
+	double scratch_factor;    /* --max-scratch: scratch bytes per byte of target buffers */
+} kiln_limits;
+/* The process-wide limits (defaults until cli/main.c sets them). Borrowed. */
+const kiln_limits *kiln_limits_get(void);
+void kiln_limits_set(const kiln_limits *l);
+/* max_memory, or half the physical RAM (at least 1 GiB) when it is 0. */
+int64_t kiln_limits_memory(void);
+/* "512M", "4G", "1GiB", "1048576" -> bytes. */
+kiln_err kiln_parse_size(int64_t *out, const char *s);
+/* In a freshly forked child: RLIMIT_CPU (cpu_s + 1, then SIGKILL 5 s later), RLIMIT_AS
+ * (memory; skipped under ASan), RLIMIT_FSIZE (file_bytes), no core files. 0 = unset. */
+void kiln_limits_apply_child(double cpu_s, int64_t memory, int64_t file_bytes);
+
 #define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif
