@@ -14,6 +14,9 @@
 
 #include <cjson/cJSON.h>
 
+/* nvJitLink's resource report is parsed, not shown: a larger cap, still a cap */
+#define INFO_LOG_MAX ((size_t)4 << 20)
+
 static _Atomic uint64_t n_nvrtc, n_jitlink, n_hits, n_misses, n_corrupt;
 
 void kiln_compile_stats_get(kiln_compile_stats *out)
@@ -183,7 +186,7 @@ static kiln_err append_log(kiln_compiled *c, const char *more)
 	if (!s)
 		return KILN_ENOMEM;
 	free(c->log);
-	c->log = s;
+	c->log = kiln_text_cap(s, KILN_LOG_MAX);
 	return KILN_OK;
 }
 
@@ -225,7 +228,7 @@ static kiln_err run_jitlink(kiln_compiled *c, const optlist *jl, const char *nam
 	if (r == NVJITLINK_SUCCESS)
 		r = nvJitLinkComplete(h);
 	free(c->info_log);
-	c->info_log = jitlink_log(h, true);
+	c->info_log = kiln_text_cap(jitlink_log(h, true), INFO_LOG_MAX);
 	if (!c->info_log) {
 		e = KILN_ENOMEM;
 		goto done;
@@ -326,7 +329,7 @@ kiln_err kiln_compile_fresh(kiln_compiled *c, const kiln_compile_options *o, con
 	atomic_fetch_add(&n_nvrtc, 1);
 	r = nvrtcCompileProgram(prog, (int)nv.n, (const char *const *)nv.v);
 	free(c->log);
-	if (!(c->log = nvrtc_log(prog))) {
+	if (!(c->log = kiln_text_cap(nvrtc_log(prog), KILN_LOG_MAX))) {
 		e = KILN_ENOMEM;
 		goto done;
 	}

@@ -79,6 +79,12 @@ char *kiln_buf_detach(kiln_buf *b);
 void kiln_buf_reset(kiln_buf *b);
 void kiln_buf_free(kiln_buf *b);
 
+/* Every log kiln keeps is capped: at most max bytes, the head and the tail with a marker
+ * line between ("[... N bytes cut by kiln ...]"), cut at UTF-8 character boundaries. Takes
+ * s (heap, may be NULL) and returns it or a fresh copy (s freed then). */
+#define KILN_LOG_MAX ((size_t)64 << 10)
+char *kiln_text_cap(char *s, size_t max);
+
 /* ---- files ---- */
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). max = 0: no cap. */
 kiln_err kiln_file_read(char **out, size_t *out_len, const char *path, size_t max);
