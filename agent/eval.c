@@ -40,6 +40,7 @@ static void add_compile(cJSON *o, const kiln_compiled *c)
 		sh = k->shared_bytes > sh ? k->shared_bytes : sh;
 	}
 	cJSON_AddBoolToObject(j, "ok", c->ok);
+	cJSON_AddBoolToObject(j, "resource_limit", c->resource_limit);
 	cJSON_AddStringToObject(j, "log", c->log ? c->log : "");
 	cJSON_AddStringToObject(j, "toolkit", c->toolkit ? c->toolkit : "");
 	cJSON_AddStringToObject(j, "key", c->key);
@@ -212,8 +213,10 @@ static void take_compile(kiln_eval *ev, const cJSON *c)
 	ev->resources_json = dup_json(c, "resources");
 	if (!ev->compile_ok) {
 		ev->outcome = KILN_OUT_COMPILE_ERROR;
-		ev->failed_check = kiln_strdup("compile");
-		ev->message = kiln_asprintf("compile error: %.400s", ev->compile_log ? ev->compile_log : "");
+		bool limit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "resource_limit"));
+		ev->failed_check = kiln_strdup(limit ? "resource-limit" : "compile");
+		ev->message = kiln_asprintf("%s: %.400s", limit ? "resource limit" : "compile error",
+					    ev->compile_log ? ev->compile_log : "");
 	}
 }
 

@@ -394,6 +394,29 @@ static kiln_err refused(kiln_compiled **out, const char *arch, const char key[65
 	return KILN_OK;
 }
 
+/* Device globals count against the device-memory budget: a 1 GB __device__ array is a
+ * failed candidate (resource-limit), not 4 GB of RSS in the evaluation. */
+static void check_globals(kiln_compiled *c, const char *name)
+{
+	c->global_bytes = c->ok && c->ptx ? kiln_compile_ptx_global_bytes(c->ptx) : 0;
+	if (c->global_bytes <= KILN_COMPILE_MAX_GLOBALS)
+		return;
+	char *log = kiln_asprintf("%s: refused: resource-limit: the module's __device__ globals take %lld MiB; "
+				  "at most %lld MiB of device memory may be static (use a scratch buffer)\n",
+				  name, (long long)(c->global_bytes >> 20), (long long)(KILN_COMPILE_MAX_GLOBALS >> 20));
+	if (!log)
+		return; /* keeps ok: the check runs again at the next compile */
+	free(c->log);
+	c->log = log;
+	c->ok = false;
+	c->resource_limit = true;
+	free(c->ptx);
+	free(c->cubin);
+	c->ptx = NULL;
+	c->cubin = NULL;
+	c->ptx_len = c->cubin_len = 0;
+}
+
 kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 {
 	*out = NULL;
@@ -412,6 +435,7 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 	if (opts->cache_dir && kiln_compile_cache_get(&c, opts->cache_dir, key, name, opts->want_cubin)) {
 		atomic_fetch_add(&n_hits, 1);
 		c->cache_hit = true;
+		check_globals(c, name);
 		c->wall_s = kiln_now_s() - t0;
 		*out = c;
 		return KILN_OK;
@@ -442,6 +466,7 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 	}
 	if (opts->cache_dir && !no_cache && kiln_compile_cache_put(opts->cache_dir, c, name))
 		kiln_error_clear(); /* a cache that cannot be written only costs speed */
+	check_globals(c, name);
 	c->wall_s = kiln_now_s() - t0;
 done:
 	if (e) {
