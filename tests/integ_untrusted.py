@@ -65,16 +65,13 @@ def main():
                            stdout=subprocess.PIPE, text=True)
     port = int(srv.stdout.readline().strip())
     wd = os.path.join(tmp, "wd")
-    env = dict(os.environ)
-    env.pop("OPENAI_API_KEY", None)
-    env.pop("ANTHROPIC_API_KEY", None)
-    env["KILN_LLM_BACKOFF_S"] = "0.01"
-    env["KILN_OPENAI_COMPATIBLE_API_KEY"] = KEY
-    env["KILN_TEST_SECRET_TOKEN"] = ENV_SECRET
+    # the planted secrets: the provider key and a secret-named variable
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    env.update(KILN_LLM_BACKOFF_S="0.01", KILN_OPENAI_COMPATIBLE_API_KEY=KEY, KILN_TEST_SECRET_TOKEN=ENV_SECRET)
+    llm = "openai-compatible:fake-coder@http://127.0.0.1:%d/v1" % port
     try:
-        p = subprocess.run([KILN, "run", "adamw", "--workdir", wd, "--policy", "llm",
-                            "--llm", "openai-compatible:fake-coder@http://127.0.0.1:%d/v1" % port,
-                            "--iterations", "7", "--max-attempts", "20", "--seed", "5", "--json"],
+        p = subprocess.run([KILN, "run", "adamw", "--workdir", wd, "--policy", "llm", "--llm", llm, "--iterations",
+                            "7", "--max-attempts", "20", "--seed", "5", "--json"],
                            capture_output=True, text=True, env=env, timeout=600, cwd=tmp)
     finally:
         srv.terminate()
