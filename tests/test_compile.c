@@ -418,7 +418,8 @@ static void test_compile__source_gate_refuses_host_reads(void **state)
 		"const char *r = R\"x(\n)x\";\n", "#define __THRUST_DEVICE_SYSTEM_VECTOR_HEADER \"/etc/passwd\"\n",
 		"#undef _CCCL_ASSERT\n", "int a = 1;\r#include \"/etc/passwd\"\n", "const char *s = \"abc\n",
 		"/* never closed\n", "// \xff\n", "int \\u0061 = 1;\n", "#include \"cuda_fp16.h\" extra\n",
-		"const char *s = u8\"/*\";\n#include \"/etc/passwd\"\n// */\n", "#1 \"/etc/passwd\"\n"};
+		"const char *s = u8\"/*\";\n#include \"/etc/passwd\"\n// */\n", "#1 \"/etc/passwd\"\n",
+		"\xEF\xBB\xBF#include \"/etc/passwd\"\n", "int a;\n\xC2\xA0#include \"/etc/passwd\"\n", "int caf\xC3\xA9 = 1;\n"};
 	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
 		if (kiln_compile_source_check(refused[i], strlen(refused[i]), "kernel.cu") != KILN_EINVAL)
 			fail_msg("source %zu was not refused: %s", i, refused[i]);
