@@ -384,8 +384,10 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	char money[64] = "";
 	if (s->llm)
 		snprintf(money, sizeof money, ", %lld tokens $%.4f", (long long)s->tokens, s->cost_usd);
+	char *red = kiln_redact_dup(what); /* a boundary: the terminal and its logs */
 	fprintf(s->log, "%s[%lld] %s | %s | %lld passed %lld failed%s%s%s", s->tty ? "\r\033[K" : "",
-		(long long)s->iteration, what, best, (long long)s->passed, (long long)s->failed, money,
+		(long long)s->iteration, red ? red : what, best, (long long)s->passed, (long long)s->failed, money,
 		budget, s->tty ? "" : "\n");
 	fflush(s->log);
+	free(red);
 }

@@ -14,6 +14,9 @@
 
 #include <cjson/cJSON.h>
 
+/* nvJitLink's resource report is parsed, not shown: a larger cap, still a cap */
+#define INFO_LOG_MAX ((size_t)4 << 20)
+
 static _Atomic uint64_t n_nvrtc, n_jitlink, n_hits, n_misses, n_corrupt;
 
 void kiln_compile_stats_get(kiln_compile_stats *out)
@@ -32,6 +35,12 @@ void kiln_compile_stats_reset(void)
 	atomic_store(&n_hits, 0);
 	atomic_store(&n_misses, 0);
 	atomic_store(&n_corrupt, 0);
+}
+
+void kiln_compile_count_calls(uint32_t nvrtc, uint32_t jitlink)
+{
+	atomic_fetch_add(&n_nvrtc, nvrtc);
+	atomic_fetch_add(&n_jitlink, jitlink);
 }
 
 void kiln_compile_count_corrupt(void)
@@ -177,7 +186,7 @@ static kiln_err append_log(kiln_compiled *c, const char *more)
 	if (!s)
 		return KILN_ENOMEM;
 	free(c->log);
-	c->log = s;
+	c->log = kiln_text_cap(s, KILN_LOG_MAX);
 	return KILN_OK;
 }
 
@@ -219,7 +228,7 @@ static kiln_err run_jitlink(kiln_compiled *c, const optlist *jl, const char *nam
 	if (r == NVJITLINK_SUCCESS)
 		r = nvJitLinkComplete(h);
 	free(c->info_log);
-	c->info_log = jitlink_log(h, true);
+	c->info_log = kiln_text_cap(jitlink_log(h, true), INFO_LOG_MAX);
 	if (!c->info_log) {
 		e = KILN_ENOMEM;
 		goto done;
@@ -263,6 +272,18 @@ done:
 	return e;
 }
 
+/* No flag may add a file for NVRTC to read: include paths, pre-includes, option files.
+ * (Plans only reach here through targets/plan.c's allow-list; this is the last line.) */
+static kiln_err check_flag(const char *f)
+{
+	static const char *const reads[] = {"-I", "--include-path", "-include", "--pre-include",
+					    "-optf", "--options-file", "-isystem", "--system-include", NULL};
+	for (const char *const *r = reads; *r; r++)
+		if (strncmp(f, *r, strlen(*r)) == 0)
+			return kiln_error_set(KILN_EINVAL, "NVRTC flag \"%.60s\" is not allowed: it makes NVRTC read files", f);
+	return KILN_OK;
+}
+
 static kiln_err build_options(optlist *nv, optlist *jl, const kiln_compile_options *o,
 			      const char *arch)
 {
@@ -285,13 +306,14 @@ static kiln_err build_options(optlist *nv, optlist *jl, const kiln_compile_optio
 	    (e = opt_add(jl, kiln_strdup("-verbose"))))
 		return e;
 	for (size_t i = 0; i < o->nflags; i++)
-		if ((e = opt_add(nv, kiln_strdup(o->flags[i]))) || (e = jitlink_flag(jl, o->flags[i])))
+		if ((e = check_flag(o->flags[i])) || (e = opt_add(nv, kiln_strdup(o->flags[i]))) ||
+		    (e = jitlink_flag(jl, o->flags[i])))
 			return e;
 	return KILN_OK;
 }
 
-static kiln_err compile_fresh(kiln_compiled *c, const kiln_compile_options *o, const char *arch,
-			      const char *name)
+kiln_err kiln_compile_fresh(kiln_compiled *c, const kiln_compile_options *o, const char *arch,
+			   const char *name)
 {
 	optlist nv = {0}, jl = {0};
 	nvrtcProgram prog = NULL;
@@ -307,7 +329,7 @@ static kiln_err compile_fresh(kiln_compiled *c, const kiln_compile_options *o, c
 	atomic_fetch_add(&n_nvrtc, 1);
 	r = nvrtcCompileProgram(prog, (int)nv.n, (const char *const *)nv.v);
 	free(c->log);
-	if (!(c->log = nvrtc_log(prog))) {
+	if (!(c->log = kiln_text_cap(nvrtc_log(prog), KILN_LOG_MAX))) {
 		e = KILN_ENOMEM;
 		goto done;
 	}
@@ -353,6 +375,48 @@ done:
 	return e;
 }
 
+/* A source the gate refused: a failed compile whose log is the one-line reason. */
+static kiln_err refused(kiln_compiled **out, const char *arch, const char key[65], double t0)
+{
+	kiln_compiled *c = kiln_calloc(1, sizeof(*c));
+	char tk[64];
+	if (!c || kiln_compile_toolkit_version(tk, sizeof(tk)) || !(c->arch = kiln_strdup(arch)) ||
+	    !(c->toolkit = kiln_strdup(tk)) || !(c->log = kiln_asprintf("%s\n", kiln_error_last())) ||
+	    !(c->info_log = kiln_strdup(""))) {
+		kiln_compiled_free(c);
+		return kiln_error_set(KILN_ENOMEM, "out of memory");
+	}
+	c->global_const_bytes = -1;
+	memcpy(c->key, key, 65);
+	c->wall_s = kiln_now_s() - t0;
+	kiln_error_clear();
+	*out = c;
+	return KILN_OK;
+}
+
+/* Device globals count against the device-memory budget: a 1 GB __device__ array is a
+ * failed candidate (resource-limit), not 4 GB of RSS in the evaluation. */
+static void check_globals(kiln_compiled *c, const char *name)
+{
+	c->global_bytes = c->ok && c->ptx ? kiln_compile_ptx_global_bytes(c->ptx) : 0;
+	if (c->global_bytes <= KILN_COMPILE_MAX_GLOBALS)
+		return;
+	char *log = kiln_asprintf("%s: refused: resource-limit: the module's __device__ globals take %lld MiB; "
+				  "at most %lld MiB of device memory may be static (use a scratch buffer)\n",
+				  name, (long long)(c->global_bytes >> 20), (long long)(KILN_COMPILE_MAX_GLOBALS >> 20));
+	if (!log)
+		return; /* keeps ok: the check runs again at the next compile */
+	free(c->log);
+	c->log = log;
+	c->ok = false;
+	c->resource_limit = true;
+	free(c->ptx);
+	free(c->cubin);
+	c->ptx = NULL;
+	c->cubin = NULL;
+	c->ptx_len = c->cubin_len = 0;
+}
+
 kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 {
 	*out = NULL;
@@ -366,9 +430,13 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 		return kiln_error_set(KILN_EINVAL, "%s: no source to compile", name);
 	if ((e = check_arch(arch)) || (e = kiln_compile_key(key, opts)))
 		return e;
+	if (kiln_compile_source_check(opts->source, strlen(opts->source), name))
+		return refused(out, arch, key, t0); /* before the cache: a gate, whatever was stored */
 	if (opts->cache_dir && kiln_compile_cache_get(&c, opts->cache_dir, key, name, opts->want_cubin)) {
 		atomic_fetch_add(&n_hits, 1);
 		c->cache_hit = true;
+		kiln_compile_cache_touch(opts->cache_dir, key);
+		check_globals(c, name);
 		c->wall_s = kiln_now_s() - t0;
 		*out = c;
 		return KILN_OK;
@@ -387,7 +455,8 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 		e = KILN_ENOMEM;
 		goto done;
 	}
-	if ((e = compile_fresh(c, opts, arch, name)))
+	bool no_cache = false;
+	if ((e = kiln_compile_isolated(c, opts, arch, name, &no_cache)))
 		goto done;
 	if (!c->ok) { /* a failed compile keeps no half-made artifacts */
 		free(c->ptx);
@@ -396,8 +465,12 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 		c->cubin = NULL;
 		c->ptx_len = c->cubin_len = 0;
 	}
-	if (opts->cache_dir && kiln_compile_cache_put(opts->cache_dir, c, name))
+	if (opts->cache_dir && !no_cache && kiln_compile_cache_put(opts->cache_dir, c, name))
 		kiln_error_clear(); /* a cache that cannot be written only costs speed */
+	if (opts->cache_dir && !no_cache && kiln_limits_get()->cache_max > 0 &&
+	    kiln_compile_cache_evict(opts->cache_dir, kiln_limits_get()->cache_max, NULL))
+		kiln_error_clear(); /* nor can a cache that cannot be trimmed stop a compile */
+	check_globals(c, name);
 	c->wall_s = kiln_now_s() - t0;
 done:
 	if (e) {

@@ -52,9 +52,32 @@ typedef struct kiln_compiled {
 	double wall_s;               /* seconds this call took (a hit is the read) */
 	bool cache_hit;
 	int64_t global_const_bytes;  /* user __constant__ data of the module, bytes; -1 unknown */
+	int64_t global_bytes;        /* module-scope __device__ data (PTX .global), bytes; 0 when !ok */
+	bool resource_limit;         /* !ok because a limit was hit (check resource-limit), not an error */
 	kiln_kernel_resources *kernels; /* one per .entry in the PTX, in PTX order */
 	size_t nkernels;
 } kiln_compiled;
+
+/* A module's __device__ globals above this are refused (resource-limit): they live in
+ * device memory (on the emulator, in the evaluation's RAM) for every launch. */
+#define KILN_COMPILE_MAX_GLOBALS ((int64_t)64 << 20)
+/* Bytes of module-scope .global data a PTX text declares (sizes x dimensions). */
+int64_t kiln_compile_ptx_global_bytes(const char *ptx);
+
+/* Sources over this many bytes are refused before NVRTC sees them. */
+#define KILN_COMPILE_MAX_SOURCE (1u << 20)
+
+/* The gate every source passes before NVRTC (compile/source.c): at most 1 MiB, no NUL
+ * byte, valid UTF-8, no trigraph or ambiguous splice, and only the toolkit's own headers
+ * read: #include of an allowed header (resolved inside the toolkit's include directory),
+ * no #include through a macro, #include_next, #embed or unknown directive, no
+ * __has_include of anything else, no #pragma / _Pragma outside a short allow-list, no
+ * __pragma, no token pasting, no raw string literal, no #define of a reserved name.
+ * KILN_EINVAL with one line "NAME:LINE: refused: why"; linear in len. kiln_compile runs it
+ * and turns a refusal into a failed compile (ok = false, log = that line). */
+kiln_err kiln_compile_source_check(const char *text, size_t len, const char *name);
+/* The allow-list in words, for prompts and messages. Static. */
+const char *kiln_compile_allowed_headers(void);
 
 /* Compiles opts->source. On return 0, *out (caller frees with kiln_compiled_free) holds
  * either a successful compile or ok = false with the log. Returns KILN_EINVAL for bad
@@ -76,6 +99,11 @@ kiln_err kiln_compile_toolkit_version(char *out, size_t n);
 /* The resources of a compile as a JSON object text (caller frees):
  * {"arch":..,"toolkit":..,"global_const_bytes":..,"kernels":[{"name":..,"registers":..}]} */
 char *kiln_compile_resources_json(const kiln_compiled *c);
+
+/* Measures the cache at dir and, when it holds more than max_bytes (> 0), removes the
+ * least recently used entries until it is under 90% of max_bytes. *out_bytes (may be
+ * NULL) gets the size left. kiln_compile calls it after every store with --cache-max. */
+kiln_err kiln_compile_cache_evict(const char *dir, int64_t max_bytes, int64_t *out_bytes);
 
 /* Process-wide counters, for tests and `kiln doctor`: a cache hit must not call NVRTC. */
 typedef struct kiln_compile_stats {

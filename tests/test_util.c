@@ -127,6 +127,114 @@ static void test_util__json_messages_name_the_field(void **state)
 	assert_non_null(strstr(kiln_error_last(), "bad.json: invalid JSON near line 3"));
 }
 
+/* The one strict JSON rule: what history.db's json_valid() and RFC 8259 accept, no more. */
+static void test_util__json_check_is_strict(void **state)
+{
+	(void)state;
+	static const char *const good[] = {
+		"{}", "[]", " {\"a\": [1, -0.5, 2e10, 1E-3, true, false, null]} \n", "\"\\u00e9\\n\"", "0",
+		"-0", "\"caf\xc3\xa9\"", "[[[[]]]]", "{\"a\":{\"b\":{}}}"};
+	static const char *const bad[] = {
+		"{} // comment", "{}x", "{} {}", "{\"a\": 01}", "[1,]", "{\"a\":1,}", "[+1]", "[.5]", "[1.]",
+		"[1e]", "[0x10]", "{\"a\":\"tab\there\"}", "\"\\x41\"", "\"\\u12\"", "/* c */ {}",
+		"{'a': 1}", "[NaN]", "[Infinity]", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "[", "{\"a\"}",
+		"{\"a\" 1}", "[1 2]", "", "   ", "tru", "[true false]", "{\"a\":1 \"b\":2}", "[}", "{]", "\xEF\xBB\xBF{}"};
+	for (size_t i = 0; i < KILN_ARRAY_LEN(good); i++)
+		if (kiln_json_check(good[i], strlen(good[i]), "t") != 0)
+			fail_msg("rejected good JSON %zu (%s): %s", i, good[i], kiln_error_last());
+	for (size_t i = 0; i < KILN_ARRAY_LEN(bad); i++)
+		if (kiln_json_check(bad[i], strlen(bad[i]), "t") != KILN_EINVAL)
+			fail_msg("accepted bad JSON %zu: %s", i, bad[i]);
+	assert_int_equal(kiln_json_check("{\"a\": 1} // x", 14, "plan"), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "comment"));
+	assert_non_null(strstr(kiln_error_last(), "plan: invalid JSON near line 1, column 10"));
+	/* nesting past the cap is refused, not recursed into */
+	char deep[2000];
+	memset(deep, '[', sizeof deep);
+	assert_int_equal(kiln_json_check(deep, sizeof deep, "t"), KILN_EINVAL);
+	/* kiln_json_parse applies it */
+	cJSON *j = NULL;
+	assert_int_equal(kiln_json_parse(&j, "{\"launches\": []}\n// tail", 24, "launch.json"), KILN_EINVAL);
+	assert_null(j);
+}
+
+/* Redaction: registered secrets and secret-named environment variables, everywhere in a
+ * text, in one linear pass per secret (a 1 MiB text made of the key is fine). */
+static void test_util__redact(void **state)
+{
+	(void)state;
+	kiln_redact_reset();
+	setenv("KILN_TEST_API_KEY", "sk-test-0123456789abcdef", 1);
+	setenv("my_db_password", "correct horse battery", 1);
+	setenv("KILN_TEST_TOKEN_SHORT", "abc", 1);    /* too short: ignored */
+	setenv("KILN_TEST_KEY_NUMBER", "123456789", 1); /* a number: ignored */
+	setenv("KILN_TEST_PLAIN", "not-a-secret-value", 1);
+	assert_int_equal(kiln_redact_from_env(), 0);
+	assert_int_equal(kiln_redact_add("sk-test-0123456789abcdef"), 0); /* twice: once */
+	char *s = kiln_redact(kiln_strdup("a sk-test-0123456789abcdef b correct horse battery c abc 123456789 "
+					  "not-a-secret-value sk-test-0123456789abcdef"));
+	assert_string_equal(s, "a [redacted] b [redacted] c abc 123456789 not-a-secret-value [redacted]");
+	free(s);
+	assert_null(kiln_redact_dup("nothing to see"));
+	char *d = kiln_redact_dup("x correct horse battery");
+	assert_string_equal(d, "x [redacted]");
+	free(d);
+	/* longest first: a secret inside a longer one does not leave the rest */
+	assert_int_equal(kiln_redact_add("sk-test-0123456789abcdef-and-more"), 0);
+	s = kiln_redact(kiln_strdup("[sk-test-0123456789abcdef-and-more]"));
+	assert_string_equal(s, "[[redacted]]");
+	free(s);
+	/* 1 MiB of nothing but the key: every copy goes */
+	const char *key = "sk-test-0123456789abcdef";
+	size_t kl = strlen(key), reps = (1u << 20) / kl;
+	char *big = malloc(reps * kl + 1);
+	for (size_t i = 0; i < reps; i++)
+		memcpy(big + i * kl, key, kl);
+	big[reps * kl] = '\0';
+	big = kiln_redact(big);
+	assert_int_equal(strlen(big), reps * 10);
+	assert_null(strstr(big, "sk-test"));
+	free(big);
+	/* an extra key that is not registered */
+	s = kiln_redact_one(kiln_strdup("Bearer zz-unregistered-key"), "zz-unregistered-key");
+	assert_string_equal(s, "Bearer [redacted]");
+	free(s);
+	unsetenv("KILN_TEST_API_KEY");
+	unsetenv("my_db_password");
+	kiln_redact_reset();
+	assert_int_equal(kiln_redact_count(), 0);
+}
+
+/* A capped log keeps its head and tail, says what was cut and never splits a character. */
+static void test_util__text_cap(void **state)
+{
+	(void)state;
+	size_t n = 200000;
+	char *s = malloc(n + 1);
+	for (size_t i = 0; i < n; i += 2) {
+		s[i] = (char)0xC3; /* é, two bytes, so a cut at an odd offset would split one */
+		s[i + 1] = (char)0xA9;
+	}
+	memcpy(s, "HEAD", 4);
+	memcpy(s + n - 4, "TAIL", 4);
+	s[n] = '\0';
+	s = kiln_text_cap(s, KILN_LOG_MAX);
+	size_t len = strlen(s);
+	assert_true(len <= KILN_LOG_MAX);
+	assert_true(len > KILN_LOG_MAX - 8);
+	assert_memory_equal(s, "HEAD", 4);
+	assert_memory_equal(s + len - 4, "TAIL", 4);
+	assert_non_null(strstr(s, "[... 200000 bytes cut by kiln: head and tail kept ...]"));
+	assert_int_equal(kiln_json_check("\"x\"", 3, "t"), 0); /* sanity */
+	char *q = kiln_asprintf("\"%s\"", strstr(s, "]\n") + 2);
+	assert_int_equal(kiln_json_check(q, strlen(q), "tail"), 0); /* still valid UTF-8 */
+	free(q);
+	free(s);
+	char *small = kiln_text_cap(kiln_strdup("short"), KILN_LOG_MAX);
+	assert_string_equal(small, "short");
+	free(small);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +244,9 @@ int main(void)
 		cmocka_unit_test(test_util__rng_is_deterministic),
 		cmocka_unit_test(test_util__atomic_write_and_read),
 		cmocka_unit_test(test_util__json_messages_name_the_field),
+		cmocka_unit_test(test_util__json_check_is_strict),
+		cmocka_unit_test(test_util__redact),
+		cmocka_unit_test(test_util__text_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

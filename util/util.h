@@ -79,6 +79,12 @@ char *kiln_buf_detach(kiln_buf *b);
 void kiln_buf_reset(kiln_buf *b);
 void kiln_buf_free(kiln_buf *b);
 
+/* Every log kiln keeps is capped: at most max bytes, the head and the tail with a marker
+ * line between ("[... N bytes cut by kiln ...]"), cut at UTF-8 character boundaries. Takes
+ * s (heap, may be NULL) and returns it or a fresh copy (s freed then). */
+#define KILN_LOG_MAX ((size_t)64 << 10)
+char *kiln_text_cap(char *s, size_t max);
+
 /* ---- files ---- */
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). max = 0: no cap. */
 kiln_err kiln_file_read(char **out, size_t *out_len, const char *path, size_t max);
@@ -125,7 +131,14 @@ void kiln_iso8601(char *out, size_t n, double epoch_s);
  * string". `where` is "file" or "file: field" context supplied by the caller. ---- */
 struct cJSON;
 kiln_err kiln_json_parse_file(struct cJSON **out, const char *path, size_t max_bytes);
+/* Both parse with the one strict rule (kiln_json_check) first: text after the value, a
+ * comment, a raw control character in a string, a leading zero... are KILN_EINVAL. */
 kiln_err kiln_json_parse(struct cJSON **out, const char *text, size_t len, const char *where);
+/* RFC 8259, strictly (util/json_check.c): 0 when text[0..len) is one JSON value and
+ * nothing else; KILN_EINVAL naming where, the line, the column and the reason. Linear. */
+kiln_err kiln_json_check(const char *text, size_t len, const char *where);
+/* Length of the valid UTF-8 sequence at s (s[0] >= 0x80), 0 when invalid. */
+size_t kiln_utf8_seq_len(const unsigned char *s, size_t avail);
 /* Required fields: missing or wrong type is KILN_EINVAL naming where.key. */
 kiln_err kiln_json_string(const char **out, const struct cJSON *obj, const char *key, const char *where);
 kiln_err kiln_json_number(double *out, const struct cJSON *obj, const char *key, const char *where);
@@ -140,6 +153,47 @@ kiln_err kiln_json_opt_int(int64_t *out, const struct cJSON *obj, const char *ke
 kiln_err kiln_json_opt_bool(bool *out, const struct cJSON *obj, const char *key, const char *where);
 /* Rejects keys not in the NULL-terminated list `allowed` (catches typos in user files). */
 kiln_err kiln_json_only_keys(const struct cJSON *obj, const char *const *allowed, const char *where);
+
+/* ---- limits on what model-written code may cost (util/limits.c) ---- */
+#define KILN_COMPILE_TIMEOUT_DEFAULT 60.0            /* seconds per NVRTC + nvJitLink */
+#define KILN_CACHE_MAX_DEFAULT ((int64_t)1 << 30)    /* compile cache bytes (LRU) */
+#define KILN_SCRATCH_FACTOR_DEFAULT 4.0              /* scratch <= 4 x the target's buffers */
+typedef struct kiln_limits {
+	double compile_timeout_s; /* --compile-timeout */
+	int64_t max_memory;       /* --max-memory, bytes per child; 0 = half the RAM */
+	int64_t cache_max;        /* --cache-max, bytes; 0 = no cap */
+	double scratch_factor;    /* --max-scratch: scratch bytes per byte of target buffers */
+} kiln_limits;
+/* The process-wide limits (defaults until cli/main.c sets them). Borrowed. */
+const kiln_limits *kiln_limits_get(void);
+void kiln_limits_set(const kiln_limits *l);
+/* max_memory, or half the physical RAM (at least 1 GiB) when it is 0. */
+int64_t kiln_limits_memory(void);
+/* "512M", "4G", "1GiB", "1048576" -> bytes. */
+kiln_err kiln_parse_size(int64_t *out, const char *s);
+/* In a freshly forked child: RLIMIT_CPU (cpu_s + 1, then SIGKILL 5 s later), RLIMIT_AS
+ * (memory; skipped under ASan), RLIMIT_FSIZE (file_bytes), no core files. 0 = unset. */
+void kiln_limits_apply_child(double cpu_s, int64_t memory, int64_t file_bytes);
+/* False in sanitizer builds, where the memory limit cannot be set. */
+bool kiln_limits_memory_enforced(void);
+
+/* ---- redaction (util/redact.c): secrets never stored, printed or sent ---- */
+/* Registers a value to redact (process-wide; call before threads start). Values under 8
+ * bytes or without a letter are ignored. */
+kiln_err kiln_redact_add(const char *secret);
+/* Registers the values of environment variables whose names contain KEY, TOKEN, SECRET,
+ * PASSWORD, PASSWD or CREDENTIAL (case-insensitive). */
+kiln_err kiln_redact_from_env(void);
+size_t kiln_redact_count(void);
+void kiln_redact_reset(void); /* tests */
+/* Takes s (heap, may be NULL) and returns it with every registered secret replaced by
+ * "[redacted]" (possibly a new pointer; s is freed then). Linear in strlen(s) per secret.
+ * Out of memory: the secrets are overwritten with '*' in place instead. */
+char *kiln_redact(char *s);
+/* The same for one extra secret (a key not registered, e.g. in a test). */
+char *kiln_redact_one(char *s, const char *secret);
+/* A redacted heap copy of s when s holds a secret, else NULL (nothing to do). */
+char *kiln_redact_dup(const char *s);
 
 #define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -88,7 +88,7 @@ static kiln_err resolve_key(kiln_llm *c, const kiln_llm_config *cfg)
 	if (v && *v) {
 		snprintf(c->key_env, sizeof c->key_env, "%s", var);
 		c->key = kiln_strdup(v);
-		return c->key ? KILN_OK : KILN_ENOMEM;
+		return c->key ? kiln_redact_add(c->key) : KILN_ENOMEM;
 	}
 	if (required)
 		return kiln_error_set(KILN_EINVAL, "no API key for %s:%s: set %s (or name another variable with "
@@ -533,7 +533,8 @@ kiln_err kiln_llm_complete(kiln_llm *c, const kiln_llm_request *req, kiln_llm_re
 		return kiln_error_set(KILN_EINVAL, "kiln_llm_complete: client, request, task and reply are required");
 	memset(out, 0, sizeof *out);
 	int max_tokens = req->max_output_tokens > 0 ? req->max_output_tokens : c->max_tokens;
-	char *body = kiln_llm_body_build(&c->spec, req, max_tokens, c->stream);
+	/* a boundary: nothing secret goes to the provider, whatever the prompt quotes */
+	char *body = kiln_redact(kiln_redact_one(kiln_llm_body_build(&c->spec, req, max_tokens, c->stream), c->key));
 	if (!body)
 		return KILN_ENOMEM;
 	attempt a;
@@ -616,7 +617,8 @@ kiln_err kiln_llm_record(kiln_db *db, int64_t run_id, const kiln_llm *c, const k
 	for (int i = 0; i < 3 && !e; i++)
 		if (parts[i] && *parts[i])
 			e = kiln_buf_printf(&p, "%s%s", p.len ? "\n\n" : "", parts[i]);
-	char *prompt = e ? NULL : kiln_llm_scrub(kiln_buf_detach(&p), c->key);
+	/* a stored prompt is capped like a log (head and tail): the model's texts in it are */
+	char *prompt = e ? NULL : kiln_text_cap(kiln_llm_scrub(kiln_buf_detach(&p), c->key), 4 * KILN_LOG_MAX);
 	char *reply = r->text ? dup_scrubbed(c, r->text) : NULL;
 	char *error = r->error ? dup_scrubbed(c, r->error) : NULL;
 	kiln_buf_free(&p);
