@@ -8,8 +8,8 @@
 #define ITEMS 1
 #endif
 
-__device__ float g_bc1, g_sqrt_bc2;
-__device__ int g_have;
+__device__ volatile float g_bc1, g_sqrt_bc2; // volatile: a relaxed cache (no data race), only stale
+__device__ volatile int g_have;
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
 adamw_step(float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
