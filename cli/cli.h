@@ -48,6 +48,11 @@ struct cJSON;
 int kiln_cli_history_open(struct kiln_db **out, const char *cmd, const char *workdir);
 /* RUN (digits: that run) or TARGET (its newest run) -> run id; an exit code, 0 = ok. */
 int kiln_cli_run_resolve(int64_t *out, struct kiln_db *db, const char *cmd, const char *ref);
+/* Replaces every string in j (recursively) by its terminal-safe form (kiln_text_escape):
+ * multi-line texts (source, log, prompt, reply, diffs) keep \n and \t, the rest stays on
+ * one line. Every human-readable print of history data calls it first; --json output
+ * does not need it (cJSON escapes controls). */
+void kiln_cli_escape_doc(struct cJSON *j);
 /* Prints j formatted; an exit code. */
 int kiln_cli_print_json(const struct cJSON *j);
 /* obj[key] as a number (NaN when absent or not a number) / a string (if_null otherwise). */

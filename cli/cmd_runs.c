@@ -38,8 +38,9 @@ int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char 
 	if (cJSON_IsNumber(id)) {
 		*out = (int64_t)id->valuedouble;
 	} else {
-		fprintf(stderr, "kiln %s: %s '%s' in the history (see `kiln runs`)\n", cmd,
-			digits ? "no run" : "no run of target", ref);
+		fprintf(stderr, "kiln %s: %s '", cmd, digits ? "no run" : "no run of target");
+		kiln_text_print(stderr, ref, KILN_TEXT_LINE);
+		fprintf(stderr, "' in the history (see `kiln runs`)\n");
 		rc = KILN_EXIT_ERROR;
 	}
 	cJSON_Delete(rows);
@@ -68,6 +69,34 @@ const char *kiln_cli_jstr(const cJSON *o, const char *key, const char *if_null)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	return cJSON_IsString(v) ? v->valuestring : if_null;
+}
+
+/* Keys whose values are multi-line texts (sources, logs, prompts, replies, diffs): they
+ * keep \n and \t; every other string is one line. */
+static bool multiline_key(const char *k)
+{
+	static const char *const keys[] = {"source", "log", "prompt", "reply", "body", "source_diff", "launch_diff",
+					   "knobs_diff", NULL};
+	for (const char *const *p = keys; k && *p; p++)
+		if (strcmp(k, *p) == 0)
+			return true;
+	return false;
+}
+
+void kiln_cli_escape_doc(cJSON *j)
+{
+	cJSON *c;
+	cJSON_ArrayForEach(c, j) {
+		if (cJSON_IsString(c) && c->valuestring) {
+			char *t = kiln_text_escape(c->valuestring, multiline_key(c->string) ? KILN_TEXT_MULTILINE
+											  : KILN_TEXT_LINE);
+			if (t && strcmp(t, c->valuestring) != 0)
+				cJSON_SetValuestring(c, t);
+			free(t);
+		} else if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+			kiln_cli_escape_doc(c);
+		}
+	}
 }
 
 /* "2h05m" / "7m" / "41s" into out. */
@@ -160,8 +189,10 @@ int kiln_cmd_runs(int argc, char **argv)
 		rc = kiln_cli_print_json(rows);
 	else if (cJSON_GetArraySize(rows) == 0)
 		printf("no runs%s%s yet (start one with `kiln run TARGET`)\n", target ? " of " : "", target ? target : "");
-	else
+	else {
+		kiln_cli_escape_doc(rows);
 		print_runs(rows);
+	}
 done:
 	cJSON_Delete(rows);
 	kiln_db_close(db);

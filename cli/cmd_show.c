@@ -228,8 +228,10 @@ int kiln_cmd_show(int argc, char **argv)
 		rc = kiln_cli_fail("show", e);
 	else if (json)
 		rc = kiln_cli_print_json(doc);
-	else
+	else {
+		kiln_cli_escape_doc(doc);
 		print_show(doc, prompt);
+	}
 	cJSON_Delete(doc);
 	kiln_db_close(db);
 	return rc;
@@ -326,6 +328,8 @@ int kiln_cmd_diff(int argc, char **argv)
 		rc = kiln_cli_print_json(doc);
 		goto done;
 	}
+	kiln_cli_escape_doc(a);
+	kiln_cli_escape_doc(b);
 	printf("%-20s %-24.0f %-24.0f\n", "candidate", kiln_cli_jnum(a, "id"), kiln_cli_jnum(b, "id"));
 	for (const char *const *k = metric_keys; *k; k++) {
 		char ta[64], tb[64];
@@ -333,8 +337,10 @@ int kiln_cmd_diff(int argc, char **argv)
 		metric_text(tb, sizeof(tb), b, *k);
 		printf("%-20s %-24s %-24s%s\n", *k, ta, tb, strcmp(ta, tb) ? "" : "  (same)");
 	}
-	for (int i = 0; i < 3; i++)
-		printf("\n%s", diffs[i][0] ? diffs[i] : "");
+	for (int i = 0; i < 3; i++) {
+		printf("\n");
+		kiln_text_print(stdout, diffs[i], KILN_TEXT_MULTILINE);
+	}
 	if (!diffs[0][0] && !diffs[1][0] && !diffs[2][0])
 		printf("(identical source, launch plan and knobs)\n");
 done:

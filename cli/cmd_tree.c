@@ -78,6 +78,7 @@ int kiln_cmd_tree(int argc, char **argv)
 		rc = kiln_cli_print_json(rev);
 		goto done;
 	}
+	kiln_cli_escape_doc((cJSON *)rev);
 	const cJSON *tree = cJSON_GetObjectItemCaseSensitive(rev, "tree"),
 		    *nodes = cJSON_GetObjectItemCaseSensitive(tree, "nodes"), *n;
 	printf("run %lld, world model after iteration %.0f (revision %.0f of the run's %.0f, tree revision %.0f)\n",
