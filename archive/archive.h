@@ -14,7 +14,7 @@
 
 /* ======================= history.db ======================= */
 
-#define KILN_DB_SCHEMA_VERSION 1
+#define KILN_DB_SCHEMA_VERSION 2
 
 typedef struct kiln_db kiln_db;
 
@@ -210,6 +210,10 @@ typedef struct kiln_wm_revision_rec {
 	int64_t llm_call_id;       /* 0 = none */
 } kiln_wm_revision_rec;
 kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_revision_rec *r);
+/* The whole tree of one wm_revisions row (caller frees *out). The newest row of a run holds
+ * its tree; older rows are reverse deltas rebuilt here (archive/wm_store.c); KILN_ECORRUPT
+ * when a chain is broken. */
+kiln_err kiln_db_wm_tree(kiln_db *db, char **out, int64_t revision_id);
 /* The newest tree of a run (caller frees *tree_json); KILN_ENOTFOUND when none. */
 kiln_err kiln_db_wm_revision_latest(kiln_db *db, char **tree_json, int64_t *iteration, int64_t run_id);
 

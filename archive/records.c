@@ -623,31 +623,6 @@ kiln_err kiln_db_llm_call_add(kiln_db *db, int64_t *out_id, const kiln_llm_call_
 	return KILN_OK;
 }
 
-kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_revision_rec *r)
-{
-	sqlite3_stmt *st = NULL;
-	char now[32];
-	kiln_err e;
-	if ((e = need(r->tree_json, "tree", "recording a world-model revision")) ||
-	    (e = kiln_db_prepare(db, &st,
-				 "INSERT INTO wm_revisions (run_id, iteration, tree, edits, rejected,"
-				 " llm_call_id, created) VALUES (?,?,?,?,?,?,?)")))
-		return e;
-	now_iso(now);
-	sqlite3_bind_int64(st, 1, r->run_id);
-	sqlite3_bind_int64(st, 2, r->iteration);
-	kiln_db_bind_text(st, 3, r->tree_json);
-	kiln_db_bind_text(st, 4, r->edits_json ? r->edits_json : "[]");
-	kiln_db_bind_text(st, 5, r->rejected_json ? r->rejected_json : "[]");
-	kiln_db_bind_id(st, 6, r->llm_call_id);
-	kiln_db_bind_text(st, 7, now);
-	if ((e = step_done(db, st, "recording a world-model revision")))
-		return e;
-	if (out_id)
-		*out_id = sqlite3_last_insert_rowid(db->h);
-	return KILN_OK;
-}
-
 /* One row of (text, integer) from sql bound with run_id; KILN_ENOTFOUND when none. */
 static kiln_err get_text_int(kiln_db *db, char **text, int64_t *num, int64_t run_id, const char *sql,
 			     const char *what)
@@ -671,13 +646,6 @@ static kiln_err get_text_int(kiln_db *db, char **text, int64_t *num, int64_t run
 	}
 	sqlite3_finalize(st);
 	return e;
-}
-
-kiln_err kiln_db_wm_revision_latest(kiln_db *db, char **tree_json, int64_t *iteration, int64_t run_id)
-{
-	return get_text_int(db, tree_json, iteration, run_id,
-			    "SELECT tree, iteration FROM wm_revisions WHERE run_id = ? ORDER BY id DESC LIMIT 1",
-			    "world-model revision");
 }
 
 kiln_err kiln_db_event_add(kiln_db *db, int64_t run_id, const char *level, const char *kind,

@@ -53,6 +53,9 @@ int kiln_cli_run_resolve(int64_t *out, struct kiln_db *db, const char *cmd, cons
  * one line. Every human-readable print of history data calls it first; --json output
  * does not need it (cJSON escapes controls). */
 void kiln_cli_escape_doc(struct cJSON *j);
+/* A wm_revisions row whose "tree" is NULL (an older revision, stored as a delta) gets its
+ * whole tree rebuilt (kiln_db_wm_tree of row[id_key]); a kiln_err. */
+int kiln_cli_fill_tree(struct kiln_db *db, struct cJSON *row, const char *id_key);
 /* Prints j formatted; an exit code. */
 int kiln_cli_print_json(const struct cJSON *j);
 /* obj[key] as a number (NaN when absent or not a number) / a string (if_null otherwise). */

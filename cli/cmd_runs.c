@@ -47,6 +47,27 @@ int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char 
 	return rc;
 }
 
+int kiln_cli_fill_tree(kiln_db *db, cJSON *row, const char *id_key)
+{
+	cJSON *tree = cJSON_GetObjectItemCaseSensitive(row, "tree");
+	if (!row || (tree && !cJSON_IsNull(tree)))
+		return KILN_OK;
+	char *text = NULL;
+	kiln_err e = kiln_db_wm_tree(db, &text, (int64_t)kiln_cli_jnum(row, id_key));
+	cJSON *parsed = e ? NULL : cJSON_Parse(text);
+	free(text);
+	if (!e && !parsed)
+		e = kiln_error_set(KILN_ECORRUPT, "world-model revision %.0f: the rebuilt tree is not JSON",
+				   kiln_cli_jnum(row, id_key));
+	if (e)
+		return e;
+	if (tree)
+		cJSON_ReplaceItemInObjectCaseSensitive(row, "tree", parsed);
+	else
+		cJSON_AddItemToObject(row, "tree", parsed);
+	return KILN_OK;
+}
+
 int kiln_cli_print_json(const cJSON *j)
 {
 	char *text = cJSON_Print(j);

@@ -42,8 +42,8 @@ static const cJSON *node_in(const cJSON *tree, int64_t id)
 static kiln_err node_and_ancestry(cJSON *doc, kiln_db *db, const cJSON *cand)
 {
 	static const char *const sql[2] = {
-		"SELECT tree FROM wm_revisions WHERE run_id = ?1 ORDER BY iteration DESC, id DESC LIMIT 1",
-		"SELECT tree FROM wm_revisions WHERE run_id = ?1 AND iteration <= ?2 ORDER BY iteration DESC, id DESC LIMIT 1"};
+		"SELECT id, tree FROM wm_revisions WHERE run_id = ?1 ORDER BY iteration DESC, id DESC LIMIT 1",
+		"SELECT id, tree FROM wm_revisions WHERE run_id = ?1 AND iteration <= ?2 ORDER BY iteration DESC, id DESC LIMIT 1"};
 	const char *node_ref = kiln_cli_jstr(cand, "node_id", NULL);
 	cJSON *node = cJSON_CreateNull(), *anc = cJSON_CreateArray(), *rows = NULL;
 	char run[24], iter[24];
@@ -57,6 +57,8 @@ static kiln_err node_and_ancestry(cJSON *doc, kiln_db *db, const cJSON *cand)
 		cJSON_Delete(rows);
 		rows = NULL;
 		e = kiln_db_query_json(db, &rows, sql[i], p, 2, "reading the world model");
+		if (!e && cJSON_GetArrayItem(rows, 0))
+			e = kiln_cli_fill_tree(db, cJSON_GetArrayItem(rows, 0), "id");
 		tree = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rows, 0), "tree");
 		n = !e && tree ? node_in(tree, id) : NULL;
 	}
