@@ -56,6 +56,9 @@ void kiln_cli_escape_doc(struct cJSON *j);
 /* A wm_revisions row whose "tree" is NULL (an older revision, stored as a delta) gets its
  * whole tree rebuilt (kiln_db_wm_tree of row[id_key]); a kiln_err. */
 int kiln_cli_fill_tree(struct kiln_db *db, struct cJSON *row, const char *id_key);
+/* One line: the work directory's disk use, total and per part (history.db with its WAL,
+ * the git archive, the compile cache), for `kiln runs` and `kiln doctor`. */
+void kiln_cli_print_workdir_size(const char *workdir);
 /* Prints j formatted; an exit code. */
 int kiln_cli_print_json(const struct cJSON *j);
 /* obj[key] as a number (NaN when absent or not a number) / a string (if_null otherwise). */

@@ -2,11 +2,13 @@
  * device, start, duration, iterations, best speedup, cost, how it ended. Also the helpers
  * the review commands share (runs, log, show, diff, tree, report, promote): the history is
  * always opened read-only, so they work while a run writes (WAL). */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -120,6 +122,56 @@ void kiln_cli_escape_doc(cJSON *j)
 	}
 }
 
+/* Bytes under path (files; links not followed), depth-capped. */
+static unsigned long long tree_bytes(const char *path, int depth)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return S_ISREG(st.st_mode) ? (unsigned long long)st.st_blocks * 512 : 0;
+	unsigned long long sum = (unsigned long long)st.st_blocks * 512;
+	DIR *d = depth < 32 ? opendir(path) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char *sub = kiln_path_join(path, de->d_name);
+		sum += sub ? tree_bytes(sub, depth + 1) : 0;
+		free(sub);
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
+static void human_bytes(char *out, size_t n, unsigned long long b)
+{
+	if (b >= 10ull << 30)
+		snprintf(out, n, "%.0f GB", b / 1073741824.0);
+	else if (b >= 1ull << 20)
+		snprintf(out, n, "%.1f MB", b / 1048576.0);
+	else
+		snprintf(out, n, "%.0f KB", b / 1024.0);
+}
+
+void kiln_cli_print_workdir_size(const char *workdir)
+{
+	static const char *const files[] = {"history.db", "history.db-wal", "archive", "cache"};
+	unsigned long long sz[4], total = 0;
+	char t[4][32], all[32];
+	for (size_t i = 0; i < 4; i++) {
+		char *p = kiln_path_join(workdir, files[i]);
+		total += sz[i] = p ? tree_bytes(p, 0) : 0;
+		free(p);
+	}
+	human_bytes(t[0], sizeof(t[0]), sz[0] + sz[1]); /* the WAL counts with the database */
+	human_bytes(t[2], sizeof(t[2]), sz[2]);
+	human_bytes(t[3], sizeof(t[3]), sz[3]);
+	human_bytes(all, sizeof(all), total);
+	printf("work directory %s: %s (history.db %s, archive %s, compile cache %s)\n", workdir, all, t[0], t[2], t[3]);
+}
+
 /* "2h05m" / "7m" / "41s" into out. */
 static void duration(char *out, size_t n, double s)
 {
@@ -213,6 +265,7 @@ int kiln_cmd_runs(int argc, char **argv)
 	else {
 		kiln_cli_escape_doc(rows);
 		print_runs(rows);
+		kiln_cli_print_workdir_size(kiln_cli_workdir(workdir));
 	}
 done:
 	cJSON_Delete(rows);

@@ -397,6 +397,16 @@ static void test_archive__llm_calls_revisions_checkpoints(void **state)
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM llm_calls WHERE cost_usd IS NULL"), 1);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM llm_calls WHERE reasoning_tokens IS NULL"), 2);
 	assert_int_equal(raw_int(f->db_path, "SELECT sum(cached_tokens) FROM llm_calls"), 1600);
+	/* a reply just under the client's 8 MiB cap is kept as head and tail (its kernel is in
+	 * candidates.source), not twice */
+	char *huge = malloc((8u << 20) - 1);
+	memset(huge, 'k', (8u << 20) - 2);
+	huge[(8u << 20) - 2] = 0;
+	lc.reply = huge;
+	assert_int_equal(kiln_db_llm_call_add(db, &call, &lc), 0);
+	free(huge);
+	assert_true(raw_int(f->db_path, "SELECT max(length(reply)) FROM llm_calls") <= (256 << 10));
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM llm_calls WHERE reply LIKE '%bytes omitted%'"), 1);
 	lc.prompt = NULL;
 	assert_int_equal(kiln_db_llm_call_add(db, &call, &lc), KILN_EINVAL);
 	char *tree = NULL, *state_json = NULL;

@@ -155,6 +155,19 @@ static void test_util__text_escape_controls(void **state)
 	assert_int_equal(strlen(eb), n + 3 * ((n + 2) / 3));
 	free(eb);
 	free(big);
+	/* caps: head and tail around a marker, never more than asked (plus the marker) */
+	char *c = kiln_text_cap("short", 100);
+	assert_string_equal(c, "short");
+	free(c);
+	memset(big = malloc(1001), 'a', 1000);
+	big[0] = 'H';
+	big[999] = 'T';
+	big[1000] = 0;
+	c = kiln_text_cap(big, 400);
+	assert_true(strlen(c) <= 400 && c[0] == 'H' && c[strlen(c) - 1] == 'T');
+	assert_non_null(strstr(c, "bytes omitted"));
+	free(c);
+	free(big);
 }
 
 int main(void)
