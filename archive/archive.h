@@ -334,6 +334,13 @@ kiln_err kiln_git_best_candidates(int64_t **out, size_t *n, const char *archive_
  * never a new best (the promote tag keeps it reachable). */
 kiln_err kiln_git_commit_detached(char out_oid[41], const char *archive_dir, const kiln_git_best *b);
 
+/* The device-only rule of promote (archive/device_only.c): KILN_OK when source reads the
+ * same to NVRTC and to nvcc's host and device passes and holds no host code that can run
+ * (only knob defaults as conditionals; only __global__/__device__ functions and device
+ * variables at namespace scope; no configuration macros, asm or attributes outside bodies).
+ * knobs: the names a knob default may test. Else KILN_EVERIFY "line N: what". */
+kiln_err kiln_promote_check_device_only(const char *source, const char *const *knobs, size_t nknobs);
+
 /* Translates a launch expression (the targets' grammar) into a C expression of type long
  * long: names go through map (the C text for a name, or NULL for an unknown name ->
  * KILN_EINVAL), ceil_div/min/max become calls of <prefix>ceil_div / <prefix>min /

@@ -712,6 +712,75 @@ static void test_archive__migrates_v1_history(void **state)
 	free(ids);
 }
 
+/* promote's device-only rule: every shipped seed passes; each way of showing nvcc's host
+ * pass (or another architecture) code NVRTC did not verify is refused, naming the line. */
+static void test_archive__promote_device_only(void **state)
+{
+	(void)state;
+	static const char *const seeds[] = {"adam8bit", "adamw", "adamw_bf16", "lion", "ratio_cumulative",
+					    "ratio_minprefix", "ratio_seq", "ratio_token", "scale_rownorm"};
+	const char *root = getenv("KILN_SOURCE_ROOT");
+	static const char *const knobs[] = {"BLOCK", "ITEMS", "QBLOCK"};
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		char *path = kiln_asprintf("%s/targets/%s/seed.cu", root ? root : ".", seeds[i]), *src = NULL;
+		assert_int_equal(kiln_file_read(&src, NULL, path, 0), 0);
+		if (kiln_promote_check_device_only(src, knobs, 3) != 0)
+			fail_msg("%s: %s", seeds[i], kiln_error_last());
+		free(src);
+		free(path);
+	}
+	static const char *const ok[] = {
+		"#include <cuda_fp16.h>\nnamespace { __device__ __forceinline__ float sq(float x) { return x * x; } }\n"
+		"extern \"C\" __global__ void __launch_bounds__(256) k(float *a, int n = 3) {\n"
+		"  int i = blockIdx.x; if (i < n) a[i] = sq(a[i]); asm volatile(\"\" ::: \"memory\"); }\n",
+		"struct P { float x; __device__ float get() const { return x; } static constexpr int N = 4; };\n"
+		"__constant__ float tbl[4] = {1, 2, 3, 4};\ntypedef float real;\nusing f4 = float4;\n"
+		"enum { W = 32 };\ntemplate <int N> __device__ int f() { return N; }\n"
+		"extern \"C\" { __global__ void k2(real *o) { o[0] = tbl[0] + f<W>(); } }\n",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (kiln_promote_check_device_only(ok[i], knobs, 3) != 0)
+			fail_msg("ok[%zu]: %s", i, kiln_error_last());
+	static const char *const bad[] = {
+		"#ifndef __CUDACC_RTC__\nstatic int pwn = system(\"id\");\n#endif\n__global__ void k() {}\n",
+		"#ifndef __CUDA_ARCH__\n#define X 1\n#endif\n",
+		"#if __CUDA_ARCH__ < 900\n__global__ void k(float *a) { a[0] = 1; }\n#endif\n",
+		"#if defined(__NVCC__)\n#endif\n",
+		"#ifdef BLOCK\n#endif\n",
+		"#ifndef BLOCK\n#define BLOCK 1\n#else\n#endif\n",
+		"#ifndef BLOCK\n#define BLOCK 1\n#elif 1\n#endif\n",
+		"#ifndef NOT_A_KNOB\n#define NOT_A_KNOB 1\n#endif\n",
+		"#define ARCH __CUDA_ARCH__\n",
+		"#define CAT(a, b) a##b\n",
+		"#define __CUDA_ARCH__ 900\n",
+		"#undef __CUDACC_RTC__\n",
+		"#define STMT int x = 1;\n",
+		"%:if 1\n%:endif\n",
+		"_Pragma(\"once\")\n",
+		"#pragma GCC poison x\n",
+		"__global__ void k() { int a = __CUDA_ARCH__; }\n",
+		"static int pwn = system(\"id\");\n__global__ void k() {}\n",
+		"extern \"C\" int system(const char *);\n",
+		"int host_fn() { return 1; }\n",
+		"__attribute__((constructor)) static void init() {}\n",
+		"asm(\".section .init_array\");\n",
+		"struct S { S() {} } s;\n",
+		"struct S { static inline int x = 1; };\n",
+		"auto l = [] { return 1; }();\n",
+		"int x{5};\n",
+		"[[gnu::constructor]] __device__ void f() {}\n",
+		"__global__ void k() { \\\n}\n #  if 1\n#endif\n",
+		"/* c */ #if 1\n#endif\n",
+		"__global__ void k() {}\n#ifndef BLOCK\n",
+		"const char *s = R\"x(\n#if 1\n)x\";\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (kiln_promote_check_device_only(bad[i], knobs, 3) != KILN_EVERIFY)
+			fail_msg("bad[%zu] was not refused: %s", i, bad[i]);
+		assert_non_null(strstr(kiln_error_last(), "line "));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -725,6 +794,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_archive__llm_calls_revisions_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__wm_revisions_as_deltas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__migrates_v1_history, setup, teardown),
+		cmocka_unit_test(test_archive__promote_device_only),
 		cmocka_unit_test_setup_teardown(test_archive__git_commits_and_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__git_tags_increment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__git_verify_catches_damage, setup, teardown),
