@@ -1,12 +1,14 @@
 /* archive: world-model revisions stored as reverse deltas (as RCS stores files), so
  * history.db grows with the edits, not with the square of the iterations. The newest
  * revision of a run always holds the whole tree (`tree`); when a new one arrives, the one
- * before becomes a delta (`delta`) against its successor, except every SNAPSHOT_EVERY-th,
- * which keeps its tree, so rebuilding any revision reads at most that many rows. A delta is
- * written only when applying it reproduces the old text byte for byte; else the row keeps
+ * before becomes a delta (`delta`) against its successor, unless the deltas since the last
+ * older whole tree already add up to a tree's size or CHAIN_ROWS rows (then it stays whole:
+ * rebuilding any revision reads at most CHAIN_ROWS rows and about two trees' bytes). A delta
+ * is written only when applying it reproduces the old text byte for byte; else the row keeps
  * its tree. Delta: {"next": successor row id, "top": the old tree with "nodes": null,
- * "nodes": [old nodes that differ or are gone], "drop": [ids only the successor has],
- * "order": [ids] (only when the old order is not the successor's)}. */
+ * "patch": [{"id", changed fields...}] for nodes both have, "nodes": [old nodes the
+ * successor lacks], "drop": [ids only the successor has], "order": [ids] (only when the old
+ * order is not the successor's)}. */
 #include "archive/archive_int.h"
 
 #include <cjson/cJSON.h>
@@ -15,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SNAPSHOT_EVERY 16
+#define CHAIN_ROWS 64 /* rows between whole trees, at most */
 #define CHAIN_MAX 100000 /* rows followed before a chain counts as damaged */
 
 /* Every number as the shortest text that reads back as the same double (as wm_json.c
@@ -96,6 +98,7 @@ static cJSON *apply_parsed(const cJSON *newer, const cJSON *delta)
 {
 	const cJSON *top = cJSON_GetObjectItemCaseSensitive(delta, "top"),
 		    *changed = cJSON_GetObjectItemCaseSensitive(delta, "nodes"),
+		    *patch = cJSON_GetObjectItemCaseSensitive(delta, "patch"),
 		    *drop = cJSON_GetObjectItemCaseSensitive(delta, "drop"),
 		    *order = cJSON_GetObjectItemCaseSensitive(delta, "order"),
 		    *cur = cJSON_GetObjectItemCaseSensitive(newer, "nodes"), *n;
@@ -107,8 +110,13 @@ static cJSON *apply_parsed(const cJSON *newer, const cJSON *delta)
 	cJSON_ArrayForEach(n, cur) { /* the successor's order, changed nodes in place */
 		if (!ok || in_list(drop, node_id(n)))
 			continue;
-		const cJSON *c = node_by_id(changed, node_id(n));
-		ok = cJSON_AddItemToArray(nodes, cJSON_Duplicate(c ? c : n, true));
+		const cJSON *c = node_by_id(changed, node_id(n)), *pt = node_by_id(patch, node_id(n)), *f;
+		cJSON *copy = cJSON_Duplicate(c ? c : n, true);
+		ok = copy && cJSON_AddItemToArray(nodes, copy);
+		const cJSON *fields = c ? NULL : pt;
+		cJSON_ArrayForEach(f, fields) /* fields the old node had otherwise */
+			ok = ok && f->string && cJSON_GetObjectItemCaseSensitive(copy, f->string) &&
+			     cJSON_ReplaceItemInObjectCaseSensitive(copy, f->string, cJSON_Duplicate(f, true));
 	}
 	cJSON_ArrayForEach(n, changed) /* then the nodes the successor no longer has */
 		if (ok && !node_by_id(cur, node_id(n)))
@@ -132,6 +140,21 @@ static cJSON *apply_parsed(const cJSON *newer, const cJSON *delta)
 		return NULL;
 	}
 	return out;
+}
+
+/* {"id", fields of old that differ from new}: both nodes must have the same keys, else
+ * the self-check in delta_make fails and the row stays whole. */
+static bool add_patch(cJSON *patch, const cJSON *old, const cJSON *new_node)
+{
+	cJSON *p = cJSON_CreateObject(), *f;
+	bool ok = p && cJSON_AddItemToArray(patch, p) &&
+		  cJSON_AddItemToObject(p, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(old, "id"), true));
+	cJSON_ArrayForEach(f, (cJSON *)old) {
+		const cJSON *g = cJSON_GetObjectItemCaseSensitive(new_node, f->string);
+		if (ok && strcmp(f->string, "id") != 0 && (!g || !same_node(f, g)))
+			ok = cJSON_AddItemToObject(p, f->string, cJSON_Duplicate(f, true));
+	}
+	return ok;
 }
 
 static cJSON *id_item(double id)
@@ -158,10 +181,13 @@ static char *delta_make(const char *older, const char *newer, int64_t next_id)
 		cJSON_AddItemToObject(d, "drop", drop);
 		top = changed = drop = NULL;
 	}
+	cJSON *patch = ok ? cJSON_AddArrayToObject(d, "patch") : NULL;
 	cJSON_ArrayForEach(n, on) {
 		const cJSON *m = ok ? node_by_id(nn, node_id(n)) : NULL;
-		if (ok && (!m || !same_node(n, m)))
+		if (ok && !m)
 			ok = cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(d, "nodes"), cJSON_Duplicate(n, true));
+		else if (ok && !same_node(n, m))
+			ok = patch && add_patch(patch, n, m);
 	}
 	cJSON_ArrayForEach(n, nn)
 		if (ok && !node_by_id(on, node_id(n)))
@@ -210,20 +236,32 @@ static kiln_err step_row(kiln_db *db, sqlite3_stmt *st, const char *what)
 	return kiln_db_err(db, rc, what);
 }
 
-/* Turns row prev_id (whole tree prev) into a delta against its successor next_id (whole
- * tree next), unless it is a periodic snapshot or the delta would not save space. */
-static kiln_err compact_row(kiln_db *db, int64_t prev_id, const char *prev, int64_t index, int64_t next_id,
+/* Turns row prev_id of run (whole tree prev) into a delta against its successor next_id
+ * (whole tree next), unless the chain since the last older whole tree is already long
+ * (CHAIN_ROWS rows, or deltas adding up to this tree's size) or the delta saves nothing. */
+static kiln_err compact_row(kiln_db *db, int64_t run, int64_t prev_id, const char *prev, int64_t next_id,
 			    const char *next)
 {
-	if (index % SNAPSHOT_EVERY == 0)
-		return KILN_OK;
-	char *delta = delta_make(prev, next, next_id);
-	if (!delta || strlen(delta) >= strlen(prev)) {
-		free(delta);
-		return KILN_OK; /* keeps its tree: nothing is lost */
-	}
 	sqlite3_stmt *st = NULL;
-	kiln_err e = kiln_db_prepare(db, &st, "UPDATE wm_revisions SET tree = NULL, delta = ?1 WHERE id = ?2");
+	int64_t rows = 0, bytes = 0;
+	kiln_err e = kiln_db_prepare(db, &st, "SELECT count(*), coalesce(sum(length(delta)), 0) FROM wm_revisions"
+					      " WHERE run_id = ?1 AND id < ?2 AND id > (SELECT coalesce(max(id), 0) FROM"
+					      " wm_revisions WHERE run_id = ?1 AND id < ?2 AND tree IS NOT NULL)");
+	if (e)
+		return e;
+	sqlite3_bind_int64(st, 1, run);
+	sqlite3_bind_int64(st, 2, prev_id);
+	if (!(e = step_row(db, st, "measuring a world-model delta chain"))) {
+		rows = sqlite3_column_int64(st, 0);
+		bytes = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	char *delta = e || rows + 1 >= CHAIN_ROWS ? NULL : delta_make(prev, next, next_id);
+	if (e || !delta || (size_t)bytes + strlen(delta) >= strlen(prev)) {
+		free(delta);
+		return e; /* keeps its tree: nothing is lost */
+	}
+	e = kiln_db_prepare(db, &st, "UPDATE wm_revisions SET tree = NULL, delta = ?1 WHERE id = ?2");
 	if (!e) {
 		kiln_db_bind_text(st, 1, delta);
 		sqlite3_bind_int64(st, 2, prev_id);
@@ -239,7 +277,7 @@ kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_rev
 {
 	sqlite3_stmt *st = NULL;
 	char now[32], *prev = NULL;
-	int64_t prev_id = 0, index = 0, id = 0;
+	int64_t prev_id = 0, id = 0;
 	const char *what = "recording a world-model revision";
 	kiln_err e;
 	if (!r->tree_json)
@@ -247,14 +285,12 @@ kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_rev
 	if ((e = kiln_db_tx_begin(db)))
 		return e;
 	/* the run's newest row (it holds the whole tree) and its position in the run */
-	if (!(e = kiln_db_prepare(db, &st, "SELECT id, tree, (SELECT count(*) FROM wm_revisions w2 WHERE"
-					   " w2.run_id = w.run_id AND w2.id < w.id) FROM wm_revisions w"
-					   " WHERE run_id = ?1 ORDER BY id DESC LIMIT 1"))) {
+	if (!(e = kiln_db_prepare(db, &st, "SELECT id, tree FROM wm_revisions WHERE run_id = ?1"
+					   " ORDER BY id DESC LIMIT 1"))) {
 		sqlite3_bind_int64(st, 1, r->run_id);
 		if (!(e = step_row(db, st, what))) {
 			prev_id = sqlite3_column_int64(st, 0);
 			prev = kiln_db_col_dup(st, 1);
-			index = sqlite3_column_int64(st, 2);
 		} else if (e == KILN_ENOTFOUND) {
 			e = KILN_OK;
 			kiln_error_clear();
@@ -277,7 +313,7 @@ kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_rev
 		id = sqlite3_last_insert_rowid(db->h);
 	}
 	if (!e && prev)
-		e = compact_row(db, prev_id, prev, index, id, r->tree_json);
+		e = compact_row(db, r->run_id, prev_id, prev, id, r->tree_json);
 	free(prev);
 	if (!e)
 		e = kiln_db_tx_commit(db);
@@ -404,13 +440,13 @@ kiln_err kiln_db_migrate_wm_deltas(kiln_db *db)
 	kiln_err e = KILN_OK;
 	for (size_t i = 0; i < KILN_ARRAY_LEN(sql) && !e; i++)
 		e = kiln_db_exec(db, sql[i], "moving world-model revisions to schema v2");
-	/* ids first (small), then one tree at a time: newest first per run, each row becomes a
-	 * delta against the one after it */
+	/* ids first (small), then oldest first per run: each row becomes a delta against the
+	 * one after it (still whole), so the chain policy sees the older rows as converted */
 	sqlite3_stmt *st = NULL;
 	int64_t (*rows)[2] = NULL;
 	size_t n = 0, cap = 0;
 	int rc = SQLITE_DONE;
-	if (e || (e = kiln_db_prepare(db, &st, "SELECT id, run_id FROM wm_revisions ORDER BY run_id, id DESC")))
+	if (e || (e = kiln_db_prepare(db, &st, "SELECT id, run_id FROM wm_revisions ORDER BY run_id, id")))
 		return e;
 	while (!e && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
@@ -427,23 +463,21 @@ kiln_err kiln_db_migrate_wm_deltas(kiln_db *db)
 	if (!e && rc != SQLITE_DONE)
 		e = kiln_db_err(db, rc, "listing world-model revisions");
 	sqlite3_finalize(st);
-	int64_t index = 0;
 	char *next = NULL;
-	for (size_t i = 0; !e && i < n; i++) {
+	for (size_t i = 0; !e && i + 1 < n; i++) {
 		char *tree = NULL, *delta = NULL;
-		if (i == 0 || rows[i][1] != rows[i - 1][1]) { /* a run's newest row: its position */
-			index = 0;
-			for (size_t k = i; k < n && rows[k][1] == rows[i][1]; k++)
-				index++;
-			free(next);
-			next = NULL;
-		}
-		index--;
-		if (!(e = load_row(db, rows[i][0], &tree, &delta, true)) && next && tree)
-			e = compact_row(db, rows[i][0], tree, index, rows[i - 1][0], next);
-		free(delta);
+		if (rows[i + 1][1] != rows[i][1])
+			continue; /* a run's newest row stays whole */
 		free(next);
-		next = tree;
+		next = NULL;
+		if (!(e = load_row(db, rows[i][0], &tree, &delta, true))) {
+			free(delta);
+			e = load_row(db, rows[i + 1][0], &next, &delta, true);
+		}
+		if (!e && tree && next)
+			e = compact_row(db, rows[i][1], rows[i][0], tree, rows[i + 1][0], next);
+		free(delta);
+		free(tree);
 	}
 	free(next);
 	free(rows);

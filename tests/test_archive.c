@@ -625,27 +625,27 @@ static void test_archive__wm_revisions_as_deltas(void **state)
 	fixture *f = *state;
 	kiln_db *db = NULL;
 	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
-	int64_t run = add_run(db, "adamw"), ids[40];
+	int64_t run = add_run(db, "adamw"), ids[70];
 	size_t whole = 0;
-	for (int r = 0; r < 40; r++) {
+	for (int r = 0; r < 70; r++) {
 		char *t = tree_at(r);
 		whole += strlen(t);
 		kiln_wm_revision_rec wr = {run, r, t, NULL, NULL, 0};
 		assert_int_equal(kiln_db_wm_revision_add(db, &ids[r], &wr), 0);
 		free(t);
 	}
-	for (int r = 0; r < 40; r++) { /* every revision rebuilds byte for byte */
+	for (int r = 0; r < 70; r++) { /* every revision rebuilds byte for byte */
 		char *want = tree_at(r), *got = NULL;
 		assert_int_equal(kiln_db_wm_tree(db, &got, ids[r]), 0);
 		assert_string_equal(got, want);
 		free(want);
 		free(got);
 	}
-	/* the newest and every 16th keep the tree; the rest are deltas, much smaller */
-	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM wm_revisions WHERE tree IS NOT NULL"), 4);
+	/* the newest keeps its tree, and one row after at most 64 deltas: the rest are deltas */
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM wm_revisions WHERE tree IS NOT NULL"), 2);
 	assert_int_equal(raw_int(f->db_path, "SELECT tree IS NOT NULL FROM wm_revisions ORDER BY id DESC LIMIT 1"), 1);
 	long long stored = raw_int(f->db_path, "SELECT sum(length(coalesce(tree, delta))) FROM wm_revisions");
-	assert_true(stored * 4 < (long long)whole);
+	assert_true(stored * 10 < (long long)whole);
 	/* a broken chain is damage, said so, not a crash */
 	raw_exec(f->db_path, "UPDATE wm_revisions SET delta = '{\"next\": 1}' WHERE id = 5");
 	char *got = NULL;
