@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,10 +84,14 @@ static const char *const json_langs[] = {"json", "jsonc", NULL};
 /* Classifies a ```json block by its top-level keys. */
 static kiln_err classify_json(const fence *f, bool *is_launch, bool *is_edits)
 {
-	cJSON *j = cJSON_ParseWithLength(f->body, f->body_len);
+	cJSON *j = NULL;
+	char where[64];
 	*is_launch = *is_edits = false;
-	if (!j)
-		return kiln_error_set(KILN_EINVAL, "reply line %zu: the ```json block is not valid JSON", f->line);
+	snprintf(where, sizeof where, "reply line %zu: the ```json block", f->line);
+	/* the one strict rule: a plan that passes here is valid JSON for history.db too */
+	kiln_err e = kiln_json_parse(&j, f->body, f->body_len, where);
+	if (e)
+		return e;
 	*is_launch = cJSON_IsObject(j) && cJSON_GetObjectItemCaseSensitive(j, "launches");
 	*is_edits = cJSON_IsObject(j) && cJSON_GetObjectItemCaseSensitive(j, "ops");
 	cJSON_Delete(j);

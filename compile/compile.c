@@ -34,6 +34,12 @@ void kiln_compile_stats_reset(void)
 	atomic_store(&n_corrupt, 0);
 }
 
+void kiln_compile_count_calls(uint32_t nvrtc, uint32_t jitlink)
+{
+	atomic_fetch_add(&n_nvrtc, nvrtc);
+	atomic_fetch_add(&n_jitlink, jitlink);
+}
+
 void kiln_compile_count_corrupt(void)
 {
 	atomic_fetch_add(&n_corrupt, 1);
@@ -263,6 +269,18 @@ done:
 	return e;
 }
 
+/* No flag may add a file for NVRTC to read: include paths, pre-includes, option files.
+ * (Plans only reach here through targets/plan.c's allow-list; this is the last line.) */
+static kiln_err check_flag(const char *f)
+{
+	static const char *const reads[] = {"-I", "--include-path", "-include", "--pre-include",
+					    "-optf", "--options-file", "-isystem", "--system-include", NULL};
+	for (const char *const *r = reads; *r; r++)
+		if (strncmp(f, *r, strlen(*r)) == 0)
+			return kiln_error_set(KILN_EINVAL, "NVRTC flag \"%.60s\" is not allowed: it makes NVRTC read files", f);
+	return KILN_OK;
+}
+
 static kiln_err build_options(optlist *nv, optlist *jl, const kiln_compile_options *o,
 			      const char *arch)
 {
@@ -285,13 +303,14 @@ static kiln_err build_options(optlist *nv, optlist *jl, const kiln_compile_optio
 	    (e = opt_add(jl, kiln_strdup("-verbose"))))
 		return e;
 	for (size_t i = 0; i < o->nflags; i++)
-		if ((e = opt_add(nv, kiln_strdup(o->flags[i]))) || (e = jitlink_flag(jl, o->flags[i])))
+		if ((e = check_flag(o->flags[i])) || (e = opt_add(nv, kiln_strdup(o->flags[i]))) ||
+		    (e = jitlink_flag(jl, o->flags[i])))
 			return e;
 	return KILN_OK;
 }
 
-static kiln_err compile_fresh(kiln_compiled *c, const kiln_compile_options *o, const char *arch,
-			      const char *name)
+kiln_err kiln_compile_fresh(kiln_compiled *c, const kiln_compile_options *o, const char *arch,
+			   const char *name)
 {
 	optlist nv = {0}, jl = {0};
 	nvrtcProgram prog = NULL;
@@ -353,6 +372,25 @@ done:
 	return e;
 }
 
+/* A source the gate refused: a failed compile whose log is the one-line reason. */
+static kiln_err refused(kiln_compiled **out, const char *arch, const char key[65], double t0)
+{
+	kiln_compiled *c = kiln_calloc(1, sizeof(*c));
+	char tk[64];
+	if (!c || kiln_compile_toolkit_version(tk, sizeof(tk)) || !(c->arch = kiln_strdup(arch)) ||
+	    !(c->toolkit = kiln_strdup(tk)) || !(c->log = kiln_asprintf("%s\n", kiln_error_last())) ||
+	    !(c->info_log = kiln_strdup(""))) {
+		kiln_compiled_free(c);
+		return kiln_error_set(KILN_ENOMEM, "out of memory");
+	}
+	c->global_const_bytes = -1;
+	memcpy(c->key, key, 65);
+	c->wall_s = kiln_now_s() - t0;
+	kiln_error_clear();
+	*out = c;
+	return KILN_OK;
+}
+
 kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 {
 	*out = NULL;
@@ -366,6 +404,8 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 		return kiln_error_set(KILN_EINVAL, "%s: no source to compile", name);
 	if ((e = check_arch(arch)) || (e = kiln_compile_key(key, opts)))
 		return e;
+	if (kiln_compile_source_check(opts->source, strlen(opts->source), name))
+		return refused(out, arch, key, t0); /* before the cache: a gate, whatever was stored */
 	if (opts->cache_dir && kiln_compile_cache_get(&c, opts->cache_dir, key, name, opts->want_cubin)) {
 		atomic_fetch_add(&n_hits, 1);
 		c->cache_hit = true;
@@ -387,7 +427,8 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 		e = KILN_ENOMEM;
 		goto done;
 	}
-	if ((e = compile_fresh(c, opts, arch, name)))
+	bool no_cache = false;
+	if ((e = kiln_compile_isolated(c, opts, arch, name, &no_cache)))
 		goto done;
 	if (!c->ok) { /* a failed compile keeps no half-made artifacts */
 		free(c->ptx);
@@ -396,7 +437,7 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 		c->cubin = NULL;
 		c->ptx_len = c->cubin_len = 0;
 	}
-	if (opts->cache_dir && kiln_compile_cache_put(opts->cache_dir, c, name))
+	if (opts->cache_dir && !no_cache && kiln_compile_cache_put(opts->cache_dir, c, name))
 		kiln_error_clear(); /* a cache that cannot be written only costs speed */
 	c->wall_s = kiln_now_s() - t0;
 done:

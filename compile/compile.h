@@ -56,6 +56,21 @@ typedef struct kiln_compiled {
 	size_t nkernels;
 } kiln_compiled;
 
+/* Sources over this many bytes are refused before NVRTC sees them. */
+#define KILN_COMPILE_MAX_SOURCE (1u << 20)
+
+/* The gate every source passes before NVRTC (compile/source.c): at most 1 MiB, no NUL
+ * byte, valid UTF-8, no trigraph or ambiguous splice, and only the toolkit's own headers
+ * read: #include of an allowed header (resolved inside the toolkit's include directory),
+ * no #include through a macro, #include_next, #embed or unknown directive, no
+ * __has_include of anything else, no #pragma / _Pragma outside a short allow-list, no
+ * __pragma, no token pasting, no raw string literal, no #define of a reserved name.
+ * KILN_EINVAL with one line "NAME:LINE: refused: why"; linear in len. kiln_compile runs it
+ * and turns a refusal into a failed compile (ok = false, log = that line). */
+kiln_err kiln_compile_source_check(const char *text, size_t len, const char *name);
+/* The allow-list in words, for prompts and messages. Static. */
+const char *kiln_compile_allowed_headers(void);
+
 /* Compiles opts->source. On return 0, *out (caller frees with kiln_compiled_free) holds
  * either a successful compile or ok = false with the log. Returns KILN_EINVAL for bad
  * options (no source, malformed arch), KILN_ECOMPILE only when the toolkit itself fails

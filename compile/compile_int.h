@@ -25,5 +25,16 @@ bool kiln_compile_cache_get(kiln_compiled **out, const char *dir, const char *ke
 kiln_err kiln_compile_cache_put(const char *dir, const kiln_compiled *c, const char *name);
 
 void kiln_compile_count_corrupt(void);
+void kiln_compile_count_calls(uint32_t nvrtc, uint32_t jitlink);
+
+/* NVRTC (+ nvJitLink) in this process: fills c (ok, log, ptx, cubin, resources). */
+kiln_err kiln_compile_fresh(kiln_compiled *c, const kiln_compile_options *o, const char *arch,
+			    const char *name);
+/* kiln_compile_fresh in a forked child (compile/sandbox.c): empty environment, empty
+ * temporary working directory, --compile-timeout, memory/CPU/file limits. A deadline, a
+ * kill or NVRTC out of memory is a failed compile (c->ok false, one log line) with
+ * *no_cache set; kiln_err only for kiln's own failures (fork, pipe, memory). */
+kiln_err kiln_compile_isolated(kiln_compiled *c, const kiln_compile_options *o, const char *arch,
+			       const char *name, bool *no_cache);
 
 #endif

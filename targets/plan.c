@@ -114,6 +114,9 @@ static kiln_err check_flag(const char *f, const kiln_target *t, const char *wher
 		if (!ok || !eq[1])
 			return kiln_error_set(KILN_EINVAL, "%s: \"%s\": a define must be -DNAME=VALUE (NAME a C identifier, "
 					      "VALUE of letters, digits, _ . + -)", where, f);
+		if (name[0] == '_' && (name[1] == '_' || isupper((unsigned char)name[1])))
+			return kiln_error_set(KILN_EINVAL, "%s: \"%s\": names starting with __ or _X are reserved for the toolkit "
+					      "(its headers read some of them as file names)", where, f);
 		if (is_knob(t, name, n))
 			return kiln_error_set(KILN_EINVAL, "%s: \"%s\" redefines knob %.*s (knob values come from the tuner)",
 					      where, f, (int)n, name);

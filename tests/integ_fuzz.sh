@@ -4,7 +4,8 @@
 # corpus only grows by hand): ptx (the emulator's parser + a short run), editscript (the
 # world model's edit scripts), target (target.json), launch (launch.json), expr (the
 # expression evaluator), reply (the LLM reply parser), sse (the LLM client's event-stream
-# parser and stream events). FUZZ_ONLY="ptx expr" picks some.
+# parser and stream events), source (the gate before NVRTC: compile/source.c), json (the one
+# strict JSON rule: util/json_check.c). FUZZ_ONLY="ptx expr" picks some.
 # Not a meson test: CI calls it. Configures its own clang build dir (${FUZZ_BUILD:-build-fuzz}).
 # Exit 0: no crash / sanitizer report; non-zero: a finding (crash-* file kept in $FUZZ_ART).
 set -euo pipefail
@@ -12,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 art=${FUZZ_ART:-$build/fuzz-artifacts}
-only=${FUZZ_ONLY:-ptx editscript target launch expr reply sse}
+only=${FUZZ_ONLY:-ptx editscript target launch expr reply sse source json}
 if ! command -v clang >/dev/null; then
 	echo "integ_fuzz: clang not found (libFuzzer needs clang)" >&2
 	exit 2
@@ -40,7 +41,7 @@ for h in $only; do
 	case $h in
 	ptx) extra=(-max_len=65536 -dict="$root/tests/fuzz/ptx.dict") ;;
 	target | launch) extra=(-max_len=16384) ;;
-	reply) extra=(-max_len=65536) ;;
+	reply | source) extra=(-max_len=65536) ;;
 	esac
 	t=$secs
 	[ "$h" = ptx ] || t=${FUZZ_SECONDS_EACH:-20}

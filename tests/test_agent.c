@@ -49,7 +49,16 @@ static void test_agent__reply_errors_are_explained(void **state)
 	assert_non_null(strstr(kiln_error_last(), "second kernel"));
 	assert_int_equal(parse(&p, "```cuda\n__global__ void a(){}\n```\n```json\n{\"launches\": [\n```\n",
 			       KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH), KILN_EINVAL);
-	assert_non_null(strstr(kiln_error_last(), "not valid JSON"));
+	assert_non_null(strstr(kiln_error_last(), "invalid JSON"));
+	/* the one strict rule: text after the plan (a comment), a raw tab, a leading zero */
+	static const char *const bad_plans[] = {"{\"launches\": []} // the plan", "{\"launches\": [\"a\tb\"]}",
+						"{\"launches\": [01]}"};
+	for (size_t i = 0; i < 3; i++) {
+		char *r = kiln_asprintf("```cuda\n__global__ void a(){}\n```\n```json\n%s\n```\n", bad_plans[i]);
+		assert_int_equal(parse(&p, r, KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH), KILN_EINVAL);
+		assert_non_null(strstr(kiln_error_last(), "reply line 4: the ```json block: invalid JSON near line 1"));
+		free(r);
+	}
 	assert_int_equal(parse(&p, "```cuda\n__global__ void a(){}\nint main(){ a<<<1,1>>>(); }\n```\n",
 			       KILN_REPLY_KERNEL), KILN_EINVAL);
 	assert_non_null(strstr(kiln_error_last(), "host code"));

@@ -399,6 +399,102 @@ static void test_compile__fatbin_two_archs(void **state)
 	kiln_fatbin_free(f);
 }
 
+/* The gate before NVRTC: host files are never read, whatever spelling the model tries;
+ * the toolkit's headers and ordinary kernel code pass. */
+static void test_compile__source_gate_refuses_host_reads(void **state)
+{
+	(void)state;
+	static const char *const refused[] = {
+		"#include \"/etc/passwd\"\n", "#include \"/proc/self/environ\"\n", "#include \".env\"\n",
+		"#include <../../../../etc/passwd>\n", "#include <cuda/../../../../../etc/passwd>\n",
+		"#include <stdio.h>\n", "%:include \"/etc/passwd\"\n", "  /* c\n */ # /**/ include \"/etc/passwd\"\n",
+		"#inc\\\nlude \"/etc/passwd\"\n", "#include \\\n\"/etc/passwd\"\n", "#define F \"/etc/passwd\"\n#include F\n",
+		"#include_next <cuda_fp16.h>\n", "#embed \"/etc/passwd\"\n", "#import \"/etc/passwd\"\n",
+		"#if __has_include(\"/home/u/.ssh/id_rsa\")\n#endif\n", "#if __has_include_next(<x>)\n#endif\n",
+		"#define H(x) __has_include(x)\n", "#pragma GCC dependency \"/etc/passwd\"\n",
+		"#pragma include_alias(\"a.h\", \"/etc/passwd\")\n", "_Pragma(\"GCC dependency \\\"/etc/passwd\\\"\")\n",
+		"#define P(x) _Pragma(#x)\n", "__pragma(message(\"x\"))\n", "#define C(a, b) a##b\n",
+		"#define C(a, b) a %:%: b\n", "?" "?=include \"/etc/passwd\"\n", "#include \"/etc/passwd\" \\ \n",
+		"const char *r = R\"x(\n)x\";\n", "#define __THRUST_DEVICE_SYSTEM_VECTOR_HEADER \"/etc/passwd\"\n",
+		"#undef _CCCL_ASSERT\n", "int a = 1;\r#include \"/etc/passwd\"\n", "const char *s = \"abc\n",
+		"/* never closed\n", "// \xff\n", "int \\u0061 = 1;\n", "#include \"cuda_fp16.h\" extra\n",
+		"const char *s = u8\"/*\";\n#include \"/etc/passwd\"\n// */\n", "#1 \"/etc/passwd\"\n"};
+	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+		if (kiln_compile_source_check(refused[i], strlen(refused[i]), "kernel.cu") != KILN_EINVAL)
+			fail_msg("source %zu was not refused: %s", i, refused[i]);
+		if (!strstr(kiln_error_last(), "kernel.cu:") || !strstr(kiln_error_last(), "refused") ||
+		    strchr(kiln_error_last(), '\n'))
+			fail_msg("source %zu: not one line naming the file: %s", i, kiln_error_last());
+	}
+	static const char *const ok[] = {
+		"#include <cuda_fp16.h>\n", "#include \"cuda_bf16.h\"\n", "#include <cub/block/block_reduce.cuh>\n",
+		"#include <cuda/std/cstdint>\n", "#include <cooperative_groups.h>\n",
+		"#if __has_include(<cuda_fp8.h>)\n#endif\n", "#pragma unroll 4\n", "_Pragma(\"unroll\")\n",
+		"#pragma nv_diag_suppress 177\n", "// #include \"/etc/passwd\"\n", "/* #include \"/etc/passwd\" */\n",
+		"const char *s = \"#include \\\"/etc/passwd\\\"\";\n", "int n = 1'000'000; char c = '\\'';\n",
+		"#ifndef BLOCK\n#define BLOCK 256\n#endif\n", "#define S(x) #x\n", "const char *u = u8\"caf\xc3\xa9\";\n",
+		"#define LONG_MACRO(a) \\\n\t((a) + 1)\n", "float x = 1.5e+3f, y = 0x1p-3;\r\n", "#error stop\n"};
+	for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+		if (kiln_compile_source_check(ok[i], strlen(ok[i]), "kernel.cu") != 0)
+			fail_msg("source %zu was refused: %s: %s", i, ok[i], kiln_error_last());
+	/* size and NUL, with one line saying so */
+	char *big = malloc(KILN_COMPILE_MAX_SOURCE + 2);
+	memset(big, ' ', KILN_COMPILE_MAX_SOURCE + 1);
+	big[KILN_COMPILE_MAX_SOURCE + 1] = '\0';
+	assert_int_equal(kiln_compile_source_check(big, KILN_COMPILE_MAX_SOURCE + 1, "k.cu"), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "at most 1048576 (1 MiB)"));
+	free(big);
+	assert_int_equal(kiln_compile_source_check("int a;\0#include \"/etc/passwd\"\n", 30, "k.cu"), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "NUL byte"));
+	/* kiln_compile: a refusal is a failed compile with that line, and NVRTC is not called
+	 * (not even a cache entry stored before the gate existed is used) */
+	kiln_compile_options o = KILN_COMPILE_OPTIONS_INIT;
+	o.source = "#include \"/etc/hostname\"\nextern \"C\" __global__ void k(float *a) {}\n";
+	kiln_compiled *c = NULL;
+	kiln_compile_stats st;
+	kiln_compile_stats_reset();
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	kiln_compile_stats_get(&st);
+	assert_false(c->ok);
+	assert_int_equal(st.nvrtc_calls, 0);
+	assert_non_null(strstr(c->log, "kernel.cu:1: refused: \"/etc/hostname\""));
+	kiln_compiled_free(c);
+	/* a flag that reads files never reaches NVRTC */
+	const char *flags[] = {"--pre-include=/etc/passwd"};
+	o.source = tiny_src;
+	o.flags = flags;
+	o.nflags = 1;
+	assert_int_equal(kiln_compile(&c, &o), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "makes NVRTC read files"));
+}
+
+/* NVRTC runs in a child under --compile-timeout: past the deadline the compile is a failed
+ * one with one line, not cached, and the next compile with time to spare succeeds. */
+static void test_compile__deadline_is_a_failed_compile(void **state)
+{
+	(void)state;
+	char *dir = make_tmpdir();
+	kiln_limits saved = *kiln_limits_get(), l = saved;
+	l.compile_timeout_s = 0.005;
+	kiln_limits_set(&l);
+	kiln_compile_options o = KILN_COMPILE_OPTIONS_INIT;
+	o.source = spill_src;
+	o.cache_dir = dir;
+	kiln_compiled *c = NULL;
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	assert_false(c->ok);
+	assert_non_null(strstr(c->log, "kernel.cu: refused: NVRTC did not finish within 0 s (--compile-timeout); killed"));
+	kiln_compiled_free(c);
+	kiln_limits_set(&saved);
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	assert_true(c->ok);
+	assert_false(c->cache_hit);
+	assert_non_null(kiln_compile_kernel(c, "spill"));
+	kiln_compiled_free(c);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +511,8 @@ int main(void)
 		cmocka_unit_test(test_compile__bf16_header_works),
 		cmocka_unit_test(test_compile__ptx_only),
 		cmocka_unit_test(test_compile__fatbin_two_archs),
+		cmocka_unit_test(test_compile__source_gate_refuses_host_reads),
+		cmocka_unit_test(test_compile__deadline_is_a_failed_compile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

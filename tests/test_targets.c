@@ -660,6 +660,11 @@ static void test_targets__plan_malformed(void **state)
 		{"\"count\": \"B*sm_count\"", "\"count\": \"B*sm_count*tmp\"", "scratch[0].count", "unknown name \"tmp\""},
 		{"\"shared_bytes\": \"4*BLOCK\"", "\"shared_bytes\": \"4*BLOCK/0\"", "launches[0].shared_bytes", ""},
 		{"\"scratch\": [", "\"scratch\": [[", "launch.json", "invalid JSON"},
+		{"\"-use_fast_math\"", "\"--pre-include=/etc/passwd\"", "nvrtc_flags[0]", "is not allowed"},
+		{"\"-use_fast_math\"", "\"--include-path=/home\"", "nvrtc_flags[0]", "is not allowed"},
+		{"\"-DUNROLL=4\"", "\"-D__THRUST_DEVICE_SYSTEM_VECTOR_HEADER=x\"", "nvrtc_flags[3]", "reserved for the toolkit"},
+		{"\"-DUNROLL=4\"", "\"-D_CCCL_X=1\"", "nvrtc_flags[3]", "reserved for the toolkit"},
+		{"\"nvrtc_flags\": [\"-use_fast_math\"", "\"nvrtc_flags\": [\"-use_fast_math\" // c\n", "launch.json", "comment"},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(cases); i++) {
 		const char *at = strstr(toy_launch, cases[i].from);

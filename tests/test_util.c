@@ -170,6 +170,37 @@ static void test_util__text_escape_controls(void **state)
 	free(big);
 }
 
+/* The one strict JSON rule: what history.db's json_valid() and RFC 8259 accept, no more. */
+static void test_util__json_check_is_strict(void **state)
+{
+	(void)state;
+	static const char *const good[] = {
+		"{}", "[]", " {\"a\": [1, -0.5, 2e10, 1E-3, true, false, null]} \n", "\"\\u00e9\\n\"", "0",
+		"-0", "\"caf\xc3\xa9\"", "[[[[]]]]", "{\"a\":{\"b\":{}}}"};
+	static const char *const bad[] = {
+		"{} // comment", "{}x", "{} {}", "{\"a\": 01}", "[1,]", "{\"a\":1,}", "[+1]", "[.5]", "[1.]",
+		"[1e]", "[0x10]", "{\"a\":\"tab\there\"}", "\"\\x41\"", "\"\\u12\"", "/* c */ {}",
+		"{'a': 1}", "[NaN]", "[Infinity]", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "[", "{\"a\"}",
+		"{\"a\" 1}", "[1 2]", "", "   ", "tru", "[true false]", "{\"a\":1 \"b\":2}", "[}", "{]", "\xEF\xBB\xBF{}"};
+	for (size_t i = 0; i < KILN_ARRAY_LEN(good); i++)
+		if (kiln_json_check(good[i], strlen(good[i]), "t") != 0)
+			fail_msg("rejected good JSON %zu (%s): %s", i, good[i], kiln_error_last());
+	for (size_t i = 0; i < KILN_ARRAY_LEN(bad); i++)
+		if (kiln_json_check(bad[i], strlen(bad[i]), "t") != KILN_EINVAL)
+			fail_msg("accepted bad JSON %zu: %s", i, bad[i]);
+	assert_int_equal(kiln_json_check("{\"a\": 1} // x", 14, "plan"), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "comment"));
+	assert_non_null(strstr(kiln_error_last(), "plan: invalid JSON near line 1, column 10"));
+	/* nesting past the cap is refused, not recursed into */
+	char deep[2000];
+	memset(deep, '[', sizeof deep);
+	assert_int_equal(kiln_json_check(deep, sizeof deep, "t"), KILN_EINVAL);
+	/* kiln_json_parse applies it */
+	cJSON *j = NULL;
+	assert_int_equal(kiln_json_parse(&j, "{\"launches\": []}\n// tail", 24, "launch.json"), KILN_EINVAL);
+	assert_null(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_util__atomic_write_and_read),
 		cmocka_unit_test(test_util__json_messages_name_the_field),
 		cmocka_unit_test(test_util__text_escape_controls),
+		cmocka_unit_test(test_util__json_check_is_strict),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,10 @@
 kiln_err kiln_json_parse(cJSON **out, const char *text, size_t len, const char *where)
 {
 	const char *end = NULL;
+	*out = NULL;
+	kiln_err e = kiln_json_check(text, len, where);
+	if (e)
+		return e;
 	*out = cJSON_ParseWithLengthOpts(text, len, &end, 0);
 	if (!*out) {
 		size_t off = end ? (size_t)(end - text) : 0;

@@ -146,7 +146,14 @@ void kiln_iso8601(char *out, size_t n, double epoch_s);
  * string". `where` is "file" or "file: field" context supplied by the caller. ---- */
 struct cJSON;
 kiln_err kiln_json_parse_file(struct cJSON **out, const char *path, size_t max_bytes);
+/* Both parse with the one strict rule (kiln_json_check) first: text after the value, a
+ * comment, a raw control character in a string, a leading zero... are KILN_EINVAL. */
 kiln_err kiln_json_parse(struct cJSON **out, const char *text, size_t len, const char *where);
+/* RFC 8259, strictly (util/json_check.c): 0 when text[0..len) is one JSON value and
+ * nothing else; KILN_EINVAL naming where, the line, the column and the reason. Linear. */
+kiln_err kiln_json_check(const char *text, size_t len, const char *where);
+/* Length of the valid UTF-8 sequence at s (s[0] >= 0x80), 0 when invalid. */
+size_t kiln_utf8_seq_len(const unsigned char *s, size_t avail);
 /* Required fields: missing or wrong type is KILN_EINVAL naming where.key. */
 kiln_err kiln_json_string(const char **out, const struct cJSON *obj, const char *key, const char *where);
 kiln_err kiln_json_number(double *out, const struct cJSON *obj, const char *key, const char *where);
@@ -161,6 +168,27 @@ kiln_err kiln_json_opt_int(int64_t *out, const struct cJSON *obj, const char *ke
 kiln_err kiln_json_opt_bool(bool *out, const struct cJSON *obj, const char *key, const char *where);
 /* Rejects keys not in the NULL-terminated list `allowed` (catches typos in user files). */
 kiln_err kiln_json_only_keys(const struct cJSON *obj, const char *const *allowed, const char *where);
+
+/* ---- limits on what model-written code may cost (util/limits.c) ---- */
+#define KILN_COMPILE_TIMEOUT_DEFAULT 60.0            /* seconds per NVRTC + nvJitLink */
+#define KILN_CACHE_MAX_DEFAULT ((int64_t)1 << 30)    /* compile cache bytes (LRU) */
+#define KILN_SCRATCH_FACTOR_DEFAULT 4.0              /* scratch <= 4 x the target's buffers */
+typedef struct kiln_limits {
+	double compile_timeout_s; /* --compile-timeout */
+	int64_t max_memory;       /* --max-memory, bytes per child; 0 = half the RAM */
+	int64_t cache_max;        /* --cache-max, bytes; 0 = no cap */
+	double scratch_factor;    /* --max-scratch: scratch bytes per byte of target buffers */
+} kiln_limits;
+/* The process-wide limits (defaults until cli/main.c sets them). Borrowed. */
+const kiln_limits *kiln_limits_get(void);
+void kiln_limits_set(const kiln_limits *l);
+/* max_memory, or half the physical RAM (at least 1 GiB) when it is 0. */
+int64_t kiln_limits_memory(void);
+/* "512M", "4G", "1GiB", "1048576" -> bytes. */
+kiln_err kiln_parse_size(int64_t *out, const char *s);
+/* In a freshly forked child: RLIMIT_CPU (cpu_s + 1, then SIGKILL 5 s later), RLIMIT_AS
+ * (memory; skipped under ASan), RLIMIT_FSIZE (file_bytes), no core files. 0 = unset. */
+void kiln_limits_apply_child(double cpu_s, int64_t memory, int64_t file_bytes);
 
 #define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
