@@ -384,12 +384,14 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	char money[64] = "";
 	if (s->llm)
 		snprintf(money, sizeof money, ", %lld tokens $%.4f", (long long)s->tokens, s->cost_usd);
-	/* what quotes replies and compile logs: escaped, so the model cannot set the window
-	 * title, write the clipboard (OSC 52) or forge a line with \r */
-	char *safe = kiln_text_escape(what, KILN_TEXT_LINE);
+	/* what quotes replies and compile logs: redacted (a boundary: the terminal and its logs)
+	 * and escaped, so the model cannot set the window title, write the clipboard (OSC 52)
+	 * or forge a line with \r */
+	char *red = kiln_redact_dup(what), *safe = kiln_text_escape(red ? red : what, KILN_TEXT_LINE);
 	fprintf(s->log, "%s[%lld] %s | %s | %lld passed %lld failed%s%s%s", s->tty ? "\r\033[K" : "",
 		(long long)s->iteration, safe ? safe : "?", best, (long long)s->passed, (long long)s->failed, money,
 		budget, s->tty ? "" : "\n");
 	free(safe);
 	fflush(s->log);
+	free(red);
 }

@@ -210,9 +210,22 @@ kiln_err kiln_db_exec(kiln_db *db, const char *sql, const char *what)
 	return rc == SQLITE_OK ? KILN_OK : kiln_db_err(db, rc, what);
 }
 
+/* Every text history.db stores passes here: a boundary where secrets are redacted. A
+ * JSON text stays valid JSON (a secret that would only match across JSON syntax is not a
+ * secret's text, and breaking the column's json_valid() would stop the run). */
 int kiln_db_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
-	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+	if (!s)
+		return sqlite3_bind_null(st, i);
+	char *r = kiln_redact_dup(s);
+	if (r && kiln_json_check(s, strlen(s), "") == 0 && kiln_json_check(r, strlen(r), "")) {
+		free(r);
+		r = NULL;
+	}
+	kiln_error_clear();
+	int rc = sqlite3_bind_text(st, i, r ? r : s, -1, SQLITE_TRANSIENT);
+	free(r);
+	return rc;
 }
 
 int kiln_db_bind_id(sqlite3_stmt *st, int i, int64_t id)

@@ -236,7 +236,7 @@ kiln_err kiln_git_commit_best(kiln_git *g, char out_oid[41], const kiln_git_best
 	git_signature *sig = NULL;
 	git_commit *parent = NULL;
 	git_oid blob, tree_oid, parent_oid, commit_oid;
-	char *ref = NULL, *msg = NULL;
+	char *ref = NULL, *msg = NULL, *redacted[3] = {NULL, NULL, NULL};
 	kiln_err e;
 	int rc;
 	if ((e = check_component(b->target, "target")) || (e = check_component(b->arch, "arch")))
@@ -251,10 +251,13 @@ kiln_err kiln_git_commit_best(kiln_git *g, char out_oid[41], const kiln_git_best
 	if (!valid)
 		return kiln_error_set(KILN_EINVAL, "git archive: result.json for %s/%s is not valid JSON",
 				      b->target, b->arch);
-	if (!(ref = branch_ref(b->target, b->arch)) || !(msg = best_message(b))) {
+	if (!(ref = branch_ref(b->target, b->arch)) || !(msg = kiln_redact(best_message(b)))) {
 		e = KILN_ENOMEM;
 		goto done;
 	}
+	for (int i = 0; i < 3; i++) /* a boundary: no secret goes into the archive */
+		if ((redacted[i] = kiln_redact_dup(contents[i])))
+			contents[i] = redacted[i];
 	if ((rc = git_treebuilder_new(&tb, g->repo, NULL)) < 0) {
 		e = git_fail(rc, "%s: building a tree", g->dir);
 		goto done;
@@ -300,6 +303,8 @@ done:
 	git_treebuilder_free(tb);
 	free(ref);
 	free(msg);
+	for (int i = 0; i < 3; i++)
+		free(redacted[i]);
 	return e;
 }
 

@@ -34,8 +34,12 @@ static int bind_capped(sqlite3_stmt *st, int i, const char *s, size_t max)
 {
 	if (!s || strlen(s) <= max)
 		return kiln_db_bind_text(st, i, s);
-	char *c = kiln_text_cap(s, max);
-	return c ? sqlite3_bind_text(st, i, c, -1, free) : SQLITE_NOMEM;
+	/* redacted before the cut, so no part of a secret survives at the edge of a cut */
+	char *r = kiln_redact_dup(s), *c = kiln_text_cap(r ? r : s, max);
+	int rc = c ? kiln_db_bind_text(st, i, c) : SQLITE_NOMEM;
+	free(r);
+	free(c);
+	return rc;
 }
 
 static kiln_err need(const char *v, const char *field, const char *what)

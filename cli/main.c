@@ -89,6 +89,10 @@ int main(int argc, char **argv)
 	}
 	if (!global_options(&argc, argv))
 		return KILN_EXIT_USAGE;
+	if (kiln_redact_from_env()) { /* before anything is stored, printed or sent */
+		fprintf(stderr, "kiln: %s\n", kiln_error_last());
+		return KILN_EXIT_ERROR;
+	}
 	for (size_t i = 0; i < KILN_ARRAY_LEN(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

@@ -201,6 +201,53 @@ static void test_util__json_check_is_strict(void **state)
 	assert_null(j);
 }
 
+/* Redaction: registered secrets and secret-named environment variables, everywhere in a
+ * text, in one linear pass per secret (a 1 MiB text made of the key is fine). */
+static void test_util__redact(void **state)
+{
+	(void)state;
+	kiln_redact_reset();
+	setenv("KILN_TEST_API_KEY", "sk-test-0123456789abcdef", 1);
+	setenv("my_db_password", "correct horse battery", 1);
+	setenv("KILN_TEST_TOKEN_SHORT", "abc", 1);    /* too short: ignored */
+	setenv("KILN_TEST_KEY_NUMBER", "123456789", 1); /* a number: ignored */
+	setenv("KILN_TEST_PLAIN", "not-a-secret-value", 1);
+	assert_int_equal(kiln_redact_from_env(), 0);
+	assert_int_equal(kiln_redact_add("sk-test-0123456789abcdef"), 0); /* twice: once */
+	char *s = kiln_redact(kiln_strdup("a sk-test-0123456789abcdef b correct horse battery c abc 123456789 "
+					  "not-a-secret-value sk-test-0123456789abcdef"));
+	assert_string_equal(s, "a [redacted] b [redacted] c abc 123456789 not-a-secret-value [redacted]");
+	free(s);
+	assert_null(kiln_redact_dup("nothing to see"));
+	char *d = kiln_redact_dup("x correct horse battery");
+	assert_string_equal(d, "x [redacted]");
+	free(d);
+	/* longest first: a secret inside a longer one does not leave the rest */
+	assert_int_equal(kiln_redact_add("sk-test-0123456789abcdef-and-more"), 0);
+	s = kiln_redact(kiln_strdup("[sk-test-0123456789abcdef-and-more]"));
+	assert_string_equal(s, "[[redacted]]");
+	free(s);
+	/* 1 MiB of nothing but the key: every copy goes */
+	const char *key = "sk-test-0123456789abcdef";
+	size_t kl = strlen(key), reps = (1u << 20) / kl;
+	char *big = malloc(reps * kl + 1);
+	for (size_t i = 0; i < reps; i++)
+		memcpy(big + i * kl, key, kl);
+	big[reps * kl] = '\0';
+	big = kiln_redact(big);
+	assert_int_equal(strlen(big), reps * 10);
+	assert_null(strstr(big, "sk-test"));
+	free(big);
+	/* an extra key that is not registered */
+	s = kiln_redact_one(kiln_strdup("Bearer zz-unregistered-key"), "zz-unregistered-key");
+	assert_string_equal(s, "Bearer [redacted]");
+	free(s);
+	unsetenv("KILN_TEST_API_KEY");
+	unsetenv("my_db_password");
+	kiln_redact_reset();
+	assert_int_equal(kiln_redact_count(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_util__json_messages_name_the_field),
 		cmocka_unit_test(test_util__text_escape_controls),
 		cmocka_unit_test(test_util__json_check_is_strict),
+		cmocka_unit_test(test_util__redact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

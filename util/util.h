@@ -190,6 +190,24 @@ kiln_err kiln_parse_size(int64_t *out, const char *s);
  * (memory; skipped under ASan), RLIMIT_FSIZE (file_bytes), no core files. 0 = unset. */
 void kiln_limits_apply_child(double cpu_s, int64_t memory, int64_t file_bytes);
 
+/* ---- redaction (util/redact.c): secrets never stored, printed or sent ---- */
+/* Registers a value to redact (process-wide; call before threads start). Values under 8
+ * bytes or without a letter are ignored. */
+kiln_err kiln_redact_add(const char *secret);
+/* Registers the values of environment variables whose names contain KEY, TOKEN, SECRET,
+ * PASSWORD, PASSWD or CREDENTIAL (case-insensitive). */
+kiln_err kiln_redact_from_env(void);
+size_t kiln_redact_count(void);
+void kiln_redact_reset(void); /* tests */
+/* Takes s (heap, may be NULL) and returns it with every registered secret replaced by
+ * "[redacted]" (possibly a new pointer; s is freed then). Linear in strlen(s) per secret.
+ * Out of memory: the secrets are overwritten with '*' in place instead. */
+char *kiln_redact(char *s);
+/* The same for one extra secret (a key not registered, e.g. in a test). */
+char *kiln_redact_one(char *s, const char *secret);
+/* A redacted heap copy of s when s holds a secret, else NULL (nothing to do). */
+char *kiln_redact_dup(const char *s);
+
 #define KILN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -88,7 +88,7 @@ static kiln_err resolve_key(kiln_llm *c, const kiln_llm_config *cfg)
 	if (v && *v) {
 		snprintf(c->key_env, sizeof c->key_env, "%s", var);
 		c->key = kiln_strdup(v);
-		return c->key ? KILN_OK : KILN_ENOMEM;
+		return c->key ? kiln_redact_add(c->key) : KILN_ENOMEM;
 	}
 	if (required)
 		return kiln_error_set(KILN_EINVAL, "no API key for %s:%s: set %s (or name another variable with "
@@ -533,7 +533,8 @@ kiln_err kiln_llm_complete(kiln_llm *c, const kiln_llm_request *req, kiln_llm_re
 		return kiln_error_set(KILN_EINVAL, "kiln_llm_complete: client, request, task and reply are required");
 	memset(out, 0, sizeof *out);
 	int max_tokens = req->max_output_tokens > 0 ? req->max_output_tokens : c->max_tokens;
-	char *body = kiln_llm_body_build(&c->spec, req, max_tokens, c->stream);
+	/* a boundary: nothing secret goes to the provider, whatever the prompt quotes */
+	char *body = kiln_redact(kiln_redact_one(kiln_llm_body_build(&c->spec, req, max_tokens, c->stream), c->key));
 	if (!body)
 		return KILN_ENOMEM;
 	attempt a;

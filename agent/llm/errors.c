@@ -218,20 +218,6 @@ double kiln_llm_retry_after(const char *retry_after, const char *retry_after_ms,
 
 char *kiln_llm_scrub(char *s, const char *key)
 {
-	if (!s || !key || strlen(key) < 8)
-		return s;
-	size_t kl = strlen(key);
-	static const char mark[] = "[redacted]";
-	char *hit;
-	while ((hit = strstr(s, key))) {
-		size_t pre = (size_t)(hit - s);
-		char *n = kiln_asprintf("%.*s%s%s", (int)pre, s, mark, hit + kl);
-		if (!n) { /* no memory: blank the key in place rather than leak it */
-			memset(hit, '*', kl);
-			continue;
-		}
-		free(s);
-		s = n;
-	}
-	return s;
+	/* the key first (a client may hold one not registered), then every registered secret */
+	return kiln_redact(kiln_redact_one(s, key));
 }
