@@ -51,10 +51,14 @@ typedef struct kiln_child_result {
 	bool timed_out;  /* killed at the deadline */
 	int signal;      /* the signal that ended it (0 = none) */
 	int exit_code;   /* -1 when killed */
+	bool too_large;  /* its answer passed the cap (killed): the candidate's failure */
 	double wall_s;
 } kiln_child_result;
 /* Returns 0 whenever the child was run, whatever happened to it (see the result);
- * errors are only for fork/pipe failures. */
+ * errors are only for fork/pipe failures. The child runs under kiln_limits: memory
+ * (--max-memory), CPU (timeout_s x the CPUs) and a file-size limit; its answer is capped
+ * (KILN_CHILD_ANSWER_MAX). */
+#define KILN_CHILD_ANSWER_MAX ((size_t)64 << 20)
 kiln_err kiln_child_run(kiln_child_result *out, kiln_child_fn fn, void *arg, double timeout_s);
 void kiln_child_result_free(kiln_child_result *r);
 

@@ -3,6 +3,7 @@
  * CUDA context costs that child, never the run: the parent sees a timeout or a signal. */
 #include "agent/agent.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHILD_RESULT_MAX (64u << 20)
+#define CHILD_FILE_MAX ((int64_t)1 << 30) /* the compile cache is all a child writes */
 
 static volatile sig_atomic_t *stop_flag;
 static double stop_grace_s;
@@ -36,7 +37,7 @@ static void write_all(int fd, const char *p, size_t n)
 	}
 }
 
-static void child_main(int fd, kiln_child_fn fn, void *arg)
+static void child_main(int fd, kiln_child_fn fn, void *arg, double timeout_s)
 {
 	/* Faults must kill the child (the parent reports the signal), whatever handlers the
 	 * parent installed; Ctrl-C reaches the whole process group, and the parent decides
@@ -45,17 +46,28 @@ static void child_main(int fd, kiln_child_fn fn, void *arg)
 	for (size_t i = 0; i < KILN_ARRAY_LEN(fatal); i++)
 		signal(fatal[i], SIG_DFL);
 	signal(SIGINT, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* a write past the file-size limit fails with EFBIG instead */
+	/* model-written code runs here: bounded memory, CPU (threads may share the work)
+	 * and file size; a limit hit is that candidate's failure (resource-limit) */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	kiln_limits_apply_child(timeout_s * (double)(cpus > 0 ? cpus : 1), kiln_limits_memory(), CHILD_FILE_MAX);
 	char *text = NULL;
 	kiln_err e = fn(&text, arg);
-	if (e && !text)
-		text = kiln_asprintf("{\"error\": %d, \"message\": \"child failed\"}", e);
+	if (e && !text) {
+		cJSON *o = cJSON_CreateObject();
+		if (o && cJSON_AddStringToObject(o, "error", kiln_error_last()[0] ? kiln_error_last() : kiln_err_name(e)) &&
+		    cJSON_AddNumberToObject(o, "code", e))
+			text = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+	}
 	if (text)
 		write_all(fd, text, strlen(text));
 	close(fd);
 	_exit(e ? 1 : 0);
 }
 
-/* Reads until EOF or the deadline; returns 1 on EOF, 0 on timeout, <0 on error. */
+/* Reads until EOF or the deadline; returns 1 on EOF, 0 on timeout, 2 when the answer is
+ * over the cap, <0 on error. */
 static int read_until(int fd, kiln_buf *b, double deadline)
 {
 	char chunk[65536];
@@ -84,9 +96,10 @@ static int read_until(int fd, kiln_buf *b, double deadline)
 			return kiln_error_set(KILN_EIO, "reading the evaluation child: %s", strerror(errno));
 		if (n == 0)
 			return 1;
-		kiln_err e = kiln_buf_append(b, chunk, (size_t)n);
-		if (e)
-			return e;
+		if (kiln_buf_append(b, chunk, (size_t)n) == KILN_EOVERFLOW) {
+			kiln_error_clear();
+			return 2; /* over the cap: the candidate's failure, not the run's */
+		}
 	}
 }
 
@@ -105,21 +118,24 @@ kiln_err kiln_child_run(kiln_child_result *out, kiln_child_fn fn, void *arg, dou
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child_main(fds[1], fn, arg);
+		child_main(fds[1], fn, arg, timeout_s);
 	}
 	close(fds[1]);
 	kiln_buf b;
-	kiln_buf_init(&b, CHILD_RESULT_MAX);
+	kiln_buf_init(&b, KILN_CHILD_ANSWER_MAX);
 	int r = read_until(fds[0], &b, start + timeout_s);
 	close(fds[0]);
-	if (r <= 0)
+	if (r != 1)
 		kill(pid, SIGKILL);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	out->wall_s = kiln_now_s() - start;
 	out->timed_out = r == 0;
-	out->signal = WIFSIGNALED(status) && !out->timed_out ? WTERMSIG(status) : 0;
+	out->too_large = r == 2;
+	out->signal = WIFSIGNALED(status) && !out->timed_out && !out->too_large ? WTERMSIG(status) : 0;
+	if (out->too_large)
+		kiln_buf_reset(&b); /* half an answer is no answer */
 	out->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	out->text = kiln_buf_detach(&b);
 	if (r < 0)

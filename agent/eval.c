@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ static void add_compile(cJSON *o, const kiln_compiled *c)
 		sh = k->shared_bytes > sh ? k->shared_bytes : sh;
 	}
 	cJSON_AddBoolToObject(j, "ok", c->ok);
+	cJSON_AddBoolToObject(j, "resource_limit", c->resource_limit);
 	cJSON_AddStringToObject(j, "log", c->log ? c->log : "");
 	cJSON_AddStringToObject(j, "toolkit", c->toolkit ? c->toolkit : "");
 	cJSON_AddStringToObject(j, "key", c->key);
@@ -166,8 +168,10 @@ static kiln_err child_fn(char **text, void *arg)
 	if (!e && ok && !(e = kiln_device_open(&dev, cc->job->device, NULL)))
 		e = child_verify_and_time(o, cc, dev);
 	kiln_device_free(dev);
-	if (e)
+	if (e) {
 		cJSON_AddStringToObject(o, "error", kiln_error_last());
+		cJSON_AddNumberToObject(o, "code", e);
+	}
 	*text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return *text ? 0 : KILN_ENOMEM;
@@ -209,8 +213,10 @@ static void take_compile(kiln_eval *ev, const cJSON *c)
 	ev->resources_json = dup_json(c, "resources");
 	if (!ev->compile_ok) {
 		ev->outcome = KILN_OUT_COMPILE_ERROR;
-		ev->failed_check = kiln_strdup("compile");
-		ev->message = kiln_asprintf("compile error: %.400s", ev->compile_log ? ev->compile_log : "");
+		bool limit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "resource_limit"));
+		ev->failed_check = kiln_strdup(limit ? "resource-limit" : "compile");
+		ev->message = kiln_asprintf("%s: %.400s", limit ? "resource limit" : "compile error",
+					    ev->compile_log ? ev->compile_log : "");
 	}
 }
 
@@ -277,10 +283,20 @@ static void take_child(kiln_eval *ev, const kiln_child_result *r, const kiln_eva
 	if (cJSON_IsObject(t) && ev->outcome != KILN_OUT_FAILED)
 		take_timing(ev, t);
 	const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
+	int code = (int)num(o, "code", 0);
 	bool complete = ev->outcome == KILN_OUT_COMPILE_ERROR || ev->outcome == KILN_OUT_UNVERIFIABLE ||
 			(ev->has_verify && (ev->outcome == KILN_OUT_FAILED || ev->has_timing));
-	if (r->timed_out)
+	long long mib = (long long)(kiln_limits_memory() >> 20);
+	if (r->too_large)
+		set_failure(ev, "resource-limit", kiln_asprintf("the evaluation's answer is over %zu MiB (a flood of compiler remarks?)",
+								KILN_CHILD_ANSWER_MAX >> 20));
+	else if (r->timed_out)
 		set_failure(ev, "timeout", kiln_asprintf("evaluation did not finish within %.0f s (killed)", job->timeout_s));
+	else if (r->signal == SIGXCPU || r->signal == SIGKILL)
+		set_failure(ev, "resource-limit", kiln_asprintf("the evaluation was killed by signal %d (%s): its CPU limit (%.0f s of CPU per CPU) or memory limit (%lld MiB, --max-memory)",
+								r->signal, strsignal(r->signal), job->timeout_s, mib));
+	else if (err && code == KILN_ENOMEM)
+		set_failure(ev, "resource-limit", kiln_asprintf("the evaluation ran out of its memory limit of %lld MiB (--max-memory): %s", mib, err));
 	else if (r->signal)
 		set_failure(ev, "crash", kiln_asprintf("the evaluation process died with signal %d (%s)", r->signal, strsignal(r->signal)));
 	else if (err)

@@ -35,10 +35,9 @@ static int bind_capped(sqlite3_stmt *st, int i, const char *s, size_t max)
 	if (!s || strlen(s) <= max)
 		return kiln_db_bind_text(st, i, s);
 	/* redacted before the cut, so no part of a secret survives at the edge of a cut */
-	char *r = kiln_redact_dup(s), *c = kiln_text_cap(r ? r : s, max);
+	char *r = kiln_redact_dup(s), *c = kiln_text_cap(r ? r : kiln_strdup(s), max);
 	int rc = c ? kiln_db_bind_text(st, i, c) : SQLITE_NOMEM;
-	free(r);
-	free(c);
+	free(c); /* kiln_text_cap took r (or the copy) */
 	return rc;
 }
 

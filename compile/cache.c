@@ -182,7 +182,7 @@ bool kiln_compile_cache_get(kiln_compiled **out, const char *dir, const char *ke
 	    !read_part((char **)&c->cubin, &c->cubin_len, dir, key, "cubin", h_cubin) ||
 	    !read_part(&log, &loglen, dir, key, "log", h_log))
 		goto done;
-	if (!(c->log = rename_log(log ? log : "", old_name, name)) || !(c->info_log = kiln_strdup(info))) {
+	if (!(c->log = kiln_text_cap(rename_log(log ? log : "", old_name, name), KILN_LOG_MAX)) || !(c->info_log = kiln_strdup(info))) {
 		corrupt = false; /* out of memory, not damage */
 		goto done;
 	}

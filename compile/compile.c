@@ -14,6 +14,9 @@
 
 #include <cjson/cJSON.h>
 
+/* nvJitLink's resource report is parsed, not shown: a larger cap, still a cap */
+#define INFO_LOG_MAX ((size_t)4 << 20)
+
 static _Atomic uint64_t n_nvrtc, n_jitlink, n_hits, n_misses, n_corrupt;
 
 void kiln_compile_stats_get(kiln_compile_stats *out)
@@ -183,7 +186,7 @@ static kiln_err append_log(kiln_compiled *c, const char *more)
 	if (!s)
 		return KILN_ENOMEM;
 	free(c->log);
-	c->log = s;
+	c->log = kiln_text_cap(s, KILN_LOG_MAX);
 	return KILN_OK;
 }
 
@@ -225,7 +228,7 @@ static kiln_err run_jitlink(kiln_compiled *c, const optlist *jl, const char *nam
 	if (r == NVJITLINK_SUCCESS)
 		r = nvJitLinkComplete(h);
 	free(c->info_log);
-	c->info_log = jitlink_log(h, true);
+	c->info_log = kiln_text_cap(jitlink_log(h, true), INFO_LOG_MAX);
 	if (!c->info_log) {
 		e = KILN_ENOMEM;
 		goto done;
@@ -326,7 +329,7 @@ kiln_err kiln_compile_fresh(kiln_compiled *c, const kiln_compile_options *o, con
 	atomic_fetch_add(&n_nvrtc, 1);
 	r = nvrtcCompileProgram(prog, (int)nv.n, (const char *const *)nv.v);
 	free(c->log);
-	if (!(c->log = nvrtc_log(prog))) {
+	if (!(c->log = kiln_text_cap(nvrtc_log(prog), KILN_LOG_MAX))) {
 		e = KILN_ENOMEM;
 		goto done;
 	}
@@ -391,6 +394,29 @@ static kiln_err refused(kiln_compiled **out, const char *arch, const char key[65
 	return KILN_OK;
 }
 
+/* Device globals count against the device-memory budget: a 1 GB __device__ array is a
+ * failed candidate (resource-limit), not 4 GB of RSS in the evaluation. */
+static void check_globals(kiln_compiled *c, const char *name)
+{
+	c->global_bytes = c->ok && c->ptx ? kiln_compile_ptx_global_bytes(c->ptx) : 0;
+	if (c->global_bytes <= KILN_COMPILE_MAX_GLOBALS)
+		return;
+	char *log = kiln_asprintf("%s: refused: resource-limit: the module's __device__ globals take %lld MiB; "
+				  "at most %lld MiB of device memory may be static (use a scratch buffer)\n",
+				  name, (long long)(c->global_bytes >> 20), (long long)(KILN_COMPILE_MAX_GLOBALS >> 20));
+	if (!log)
+		return; /* keeps ok: the check runs again at the next compile */
+	free(c->log);
+	c->log = log;
+	c->ok = false;
+	c->resource_limit = true;
+	free(c->ptx);
+	free(c->cubin);
+	c->ptx = NULL;
+	c->cubin = NULL;
+	c->ptx_len = c->cubin_len = 0;
+}
+
 kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 {
 	*out = NULL;
@@ -409,6 +435,7 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 	if (opts->cache_dir && kiln_compile_cache_get(&c, opts->cache_dir, key, name, opts->want_cubin)) {
 		atomic_fetch_add(&n_hits, 1);
 		c->cache_hit = true;
+		check_globals(c, name);
 		c->wall_s = kiln_now_s() - t0;
 		*out = c;
 		return KILN_OK;
@@ -439,6 +466,7 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 	}
 	if (opts->cache_dir && !no_cache && kiln_compile_cache_put(opts->cache_dir, c, name))
 		kiln_error_clear(); /* a cache that cannot be written only costs speed */
+	check_globals(c, name);
 	c->wall_s = kiln_now_s() - t0;
 done:
 	if (e) {

@@ -52,9 +52,17 @@ typedef struct kiln_compiled {
 	double wall_s;               /* seconds this call took (a hit is the read) */
 	bool cache_hit;
 	int64_t global_const_bytes;  /* user __constant__ data of the module, bytes; -1 unknown */
+	int64_t global_bytes;        /* module-scope __device__ data (PTX .global), bytes; 0 when !ok */
+	bool resource_limit;         /* !ok because a limit was hit (check resource-limit), not an error */
 	kiln_kernel_resources *kernels; /* one per .entry in the PTX, in PTX order */
 	size_t nkernels;
 } kiln_compiled;
+
+/* A module's __device__ globals above this are refused (resource-limit): they live in
+ * device memory (on the emulator, in the evaluation's RAM) for every launch. */
+#define KILN_COMPILE_MAX_GLOBALS ((int64_t)64 << 20)
+/* Bytes of module-scope .global data a PTX text declares (sizes x dimensions). */
+int64_t kiln_compile_ptx_global_bytes(const char *ptx);
 
 /* Sources over this many bytes are refused before NVRTC sees them. */
 #define KILN_COMPILE_MAX_SOURCE (1u << 20)

@@ -256,3 +256,68 @@ kiln_err kiln_compile_resources_from_cjson(kiln_compiled *c, const cJSON *obj, c
 	}
 	return KILN_OK;
 }
+
+/* Bytes of one PTX type token (".b8", ".f32", ".u64", ".f16x2"...); 0 when not a type. */
+static int64_t ptx_type_bytes(const char *t, size_t n)
+{
+	if (n < 3 || t[0] != '.' || !strchr("bsuf", t[1]) || !isdigit((unsigned char)t[2]))
+		return 0;
+	int64_t bits = strtoll(t + 2, NULL, 10);
+	if (n > 4 && memchr(t, 'x', n)) /* .f16x2, .bf16x2 */
+		bits *= strtoll((const char *)memchr(t, 'x', n) + 1, NULL, 10);
+	return bits >= 8 && bits <= 512 ? bits / 8 : 0;
+}
+
+int64_t kiln_compile_ptx_global_bytes(const char *ptx)
+{
+	const int64_t cap = INT64_MAX / 4;
+	int64_t total = 0;
+	int depth = 0;
+	for (const char *line = ptx; line && *line;) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		if (depth == 0) {
+			/* module scope: [.visible|.weak|.common] .global [.align N] [.vN] .type name[d]... */
+			const char *p = line, *end = line + len;
+			bool global = false, ext = false;
+			int64_t elem = 0, vec = 1, count = 1;
+			while (p < end) {
+				while (p < end && isspace((unsigned char)*p))
+					p++;
+				const char *w = p;
+				while (p < end && !isspace((unsigned char)*p) && *p != '[' && *p != ';' && *p != '=')
+					p++;
+				size_t wn = (size_t)(p - w);
+				if (wn == 7 && strncmp(w, ".global", 7) == 0)
+					global = true;
+				else if (wn == 7 && strncmp(w, ".extern", 7) == 0)
+					ext = true;
+				else if (wn == 3 && w[0] == '.' && w[1] == 'v' && isdigit((unsigned char)w[2]))
+					vec = w[2] - '0';
+				else if (!elem && ptx_type_bytes(w, wn))
+					elem = ptx_type_bytes(w, wn);
+				while (p < end && *p == '[') { /* dimensions; [] (unsized) counts as 1 */
+					int64_t d = strtoll(p + 1, NULL, 10);
+					count = d > 0 && count < cap / d ? count * d : d > 0 ? cap : count;
+					const char *close = memchr(p, ']', (size_t)(end - p));
+					p = close ? close + 1 : end;
+				}
+				if (p < end && (*p == ';' || *p == '='))
+					break;
+				if (wn == 0 && p < end)
+					p++;
+			}
+			if (global && !ext && elem) {
+				int64_t b = elem * vec;
+				b = count < cap / b ? count * b : cap;
+				total = total < cap - b ? total + b : cap;
+			}
+		}
+		for (size_t i = 0; i < len; i++)
+			depth += line[i] == '{' ? 1 : line[i] == '}' ? -1 : 0;
+		if (depth < 0)
+			depth = 0;
+		line = eol ? eol + 1 : NULL;
+	}
+	return total;
+}

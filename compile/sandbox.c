@@ -223,7 +223,7 @@ static kiln_err take_answer(kiln_compiled *c, reader *r, const char *name, bool 
 	}
 	free(c->log);
 	free(c->info_log);
-	c->log = log ? log : kiln_strdup("");
+	c->log = kiln_text_cap(log ? log : kiln_strdup(""), KILN_LOG_MAX);
 	c->info_log = info ? info : kiln_strdup("");
 	log = info = NULL;
 	c->ok = h.ok;

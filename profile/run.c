@@ -75,6 +75,30 @@ static void counters_add(kiln_device_counters *dst, const kiln_device_counters *
 		dst->regs = src->regs;
 }
 
+/* Scratch counts against the device-memory budget: at most --max-scratch (default 4) x
+ * the target's own buffers at these sizes, so a plan cannot ask for 8 GB of RAM. */
+static kiln_err check_scratch(const kiln_target *t, const kiln_plan *p, const kiln_env *env)
+{
+	double buffers = 0, scratch = 0;
+	for (size_t i = 0; i < t->nbuffers; i++) {
+		size_t n = 0;
+		if (kiln_target_count(&n, t, &t->buffers[i], env) == 0)
+			buffers += (double)n * (double)kiln_dtype_size(t->buffers[i].dtype);
+	}
+	kiln_error_clear();
+	for (size_t i = 0; i < p->nscratch; i++) {
+		int64_t count = 0;
+		if (kiln_expr_eval(&count, p->scratch[i].count, env, "scratch count"))
+			return KILN_EINVAL; /* the allocation loop names it */
+		scratch += (double)(count > 0 ? count : 0) * (double)kiln_dtype_size(p->scratch[i].dtype);
+	}
+	double factor = kiln_limits_get()->scratch_factor, cap = factor * buffers;
+	if (scratch <= cap || scratch <= 4096)
+		return KILN_OK; /* a few bytes of flags are always fine */
+	return kiln_error_set(KILN_EBUDGET, "resource-limit: the plan's scratch is %.0f bytes, over %.4g x the target's "
+			      "buffers (%.0f bytes) at these sizes (--max-scratch)", scratch, factor, buffers);
+}
+
 void kiln_device_record_plans(kiln_device *dev, kiln_plan_record *recs, size_t max, size_t *n)
 {
 	dev->rec = recs && n ? recs : NULL;
@@ -103,6 +127,8 @@ kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_targ
 		memset(rec, 0, sizeof(*rec));
 		rec->env = env;
 	}
+	if ((e = check_scratch(t, p, &env)))
+		goto done;
 	for (; nscratch < p->nscratch; nscratch++) {
 		const kiln_scratch *s = &p->scratch[nscratch];
 		int64_t count;

@@ -159,6 +159,10 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 		v->unverifiable = f->kind == KILN_FAULT_UNSUPPORTED;
 		return 1;
 	}
+	if (e == KILN_EBUDGET) { /* scratch over the device-memory budget */
+		fail(v, "resource-limit", "%s (input set %s)", kiln_error_last(), set);
+		return 1;
+	}
 	if (e == KILN_EINVAL || e == KILN_EOVERFLOW || e == KILN_ENOTFOUND || e == KILN_EUNSUPPORTED) {
 		fail(v, "launch", "%s (input set %s)", kiln_error_last(), set);
 		v->unverifiable = e == KILN_EUNSUPPORTED;

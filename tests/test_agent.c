@@ -140,6 +140,31 @@ static kiln_err child_crashes(char **text, void *arg)
 	return KILN_OK;
 }
 
+/* A flood: an answer past the cap (like 1024 #pragma message remarks quoted back). */
+static kiln_err child_floods(char **text, void *arg)
+{
+	(void)arg;
+	size_t n = KILN_CHILD_ANSWER_MAX + 4096;
+	*text = malloc(n + 1);
+	memset(*text, 'x', n);
+	(*text)[n] = '\0';
+	return 0;
+}
+
+/* Grabs memory until the child's limit says no. */
+static kiln_err child_hogs(char **text, void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 1024; i++) {
+		char *p = malloc((size_t)256 << 20);
+		if (!p)
+			return kiln_error_set(KILN_ENOMEM, "out of memory after %d x 256 MiB", i);
+		memset(p, 1, (size_t)256 << 20);
+	}
+	*text = strdup("{}");
+	return 0;
+}
+
 static void test_agent__child_result_timeout_and_crash(void **state)
 {
 	(void)state;
@@ -158,6 +183,24 @@ static void test_agent__child_result_timeout_and_crash(void **state)
 	assert_int_equal(r.signal, SIGSEGV);
 	assert_false(r.timed_out);
 	kiln_child_result_free(&r);
+	/* an answer over the cap is the candidate's failure, never an error of the run */
+	assert_int_equal(kiln_child_run(&r, child_floods, NULL, 20), 0);
+	assert_true(r.too_large);
+	assert_string_equal(r.text, "");
+	assert_int_equal(r.signal, 0);
+	kiln_child_result_free(&r);
+#if !defined(__SANITIZE_ADDRESS__)
+	/* --max-memory bounds the child: malloc fails there, the parent lives on */
+	kiln_limits saved = *kiln_limits_get(), l = saved;
+	l.max_memory = (int64_t)1 << 30;
+	kiln_limits_set(&l);
+	assert_int_equal(kiln_child_run(&r, child_hogs, NULL, 60), 0);
+	kiln_limits_set(&saved);
+	assert_non_null(strstr(r.text, "out of memory after"));
+	assert_non_null(strstr(r.text, "\"code\":"));
+	assert_int_equal(r.exit_code, 1);
+	kiln_child_result_free(&r);
+#endif
 }
 
 static void test_agent__beyond_the_physical_limit_never_wins(void **state)

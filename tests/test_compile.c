@@ -495,6 +495,28 @@ static void test_compile__deadline_is_a_failed_compile(void **state)
 	free(dir);
 }
 
+/* Device globals are counted from the PTX and a module past the budget is refused as a
+ * resource limit (a 1 GB __device__ array used to cost 4 GB of RSS and win). */
+static void test_compile__device_globals_budget(void **state)
+{
+	(void)state;
+	const char *ptx = ".version 8.0\n.target sm_90\n.global .align 4 .b8 big[4194304];\n"
+			  ".visible .global .align 8 .u64 counters[2][3];\n.global .align 16 .v4 .f32 vec[10];\n"
+			  ".extern .global .align 4 .b8 ext[100];\n.global .u32 one = 7;\n"
+			  ".visible .entry k(\n\t.param .u64 k_param_0\n)\n{\n\t.local .align 4 .b8 notme[99];\n\tret;\n}\n";
+	assert_int_equal(kiln_compile_ptx_global_bytes(ptx), 4194304 + 48 + 160 + 4);
+	kiln_compile_options o = KILN_COMPILE_OPTIONS_INIT;
+	o.source = "__device__ float table[1 << 28];\n"
+		   "extern \"C\" __global__ void k(float *x) { x[threadIdx.x] = table[threadIdx.x]; table[1] = 2.f; }\n";
+	kiln_compiled *c = NULL;
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	assert_false(c->ok);
+	assert_true(c->resource_limit);
+	assert_int_equal(c->global_bytes, (int64_t)1 << 30);
+	assert_non_null(strstr(c->log, "resource-limit: the module's __device__ globals take 1024 MiB"));
+	kiln_compiled_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_compile__fatbin_two_archs),
 		cmocka_unit_test(test_compile__source_gate_refuses_host_reads),
 		cmocka_unit_test(test_compile__deadline_is_a_failed_compile),
+		cmocka_unit_test(test_compile__device_globals_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,3 +150,35 @@ void kiln_buf_free(kiln_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
+
+/* Back to the start of the UTF-8 character holding s[i]. */
+static size_t char_start(const char *s, size_t i)
+{
+	while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
+		i--;
+	return i;
+}
+
+char *kiln_text_cap(char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n <= max || max < 256)
+		return s;
+	char marker[96];
+	int ml = snprintf(marker, sizeof marker, "\n[... %zu bytes cut by kiln: head and tail kept ...]\n", n);
+	size_t keep = max - (size_t)ml;
+	size_t head = char_start(s, keep / 2);
+	size_t tail = char_start(s, n - (keep - keep / 2));
+	if (tail < head)
+		tail = head;
+	char *r = kiln_malloc(head + (size_t)ml + (n - tail) + 1);
+	if (!r) { /* no memory for a copy: keep the head only */
+		s[char_start(s, max)] = '\0';
+		return s;
+	}
+	memcpy(r, s, head);
+	memcpy(r + head, marker, (size_t)ml);
+	memcpy(r + head + (size_t)ml, s + tail, n - tail + 1);
+	free(s);
+	return r;
+}

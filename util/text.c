@@ -109,22 +109,3 @@ void kiln_text_print(FILE *f, const char *text, unsigned flags)
 	}
 	kiln_buf_free(&b);
 }
-
-/* Start of the UTF-8 character holding byte i (at most 3 bytes back). */
-static size_t char_start(const char *s, size_t i)
-{
-	for (int k = 0; k < 3 && i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80; k++)
-		i--;
-	return i;
-}
-
-char *kiln_text_cap(const char *text, size_t max)
-{
-	const char *s = text ? text : "";
-	size_t n = strlen(s);
-	if (n <= max)
-		return kiln_strdup(s);
-	size_t keep = max > 160 ? max - 96 : max / 2; /* room for the marker */
-	size_t head = char_start(s, keep * 3 / 4), tail = char_start(s, n - (keep - keep * 3 / 4));
-	return kiln_asprintf("%.*s\n[... kiln: %zu bytes omitted ...]\n%s", (int)head, s, tail - head, s + tail);
-}

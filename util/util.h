@@ -95,10 +95,11 @@ kiln_err kiln_text_escape_to(kiln_buf *b, const char *text, size_t n, unsigned f
 char *kiln_text_escape(const char *text, unsigned flags);
 /* Writes text escaped to f (no newline added). */
 void kiln_text_print(FILE *f, const char *text, unsigned flags);
-/* A copy of text of at most about max bytes: when longer, its head (3/4) and tail (1/4)
- * around a line "[... kiln: N bytes omitted ...]", cut at UTF-8 character starts. Caller
- * frees; NULL + KILN_ENOMEM on failure. What history.db keeps of long texts. */
-char *kiln_text_cap(const char *text, size_t max);
+/* Every log kiln keeps is capped: at most max bytes, the head and the tail with a marker
+ * line between ("[... N bytes cut by kiln ...]"), cut at UTF-8 character boundaries. Takes
+ * s (heap, may be NULL) and returns it or a fresh copy (s freed then). */
+#define KILN_LOG_MAX ((size_t)64 << 10)
+char *kiln_text_cap(char *s, size_t max);
 
 /* ---- files ---- */
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). max = 0: no cap. */

@@ -617,7 +617,8 @@ kiln_err kiln_llm_record(kiln_db *db, int64_t run_id, const kiln_llm *c, const k
 	for (int i = 0; i < 3 && !e; i++)
 		if (parts[i] && *parts[i])
 			e = kiln_buf_printf(&p, "%s%s", p.len ? "\n\n" : "", parts[i]);
-	char *prompt = e ? NULL : kiln_llm_scrub(kiln_buf_detach(&p), c->key);
+	/* a stored prompt is capped like a log (head and tail): the model's texts in it are */
+	char *prompt = e ? NULL : kiln_text_cap(kiln_llm_scrub(kiln_buf_detach(&p), c->key), 4 * KILN_LOG_MAX);
 	char *reply = r->text ? dup_scrubbed(c, r->text) : NULL;
 	char *error = r->error ? dup_scrubbed(c, r->error) : NULL;
 	kiln_buf_free(&p);
