@@ -217,6 +217,8 @@ static void take_compile(kiln_eval *ev, const cJSON *c)
 		ev->failed_check = kiln_strdup(limit ? "resource-limit" : "compile");
 		ev->message = kiln_asprintf("%s: %.400s", limit ? "resource limit" : "compile error",
 					    ev->compile_log ? ev->compile_log : "");
+		for (size_t n = ev->message ? strlen(ev->message) : 0; n && ev->message[n - 1] == '\n'; n--)
+			ev->message[n - 1] = '\0';
 	}
 }
 

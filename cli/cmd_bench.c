@@ -67,7 +67,8 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 	size_t len = 0;
 	kiln_plan *plan = NULL;
 	kiln_err e;
-	if ((e = kiln_file_read(&src, &len, c->kernel, 4u << 20)) || (e = kiln_plan_load(&plan, c->launch, b->t))) {
+	if ((e = kiln_file_read(&src, &len, c->kernel, 4u << 20)) ||
+	    (memchr(src, '\0', len) && (e = kiln_error_set(KILN_EINVAL, "%s: refused: the source contains a NUL byte", c->kernel))) || (e = kiln_plan_load(&plan, c->launch, b->t))) {
 		if (e == KILN_EINVAL || e == KILN_EIO || e == KILN_ENOTFOUND) { /* this candidate's files: report, go on */
 			snprintf(c->error, sizeof(c->error), "%s", kiln_error_last());
 			e = 0;

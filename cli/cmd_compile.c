@@ -167,7 +167,9 @@ int kiln_cmd_compile(int argc, char **argv)
 		for (char *save = NULL, *t = strtok_r(flag_copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
 			push(&flag_list, t);
 	}
-	if ((e = kiln_file_read(&src, NULL, pos[0], 16u << 20))) {
+	size_t src_len = 0;
+	if ((e = kiln_file_read(&src, &src_len, pos[0], 16u << 20)) ||
+	    (memchr(src, '\0', src_len) && (e = kiln_error_set(KILN_EINVAL, "%s: refused: the source contains a NUL byte", pos[0])))) { /* NVRTC would stop at it */
 		rc = kiln_cli_fail("compile", e);
 		goto done;
 	}

@@ -161,7 +161,8 @@ int kiln_cmd_verify(int argc, char **argv)
 		kernel = t->seed_path;
 		launch = t->launch_path;
 	}
-	if ((e = kiln_file_read(&src, &src_len, kernel, 4u << 20)) || (e = kiln_plan_load(&plan, launch, t)) ||
+	if ((e = kiln_file_read(&src, &src_len, kernel, 4u << 20)) ||
+	    (memchr(src, '\0', src_len) && (e = kiln_error_set(KILN_EINVAL, "%s: refused: the source contains a NUL byte", kernel))) || (e = kiln_plan_load(&plan, launch, t)) ||
 	    (e = kiln_device_open(&dev, device, NULL)))
 		goto fail;
 	if (kiln_device_info_get(dev)->note[0] && !json)

@@ -435,6 +435,7 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 	if (opts->cache_dir && kiln_compile_cache_get(&c, opts->cache_dir, key, name, opts->want_cubin)) {
 		atomic_fetch_add(&n_hits, 1);
 		c->cache_hit = true;
+		kiln_compile_cache_touch(opts->cache_dir, key);
 		check_globals(c, name);
 		c->wall_s = kiln_now_s() - t0;
 		*out = c;
@@ -466,6 +467,9 @@ kiln_err kiln_compile(kiln_compiled **out, const kiln_compile_options *opts)
 	}
 	if (opts->cache_dir && !no_cache && kiln_compile_cache_put(opts->cache_dir, c, name))
 		kiln_error_clear(); /* a cache that cannot be written only costs speed */
+	if (opts->cache_dir && !no_cache && kiln_limits_get()->cache_max > 0 &&
+	    kiln_compile_cache_evict(opts->cache_dir, kiln_limits_get()->cache_max, NULL))
+		kiln_error_clear(); /* nor can a cache that cannot be trimmed stop a compile */
 	check_globals(c, name);
 	c->wall_s = kiln_now_s() - t0;
 done:

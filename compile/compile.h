@@ -100,6 +100,11 @@ kiln_err kiln_compile_toolkit_version(char *out, size_t n);
  * {"arch":..,"toolkit":..,"global_const_bytes":..,"kernels":[{"name":..,"registers":..}]} */
 char *kiln_compile_resources_json(const kiln_compiled *c);
 
+/* Measures the cache at dir and, when it holds more than max_bytes (> 0), removes the
+ * least recently used entries until it is under 90% of max_bytes. *out_bytes (may be
+ * NULL) gets the size left. kiln_compile calls it after every store with --cache-max. */
+kiln_err kiln_compile_cache_evict(const char *dir, int64_t max_bytes, int64_t *out_bytes);
+
 /* Process-wide counters, for tests and `kiln doctor`: a cache hit must not call NVRTC. */
 typedef struct kiln_compile_stats {
 	uint64_t nvrtc_calls;      /* nvrtcCompileProgram invocations */

@@ -25,6 +25,8 @@ bool kiln_compile_cache_get(kiln_compiled **out, const char *dir, const char *ke
 kiln_err kiln_compile_cache_put(const char *dir, const kiln_compiled *c, const char *name);
 
 void kiln_compile_count_corrupt(void);
+/* LRU (compile/evict.c): a hit marks its entry used; eviction keeps the cache <= max. */
+void kiln_compile_cache_touch(const char *dir, const char *key);
 void kiln_compile_count_calls(uint32_t nvrtc, uint32_t jitlink);
 
 /* NVRTC (+ nvJitLink) in this process: fills c (ok, log, ptx, cubin, resources). */

@@ -119,7 +119,7 @@ typedef struct lexer {
 
 static bool ident_start(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$' || c >= 0x80;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$';
 }
 
 static bool ident_char(unsigned char c)
@@ -239,6 +239,10 @@ static kiln_err lex(lexer *L, tok *k)
 			L->i += t[L->i] == '#' ? 1 : 2;
 			k->kind = T_PASTE;
 		}
+	} else if (c >= 0x80) {
+		/* a byte-order mark or a Unicode space may be blank to the compiler and would hide
+		 * a directive from this tokenizer: code is ASCII (comments and literals need not be) */
+		return refuse(L->s, k->at, "a non-ASCII character outside comments and literals");
 	} else if (c == '\\') {
 		return refuse(L->s, k->at, "a backslash outside a literal (universal character names are not allowed in code)");
 	} else {

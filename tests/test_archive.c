@@ -781,6 +781,50 @@ static void test_archive__promote_device_only(void **state)
 	}
 }
 
+/* Redaction at the archive's boundaries: a registered secret never lands in history.db
+ * (any text column) or an archive commit, and a JSON column stays valid JSON. */
+static void test_archive__secrets_are_redacted(void **state)
+{
+	fixture *f = *state;
+	const char *secret = "sk-archive-test-secret-42";
+	kiln_redact_reset();
+	assert_int_equal(kiln_redact_add(secret), 0);
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	int64_t run = add_run(db, "adamw"), id = 0;
+	kiln_candidate_rec c = cand(run, 0, "// sk-archive-test-secret-42 leaked\n");
+	c.launch_json = "{\"launches\":[],\"note\":\"sk-archive-test-secret-42\"}";
+	kiln_compile_rec comp = compile_ok;
+	comp.log = "kernel.cu(1): sk-archive-test-secret-42";
+	assert_int_equal(kiln_db_candidate_commit(db, &id, &c, &comp, NULL, NULL), 0);
+	kiln_candidate_info *ci = NULL;
+	assert_int_equal(kiln_db_candidate_get(db, &ci, id), 0);
+	assert_string_equal(ci->source, "// [redacted] leaked\n");
+	assert_string_equal(ci->launch_json, "{\"launches\":[],\"note\":\"[redacted]\"}");
+	assert_null(strstr(ci->compile_log, secret));
+	kiln_candidate_infos_free(ci, 1);
+	kiln_db_close(db);
+	kiln_git *g = NULL;
+	char oid[41];
+	assert_int_equal(kiln_git_open(&g, f->git_dir), 0);
+	kiln_git_best b = {"adamw", "sm_90", "// sk-archive-test-secret-42\n", "{\"launches\":[]}",
+			   "{\"note\":\"sk-archive-test-secret-42\"}", 1.1, 40.0, true, 7, 1,
+			   "node: sk-archive-test-secret-42"};
+	assert_int_equal(kiln_git_commit_best(g, oid, &b), 0);
+	char *cmd = kiln_asprintf("git -C '%s' log -p --all | grep -c 'sk-archive' || true", f->git_dir);
+	char first[64] = "";
+	count_lines(cmd, first, sizeof first);
+	assert_string_equal(first, "0\n");
+	free(cmd);
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(kiln_git_read_file(g, &text, &len, oid, "kernel.cu"), 0);
+	assert_string_equal(text, "// [redacted]\n");
+	free(text);
+	kiln_git_close(g);
+	kiln_redact_reset();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -797,6 +841,7 @@ int main(void)
 		cmocka_unit_test(test_archive__promote_device_only),
 		cmocka_unit_test_setup_teardown(test_archive__git_commits_and_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__git_tags_increment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__secrets_are_redacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__git_verify_catches_damage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -418,7 +418,8 @@ static void test_compile__source_gate_refuses_host_reads(void **state)
 		"const char *r = R\"x(\n)x\";\n", "#define __THRUST_DEVICE_SYSTEM_VECTOR_HEADER \"/etc/passwd\"\n",
 		"#undef _CCCL_ASSERT\n", "int a = 1;\r#include \"/etc/passwd\"\n", "const char *s = \"abc\n",
 		"/* never closed\n", "// \xff\n", "int \\u0061 = 1;\n", "#include \"cuda_fp16.h\" extra\n",
-		"const char *s = u8\"/*\";\n#include \"/etc/passwd\"\n// */\n", "#1 \"/etc/passwd\"\n"};
+		"const char *s = u8\"/*\";\n#include \"/etc/passwd\"\n// */\n", "#1 \"/etc/passwd\"\n",
+		"\xEF\xBB\xBF#include \"/etc/passwd\"\n", "int a;\n\xC2\xA0#include \"/etc/passwd\"\n", "int caf\xC3\xA9 = 1;\n"};
 	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
 		if (kiln_compile_source_check(refused[i], strlen(refused[i]), "kernel.cu") != KILN_EINVAL)
 			fail_msg("source %zu was not refused: %s", i, refused[i]);
@@ -517,6 +518,63 @@ static void test_compile__device_globals_budget(void **state)
 	kiln_compiled_free(c);
 }
 
+/* The cache stays under --cache-max: least recently used entries go first, a hit counts
+ * as a use. */
+static void test_compile__cache_evicts_lru(void **state)
+{
+	(void)state;
+	char *dir = make_tmpdir();
+	kiln_compile_options o = KILN_COMPILE_OPTIONS_INIT;
+	o.cache_dir = dir;
+	o.want_cubin = false;
+	char src[4][160];
+	kiln_compiled *c = NULL;
+	for (int i = 0; i < 3; i++) {
+		snprintf(src[i], sizeof src[i], "extern \"C\" __global__ void k%d(float *a) { a[threadIdx.x] = %d.0f; }\n", i, i);
+		o.source = src[i];
+		assert_int_equal(kiln_compile(&c, &o), 0);
+		assert_true(c->ok);
+		kiln_compiled_free(c);
+		usleep(20000); /* distinct use times */
+	}
+	int64_t three = 0;
+	assert_int_equal(kiln_compile_cache_evict(dir, 0, &three), 0); /* measures only */
+	assert_true(three > 0);
+	o.source = src[0]; /* a hit: entry 0 is now the most recently used */
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	assert_true(c->cache_hit);
+	kiln_compiled_free(c);
+	usleep(20000);
+	kiln_limits saved = *kiln_limits_get(), l = saved;
+	l.cache_max = three + three / 6; /* room for three entries, not four */
+	kiln_limits_set(&l);
+	snprintf(src[3], sizeof src[3], "extern \"C\" __global__ void k3(float *a) { a[threadIdx.x] = 3.0f; }\n");
+	o.source = src[3];
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	kiln_compiled_free(c);
+	kiln_limits_set(&saved);
+	int64_t left = 0;
+	assert_int_equal(kiln_compile_cache_evict(dir, 0, &left), 0);
+	assert_true(left <= l.cache_max);
+	bool hit[4];
+	kiln_compile_stats_reset();
+	for (int i = 0; i < 4; i++) {
+		o.source = src[i];
+		kiln_compile_stats st;
+		kiln_compile_stats_get(&st);
+		uint64_t before = st.cache_hits;
+		assert_int_equal(kiln_compile(&c, &o), 0);
+		kiln_compile_stats_get(&st);
+		hit[i] = st.cache_hits > before;
+		kiln_compiled_free(c);
+	}
+	assert_true(hit[0]);  /* used recently: kept */
+	assert_false(hit[1]); /* the least recently used: evicted */
+	assert_true(hit[3]);  /* just stored */
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_compile__source_gate_refuses_host_reads),
 		cmocka_unit_test(test_compile__deadline_is_a_failed_compile),
 		cmocka_unit_test(test_compile__device_globals_budget),
+		cmocka_unit_test(test_compile__cache_evicts_lru),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

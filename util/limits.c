@@ -10,6 +10,25 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+/* ASan (gcc defines __SANITIZE_ADDRESS__, clang answers __has_feature) reserves terabytes
+ * of shadow address space: no address-space limit can be set under it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_AS_LIMIT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define NO_AS_LIMIT 1
+#endif
+#endif
+
+bool kiln_limits_memory_enforced(void)
+{
+#ifdef NO_AS_LIMIT
+	return false;
+#else
+	return true;
+#endif
+}
+
 static kiln_limits limits = {KILN_COMPILE_TIMEOUT_DEFAULT, 0, KILN_CACHE_MAX_DEFAULT, KILN_SCRATCH_FACTOR_DEFAULT};
 
 const kiln_limits *kiln_limits_get(void)
@@ -64,8 +83,7 @@ void kiln_limits_apply_child(double cpu_s, int64_t memory, int64_t file_bytes)
 		r.rlim_max = r.rlim_cur + 5; /* SIGXCPU first, SIGKILL 5 s later */
 		setrlimit(RLIMIT_CPU, &r);
 	}
-#if !defined(__SANITIZE_ADDRESS__) && !defined(KILN_ASAN)
-	/* ASan reserves terabytes of shadow address space: no address-space limit under it */
+#ifndef NO_AS_LIMIT
 	if (memory > 0) {
 		r.rlim_cur = r.rlim_max = (rlim_t)memory;
 		setrlimit(RLIMIT_AS, &r);

@@ -190,6 +190,8 @@ kiln_err kiln_parse_size(int64_t *out, const char *s);
 /* In a freshly forked child: RLIMIT_CPU (cpu_s + 1, then SIGKILL 5 s later), RLIMIT_AS
  * (memory; skipped under ASan), RLIMIT_FSIZE (file_bytes), no core files. 0 = unset. */
 void kiln_limits_apply_child(double cpu_s, int64_t memory, int64_t file_bytes);
+/* False in sanitizer builds, where the memory limit cannot be set. */
+bool kiln_limits_memory_enforced(void);
 
 /* ---- redaction (util/redact.c): secrets never stored, printed or sent ---- */
 /* Registers a value to redact (process-wide; call before threads start). Values under 8
