@@ -282,6 +282,10 @@ def main():
         places["kiln " + " ".join(args)] = (r.stdout + r.stderr).decode("utf-8", "replace")
         check(r.returncode == 0, "review commands work", "kiln %s exited %d: %s" % (" ".join(args), r.returncode,
                                                                                   r.stderr[-500:]))
+    runs_text = outputs["kiln runs"].decode("utf-8", "replace")
+    check(re.search(r"work directory .*: [0-9.]+ [KMG]B \(history\.db [0-9.]+ [KMG]B, archive [0-9.]+ [KMG]B, "
+                    r"compile cache [0-9.]+ [KMG]B\)", runs_text), "kiln runs reports the work directory's size",
+          runs_text[-500:])
     outputs["git log"] = subprocess.run(["git", "-C", arch, "log", "--all", "--format=%B"], capture_output=True).stdout
     for name, data in outputs.items():
         bad = [b for b in (b"\x1b", b"\x07", b"\r", b"\x9b", b"\xc2\x9b", b"\x9d", b"\xe2\x80\xae") if b in data]
