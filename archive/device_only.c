@@ -44,6 +44,8 @@ typedef struct scan {
 	size_t nstmt;
 	int class_close;    /* index in stmt after a type definition's closing brace, or -1 */
 	int ifndef;         /* knob-default state: 0 none, 1 after #ifndef, 2 after its #define */
+	size_t *splices;    /* offsets in s where a backslash-newline was removed (line numbers) */
+	size_t nsplices, splices_seen;
 	char ifndef_name[64];
 } scan;
 
@@ -88,6 +90,8 @@ static bool reserved(const tok *t)
 static bool next_tok(scan *sc, tok *t, bool in_directive, kiln_err *e)
 {
 	const char *s = sc->s;
+	for (; sc->splices_seen < sc->nsplices && sc->splices[sc->splices_seen] <= sc->i; sc->splices_seen++)
+		sc->line++;
 	for (;;) {
 		while (sc->i < sc->n && (s[sc->i] == ' ' || s[sc->i] == '\t' || s[sc->i] == '\r' || s[sc->i] == '\f' ||
 					 s[sc->i] == '\v' || (!in_directive && s[sc->i] == '\n'))) {
@@ -327,9 +331,19 @@ kiln_err kiln_promote_check_device_only(const char *source, const char *const *k
 	if (!sc)
 		return KILN_ENOMEM;
 	/* line splices first (as translation phase 2), keeping the line count */
+	size_t cap = 0;
 	for (const char *p = source ? source : ""; *p && !e; p++) {
 		if (p[0] == '\\' && p[1] == '\n') {
 			p++;
+			if (sc->nsplices == cap) {
+				size_t *g = kiln_realloc(sc->splices, (cap = cap ? 2 * cap : 16) * sizeof(*g));
+				if (!g) {
+					e = KILN_ENOMEM;
+					break;
+				}
+				sc->splices = g;
+			}
+			sc->splices[sc->nsplices++] = b.len;
 			continue;
 		}
 		e = kiln_buf_append(&b, p, 1);
@@ -387,6 +401,7 @@ kiln_err kiln_promote_check_device_only(const char *source, const char *const *k
 	if (!e && (sc->depth != 0 || sc->nstmt != 0))
 		e = refuse(sc, sc->line, "the source ends inside a declaration or a block");
 	kiln_buf_free(&b);
+	free(sc->splices);
 	free(sc);
 	return e;
 }

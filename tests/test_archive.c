@@ -779,6 +779,9 @@ static void test_archive__promote_device_only(void **state)
 			fail_msg("bad[%zu] was not refused: %s", i, bad[i]);
 		assert_non_null(strstr(kiln_error_last(), "line "));
 	}
+	/* a line splice keeps the line numbers */
+	assert_int_equal(kiln_promote_check_device_only("#define A \\\n  1\n\n#if A\n#endif\n", knobs, 3), KILN_EVERIFY);
+	assert_non_null(strstr(kiln_error_last(), "line 4:"));
 }
 
 /* Redaction at the archive's boundaries: a registered secret never lands in history.db
