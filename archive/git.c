@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
@@ -119,6 +121,40 @@ static kiln_err check_archive(kiln_git *g)
 			       "archive; details", g->dir, g->dir);
 }
 
+/* A fresh archive is made beside dir and renamed into place, so a kill half-way leaves
+ * no half-made repository that the next open would refuse as "not empty". */
+static kiln_err create_archive(kiln_git *g, const char *dir)
+{
+	kiln_err e = kiln_mkdir_p(dir); /* the parent folders; dir itself is replaced */
+	char *tmp = e ? NULL : kiln_asprintf("%s.init-XXXXXX", dir);
+	if (e || !tmp) {
+		free(tmp);
+		return e ? e : KILN_ENOMEM;
+	}
+	if (!mkdtemp(tmp)) {
+		e = kiln_error_set(KILN_EIO, "%s: creating the archive beside it: %s", dir, strerror(errno));
+		goto done;
+	}
+	git_repository *r = NULL;
+	int rc = git_repository_init(&r, tmp, 1);
+	git_repository_free(r);
+	if (rc < 0) {
+		e = git_fail(rc, "%s: creating the archive", dir);
+		goto done;
+	}
+	if (rename(tmp, dir) != 0) { /* dir is empty (checked), so it is replaced */
+		e = kiln_error_set(KILN_EIO, "%s: moving the new archive into place: %s", dir, strerror(errno));
+		goto done;
+	}
+	if ((rc = git_repository_open_ext(&g->repo, dir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0)
+		e = git_fail(rc, "%s: opening the new archive", dir);
+done:
+	if (e)
+		rmdir(tmp); /* best effort: only an empty folder can go */
+	free(tmp);
+	return e;
+}
+
 kiln_err kiln_git_open(kiln_git **out, const char *dir)
 {
 	*out = NULL;
@@ -138,13 +174,8 @@ kiln_err kiln_git_open(kiln_git **out, const char *dir)
 					   "kiln will not create its archive over it: move it aside", dir);
 			goto done;
 		}
-		if ((e = kiln_mkdir_p(dir)))
+		if ((e = create_archive(g, dir)))
 			goto done;
-		rc = git_repository_init(&g->repo, dir, 1);
-		if (rc < 0) {
-			e = git_fail(rc, "%s: creating the archive", dir);
-			goto done;
-		}
 	} else if (rc < 0) {
 		e = git_fail(rc, "%s: opening the archive", dir);
 		if (e == KILN_EGIT) /* a damaged HEAD, config or objects folder */

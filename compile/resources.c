@@ -262,10 +262,12 @@ static int64_t ptx_type_bytes(const char *t, size_t n)
 {
 	if (n < 3 || t[0] != '.' || !strchr("bsuf", t[1]) || !isdigit((unsigned char)t[2]))
 		return 0;
-	int64_t bits = strtoll(t + 2, NULL, 10);
+	int64_t bits = strtoll(t + 2, NULL, 10), lanes = 1;
 	if (n > 4 && memchr(t, 'x', n)) /* .f16x2, .bf16x2 */
-		bits *= strtoll((const char *)memchr(t, 'x', n) + 1, NULL, 10);
-	return bits >= 8 && bits <= 512 ? bits / 8 : 0;
+		lanes = strtoll((const char *)memchr(t, 'x', n) + 1, NULL, 10);
+	if (bits < 8 || bits > 512 || lanes < 1 || lanes > 64)
+		return 0;
+	return bits * lanes / 8;
 }
 
 int64_t kiln_compile_ptx_global_bytes(const char *ptx)

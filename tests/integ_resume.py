@@ -28,6 +28,8 @@ def db_check(db):
         ok = con.execute("PRAGMA integrity_check").fetchone()[0]
         if ok != "ok":
             fail("integrity_check: %s" % ok)
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
+            return [], 0  # killed before the schema was written
         dup = con.execute(
             "SELECT run_id, iteration, COUNT(*) FROM candidates GROUP BY run_id, iteration HAVING COUNT(*) > 1"
         ).fetchall()
@@ -89,7 +91,10 @@ def main():
             out, err = p.communicate(timeout=300)
         if first and os.path.exists(db):
             con = sqlite3.connect(db)
-            first = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+            try:
+                first = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+            except sqlite3.OperationalError:  # killed before the schema was written
+                first = True
             con.close()
         if p.returncode not in (0, -9):
             fail("kiln run exited %d\nstdout: %s\nstderr: %s" % (p.returncode, out, err[-2000:]))

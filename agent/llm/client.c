@@ -88,7 +88,12 @@ static kiln_err resolve_key(kiln_llm *c, const kiln_llm_config *cfg)
 	if (v && *v) {
 		snprintf(c->key_env, sizeof c->key_env, "%s", var);
 		c->key = kiln_strdup(v);
-		return c->key ? kiln_redact_add(c->key) : KILN_ENOMEM;
+		if (!c->key)
+			return KILN_ENOMEM;
+		kiln_err e = kiln_redact_add(c->key); /* everything kiln stores, prints or sends */
+		if (e == KILN_EOVERFLOW) /* the client still scrubs its own key from each call */
+			kiln_error_clear();
+		return e == KILN_EOVERFLOW ? KILN_OK : e;
 	}
 	if (required)
 		return kiln_error_set(KILN_EINVAL, "no API key for %s:%s: set %s (or name another variable with "
