@@ -131,9 +131,10 @@ static kiln_err commit_git(kiln_search *s, const kiln_cand *c, const kiln_eval *
 	char *res = result_json(s, c, ev, id);
 	if (!res)
 		return KILN_ENOMEM;
-	char *path = NULL;
-	if (c->node > 0)
-		kiln_wm_path(&path, s->wm, c->node);
+	char *raw_path = NULL, *path = NULL;
+	if (c->node > 0 && kiln_wm_path(&raw_path, s->wm, c->node) == KILN_OK)
+		path = kiln_text_escape(raw_path, KILN_TEXT_LINE); /* titles are the model's */
+	free(raw_path);
 	char *body = kiln_asprintf("run %lld, iteration %lld, policy %s%s%s%s%s",
 				   (long long)s->run_id, (long long)s->iteration, s->llm ? "llm" : "tune",
 				   s->o->llm ? ", model " : "", s->o->llm ? s->o->llm : "",
@@ -384,10 +385,14 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	char money[64] = "";
 	if (s->llm)
 		snprintf(money, sizeof money, ", %lld tokens $%.4f", (long long)s->tokens, s->cost_usd);
-	char *red = kiln_redact_dup(what); /* a boundary: the terminal and its logs */
+	/* what quotes replies and compile logs: redacted (a boundary: the terminal and its logs)
+	 * and escaped, so the model cannot set the window title, write the clipboard (OSC 52)
+	 * or forge a line with \r */
+	char *red = kiln_redact_dup(what), *safe = kiln_text_escape(red ? red : what, KILN_TEXT_LINE);
 	fprintf(s->log, "%s[%lld] %s | %s | %lld passed %lld failed%s%s%s", s->tty ? "\r\033[K" : "",
-		(long long)s->iteration, red ? red : what, best, (long long)s->passed, (long long)s->failed, money,
+		(long long)s->iteration, safe ? safe : "?", best, (long long)s->passed, (long long)s->failed, money,
 		budget, s->tty ? "" : "\n");
+	free(safe);
 	fflush(s->log);
 	free(red);
 }

@@ -14,7 +14,7 @@
 
 /* ======================= history.db ======================= */
 
-#define KILN_DB_SCHEMA_VERSION 1
+#define KILN_DB_SCHEMA_VERSION 2
 
 typedef struct kiln_db kiln_db;
 
@@ -210,6 +210,10 @@ typedef struct kiln_wm_revision_rec {
 	int64_t llm_call_id;       /* 0 = none */
 } kiln_wm_revision_rec;
 kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_revision_rec *r);
+/* The whole tree of one wm_revisions row (caller frees *out). The newest row of a run holds
+ * its tree; older rows are reverse deltas rebuilt here (archive/wm_store.c); KILN_ECORRUPT
+ * when a chain is broken. */
+kiln_err kiln_db_wm_tree(kiln_db *db, char **out, int64_t revision_id);
 /* The newest tree of a run (caller frees *tree_json); KILN_ENOTFOUND when none. */
 kiln_err kiln_db_wm_revision_latest(kiln_db *db, char **tree_json, int64_t *iteration, int64_t run_id);
 
@@ -329,6 +333,13 @@ kiln_err kiln_git_best_candidates(int64_t **out, size_t *n, const char *archive_
  * points at, parent the branch tip when there is one: for promoting a candidate that was
  * never a new best (the promote tag keeps it reachable). */
 kiln_err kiln_git_commit_detached(char out_oid[41], const char *archive_dir, const kiln_git_best *b);
+
+/* The device-only rule of promote (archive/device_only.c): KILN_OK when source reads the
+ * same to NVRTC and to nvcc's host and device passes and holds no host code that can run
+ * (only knob defaults as conditionals; only __global__/__device__ functions and device
+ * variables at namespace scope; no configuration macros, asm or attributes outside bodies).
+ * knobs: the names a knob default may test. Else KILN_EVERIFY "line N: what". */
+kiln_err kiln_promote_check_device_only(const char *source, const char *const *knobs, size_t nknobs);
 
 /* Translates a launch expression (the targets' grammar) into a C expression of type long
  * long: names go through map (the C text for a name, or NULL for an unknown name ->

@@ -35,4 +35,7 @@ char *kiln_db_col_dup(sqlite3_stmt *st, int i);
 int64_t kiln_db_col_int(sqlite3_stmt *st, int i, int64_t if_null);
 double kiln_db_col_real(sqlite3_stmt *st, int i); /* NaN when NULL */
 
+/* Schema v2 (wm_store.c): wm_revisions gains `delta`; stored trees become deltas. */
+kiln_err kiln_db_migrate_wm_deltas(kiln_db *db);
+
 #endif

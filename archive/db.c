@@ -154,7 +154,7 @@ static kiln_err migrate_to_v1(kiln_db *db)
 }
 
 /* migrations[i] takes a file from user_version i to i + 1. */
-static const migration_fn migrations[KILN_DB_SCHEMA_VERSION] = {migrate_to_v1};
+static const migration_fn migrations[KILN_DB_SCHEMA_VERSION] = {migrate_to_v1, kiln_db_migrate_wm_deltas};
 
 /* KILN_ECORRUPT with the recovery hint every damaged-file message carries. */
 static kiln_err corrupt(const char *path, const char *what, const char *msg)
@@ -451,7 +451,8 @@ kiln_err kiln_db_open(kiln_db **out, const char *path, int flags)
 	if ((e = kiln_db_exec(db, "PRAGMA foreign_keys = ON", "enabling foreign keys")))
 		goto done;
 	if (db->readonly) {
-		if (v < KILN_DB_SCHEMA_VERSION) {
+		/* v1 reads as v2 does (every v1 revision holds its whole tree) */
+		if (v < 1) {
 			e = kiln_error_set(KILN_EINVAL, "%s: schema v%d is older than this kiln (v%d); open it "
 					   "once for writing (any `kiln run`) to migrate it", path, v,
 					   KILN_DB_SCHEMA_VERSION);

@@ -242,8 +242,8 @@ static char *best_message(const kiln_git_best *b)
 		e = kiln_buf_printf(&m, " (%.1f us, %s)", b->time_us, b->modeled ? "modeled" : "measured");
 	if (!e && b->candidate_id > 0)
 		e = kiln_buf_printf(&m, " \xe2\x80\x94 candidate %lld", (long long)b->candidate_id);
-	if (!e && b->body && b->body[0])
-		e = kiln_buf_printf(&m, "\n\n%s", b->body);
+	if (!e && b->body && b->body[0] && !(e = kiln_buf_puts(&m, "\n\n"))) /* no raw control reaches git log */
+		e = kiln_text_escape_to(&m, b->body, strlen(b->body), KILN_TEXT_MULTILINE);
 	if (!e && (b->candidate_id > 0 || b->run_id > 0))
 		e = kiln_buf_puts(&m, "\n");
 	if (!e && b->candidate_id > 0)
@@ -346,7 +346,7 @@ kiln_err kiln_git_tag(kiln_git *g, char *out_name, size_t name_size, const char 
 	git_object *obj = NULL, *commit = NULL;
 	git_signature *sig = NULL;
 	git_oid oid;
-	char *pattern = NULL, *name = NULL, *branch = NULL;
+	char *pattern = NULL, *name = NULL, *branch = NULL, *safe = NULL;
 	kiln_err e;
 	int rc;
 	if ((e = check_component(target, "target")) || (e = check_component(arch, "arch")))
@@ -384,8 +384,11 @@ kiln_err kiln_git_tag(kiln_git *g, char *out_name, size_t name_size, const char 
 		e = git_fail(rc, "%s", "making the tag signature");
 		goto done;
 	}
-	rc = git_tag_create(&oid, g->repo, name, commit, sig, message ? message : name, 0);
-	if (rc < 0) {
+	if (!(safe = kiln_text_escape(message ? message : name, KILN_TEXT_MULTILINE))) {
+		e = KILN_ENOMEM;
+		goto done;
+	}
+	if ((rc = git_tag_create(&oid, g->repo, name, commit, sig, safe, 0)) < 0) {
 		e = git_fail(rc, "creating tag %s", name);
 		goto done;
 	}
@@ -401,6 +404,7 @@ done:
 	git_strarray_dispose(&tags);
 	free(pattern);
 	free(branch);
+	free(safe);
 	free(name);
 	return e;
 }

@@ -23,6 +23,24 @@ static kiln_err step_done(kiln_db *db, sqlite3_stmt *st, const char *what)
 	return e;
 }
 
+/* What history.db keeps of texts the model controls (a reply may be 8 MiB; its kernel is
+ * stored whole in candidates.source, so the reply is not kept twice): head and tail with a
+ * marker past these (kiln_text_cap). */
+#define CAP_LLM_TEXT (256u << 10) /* llm_calls.prompt, reply, error (bytes) */
+#define CAP_LOG (64u << 10)       /* compile_results.log */
+#define CAP_MESSAGE (4u << 10)    /* verifications.message, events.message */
+
+static int bind_capped(sqlite3_stmt *st, int i, const char *s, size_t max)
+{
+	if (!s || strlen(s) <= max)
+		return kiln_db_bind_text(st, i, s);
+	/* redacted before the cut, so no part of a secret survives at the edge of a cut */
+	char *r = kiln_redact_dup(s), *c = kiln_text_cap(r ? r : kiln_strdup(s), max);
+	int rc = c ? kiln_db_bind_text(st, i, c) : SQLITE_NOMEM;
+	free(c); /* kiln_text_cap took r (or the copy) */
+	return rc;
+}
+
 static kiln_err need(const char *v, const char *field, const char *what)
 {
 	if (!v)
@@ -277,7 +295,7 @@ static kiln_err insert_compile(kiln_db *db, int64_t id, const kiln_compile_rec *
 		return e;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int(st, 2, r->ok);
-	kiln_db_bind_text(st, 3, r->log ? r->log : "");
+	bind_capped(st, 3, r->log ? r->log : "", CAP_LOG);
 	kiln_db_bind_text(st, 4, r->arch);
 	kiln_db_bind_text(st, 5, r->toolkit);
 	kiln_db_bind_text(st, 6, r->cache_key);
@@ -304,7 +322,7 @@ static kiln_err insert_verify(kiln_db *db, int64_t id, const kiln_verify_rec *r)
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int(st, 2, r->passed);
 	kiln_db_bind_text(st, 3, r->failed_check);
-	kiln_db_bind_text(st, 4, r->message);
+	bind_capped(st, 4, r->message, CAP_MESSAGE);
 	kiln_db_bind_real(st, 5, r->worst_error);
 	kiln_db_bind_count(st, 6, r->worst_index);
 	kiln_db_bind_text(st, 7, r->worst_buffer);
@@ -612,36 +630,11 @@ kiln_err kiln_db_llm_call_add(kiln_db *db, int64_t *out_id, const kiln_llm_call_
 	kiln_db_bind_count(st, 11, r->reasoning_tokens);
 	kiln_db_bind_real(st, 12, r->cost_usd);
 	kiln_db_bind_text(st, 13, r->purpose);
-	kiln_db_bind_text(st, 14, r->prompt);
-	kiln_db_bind_text(st, 15, r->reply);
-	kiln_db_bind_text(st, 16, r->error);
+	bind_capped(st, 14, r->prompt, CAP_LLM_TEXT);
+	bind_capped(st, 15, r->reply, CAP_LLM_TEXT);
+	bind_capped(st, 16, r->error, CAP_LLM_TEXT);
 	kiln_db_bind_text(st, 17, now);
 	if ((e = step_done(db, st, what)))
-		return e;
-	if (out_id)
-		*out_id = sqlite3_last_insert_rowid(db->h);
-	return KILN_OK;
-}
-
-kiln_err kiln_db_wm_revision_add(kiln_db *db, int64_t *out_id, const kiln_wm_revision_rec *r)
-{
-	sqlite3_stmt *st = NULL;
-	char now[32];
-	kiln_err e;
-	if ((e = need(r->tree_json, "tree", "recording a world-model revision")) ||
-	    (e = kiln_db_prepare(db, &st,
-				 "INSERT INTO wm_revisions (run_id, iteration, tree, edits, rejected,"
-				 " llm_call_id, created) VALUES (?,?,?,?,?,?,?)")))
-		return e;
-	now_iso(now);
-	sqlite3_bind_int64(st, 1, r->run_id);
-	sqlite3_bind_int64(st, 2, r->iteration);
-	kiln_db_bind_text(st, 3, r->tree_json);
-	kiln_db_bind_text(st, 4, r->edits_json ? r->edits_json : "[]");
-	kiln_db_bind_text(st, 5, r->rejected_json ? r->rejected_json : "[]");
-	kiln_db_bind_id(st, 6, r->llm_call_id);
-	kiln_db_bind_text(st, 7, now);
-	if ((e = step_done(db, st, "recording a world-model revision")))
 		return e;
 	if (out_id)
 		*out_id = sqlite3_last_insert_rowid(db->h);
@@ -673,13 +666,6 @@ static kiln_err get_text_int(kiln_db *db, char **text, int64_t *num, int64_t run
 	return e;
 }
 
-kiln_err kiln_db_wm_revision_latest(kiln_db *db, char **tree_json, int64_t *iteration, int64_t run_id)
-{
-	return get_text_int(db, tree_json, iteration, run_id,
-			    "SELECT tree, iteration FROM wm_revisions WHERE run_id = ? ORDER BY id DESC LIMIT 1",
-			    "world-model revision");
-}
-
 kiln_err kiln_db_event_add(kiln_db *db, int64_t run_id, const char *level, const char *kind,
 			   const char *message, const char *data_json)
 {
@@ -696,7 +682,7 @@ kiln_err kiln_db_event_add(kiln_db *db, int64_t run_id, const char *level, const
 	kiln_db_bind_text(st, 2, now);
 	kiln_db_bind_text(st, 3, level);
 	kiln_db_bind_text(st, 4, kind);
-	kiln_db_bind_text(st, 5, message);
+	bind_capped(st, 5, message, CAP_MESSAGE);
 	kiln_db_bind_text(st, 6, data_json);
 	return step_done(db, st, "recording an event");
 }

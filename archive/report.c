@@ -154,11 +154,13 @@ static int64_t jid(const cJSON *o, const char *key)
 	return isfinite(v) ? (int64_t)v : 0;
 }
 
-/* Text escaped for HTML element content and attribute values. */
+/* Text escaped for HTML element content and attribute values; control characters first
+ * become visible escapes (kiln_text_escape), so none reaches a terminal that shows the file. */
 static kiln_err esc(kiln_buf *b, const char *s)
 {
-	kiln_err e = KILN_OK;
-	for (const char *p = s ? s : ""; *p && !e; p++) {
+	char *t = kiln_text_escape(s, KILN_TEXT_MULTILINE);
+	kiln_err e = t ? KILN_OK : KILN_ENOMEM;
+	for (const char *p = t ? t : ""; *p && !e; p++) {
 		switch (*p) {
 		case '<': e = kiln_buf_puts(b, "&lt;"); break;
 		case '>': e = kiln_buf_puts(b, "&gt;"); break;
@@ -167,6 +169,7 @@ static kiln_err esc(kiln_buf *b, const char *s)
 		default: e = kiln_buf_append(b, p, 1);
 		}
 	}
+	free(t);
 	return e;
 }
 

@@ -3,7 +3,8 @@
 mixed into the replies — 429 with retry-after, 529, hangs, dropped streams, garbage
 bodies, truncated answers, unparsable replies, compile errors, wrong kernels — for many
 iterations. Reports iterations completed, peak RSS at iteration 50 and at the end, open
-file descriptors at the start and the end, and lost candidates (LLM replies with a kernel
+file descriptors at the start and the end, the work directory's size (history.db, archive,
+cache), and lost candidates (LLM replies with a kernel
 that the server delivered whole but that have no row in history.db; must be 0).
 
     python3 bench/soak.py [--iterations 500] [--kiln build/cli/kiln] [--json OUT] [--seed S]
@@ -49,13 +50,18 @@ def reply_text(k, note):
     return "%s\n```cuda\n%s\n```\n```json\n%s\n```\n" % (note, k[0], k[1])
 
 
-def build_script(n, rng):
+def build_script(n, rng, fat=False):
     good, broken, wrong = kernels()
-    init = {"ops": [{"op": "insert", "parent": 0, "title": t, "description": t, "difficulty": 2,
-                     "score": sc} for t, sc in (("Multi-item per thread", 0.9), ("Grid-stride", 0.6),
-                                                ("Vector loads", 0.5))]}
-    reflect = {"ops": [{"op": "insert", "parent": 1, "title": "Refine", "description": "more items",
-                        "difficulty": 1, "score": 0.5}], "reflection": "ok"}
+    # fat: the model fills every node text to the world model's cap (4000 bytes) and each
+    # reflection adds four nodes: the tree grows with the run (history.db growth test)
+    pad = (lambda t: (t + " ") * (3990 // (len(t) + 1))) if fat else (lambda t: t)
+    extra = (lambda: {"rationale": pad("why"), "notes": pad("notes")}) if fat else dict
+    init = {"ops": [dict({"op": "insert", "parent": 0, "title": t, "description": pad(t), "difficulty": 2,
+                          "score": sc}, **extra()) for t, sc in (("Multi-item per thread", 0.9), ("Grid-stride", 0.6),
+                                                                 ("Vector loads", 0.5))]}
+    reflect = {"ops": [dict({"op": "insert", "parent": 1, "title": "Refine %d" % k, "description": pad("more items"),
+                             "difficulty": 1, "score": 0.5}, **extra()) for k in range(4 if fat else 1)],
+               "reflection": "ok"}
     fenced = lambda o: "```json\n%s\n```" % json.dumps(o)
     usage = {"prompt": 3000, "completion": 800, "cached": 2000}
     replies = [{"match": "## Task: analyse the target", "times": -1, "text": fenced(init), "usage": usage},
@@ -116,6 +122,13 @@ def count_candidates(db):
         return -1
 
 
+def tree_bytes(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs
+               if not os.path.islink(os.path.join(d, f)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--iterations", type=int, default=500)
@@ -123,10 +136,11 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sample-at", type=int, default=50)
+    ap.add_argument("--fat-tree", action="store_true", help="node texts at their cap, 4 new nodes per reflection")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     tmp = tempfile.mkdtemp(prefix="kiln-soak-")
-    script, kinds = build_script(a.iterations, rng)
+    script, kinds = build_script(a.iterations, rng, a.fat_tree)
     sp = os.path.join(tmp, "script.json")
     json.dump(script, open(sp, "w"))
     log = os.path.join(tmp, "requests.jsonl")
@@ -188,6 +202,9 @@ def main():
         "requests": len(served), "llm_calls_by_status": dict(calls),
         "kernel_replies_delivered": delivered, "candidates_from_llm": rows, "candidates": total,
         "lost_candidates": max(0, delivered - rows), "integrity": integrity,
+        "db_bytes": sum(tree_bytes(db + x) for x in ("", "-wal") if os.path.exists(db + x)),
+        "archive_bytes": tree_bytes(os.path.join(wd, "archive")) if os.path.exists(os.path.join(wd, "archive")) else 0,
+        "cache_bytes": tree_bytes(os.path.join(wd, "cache")) if os.path.exists(os.path.join(wd, "cache")) else 0,
     }
     print(json.dumps(report, indent=1))
     if a.json:

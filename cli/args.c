@@ -76,7 +76,10 @@ bool kiln_cli_parse(int argc, char **argv, const kiln_cli_opt *opts, const char 
 
 int kiln_cli_fail(const char *cmd, kiln_err e)
 {
-	fprintf(stderr, "kiln %s: %s\n", cmd, kiln_error_last()[0] ? kiln_error_last() : kiln_err_name(e));
+	/* messages may quote a reply, a title or a compile log: escaped, on one line */
+	fprintf(stderr, "kiln %s: ", cmd);
+	kiln_text_print(stderr, kiln_error_last()[0] ? kiln_error_last() : kiln_err_name(e), KILN_TEXT_LINE);
+	fputc('\n', stderr);
 	if (e == KILN_EVERIFY || e == KILN_ECOMPILE)
 		return KILN_EXIT_FAIL;
 	if (e == KILN_EINTR)

@@ -52,6 +52,17 @@ struct cJSON;
 int kiln_cli_history_open(struct kiln_db **out, const char *cmd, const char *workdir);
 /* RUN (digits: that run) or TARGET (its newest run) -> run id; an exit code, 0 = ok. */
 int kiln_cli_run_resolve(int64_t *out, struct kiln_db *db, const char *cmd, const char *ref);
+/* Replaces every string in j (recursively) by its terminal-safe form (kiln_text_escape):
+ * multi-line texts (source, log, prompt, reply, diffs) keep \n and \t, the rest stays on
+ * one line. Every human-readable print of history data calls it first; --json output
+ * does not need it (cJSON escapes controls). */
+void kiln_cli_escape_doc(struct cJSON *j);
+/* A wm_revisions row whose "tree" is NULL (an older revision, stored as a delta) gets its
+ * whole tree rebuilt (kiln_db_wm_tree of row[id_key]); a kiln_err. */
+int kiln_cli_fill_tree(struct kiln_db *db, struct cJSON *row, const char *id_key);
+/* One line: the work directory's disk use, total and per part (history.db with its WAL,
+ * the git archive, the compile cache), for `kiln runs` and `kiln doctor`. */
+void kiln_cli_print_workdir_size(const char *workdir);
 /* Prints j formatted; an exit code. */
 int kiln_cli_print_json(const struct cJSON *j);
 /* obj[key] as a number (NaN when absent or not a number) / a string (if_null otherwise). */

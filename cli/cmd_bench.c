@@ -163,7 +163,9 @@ static void print_one(const cand *c, const kiln_target *t)
 	}
 	printf("%s %s (%s): ", c->verified ? "PASS" : "FAIL", t->name, c->kernel);
 	if (!c->verified) {
-		printf("[%s] %s — not timed\n", c->verdict.check, c->verdict.message);
+		printf("[%s] ", c->verdict.check);
+		kiln_text_print(stdout, c->verdict.message, KILN_TEXT_LINE);
+		printf(" — not timed\n");
 		return;
 	}
 	if (!c->timed) {

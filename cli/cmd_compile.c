@@ -101,8 +101,11 @@ static void print_text(const kiln_compiled *c, const char *file)
 	}
 	if (c->global_const_bytes > 0)
 		printf("module __constant__ data: %lld bytes\n", (long long)c->global_const_bytes);
-	if (c->log[0])
-		printf("log:\n%s\n", c->log);
+	if (c->log[0]) {
+		printf("log:\n");
+		kiln_text_print(stdout, c->log, KILN_TEXT_MULTILINE);
+		printf("\n");
+	}
 }
 
 static int print_json(const kiln_compiled *c, const char *file)
@@ -196,7 +199,7 @@ int kiln_cmd_compile(int argc, char **argv)
 		print_text(c, pos[0]);
 	if (!c->ok) {
 		if (!json)
-			fprintf(stderr, "%s", c->log);
+			kiln_text_print(stderr, c->log, KILN_TEXT_MULTILINE);
 		rc = KILN_EXIT_FAIL;
 		goto done;
 	}

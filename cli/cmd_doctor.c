@@ -57,6 +57,10 @@ int kiln_cmd_doctor(int argc, char **argv)
 	const char *wd = kiln_cli_workdir(workdir);
 	char *db = kiln_path_join(wd, "history.db");
 	printf("workdir:     %s (%s)\n", wd, db && kiln_path_exists(db) ? "history.db present" : "no history yet");
+	if (kiln_path_exists(wd)) {
+		printf("disk:        ");
+		kiln_cli_print_workdir_size(wd);
+	}
 	free(db);
 	return KILN_EXIT_OK;
 }

@@ -121,13 +121,22 @@ static void print_human(const kiln_llm *c, const kiln_llm_reply *r)
 	tokens_text(co, sizeof co, r->completion_tokens);
 	tokens_text(re, sizeof re, r->reasoning_tokens);
 	printf("model:    %s:%s at %s\n", kiln_llm_provider(c), kiln_llm_model(c), kiln_llm_base_url(c));
-	printf("status:   %s, %d attempt(s), %.2f s%s%s\n", r->status, r->attempts, r->latency_s,
-	       r->request_id ? ", request id " : "", r->request_id ? r->request_id : "");
+	printf("status:   %s, %d attempt(s), %.2f s%s", r->status, r->attempts, r->latency_s,
+	       r->request_id ? ", request id " : "");
+	kiln_text_print(stdout, r->request_id, KILN_TEXT_LINE); /* the server's */
+	printf("\n");
 	if (r->paused_s > 0)
 		printf("breaker:  paused %.1f s before this call\n", r->paused_s);
-	if (r->error)
-		printf("error:    %s%s\n", r->error, r->fatal ? " (fatal: a search would stop here)" : "");
-	printf("reply:    %.200s\n", r->text && *r->text ? r->text : "(none)");
+	if (r->error) {
+		printf("error:    "); /* the server's words: escaped */
+		kiln_text_print(stdout, r->error, KILN_TEXT_LINE);
+		printf("%s\n", r->fatal ? " (fatal: a search would stop here)" : "");
+	}
+	char reply[201];
+	snprintf(reply, sizeof reply, "%s", r->text && *r->text ? r->text : "(none)");
+	printf("reply:    ");
+	kiln_text_print(stdout, reply, KILN_TEXT_LINE);
+	printf("\n");
 	printf("tokens:   prompt %s (cached %s, cache write %s), completion %s (reasoning %s)\n", p, ca, w, co, re);
 	if (isnan(r->cost_usd))
 		printf("cost:     unknown (no price for this model: add it with --prices or KILN_PRICES)\n");

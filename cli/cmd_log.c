@@ -153,8 +153,10 @@ int kiln_cmd_log(int argc, char **argv)
 	mark_archived_bests(rows, workdir);
 	if (json)
 		rc = kiln_cli_print_json(rows);
-	else
+	else {
+		kiln_cli_escape_doc(rows);
 		print_log(rows);
+	}
 done:
 	cJSON_Delete(rows);
 	kiln_db_close(db);

@@ -46,7 +46,8 @@ typedef struct promote {
 	char arch_buf[128];
 	char *defines[MAX_DEFINES];
 	size_t ndefines;
-	kiln_verdict verdict;
+	kiln_verdict verdict;   /* the first failing arch's verdict, else the last arch's */
+	const char *verdict_arch;
 	kiln_verdict bench;     /* at the bench size (bench.sets == 0: not run) */
 	size_t threads;
 	kiln_fatbin *fatbin;
@@ -162,10 +163,17 @@ static kiln_err reverify(promote *pr, size_t nseeds)
 		vo.nseeds = nseeds;
 		vo.threads = pr->threads;
 		vo.cache_dir = kiln_path_exists(cache) ? cache : NULL;
-		e = kiln_verify(&pr->verdict, &vo);
+		/* every exported architecture: code under __CUDA_ARCH__ differs per arch, so each
+		 * arch's PTX runs on the emulator (the device-only rule already refused that, this
+		 * also catches codegen that differs) */
+		for (size_t i = 0; !e && i < pr->narchs && (i == 0 || pr->verdict.pass); i++) {
+			vo.arch = pr->verdict_arch = pr->archs[i];
+			e = kiln_verify(&pr->verdict, &vo);
+		}
 		/* then once at the bench size, where a grid capped inside the code or a branch
 		 * on large sizes shows (KILN_BENCH_CHECK=0 skips it) */
 		if (!e && pr->verdict.pass && kiln_verify_bench_check_wanted()) {
+			vo.arch = pr->verdict_arch = pr->narchs ? pr->archs[pr->narchs - 1] : NULL;
 			vo.bench_size = true;
 			vo.progress = stderr;
 			e = kiln_verify(&pr->bench, &vo);
@@ -542,6 +550,10 @@ static cJSON *manifest(promote *pr, cJSON *files)
 		cJSON_AddItemToObject(ver, "bench_size", bench);
 	else
 		cJSON_AddItemToObject(ver, "bench_size", cJSON_CreateString("skipped (KILN_BENCH_CHECK=0)"));
+	cJSON *varchs = cJSON_AddArrayToObject(ver, "archs"); /* each re-verified on the emulator */
+	for (size_t i = 0; varchs && i < pr->narchs; i++)
+		cJSON_AddItemToArray(varchs, cJSON_CreateString(pr->archs[i]));
+	cJSON_AddStringToObject(ver, "device_only", "host and device views are the same (no conditional code)");
 	cJSON_AddItemToObject(m, "verification", ver);
 	static const char *const tk[] = {"kind", "timing_device", "time_us", "min_us", "spread", "reps", "samples",
 					 "speedup", "roofline", "spec"};
@@ -673,18 +685,35 @@ int kiln_cmd_promote(int argc, char **argv)
 	if ((rc = parse_archs(&pr, arch ? arch : kiln_cli_jstr(pr.cand, "arch", "sm_90"))))
 		goto done;
 	if (strcmp(kiln_cli_jstr(pr.cand, "outcome", ""), "passed") != 0) {
-		fprintf(stderr, "kiln promote: refused: candidate %.0f did not pass when it was recorded (%s: %s)\n",
-			kiln_cli_jnum(pr.cand, "id"), kiln_cli_jstr(pr.cand, "outcome", "?"),
-			kiln_cli_jstr(pr.cand, "failed_check", kiln_cli_jstr(pr.cand, "message", "")));
+		fprintf(stderr, "kiln promote: refused: candidate %.0f did not pass when it was recorded (%s: ",
+			kiln_cli_jnum(pr.cand, "id"), kiln_cli_jstr(pr.cand, "outcome", "?"));
+		kiln_text_print(stderr, kiln_cli_jstr(pr.cand, "failed_check", kiln_cli_jstr(pr.cand, "message", "")),
+				KILN_TEXT_LINE);
+		fputs(")\n", stderr);
+		rc = KILN_EXIT_FAIL;
+		goto done;
+	}
+	const char *const *knobs = NULL;
+	const char *knob_names[64];
+	size_t nknobs = 0;
+	for (size_t i = 0; i < pr.t->nknobs && nknobs < KILN_ARRAY_LEN(knob_names); i++)
+		knob_names[nknobs++] = pr.t->knobs[i].name;
+	knobs = knob_names;
+	if ((e = kiln_promote_check_device_only(kiln_cli_jstr(pr.cand, "source", ""), knobs, nknobs))) {
+		fprintf(stderr, "kiln promote: refused: candidate %.0f: ", kiln_cli_jnum(pr.cand, "id"));
+		kiln_text_print(stderr, kiln_error_last(), KILN_TEXT_LINE);
+		fputc('\n', stderr);
 		rc = KILN_EXIT_FAIL;
 		goto done;
 	}
 	if ((e = reverify(&pr, (size_t)nseeds)))
 		goto fail;
 	if (!pr.verdict.pass) {
-		fprintf(stderr, "kiln promote: refused: candidate %.0f fails re-verification with fresh seeds%s: [%s] %s\n",
-			kiln_cli_jnum(pr.cand, "id"), pr.verdict.unverifiable ? " (the emulator cannot run it)" : "",
-			pr.verdict.check, pr.verdict.message);
+		fprintf(stderr, "kiln promote: refused: candidate %.0f fails re-verification for %s with fresh seeds%s: [%s] ",
+			kiln_cli_jnum(pr.cand, "id"), pr.verdict_arch ? pr.verdict_arch : "?",
+			pr.verdict.unverifiable ? " (the emulator cannot run it)" : "", pr.verdict.check);
+		kiln_text_print(stderr, pr.verdict.message, KILN_TEXT_LINE);
+		fputc('\n', stderr);
 		rc = KILN_EXIT_FAIL;
 		goto done;
 	}

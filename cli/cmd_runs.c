@@ -2,11 +2,13 @@
  * device, start, duration, iterations, best speedup, cost, how it ended. Also the helpers
  * the review commands share (runs, log, show, diff, tree, report, promote): the history is
  * always opened read-only, so they work while a run writes (WAL). */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -38,12 +40,34 @@ int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char 
 	if (cJSON_IsNumber(id)) {
 		*out = (int64_t)id->valuedouble;
 	} else {
-		fprintf(stderr, "kiln %s: %s '%s' in the history (see `kiln runs`)\n", cmd,
-			digits ? "no run" : "no run of target", ref);
+		fprintf(stderr, "kiln %s: %s '", cmd, digits ? "no run" : "no run of target");
+		kiln_text_print(stderr, ref, KILN_TEXT_LINE);
+		fprintf(stderr, "' in the history (see `kiln runs`)\n");
 		rc = KILN_EXIT_ERROR;
 	}
 	cJSON_Delete(rows);
 	return rc;
+}
+
+int kiln_cli_fill_tree(kiln_db *db, cJSON *row, const char *id_key)
+{
+	cJSON *tree = cJSON_GetObjectItemCaseSensitive(row, "tree");
+	if (!row || (tree && !cJSON_IsNull(tree)))
+		return KILN_OK;
+	char *text = NULL;
+	kiln_err e = kiln_db_wm_tree(db, &text, (int64_t)kiln_cli_jnum(row, id_key));
+	cJSON *parsed = e ? NULL : cJSON_Parse(text);
+	free(text);
+	if (!e && !parsed)
+		e = kiln_error_set(KILN_ECORRUPT, "world-model revision %.0f: the rebuilt tree is not JSON",
+				   kiln_cli_jnum(row, id_key));
+	if (e)
+		return e;
+	if (tree)
+		cJSON_ReplaceItemInObjectCaseSensitive(row, "tree", parsed);
+	else
+		cJSON_AddItemToObject(row, "tree", parsed);
+	return KILN_OK;
 }
 
 int kiln_cli_print_json(const cJSON *j)
@@ -68,6 +92,84 @@ const char *kiln_cli_jstr(const cJSON *o, const char *key, const char *if_null)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	return cJSON_IsString(v) ? v->valuestring : if_null;
+}
+
+/* Keys whose values are multi-line texts (sources, logs, prompts, replies, diffs): they
+ * keep \n and \t; every other string is one line. */
+static bool multiline_key(const char *k)
+{
+	static const char *const keys[] = {"source", "log", "prompt", "reply", "body", "source_diff", "launch_diff",
+					   "knobs_diff", NULL};
+	for (const char *const *p = keys; k && *p; p++)
+		if (strcmp(k, *p) == 0)
+			return true;
+	return false;
+}
+
+void kiln_cli_escape_doc(cJSON *j)
+{
+	cJSON *c;
+	cJSON_ArrayForEach(c, j) {
+		if (cJSON_IsString(c) && c->valuestring) {
+			char *t = kiln_text_escape(c->valuestring, multiline_key(c->string) ? KILN_TEXT_MULTILINE
+											  : KILN_TEXT_LINE);
+			if (t && strcmp(t, c->valuestring) != 0)
+				cJSON_SetValuestring(c, t);
+			free(t);
+		} else if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+			kiln_cli_escape_doc(c);
+		}
+	}
+}
+
+/* Bytes under path (files; links not followed), depth-capped. */
+static unsigned long long tree_bytes(const char *path, int depth)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return S_ISREG(st.st_mode) ? (unsigned long long)st.st_blocks * 512 : 0;
+	unsigned long long sum = (unsigned long long)st.st_blocks * 512;
+	DIR *d = depth < 32 ? opendir(path) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char *sub = kiln_path_join(path, de->d_name);
+		sum += sub ? tree_bytes(sub, depth + 1) : 0;
+		free(sub);
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
+static void human_bytes(char *out, size_t n, unsigned long long b)
+{
+	if (b >= 10ull << 30)
+		snprintf(out, n, "%.0f GB", b / 1073741824.0);
+	else if (b >= 1ull << 20)
+		snprintf(out, n, "%.1f MB", b / 1048576.0);
+	else
+		snprintf(out, n, "%.0f KB", b / 1024.0);
+}
+
+void kiln_cli_print_workdir_size(const char *workdir)
+{
+	static const char *const files[] = {"history.db", "history.db-wal", "archive", "cache"};
+	unsigned long long sz[4], total = 0;
+	char t[4][32], all[32];
+	for (size_t i = 0; i < 4; i++) {
+		char *p = kiln_path_join(workdir, files[i]);
+		total += sz[i] = p ? tree_bytes(p, 0) : 0;
+		free(p);
+	}
+	human_bytes(t[0], sizeof(t[0]), sz[0] + sz[1]); /* the WAL counts with the database */
+	human_bytes(t[2], sizeof(t[2]), sz[2]);
+	human_bytes(t[3], sizeof(t[3]), sz[3]);
+	human_bytes(all, sizeof(all), total);
+	printf("work directory %s: %s (history.db %s, archive %s, compile cache %s)\n", workdir, all, t[0], t[2], t[3]);
 }
 
 /* "2h05m" / "7m" / "41s" into out. */
@@ -160,8 +262,11 @@ int kiln_cmd_runs(int argc, char **argv)
 		rc = kiln_cli_print_json(rows);
 	else if (cJSON_GetArraySize(rows) == 0)
 		printf("no runs%s%s yet (start one with `kiln run TARGET`)\n", target ? " of " : "", target ? target : "");
-	else
+	else {
+		kiln_cli_escape_doc(rows);
 		print_runs(rows);
+		kiln_cli_print_workdir_size(kiln_cli_workdir(workdir));
+	}
 done:
 	cJSON_Delete(rows);
 	kiln_db_close(db);

@@ -42,8 +42,8 @@ static const cJSON *node_in(const cJSON *tree, int64_t id)
 static kiln_err node_and_ancestry(cJSON *doc, kiln_db *db, const cJSON *cand)
 {
 	static const char *const sql[2] = {
-		"SELECT tree FROM wm_revisions WHERE run_id = ?1 ORDER BY iteration DESC, id DESC LIMIT 1",
-		"SELECT tree FROM wm_revisions WHERE run_id = ?1 AND iteration <= ?2 ORDER BY iteration DESC, id DESC LIMIT 1"};
+		"SELECT id, tree FROM wm_revisions WHERE run_id = ?1 ORDER BY iteration DESC, id DESC LIMIT 1",
+		"SELECT id, tree FROM wm_revisions WHERE run_id = ?1 AND iteration <= ?2 ORDER BY iteration DESC, id DESC LIMIT 1"};
 	const char *node_ref = kiln_cli_jstr(cand, "node_id", NULL);
 	cJSON *node = cJSON_CreateNull(), *anc = cJSON_CreateArray(), *rows = NULL;
 	char run[24], iter[24];
@@ -57,6 +57,8 @@ static kiln_err node_and_ancestry(cJSON *doc, kiln_db *db, const cJSON *cand)
 		cJSON_Delete(rows);
 		rows = NULL;
 		e = kiln_db_query_json(db, &rows, sql[i], p, 2, "reading the world model");
+		if (!e && cJSON_GetArrayItem(rows, 0))
+			e = kiln_cli_fill_tree(db, cJSON_GetArrayItem(rows, 0), "id");
 		tree = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rows, 0), "tree");
 		n = !e && tree ? node_in(tree, id) : NULL;
 	}
@@ -228,8 +230,10 @@ int kiln_cmd_show(int argc, char **argv)
 		rc = kiln_cli_fail("show", e);
 	else if (json)
 		rc = kiln_cli_print_json(doc);
-	else
+	else {
+		kiln_cli_escape_doc(doc);
 		print_show(doc, prompt);
+	}
 	cJSON_Delete(doc);
 	kiln_db_close(db);
 	return rc;
@@ -326,6 +330,8 @@ int kiln_cmd_diff(int argc, char **argv)
 		rc = kiln_cli_print_json(doc);
 		goto done;
 	}
+	kiln_cli_escape_doc(a);
+	kiln_cli_escape_doc(b);
 	printf("%-20s %-24.0f %-24.0f\n", "candidate", kiln_cli_jnum(a, "id"), kiln_cli_jnum(b, "id"));
 	for (const char *const *k = metric_keys; *k; k++) {
 		char ta[64], tb[64];
@@ -333,8 +339,10 @@ int kiln_cmd_diff(int argc, char **argv)
 		metric_text(tb, sizeof(tb), b, *k);
 		printf("%-20s %-24s %-24s%s\n", *k, ta, tb, strcmp(ta, tb) ? "" : "  (same)");
 	}
-	for (int i = 0; i < 3; i++)
-		printf("\n%s", diffs[i][0] ? diffs[i] : "");
+	for (int i = 0; i < 3; i++) {
+		printf("\n");
+		kiln_text_print(stdout, diffs[i], KILN_TEXT_MULTILINE);
+	}
 	if (!diffs[0][0] && !diffs[1][0] && !diffs[2][0])
 		printf("(identical source, launch plan and knobs)\n");
 done:

@@ -67,7 +67,11 @@ int kiln_cmd_tree(int argc, char **argv)
 		rc = kiln_cli_fail("tree", e);
 		goto done;
 	}
-	const cJSON *rev = cJSON_GetArrayItem(rows, 0);
+	cJSON *rev = cJSON_GetArrayItem(rows, 0);
+	if (rev && (e = kiln_cli_fill_tree(db, rev, "revision_id"))) {
+		rc = kiln_cli_fail("tree", e);
+		goto done;
+	}
 	if (!rev) {
 		fprintf(stderr, "kiln tree: run %lld has no world-model revision%s%s yet\n", (long long)run,
 			at ? " at or before iteration " : "", at ? at : "");
@@ -78,6 +82,7 @@ int kiln_cmd_tree(int argc, char **argv)
 		rc = kiln_cli_print_json(rev);
 		goto done;
 	}
+	kiln_cli_escape_doc(rev);
 	const cJSON *tree = cJSON_GetObjectItemCaseSensitive(rev, "tree"),
 		    *nodes = cJSON_GetObjectItemCaseSensitive(tree, "nodes"), *n;
 	printf("run %lld, world model after iteration %.0f (revision %.0f of the run's %.0f, tree revision %.0f)\n",

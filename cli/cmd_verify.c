@@ -86,8 +86,11 @@ static void print_human(const kiln_target *t, const kiln_verdict *v)
 		printf(" [%s]%s%s", v->check, v->unverifiable ? " (unverifiable on this device)" : "",
 		       v->target_weak ? " (target too weak)" : "");
 	printf(": %zu input set(s) in %.2f s\n", v->sets, v->seconds);
-	if (!v->pass)
-		printf("  %s\n", v->message);
+	if (!v->pass) {
+		printf("  ");
+		kiln_text_print(stdout, v->message, KILN_TEXT_LINE);
+		printf("\n");
+	}
 	if (v->worst_buffer[0]) {
 		printf("  worst error: abs %.3g rel %.3g at %s[%zu]", v->worst_abs, v->worst_rel, v->worst_buffer,
 		       v->worst_index);

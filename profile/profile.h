@@ -150,6 +150,8 @@ typedef struct kiln_verify_options {
 	const size_t *sizes;           /* verification size indexes, or NULL = all */
 	size_t nsizes;
 	const char *cache_dir;         /* compile cache, or NULL */
+	const char *arch;              /* compile for this arch ("sm_80"; promote verifies each
+					* exported one), NULL = the device's */
 	bool skip_inputs_unchanged, skip_written, skip_nontrivial; /* check toggles */
 	bool no_extra_size;            /* skip the unlisted extra size (only runs when sizes is NULL) */
 	const char *regime;            /* every input set under this regime (replay); NULL = default

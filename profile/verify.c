@@ -914,7 +914,7 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 	kiln_compile_options co = KILN_COMPILE_OPTIONS_INIT;
 	co.source = o->source;
 	co.name = o->source_name ? o->source_name : "kernel.cu";
-	co.arch = kiln_device_info_get(c.dev)->arch;
+	co.arch = o->arch ? o->arch : kiln_device_info_get(c.dev)->arch;
 	co.flags = (const char *const *)o->plan->nvrtc_flags;
 	co.nflags = o->plan->nflags;
 	co.defines = (const char *const *)defs;

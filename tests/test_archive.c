@@ -99,7 +99,7 @@ static void test_archive__create_and_reopen(void **state)
 	kiln_db_close(db);
 	kiln_db_close(NULL);
 	/* an independent look at the file */
-	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), KILN_DB_SCHEMA_VERSION);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 9);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 	/* reopen: the run is still there; a read-only open sees it too */
@@ -138,7 +138,7 @@ static void test_archive__migrates_v0_file(void **state)
 	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), KILN_EINVAL);
 	assert_non_null(strstr(kiln_error_last(), "older"));
 	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
-	assert_int_equal(kiln_db_schema_version(db), 1);
+	assert_int_equal(kiln_db_schema_version(db), KILN_DB_SCHEMA_VERSION);
 	kiln_db_close(db);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM sqlite_master WHERE name = 'candidates'"), 1);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM sqlite_master WHERE name = 'scratch'"), 1);
@@ -153,7 +153,7 @@ static void test_archive__newer_schema_refused(void **state)
 	raw_exec(f->db_path, "PRAGMA user_version = 5");
 	assert_int_equal(kiln_db_open(&db, f->db_path, 0), KILN_EINVAL);
 	assert_null(db);
-	char *want = kiln_asprintf("%s schema v5 is newer than this kiln (v1): upgrade kiln", f->db_path);
+	char *want = kiln_asprintf("%s schema v5 is newer than this kiln (v%d): upgrade kiln", f->db_path, KILN_DB_SCHEMA_VERSION);
 	assert_string_equal(kiln_error_last(), want);
 	free(want);
 	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), KILN_EINVAL);
@@ -397,6 +397,16 @@ static void test_archive__llm_calls_revisions_checkpoints(void **state)
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM llm_calls WHERE cost_usd IS NULL"), 1);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM llm_calls WHERE reasoning_tokens IS NULL"), 2);
 	assert_int_equal(raw_int(f->db_path, "SELECT sum(cached_tokens) FROM llm_calls"), 1600);
+	/* a reply just under the client's 8 MiB cap is kept as head and tail (its kernel is in
+	 * candidates.source), not twice */
+	char *huge = malloc((8u << 20) - 1);
+	memset(huge, 'k', (8u << 20) - 2);
+	huge[(8u << 20) - 2] = 0;
+	lc.reply = huge;
+	assert_int_equal(kiln_db_llm_call_add(db, &call, &lc), 0);
+	free(huge);
+	assert_true(raw_int(f->db_path, "SELECT max(length(reply)) FROM llm_calls") <= (256 << 10));
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM llm_calls WHERE reply LIKE '%cut by kiln%'"), 1);
 	lc.prompt = NULL;
 	assert_int_equal(kiln_db_llm_call_add(db, &call, &lc), KILN_EINVAL);
 	char *tree = NULL, *state_json = NULL;
@@ -589,6 +599,191 @@ static void test_archive__git_verify_catches_damage(void **state)
 	kiln_git_close(g);
 }
 
+/* A tree shaped as worldmodel/wm_json.c writes it, revision r: nodes 0..n-1 (node 2 gone
+ * after r 10, node order swapped at r 20), a double that needs 17 digits, escapes. */
+static char *tree_at(int r)
+{
+	kiln_buf b = KILN_BUF_INIT;
+	int n = 3 + r;
+	assert_int_equal(kiln_buf_printf(&b, "{\"version\":1,\"revision\":%d,\"next_id\":%d,\"nodes\":[", r, n), 0);
+	for (int k = 0, first = 1; k < n; k++) {
+		int id = r == 20 && k < 2 ? 1 - k : k;
+		if (id == 2 && r > 10)
+			continue;
+		assert_int_equal(kiln_buf_printf(&b, "%s{\"id\":%d,\"parent\":%d,\"title\":\"node %d \\u001b]0;x\\u0007 \\\"q\\\"\","
+						    "\"notes\":\"%0500d\",\"score\":0.30000000000000004,\"attempts\":%d,"
+						    "\"best_us\":%d.25}", first ? "" : ",", id, id ? 0 : -1, id, id,
+						    id == r % n ? r : id, id), 0);
+		first = 0;
+	}
+	assert_int_equal(kiln_buf_puts(&b, "]}"), 0);
+	return kiln_buf_detach(&b);
+}
+
+static void test_archive__wm_revisions_as_deltas(void **state)
+{
+	fixture *f = *state;
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	int64_t run = add_run(db, "adamw"), ids[70];
+	size_t whole = 0;
+	for (int r = 0; r < 70; r++) {
+		char *t = tree_at(r);
+		whole += strlen(t);
+		kiln_wm_revision_rec wr = {run, r, t, NULL, NULL, 0};
+		assert_int_equal(kiln_db_wm_revision_add(db, &ids[r], &wr), 0);
+		free(t);
+	}
+	for (int r = 0; r < 70; r++) { /* every revision rebuilds byte for byte */
+		char *want = tree_at(r), *got = NULL;
+		assert_int_equal(kiln_db_wm_tree(db, &got, ids[r]), 0);
+		assert_string_equal(got, want);
+		free(want);
+		free(got);
+	}
+	/* the newest keeps its tree, and one row after at most 64 deltas: the rest are deltas */
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM wm_revisions WHERE tree IS NOT NULL"), 2);
+	assert_int_equal(raw_int(f->db_path, "SELECT tree IS NOT NULL FROM wm_revisions ORDER BY id DESC LIMIT 1"), 1);
+	long long stored = raw_int(f->db_path, "SELECT sum(length(coalesce(tree, delta))) FROM wm_revisions");
+	assert_true(stored * 10 < (long long)whole);
+	/* a broken chain is damage, said so, not a crash */
+	raw_exec(f->db_path, "UPDATE wm_revisions SET delta = '{\"next\": 1}' WHERE id = 5");
+	char *got = NULL;
+	assert_int_equal(kiln_db_wm_tree(db, &got, ids[4]), KILN_ECORRUPT);
+	assert_null(got);
+	kiln_db_close(db);
+}
+
+/* A history.db written by kiln at schema v1 (tests/fixtures/history-v1.db: a 30-iteration
+ * llm run against fake_llm, prompts shortened) opens read-only as it is, migrates on the
+ * first read-write open, and every world-model revision reads back as it was stored. */
+static void test_archive__migrates_v1_history(void **state)
+{
+	fixture *f = *state;
+	const char *root = getenv("KILN_SOURCE_ROOT");
+	char *src = kiln_asprintf("%s/tests/fixtures/history-v1.db", root ? root : ".");
+	char *cmd = kiln_asprintf("cp '%s' '%s'", src, f->db_path);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(src);
+	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 1);
+	int n = (int)raw_int(f->db_path, "SELECT count(*) FROM wm_revisions");
+	assert_true(n > 16);
+	int64_t *ids = calloc((size_t)n, sizeof(*ids));
+	char **trees = calloc((size_t)n, sizeof(*trees));
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_open_v2(f->db_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT id, tree FROM wm_revisions ORDER BY id", -1, &st, NULL), SQLITE_OK);
+	for (int i = 0; i < n && sqlite3_step(st) == SQLITE_ROW; i++) {
+		ids[i] = sqlite3_column_int64(st, 0);
+		trees[i] = kiln_strdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	kiln_db *db = NULL;
+	char *t = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), 0); /* v1 reads as it is */
+	assert_int_equal(kiln_db_wm_tree(db, &t, ids[3]), 0);
+	assert_string_equal(t, trees[3]);
+	free(t);
+	kiln_db_close(db);
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	assert_int_equal(kiln_db_schema_version(db), KILN_DB_SCHEMA_VERSION);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(kiln_db_wm_tree(db, &t, ids[i]), 0);
+		assert_string_equal(t, trees[i]);
+		free(t);
+	}
+	assert_true(raw_int(f->db_path, "SELECT count(*) FROM wm_revisions WHERE delta IS NOT NULL") > n / 2);
+	int64_t run = raw_int(f->db_path, "SELECT max(run_id) FROM wm_revisions"), it = 0, rev = 0;
+	assert_int_equal(kiln_db_wm_revision_latest(db, &t, &it, run), 0);
+	assert_string_equal(t, trees[n - 1]);
+	kiln_wm_revision_rec wr = {run, it + 1, t, NULL, NULL, 0}; /* and the run goes on */
+	assert_int_equal(kiln_db_wm_revision_add(db, &rev, &wr), 0);
+	free(t);
+	assert_int_equal(kiln_db_wm_tree(db, &t, ids[n - 1]), 0);
+	assert_string_equal(t, trees[n - 1]);
+	free(t);
+	kiln_db_close(db);
+	for (int i = 0; i < n; i++)
+		free(trees[i]);
+	free(trees);
+	free(ids);
+}
+
+/* promote's device-only rule: every shipped seed passes; each way of showing nvcc's host
+ * pass (or another architecture) code NVRTC did not verify is refused, naming the line. */
+static void test_archive__promote_device_only(void **state)
+{
+	(void)state;
+	static const char *const seeds[] = {"adam8bit", "adamw", "adamw_bf16", "lion", "ratio_cumulative",
+					    "ratio_minprefix", "ratio_seq", "ratio_token", "scale_rownorm"};
+	const char *root = getenv("KILN_SOURCE_ROOT");
+	static const char *const knobs[] = {"BLOCK", "ITEMS", "QBLOCK"};
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		char *path = kiln_asprintf("%s/targets/%s/seed.cu", root ? root : ".", seeds[i]), *src = NULL;
+		assert_int_equal(kiln_file_read(&src, NULL, path, 0), 0);
+		if (kiln_promote_check_device_only(src, knobs, 3) != 0)
+			fail_msg("%s: %s", seeds[i], kiln_error_last());
+		free(src);
+		free(path);
+	}
+	static const char *const ok[] = {
+		"#include <cuda_fp16.h>\nnamespace { __device__ __forceinline__ float sq(float x) { return x * x; } }\n"
+		"extern \"C\" __global__ void __launch_bounds__(256) k(float *a, int n = 3) {\n"
+		"  int i = blockIdx.x; if (i < n) a[i] = sq(a[i]); asm volatile(\"\" ::: \"memory\"); }\n",
+		"struct P { float x; __device__ float get() const { return x; } static constexpr int N = 4; };\n"
+		"__constant__ float tbl[4] = {1, 2, 3, 4};\ntypedef float real;\nusing f4 = float4;\n"
+		"enum { W = 32 };\ntemplate <int N> __device__ int f() { return N; }\n"
+		"extern \"C\" { __global__ void k2(real *o) { o[0] = tbl[0] + f<W>(); } }\n",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (kiln_promote_check_device_only(ok[i], knobs, 3) != 0)
+			fail_msg("ok[%zu]: %s", i, kiln_error_last());
+	static const char *const bad[] = {
+		"#ifndef __CUDACC_RTC__\nstatic int pwn = system(\"id\");\n#endif\n__global__ void k() {}\n",
+		"#ifndef __CUDA_ARCH__\n#define X 1\n#endif\n",
+		"#if __CUDA_ARCH__ < 900\n__global__ void k(float *a) { a[0] = 1; }\n#endif\n",
+		"#if defined(__NVCC__)\n#endif\n",
+		"#ifdef BLOCK\n#endif\n",
+		"#ifndef BLOCK\n#define BLOCK 1\n#else\n#endif\n",
+		"#ifndef BLOCK\n#define BLOCK 1\n#elif 1\n#endif\n",
+		"#ifndef NOT_A_KNOB\n#define NOT_A_KNOB 1\n#endif\n",
+		"#define ARCH __CUDA_ARCH__\n",
+		"#define CAT(a, b) a##b\n",
+		"#define __CUDA_ARCH__ 900\n",
+		"#undef __CUDACC_RTC__\n",
+		"#define STMT int x = 1;\n",
+		"%:if 1\n%:endif\n",
+		"_Pragma(\"once\")\n",
+		"#pragma GCC poison x\n",
+		"__global__ void k() { int a = __CUDA_ARCH__; }\n",
+		"static int pwn = system(\"id\");\n__global__ void k() {}\n",
+		"extern \"C\" int system(const char *);\n",
+		"int host_fn() { return 1; }\n",
+		"__attribute__((constructor)) static void init() {}\n",
+		"asm(\".section .init_array\");\n",
+		"struct S { S() {} } s;\n",
+		"struct S { static inline int x = 1; };\n",
+		"auto l = [] { return 1; }();\n",
+		"int x{5};\n",
+		"[[gnu::constructor]] __device__ void f() {}\n",
+		"__global__ void k() { \\\n}\n #  if 1\n#endif\n",
+		"/* c */ #if 1\n#endif\n",
+		"__global__ void k() {}\n#ifndef BLOCK\n",
+		"const char *s = R\"x(\n#if 1\n)x\";\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (kiln_promote_check_device_only(bad[i], knobs, 3) != KILN_EVERIFY)
+			fail_msg("bad[%zu] was not refused: %s", i, bad[i]);
+		assert_non_null(strstr(kiln_error_last(), "line "));
+	}
+	/* a line splice keeps the line numbers */
+	assert_int_equal(kiln_promote_check_device_only("#define A \\\n  1\n\n#if A\n#endif\n", knobs, 3), KILN_EVERIFY);
+	assert_non_null(strstr(kiln_error_last(), "line 4:"));
+}
+
 /* Redaction at the archive's boundaries: a registered secret never lands in history.db
  * (any text column) or an archive commit, and a JSON column stays valid JSON. */
 static void test_archive__secrets_are_redacted(void **state)
@@ -644,6 +839,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_archive__prefix_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__wal_reader_beside_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__llm_calls_revisions_checkpoints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__wm_revisions_as_deltas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__migrates_v1_history, setup, teardown),
+		cmocka_unit_test(test_archive__promote_device_only),
 		cmocka_unit_test_setup_teardown(test_archive__git_commits_and_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__git_tags_increment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__secrets_are_redacted, setup, teardown),

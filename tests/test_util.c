@@ -127,6 +127,36 @@ static void test_util__json_messages_name_the_field(void **state)
 	assert_non_null(strstr(kiln_error_last(), "bad.json: invalid JSON near line 3"));
 }
 
+static void test_util__text_escape_controls(void **state)
+{
+	(void)state;
+	/* ESC/OSC (window title, OSC 52 clipboard), CSI, CR, BEL, DEL, C1 as UTF-8 and raw,
+	 * an invalid byte, a bidi override; plain UTF-8 and backslashes stay as they are */
+	const char *in = "a\x1b]0;pwn\x07" "b\x1b]52;c;aWQ=\x1b\\\r\x1b[2KPASSED\x7f\xc2\x9b\x9d\xff\xe2\x80\xae\xc3\xa9\\n\t\nz";
+	char *line = kiln_text_escape(in, KILN_TEXT_LINE), *multi = kiln_text_escape(in, KILN_TEXT_MULTILINE);
+	assert_string_equal(line, "a\\x1b]0;pwn\\ab\\x1b]52;c;aWQ=\\x1b\\\\r\\x1b[2KPASSED\\x7f\\u009b\\x9d\\xff"
+				  "\\u202e\xc3\xa9\\n\\t\\nz");
+	assert_string_equal(multi, "a\\x1b]0;pwn\\ab\\x1b]52;c;aWQ=\\x1b\\\\r\\x1b[2KPASSED\\x7f\\u009b\\x9d\\xff"
+				   "\\u202e\xc3\xa9\\n\t\nz");
+	for (const char *p = line; *p; p++)
+		assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+	free(line);
+	free(multi);
+	/* truncated and overlong sequences, surrogates: byte escapes; linear time on 4 MiB */
+	char *bad = kiln_text_escape("\xe2\x80|\xc0\xaf|\xed\xa0\x80|\xf0\x9f\x98\x80", 0);
+	assert_string_equal(bad, "\\xe2\\x80|\\xc0\\xaf|\\xed\\xa0\\x80|\xf0\x9f\x98\x80");
+	free(bad);
+	size_t n = 4u << 20;
+	char *big = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		big[i] = i % 3 ? 'x' : '\x1b';
+	big[n] = 0;
+	char *eb = kiln_text_escape(big, 0);
+	assert_int_equal(strlen(eb), n + 3 * ((n + 2) / 3));
+	free(eb);
+	free(big);
+}
+
 /* The one strict JSON rule: what history.db's json_valid() and RFC 8259 accept, no more. */
 static void test_util__json_check_is_strict(void **state)
 {
@@ -244,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_util__rng_is_deterministic),
 		cmocka_unit_test(test_util__atomic_write_and_read),
 		cmocka_unit_test(test_util__json_messages_name_the_field),
+		cmocka_unit_test(test_util__text_escape_controls),
 		cmocka_unit_test(test_util__json_check_is_strict),
 		cmocka_unit_test(test_util__redact),
 		cmocka_unit_test(test_util__text_cap),

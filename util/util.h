@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdbool.h>
 
@@ -79,6 +80,21 @@ char *kiln_buf_detach(kiln_buf *b);
 void kiln_buf_reset(kiln_buf *b);
 void kiln_buf_free(kiln_buf *b);
 
+/* ---- text for terminals and commit messages (text.c) ----
+ * Everything kiln prints for a human or writes into a commit message that came from the
+ * model (titles, notes, sources, replies, compile logs, error messages quoting them) goes
+ * through these: C0 controls, DEL, C1 controls, invalid UTF-8 bytes and bidi overrides
+ * become visible escapes (\x1b, \r, \u202e), so no ESC/OSC/CSI sequence, carriage return
+ * or forged line reaches a terminal. KILN_TEXT_MULTILINE keeps \n and \t (sources, logs,
+ * diffs); without it a value stays on one line. Linear time. JSON output needs none of it
+ * (cJSON escapes controls). */
+enum { KILN_TEXT_LINE = 0, KILN_TEXT_MULTILINE = 1 };
+/* Appends text[0..n) escaped to b. */
+kiln_err kiln_text_escape_to(kiln_buf *b, const char *text, size_t n, unsigned flags);
+/* A fresh escaped copy (caller frees); NULL + KILN_ENOMEM on failure. NULL text -> "". */
+char *kiln_text_escape(const char *text, unsigned flags);
+/* Writes text escaped to f (no newline added). */
+void kiln_text_print(FILE *f, const char *text, unsigned flags);
 /* Every log kiln keeps is capped: at most max bytes, the head and the tail with a marker
  * line between ("[... N bytes cut by kiln ...]"), cut at UTF-8 character boundaries. Takes
  * s (heap, may be NULL) and returns it or a fresh copy (s freed then). */
