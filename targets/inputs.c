@@ -201,8 +201,11 @@ static kiln_err generate_one(kiln_inputs *in, const kiln_target *t, size_t i, ki
 	return KILN_OK;
 }
 
-kiln_err kiln_inputs_generate(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes,
-			      uint64_t seed)
+/* masks_only: only the buffers others are masked_by are allocated and drawn (they are
+ * drawn first, so their bytes are those of the full draw); the rest keep count and bytes
+ * with no data. */
+static kiln_err generate(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes, uint64_t seed,
+			 bool masks_only)
 {
 	kiln_inputs *in = NULL;
 	bool *is_mask = NULL;
@@ -220,18 +223,21 @@ kiln_err kiln_inputs_generate(kiln_inputs **out, const kiln_target *t, const kil
 		if ((e = kiln_target_count(&hb->count, t, hb->spec, sizes)))
 			goto done;
 		hb->bytes = hb->count * kiln_dtype_size(hb->spec->dtype);
-		if (!(hb->data = kiln_calloc(hb->bytes ? hb->bytes : 1, 1))) {
-			e = kiln_error_set(KILN_ENOMEM, "target %s: buffer %s: cannot allocate %zu bytes", t->name,
-					   hb->spec->name, hb->bytes);
-			goto done;
-		}
 		long m = t->buffers[i].masked_by ? kiln_target_buffer_index(t, t->buffers[i].masked_by) : -1;
 		if (m >= 0)
 			is_mask[m] = true;
 	}
+	for (size_t i = 0; i < in->n; i++) {
+		kiln_hostbuf *hb = &in->bufs[i];
+		if ((masks_only && !is_mask[i]) || (hb->data = kiln_calloc(hb->bytes ? hb->bytes : 1, 1)))
+			continue;
+		e = kiln_error_set(KILN_ENOMEM, "target %s: buffer %s: cannot allocate %zu bytes", t->name,
+				   hb->spec->name, hb->bytes);
+		goto done;
+	}
 	kiln_rng rng;
 	kiln_rng_seed(&rng, seed);
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < (masks_only ? 1 : 2); pass++)
 		for (size_t i = 0; i < t->nbuffers; i++)
 			if (is_mask[i] == (pass == 0) && (e = generate_one(in, t, i, &rng)))
 				goto done;
@@ -240,6 +246,35 @@ kiln_err kiln_inputs_generate(kiln_inputs **out, const kiln_target *t, const kil
 	e = KILN_OK;
 done:
 	free(is_mask);
+	kiln_inputs_free(in);
+	return e;
+}
+
+kiln_err kiln_inputs_generate(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes,
+			      uint64_t seed)
+{
+	return generate(out, t, sizes, seed, false);
+}
+
+kiln_err kiln_target_traffic_floor(double *out, const kiln_target *t, const kiln_env *sizes, uint64_t seed,
+				   double declared)
+{
+	kiln_inputs *in = NULL;
+	*out = declared;
+	kiln_err e = generate(&in, t, sizes, seed, true);
+	for (size_t i = 0; !e && i < in->n; i++) {
+		const kiln_buffer_spec *b = in->bufs[i].spec;
+		long m = b->masked_by ? kiln_target_buffer_index(t, b->masked_by) : -1;
+		if (m < 0 || !in->bufs[m].data || in->bufs[m].count != in->bufs[i].count)
+			continue;
+		size_t off = 0;
+		for (size_t j = 0; j < in->bufs[m].count; j++)
+			off += kiln_dtype_load(in->bufs[m].spec->dtype, in->bufs[m].data, j) == 0.0;
+		/* an inout buffer is read and written: both may be skipped where masked */
+		*out -= (double)off * (double)kiln_dtype_size(b->dtype) * (b->role == KILN_ROLE_INOUT ? 2.0 : 1.0);
+	}
+	if (!e && *out < 0)
+		*out = 0;
 	kiln_inputs_free(in);
 	return e;
 }
