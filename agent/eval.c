@@ -227,6 +227,11 @@ static void take_verdict(kiln_eval *ev, const cJSON *v)
 	ev->seeds_json = dup_json(v, "seeds");
 	ev->checks_json = dup_json(v, "checks_run");
 	ev->verify_s = num(v, "seconds", 0);
+	const cJSON *wn = cJSON_GetObjectItemCaseSensitive(v, "warnings");
+	if (pass && cJSON_IsString(wn) && *wn->valuestring) { /* shown with the evidence */
+		free(ev->message);
+		ev->message = kiln_asprintf("warning: %s", wn->valuestring);
+	}
 	if (!pass) {
 		ev->failed_check = dup_str(v, "check");
 		ev->outcome = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "unverifiable"))

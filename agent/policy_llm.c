@@ -221,11 +221,12 @@ static void reset_action(llm_state *st, int64_t node)
 static char *evidence_of(const kiln_eval *ev)
 {
 	if (ev->outcome == KILN_OUT_PASSED)
-		return kiln_asprintf("time %.3f us (%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\ncounters: %s",
+		return kiln_asprintf("time %.3f us (%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\ncounters: %s%s%s",
 				     ev->time_us, ev->modeled ? "modeled on the emulator's cost model" : "measured",
 				     ev->roofline * 100, ev->bandwidth_gbs, ev->registers, (long long)ev->spill_store,
 				     (long long)ev->spill_load, (long long)ev->shared_bytes,
-				     ev->counters_json ? ev->counters_json : "{}");
+				     ev->counters_json ? ev->counters_json : "{}", ev->message && *ev->message ? "\n" : "",
+				     ev->message ? ev->message : "");
 	return kiln_asprintf("check '%s' failed: %s%s%s", ev->failed_check ? ev->failed_check : "?",
 			     ev->message ? ev->message : "",
 			     ev->compile_log && *ev->compile_log ? "\ncompile log:\n" : "",

@@ -142,6 +142,6 @@ const kiln_device_fault *kiln_device_last_fault(const kiln_device *dev)
 const char *kiln_fault_kind_name(kiln_fault_kind k)
 {
 	static const char *const names[] = {"none", "out-of-bounds", "misaligned", "uninitialized-read",
-		"race", "budget", "unsupported", "limit", "trap", "device"};
+		"race", "budget", "unsupported", "limit", "trap", "device", "deadlock"};
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
 }

@@ -7,7 +7,8 @@
 
 #include "profile/profile_int.h"
 
-#define EMU_DEFAULT_BUDGET 200000000ull
+#define EMU_DEFAULT_BUDGET 200000000ull  /* the floor; launches get threads x EMU_BUDGET_PER_THREAD when more */
+#define EMU_BUDGET_PER_THREAD 4096ull
 
 static void emu_destroy(void *impl) { kiln_emu_free(impl); }
 static kiln_err emu_alloc(void *impl, uint64_t *out, size_t n) { return kiln_emu_alloc(impl, out, n); }
@@ -51,6 +52,7 @@ static kiln_fault_kind map_kind(kiln_emu_fault_kind k)
 	case KILN_EMU_FAULT_UNSUPPORTED: return KILN_FAULT_UNSUPPORTED;
 	case KILN_EMU_FAULT_LIMIT: return KILN_FAULT_LIMIT;
 	case KILN_EMU_FAULT_TRAP: return KILN_FAULT_TRAP;
+	case KILN_EMU_FAULT_DEADLOCK: return KILN_FAULT_DEADLOCK;
 	}
 	return KILN_FAULT_DEVICE;
 }
@@ -78,12 +80,14 @@ kiln_err kiln_device_emu_init(kiln_device *dev, const kiln_device_options *o)
 {
 	kiln_emu_options eo = KILN_EMU_OPTIONS_INIT;
 	eo.instruction_budget = o && o->instruction_budget ? o->instruction_budget : EMU_DEFAULT_BUDGET;
+	eo.budget_per_thread = o && o->instruction_budget ? 0 : EMU_BUDGET_PER_THREAD;
 	eo.initcheck = !(o && o->no_initcheck);
 	eo.racecheck = !(o && o->no_racecheck);
 	kiln_emu *emu = NULL;
 	kiln_err e = kiln_emu_new(&emu, &eo);
 	if (e)
 		return e;
+	kiln_emu_set_schedule(emu, KILN_EMU_SCHED_SEEDED, o && o->schedule_seed ? o->schedule_seed : 1);
 	dev->ops = &emu_ops;
 	dev->impl = emu;
 	dev->info.kind = KILN_DEVICE_EMU;
@@ -106,4 +110,10 @@ void kiln_device_emu_reverse_blocks(kiln_device *dev, bool reverse)
 {
 	if (dev && dev->info.kind == KILN_DEVICE_EMU)
 		kiln_emu_set_reverse_blocks(dev->impl, reverse);
+}
+
+void kiln_device_emu_schedule(kiln_device *dev, bool reverse, uint64_t seed)
+{
+	if (dev && dev->info.kind == KILN_DEVICE_EMU)
+		kiln_emu_set_schedule(dev->impl, reverse ? KILN_EMU_SCHED_REVERSE : KILN_EMU_SCHED_SEEDED, seed ? seed : 1);
 }

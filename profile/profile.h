@@ -23,7 +23,9 @@ typedef enum kiln_device_kind { KILN_DEVICE_EMU, KILN_DEVICE_CUDA } kiln_device_
 typedef struct kiln_device_options {
 	uint64_t instruction_budget; /* emu: thread-instructions per launch; 0 = the default (2e8) */
 	bool no_initcheck;           /* emu: do not fault on reads of never-written memory */
-	bool no_racecheck;           /* emu: do not fault on shared-memory races */
+	bool no_racecheck;           /* emu: do not fault on shared- / global-memory races */
+	uint64_t schedule_seed;      /* emu: seed of the interleaved schedule; 0 = 1 (verification
+				      * sets it per input set, see kiln_device_emu_schedule) */
 } kiln_device_options;
 
 typedef struct kiln_device_info {
@@ -47,7 +49,7 @@ typedef struct kiln_device_info {
 typedef enum kiln_fault_kind {
 	KILN_FAULT_NONE = 0, KILN_FAULT_OOB, KILN_FAULT_MISALIGNED, KILN_FAULT_UNINIT,
 	KILN_FAULT_RACE, KILN_FAULT_BUDGET, KILN_FAULT_UNSUPPORTED, KILN_FAULT_LIMIT,
-	KILN_FAULT_TRAP, KILN_FAULT_DEVICE,
+	KILN_FAULT_TRAP, KILN_FAULT_DEVICE, KILN_FAULT_DEADLOCK,
 } kiln_fault_kind;
 
 typedef struct kiln_device_fault {
@@ -182,6 +184,8 @@ typedef struct kiln_verdict {
 	size_t nfirst;
 	double seconds;
 	kiln_device_counters counters; /* the last run's plan (emu) */
+	char warnings[200];     /* pass or fail: things a GPU would punish that no check can
+				 * (reads of %clock / %globaltimer); "" when none */
 } kiln_verdict;
 
 /* Verifies a candidate. Returns 0 with *out filled whether it passed or failed (a failed

@@ -52,6 +52,9 @@ struct kiln_module {
 kiln_err kiln_device_emu_init(kiln_device *dev, const kiln_device_options *o);
 /* emu: run later launches' blocks in reverse blockIdx order (verify.c); other devices: no-op. */
 void kiln_device_emu_reverse_blocks(kiln_device *dev, bool reverse);
+/* emu: the following launches run in reverse blockIdx order (reverse) or on the
+ * interleaved schedule drawn from seed (0 = the device's default seed). */
+void kiln_device_emu_schedule(kiln_device *dev, bool reverse, uint64_t seed);
 /* emu: the instruction budget of the following launches; 0 = the device's own. */
 void kiln_device_emu_budget(kiln_device *dev, uint64_t budget);
 /* cuda (device_cuda.c): KILN_EUNSUPPORTED with one line when no driver/GPU is usable. */

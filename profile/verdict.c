@@ -78,6 +78,7 @@ char *kiln_verdict_to_json(const kiln_verdict *v)
 		cJSON_AddItemToObject(x, "got", num(v->first[i].got));
 		cJSON_AddItemToObject(x, "expected", num(v->first[i].expected));
 	}
+	cJSON_AddItemToObject(o, "warnings", cJSON_CreateString(v->warnings));
 	cJSON_AddItemToObject(o, "seconds", num(v->seconds));
 	cJSON_AddItemToObject(o, "thread_instructions", cJSON_CreateNumber((double)v->counters.thread_instructions));
 	text = cJSON_PrintUnformatted(o);

@@ -154,7 +154,8 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 			return 2; /* waits on earlier blocks: judged on the forward order instead */
 		const char *check = f->kind == KILN_FAULT_OOB || f->kind == KILN_FAULT_MISALIGNED ? "bounds"
 				  : f->kind == KILN_FAULT_UNINIT ? "initcheck"
-				  : f->kind == KILN_FAULT_RACE ? "race" : "launch";
+				  : f->kind == KILN_FAULT_RACE ? "race"
+				  : f->kind == KILN_FAULT_DEADLOCK ? "deadlock" : "launch";
 		fail(v, check, "%s: %s (input set %s)", kiln_fault_kind_name(f->kind), kiln_error_last(), set);
 		v->unverifiable = f->kind == KILN_FAULT_UNSUPPORTED;
 		return 1;
@@ -335,7 +336,7 @@ static int verify_one(vctx *c, const kiln_env *size_env, uint64_t seed, kiln_rng
 	sizes_text(sz, sizeof(sz), &sizes);
 	snprintf(set, sizeof(set), "%s seed %llu%s", sz, (unsigned long long)seed,
 		 c->reverse ? ", blocks in reverse order" : "");
-	kiln_device_emu_reverse_blocks(c->dev, c->reverse);
+	kiln_device_emu_schedule(c->dev, c->reverse, seed); /* forward sets: interleaved, from the seed */
 	if ((e = kiln_inputs_generate(&in, t, &sizes, seed)) || (e = kiln_reference_run(&ref, t, in))) {
 		rc = e;
 		goto done;
@@ -443,6 +444,19 @@ static int verify_set(vctx *c, const kiln_env *sizes, uint64_t seed, kiln_rng *p
 		rc = verify_one(c, sizes, seed, prng);
 	}
 	return rc;
+}
+
+/* A kernel that reads the clocks can behave differently on every run and GPU: a
+ * warning the search shows, whatever the verdict. */
+static void clock_warnings(kiln_verdict *v, const kiln_compiled *comp)
+{
+	const char *p = comp->ptx;
+	bool timer = p && strstr(p, "%globaltimer"), clk = p && strstr(p, "%clock");
+	v->warnings[0] = 0;
+	if (timer || clk)
+		snprintf(v->warnings, sizeof(v->warnings),
+			 "reads %s: results must not depend on timing (the emulator models time, a GPU varies it)",
+			 timer && clk ? "%clock and %globaltimer" : timer ? "%globaltimer" : "%clock");
 }
 
 /* ---- the unlisted extra size ----
@@ -619,6 +633,7 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 		goto done;
 	}
 	add_check(out, "launch");
+	clock_warnings(out, comp);
 	e = kiln_device_module_load(c.dev, &c.mod, comp);
 	if (e == KILN_EUNSUPPORTED) {
 		fail(out, "launch", "%s", kiln_error_last());

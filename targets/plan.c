@@ -1,7 +1,7 @@
 /* launch.json: parsing and validating a candidate's launch plan against its target,
  * canonical JSON out, and evaluating launch dimensions. Expressions may use the target's
  * symbols, knobs and sm_count (never scratch names); args name buffers, scalars,
- * symbols, knobs or scratch buffers; NVRTC flags come from a short allow-list so a plan
+ * symbols, knobs, sm_count or scratch buffers; NVRTC flags come from a short allow-list so a plan
  * cannot smuggle in include paths, output files or host compilation. */
 #include "targets/targets_int.h"
 
@@ -285,7 +285,7 @@ kiln_err kiln_plan_parse(kiln_plan **out, const char *json, size_t len, const ki
 		pn.args[pn.nargs++] = t->buffers[i].name;
 	for (size_t i = 0; i < t->nscalars; i++)
 		pn.args[pn.nargs++] = t->scalars[i].name;
-	for (size_t i = 0; i + 1 < pn.nexpr; i++)
+	for (size_t i = 0; i < pn.nexpr; i++) /* sm_count too: a long long argument (README) */
 		pn.args[pn.nargs++] = pn.expr[i];
 	if ((e = kiln_json_parse(&root, json, len, where)))
 		goto done;

@@ -974,6 +974,7 @@ static void test_emu__misaligned_budget_trap(void **state)
 	kiln_emu_module *m = compile(bad_src);
 	kiln_emu_options o = KILN_EMU_OPTIONS_INIT;
 	o.instruction_budget = 100000;
+	o.budget_per_thread = 0;
 	kiln_emu *e = NULL;
 	assert_int_equal(kiln_emu_new(&e, &o), 0);
 	uint64_t db = upload(e, NULL, 1024);

@@ -1,9 +1,10 @@
 /* emu: kiln's functional PTX emulator. It parses the PTX that NVRTC emits into a compact
  * pre-decoded instruction array (kiln_emu_module), and runs kernels on an emulated device
- * (kiln_emu) with its own address space: warps of 32 lanes in lockstep, blocks in
- * blockIdx order, every global/shared/local access bounds-checked, optional initcheck and
- * shared-memory racecheck, an instruction budget, and per-launch counters for the cost
- * model. Single-threaded; one kiln_emu must not be used from two threads at once. */
+ * (kiln_emu) with its own address space: warps of 32 lanes in lockstep, warps of several
+ * resident blocks interleaved in a schedule drawn from a seed, named barriers, every
+ * global/shared/local access bounds-checked, optional initcheck and racecheck (shared
+ * and global memory, happens-before), an instruction budget, and per-launch counters for
+ * the cost model. Re-entrant: no global state; one kiln_emu per thread. */
 #ifndef KILN_EMU_H
 #define KILN_EMU_H
 
@@ -54,11 +55,12 @@ typedef struct kiln_emu_options {
 	uint32_t warps_per_sm;               /* 64; %nwarpid */
 	uint64_t instruction_budget;         /* thread-instructions per launch; 0 = unlimited */
 	bool initcheck;                      /* fault on reads of global/shared bytes never written */
-	bool racecheck;                      /* fault on shared-memory races between barriers */
+	bool racecheck;                      /* fault on shared- and global-memory races */
+	uint64_t budget_per_thread;          /* the budget grows to threads launched x this (0: fixed) */
 } kiln_emu_options;
 
 #define KILN_EMU_OPTIONS_INIT {1024, {1024, 1024, 64}, {2147483647u, 65535, 65535}, \
-	48u * 1024, 227u * 1024, true, 65536, 132, 64, 2000000000ull, true, true}
+	48u * 1024, 227u * 1024, true, 65536, 132, 64, 2000000000ull, true, true, 4096}
 
 /* Creates a device; o may be NULL for the defaults. Caller owns *out. */
 kiln_err kiln_emu_new(kiln_emu **out, const kiln_emu_options *o);
@@ -67,13 +69,21 @@ void kiln_emu_free(kiln_emu *emu);
  * launch that needs more registers than a block may have fails with LIMIT as on the GPU.
  * 0 (the default) = unknown, not checked. */
 void kiln_emu_set_regs(kiln_emu *emu, uint32_t regs_per_thread);
-/* Runs the blocks of the following launches in reverse blockIdx order (false, the
- * default: blockIdx order). Verification runs some input sets reversed, so a kernel whose
- * blocks depend on each other through global memory without synchronisation (block 0
- * publishes, the others read) fails here as it may on a GPU. */
+/* Schedules. SEEDED (the default, seed 1): blocks start in blockIdx order, several are
+ * resident at once (per simulated SM, bounded by occupancy) and their warps run
+ * interleaved, round robin with short quanta and preemption points drawn from the seed;
+ * the same seed gives the same schedule and the same result. FORWARD / REVERSE: one block
+ * at a time in blockIdx order / reversed, each warp running to its next barrier. Any
+ * schedule: a warp that spins on a flag (re-reads it unchanged) or sleeps yields. */
+typedef enum kiln_emu_sched {
+	KILN_EMU_SCHED_SEEDED = 0, KILN_EMU_SCHED_FORWARD, KILN_EMU_SCHED_REVERSE,
+} kiln_emu_sched;
+void kiln_emu_set_schedule(kiln_emu *emu, kiln_emu_sched sched, uint64_t seed);
+/* kiln_emu_set_schedule(REVERSE) when reverse, else FORWARD. */
 void kiln_emu_set_reverse_blocks(kiln_emu *emu, bool reverse);
 /* The instruction budget of the following launches (thread-instructions per launch);
- * 0 restores the one from the options. */
+ * 0 restores the options': instruction_budget, or threads launched x budget_per_thread
+ * when that is larger. */
 void kiln_emu_set_budget(kiln_emu *emu, uint64_t budget);
 
 /* ---- device memory ----
@@ -97,11 +107,12 @@ typedef enum kiln_emu_fault_kind {
 	KILN_EMU_FAULT_OOB,         /* access outside any allocation / declared size */
 	KILN_EMU_FAULT_MISALIGNED,  /* address not a multiple of the access size */
 	KILN_EMU_FAULT_UNINIT_READ, /* initcheck: read of bytes never written */
-	KILN_EMU_FAULT_RACE,        /* racecheck: shared-memory hazard between barriers */
+	KILN_EMU_FAULT_RACE,        /* racecheck: unordered conflicting shared/global accesses */
 	KILN_EMU_FAULT_BUDGET,      /* the instruction budget ran out (infinite loop?) */
 	KILN_EMU_FAULT_UNSUPPORTED, /* an instruction the emulator cannot execute */
 	KILN_EMU_FAULT_LIMIT,       /* launch exceeds the device's limits */
-	KILN_EMU_FAULT_TRAP,        /* trap / brkpt / a barrier deadlock / a bad branch */
+	KILN_EMU_FAULT_TRAP,        /* trap / brkpt / a bad barrier id or count */
+	KILN_EMU_FAULT_DEADLOCK,    /* every live warp of a block waits at barriers that cannot complete */
 } kiln_emu_fault_kind;
 
 typedef enum kiln_emu_space {
@@ -139,7 +150,7 @@ typedef struct kiln_emu_counters {
 	uint64_t atomics;                /* atomic / reduction warp-requests (global and shared) */
 	uint64_t divergent_branches;     /* branches whose active lanes disagreed */
 	uint64_t loop_iterations;        /* taken backward branches (warp level) */
-	uint64_t barriers;               /* bar.sync executed, per warp */
+	uint64_t barriers;               /* bar.sync / bar.arrive executed, per warp */
 	uint64_t launches, blocks, warps;
 	uint32_t threads_per_block;      /* of the last launch */
 	uint32_t dyn_shared, static_shared; /* bytes per block, last launch */

@@ -39,7 +39,7 @@ typedef enum emu_op {
 	/* warp */
 	OP_SHFL, OP_VOTE, OP_MATCH, OP_REDUX, OP_ACTIVEMASK,
 	/* control */
-	OP_BRA, OP_EXIT, OP_BAR, OP_TRAP, OP_WARPSYNC, OP_CALL, OP_RET,
+	OP_BRA, OP_EXIT, OP_BAR, OP_TRAP, OP_WARPSYNC, OP_CALL, OP_RET, OP_FENCE, OP_NANOSLEEP,
 	OP_COUNT
 } emu_op;
 
@@ -52,6 +52,12 @@ enum {
 	F_FTZ = 1, F_SAT = 2, F_APPROX = 4, F_CC = 8, F_NC = 16, F_D64 = 32, /* dest is a 64-bit register */
 	F_CLAMP = 64, F_VOLATILE = 128,
 };
+
+/* Memory order of ld/st/atom/red (emu_inst.mode2): not plain, acquire, release, .cta scope */
+enum { MO_SYNC = 1, MO_ACQ = 2, MO_REL = 4, MO_CTA = 8 };
+
+/* OP_BAR modes (emu_inst.mode): bar.sync, bar.red.popc/.and/.or, bar.arrive */
+enum { BAR_SYNC, BAR_POPC, BAR_AND, BAR_OR, BAR_ARRIVE };
 
 /* Comparison operators of setp/set (emu_inst.mode low bits); boolean combine in mode2. */
 enum { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_LO, CMP_LS, CMP_HI, CMP_HS,
@@ -195,6 +201,7 @@ typedef struct emu_alloc {
 	uint64_t *touched;    /* one bit per 32-byte sector: touched in this launch */
 	uint64_t touch_epoch; /* launch number the bitmap belongs to */
 	bool readonly;        /* module .const */
+	struct emu_gshadow *shadow; /* global racecheck, per 4-byte word (exec.c); NULL until used */
 } emu_alloc;
 
 typedef struct emu_modvars {
@@ -210,7 +217,10 @@ struct kiln_emu {
 	uint64_t next_base;
 	uint64_t launch_no;
 	uint32_t regs_hint;
-	bool reverse_blocks;  /* kiln_emu_set_reverse_blocks */
+	kiln_emu_sched sched; /* kiln_emu_set_schedule */
+	uint64_t sched_seed;
+	uint32_t now;         /* happens-before time (racecheck), continues across launches */
+	uint64_t clk, gtime;  /* modeled clocks (cycles, ns) at the next launch's start */
 	uint64_t budget_override; /* kiln_emu_set_budget; 0 = the options' budget */
 	emu_modvars *modvars;
 	size_t nmodvars;
@@ -218,6 +228,7 @@ struct kiln_emu {
 };
 
 emu_alloc *emu_mem_find(kiln_emu *emu, uint64_t addr);
+void emu_time_wrap(kiln_emu *emu);
 /* The allocation nearest to addr (for fault messages), or NULL. */
 const emu_alloc *emu_mem_nearest(const kiln_emu *emu, uint64_t addr);
 kiln_err emu_mem_alloc(kiln_emu *emu, uint64_t *out, size_t bytes, bool readonly);

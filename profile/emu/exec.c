@@ -80,6 +80,9 @@ static uint64_t cvt1(const emu_inst *in, uint64_t a)
 
 /* ---------------------------------------------------------------- execution state */
 enum { W_RUN, W_BAR, W_DONE };
+#define NBAR 16
+
+typedef struct blk blk;
 
 typedef struct warp {
 	uint64_t *r;          /* [nregs][32] */
@@ -94,19 +97,71 @@ typedef struct warp {
 	uint32_t cc;          /* carry flag CC.CF per lane (add.cc / addc ...) */
 	uint32_t lpc[32];     /* PCs of parked and barrier-waiting lanes */
 	uint8_t state;
+	uint8_t bar_mode;     /* BAR_* of the barrier the lanes wait at */
+	uint8_t bar_id;       /* its id (0-15) */
+	uint8_t arrived;      /* the warp's arrival at it is counted */
+	uint32_t bar_warps;   /* its warp count (0: every live warp of the block) */
 	uint32_t id;
 	uint32_t bar_d, bar_in; /* bar.red: destination register, input lanes */
-	uint8_t bar_mode;
+	blk *b;               /* the block the warp belongs to */
+	uint32_t qleft;       /* scheduling events left in this quantum */
+	uint32_t fx;          /* happens-before: accesses (any block) at times <= fx are visible */
+	uint32_t fence_t;     /* time of the warp's last fence (0 none): what a release store publishes */
+	uint8_t fence_cta;    /* that fence was .cta scope */
+	uint32_t vmin;        /* min over the other warps j of vc[this][j] */
+	uint32_t spin_pc;     /* spin detection: pc and value hash of the last flag read */
+	uint64_t spin_h;
 } warp;
 
 typedef struct race_ent {
-	uint32_t wepoch, repoch;
+	uint32_t wepoch, repoch; /* times of the write / first read */
 	uint32_t wsync_w, wsync_r; /* the accessing warp's wsync at the write / first read */
-	uint32_t bepoch;      /* word entry: epoch of the last sub-word access to its bytes */
+	uint32_t bepoch;      /* word entry: time of the last sub-word access to its bytes */
 	uint16_t wtid, rtid;
 	uint32_t wline, rline;
 	uint8_t rmulti;
+	uint32_t mepoch;      /* rmulti: latest time of the reads by warps other than rtid's */
+	uint8_t wsy, rsy;     /* the write / read was volatile (a flag): flags never conflict */
+	uint32_t rel;         /* a flag write's release: accesses up to it are visible to its readers */
 } race_ent;
+
+/* A barrier of a block: warps arrived, the count they expect, bar.red inputs and the
+ * happens-before knowledge the arrivals bring (max of their clocks). */
+typedef struct bar_state {
+	uint32_t arrived, expect; /* warps; expect 0 = every live warp */
+	uint32_t popc;
+	uint8_t all, any;
+	uint32_t fx;
+	uint32_t *vc;         /* [nwarps] */
+} bar_state;
+
+/* A resident block (one scheduler slot). */
+struct blk {
+	uint32_t ctaid[3];
+	uint32_t gid;         /* linear block index (truncated to 32 bits) */
+	uint32_t smid;
+	uint32_t live;        /* warps not done */
+	bool busy;
+	uint8_t *shared, *sh_init;
+	race_ent *race, *race_b;
+	uint8_t *local;
+	warp *warps;
+	uint32_t *vc;         /* [nwarps][nwarps]: accesses of warp j at times <= vc[i][j] are visible to i */
+	bar_state bar[NBAR];
+};
+
+/* Global racecheck shadow, one per 4-byte word: the last write and the last read. tag =
+ * pc << 12 | atomic << 11 | warp << 6 | byte mask << 2 | cta-scope release << 1 | plain. */
+struct emu_gshadow {
+	uint32_t wt, wgid, wtag, rel;
+	uint32_t rt, rgid, rtag, pad;
+};
+#define TAG_PLAIN 1u
+#define TAG_CTAREL 2u
+#define TAG_MASK(t) (((t) >> 2) & 15u)
+#define TAG_WARP(t) (((t) >> 6) & 31u)
+#define TAG_PC(t) ((t) >> 12)
+#define TAG_ATOMIC (1u << 11)
 
 typedef struct ctx {
 	kiln_emu *emu;
@@ -115,22 +170,55 @@ typedef struct ctx {
 	kiln_emu_counters c;
 	uint32_t grid[3], block[3], ctaid[3];
 	uint32_t nthreads, nwarps, dyn_shared, shared_size;
+	blk *cur;             /* the block of the running warp; the fields below mirror it */
 	uint8_t *shared, *sh_init;
 	race_ent *race;       /* per 4-byte word of shared memory */
 	race_ent *race_b;     /* per byte, for sub-word accesses */
-	uint32_t epoch;
 	uint8_t *local;       /* [thread][local_stride] */
 	uint32_t local_stride;
 	const uint8_t *params;
 	uint64_t budget, ti;
-	uint64_t clock;
 	uint64_t *symaddr;    /* module symbol -> device address */
 	emu_alloc *last;
-	warp *warps;
-	uint64_t *regs;
-	uint32_t *preds;
+	blk *slots;           /* resident blocks */
+	uint32_t nslots;
+	uint64_t nblocks, dispatched;
+	uint32_t occ;         /* blocks per SM (occupancy) */
+	uint32_t *sm_of_slot;
+	uint32_t now;         /* happens-before time: advances at every quantum and sync event */
+	uint32_t t0;          /* time at the launch's start: earlier accesses are ordered */
+	uint64_t rng;         /* the schedule's random stream */
+	uint32_t quantum;     /* mean scheduling events per quantum (0: run to a barrier) */
+	bool grace;           /* global racecheck */
+	uint64_t clk0, gt0;   /* modeled clocks at launch start (cycles, ns) */
 	int faulted;
 } ctx;
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* Makes b the current block (the mirrors in ctx used by memory accesses and faults). */
+static void enter_block(ctx *x, blk *b)
+{
+	x->cur = b;
+	x->shared = b->shared;
+	x->sh_init = b->sh_init;
+	x->race = b->race;
+	x->race_b = b->race_b;
+	x->local = b->local;
+	memcpy(x->ctaid, b->ctaid, sizeof x->ctaid);
+}
+
+/* Accesses of warp `other` of w's block at time t happened before w's next access. */
+static inline bool hb_local(const ctx *x, const warp *w, uint32_t other, uint32_t t)
+{
+	return t <= x->cur->vc[w->id * x->nwarps + other] || t <= w->fx;
+}
 
 static void tid_of(const ctx *x, uint32_t lin, uint32_t t[3])
 {
@@ -175,7 +263,8 @@ const char *kiln_emu_fault_name(kiln_emu_fault_kind kind)
 	case KILN_EMU_FAULT_OOB: return "out-of-bounds access";
 	case KILN_EMU_FAULT_MISALIGNED: return "misaligned access";
 	case KILN_EMU_FAULT_UNINIT_READ: return "uninitialized read";
-	case KILN_EMU_FAULT_RACE: return "shared-memory race";
+	case KILN_EMU_FAULT_RACE: return "data race";
+	case KILN_EMU_FAULT_DEADLOCK: return "deadlock";
 	case KILN_EMU_FAULT_BUDGET: return "instruction budget exhausted";
 	case KILN_EMU_FAULT_UNSUPPORTED: return "unsupported";
 	case KILN_EMU_FAULT_LIMIT: return "launch exceeds device limits";
@@ -391,16 +480,17 @@ static bool same_warp_conflict(const warp *w, uint16_t tid, uint32_t line, uint1
 }
 
 static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint16_t tid,
-			  uint32_t line, uint32_t *oline, uint32_t *otid)
+			  uint32_t line, uint32_t *oline, uint32_t *otid, bool sync)
 {
-	if (e->wepoch == x->epoch &&
+	if (!(sync && e->wsy) && !hb_local(x, w, e->wtid / 32u, e->wepoch) &&
 	    (e->wtid / 32 != w->id || same_warp_conflict(w, tid, line, e->wtid, e->wline, e->wsync_w))) {
 		*oline = e->wline;
 		*otid = e->wtid;
 		return true;
 	}
-	if (write && e->repoch == x->epoch &&
-	    (e->rmulti || e->rtid / 32 != w->id || same_warp_conflict(w, tid, line, e->rtid, e->rline, e->wsync_r))) {
+	if (write && !(sync && e->rsy) && ((e->rmulti && e->mepoch > w->vmin && e->mepoch > w->fx) ||
+		      (!hb_local(x, w, e->rtid / 32u, e->repoch) &&
+		       (e->rtid / 32 != w->id || same_warp_conflict(w, tid, line, e->rtid, e->rline, e->wsync_r))))) {
 		*oline = e->rline;
 		*otid = e->rtid;
 		return true;
@@ -408,21 +498,36 @@ static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool w
 	return false;
 }
 
-static void race_note(const ctx *x, race_ent *e, const warp *w, uint16_t tid, uint32_t line, bool write)
+static void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid, const emu_inst *in, bool write, bool sync)
 {
+	uint32_t line = in->line;
 	if (write) {
-		e->wepoch = x->epoch;
+		e->wepoch = x->now;
 		e->wtid = tid;
 		e->wline = line;
 		e->wsync_w = w->wsync;
-	} else if (e->repoch != x->epoch) {
-		e->repoch = x->epoch;
+		e->wsy = sync;
+		e->rel = !sync ? 0 : (in->mode2 & MO_REL) ? x->now : w->fence_t;
+		return;
+	}
+	if (sync && e->wsy && e->rel > w->fx) /* acquire: reading a flag sees its release */
+		w->fx = e->rel;
+	if (hb_local(x, w, e->rtid / 32u, e->repoch)) {
+		e->rsy = sync;
+		e->repoch = x->now;
 		e->rtid = tid;
 		e->rline = line;
 		e->wsync_r = w->wsync;
 		e->rmulti = 0;
 	} else if (e->rtid / 32 != w->id) {
+		/* reads by several warps: a write must follow them all */
+		e->mepoch = e->rmulti && e->mepoch > e->repoch ? e->mepoch : e->repoch;
 		e->rmulti = 1;
+		e->rsy = e->rsy && sync;
+		e->repoch = x->now;
+		e->rtid = tid;
+		e->rline = line;
+		e->wsync_r = w->wsync;
 	}
 }
 
@@ -443,29 +548,134 @@ static kiln_err race_fault(ctx *x, const warp *w, int l, const emu_inst *in, uin
 }
 
 /* racecheck on [off, off+n) of shared memory by lane l of warp w. */
-static kiln_err race_check(ctx *x, const warp *w, int l, const emu_inst *in, uint32_t off, uint32_t n, bool write)
+static kiln_err race_check(ctx *x, warp *w, int l, const emu_inst *in, uint32_t off, uint32_t n, bool write)
 {
 	uint16_t tid = (uint16_t)(w->id * 32 + (uint32_t)l);
 	uint32_t oline = 0, otid = 0;
+	bool sync = in->op != OP_CP_ASYNC && (in->mode2 & MO_SYNC);
 	if (n >= 4 && !(off & 3) && !(n & 3)) {
 		for (uint32_t wd = off / 4; wd < (off + n) / 4; wd++) {
 			race_ent *e = &x->race[wd];
-			if (race_conflict(x, e, w, write, tid, in->line, &oline, &otid))
+			if (race_conflict(x, e, w, write, tid, in->line, &oline, &otid, sync))
 				return race_fault(x, w, l, in, wd * 4, n, write, oline, otid);
-			if (e->bepoch == x->epoch)
+			if (e->bepoch > w->vmin)
 				for (uint32_t b = wd * 4; b < wd * 4 + 4; b++)
-					if (race_conflict(x, &x->race_b[b], w, write, tid, in->line, &oline, &otid))
+					if (race_conflict(x, &x->race_b[b], w, write, tid, in->line, &oline, &otid, sync))
 						return race_fault(x, w, l, in, b, n, write, oline, otid);
-			race_note(x, e, w, tid, in->line, write);
+			race_note(x, e, w, tid, in, write, sync);
 		}
 		return 0;
 	}
 	for (uint32_t b = off; b < off + n; b++) {
 		race_ent *e = &x->race_b[b], *we = &x->race[b / 4];
-		if (race_conflict(x, e, w, write, tid, in->line, &oline, &otid) || race_conflict(x, we, w, write, tid, in->line, &oline, &otid))
+		if (race_conflict(x, e, w, write, tid, in->line, &oline, &otid, sync) ||
+		    race_conflict(x, we, w, write, tid, in->line, &oline, &otid, sync))
 			return race_fault(x, w, l, in, b, n, write, oline, otid);
-		race_note(x, e, w, tid, in->line, write);
-		we->bepoch = x->epoch;
+		race_note(x, e, w, tid, in, write, sync);
+		we->bepoch = x->now;
+	}
+	return 0;
+}
+
+/* ---- global racecheck ----
+ * Happens-before, not epochs: every access carries the time x->now (advanced at each
+ * quantum and sync event). Inside a block, warp i sees warp j's accesses up to
+ * vc[i][j] (barriers merge these clocks); across blocks (and across warps, through
+ * flags) a warp sees everything up to its frontier fx, which grows when it reads (with
+ * an atomic or a volatile/relaxed/acquire load) a word whose last write was a release:
+ * st.release / atom.release, or a non-plain store or atomic after a fence of the
+ * writing warp (the release publishes everything up to that fence: a scalar frontier,
+ * so it over-approximates what one release orders). Conflicting accesses (at least one
+ * write, at least one plain, overlapping bytes) by different warps without that order
+ * are a race. Accesses before the launch are ordered (t <= t0). */
+static bool hb_global(const ctx *x, const warp *w, uint32_t gid, uint32_t wid, uint32_t t)
+{
+	if (t <= w->fx)
+		return true;
+	return gid == x->cur->gid && t <= x->cur->vc[w->id * x->nwarps + wid];
+}
+
+static kiln_err grace_fault(ctx *x, const warp *w, int l, const emu_inst *in, const emu_alloc *a, uint64_t addr,
+			    bool write, uint32_t ogid, uint32_t otag, bool owrite)
+{
+	kiln_emu_fault *f = &x->emu->fault;
+	uint32_t ob[3], opc = TAG_PC(otag), oline = opc < x->k->ncode ? x->k->code[opc].line : 0;
+	ob[0] = ogid % x->grid[0];
+	ob[1] = (ogid / x->grid[0]) % x->grid[1];
+	ob[2] = ogid / (x->grid[0] * x->grid[1]);
+	f->space = KILN_EMU_SPACE_GLOBAL;
+	f->addr = addr;
+	f->size = in->size * in->vec;
+	f->other_line = oline;
+	f->alloc_base = a->base;
+	f->alloc_size = a->size;
+	tid_of(x, TAG_WARP(otag) * 32, f->other_thread);
+	return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
+		     "%s of global byte offset %llu (allocation 0x%llx) conflicts with a %s by block (%u,%u,%u) warp %u at PTX line %u; no barrier, atomic or fenced flag orders them",
+		     write ? "write" : "read", (unsigned long long)(addr - a->base), (unsigned long long)a->base,
+		     !owrite ? "read" : (otag & TAG_ATOMIC) ? "atomic" : (otag & TAG_PLAIN) ? "write" : "flag write", ob[0], ob[1], ob[2], TAG_WARP(otag), oline);
+}
+
+/* One 4-byte word (bytes `mask`) accessed by warp w: kind 0 load, 1 store, 2 atomic. */
+static kiln_err grace_word(ctx *x, warp *w, int l, const emu_inst *in, const emu_alloc *a, struct emu_gshadow *e,
+			   uint32_t mask, int kind, uint32_t pc, uint64_t addr)
+{
+	bool plain = kind != 2 && !(in->mode2 & MO_SYNC);
+	uint32_t gid = x->cur->gid;
+	/* a plain read racing with an atomic is the guess of a CAS loop (atomicMax on floats):
+	 * the atomic validates it, so only plain and flag writes conflict with plain reads */
+	if (e->wt > x->t0 && (e->wgid != gid || TAG_WARP(e->wtag) != w->id) && (plain || (e->wtag & TAG_PLAIN)) &&
+	    !(kind == 0 && (e->wtag & TAG_ATOMIC)) &&
+	    (TAG_MASK(e->wtag) & mask) && !hb_global(x, w, e->wgid, TAG_WARP(e->wtag), e->wt))
+		return grace_fault(x, w, l, in, a, addr, kind != 0, e->wgid, e->wtag, true);
+	if (kind == 1 && e->rt > x->t0 && (e->rgid != gid || TAG_WARP(e->rtag) != w->id) &&
+	    (plain || (e->rtag & TAG_PLAIN)) && (TAG_MASK(e->rtag) & mask) &&
+	    !hb_global(x, w, e->rgid, TAG_WARP(e->rtag), e->rt))
+		return grace_fault(x, w, l, in, a, addr, true, e->rgid, e->rtag, false);
+	/* acquire: a flag read sees the release of the write it reads */
+	if (kind != 1 && !plain && e->rel > w->fx && (!(e->wtag & TAG_CTAREL) || e->wgid == gid))
+		w->fx = e->rel;
+	uint32_t tag = pc << 12 | (kind == 2 ? TAG_ATOMIC : 0) | w->id << 6 | mask << 2 | (plain ? TAG_PLAIN : 0);
+	if (kind != 0) {
+		uint32_t rel = 0, cta = 0;
+		if (!plain) {
+			rel = (in->mode2 & MO_REL) ? x->now : w->fence_t;
+			cta = (in->mode2 & MO_REL) ? (in->mode2 & MO_CTA) != 0 : w->fence_cta;
+		}
+		if (kind == 2 && e->rel > rel && e->wt > x->t0) /* a release sequence of atomics keeps earlier releases */
+			rel = e->rel;
+		e->wt = x->now;
+		e->wgid = gid;
+		e->wtag = tag | (cta ? TAG_CTAREL : 0);
+		e->rel = rel;
+	} else {
+		e->rt = x->now;
+		e->rgid = gid;
+		e->rtag = tag;
+	}
+	return 0;
+}
+
+static kiln_err grace_check(ctx *x, warp *w, const emu_inst *in, uint32_t m, const uint64_t *addr, uint32_t n,
+			    int kind, emu_alloc *single)
+{
+	uint32_t pc = (uint32_t)(in - x->k->code);
+	for (int l = 0; l < 32; l++) {
+		if (!(m >> l & 1))
+			continue;
+		emu_alloc *a = single ? single : emu_mem_find(x->emu, addr[l]);
+		if (!a->shadow && !(a->shadow = kiln_calloc(a->size / 4 + 2, sizeof *a->shadow)))
+			return kiln_error_set(KILN_ENOMEM, "emulator: out of memory for the global racecheck");
+		uint64_t off = addr[l] - a->base;
+		struct emu_gshadow *e = &a->shadow[off / 4];
+		if (n < 4) {
+			if (grace_word(x, w, l, in, a, e, ((1u << n) - 1) << (off & 3), kind, pc, addr[l]))
+				return KILN_EFAULT;
+			continue;
+		}
+		for (uint32_t i = 0; i < n / 4; i++)
+			if (grace_word(x, w, l, in, a, e + i, 15u, kind, pc, addr[l] + 4 * i))
+				return KILN_EFAULT;
 	}
 	return 0;
 }
@@ -588,6 +798,11 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 						memset(ip, 1, n);
 				}
 			}
+		}
+		if (x->grace && space == KILN_EMU_SPACE_GLOBAL) {
+			kiln_err ge = grace_check(x, w, in, m, addr, kind == 2 ? in->size : n, kind, single);
+			if (ge)
+				return ge;
 		}
 		if (kind == 2)
 			x->c.atomics++;
@@ -1233,6 +1448,137 @@ static kiln_err cp_async(ctx *x, warp *w, const emu_inst *in, uint32_t m)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- clocks, spins, barriers */
+/* %clock/%clock64/%globaltimer(_lo/_hi) (mode 0-4): modeled time of the schedule. Cycles
+ * advance with the warp-instructions issued so far (2 cycles each over the simulated
+ * SMs), from a per-device base plus a per-SM offset; the timer is nanoseconds at
+ * 1.755 GHz with a 32 ns update granularity, continuing across launches. */
+static uint64_t modeled_cycles(const ctx *x)
+{
+	uint64_t wi = 0;
+	for (int i = 0; i < CLS_COUNT; i++)
+		wi += x->cls[i];
+	return wi * 2;
+}
+
+static uint64_t clock_value(const ctx *x, const warp *w, uint8_t mode)
+{
+	uint64_t cyc = modeled_cycles(x);
+	if (mode <= 1) {
+		uint64_t v = x->clk0 + (uint64_t)w->b->smid * 104729u + cyc;
+		return mode == 0 ? (uint32_t)v : v;
+	}
+	uint64_t ns = (x->gt0 + cyc * 1000 / 1755) & ~31ull;
+	return mode == 3 ? (uint32_t)ns : mode == 4 ? ns >> 32 : ns;
+}
+
+/* A warp that reads a flag (volatile/relaxed/acquire load or atomic) at the same PC and
+ * gets the same values as last time is spinning: it yields to the other warps. */
+static bool spinning(warp *w, const emu_inst *in, uint32_t pc, uint32_t m)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const uint64_t *R = w->r;
+	uint32_t nv = in->op == OP_LD ? in->vec : 1;
+	for (uint32_t v = 0; v < nv; v++) {
+		uint32_t reg = in->op == OP_LD ? in->v[v] : in->d;
+		if (reg == EMU_NOREG)
+			continue;
+		for (int l = 0; l < 32; l++)
+			if (m >> l & 1)
+				h = (h ^ R[(size_t)reg * 32 + (uint32_t)l]) * 0x100000001b3ull;
+	}
+	bool spin = w->spin_pc == pc && w->spin_h == h;
+	w->spin_pc = pc;
+	w->spin_h = h;
+	return spin;
+}
+
+static void bar_reset(const ctx *x, bar_state *bs, uint32_t expect)
+{
+	bs->expect = expect;
+	bs->popc = 0;
+	bs->all = 1;
+	bs->any = 0;
+	bs->fx = 0;
+	memset(bs->vc, 0, x->nwarps * sizeof *bs->vc);
+}
+
+/* Warp w arrives at barrier id of its block, which expects nw warps (0: all live). */
+static void bar_join(ctx *x, warp *w, uint32_t id, uint32_t nw)
+{
+	blk *b = w->b;
+	bar_state *bs = &b->bar[id];
+	const uint32_t *row = b->vc + (size_t)w->id * x->nwarps;
+	if (!bs->arrived)
+		bar_reset(x, bs, nw);
+	bs->arrived++;
+	for (uint32_t j = 0; j < x->nwarps; j++)
+		bs->vc[j] = row[j] > bs->vc[j] ? row[j] : bs->vc[j];
+	bs->vc[w->id] = x->now;
+	bs->fx = w->fx > bs->fx ? w->fx : bs->fx;
+	x->now++;
+}
+
+/* Completes barrier id of block b when enough warps arrived: its waiting warps run on
+ * (bar.red results written), knowing what every arrival knew. */
+static void bar_try(ctx *x, blk *b, uint32_t id)
+{
+	bar_state *bs = &b->bar[id];
+	uint32_t expect = bs->expect ? bs->expect : b->live;
+	if (!bs->arrived || bs->arrived < expect)
+		return;
+	bs->arrived = 0;
+	for (uint32_t wi = 0; wi < x->nwarps; wi++) {
+		warp *w = &b->warps[wi];
+		if (w->state != W_BAR || !w->arrived || w->bar_id != id)
+			continue;
+		uint32_t bw = w->barwait;
+		if (w->bar_mode == BAR_POPC) {
+			uint64_t *D = w->r + (size_t)w->bar_d * 32;
+			for (int l = 0; l < 32; l++)
+				if (bw >> l & 1)
+					D[l] = bs->popc;
+		} else if (w->bar_mode == BAR_AND || w->bar_mode == BAR_OR) {
+			bool v = w->bar_mode == BAR_AND ? bs->all : bs->any;
+			w->p[w->bar_d] = (w->p[w->bar_d] & ~bw) | (v ? bw : 0);
+		}
+		uint32_t *row = b->vc + (size_t)wi * x->nwarps, mn = UINT32_MAX;
+		for (uint32_t j = 0; j < x->nwarps; j++) {
+			row[j] = bs->vc[j] > row[j] ? bs->vc[j] : row[j];
+			mn = row[j] < mn && j != wi ? row[j] : mn;
+		}
+		w->vmin = mn;
+		w->fx = bs->fx > w->fx ? bs->fx : w->fx;
+		w->arrived = 0;
+		w->bar_in = 0;
+		w->bar_mode = 0;
+		w->parked |= bw;
+		w->barwait = 0;
+		w->act = 0;
+		reconverge(w);
+	}
+	x->now++;
+}
+
+/* A warp stopped with all its lanes at a barrier: count its arrival. */
+static void bar_wait(ctx *x, warp *w)
+{
+	bar_state *bs = &w->b->bar[w->bar_id];
+	bar_join(x, w, w->bar_id, w->bar_warps);
+	bs->popc += (uint32_t)__builtin_popcount(w->bar_in);
+	bs->any |= w->bar_in != 0;
+	bs->all &= w->bar_in == w->barwait;
+	w->arrived = 1;
+	bar_try(x, w->b, w->bar_id);
+}
+
+/* bar.arrive: counts without waiting. */
+static void bar_arrive(ctx *x, warp *w, uint32_t id, uint32_t nw)
+{
+	bar_join(x, w, id, nw);
+	bar_try(x, w->b, id);
+}
+
 /* Runs warp w until it exits, reaches a barrier, or faults. */
 static kiln_err run_warp(ctx *x, warp *w)
 {
@@ -1243,6 +1589,7 @@ static kiln_err run_warp(ctx *x, warp *w)
 	uint64_t *cls = x->cls;
 	uint64_t ti = x->ti;
 	kiln_err err = 0;
+	int yield = 0;
 	/* hands lanes a at PC p to the scheduler; runs on with the group it picks, or yields */
 #define RESCHEDULE(p, a) do { w->pc = (p); w->act = (a); reconverge(w); \
 	if (w->state != W_RUN) { x->ti = ti; return 0; } pc = w->pc; act = w->act; } while (0)
@@ -1300,11 +1647,7 @@ static kiln_err run_warp(ctx *x, warp *w)
 			break;
 		}
 		case OP_CLOCK: {
-			uint64_t v = x->clock + ti;
-			if (in->mode == 0 || in->mode == 3)
-				v = (uint32_t)v;
-			else if (in->mode == 4)
-				v >>= 32;
+			uint64_t v = clock_value(x, w, in->mode);
 			LANES(m, D[l] = v);
 			break;
 		}
@@ -1539,6 +1882,12 @@ static kiln_err run_warp(ctx *x, warp *w)
 				break;
 			}
 			err = mem_access(x, w, in, m, in->op == OP_ST, NULL, in->space, A, in->imm);
+			if (in->space != KILN_EMU_SPACE_LOCAL && in->space != KILN_EMU_SPACE_CONST) {
+				if ((in->mode2 & MO_SYNC) && in->op == OP_LD && spinning(w, in, pc, m))
+					yield = 1;
+				else if (--w->qleft == 0)
+					yield = 1;
+			}
 			break;
 		case OP_LD_KPARAM: {
 			uint32_t n = in->size;
@@ -1566,6 +1915,15 @@ static kiln_err run_warp(ctx *x, warp *w)
 			break;
 		case OP_ATOM: case OP_RED:
 			err = atomic_op(x, w, in, m);
+			if ((in->op == OP_ATOM && spinning(w, in, pc, m)) || --w->qleft == 0)
+				yield = 1;
+			break;
+		case OP_FENCE:
+			w->fence_t = x->now++;
+			w->fence_cta = in->mode;
+			break;
+		case OP_NANOSLEEP:
+			yield = 1;
 			break;
 		case OP_CP_ASYNC:
 			err = cp_async(x, w, in, m);
@@ -1599,8 +1957,12 @@ static kiln_err run_warp(ctx *x, warp *w)
 						     "did not finish within %llu thread-instructions (infinite loop?)",
 						     (unsigned long long)x->budget);
 				}
+				if (--w->qleft == 0)
+					yield = 1;
 				if (w->parked) { /* a backward jump may pass parked lanes: choose again */
 					RESCHEDULE(npc, act);
+					if (yield)
+						goto out;
 					continue;
 				}
 			}
@@ -1613,10 +1975,27 @@ static kiln_err run_warp(ctx *x, warp *w)
 				continue;
 			}
 			break;
-		case OP_BAR:
+		case OP_BAR: {
 			/* lanes m wait at the barrier; the warp yields once no lane can run */
+			uint32_t id = (uint32_t)A[__builtin_ctz(m)], cnt = in->b != EMU_NOREG ? (uint32_t)B[__builtin_ctz(m)] : 0;
 			x->c.barriers++;
+			if (id >= NBAR || (in->b != EMU_NOREG && (cnt == 0 || cnt % 32))) {
+				x->ti = ti;
+				return fault(x, KILN_EMU_FAULT_TRAP, w, __builtin_ctz(m), in,
+					     "barrier id %u / thread count %u invalid (id 0-15, count a non-zero multiple of 32)", id, cnt);
+			}
+			if (in->mode == BAR_ARRIVE) {
+				bar_arrive(x, w, id, cnt / 32);
+				if (x->faulted) {
+					x->ti = ti;
+					return KILN_EFAULT;
+				}
+				break;
+			}
 			w->bar_mode = in->mode;
+			w->bar_id = (uint8_t)id;
+			w->bar_warps = cnt / 32;
+			w->arrived = 0;
 			if (in->mode) {
 				uint32_t p = in->mode2 ? ~P[in->c] : P[in->c];
 				w->bar_in |= p & m;
@@ -1628,6 +2007,7 @@ static kiln_err run_warp(ctx *x, warp *w)
 			w->barwait |= m;
 			RESCHEDULE(npc, act & ~m);
 			continue;
+		}
 		case OP_TRAP:
 			x->ti = ti;
 			return fault(x, KILN_EMU_FAULT_TRAP, w, __builtin_ctz(m), in, "trap instruction executed");
@@ -1643,7 +2023,14 @@ static kiln_err run_warp(ctx *x, warp *w)
 		pc = npc;
 		if (pc >= w->min_parked) /* reached a parked lane's PC: merge or switch */
 			RESCHEDULE(pc, act);
+		if (__builtin_expect(yield, 0))
+			goto out;
 	}
+out: /* preempted: the scheduler runs another warp */
+	w->pc = pc;
+	w->act = act;
+	x->ti = ti;
+	return 0;
 #undef RESCHEDULE
 }
 
@@ -1705,7 +2092,7 @@ static kiln_err module_vars(kiln_emu *emu, const kiln_emu_module *mod, uint64_t 
 	return 0;
 }
 
-static uint64_t sreg_value(const ctx *x, int id, uint32_t warp_id, int lane)
+static uint64_t sreg_value(const ctx *x, const blk *b, int id, uint32_t warp_id, int lane)
 {
 	uint32_t lin = warp_id * 32 + (uint32_t)lane;
 	uint32_t t[3];
@@ -1717,19 +2104,16 @@ static uint64_t sreg_value(const ctx *x, int id, uint32_t warp_id, int lane)
 	case SREG_NTID_X: return x->block[0];
 	case SREG_NTID_Y: return x->block[1];
 	case SREG_NTID_Z: return x->block[2];
-	case SREG_CTAID_X: return x->ctaid[0];
-	case SREG_CTAID_Y: return x->ctaid[1];
-	case SREG_CTAID_Z: return x->ctaid[2];
+	case SREG_CTAID_X: return b->ctaid[0];
+	case SREG_CTAID_Y: return b->ctaid[1];
+	case SREG_CTAID_Z: return b->ctaid[2];
 	case SREG_NCTAID_X: return x->grid[0];
 	case SREG_NCTAID_Y: return x->grid[1];
 	case SREG_NCTAID_Z: return x->grid[2];
 	case SREG_LANEID: return (uint64_t)lane;
 	case SREG_WARPID: return warp_id;
 	case SREG_NWARPID: return x->emu->opt.warps_per_sm;
-	case SREG_SMID: {
-		uint64_t b = x->ctaid[0] + (uint64_t)x->grid[0] * (x->ctaid[1] + (uint64_t)x->grid[1] * x->ctaid[2]);
-		return b % (x->emu->opt.sm_count ? x->emu->opt.sm_count : 1);
-	}
+	case SREG_SMID: return b->smid;
 	case SREG_NSMID: return x->emu->opt.sm_count;
 	case SREG_GRIDID: return 1;
 	case SREG_LANEMASK_EQ: return 1u << lane;
@@ -1745,17 +2129,43 @@ static uint64_t sreg_value(const ctx *x, int id, uint32_t warp_id, int lane)
 	}
 }
 
-static kiln_err run_block(ctx *x)
+/* ---------------------------------------------------------------- the scheduler
+ * Blocks are dispatched in order (blockIdx order, or reversed) into nslots resident
+ * slots; a GPU places the first wave round-robin over its SMs (%smid = dispatch index
+ * mod sm_count, co-resident blocks share an SM) and a later block takes the SM of the
+ * block it replaces. Warps of every resident block run interleaved: round robin, each
+ * for a quantum of scheduling events (global/shared accesses, backward branches) drawn
+ * from the schedule's seed, with random restarts; a warp that spins on a flag or sleeps
+ * yields at once. The forward and reverse schedules keep one block resident and run each
+ * warp to its next barrier (or spin). */
+static void start_block(ctx *x, blk *b, uint64_t lin, uint32_t slot)
 {
 	const emu_kernel *k = x->k;
+	uint64_t g = x->emu->sched == KILN_EMU_SCHED_REVERSE ? x->nblocks - 1 - lin : lin;
+	b->ctaid[0] = (uint32_t)(g % x->grid[0]);
+	b->ctaid[1] = (uint32_t)(g / x->grid[0] % x->grid[1]);
+	b->ctaid[2] = (uint32_t)(g / ((uint64_t)x->grid[0] * x->grid[1]));
+	b->gid = (uint32_t)g;
+	uint32_t nsm = x->emu->opt.sm_count ? x->emu->opt.sm_count : 1;
+	if (lin < (uint64_t)nsm * x->occ)
+		b->smid = (uint32_t)(lin % nsm);
+	else
+		b->smid = x->sm_of_slot[slot];
+	x->sm_of_slot[slot] = b->smid;
+	b->busy = true;
+	b->live = x->nwarps;
 	if (x->shared_size) {
-		memset(x->shared, 0xFF, x->shared_size);
-		if (x->sh_init)
-			memset(x->sh_init, 0, x->shared_size);
+		memset(b->shared, 0xFF, x->shared_size);
+		if (b->sh_init)
+			memset(b->sh_init, 0, x->shared_size);
 	}
-	x->epoch++;
+	uint32_t t = ++x->now;
+	for (size_t i = 0; i < (size_t)x->nwarps * x->nwarps; i++)
+		b->vc[i] = t;
+	for (uint32_t i = 0; i < NBAR; i++)
+		b->bar[i].arrived = 0;
 	for (uint32_t wi = 0; wi < x->nwarps; wi++) {
-		warp *w = &x->warps[wi];
+		warp *w = &b->warps[wi];
 		uint32_t nl = x->nthreads - wi * 32;
 		w->live = nl >= 32 ? FULL : (1u << nl) - 1;
 		w->act = w->live;
@@ -1767,7 +2177,13 @@ static kiln_err run_block(ctx *x)
 		w->forced_pc = UINT32_MAX;
 		w->bar_in = 0;
 		w->bar_mode = 0;
+		w->arrived = 0;
 		w->state = W_RUN;
+		w->fx = x->t0;
+		w->fence_t = 0;
+		w->vmin = t;
+		w->spin_pc = UINT32_MAX;
+		w->b = b;
 		w->p[0] = 0;
 		w->p[1] = FULL;
 		for (uint32_t i = 0; i < k->nconsts; i++) {
@@ -1776,56 +2192,180 @@ static kiln_err run_block(ctx *x)
 				continue;
 			uint64_t *Rr = w->r + (size_t)c->reg * 32;
 			for (int l = 0; l < 32; l++)
-				Rr[l] = sreg_value(x, c->sym, wi, l);
+				Rr[l] = sreg_value(x, b, c->sym, wi, l);
 		}
 	}
-	for (;;) {
-		for (uint32_t wi = 0; wi < x->nwarps; wi++) {
-			warp *w = &x->warps[wi];
-			if (w->state != W_RUN)
-				continue;
-			if (run_warp(x, w))
-				return KILN_EFAULT;
-		}
-		uint32_t done = 0, popc = 0, any = 0, all = 1;
-		for (uint32_t wi = 0; wi < x->nwarps; wi++) {
-			warp *w = &x->warps[wi];
-			if (w->state == W_DONE) {
-				done++;
-				continue;
-			}
-			popc += (uint32_t)__builtin_popcount(w->bar_in);
-			any |= w->bar_in != 0;
-			all &= w->bar_in == w->barwait;
-		}
-		if (done == x->nwarps)
+}
+
+static kiln_err deadlock(ctx *x, blk *b)
+{
+	char msg[200];
+	size_t o = 0;
+	enter_block(x, b);
+	for (uint32_t id = 0; id < NBAR && o < sizeof msg - 40; id++) {
+		bar_state *bs = &b->bar[id];
+		if (!bs->arrived)
+			continue;
+		o += (size_t)snprintf(msg + o, sizeof msg - o, "%sbarrier %u has %u of %u warps (waiting:", o ? "; " : "", id,
+				      bs->arrived, bs->expect ? bs->expect : b->live);
+		for (uint32_t wi = 0; wi < x->nwarps && o < sizeof msg - 12; wi++)
+			if (b->warps[wi].state == W_BAR && b->warps[wi].bar_id == id)
+				o += (size_t)snprintf(msg + o, sizeof msg - o, " warp %u", wi);
+		o += (size_t)snprintf(msg + o, sizeof msg - o, ")");
+	}
+	x->emu->fault.space = KILN_EMU_SPACE_NONE;
+	return fault(x, KILN_EMU_FAULT_DEADLOCK, NULL, -1, NULL,
+		     "every live warp of block (%u,%u,%u) waits at a barrier that cannot complete: %s", b->ctaid[0],
+		     b->ctaid[1], b->ctaid[2], o ? msg : "no arrivals");
+}
+
+/* After warp w of block b stopped: count a barrier arrival or an exit; frees the slot
+ * of a finished block. */
+static kiln_err after_warp(ctx *x, blk *b, warp *w)
+{
+	if (w->state == W_BAR && !w->arrived) {
+		bar_wait(x, w);
+	} else if (w->state == W_DONE) {
+		b->live--;
+		for (uint32_t id = 0; id < NBAR; id++)
+			if (b->bar[id].arrived && !b->bar[id].expect)
+				bar_try(x, b, id);
+	}
+	if (!b->live) {
+		b->busy = false;
+		x->c.blocks++;
+		return 0;
+	}
+	if (w->state == W_RUN)
+		return 0;
+	for (uint32_t wi = 0; wi < x->nwarps; wi++)
+		if (b->warps[wi].state == W_RUN)
 			return 0;
-		/* every live warp waits at a barrier: release them */
-		x->epoch++;
-		for (uint32_t wi = 0; wi < x->nwarps; wi++) {
-			warp *w = &x->warps[wi];
-			if (w->state != W_BAR)
-				continue;
-			uint32_t bw = w->barwait;
-			if (w->bar_mode) {
-				if (w->bar_mode == 1) {
-					uint64_t *D = w->r + (size_t)w->bar_d * 32;
-					for (int l = 0; l < 32; l++)
-						if (bw >> l & 1)
-							D[l] = popc;
-				} else {
-					bool v = w->bar_mode == 2 ? all : any;
-					w->p[w->bar_d] = (w->p[w->bar_d] & ~bw) | (v ? bw : 0);
-				}
+	return deadlock(x, b);
+}
+
+static kiln_err run_grid(ctx *x)
+{
+	uint32_t total = x->nslots * x->nwarps, cursor = 0;
+	bool seeded = x->emu->sched == KILN_EMU_SCHED_SEEDED;
+	for (uint32_t s = 0; s < x->nslots && x->dispatched < x->nblocks; s++)
+		start_block(x, &x->slots[s], x->dispatched++, s);
+	for (;;) {
+		warp *w = NULL;
+		blk *b = NULL;
+		if (seeded && (rng_next(&x->rng) & 7) == 0)
+			cursor = (uint32_t)(rng_next(&x->rng) % total);
+		for (uint32_t i = 0; i < total; i++) {
+			uint32_t pos = (cursor + i) % total;
+			blk *cb = &x->slots[pos / x->nwarps];
+			if (cb->busy && cb->warps[pos % x->nwarps].state == W_RUN) {
+				b = cb;
+				w = &cb->warps[pos % x->nwarps];
+				cursor = seeded ? pos + 1 : pos;
+				break;
 			}
-			w->bar_in = 0;
-			w->bar_mode = 0;
-			w->parked |= bw;
-			w->barwait = 0;
-			w->act = 0;
-			reconverge(w);
+		}
+		if (!w) {
+			for (uint32_t s = 0; s < x->nslots; s++)
+				if (x->slots[s].busy)
+					return deadlock(x, &x->slots[s]);
+			return 0;
+		}
+		enter_block(x, b);
+		w->qleft = seeded ? 1 + (uint32_t)(rng_next(&x->rng) % (2 * x->quantum)) : UINT32_MAX;
+		x->now++;
+		if (run_warp(x, w))
+			return KILN_EFAULT;
+		if (w->state == W_RUN && !seeded)
+			cursor = (cursor + 1) % total; /* a spinning warp yields to the next */
+		kiln_err err = after_warp(x, b, w);
+		if (err)
+			return err;
+		if (!b->busy && x->dispatched < x->nblocks)
+			start_block(x, b, x->dispatched++, (uint32_t)(b - x->slots));
+	}
+}
+
+/* Blocks of this launch one SM holds at once (threads, shared memory, registers, 32). */
+static uint32_t occupancy(const ctx *x)
+{
+	const kiln_emu_options *o = &x->emu->opt;
+	uint32_t tpb = x->nwarps * 32, occ = 2048 / (tpb ? tpb : 1);
+	if (occ > 32)
+		occ = 32;
+	if (x->shared_size) {
+		uint32_t per = x->shared_size + 1024, sm = 233472;
+		occ = sm / per < occ ? sm / per : occ;
+	}
+	if (x->emu->regs_hint) {
+		uint64_t per = (uint64_t)x->emu->regs_hint * tpb;
+		uint64_t r = per ? o->regs_per_block / per : occ;
+		occ = r < occ ? (uint32_t)r : occ;
+	}
+	return occ ? occ : 1;
+}
+
+static void slot_free(blk *b)
+{
+	if (b->warps) {
+		free(b->warps[0].r);
+		free(b->warps[0].p);
+	}
+	free(b->warps);
+	free(b->local);
+	free(b->shared);
+	free(b->sh_init);
+	free(b->race);
+	free(b->race_b);
+	free(b->vc);
+	free(b->bar[0].vc);
+}
+
+/* Memory of one resident block; registers holding immediates and symbols filled once. */
+static kiln_err slot_alloc(ctx *x, blk *b)
+{
+	const emu_kernel *k = x->k;
+	const kiln_emu_options *o = &x->emu->opt;
+	uint64_t *regs = kiln_malloc((size_t)k->nregs * 32 * 8 * x->nwarps + 8);
+	uint32_t *preds = kiln_calloc((size_t)k->npreds * x->nwarps + 1, sizeof *preds);
+	b->warps = kiln_calloc(x->nwarps, sizeof *b->warps);
+	if (b->warps) {
+		b->warps[0].r = regs;
+		b->warps[0].p = preds;
+	} else {
+		free(regs);
+		free(preds);
+	}
+	b->local = x->local_stride ? kiln_calloc((size_t)x->local_stride * x->nwarps * 32, 1) : NULL;
+	b->shared = kiln_malloc(x->shared_size + 16);
+	b->sh_init = o->initcheck ? kiln_malloc(x->shared_size + 16) : NULL;
+	b->race = o->racecheck && x->shared_size ? kiln_calloc(x->shared_size / 4 + 1, sizeof *b->race) : NULL;
+	b->race_b = b->race ? kiln_calloc(x->shared_size, sizeof *b->race_b) : NULL;
+	b->vc = kiln_calloc((size_t)x->nwarps * x->nwarps, sizeof *b->vc);
+	b->bar[0].vc = kiln_calloc((size_t)x->nwarps * NBAR, sizeof *b->vc);
+	if (!regs || !preds || !b->warps || (x->local_stride && !b->local) || !b->shared || (o->initcheck && !b->sh_init) ||
+	    (o->racecheck && x->shared_size && (!b->race || !b->race_b)) || !b->vc || !b->bar[0].vc)
+		return KILN_ENOMEM;
+	for (uint32_t i = 1; i < NBAR; i++)
+		b->bar[i].vc = b->bar[0].vc + (size_t)i * x->nwarps;
+	memset(regs, 0, (size_t)k->nregs * 32 * 8 * x->nwarps);
+	for (uint32_t wi = 0; wi < x->nwarps; wi++) {
+		warp *w = &b->warps[wi];
+		w->id = wi;
+		w->b = b;
+		w->r = regs + (size_t)wi * k->nregs * 32;
+		w->p = preds + (size_t)wi * k->npreds;
+		for (uint32_t i = 0; i < k->nconsts; i++) {
+			const emu_const *c = &k->consts[i];
+			if (c->kind == CONST_SREG)
+				continue;
+			uint64_t v = c->kind == CONST_IMM ? c->value : x->symaddr[c->sym] + c->value;
+			uint64_t *Rr = w->r + (size_t)c->reg * 32;
+			for (int l = 0; l < 32; l++)
+				Rr[l] = v;
 		}
 	}
+	return 0;
 }
 
 kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *kernel,
@@ -1887,24 +2427,33 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 	x.nwarps = (x.nthreads + 31) / 32;
 	x.dyn_shared = dyn_shared;
 	x.shared_size = (uint32_t)sh;
-	x.budget = emu->budget_override ? emu->budget_override : o->instruction_budget;
-	emu->launch_no++;
-	x.clock = emu->launch_no << 32;
+	x.nblocks = (uint64_t)grid[0] * grid[1] * grid[2];
 	uint8_t *params = NULL;
+	x.budget = emu->budget_override ? emu->budget_override : o->instruction_budget;
+	if (!emu->budget_override && o->budget_per_thread && x.budget &&
+	    x.nblocks * nthreads * o->budget_per_thread > x.budget)
+		x.budget = x.nblocks * nthreads * o->budget_per_thread;
+	emu->launch_no++;
 	if ((err = module_vars(emu, mod, &x.symaddr)))
 		goto done;
-	params = kiln_calloc(k->param_bytes + 8, 1);
-	x.regs = kiln_malloc((size_t)k->nregs * 32 * 8 * x.nwarps);
-	x.preds = kiln_calloc((size_t)k->npreds * x.nwarps + 1, sizeof *x.preds);
-	x.warps = kiln_calloc(x.nwarps, sizeof *x.warps);
+	x.occ = occupancy(&x);
+	x.nslots = 1;
+	if (emu->sched == KILN_EMU_SCHED_SEEDED)
+		x.nslots = (uint32_t)(x.nblocks < 2ull * (x.occ < 4 ? x.occ : 4) ? x.nblocks : 2ull * (x.occ < 4 ? x.occ : 4));
+	x.rng = emu->sched_seed ^ (emu->launch_no * 0x9E3779B97F4A7C15ull);
+	x.quantum = 8;
+	x.grace = o->racecheck;
+	if (emu->now > 0xF0000000u)
+		emu_time_wrap(emu);
+	x.now = emu->now;
+	x.t0 = ++x.now;
+	x.clk0 = emu->clk;
+	x.gt0 = emu->gtime;
 	x.local_stride = (k->local_bytes + k->frame_bytes + 15) & ~15u;
-	x.local = x.local_stride ? kiln_calloc((size_t)x.local_stride * x.nwarps * 32, 1) : NULL;
-	x.shared = kiln_malloc(x.shared_size + 16);
-	x.sh_init = o->initcheck ? kiln_malloc(x.shared_size + 16) : NULL;
-	x.race = o->racecheck && x.shared_size ? kiln_calloc(x.shared_size / 4 + 1, sizeof *x.race) : NULL;
-	x.race_b = x.race ? kiln_calloc(x.shared_size, sizeof *x.race_b) : NULL;
-	if (!params || !x.regs || !x.preds || !x.warps || (x.local_stride && !x.local) || !x.shared ||
-	    (o->initcheck && !x.sh_init) || (o->racecheck && x.shared_size && (!x.race || !x.race_b))) {
+	params = kiln_calloc(k->param_bytes + 8, 1);
+	x.slots = kiln_calloc(x.nslots, sizeof *x.slots);
+	x.sm_of_slot = kiln_calloc(x.nslots, sizeof *x.sm_of_slot);
+	if (!params || !x.slots || !x.sm_of_slot) {
 		err = kiln_error_set(KILN_ENOMEM, "emulator: out of memory launching %s", kernel);
 		goto done;
 	}
@@ -1916,34 +2465,15 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 		memcpy(params + k->params[i].offset, args[i], k->params[i].size);
 	}
 	x.params = params;
-	memset(x.regs, 0, (size_t)k->nregs * 32 * 8 * x.nwarps);
-	for (uint32_t wi = 0; wi < x.nwarps; wi++) {
-		warp *w = &x.warps[wi];
-		w->id = wi;
-		w->r = x.regs + (size_t)wi * k->nregs * 32;
-		w->p = x.preds + (size_t)wi * k->npreds;
-		for (uint32_t i = 0; i < k->nconsts; i++) {
-			const emu_const *c = &k->consts[i];
-			uint64_t v;
-			if (c->kind == CONST_SREG)
-				continue;
-			v = c->kind == CONST_IMM ? c->value : x.symaddr[c->sym] + c->value;
-			uint64_t *Rr = w->r + (size_t)c->reg * 32;
-			for (int l = 0; l < 32; l++)
-				Rr[l] = v;
+	for (uint32_t s = 0; s < x.nslots; s++)
+		if ((err = slot_alloc(&x, &x.slots[s]))) {
+			err = kiln_error_set(KILN_ENOMEM, "emulator: out of memory launching %s", kernel);
+			goto done;
 		}
-	}
-	for (uint32_t bz = 0; bz < grid[2] && !err; bz++)
-		for (uint32_t by = 0; by < grid[1] && !err; by++)
-			for (uint32_t bx = 0; bx < grid[0]; bx++) {
-				bool rev = emu->reverse_blocks;
-				x.ctaid[0] = rev ? grid[0] - 1 - bx : bx;
-				x.ctaid[1] = rev ? grid[1] - 1 - by : by;
-				x.ctaid[2] = rev ? grid[2] - 1 - bz : bz;
-				if ((err = run_block(&x)))
-					break;
-				x.c.blocks++;
-			}
+	err = run_grid(&x);
+	emu->now = x.now;
+	emu->clk += modeled_cycles(&x) / (x.nslots ? x.nslots : 1) + 4000;
+	emu->gtime += (modeled_cycles(&x) / (x.nslots ? x.nslots : 1) + 4000) * 1000 / 1755;
 done:
 	if (counters) {
 		kiln_emu_counters *c = counters;
@@ -1981,14 +2511,10 @@ done:
 		c->static_shared = k->static_shared;
 	}
 	free(params);
-	free(x.regs);
-	free(x.preds);
-	free(x.warps);
-	free(x.local);
-	free(x.shared);
-	free(x.sh_init);
-	free(x.race);
-	free(x.race_b);
+	for (uint32_t s = 0; x.slots && s < x.nslots; s++)
+		slot_free(&x.slots[s]);
+	free(x.slots);
+	free(x.sm_of_slot);
 	return err;
 }
 
@@ -2006,6 +2532,11 @@ kiln_err kiln_emu_new(kiln_emu **out, const kiln_emu_options *o)
 		return KILN_ENOMEM;
 	e->opt = o ? *o : def;
 	e->next_base = EMU_GLOBAL_BASE;
+	e->sched = KILN_EMU_SCHED_SEEDED;
+	e->sched_seed = 1;
+	e->now = 1;
+	e->clk = 0x2f3a5c1d7ull << 8;       /* an SM that has been up for a while */
+	e->gtime = 1764547200000000000ull;  /* ns since the epoch, like the GPU's timer */
 	*out = e;
 	return 0;
 }
@@ -2018,6 +2549,7 @@ void kiln_emu_free(kiln_emu *emu)
 		free(emu->allocs[i].data);
 		free(emu->allocs[i].init);
 		free(emu->allocs[i].touched);
+		free(emu->allocs[i].shadow);
 	}
 	free(emu->allocs);
 	for (size_t i = 0; i < emu->nmodvars; i++)
@@ -2041,5 +2573,25 @@ void kiln_emu_set_budget(kiln_emu *emu, uint64_t budget)
 void kiln_emu_set_reverse_blocks(kiln_emu *emu, bool reverse)
 {
 	if (emu)
-		emu->reverse_blocks = reverse;
+		kiln_emu_set_schedule(emu, reverse ? KILN_EMU_SCHED_REVERSE : KILN_EMU_SCHED_FORWARD, 0);
+}
+
+void kiln_emu_set_schedule(kiln_emu *emu, kiln_emu_sched sched, uint64_t seed)
+{
+	if (!emu)
+		return;
+	emu->sched = sched;
+	emu->sched_seed = seed;
+	/* the clocks' base depends on the schedule too: a kernel cannot recognise a run */
+	emu->clk ^= (seed * 0x9E3779B97F4A7C15ull) & 0xFFFFFFull;
+}
+
+/* The happens-before time nears its 32-bit end: forget every access recorded so far. */
+void emu_time_wrap(kiln_emu *emu)
+{
+	for (size_t i = 0; i < emu->nallocs; i++) {
+		free(emu->allocs[i].shadow);
+		emu->allocs[i].shadow = NULL;
+	}
+	emu->now = 1;
 }

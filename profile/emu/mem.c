@@ -94,6 +94,7 @@ kiln_err kiln_emu_mem_free(kiln_emu *emu, uint64_t addr)
 		free(emu->allocs[i].data);
 		free(emu->allocs[i].init);
 		free(emu->allocs[i].touched);
+		free(emu->allocs[i].shadow);
 		memmove(&emu->allocs[i], &emu->allocs[i + 1], (emu->nallocs - i - 1) * sizeof *emu->allocs);
 		emu->nallocs--;
 		return 0;

@@ -1341,6 +1341,22 @@ static int mods_space(mods *m)
 	return KILN_EMU_SPACE_NONE; /* generic */
 }
 
+/* Memory-order bits (emu_inst.mode2 of ld/st/atom/red, MO_*) for the global racecheck:
+ * .volatile/.relaxed/.acquire/.release/.acq_rel/.sc accesses and atomics are not plain. */
+static uint8_t mods_order(mods *m, bool atomic)
+{
+	uint8_t o = atomic || has(m, "volatile") || has(m, "relaxed") ? MO_SYNC : 0;
+	if (has(m, "acquire"))
+		o |= MO_SYNC | MO_ACQ;
+	if (has(m, "release"))
+		o |= MO_SYNC | MO_REL;
+	if (has(m, "acq_rel") || has(m, "sc"))
+		o |= MO_SYNC | MO_ACQ | MO_REL;
+	if (has(m, "cta"))
+		o |= MO_CTA;
+	return o;
+}
+
 static kiln_err need_ops(parser *p, mods *m, int nops, int lo, int hi)
 {
 	if (nops < lo || nops > hi)
@@ -1873,7 +1889,8 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 			return punsup(p, m->line, m->op, m->oplen);
 		if (has(m, "nc"))
 			in->flags |= F_NC;
-		if (has(m, "volatile"))
+		in->mode2 = mods_order(m, false);
+		if (in->mode2 & MO_SYNC)
 			in->flags |= F_VOLATILE;
 		in->size = (uint8_t)emu_type_size(t0);
 		if (t0 == EMU_B128 || t0 == EMU_PRED)
@@ -1920,6 +1937,7 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		if (has(m, "v2") || has(m, "v4") || has(m, "v8"))
 			return punsup(p, m->line, m->op, m->oplen);
 		in->mode = (uint8_t)k;
+		in->mode2 = mods_order(m, true);
 		int sp = mods_space(m);
 		in->space = (uint8_t)sp;
 		in->size = (uint8_t)emu_type_size(t0);
@@ -2053,8 +2071,15 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		}
 		in->op = OP_BAR;
 		in->cls = CLS_BAR;
-		if (has(m, "arrive"))
-			return punsup(p, m->line, m->op, m->oplen);
+		in->b = EMU_NOREG;
+		if (has(m, "arrive")) { /* bar.arrive a, b: counts, does not wait */
+			NEED(2, 2);
+			in->mode = BAR_ARRIVE;
+			SRC(0, a, EMU_U32);
+			SRC(1, b, EMU_U32);
+			return 0;
+		}
+		has(m, "sync");
 		if (has(m, "red")) {
 			int k = has(m, "popc") ? 1 : has(m, "and") ? 2 : has(m, "or") ? 3 : 0;
 			if (!k)
@@ -2079,8 +2104,23 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 			SRC(1, b, EMU_U32);
 		return 0;
 	}
+	if ((base_is(m, "membar") || base_is(m, "fence")) &&
+	    !(has(m, "proxy") && (has(m, "tensormap") || has(m, "async")))) {
+		/* orders this warp's memory accesses: a release for the global racecheck */
+		m->used = 0xFFFFFFFFu;
+		in->op = OP_FENCE;
+		in->mode = has(m, "cta") ? 1 : 0;
+		in->cls = CLS_OTHER;
+		return 0;
+	}
+	if (base_is(m, "nanosleep")) {
+		m->used = 0xFFFFFFFFu;
+		in->op = OP_NANOSLEEP; /* the warp yields to the scheduler */
+		in->cls = CLS_OTHER;
+		return 0;
+	}
 	if (base_is(m, "membar") || base_is(m, "fence") || base_is(m, "prefetch") ||
-	    base_is(m, "prefetchu") || base_is(m, "nanosleep") || base_is(m, "pmevent") ||
+	    base_is(m, "prefetchu") || base_is(m, "pmevent") ||
 	    base_is(m, "discard") || base_is(m, "applypriority")) {
 		m->used = 0xFFFFFFFFu;
 		if (has(m, "proxy") && (has(m, "tensormap") || has(m, "async")))
@@ -2551,6 +2591,8 @@ static kiln_err reach(flat *fl, int32_t fi)
 			return kiln_error_set(KILN_EUNSUPPORTED,
 					      "not supported by the emulator: recursive call of %s (line %u)",
 					      f->name, f->line);
+	if (!f->has_body && strcmp(f->name, "vprintf") == 0)
+		return kiln_error_set(KILN_EUNSUPPORTED, "not supported by the emulator: device printf (vprintf)");
 	if (!f->has_body)
 		return kiln_error_set(KILN_EINVAL, "%s: function '%s' is declared but never defined",
 				      p->name, f->name);
