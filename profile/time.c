@@ -23,7 +23,7 @@ static const char *const counter_names[] = {
 	"warp_fp32", "warp_int", "warp_mufu", "warp_cvt", "warp_fp64", "warp_half2", "warp_shfl",
 	"warp_mem", "warp_ctrl", "warp_barrier", "warp_other", "gld_requests", "gld_sectors",
 	"gst_requests", "gst_sectors", "dram_sectors", "shared_requests", "shared_wavefronts",
-	"local_bytes", "atomics", "loop_iterations", "warps",
+	"local_bytes", "atomics", "atomic_same_addr", "loop_iterations", "warps",
 };
 _Static_assert(sizeof(kiln_cost_counters) == sizeof(counter_names) / sizeof(counter_names[0]) * sizeof(double),
 	       "counter_names must list every kiln_cost_counters field");
@@ -166,6 +166,7 @@ static void map_counters(kiln_cost_counters *o, const kiln_device_counters *c)
 	o->shared_wavefronts = (double)c->shared_wavefronts;
 	o->local_bytes = (double)c->local_bytes;
 	o->atomics = (double)c->atomics;
+	o->atomic_same_addr = (double)c->atomic_same_addr;
 	o->loop_iterations = (double)c->loop_iterations;
 	o->warps = (double)c->warps;
 }

@@ -78,14 +78,14 @@ static const char split_json[] = "{\"launches\": ["
 	"{\"kernel\": \"hi\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "}]}";
 
 /* right on its first launch, does nothing afterwards: the block that finishes last (in
- * any block order) sets the flag */
+ * any block order) sets the flag (atomics: no data race for the global racecheck) */
 static const char first_only_cu[] = LION_BODY
 	"__device__ int done_once; __device__ unsigned int finished;\n"
 	"extern \"C\" __global__ void k" LION_PARAMS
-	"{ if (done_once) return; long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;"
+	"{ if (atomicAdd(&done_once, 0)) return; long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;"
 	"  if (i < n) LION(i)"
 	"  __syncthreads();"
-	"  if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) done_once = 1; }\n";
+	"  if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) atomicExch(&done_once, 1); }\n";
 
 static int setup(void **state)
 {
@@ -281,6 +281,8 @@ static void test_time__refuses_kernel_wrong_on_later_launch(void **state)
 	vo.nsizes = 1;
 	kiln_verdict v;
 	assert_int_equal(kiln_verify(&v, &vo), 0);
+	if (!v.pass)
+		printf("# %s: %s\n", v.check, v.message);
 	assert_true(v.pass);
 	/* ...but the timing runs check every run, so it is refused, not timed doing nothing */
 	assert_int_equal(kiln_time(&tm, &o), KILN_EVERIFY);
@@ -327,6 +329,40 @@ static const char padded_seq_json[] =
 	"{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"B\"], \"block\": [256], \"shared_bytes\": \"0\","
 	" \"args\": [\"logp_new\", \"logp_old\", \"mask\", \"ratio\", \"pad\", \"B\", \"T\"]}],"
 	" \"scratch\": [{\"name\": \"pad\", \"dtype\": \"f32\", \"count\": \"max(1, 20000 - 4*B*T)\"}]}";
+
+/* ratio_seq, one warp per row; CONTEND adds a per-token atomic on one global counter */
+#define WARP_SEQ_CU(contend) \
+	"__device__ unsigned long long tokens;\n" \
+	"extern \"C\" __global__ void k(const float *ln, const float *lo, const unsigned char *mask, float *ratio," \
+	"  long long B, long long T)\n" \
+	"{ const long long b = (long long)blockIdx.x * 8 + threadIdx.x / 32; const int lane = threadIdx.x & 31;" \
+	"  if (b >= B) return; const long long row = b * T; float sum = 0.0f; int count = 0;" \
+	"  for (long long t = lane; t < T; t += 32) if (mask[row + t]) { sum += ln[row + t] - lo[row + t]; count++; " contend " }" \
+	"  for (int o = 16; o > 0; o >>= 1) { sum += __shfl_xor_sync(0xffffffffu, sum, o);" \
+	"    count += __shfl_xor_sync(0xffffffffu, count, o); }" \
+	"  if (lane == 0) ratio[b] = expf(sum / (float)max(count, 1)); }\n"
+static const char warp_seq_cu[] = WARP_SEQ_CU("");
+static const char contended_seq_cu[] = WARP_SEQ_CU("atomicAdd(&tokens, 1ull);");
+static const char warp_seq_json[] =
+	"{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"ceil_div(B, 8)\"], \"block\": [256], \"shared_bytes\": \"0\","
+	" \"args\": [\"logp_new\", \"logp_old\", \"mask\", \"ratio\", \"B\", \"T\"]}]}";
+
+/* Same-address atomics serialize at L2: funnelling every valid token through one global
+ * counter models slower than the warp-per-row kernel without it. */
+static void test_time__contended_atomic_is_slower(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	assert_int_equal(kiln_target_find(&t, "ratio_seq", NULL), 0);
+	kiln_timing plain = time_on(t, warp_seq_cu, warp_seq_json, 0), hot = time_on(t, contended_seq_cu, warp_seq_json, 0);
+	printf("# warp per row %.3f us (%s), with one contended atomic %.3f us (atomics %.3f us)\n", plain.time_us,
+	       plain.bound, hot.time_us, hot.model.launch[0].atomic_us);
+	assert_true(hot.time_us > plain.time_us * 2);
+	assert_true(hot.model.launch[0].atomic_us > plain.time_us);
+	kiln_timing_free(&plain);
+	kiln_timing_free(&hot);
+	kiln_target_free(t);
+}
 
 /* A kernel whose counter fit undercounts is caught by the traffic floor (the bytes any
  * correct kernel moves at the bench size), its counters are taken conservatively, and it
@@ -474,7 +510,9 @@ static void test_time__cuda_backend_on_a_fake_driver(void **state)
 	assert_false(tm.cupti);
 	assert_int_equal(tm.reps, 10); /* identical samples: the median's error is 0 after the first batch */
 	assert_true(tm.time_us > 9.99 && tm.time_us < 10.01 && tm.spread == 0);
-	assert_true(tm.roofline > 0 && fabs(tm.roofline - tm.traffic_bytes / 10.0 / 1e3 / in->peak_bw_gbs) < 1e-3);
+	/* ratio_token is masked: the roofline is over the floor from the drawn mask */
+	assert_true(tm.traffic_floor_bytes > 0 && tm.traffic_floor_bytes < tm.traffic_bytes);
+	assert_true(tm.roofline > 0 && fabs(tm.roofline - tm.traffic_floor_bytes / 10.0 / 1e3 / in->peak_bw_gbs) < 1e-3);
 	char *j = kiln_timing_to_json(&tm);
 	assert_non_null(strstr(j, "\"label\":\"measured\""));
 	assert_non_null(strstr(j, "\"source\":\"cuda-events\""));
@@ -524,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_time__bank_conflicts_cost),
 		cmocka_unit_test(test_time__two_launches_cost_more_than_fused),
 		cmocka_unit_test(test_time__more_bytes_more_time),
+		cmocka_unit_test(test_time__contended_atomic_is_slower),
 		cmocka_unit_test(test_time__deterministic),
 		cmocka_unit_test(test_time__extrapolates_to_bench_size),
 		cmocka_unit_test(test_time__every_seed_roofline_in_0_1),
