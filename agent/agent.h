@@ -124,10 +124,16 @@ typedef struct kiln_run_summary {
 	int64_t seed_candidate, best_candidate;
 	double seed_us, best_us, speedup;
 	bool modeled;
-	double cost_usd;
+	double cost_usd;           /* priced calls only */
+	int64_t unpriced_calls;    /* answered calls of a model kiln has no price for */
 	int64_t tokens;
 	char best_commit[41];      /* archive commit of the best, "" if none */
 } kiln_run_summary;
+
+/* LLM spend as people read it: "$0.1234" (digits decimals) from priced calls, "unknown"
+ * when there are only unpriced ones (answered calls of a model kiln has no price for),
+ * "$0.1234 + unknown" with both, "-" (digits <= 2) or "$0.0000" with neither. Returns out. */
+char *kiln_cost_text(char *out, size_t n, double usd, bool any_priced, int64_t unpriced, int digits);
 
 /* Runs (or resumes) a search until a budget runs out, the tuner's space is exhausted or
  * SIGINT/SIGTERM arrives (then the candidate in flight finishes, the checkpoint is

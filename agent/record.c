@@ -347,9 +347,9 @@ bool kiln_search_should_stop(kiln_search *s)
 
 static char *spent_json(const kiln_search *s)
 {
-	return kiln_asprintf("{\"iterations\": %lld, \"seconds\": %.1f, \"cost_usd\": %.6f, \"tokens\": %lld, \"passed\": %lld, \"failed\": %lld}",
-			     (long long)s->iteration, elapsed(s), s->cost_usd, (long long)s->tokens,
-			     (long long)s->passed, (long long)s->failed);
+	return kiln_asprintf("{\"iterations\": %lld, \"seconds\": %.1f, \"cost_usd\": %.6f, \"unpriced_calls\": %lld, \"tokens\": %lld, \"passed\": %lld, \"failed\": %lld}",
+			     (long long)s->iteration, elapsed(s), s->cost_usd, (long long)s->unpriced_calls,
+			     (long long)s->tokens, (long long)s->passed, (long long)s->failed);
 }
 
 kiln_err kiln_search_checkpoint(kiln_search *s, const char *policy_state_json)
@@ -380,11 +380,26 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	if (s->best_id)
 		snprintf(best, sizeof best, "best %.3f us%s (%.2fx)", s->best_us, s->modeled ? " modeled" : "",
 			 s->seed_us > 0 ? s->seed_us / s->best_us : 1.0);
-	char money[64] = "";
+	char money[96] = "", cost[48];
 	if (s->llm)
-		snprintf(money, sizeof money, ", %lld tokens $%.4f", (long long)s->tokens, s->cost_usd);
+		snprintf(money, sizeof money, ", %lld tokens %s", (long long)s->tokens,
+			 kiln_cost_text(cost, sizeof cost, s->cost_usd, s->cost_usd > 0, s->unpriced_calls, 4));
 	fprintf(s->log, "%s[%lld] %s | %s | %lld passed %lld failed%s%s%s", s->tty ? "\r\033[K" : "",
 		(long long)s->iteration, what, best, (long long)s->passed, (long long)s->failed, money,
 		budget, s->tty ? "" : "\n");
 	fflush(s->log);
+}
+
+char *kiln_cost_text(char *out, size_t n, double usd, bool any_priced, int64_t unpriced, int digits)
+{
+	any_priced = any_priced && isfinite(usd);
+	if (!any_priced && unpriced <= 0)
+		snprintf(out, n, "%s", digits > 2 ? "$0.0000" : "-");
+	else if (!any_priced)
+		snprintf(out, n, "unknown");
+	else if (unpriced > 0)
+		snprintf(out, n, "$%.*f + unknown", digits, isfinite(usd) ? usd : 0.0);
+	else
+		snprintf(out, n, "$%.*f", digits, isfinite(usd) ? usd : 0.0);
+	return out;
 }

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "agent/agent.h"
 #include "archive/archive.h"
 #include "cli/cli.h"
 
@@ -105,6 +106,8 @@ static const char runs_sql[] =
 	" (SELECT t.kind FROM timings t WHERE t.candidate_id = r.best_candidate) AS best_kind,"
 	" (SELECT count(*) FROM llm_calls l WHERE l.run_id = r.id) AS llm_calls,"
 	" (SELECT sum(l.cost_usd) FROM llm_calls l WHERE l.run_id = r.id) AS cost_usd,"
+	" (SELECT count(*) FROM llm_calls l WHERE l.run_id = r.id AND l.status = 'ok' AND l.cost_usd IS NULL)"
+	"  AS unpriced_calls,"
 	" (SELECT sum(coalesce(l.prompt_tokens, 0) + coalesce(l.completion_tokens, 0)) FROM llm_calls l"
 	"  WHERE l.run_id = r.id) AS tokens,"
 	" r.budgets, r.spent"
@@ -120,7 +123,7 @@ static void print_runs(const cJSON *rows)
 		double sx = kiln_cli_jnum(r, "best_speedup"), c = kiln_cli_jnum(r, "cost_usd");
 		duration(dur, sizeof(dur), kiln_cli_jnum(r, "duration_s"));
 		snprintf(best, sizeof(best), isfinite(sx) ? "%.2fx" : "-", sx);
-		snprintf(cost, sizeof(cost), isfinite(c) ? "$%.2f" : "-", c);
+		kiln_cost_text(cost, sizeof(cost), c, isfinite(c), (int64_t)kiln_cli_jnum(r, "unpriced_calls"), 2);
 		snprintf(dev, sizeof(dev), "%s%s%s", kiln_cli_jstr(r, "device", "?"), kiln_cli_jstr(r, "gpu", NULL) ? "/" : "",
 			 kiln_cli_jstr(r, "gpu", ""));
 		printf("%4.0f  %-16s %-6s %-18s %-12s %-20s %8s %6.0f %8s %8s  %s%s\n", kiln_cli_jnum(r, "id"),

@@ -134,6 +134,11 @@ def fake_checks(wd, ids):
 
     doc = kiln_json(wd, "show", ids["winner"])
     check(doc["candidate"]["is_best"] == 1 and doc["timing"]["time_us"] == 2420, "show: best, timing")
+    bd = doc["timing"].get("breakdown") or [{}]
+    check(bd[0].get("bound") == "dram" and bd[0].get("waves") == 3.9, "show --json: the per-launch breakdown")
+    check(doc["timing"].get("fit", {}).get("holds") is True, "show --json: the counter fit")
+    text = kiln(wd, "show", ids["winner"]).stdout
+    check("launch 0: dram-bound, 2420 us; occupancy 1.00" in text, "show: the breakdown in text")
     check([a["id"] for a in doc["ancestry"]] == [0, 2, 4, 7], "show: ancestry root..node")
     check(doc["node"]["title"] == "float4 x4 with 512 threads", "show: node")
     check(doc["llm_call"]["model"] == "gpt-5" and "prompt" not in doc["llm_call"], "show: llm call without prompt")

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <math.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -170,6 +171,19 @@ static void test_agent__beyond_the_physical_limit_never_wins(void **state)
 	kiln_eval_free(&ev);
 }
 
+/* An unpriced model's spend is "unknown" in the progress line and kiln runs, never $0. */
+static void test_agent__cost_text_unknown_when_unpriced(void **state)
+{
+	(void)state;
+	char b[48];
+	assert_string_equal(kiln_cost_text(b, sizeof b, 0.0, false, 3, 4), "unknown");
+	assert_string_equal(kiln_cost_text(b, sizeof b, NAN, true, 2, 2), "unknown");
+	assert_string_equal(kiln_cost_text(b, sizeof b, 0.25, true, 1, 4), "$0.2500 + unknown");
+	assert_string_equal(kiln_cost_text(b, sizeof b, 0.25, true, 0, 2), "$0.25");
+	assert_string_equal(kiln_cost_text(b, sizeof b, 0.0, false, 0, 4), "$0.0000");
+	assert_string_equal(kiln_cost_text(b, sizeof b, NAN, false, 0, 2), "-");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_agent__tuner_starts_at_seed_and_never_repeats),
 		cmocka_unit_test(test_agent__child_result_timeout_and_crash),
 		cmocka_unit_test(test_agent__beyond_the_physical_limit_never_wins),
+		cmocka_unit_test(test_agent__cost_text_unknown_when_unpriced),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
