@@ -90,3 +90,8 @@ const char *kiln_cli_workdir(const char *flag_value)
 	const char *env = getenv("KILN_WORKDIR");
 	return env && *env ? env : ".kiln";
 }
+
+char *kiln_cli_cache_dir(const char *flag_value)
+{
+	return kiln_path_join(kiln_cli_workdir(flag_value), "cache");
+}

@@ -38,8 +38,12 @@ bool kiln_cli_parse(int argc, char **argv, const kiln_cli_opt *opts, const char 
  * KILN_EXIT_USAGE / KILN_EXIT_FAIL as the code implies). */
 int kiln_cli_fail(const char *cmd, kiln_err e);
 
-/* The work directory: --workdir, else $KILN_WORKDIR, else ./.kiln */
+/* The work directory: --workdir, else $KILN_WORKDIR, else ./.kiln. One rule for every
+ * command: what it compiles is cached in <workdir>/cache (compile, verify, bench, run,
+ * promote), what it records or reads is <workdir>/history.db and <workdir>/archive. */
 const char *kiln_cli_workdir(const char *flag_value);
+/* <workdir>/cache (caller frees); NULL when out of memory. */
+char *kiln_cli_cache_dir(const char *flag_value);
 
 /* Review helpers (cmd_runs.c), shared by runs, log, show, diff, tree, report, promote. */
 struct kiln_db;

@@ -12,7 +12,7 @@
 
 static const char usage[] =
 	"kiln verify TARGET [--kernel F.cu --launch F.json] [-D NAME=V ...] [--seeds N] "
-	"[--seed S ...] [--device emu|cuda|auto] [--json] [--targets-dir DIR]";
+	"[--seed S ...] [--device emu|cuda|auto] [--json] [--targets-dir DIR] [--workdir DIR]";
 static const char help[] =
 	"Verifies a kernel against the target's float64 reference on fresh seeded inputs.\n"
 	"  --kernel F.cu       the candidate (default: the target's seed.cu)\n"
@@ -23,6 +23,7 @@ static const char help[] =
 	"  --device KIND       emu, cuda or auto (default auto)\n"
 	"  --json              print the verdict as JSON\n"
 	"  --targets-dir DIR   where to find TARGET\n"
+	"  --workdir DIR       compile cache in DIR/cache (default $KILN_WORKDIR or ./.kiln)\n"
 	"Exit status: 0 pass, 1 fail, 3 could not verify (also: unverifiable on this device).\n";
 
 /* Takes -D/--define and --seed (repeatable) out of argv; the rest goes to rest. */
@@ -110,7 +111,8 @@ static void print_human(const kiln_target *t, const kiln_verdict *v)
 
 int kiln_cmd_verify(int argc, char **argv)
 {
-	const char *kernel = NULL, *launch = NULL, *seeds_s = NULL, *device = "auto", *tdir = NULL;
+	const char *kernel = NULL, *launch = NULL, *seeds_s = NULL, *device = "auto", *tdir = NULL, *workdir = NULL;
+	char *cache = NULL;
 	bool json = false;
 	const char *pos[1];
 	int npos = 0, exit_now = KILN_EXIT_OK, rc = KILN_EXIT_ERROR;
@@ -128,7 +130,7 @@ int kiln_cmd_verify(int argc, char **argv)
 	const kiln_cli_opt opts[] = {
 		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"seeds", 1, &seeds_s, NULL},
 		{"device", 1, &device, NULL}, {"json", 0, NULL, &json}, {"targets-dir", 1, &tdir, NULL},
-		{0, 0, 0, 0},
+		{"workdir", 1, &workdir, NULL}, {0, 0, 0, 0},
 	};
 	if (!(rest = kiln_calloc((size_t)argc + 1, sizeof(*rest))))
 		return kiln_cli_fail("verify", KILN_ENOMEM);
@@ -177,6 +179,11 @@ int kiln_cmd_verify(int argc, char **argv)
 	vo.nseeds = (size_t)nk;
 	vo.seeds = nseeds ? seeds : NULL;
 	vo.nseeds_given = nseeds;
+	if (!(cache = kiln_cli_cache_dir(workdir))) {
+		e = KILN_ENOMEM;
+		goto fail;
+	}
+	vo.cache_dir = cache;
 	kiln_verdict v;
 	if ((e = kiln_verify(&v, &vo)))
 		goto fail;
@@ -194,6 +201,7 @@ int kiln_cmd_verify(int argc, char **argv)
 fail:
 	rc = kiln_cli_fail("verify", e);
 done:
+	free(cache);
 	free(vjson);
 	free(src);
 	kiln_plan_free(plan);
