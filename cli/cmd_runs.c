@@ -14,6 +14,7 @@
 #include "agent/agent.h"
 #include "archive/archive.h"
 #include "cli/cli.h"
+#include "targets/targets.h"
 
 int kiln_cli_history_open(kiln_db **out, const char *cmd, const char *workdir)
 {
@@ -21,6 +22,59 @@ int kiln_cli_history_open(kiln_db **out, const char *cmd, const char *workdir)
 	kiln_err e = path ? kiln_db_open(out, path, KILN_DB_READONLY) : KILN_ENOMEM;
 	free(path);
 	return e ? kiln_cli_fail(cmd, e) : KILN_EXIT_OK;
+}
+
+/* Levenshtein distance of two names (the first 63 characters). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strnlen(a, 63), lb = strnlen(b, 63), row[64];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			best = best < up + 1 ? best : up + 1;
+			best = best < row[j - 1] + 1 ? best : row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+static void consider(char *out, size_t n, size_t *best, const char *name, const char *ref)
+{
+	size_t d = name ? edit_distance(name, ref) : SIZE_MAX;
+	if (d < *best && d > 0) {
+		*best = d;
+		snprintf(out, n, "%s", name);
+	}
+}
+
+/* The target name closest to ref among the history's runs and the built-in targets, when
+ * it is close (a typo: at most 2 edits, or a third of the name); "" otherwise. */
+static void closest_target(char *out, size_t n, kiln_db *db, const char *ref)
+{
+	size_t best = SIZE_MAX;
+	cJSON *rows = NULL;
+	const cJSON *r;
+	char **names = NULL;
+	size_t nn = 0;
+	*out = 0;
+	if (kiln_db_query_json(db, &rows, "SELECT DISTINCT target FROM runs ORDER BY target", NULL, 0, "listing targets") == 0)
+		cJSON_ArrayForEach(r, rows) consider(out, n, &best, kiln_cli_jstr(r, "target", NULL), ref);
+	cJSON_Delete(rows);
+	if (kiln_targets_list(&names, &nn, NULL) == 0)
+		for (size_t i = 0; i < nn; i++)
+			consider(out, n, &best, names[i], ref);
+	for (size_t i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	size_t len = strlen(ref), limit = len / 3 > 2 ? len / 3 : 2;
+	if (best > limit)
+		*out = 0;
 }
 
 int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char *ref)
@@ -39,8 +93,12 @@ int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char 
 	if (cJSON_IsNumber(id)) {
 		*out = (int64_t)id->valuedouble;
 	} else {
-		fprintf(stderr, "kiln %s: %s '%s' in the history (see `kiln runs`)\n", cmd,
-			digits ? "no run" : "no run of target", ref);
+		char near[96] = "";
+		if (!digits)
+			closest_target(near, sizeof(near), db, ref);
+		fprintf(stderr, "kiln %s: %s '%s' in the history (%s%s%ssee `kiln runs`)\n", cmd,
+			digits ? "no run" : "no run of target", ref, *near ? "did you mean '" : "", near,
+			*near ? "'? " : "");
 		rc = KILN_EXIT_ERROR;
 	}
 	cJSON_Delete(rows);

@@ -184,6 +184,7 @@ typedef struct kiln_verdict {
 	size_t nfirst;
 	double seconds;
 	kiln_device_counters counters; /* the last run's plan (emu) */
+	uint64_t thread_instructions;  /* emu: summed over every plan run of the verification */
 	char warnings[200];     /* pass or fail: things a GPU would punish that no check can
 				 * (reads of %clock / %globaltimer); "" when none */
 } kiln_verdict;

@@ -146,6 +146,7 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 	memset(&cnt, 0, sizeof(cnt));
 	kiln_err e = kiln_plan_run(c->dev, c->mod, c->t, c->o->plan, env, addr, pat, &cnt, &failed);
 	v->counters = cnt;
+	v->thread_instructions += cnt.thread_instructions;
 	if (!e)
 		return 0;
 	if (e == KILN_EFAULT) {

@@ -117,6 +117,7 @@ def fake_checks(wd, ids):
     check([c["id"] for c in log if c["new_best"]] == ids["bests"], "new bests marked in order")
     check(sum(1 for c in log if c["is_best"]) == 1, "one run best")
     text = kiln(wd, "log", "adamw").stdout
+    check("* a new best when it ran" in text and "~ modeled time" in text, "log: legend for * and ~")
     check("FAIL mismatch" in text and "compile error" in text and "FAIL race" in text, "verdicts in text")
     check("%6d*" % ids["winner"] in text, "new best marked with *")
     check(len(kiln_json(wd, "log", "adamw", "--passed")) == 8, "--passed")
@@ -129,6 +130,10 @@ def fake_checks(wd, ids):
     check(len(kiln_json(wd, "log", str(ids["run_tune"]))) == ids["ncand_tune"], "log RUN")
     kiln(wd, "log", "adamw", "--since", "yesterday", rc=2)
     kiln(wd, "log", "adamw", "--passed", "--failed", rc=2)
+    p = kiln(wd, "tree", "adamx", rc=3)
+    check("did you mean 'adamw'?" in p.stderr, "tree: a typo suggests the target: " + p.stderr.strip())
+    p = kiln(wd, "tree", "adamw8bit", rc=3)
+    check("did you mean 'adam8bit'?" in p.stderr, "tree adamw8bit suggests adam8bit: " + p.stderr.strip())
     p = kiln(wd, "log", "nosuchtarget", rc=3)
     check("no run of target" in p.stderr, "log of an unknown target says so")
 
