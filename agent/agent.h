@@ -77,6 +77,10 @@ typedef struct kiln_prompt_input {
 	int64_t node_id;                           /* the action being worked on */
 	const char *action;                        /* its title and description */
 	const char *parent_source, *parent_launch; /* the parent's best candidate */
+	const char *best_source, *best_launch;     /* a new family (parent: the seed): the run's
+						    * current best, for reference; NULL = none */
+	double best_us;                            /* its time */
+	bool best_modeled;
 	const char *last_source;                   /* the last attempt */
 	const char *evidence;                      /* compile log, verdict, timing... */
 } kiln_prompt_input;

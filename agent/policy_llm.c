@@ -282,7 +282,7 @@ static kiln_err attempt(llm_state *st)
 	kiln_prompt_input in;
 	char *tree, *action = node_text(s, st->node);
 	int64_t parent = parent_best(s, st->node);
-	kiln_candidate_info *pc = NULL;
+	kiln_candidate_info *pc = NULL, *bc = NULL;
 	base_input(st, &in, KILN_PROMPT_IMPLEMENT, &tree);
 	in.action = action;
 	if (st->attempts == 0 || !st->last_source) {
@@ -292,6 +292,14 @@ static kiln_err attempt(llm_state *st)
 		} else {
 			in.parent_source = s->seed_source;
 			in.parent_launch = s->seed_launch;
+		}
+		/* a new family starts from the seed; the run's best (another family) is shown too */
+		if ((!parent || parent == s->seed_id) && s->best_id && s->best_id != s->seed_id &&
+		    kiln_db_candidate_get(s->db, &bc, s->best_id) == 0) {
+			in.best_source = bc->source;
+			in.best_launch = bc->launch_json;
+			in.best_us = s->best_us;
+			in.best_modeled = s->modeled;
 		}
 	} else {
 		in.kind = st->last_passed ? KILN_PROMPT_IMPROVE : KILN_PROMPT_DEBUG;
@@ -306,6 +314,7 @@ static kiln_err attempt(llm_state *st)
 	free(tree);
 	free(action);
 	kiln_candidate_infos_free(pc, pc ? 1 : 0);
+	kiln_candidate_infos_free(bc, bc ? 1 : 0);
 	if (e || !got) {
 		kiln_reply_parts_free(&parts);
 		if (!e && !kiln_search_should_stop(s)) {

@@ -115,6 +115,15 @@ kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 			quote(&var, "Parent's best kernel (start from this)", in->parent_source, EVIDENCE_MAX);
 		if (in->parent_launch)
 			quote(&var, "Parent's launch plan", in->parent_launch, EVIDENCE_MAX);
+		if (in->best_source) {
+			kiln_buf_printf(&var, "\n### The run's current best (%.3f us %s), for reference\nAnother family "
+					      "holds the best time so far; this action starts from the seed, but what made "
+					      "that kernel fast may apply here too, and this is the time to beat.\n",
+					in->best_us, in->best_modeled ? "modeled" : "measured");
+			quote(&var, "Current best kernel", in->best_source, EVIDENCE_MAX);
+			if (in->best_launch)
+				quote(&var, "Current best launch plan", in->best_launch, EVIDENCE_MAX);
+		}
 		kiln_buf_puts(&var, "\nReply with the ```cuda kernel and the ```json launch plan.\n");
 		break;
 	case KILN_PROMPT_DEBUG:
