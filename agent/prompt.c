@@ -53,8 +53,21 @@ static kiln_err target_section(kiln_buf *b, const kiln_target *t)
 			kiln_buf_printf(b, " %lld", (long long)s->bench[j]);
 		kiln_buf_puts(b, ");");
 	}
-	kiln_buf_printf(b, "\nMinimum traffic: %s bytes (the roofline is this over peak DRAM bandwidth).\n",
-			t->traffic_bytes);
+	size_t masked = 0;
+	for (size_t i = 0; i < t->nbuffers; i++)
+		masked += t->buffers[i].masked_by != NULL;
+	if (!masked) {
+		kiln_buf_printf(b, "\nMinimum traffic: %s bytes (the roofline is this over peak DRAM bandwidth).\n",
+				t->traffic_bytes);
+	} else {
+		kiln_buf_printf(b, "\nDeclared traffic: %s bytes, masked positions included. A kernel need not load masked "
+				   "elements of", t->traffic_bytes);
+		for (size_t i = 0; i < t->nbuffers; i++)
+			if (t->buffers[i].masked_by)
+				kiln_buf_printf(b, " %s", t->buffers[i].name);
+		kiln_buf_puts(b, ", so the roofline (and the physical-limit check) is over the floor: the declared bytes "
+				 "less those elements, counted on the drawn mask.\n");
+	}
 	if (t->nknobs) {
 		kiln_buf_puts(b, "Knobs (every candidate is compiled with -D NAME=VALUE at the seed's values and the same "
 				 "values are set in launch expressions; guard them with #ifndef, or give constants you "

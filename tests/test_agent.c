@@ -199,6 +199,7 @@ static void test_agent__new_family_prompt_shows_the_best(void **state)
 	kiln_prompt p;
 	assert_int_equal(kiln_prompt_build(&p, &in), 0);
 	assert_null(strstr(p.task, "current best"));
+	assert_non_null(strstr(p.prefix, "Minimum traffic: 20*n bytes")); /* lion has no mask */
 	kiln_prompt_free(&p);
 	in.best_source = "// the float4 winner\n";
 	in.best_launch = "{\"launches\": []}";
