@@ -211,6 +211,14 @@ static void test_agent__new_family_prompt_shows_the_best(void **state)
 	assert_true(strstr(p.task, "// the seed") < strstr(p.task, "// the float4 winner"));
 	kiln_prompt_free(&p);
 	kiln_target_free(t);
+	/* a masked target says what its declared traffic is and what the roofline uses */
+	assert_int_equal(kiln_target_find(&t, "ratio_seq", NULL), 0);
+	in.target = t;
+	assert_int_equal(kiln_prompt_build(&p, &in), 0);
+	assert_non_null(strstr(p.prefix, "Declared traffic: 9*B*T + 4*B bytes, masked positions included"));
+	assert_non_null(strstr(p.prefix, "masked elements of logp_new logp_old, so the roofline"));
+	kiln_prompt_free(&p);
+	kiln_target_free(t);
 }
 
 int main(void)
