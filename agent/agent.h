@@ -81,6 +81,10 @@ typedef struct kiln_prompt_input {
 	int64_t node_id;                           /* the action being worked on */
 	const char *action;                        /* its title and description */
 	const char *parent_source, *parent_launch; /* the parent's best candidate */
+	const char *best_source, *best_launch;     /* a new family (parent: the seed): the run's
+						    * current best, for reference; NULL = none */
+	double best_us;                            /* its time */
+	bool best_modeled;
 	const char *last_source;                   /* the last attempt */
 	const char *evidence;                      /* compile log, verdict, timing... */
 } kiln_prompt_input;
@@ -129,13 +133,19 @@ typedef struct kiln_run_summary {
 	int64_t seed_candidate, best_candidate;
 	double seed_us, best_us, speedup;
 	bool modeled;
-	double cost_usd;
+	double cost_usd;           /* priced calls only */
+	int64_t unpriced_calls;    /* answered calls of a model kiln has no price for */
 	int64_t tokens;
 	char best_commit[41];      /* archive commit of the best, "" if none */
 	char bench_check[480];     /* the best verified at the bench size on the emulator: "passed
 				    * at n=...", "FAILED ...", "skipped ..." or "" (no best) */
 	bool bench_failed;         /* the best fails at the bench size: do not use it */
 } kiln_run_summary;
+
+/* LLM spend as people read it: "$0.1234" (digits decimals) from priced calls, "unknown"
+ * when there are only unpriced ones (answered calls of a model kiln has no price for),
+ * "$0.1234 + unknown" with both, "-" (digits <= 2) or "$0.0000" with neither. Returns out. */
+char *kiln_cost_text(char *out, size_t n, double usd, bool any_priced, int64_t unpriced, int digits);
 
 /* Runs (or resumes) a search until a budget runs out, the tuner's space is exhausted or
  * SIGINT/SIGTERM arrives (then the candidate in flight finishes, the checkpoint is

@@ -103,6 +103,7 @@ typedef struct kiln_search {
 	/* spent */
 	int64_t passed, failed;
 	double cost_usd;
+	int64_t unpriced_calls; /* answered calls without a price: the spend is not known */
 	int64_t tokens;
 	double elapsed_before;  /* seconds spent by earlier sessions of a resumed run */
 	double started;         /* kiln_now_s() at this session's start */

@@ -322,7 +322,7 @@ void kiln_eval_check_physical(kiln_eval *ev)
 	 * measurement, never a winner */
 	if (ev->outcome == KILN_OUT_PASSED && ev->has_timing && ev->roofline > 1.0)
 		set_failure(ev, "physical-limit",
-			    kiln_asprintf("%.3f us is %.0f%% of the time the target's minimum traffic needs at peak bandwidth: physically impossible, so the kernel skips work the timing cannot see or the timing is wrong",
+			    kiln_asprintf("%.3f us is %.0f%% of the time the traffic floor (the bytes any correct kernel moves, masked positions left out) needs at peak bandwidth: physically impossible, so the kernel skips work the timing cannot see or the timing is wrong",
 					  ev->time_us, 100.0 / ev->roofline));
 }
 

@@ -59,6 +59,8 @@ static kiln_err ask(llm_state *st, const kiln_prompt_input *in, const char *purp
 		s->tokens += (r.prompt_tokens > 0 ? r.prompt_tokens : 0) + (r.completion_tokens > 0 ? r.completion_tokens : 0);
 		if (isfinite(r.cost_usd))
 			s->cost_usd += r.cost_usd;
+		else if (!strcmp(r.status, "ok"))
+			s->unpriced_calls++;
 		if (!e && r.fatal)
 			e = kiln_error_set(KILN_ELLM, "the LLM refused the call (%s): %s", r.status,
 					   r.error ? r.error : "no detail");
@@ -218,15 +220,46 @@ static void reset_action(llm_state *st, int64_t node)
 	st->last_source = st->evidence = NULL;
 }
 
+/* The cost model's per-launch breakdown and fit note, one line per launch ("" if none). */
+static char *breakdown_lines(const kiln_eval *ev)
+{
+	static const char *const k[9] = {"time_us", "occupancy", "waves", "dram_us", "l2_us", "issue_us",
+					 "latency_us", "atomic_us", "overhead_us"};
+	cJSON *t = ev->timing_json ? cJSON_Parse(ev->timing_json) : NULL;
+	kiln_buf b;
+	kiln_buf_init(&b, 8192);
+	const cJSON *l;
+	int li = 0;
+	cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(t, "breakdown")) {
+		double v[9];
+		for (size_t i = 0; i < 9; i++)
+			v[i] = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(l, k[i]));
+		const char *bound = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "bound"));
+		kiln_buf_printf(&b, "launch %d: %s-bound, %.3f us; occupancy %.2f, %.2f waves; dram %.3g, l2 %.3g, issue %.3g, "
+				    "latency %.3g, atomics %.3g, launch %.3g us\n", li++, bound ? bound : "?", v[0], v[1], v[2],
+				v[3], v[4], v[5], v[6], v[7], v[8]);
+	}
+	const char *note = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "fit_note"));
+	if (note && *note)
+		kiln_buf_printf(&b, "%s\n", note);
+	cJSON_Delete(t);
+	char *out = kiln_buf_detach(&b);
+	return out ? out : kiln_strdup("");
+}
+
 static char *evidence_of(const kiln_eval *ev)
 {
-	if (ev->outcome == KILN_OUT_PASSED)
-		return kiln_asprintf("time %.3f us (%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\ncounters: %s%s%s",
+	if (ev->outcome == KILN_OUT_PASSED) {
+		char *bd = breakdown_lines(ev);
+		char *text = kiln_asprintf("time %.3f us (%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\n%scounters: %s%s%s",
 				     ev->time_us, ev->modeled ? "modeled on the emulator's cost model" : "measured",
 				     ev->roofline * 100, ev->bandwidth_gbs, ev->registers, (long long)ev->spill_store,
-				     (long long)ev->spill_load, (long long)ev->shared_bytes,
+				     (long long)ev->spill_load, (long long)ev->shared_bytes, bd ? bd : "",
 				     ev->counters_json ? ev->counters_json : "{}", ev->message && *ev->message ? "\n" : "",
 				     ev->message ? ev->message : "");
+		free(bd);
+		return text;
+	}
 	return kiln_asprintf("check '%s' failed: %s%s%s", ev->failed_check ? ev->failed_check : "?",
 			     ev->message ? ev->message : "",
 			     ev->compile_log && *ev->compile_log ? "\ncompile log:\n" : "",
@@ -249,7 +282,7 @@ static kiln_err attempt(llm_state *st)
 	kiln_prompt_input in;
 	char *tree, *action = node_text(s, st->node);
 	int64_t parent = parent_best(s, st->node);
-	kiln_candidate_info *pc = NULL;
+	kiln_candidate_info *pc = NULL, *bc = NULL;
 	base_input(st, &in, KILN_PROMPT_IMPLEMENT, &tree);
 	in.action = action;
 	if (st->attempts == 0 || !st->last_source) {
@@ -259,6 +292,14 @@ static kiln_err attempt(llm_state *st)
 		} else {
 			in.parent_source = s->seed_source;
 			in.parent_launch = s->seed_launch;
+		}
+		/* a new family starts from the seed; the run's best (another family) is shown too */
+		if ((!parent || parent == s->seed_id) && s->best_id && s->best_id != s->seed_id &&
+		    kiln_db_candidate_get(s->db, &bc, s->best_id) == 0) {
+			in.best_source = bc->source;
+			in.best_launch = bc->launch_json;
+			in.best_us = s->best_us;
+			in.best_modeled = s->modeled;
 		}
 	} else {
 		in.kind = st->last_passed ? KILN_PROMPT_IMPROVE : KILN_PROMPT_DEBUG;
@@ -273,6 +314,7 @@ static kiln_err attempt(llm_state *st)
 	free(tree);
 	free(action);
 	kiln_candidate_infos_free(pc, pc ? 1 : 0);
+	kiln_candidate_infos_free(bc, bc ? 1 : 0);
 	if (e || !got) {
 		kiln_reply_parts_free(&parts);
 		if (!e && !kiln_search_should_stop(s)) {

@@ -56,8 +56,21 @@ static kiln_err target_section(kiln_buf *b, const kiln_target *t)
 			kiln_buf_printf(b, " %lld", (long long)s->bench[j]);
 		kiln_buf_puts(b, ");");
 	}
-	kiln_buf_printf(b, "\nMinimum traffic: %s bytes (the roofline is this over peak DRAM bandwidth).\n",
-			t->traffic_bytes);
+	size_t masked = 0;
+	for (size_t i = 0; i < t->nbuffers; i++)
+		masked += t->buffers[i].masked_by != NULL;
+	if (!masked) {
+		kiln_buf_printf(b, "\nMinimum traffic: %s bytes (the roofline is this over peak DRAM bandwidth).\n",
+				t->traffic_bytes);
+	} else {
+		kiln_buf_printf(b, "\nDeclared traffic: %s bytes, masked positions included. A kernel need not load masked "
+				   "elements of", t->traffic_bytes);
+		for (size_t i = 0; i < t->nbuffers; i++)
+			if (t->buffers[i].masked_by)
+				kiln_buf_printf(b, " %s", t->buffers[i].name);
+		kiln_buf_puts(b, ", so the roofline (and the physical-limit check) is over the floor: the declared bytes "
+				 "less those elements, counted on the drawn mask.\n");
+	}
 	if (t->nknobs) {
 		kiln_buf_puts(b, "Knobs (every candidate is compiled with -D NAME=VALUE at the seed's values and the same "
 				 "values are set in launch expressions; guard them with #ifndef, or give constants you "
@@ -118,6 +131,15 @@ kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 			quote(&var, "Parent's best kernel (start from this)", in->parent_source, EVIDENCE_MAX);
 		if (in->parent_launch)
 			quote(&var, "Parent's launch plan", in->parent_launch, EVIDENCE_MAX);
+		if (in->best_source) {
+			kiln_buf_printf(&var, "\n### The run's current best (%.3f us %s), for reference\nAnother family "
+					      "holds the best time so far; this action starts from the seed, but what made "
+					      "that kernel fast may apply here too, and this is the time to beat.\n",
+					in->best_us, in->best_modeled ? "modeled" : "measured");
+			quote(&var, "Current best kernel", in->best_source, EVIDENCE_MAX);
+			if (in->best_launch)
+				quote(&var, "Current best launch plan", in->best_launch, EVIDENCE_MAX);
+		}
 		kiln_buf_puts(&var, "\nReply with the ```cuda kernel and the ```json launch plan.\n");
 		break;
 	case KILN_PROMPT_DEBUG:

@@ -349,9 +349,9 @@ bool kiln_search_should_stop(kiln_search *s)
 
 static char *spent_json(const kiln_search *s)
 {
-	return kiln_asprintf("{\"iterations\": %lld, \"seconds\": %.1f, \"cost_usd\": %.6f, \"tokens\": %lld, \"passed\": %lld, \"failed\": %lld}",
-			     (long long)s->iteration, elapsed(s), s->cost_usd, (long long)s->tokens,
-			     (long long)s->passed, (long long)s->failed);
+	return kiln_asprintf("{\"iterations\": %lld, \"seconds\": %.1f, \"cost_usd\": %.6f, \"unpriced_calls\": %lld, \"tokens\": %lld, \"passed\": %lld, \"failed\": %lld}",
+			     (long long)s->iteration, elapsed(s), s->cost_usd, (long long)s->unpriced_calls,
+			     (long long)s->tokens, (long long)s->passed, (long long)s->failed);
 }
 
 kiln_err kiln_search_checkpoint(kiln_search *s, const char *policy_state_json)
@@ -382,9 +382,10 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	if (s->best_id)
 		snprintf(best, sizeof best, "best %.3f us%s (%.2fx)", s->best_us, s->modeled ? " modeled" : "",
 			 s->seed_us > 0 ? s->seed_us / s->best_us : 1.0);
-	char money[64] = "";
+	char money[96] = "", cost[48];
 	if (s->llm)
-		snprintf(money, sizeof money, ", %lld tokens $%.4f", (long long)s->tokens, s->cost_usd);
+		snprintf(money, sizeof money, ", %lld tokens %s", (long long)s->tokens,
+			 kiln_cost_text(cost, sizeof cost, s->cost_usd, s->cost_usd > 0, s->unpriced_calls, 4));
 	/* what quotes replies and compile logs: redacted (a boundary: the terminal and its logs)
 	 * and escaped, so the model cannot set the window title, write the clipboard (OSC 52)
 	 * or forge a line with \r */
@@ -395,4 +396,18 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	free(safe);
 	fflush(s->log);
 	free(red);
+}
+
+char *kiln_cost_text(char *out, size_t n, double usd, bool any_priced, int64_t unpriced, int digits)
+{
+	any_priced = any_priced && isfinite(usd);
+	if (!any_priced && unpriced <= 0)
+		snprintf(out, n, "%s", digits > 2 ? "$0.0000" : "-");
+	else if (!any_priced)
+		snprintf(out, n, "unknown");
+	else if (unpriced > 0)
+		snprintf(out, n, "$%.*f + unknown", digits, isfinite(usd) ? usd : 0.0);
+	else
+		snprintf(out, n, "$%.*f", digits, isfinite(usd) ? usd : 0.0);
+	return out;
 }

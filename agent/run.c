@@ -236,6 +236,8 @@ static kiln_err restore_progress(kiln_search *s, const kiln_run_info *ri)
 		s->elapsed_before = v->valuedouble;
 	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(sp, "cost_usd")))
 		s->cost_usd = v->valuedouble;
+	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(sp, "unpriced_calls")))
+		s->unpriced_calls = (int64_t)v->valuedouble;
 	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(sp, "tokens")))
 		s->tokens = (int64_t)v->valuedouble;
 	cJSON_Delete(sp);
@@ -379,6 +381,7 @@ static void summarize(kiln_run_summary *out, const kiln_search *s, const char *s
 	out->speedup = s->seed_us > 0 && s->best_us > 0 ? s->seed_us / s->best_us : 0;
 	out->modeled = s->modeled;
 	out->cost_usd = s->cost_usd;
+	out->unpriced_calls = s->unpriced_calls;
 	out->tokens = s->tokens;
 	snprintf(out->bench_check, sizeof out->bench_check, "%s", s->bench_check);
 	out->bench_failed = s->bench_failed;

@@ -391,7 +391,7 @@ static kiln_err load(report *r, int64_t run_id)
 	if ((e = kiln_db_query_json(r->db, &r->cands,
 		"SELECT c.id, c.iteration, c.node_id, c.parent_id, c.created, c.outcome, c.hash, c.source,"
 		" c.launch, c.knobs, c.llm_call_id, v.failed_check, v.message, t.kind, t.time_us, t.speedup,"
-		" t.roofline, cr.registers, cr.wall_s AS compile_s, v.wall_s AS verify_s,"
+		" t.roofline, t.counters, cr.registers, cr.wall_s AS compile_s, v.wall_s AS verify_s,"
 		" (julianday(c.created) - julianday(r.started)) * 1440.0 AS minutes,"
 		" (SELECT coalesce(sum(l.cost_usd), 0) FROM llm_calls l WHERE l.run_id = c.run_id"
 		"   AND l.id <= coalesce((SELECT max(c2.llm_call_id) FROM candidates c2 WHERE c2.run_id = c.run_id"
@@ -615,6 +615,8 @@ static void charts(report *r)
 	put(r, "<h2 id=\"progress\">Progress</h2>\n");
 	legend(r, &s);
 	put(r, "<div class=\"charts\">\n");
+	/* an unpriced model's spend is unknown, not $0: no dollar axis to draw it on */
+	bool cost_unknown = jnum(r->totals, "calls") > 0 && jnum(r->totals, "unpriced") >= jnum(r->totals, "calls");
 	chart ch[] = {
 		{"chart-time", "Kernel time by iteration (every candidate; line: best so far)", "iteration",
 		 "time (us, log)", true, 0, 0, s.pts, s.n, s.iter, s.best_us, s.nbest},
@@ -628,8 +630,13 @@ static void charts(report *r)
 		{"chart-roofline", "Roofline fraction (achieved / peak bandwidth)", "iteration", "fraction of peak",
 		 false, 0, 1, rp, s.n, s.iter, s.best_roof, s.nbest},
 	};
-	for (size_t k = 0; k < KILN_ARRAY_LEN(ch); k++)
-		chart_render(r, &ch[k]);
+	for (size_t k = 0; k < KILN_ARRAY_LEN(ch); k++) {
+		if (cost_unknown && !strcmp(ch[k].id, "chart-cost"))
+			put(r, "<figure class=\"chart\" id=\"chart-cost\"><p class=\"ctitle\">Best speedup over LLM cost: "
+			       "cost unknown (the model has no price in kiln's table; tokens are in the budget below)</p></figure>\n");
+		else
+			chart_render(r, &ch[k]);
+	}
 	put(r, "</div>\n");
 done:
 	free(sp);
@@ -803,6 +810,35 @@ static void best_table(report *r)
 	}
 }
 
+/* The cost model's per-launch evidence of every timed candidate: the deciding term, the
+ * occupancy, the waves and the terms, and a fit that did not hold. */
+static void evidence_section(report *r)
+{
+	put(r, "<h2 id=\"evidence\">Timing evidence</h2>\n<p>Per launch of every timed candidate: the term that "
+	       "decided the modeled time, occupancy, waves and the terms in microseconds (measured timings have "
+	       "none).</p>\n<table id=\"evidence-table\"><thead><tr><th>candidate</th><th>launch</th>"
+	       "<th class=\"l\">bound</th><th>time (us)</th><th>occupancy</th><th>waves</th><th>dram</th><th>l2</th>"
+	       "<th>issue</th><th>latency</th><th>atomics</th><th class=\"l\">fit</th></tr></thead><tbody>\n");
+	const cJSON *c;
+	cJSON_ArrayForEach(c, r->cands) {
+		const cJSON *ctr = cJSON_GetObjectItemCaseSensitive(c, "counters"), *b;
+		const cJSON *fit = cJSON_GetObjectItemCaseSensitive(ctr, "fit");
+		int li = 0;
+		cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(ctr, "breakdown")) {
+			put(r, "<tr data-candidate=\"%lld\"><td>%lld</td><td>%d</td><td class=\"l\">", (long long)jid(c, "id"),
+			    (long long)jid(c, "id"), li);
+			put_esc(r, jstr(b, "bound") ? jstr(b, "bound") : "?");
+			put(r, "</td><td>%.4g</td><td>%.2f</td><td>%.2f</td><td>%.3g</td><td>%.3g</td><td>%.3g</td><td>%.3g</td>"
+			       "<td>%.3g</td><td class=\"l\">%s</td></tr>\n",
+			    jnum(b, "time_us"), jnum(b, "occupancy"), jnum(b, "waves"), jnum(b, "dram_us"), jnum(b, "l2_us"),
+			    jnum(b, "issue_us"), jnum(b, "latency_us"), jnum(b, "atomic_us"),
+			    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fit, "raised_to_floor")) ? "undercounted: raised to the traffic floor" : "");
+			li++;
+		}
+	}
+	put(r, "</tbody></table>\n");
+}
+
 static void winner_section(report *r)
 {
 	put(r, "<h2 id=\"winner\">The winner</h2>\n");
@@ -835,8 +871,11 @@ static void budget_section(report *r)
 	    jnum(t, "calls"), fmax(0, jnum(t, "failed_calls")), fmax(0, jnum(t, "prompt_tokens")),
 	    fmax(0, jnum(t, "cached_tokens")), fmax(0, jnum(t, "completion_tokens")),
 	    fmax(0, jnum(t, "reasoning_tokens")));
-	put(r, "<tr><td class=\"l\">dollars</td><td id=\"cost\">$%.2f%s</td></tr>\n", fmax(0, jnum(t, "cost_usd")),
-	    jnum(t, "unpriced") > 0 ? " + calls of unknown price" : "");
+	if (jnum(t, "calls") > 0 && jnum(t, "unpriced") >= jnum(t, "calls"))
+		put(r, "<tr><td class=\"l\">dollars</td><td id=\"cost\">unknown (unpriced model)</td></tr>\n");
+	else
+		put(r, "<tr><td class=\"l\">dollars</td><td id=\"cost\">$%.2f%s</td></tr>\n", fmax(0, jnum(t, "cost_usd")),
+		    jnum(t, "unpriced") > 0 ? " + calls of unknown price" : "");
 	put(r, "<tr><td class=\"l\">LLM wall time (s)</td><td>%.0f</td></tr>\n"
 	       "<tr><td class=\"l\">compile seconds</td><td>%.1f</td></tr>\n"
 	       "<tr><td class=\"l\">%s seconds (verification)</td><td>%.1f</td></tr>\n"
@@ -867,6 +906,7 @@ kiln_err kiln_report_html(char **out, kiln_db *db, const char *archive_dir, int6
 		charts(&r);
 		tree_section(&r);
 		best_table(&r);
+		evidence_section(&r);
 		winner_section(&r);
 		budget_section(&r);
 		put(&r, "<footer><p>Written by kiln %s. One file: no scripts, fonts or network.</p></footer>\n"

@@ -112,3 +112,8 @@ bool kiln_cli_threads(size_t *out, const char *cmd, const char *flag_value)
 	*out = (size_t)n;
 	return true;
 }
+
+char *kiln_cli_cache_dir(const char *flag_value)
+{
+	return kiln_path_join(kiln_cli_workdir(flag_value), "cache");
+}

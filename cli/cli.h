@@ -42,8 +42,12 @@ int kiln_cli_fail(const char *cmd, kiln_err e);
  * A bad value prints "kiln <cmd>: ..." and returns false. */
 bool kiln_cli_threads(size_t *out, const char *cmd, const char *flag_value);
 
-/* The work directory: --workdir, else $KILN_WORKDIR, else ./.kiln */
+/* The work directory: --workdir, else $KILN_WORKDIR, else ./.kiln. One rule for every
+ * command: what it compiles is cached in <workdir>/cache (compile, verify, bench, run,
+ * promote), what it records or reads is <workdir>/history.db and <workdir>/archive. */
 const char *kiln_cli_workdir(const char *flag_value);
+/* <workdir>/cache (caller frees); NULL when out of memory. */
+char *kiln_cli_cache_dir(const char *flag_value);
 
 /* Review helpers (cmd_runs.c), shared by runs, log, show, diff, tree, report, promote. */
 struct kiln_db;

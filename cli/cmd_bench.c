@@ -16,7 +16,8 @@
 
 static const char usage[] =
 	"kiln bench TARGET [--kernel F.cu --launch F.json | --compare A.cu B.cu ...] "
-	"[--device cuda|emu|auto] [--gpu SPEC] [--seed S] [--max-seconds X] [--threads N] [--json] [--targets-dir DIR]";
+	"[--device cuda|emu|auto] [--gpu SPEC] [--seed S] [--max-seconds X] [--threads N] [--json] [--targets-dir DIR] "
+	"[--workdir DIR]";
 static const char help[] =
 	"Verifies, then times a kernel (the target's seed.cu unless --kernel/--launch).\n"
 	"  --kernel F.cu       the candidate\n"
@@ -30,6 +31,7 @@ static const char help[] =
 	"  --threads N         verification threads (default $KILN_THREADS, else all cores)\n"
 	"  --json              print the results as JSON\n"
 	"  --targets-dir DIR   where to find TARGET\n"
+	"  --workdir DIR       compile cache in DIR/cache (default $KILN_WORKDIR or ./.kiln)\n"
 	"Times are labelled modeled (cost model on emulator counters) or measured (GPU).\n"
 	"Exit status: 0 timed, 1 a candidate failed verification, 3 could not run.\n";
 
@@ -49,6 +51,7 @@ typedef struct bench_cfg {
 	uint64_t seed;
 	double max_seconds;
 	size_t threads;      /* verification threads */
+	char *cache_dir;               /* <workdir>/cache */
 } bench_cfg;
 
 /* A.cu -> A.json when that file exists, else the target's plan. */
@@ -84,6 +87,7 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 	vo.plan = plan;
 	vo.device = b->dev;
 	vo.threads = b->threads;
+	vo.cache_dir = b->cache_dir;
 	if ((e = kiln_verify(&c->verdict, &vo)))
 		goto done;
 	c->verified = c->verdict.pass;
@@ -98,6 +102,7 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 	to.gpu = b->gpu;
 	to.max_seconds = b->max_seconds;
 	to.seed = b->seed;
+	to.cache_dir = b->cache_dir;
 	e = kiln_time(&c->timing, &to);
 	c->timed = !e;
 	if (e == KILN_EVERIFY || e == KILN_EUNSUPPORTED || e == KILN_EINVAL || e == KILN_EFAULT) {
@@ -183,7 +188,15 @@ static void print_one(const cand *c, const kiln_target *t)
 	for (size_t i = 0; i < tm->bench_env.n; i++)
 		if (strcmp(tm->bench_env.names[i], "sm_count") != 0)
 			printf(" %s=%lld", tm->bench_env.names[i], (long long)tm->bench_env.values[i]);
-	printf("\n  traffic   %.4g MB -> %.0f GB/s, roofline %.3f\n", tm->traffic_bytes / 1e6, tm->bandwidth_gbs, tm->roofline);
+	if (tm->traffic_floor_bytes < tm->traffic_bytes)
+		printf("\n  traffic   %.4g MB declared (masked positions included), floor %.4g MB on this draw's mask "
+		       "-> %.0f GB/s, roofline %.3f (of the floor)\n", tm->traffic_bytes / 1e6, tm->traffic_floor_bytes / 1e6,
+		       tm->bandwidth_gbs, tm->roofline);
+	else
+		printf("\n  traffic   %.4g MB -> %.0f GB/s, roofline %.3f\n", tm->traffic_bytes / 1e6, tm->bandwidth_gbs,
+		       tm->roofline);
+	if (tm->fit_note[0])
+		printf("  fit       %s\n", tm->fit_note);
 	print_resources(tm);
 	if (tm->modeled)
 		print_counters(tm);
@@ -284,12 +297,13 @@ int kiln_cmd_bench(int argc, char **argv)
 	cand *cs = NULL;
 	size_t n = 0, order[MAX_CANDS], m = 0;
 	kiln_err e = 0;
-	bench_cfg b = {NULL, NULL, NULL, 1, 0, 1};
+	const char *workdir = NULL;
+	bench_cfg b = {NULL, NULL, NULL, 1, 0, 1, NULL};
 	const kiln_cli_opt opts[] = {
 		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"device", 1, &device, NULL},
 		{"gpu", 1, &b.gpu, NULL}, {"seed", 1, &seed_s, NULL}, {"max-seconds", 1, &max_s, NULL},
 		{"json", 0, NULL, &json}, {"compare", 0, NULL, &compare}, {"targets-dir", 1, &tdir, NULL},
-		{"threads", 1, &threads_s, NULL}, {0, 0, 0, 0},
+		{"threads", 1, &threads_s, NULL}, {"workdir", 1, &workdir, NULL}, {0, 0, 0, 0},
 	};
 	if (!kiln_cli_parse(argc, argv, opts, pos, MAX_CANDS + 1, &npos, usage, help, &exit_now))
 		return exit_now;
@@ -307,6 +321,10 @@ int kiln_cmd_bench(int argc, char **argv)
 	if (!kiln_cli_threads(&b.threads, "bench", threads_s))
 		return KILN_EXIT_USAGE;
 	rc = KILN_EXIT_ERROR;
+	if (!(b.cache_dir = kiln_cli_cache_dir(workdir))) {
+		e = KILN_ENOMEM;
+		goto fail;
+	}
 	if ((e = kiln_target_find(&t, pos[0], tdir)))
 		goto fail;
 	n = compare ? (size_t)npos - 1 : 1;
@@ -351,6 +369,7 @@ done:
 		free(cs[i].launch_owned);
 	}
 	free(cs);
+	free(b.cache_dir);
 	kiln_device_free(dev);
 	kiln_target_free(t);
 	return rc;

@@ -176,7 +176,7 @@ int kiln_cmd_compile(int argc, char **argv)
 		rc = kiln_cli_fail("compile", e);
 		goto done;
 	}
-	if (!no_cache && !(cache = kiln_path_join(kiln_cli_workdir(workdir), "cache"))) {
+	if (!no_cache && !(cache = kiln_cli_cache_dir(workdir))) {
 		rc = kiln_cli_fail("compile", KILN_ENOMEM);
 		goto done;
 	}

@@ -90,6 +90,7 @@ static void mark_archived_bests(cJSON *rows, const char *workdir)
 static void print_log(const cJSON *rows)
 {
 	const cJSON *c;
+	bool star = false, tilde = false;
 	printf("%6s  %-10s %4s %5s %-6s %-22s %12s %8s %8s\n", "ID", "HASH", "RUN", "ITER", "NODE", "VERDICT",
 	       "TIME (us)", "SPEEDUP", "ROOFLINE");
 	cJSON_ArrayForEach(c, rows) {
@@ -109,7 +110,12 @@ static void print_log(const cJSON *rows)
 		printf("%6.0f%c %-10.10s %4.0f %5.0f %-6s %-22s %12s %8s %8s\n", kiln_cli_jnum(c, "id"),
 		       kiln_cli_jnum(c, "new_best") == 1 ? '*' : ' ', kiln_cli_jstr(c, "hash", ""), kiln_cli_jnum(c, "run_id"),
 		       kiln_cli_jnum(c, "iteration"), kiln_cli_jstr(c, "node_id", "seed"), verdict, t, sx, roof);
+		star = star || kiln_cli_jnum(c, "new_best") == 1;
+		tilde = tilde || (isfinite(us) && strcmp(kiln_cli_jstr(c, "kind", ""), "modeled") == 0);
 	}
+	if (star || tilde)
+		printf("\n%s%s%s\n", star ? "* a new best when it ran (the archive's best-so-far commits)" : "",
+		       star && tilde ? "; " : "", tilde ? "~ modeled time (the emulator's cost model), not measured on a GPU" : "");
 }
 
 int kiln_cmd_log(int argc, char **argv)

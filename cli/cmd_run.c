@@ -62,12 +62,13 @@ static void print_summary(const kiln_run_summary *r, bool json)
 		printf("{\"run\": %lld, \"policy\": \"%s\", \"status\": \"%s\", \"iterations\": %lld, "
 		       "\"passed\": %lld, \"failed\": %lld, \"seed_candidate\": %lld, \"best_candidate\": %lld, "
 		       "\"seed_us\": %.6g, \"best_us\": %.6g, \"speedup\": %.6g, \"modeled\": %s, "
-		       "\"cost_usd\": %.6f, \"tokens\": %lld, \"best_commit\": \"%s\", \"bench_check\": %s}\n",
+		       "\"cost_usd\": %.6f, \"unpriced_calls\": %lld, \"tokens\": %lld, \"best_commit\": \"%s\", "
+		       "\"bench_check\": %s}\n",
 		       (long long)r->run_id, r->policy, r->status, (long long)r->iterations,
 		       (long long)r->passed, (long long)r->failed, (long long)r->seed_candidate,
 		       (long long)r->best_candidate, r->seed_us, r->best_us, r->speedup,
-		       r->modeled ? "true" : "false", r->cost_usd, (long long)r->tokens, r->best_commit,
-		       bench ? bench : "null");
+		       r->modeled ? "true" : "false", r->cost_usd, (long long)r->unpriced_calls, (long long)r->tokens,
+		       r->best_commit, bench ? bench : "null");
 		free(bench);
 		return;
 	}
@@ -83,8 +84,10 @@ static void print_summary(const kiln_run_summary *r, bool json)
 		printf("no candidate passed verification\n");
 	if (r->bench_check[0])
 		printf("bench-size check of the best: %s\n", r->bench_check);
-	if (r->tokens)
-		printf("LLM: %lld tokens, $%.4f\n", (long long)r->tokens, r->cost_usd);
+	char cost[48];
+	if (r->tokens || r->unpriced_calls)
+		printf("LLM: %lld tokens, %s\n", (long long)r->tokens,
+		       kiln_cost_text(cost, sizeof cost, r->cost_usd, r->cost_usd > 0, r->unpriced_calls, 4));
 }
 
 int kiln_cmd_run(int argc, char **argv)

@@ -13,8 +13,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "agent/agent.h"
 #include "archive/archive.h"
 #include "cli/cli.h"
+#include "targets/targets.h"
 
 int kiln_cli_history_open(kiln_db **out, const char *cmd, const char *workdir)
 {
@@ -22,6 +24,59 @@ int kiln_cli_history_open(kiln_db **out, const char *cmd, const char *workdir)
 	kiln_err e = path ? kiln_db_open(out, path, KILN_DB_READONLY) : KILN_ENOMEM;
 	free(path);
 	return e ? kiln_cli_fail(cmd, e) : KILN_EXIT_OK;
+}
+
+/* Levenshtein distance of two names (the first 63 characters). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strnlen(a, 63), lb = strnlen(b, 63), row[64];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			best = best < up + 1 ? best : up + 1;
+			best = best < row[j - 1] + 1 ? best : row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+static void consider(char *out, size_t n, size_t *best, const char *name, const char *ref)
+{
+	size_t d = name ? edit_distance(name, ref) : SIZE_MAX;
+	if (d < *best && d > 0) {
+		*best = d;
+		snprintf(out, n, "%s", name);
+	}
+}
+
+/* The target name closest to ref among the history's runs and the built-in targets, when
+ * it is close (a typo: at most 2 edits, or a third of the name); "" otherwise. */
+static void closest_target(char *out, size_t n, kiln_db *db, const char *ref)
+{
+	size_t best = SIZE_MAX;
+	cJSON *rows = NULL;
+	const cJSON *r;
+	char **names = NULL;
+	size_t nn = 0;
+	*out = 0;
+	if (kiln_db_query_json(db, &rows, "SELECT DISTINCT target FROM runs ORDER BY target", NULL, 0, "listing targets") == 0)
+		cJSON_ArrayForEach(r, rows) consider(out, n, &best, kiln_cli_jstr(r, "target", NULL), ref);
+	cJSON_Delete(rows);
+	if (kiln_targets_list(&names, &nn, NULL) == 0)
+		for (size_t i = 0; i < nn; i++)
+			consider(out, n, &best, names[i], ref);
+	for (size_t i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	size_t len = strlen(ref), limit = len / 3 > 2 ? len / 3 : 2;
+	if (best > limit)
+		*out = 0;
 }
 
 int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char *ref)
@@ -40,9 +95,14 @@ int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char 
 	if (cJSON_IsNumber(id)) {
 		*out = (int64_t)id->valuedouble;
 	} else {
+		char near[96] = "";
+		if (!digits)
+			closest_target(near, sizeof(near), db, ref);
 		fprintf(stderr, "kiln %s: %s '", cmd, digits ? "no run" : "no run of target");
 		kiln_text_print(stderr, ref, KILN_TEXT_LINE);
-		fprintf(stderr, "' in the history (see `kiln runs`)\n");
+		fprintf(stderr, "' in the history (%s", *near ? "did you mean '" : "");
+		kiln_text_print(stderr, near, KILN_TEXT_LINE);
+		fprintf(stderr, "%ssee `kiln runs`)\n", *near ? "'? " : "");
 		rc = KILN_EXIT_ERROR;
 	}
 	cJSON_Delete(rows);
@@ -207,6 +267,8 @@ static const char runs_sql[] =
 	" (SELECT t.kind FROM timings t WHERE t.candidate_id = r.best_candidate) AS best_kind,"
 	" (SELECT count(*) FROM llm_calls l WHERE l.run_id = r.id) AS llm_calls,"
 	" (SELECT sum(l.cost_usd) FROM llm_calls l WHERE l.run_id = r.id) AS cost_usd,"
+	" (SELECT count(*) FROM llm_calls l WHERE l.run_id = r.id AND l.status = 'ok' AND l.cost_usd IS NULL)"
+	"  AS unpriced_calls,"
 	" (SELECT sum(coalesce(l.prompt_tokens, 0) + coalesce(l.completion_tokens, 0)) FROM llm_calls l"
 	"  WHERE l.run_id = r.id) AS tokens,"
 	" r.budgets, r.spent"
@@ -222,7 +284,7 @@ static void print_runs(const cJSON *rows)
 		double sx = kiln_cli_jnum(r, "best_speedup"), c = kiln_cli_jnum(r, "cost_usd");
 		duration(dur, sizeof(dur), kiln_cli_jnum(r, "duration_s"));
 		snprintf(best, sizeof(best), isfinite(sx) ? "%.2fx" : "-", sx);
-		snprintf(cost, sizeof(cost), isfinite(c) ? "$%.2f" : "-", c);
+		kiln_cost_text(cost, sizeof(cost), c, isfinite(c), (int64_t)kiln_cli_jnum(r, "unpriced_calls"), 2);
 		snprintf(dev, sizeof(dev), "%s%s%s", kiln_cli_jstr(r, "device", "?"), kiln_cli_jstr(r, "gpu", NULL) ? "/" : "",
 			 kiln_cli_jstr(r, "gpu", ""));
 		printf("%4.0f  %-16s %-6s %-18s %-12s %-20s %8s %6.0f %8s %8s  %s%s\n", kiln_cli_jnum(r, "id"),

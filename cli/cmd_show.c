@@ -80,6 +80,18 @@ static kiln_err node_and_ancestry(cJSON *doc, kiln_db *db, const cJSON *cand)
 	return e;
 }
 
+/* The cost model's evidence (stored inside the timing's counters) as timing.breakdown
+ * (per launch: bound term, occupancy, waves, terms in us) and timing.fit. */
+static void lift_evidence(cJSON *timing)
+{
+	static const char *const keys[] = {"breakdown", "fit"};
+	const cJSON *ctr = cJSON_GetObjectItemCaseSensitive(timing, "counters");
+	for (size_t k = 0; cJSON_IsObject(timing) && k < KILN_ARRAY_LEN(keys); k++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(ctr, keys[k]);
+		cJSON_AddItemToObject(timing, keys[k], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+	}
+}
+
 /* The whole record of one candidate: {"candidate","compile","verification","timing","node",
  * "ancestry","llm_call"} (docs/review.md). */
 static kiln_err candidate_doc(cJSON **out, kiln_db *db, const char *ref, bool with_prompt)
@@ -101,6 +113,8 @@ static kiln_err candidate_doc(cJSON **out, kiln_db *db, const char *ref, bool wi
 	for (size_t i = 0; !e && i < KILN_ARRAY_LEN(parts); i++)
 		if (!(e = one_row(&part, db, parts[i].sql, id, "reading a candidate")))
 			cJSON_AddItemToObject(doc, parts[i].key, part);
+	if (!e)
+		lift_evidence(cJSON_GetObjectItemCaseSensitive(doc, "timing"));
 	if (!e)
 		e = node_and_ancestry(doc, db, cJSON_GetObjectItemCaseSensitive(doc, "candidate"));
 	if (!e)
@@ -134,6 +148,26 @@ static void print_json_field(const char *key, const cJSON *v)
 	if (t)
 		printf("  %-18s %s\n", key, t);
 	cJSON_free(t);
+}
+
+/* Per launch: the deciding term, occupancy, waves and every term (modeled timings). */
+static void print_breakdown(const cJSON *t)
+{
+	static const char *const terms[] = {"dram_us", "l2_us", "issue_us", "pipe_us", "smem_us", "latency_us",
+					    "barrier_us", "atomic_us", "overhead_us"};
+	const cJSON *b, *fit = cJSON_GetObjectItemCaseSensitive(t, "fit");
+	int li = 0;
+	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(t, "breakdown")) {
+		printf("  launch %d: %s-bound, %.4g us; occupancy %.2f, %.3g blocks/SM, %.3g waves\n   ", li++,
+		       kiln_cli_jstr(b, "bound", "?"), kiln_cli_jnum(b, "time_us"), kiln_cli_jnum(b, "occupancy"),
+		       kiln_cli_jnum(b, "blocks_per_sm"), kiln_cli_jnum(b, "waves"));
+		for (size_t k = 0; k < KILN_ARRAY_LEN(terms); k++)
+			printf(" %.*s %.3g", (int)(strlen(terms[k]) - 3), terms[k], kiln_cli_jnum(b, terms[k]));
+		printf(" (us)\n");
+	}
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fit, "raised_to_floor")))
+		printf("  fit                undercounted: %.4g DRAM bytes fitted < %.4g floor; taken conservatively\n",
+		       kiln_cli_jnum(fit, "fit_dram_bytes"), kiln_cli_jnum(fit, "floor_bytes"));
 }
 
 static void print_show(const cJSON *d, bool with_prompt)
@@ -181,6 +215,7 @@ static void print_show(const cJSON *d, bool with_prompt)
 		print_kv("speedup", "%.3fx", kiln_cli_jnum(t, "speedup"));
 		print_kv("roofline", "%.3f", kiln_cli_jnum(t, "roofline"));
 		print_kv("bandwidth GB/s", "%.0f", kiln_cli_jnum(t, "bandwidth_gbs"));
+		print_breakdown(t);
 		print_json_field("counters", cJSON_GetObjectItemCaseSensitive(t, "counters"));
 	}
 	if (cJSON_IsObject(l)) {

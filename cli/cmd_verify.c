@@ -13,7 +13,7 @@
 static const char usage[] =
 	"kiln verify TARGET [--kernel F.cu --launch F.json] [-D NAME=V ...] [--seeds N] "
 	"[--seed S ...] [--regime NAME] [--threads N] [--bench-size] [--device emu|cuda|auto] [--json] "
-	"[--targets-dir DIR]";
+	"[--targets-dir DIR] [--workdir DIR]";
 static const char help[] =
 	"Verifies a kernel against the target's float64 reference on fresh seeded inputs.\n"
 	"  --kernel F.cu       the candidate (default: the target's seed.cu)\n"
@@ -28,6 +28,7 @@ static const char help[] =
 	"  --device KIND       emu, cuda or auto (default auto)\n"
 	"  --json              print the verdict as JSON\n"
 	"  --targets-dir DIR   where to find TARGET\n"
+	"  --workdir DIR       compile cache in DIR/cache (default $KILN_WORKDIR or ./.kiln)\n"
 	"Exit status: 0 pass, 1 fail, 3 could not verify (also: unverifiable on this device).\n";
 
 /* Takes -D/--define and --seed (repeatable) out of argv; the rest goes to rest. */
@@ -123,8 +124,9 @@ static void print_human(const kiln_target *t, const kiln_verdict *v)
 
 int kiln_cmd_verify(int argc, char **argv)
 {
-	const char *kernel = NULL, *launch = NULL, *seeds_s = NULL, *device = "auto", *tdir = NULL;
+	const char *kernel = NULL, *launch = NULL, *seeds_s = NULL, *device = "auto", *tdir = NULL, *workdir = NULL;
 	const char *regime = NULL, *threads_s = NULL;
+	char *cache = NULL;
 	bool json = false, bench_size = false;
 	size_t threads = 1;
 	const char *pos[1];
@@ -144,7 +146,7 @@ int kiln_cmd_verify(int argc, char **argv)
 		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"seeds", 1, &seeds_s, NULL},
 		{"device", 1, &device, NULL}, {"json", 0, NULL, &json}, {"targets-dir", 1, &tdir, NULL},
 		{"regime", 1, &regime, NULL}, {"threads", 1, &threads_s, NULL}, {"bench-size", 0, NULL, &bench_size},
-		{0, 0, 0, 0},
+		{"workdir", 1, &workdir, NULL}, {0, 0, 0, 0},
 	};
 	if (!(rest = kiln_calloc((size_t)argc + 1, sizeof(*rest))))
 		return kiln_cli_fail("verify", KILN_ENOMEM);
@@ -202,6 +204,11 @@ int kiln_cmd_verify(int argc, char **argv)
 	vo.threads = threads;
 	vo.bench_size = bench_size;
 	vo.progress = json ? NULL : stderr;
+	if (!(cache = kiln_cli_cache_dir(workdir))) {
+		e = KILN_ENOMEM;
+		goto fail;
+	}
+	vo.cache_dir = cache;
 	kiln_verdict v;
 	if ((e = kiln_verify(&v, &vo)))
 		goto fail;
@@ -219,6 +226,7 @@ int kiln_cmd_verify(int argc, char **argv)
 fail:
 	rc = kiln_cli_fail("verify", e);
 done:
+	free(cache);
 	free(vjson);
 	free(src);
 	kiln_plan_free(plan);

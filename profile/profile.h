@@ -203,6 +203,7 @@ typedef struct kiln_verdict {
 	size_t nfirst;
 	double seconds;
 	kiln_device_counters counters; /* the last run's plan (emu) */
+	uint64_t thread_instructions;  /* emu: summed over every plan run of the verification */
 	char warnings[200];     /* pass or fail: things a GPU would punish that no check can
 				 * (reads of %clock / %globaltimer); "" when none */
 	char device_printf[512]; /* emu: what the kernel printed (device printf), capped */
@@ -255,9 +256,14 @@ typedef struct kiln_timing {
 	bool modeled;                  /* true: from the cost model, never measured */
 	double time_us, min_us, spread; /* median; min; relative (p75-p25)/median; modeled: the tie band */
 	int64_t reps;                  /* measured repetitions (modeled: 0) */
-	double traffic_bytes;          /* the target's traffic at the bench size */
-	double bandwidth_gbs;          /* traffic_bytes / time */
-	double roofline;               /* traffic / time / peak bandwidth, (0, 1] for sane times */
+	double traffic_bytes;          /* the target's declared traffic at the bench size */
+	double traffic_floor_bytes;    /* what any correct kernel moves there: declared less the
+					* masked-out elements of masked buffers (this seed's mask) */
+	double bandwidth_gbs;          /* traffic_floor_bytes / time */
+	double roofline;               /* floor / time / peak bandwidth, (0, 1] for sane times */
+	bool fit_raised;               /* modeled: the counter fit modeled fewer DRAM bytes than
+					* the floor, so DRAM sectors were raised to it */
+	char fit_note[320];            /* modeled: one line when fit_raised, else "" */
 	char device[160];              /* "NVIDIA H100 SXM5 80GB" / the GPU's name */
 	char *samples_json, *counters_json, *spec_json, *breakdown_json; /* owned; may be NULL */
 	char *resources_json;          /* owned: kiln_compile_resources_json of what was timed */

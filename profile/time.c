@@ -23,7 +23,7 @@ static const char *const counter_names[] = {
 	"warp_fp32", "warp_int", "warp_mufu", "warp_cvt", "warp_fp64", "warp_half2", "warp_shfl",
 	"warp_mem", "warp_ctrl", "warp_barrier", "warp_other", "gld_requests", "gld_sectors",
 	"gst_requests", "gst_sectors", "dram_sectors", "shared_requests", "shared_wavefronts",
-	"local_bytes", "atomics", "loop_iterations", "warps",
+	"local_bytes", "atomics", "atomic_same_addr", "loop_iterations", "warps",
 };
 _Static_assert(sizeof(kiln_cost_counters) == sizeof(counter_names) / sizeof(counter_names[0]) * sizeof(double),
 	       "counter_names must list every kiln_cost_counters field");
@@ -166,40 +166,42 @@ static void map_counters(kiln_cost_counters *o, const kiln_device_counters *c)
 	o->shared_wavefronts = (double)c->shared_wavefronts;
 	o->local_bytes = (double)c->local_bytes;
 	o->atomics = (double)c->atomics;
+	o->atomic_same_addr = (double)c->atomic_same_addr;
 	o->loop_iterations = (double)c->loop_iterations;
 	o->warps = (double)c->warps;
 }
 
-/* The two verification sizes with the most traffic: *ib the largest, *ia the next
- * (distinct traffic), or *ia = *ib when every size moves the same bytes. */
-static kiln_err pick_sizes(const tctx *c, size_t *ia, size_t *ib, double *sa, double *sb)
+/* The two verification sizes with the most traffic (distinct values), largest first:
+ * idx[0] the bench fit's far point, idx[1] its near point; with one distinct size
+ * idx[1] = idx[0] (counters proportional to traffic). */
+static kiln_err pick_sizes(const tctx *c, size_t idx[2], double scale[2])
 {
-	double best = -1, second = -1;
-	*ia = *ib = 0;
+	size_t n = 0;
 	for (size_t i = 0; i < c->t->nverify_sizes; i++) {
 		kiln_env env;
 		double tr;
 		kiln_err e = size_env(&env, c, false, i, 0);
 		if (e || (e = traffic_at(&tr, c->t, &env)))
 			return e;
-		if (tr > best) {
-			if (best >= 0) {
-				second = best;
-				*ia = *ib;
-			}
-			best = tr;
-			*ib = i;
-		} else if (tr < best && tr > second) {
-			second = tr;
-			*ia = i;
+		size_t k = 0;
+		while (k < n && scale[k] > tr)
+			k++;
+		if ((k < n && scale[k] == tr) || k >= 2)
+			continue;
+		for (size_t j = (n < 2 ? n : 1); j > k; j--) {
+			scale[j] = scale[j - 1];
+			idx[j] = idx[j - 1];
 		}
+		scale[k] = tr;
+		idx[k] = i;
+		n = n < 2 ? n + 1 : 2;
 	}
-	if (second < 0) {
-		*ia = *ib;
-		second = best;
+	if (!n)
+		return kiln_error_set(KILN_EINVAL, "timing: target %s has no verification size", c->t->name);
+	if (n == 1) {
+		scale[1] = scale[0];
+		idx[1] = idx[0];
 	}
-	*sa = second;
-	*sb = best;
 	return 0;
 }
 
@@ -250,13 +252,12 @@ static kiln_err verify_once(const tctx *c, const size_t *sizes, size_t nsizes, c
 	return e;
 }
 
-/* Runs verification at the two sizes with one seed and records each plan run. */
-static kiln_err emu_runs(tctx *c, size_t ia, size_t ib, kiln_plan_record *recs, size_t maxrec, size_t *nrec)
+/* Runs verification at the (distinct) sizes with one seed and records each plan run. */
+static kiln_err emu_runs(tctx *c, const size_t idx[2], kiln_plan_record *recs, size_t maxrec, size_t *nrec)
 {
-	size_t sizes[2] = {ia, ib};
 	*nrec = 0;
 	kiln_device_record_plans(c->o->device, recs, maxrec, nrec);
-	kiln_err e = verify_once(c, sizes, ia == ib ? 1 : 2, "the timing runs");
+	kiln_err e = verify_once(c, idx, idx[0] == idx[1] ? 1 : 2, "the timing runs");
 	kiln_device_record_plans(c->o->device, NULL, 0, NULL);
 	return e;
 }
@@ -272,33 +273,108 @@ static bool static_branches(const kiln_cost_counters *a, const kiln_cost_counter
 	return fabs(pa - pb) <= 0.01 * fmax(pa, pb);
 }
 
+#define FLOOR_SLACK 1e-3 /* modeled DRAM bytes may fall this fraction under the floor */
+
+/* The evidence of how far the counters can be trusted at the bench size. */
+typedef struct fit_check {
+	double floor_bytes;           /* the traffic floor at the bench size */
+	double fit_dram_bytes;        /* the model's DRAM bytes from the counters as fitted */
+	bool raised;                  /* DRAM sectors raised to the floor: the fit undercounts */
+} fit_check;
+
+/* The two runs a launch's counters come from (far, near) and their traffic scales. */
+typedef struct fit_runs {
+	const kiln_plan_record *r[2];
+	double s[2];
+} fit_runs;
+
 /* One launch's inputs to the cost model at the bench size. */
-static kiln_err bench_launch(kiln_cost_launch *out, const tctx *c, size_t li, const kiln_plan_record *ra, double sa,
-			     const kiln_plan_record *rb, double sb, const kiln_env *bench, double s)
+static kiln_err bench_launch(kiln_cost_launch *out, const tctx *c, size_t li, const fit_runs *fr, const kiln_env *bench,
+			     double s)
 {
-	kiln_cost_counters ca, cb;
+	kiln_cost_counters far, near;
+	double snear = fr->s[1];
 	kiln_dims d;
 	kiln_err e = kiln_plan_dims(&d, c->o->plan, li, bench);
 	if (e)
 		return e;
 	memset(out, 0, sizeof(*out));
-	map_counters(&ca, &ra->launch[li]);
-	map_counters(&cb, &rb->launch[li]);
-	if (sa == sb) { /* one size: counters proportional to traffic */
-		memset(&ca, 0, sizeof(ca));
-		sa = 0;
+	map_counters(&far, &fr->r[0]->launch[li]);
+	map_counters(&near, &fr->r[1]->launch[li]);
+	if (snear == fr->s[0]) { /* one size: counters proportional to traffic */
+		memset(&near, 0, sizeof(near));
+		snear = 0;
 	}
-	kiln_cost_extrapolate(&out->c, &ca, sa, &cb, sb, s);
-	if (static_branches(&ca, &cb))
+	kiln_cost_extrapolate(&out->c, &near, snear, &far, fr->s[0], s);
+	if (static_branches(&near, &far))
 		out->c.loop_iterations = 0;
 	out->blocks = (double)d.grid[0] * d.grid[1] * d.grid[2];
 	out->threads_per_block = (double)d.block[0] * d.block[1] * d.block[2];
 	out->c.warps = out->blocks * ceil(out->threads_per_block / 32.0); /* exact at the bench size */
 	out->dyn_shared = d.shared_bytes;
-	out->static_shared = rb->launch[li].static_shared;
+	out->static_shared = fr->r[0]->launch[li].static_shared;
 	const kiln_kernel_resources *kr = kiln_compile_kernel(c->comp, c->o->plan->launches[li].kernel);
 	out->regs_per_thread = kr && kr->registers > 0 ? kr->registers : 0;
 	return 0;
+}
+
+/* Counters that cannot undercount through a fit's intercept: each the larger of its line
+ * and the far size's per-byte rate times s (no intercept), warps and rounds kept. */
+static void conservative(kiln_cost_launch *ls, size_t n, const fit_runs *fr, double s)
+{
+	for (size_t li = 0; li < n; li++) {
+		kiln_cost_counters far;
+		map_counters(&far, &fr->r[0]->launch[li]);
+		double *po = (double *)&ls[li].c, warps = ls[li].c.warps, rounds = ls[li].c.loop_iterations;
+		const double *pf = (const double *)&far;
+		for (size_t i = 0; fr->s[0] > 0 && i < sizeof(far) / sizeof(double); i++)
+			po[i] = fmax(po[i], pf[i] * s / fr->s[0]);
+		ls[li].c.warps = warps;
+		if (rounds == 0)
+			ls[li].c.loop_iterations = 0;
+	}
+}
+
+/* Models the plan. When its DRAM bytes fall under the traffic floor (what any correct
+ * kernel moves at the bench size) the fit does not hold: the counters are taken
+ * conservatively and, if still under, every launch's sectors are scaled up to the floor. */
+static kiln_err model_with_floor(kiln_cost_result *out, fit_check *fc, const kiln_gpu_spec *spec,
+				 kiln_cost_launch *ls, size_t n, const fit_runs *fr, double s)
+{
+	kiln_err e = kiln_cost_model(out, spec, ls, n);
+	fc->fit_dram_bytes = out->dram_bytes;
+	if (e || out->dram_bytes >= fc->floor_bytes * (1 - FLOOR_SLACK))
+		return e;
+	fc->raised = true;
+	conservative(ls, n, fr, s);
+	e = kiln_cost_model(out, spec, ls, n);
+	for (int round = 0; !e && round < 4 && out->dram_bytes < fc->floor_bytes * (1 - FLOOR_SLACK); round++) {
+		double f = out->dram_bytes > 0 ? fc->floor_bytes / out->dram_bytes : 0;
+		for (size_t i = 0; i < n; i++) {
+			kiln_cost_counters *cc = &ls[i].c;
+			if (f > 0) {
+				cc->dram_sectors *= f;
+				cc->gld_sectors *= f;
+				cc->gst_sectors *= f;
+			} else if (i == 0) { /* nothing modeled at all: the floor as loads */
+				cc->dram_sectors = cc->gld_sectors = fc->floor_bytes / 32.0;
+			}
+		}
+		e = kiln_cost_model(out, spec, ls, n);
+	}
+	return e;
+}
+
+static cJSON *fit_json(const fit_check *fc)
+{
+	cJSON *j = cJSON_CreateObject();
+	if (!j)
+		return NULL;
+	cJSON_AddBoolToObject(j, "holds", !fc->raised);
+	cJSON_AddNumberToObject(j, "floor_bytes", fc->floor_bytes);
+	cJSON_AddNumberToObject(j, "fit_dram_bytes", fc->fit_dram_bytes);
+	cJSON_AddBoolToObject(j, "raised_to_floor", fc->raised);
+	return j;
 }
 
 typedef struct named_num {
@@ -354,8 +430,7 @@ static cJSON *breakdown_to_json(const kiln_cost_result *r)
 	return a;
 }
 
-static cJSON *launch_json(const kiln_plan *p, size_t li, const kiln_cost_launch *l, const kiln_plan_record *ra,
-			  const kiln_plan_record *rb)
+static cJSON *launch_json(const kiln_plan *p, size_t li, const kiln_cost_launch *l, const kiln_plan_record *const rs[2])
 {
 	cJSON *j = cJSON_CreateObject();
 	if (!j)
@@ -367,10 +442,11 @@ static cJSON *launch_json(const kiln_plan *p, size_t li, const kiln_cost_launch 
 	cJSON_AddNumberToObject(j, "static_shared", l->static_shared);
 	cJSON_AddNumberToObject(j, "regs_per_thread", l->regs_per_thread);
 	cJSON_AddItemToObject(j, "at_bench", counters_json(&l->c));
-	const kiln_plan_record *rs[2] = {ra, rb};
-	cJSON *m = cJSON_AddArrayToObject(j, "measured");
-	for (size_t k = 0; m && k < (ra == rb ? 1u : 2u); k++) {
+	cJSON *m = cJSON_AddArrayToObject(j, "measured"); /* smallest size first */
+	for (size_t k = 2; m && k-- > 0;) {
 		kiln_cost_counters cc;
+		if (k == 0 && rs[0] == rs[1])
+			continue;
 		map_counters(&cc, &rs[k]->launch[li]);
 		cJSON *x = counters_json(&cc);
 		if (x) {
@@ -391,57 +467,69 @@ static kiln_err time_emu(kiln_timing *out, tctx *c)
 	kiln_gpu_spec spec;
 	kiln_plan_record *recs = NULL;
 	kiln_cost_launch *ls = NULL;
-	size_t nrec = 0, ia, ib;
-	double sa, sb, s;
+	size_t nrec = 0, idx[2];
+	double s;
+	fit_runs fr;
+	fit_check fc = {0};
 	kiln_env bench;
 	cJSON *cj = NULL;
 	kiln_err e;
 	if (p->nlaunches > KILN_PLAN_MAX_LAUNCHES)
 		return kiln_error_set(KILN_EUNSUPPORTED, "timing: the cost model takes plans of at most %d launches", KILN_PLAN_MAX_LAUNCHES);
 	if ((e = kiln_cost_spec_load(&spec, o->gpu, NULL)) || (e = knob_setup(c)) || (e = compile_for(c, spec.arch)) ||
-	    (e = pick_sizes(c, &ia, &ib, &sa, &sb)) ||
-	    (e = size_env(&bench, c, true, o->bench_size, (int64_t)spec.sm_count)) || (e = traffic_at(&s, c->t, &bench)))
+	    (e = pick_sizes(c, idx, fr.s)) ||
+	    (e = size_env(&bench, c, true, o->bench_size, (int64_t)spec.sm_count)) || (e = traffic_at(&s, c->t, &bench)) ||
+	    (e = kiln_target_traffic_floor(&fc.floor_bytes, c->t, &bench, o->seed, s)))
 		return e;
 	/* a verify run at each size, maybe re-run for the "written" check */
 	if (!(recs = kiln_calloc(8, sizeof(*recs))) || !(ls = kiln_calloc(p->nlaunches ? p->nlaunches : 1, sizeof(*ls)))) {
 		e = KILN_ENOMEM;
 		goto done;
 	}
-	if ((e = emu_runs(c, ia, ib, recs, 8, &nrec)))
+	if ((e = emu_runs(c, idx, recs, 8, &nrec)))
 		goto done;
-	kiln_env ea, eb;
-	if ((e = size_env(&ea, c, false, ia, 0)) || (e = size_env(&eb, c, false, ib, 0)))
-		goto done;
-	const kiln_plan_record *ra = find_record(recs, nrec, c->t, &ea), *rb = find_record(recs, nrec, c->t, &eb);
-	if (!ra || !rb) {
-		e = kiln_error_set(KILN_ERR, "timing: the verification runs left no counters (device %s)",
-				   kiln_device_info_get(o->device)->name);
-		goto done;
+	for (size_t k = 0; k < 2; k++) {
+		kiln_env env;
+		if ((e = size_env(&env, c, false, idx[k], 0)))
+			goto done;
+		if (!(fr.r[k] = find_record(recs, nrec, c->t, &env))) {
+			e = kiln_error_set(KILN_ERR, "timing: the verification runs left no counters (device %s)",
+					   kiln_device_info_get(o->device)->name);
+			goto done;
+		}
 	}
 	cj = cJSON_CreateObject();
 	cJSON *arr = cj ? cJSON_AddArrayToObject(cj, "launches") : NULL;
-	for (size_t li = 0; li < p->nlaunches; li++) {
-		if ((e = bench_launch(&ls[li], c, li, ra, sa, rb, sb, &bench, s)))
+	for (size_t li = 0; li < p->nlaunches; li++)
+		if ((e = bench_launch(&ls[li], c, li, &fr, &bench, s)))
 			goto done;
-		if (arr)
-			cJSON_AddItemToArray(arr, launch_json(p, li, &ls[li], ra, rb));
-	}
+	if ((e = model_with_floor(&out->model, &fc, &spec, ls, p->nlaunches, &fr, s)))
+		goto done;
+	for (size_t li = 0; arr && li < p->nlaunches; li++)
+		cJSON_AddItemToArray(arr, launch_json(p, li, &ls[li], fr.r));
 	if (cj) {
 		cJSON *sc = cJSON_AddArrayToObject(cj, "traffic_scales");
-		cJSON_AddItemToArray(sc, cJSON_CreateNumber(sa));
-		cJSON_AddItemToArray(sc, cJSON_CreateNumber(sb));
+		for (size_t k = 2; sc && k-- > 0;)
+			cJSON_AddItemToArray(sc, cJSON_CreateNumber(fr.s[k]));
 		cJSON_AddItemToArray(sc, cJSON_CreateNumber(s));
+		cJSON_AddItemToObject(cj, "fit", fit_json(&fc));
+		cJSON_AddItemToObject(cj, "breakdown", breakdown_to_json(&out->model));
 	}
-	if ((e = kiln_cost_model(&out->model, &spec, ls, p->nlaunches)))
-		goto done;
 	out->modeled = true;
 	out->time_us = out->min_us = out->model.time_us;
 	out->spread = TIE_BAND;
 	out->reps = 0;
 	out->traffic_bytes = s;
+	out->traffic_floor_bytes = fc.floor_bytes;
+	out->fit_raised = fc.raised;
+	if (fc.raised)
+		snprintf(out->fit_note, sizeof(out->fit_note),
+			 "the counter fit undercounts: %.4g DRAM bytes modeled, under the %.4g bytes any correct kernel "
+			 "moves at the bench size; counters taken conservatively (the largest size's rate per byte, no "
+			 "intercept) and DRAM at least that floor", fc.fit_dram_bytes, fc.floor_bytes);
 	out->bench_env = bench;
-	out->bandwidth_gbs = out->time_us > 0 ? s / out->time_us / 1e3 : 0;
-	out->roofline = kiln_cost_roofline(&spec, s, out->time_us);
+	out->bandwidth_gbs = out->time_us > 0 ? fc.floor_bytes / out->time_us / 1e3 : 0;
+	out->roofline = kiln_cost_roofline(&spec, fc.floor_bytes, out->time_us);
 	snprintf(out->device, sizeof(out->device), "%s", spec.name);
 	snprintf(out->bound, sizeof(out->bound), "%s", out->model.nlaunches && out->model.launch[0].bound ? out->model.launch[0].bound : "");
 	out->counters_json = print_free(cj);
@@ -534,7 +622,7 @@ static kiln_err cuda_measure(kiln_timing *out, tctx *c, cuda_run *r, const kiln_
 	out->spread = out->time_us > 0 ? (quantile(sm.us, sm.n, 0.75) - quantile(sm.us, sm.n, 0.25)) / out->time_us : 0;
 	out->reps = (int64_t)sm.n;
 	out->cupti = sm.cupti;
-	out->bandwidth_gbs = out->time_us > 0 ? out->traffic_bytes / out->time_us / 1e3 : 0;
+	out->bandwidth_gbs = out->time_us > 0 ? out->traffic_floor_bytes / out->time_us / 1e3 : 0;
 	out->roofline = out->time_us > 0 && di->peak_bw_gbs > 0 ? out->bandwidth_gbs / di->peak_bw_gbs : 0;
 	snprintf(out->device, sizeof(out->device), "%s", di->name);
 done:
@@ -610,7 +698,8 @@ static kiln_err time_cuda(kiln_timing *out, tctx *c)
 		return kiln_error_set(KILN_EUNSUPPORTED, "timing: device %s cannot time", di->name);
 	if ((e = knob_setup(c)) || (e = compile_for(c, di->arch)) ||
 	    (e = kiln_device_module_load(o->device, &r.mod, c->comp)) ||
-	    (e = size_env(&r.env, c, true, o->bench_size, 0)) || (e = traffic_at(&out->traffic_bytes, c->t, &r.env)))
+	    (e = size_env(&r.env, c, true, o->bench_size, 0)) || (e = traffic_at(&out->traffic_bytes, c->t, &r.env)) ||
+	    (e = kiln_target_traffic_floor(&out->traffic_floor_bytes, c->t, &r.env, o->seed, out->traffic_bytes)))
 		goto done;
 	out->bench_env = r.env;
 	if ((e = kiln_inputs_generate(&in, c->t, &r.env, o->seed)))
@@ -720,6 +809,16 @@ char *kiln_timing_to_json(const kiln_timing *t)
 	add_num(o, "spread", t->spread);
 	cJSON_AddNumberToObject(o, "reps", (double)t->reps);
 	add_num(o, "traffic_bytes", t->traffic_bytes);
+	add_num(o, "traffic_floor_bytes", t->traffic_floor_bytes);
+	cJSON_AddStringToObject(o, "traffic_note", t->traffic_floor_bytes < t->traffic_bytes
+				? "traffic_bytes is the target's declared traffic, masked positions included; the roofline "
+				  "and bandwidth use traffic_floor_bytes: masked-out elements of masked buffers left out, "
+				  "counted on this seed's drawn mask"
+				: "traffic_bytes is the target's declared traffic; roofline and bandwidth use it");
+	if (t->modeled) {
+		cJSON_AddBoolToObject(o, "fit_raised_to_floor", t->fit_raised);
+		cJSON_AddStringToObject(o, "fit_note", t->fit_note);
+	}
 	add_num(o, "bandwidth_gbs", t->bandwidth_gbs);
 	add_num(o, "roofline", t->roofline);
 	cJSON_AddStringToObject(o, "device", t->device);

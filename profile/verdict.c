@@ -89,7 +89,9 @@ char *kiln_verdict_to_json(const kiln_verdict *v)
 	cJSON_AddItemToObject(o, "device_printf", cJSON_CreateString(v->device_printf));
 	cJSON_AddItemToObject(o, "seconds", num(v->seconds));
 	cJSON_AddItemToObject(o, "cpu_seconds", num(v->cpu_seconds));
-	cJSON_AddItemToObject(o, "thread_instructions", cJSON_CreateNumber((double)v->counters.thread_instructions));
+	cJSON_AddItemToObject(o, "thread_instructions", cJSON_CreateNumber((double)v->thread_instructions)); /* all runs */
+	cJSON_AddItemToObject(o, "thread_instructions_last_run",
+			      cJSON_CreateNumber((double)v->counters.thread_instructions));
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return text;

@@ -171,6 +171,7 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 	memset(&cnt, 0, sizeof(cnt));
 	kiln_err e = kiln_plan_run(c->dev, c->mod, c->t, c->o->plan, env, c->scalars, addr, pat, &cnt, &failed);
 	v->counters = cnt;
+	v->thread_instructions += cnt.thread_instructions;
 	if (!e)
 		return 0;
 	if (e == KILN_EFAULT) {
@@ -766,6 +767,7 @@ static kiln_err pool_merge(kiln_verdict *out, const vpool *p, bool *nontrivial)
 		last = (long)j;
 		out->sets++;
 		out->runs += p->sets[j].kind == KILN_VSET_LISTED;
+		out->thread_instructions += r->thread_instructions;
 		for (size_t i = 0; i < r->nchecks_run; i++)
 			add_check(out, r->checks_run[i]);
 		if (rc != 0)

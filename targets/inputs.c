@@ -384,24 +384,36 @@ static kiln_err generate_one(kiln_inputs *in, const kiln_target *t, size_t i, ki
 	return KILN_OK;
 }
 
-/* Draws every buffer whose role passes `only_in` (true: in buffers only) from seed:
- * the masks that others are masked_by first, then the rest, in declaration order. */
-static kiln_err draw_all(kiln_inputs *in, const kiln_target *t, uint64_t seed, bool only_in)
+typedef enum draw_what { DRAW_ALL, DRAW_IN, DRAW_MASKS } draw_what;
+
+/* is_mask[i]: buffer i is the mask some buffer is masked_by. */
+static kiln_err mask_flags(bool *is_mask, size_t cap, const kiln_target *t)
 {
-	bool is_mask[256] = {false};
-	kiln_rng rng;
-	kiln_err e;
-	if (t->nbuffers > KILN_ARRAY_LEN(is_mask))
-		return kiln_error_set(KILN_EINVAL, "target %s: at most %zu buffers", t->name, KILN_ARRAY_LEN(is_mask));
+	if (t->nbuffers > cap)
+		return kiln_error_set(KILN_EINVAL, "target %s: at most %zu buffers", t->name, cap);
+	memset(is_mask, 0, cap * sizeof(*is_mask));
 	for (size_t i = 0; i < t->nbuffers; i++) {
 		long m = t->buffers[i].masked_by ? kiln_target_buffer_index(t, t->buffers[i].masked_by) : -1;
 		if (m >= 0)
 			is_mask[m] = true;
 	}
+	return KILN_OK;
+}
+
+/* Draws buffers from seed: the masks that others are masked_by first, then the rest, in
+ * declaration order (DRAW_IN: in buffers only; DRAW_MASKS: the masks only, with the
+ * bytes the full draw gives them). */
+static kiln_err draw_all(kiln_inputs *in, const kiln_target *t, uint64_t seed, draw_what what)
+{
+	bool is_mask[256];
+	kiln_rng rng;
+	kiln_err e;
+	if ((e = mask_flags(is_mask, KILN_ARRAY_LEN(is_mask), t)))
+		return e;
 	kiln_rng_seed(&rng, seed);
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < (what == DRAW_MASKS ? 1 : 2); pass++)
 		for (size_t i = 0; i < t->nbuffers; i++)
-			if (is_mask[i] == (pass == 0) && (!only_in || t->buffers[i].role == KILN_ROLE_IN) &&
+			if (is_mask[i] == (pass == 0) && (what != DRAW_IN || t->buffers[i].role == KILN_ROLE_IN) &&
 			    (e = generate_one(in, t, i, &rng)))
 				return e;
 	return KILN_OK;
@@ -414,8 +426,10 @@ static void regime_scalars(kiln_inputs *in, const kiln_target *t)
 		in->scalars[s] = in->regime >= 0 ? t->regimes[in->regime].scalars[s] : t->scalars[s].value;
 }
 
-kiln_err kiln_inputs_generate_regime(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes,
-				     uint64_t seed, long regime)
+/* masks_only: only the masks are allocated and drawn; the rest keep count and bytes with
+ * no data (the traffic floor needs nothing else). */
+static kiln_err generate(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes, uint64_t seed,
+			 long regime, bool masks_only)
 {
 	kiln_inputs *in = NULL;
 	kiln_err e = KILN_ENOMEM;
@@ -438,13 +452,26 @@ kiln_err kiln_inputs_generate_regime(kiln_inputs **out, const kiln_target *t, co
 		if ((e = kiln_target_count(&hb->count, t, hb->spec, sizes)))
 			goto done;
 		hb->bytes = hb->count * kiln_dtype_size(hb->spec->dtype);
+		if (masks_only)
+			continue;
 		if (!(hb->data = kiln_calloc(hb->bytes ? hb->bytes : 1, 1))) {
 			e = kiln_error_set(KILN_ENOMEM, "target %s: buffer %s: cannot allocate %zu bytes", t->name,
 					   hb->spec->name, hb->bytes);
 			goto done;
 		}
 	}
-	if ((e = draw_all(in, t, seed, false)))
+	if (masks_only) {
+		bool is_mask[256];
+		if ((e = mask_flags(is_mask, KILN_ARRAY_LEN(is_mask), t)))
+			goto done;
+		for (size_t i = 0; i < in->n; i++)
+			if (is_mask[i] && !(in->bufs[i].data = kiln_calloc(in->bufs[i].bytes ? in->bufs[i].bytes : 1, 1))) {
+				e = kiln_error_set(KILN_ENOMEM, "target %s: buffer %s: cannot allocate %zu bytes", t->name,
+						   in->bufs[i].spec->name, in->bufs[i].bytes);
+				goto done;
+			}
+	}
+	if ((e = draw_all(in, t, seed, masks_only ? DRAW_MASKS : DRAW_ALL)))
 		goto done;
 	*out = in;
 	in = NULL;
@@ -457,7 +484,13 @@ done:
 kiln_err kiln_inputs_generate(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes,
 			      uint64_t seed)
 {
-	return kiln_inputs_generate_regime(out, t, sizes, seed, -1);
+	return generate(out, t, sizes, seed, -1, false);
+}
+
+kiln_err kiln_inputs_generate_regime(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes,
+				     uint64_t seed, long regime)
+{
+	return generate(out, t, sizes, seed, regime, false);
 }
 
 kiln_err kiln_inputs_step(kiln_inputs *in, const kiln_target *t, size_t k)
@@ -472,5 +505,28 @@ kiln_err kiln_inputs_step(kiln_inputs *in, const kiln_target *t, size_t k)
 	if (k == 0)
 		return KILN_OK;
 	/* fresh gradients: every `in` buffer from its own stream per step */
-	return draw_all(in, t, in->seed + 0x9e3779b97f4a7c15ull * k, true);
+	return draw_all(in, t, in->seed + 0x9e3779b97f4a7c15ull * k, DRAW_IN);
+}
+
+kiln_err kiln_target_traffic_floor(double *out, const kiln_target *t, const kiln_env *sizes, uint64_t seed,
+				   double declared)
+{
+	kiln_inputs *in = NULL;
+	*out = declared;
+	kiln_err e = generate(&in, t, sizes, seed, -1, true);
+	for (size_t i = 0; !e && i < in->n; i++) {
+		const kiln_buffer_spec *b = in->bufs[i].spec;
+		long m = b->masked_by ? kiln_target_buffer_index(t, b->masked_by) : -1;
+		if (m < 0 || !in->bufs[m].data || in->bufs[m].count != in->bufs[i].count)
+			continue;
+		size_t off = 0;
+		for (size_t j = 0; j < in->bufs[m].count; j++)
+			off += kiln_dtype_load(in->bufs[m].spec->dtype, in->bufs[m].data, j) == 0.0;
+		/* an inout buffer is read and written: both may be skipped where masked */
+		*out -= (double)off * (double)kiln_dtype_size(b->dtype) * (b->role == KILN_ROLE_INOUT ? 2.0 : 1.0);
+	}
+	if (!e && *out < 0)
+		*out = 0;
+	kiln_inputs_free(in);
+	return e;
 }

@@ -219,6 +219,13 @@ kiln_err kiln_inputs_generate_regime(kiln_inputs **out, const kiln_target *t, co
  * are left for the caller to carry over. k = 0 only sets the scalars. */
 kiln_err kiln_inputs_step(kiln_inputs *in, const kiln_target *t, size_t k);
 void kiln_inputs_free(kiln_inputs *in);
+/* The bytes a correct kernel must move at `sizes`: `declared` (the target's traffic_bytes
+ * there) less the masked-out elements of every buffer that is masked_by a mask (a correct
+ * kernel need not load them; inout ones count twice), counted on the mask drawn from
+ * `seed` exactly as kiln_inputs_generate draws it (only the masks are generated). Equal to
+ * declared for targets without masks. */
+kiln_err kiln_target_traffic_floor(double *out, const kiln_target *t, const kiln_env *sizes, uint64_t seed,
+				   double declared);
 
 /* The reference's answer for one input set: final values and slack of every buffer
  * (index = target buffer index; slack is NULL for `in` buffers). */

@@ -188,11 +188,14 @@ static kiln_err candidate(fake_ctx *f, const fake_step *s, int64_t call)
 			     pass ? -1 : 1, "[11,22,33]",
 			     "[\"compile\",\"launch\",\"bounds\",\"initcheck\",\"race\",\"written\",\"inputs-unchanged\","
 			     "\"values\",\"nontrivial\"]", "emu", 2.0 + 0.1 * s->iteration, "{\"sizes\":[1,7,1000,65539]}"};
-	char samples[32], counters[160];
+	char samples[32], counters[512];
 	snprintf(samples, sizeof(samples), "[%.1f]", s->time_us);
-	snprintf(counters, sizeof(counters), "{\"dram_sectors\":%lld,\"warp_instructions\":%lld,\"divergent_branches\":0}",
+	snprintf(counters, sizeof(counters), "{\"dram_sectors\":%lld,\"warp_instructions\":%lld,\"divergent_branches\":0,"
+		 "\"breakdown\":[{\"bound\":\"dram\",\"time_us\":%.1f,\"dram_us\":%.1f,\"l2_us\":1,\"issue_us\":2,"
+		 "\"latency_us\":3,\"atomic_us\":0,\"occupancy\":1,\"waves\":3.9,\"blocks_per_sm\":8}],"
+		 "\"fit\":{\"holds\":true,\"raised_to_floor\":false}}",
 		 (long long)(234881024.0 * f->ideal_us / (s->time_us > 0 ? s->time_us : 1) * 1.0),
-		 (long long)(1000000 / s->items));
+		 (long long)(1000000 / s->items), s->time_us, s->time_us - 2.5);
 	double t = s->time_us;
 	kiln_timing_rec tm = {"emu", true, t, t, NAN, 1, f->ideal_us / t, f->ideal_us / t * 3350.0, f->seed_us / t,
 			      samples, counters, "{\"name\":\"H100-SXM\",\"dram_gbs\":3350}"};

@@ -43,6 +43,16 @@ out=$("$KILN_BIN" bench lion --device emu 2>&1); rc=$?
 echo "$out" | grep -q "us modeled" && echo "$out" | grep -q "roofline" && echo "$out" | grep -q "resources" ||
 	{ echo "FAIL human output lacks time/roofline/resources: $out"; fail=1; }
 
+# masked targets: the roofline is over the floor from the drawn mask; --workdir holds the cache
+"$KILN_BIN" bench ratio_seq --device emu --json --workdir "$tmp/wd" >"$tmp/rs.json" 2>/dev/null
+ok=$(json_get "$tmp/rs.json" 'j["candidates"][0]["timing"]["traffic_floor_bytes"] < 0.85 * j["candidates"][0]["timing"]["traffic_bytes"]')
+[ "$ok" = True ] && echo "ok   masked floor below the declared traffic" || { echo "FAIL masked floor: $ok"; fail=1; }
+[ -n "$(ls -A "$tmp/wd/cache" 2>/dev/null)" ] && echo "ok   bench --workdir caches in DIR/cache" ||
+	{ echo "FAIL bench --workdir left no cache"; fail=1; }
+"$KILN_BIN" verify lion --device emu --seeds 1 --workdir "$tmp/wd2" >/dev/null 2>&1
+[ -n "$(ls -A "$tmp/wd2/cache" 2>/dev/null)" ] && echo "ok   verify --workdir caches in DIR/cache" ||
+	{ echo "FAIL verify --workdir left no cache"; fail=1; }
+
 # (2) deterministic
 "$KILN_BIN" bench lion --device emu --json --seed 5 >"$tmp/a.json" 2>/dev/null
 "$KILN_BIN" bench lion --device emu --json --seed 5 >"$tmp/b.json" 2>/dev/null

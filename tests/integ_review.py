@@ -117,6 +117,7 @@ def fake_checks(wd, ids):
     check([c["id"] for c in log if c["new_best"]] == ids["bests"], "new bests marked in order")
     check(sum(1 for c in log if c["is_best"]) == 1, "one run best")
     text = kiln(wd, "log", "adamw").stdout
+    check("* a new best when it ran" in text and "~ modeled time" in text, "log: legend for * and ~")
     check("FAIL mismatch" in text and "compile error" in text and "FAIL race" in text, "verdicts in text")
     check("%6d*" % ids["winner"] in text, "new best marked with *")
     check(len(kiln_json(wd, "log", "adamw", "--passed")) == 8, "--passed")
@@ -129,11 +130,20 @@ def fake_checks(wd, ids):
     check(len(kiln_json(wd, "log", str(ids["run_tune"]))) == ids["ncand_tune"], "log RUN")
     kiln(wd, "log", "adamw", "--since", "yesterday", rc=2)
     kiln(wd, "log", "adamw", "--passed", "--failed", rc=2)
+    p = kiln(wd, "tree", "adamx", rc=3)
+    check("did you mean 'adamw'?" in p.stderr, "tree: a typo suggests the target: " + p.stderr.strip())
+    p = kiln(wd, "tree", "adamw8bit", rc=3)
+    check("did you mean 'adam8bit'?" in p.stderr, "tree adamw8bit suggests adam8bit: " + p.stderr.strip())
     p = kiln(wd, "log", "nosuchtarget", rc=3)
     check("no run of target" in p.stderr, "log of an unknown target says so")
 
     doc = kiln_json(wd, "show", ids["winner"])
     check(doc["candidate"]["is_best"] == 1 and doc["timing"]["time_us"] == 2420, "show: best, timing")
+    bd = doc["timing"].get("breakdown") or [{}]
+    check(bd[0].get("bound") == "dram" and bd[0].get("waves") == 3.9, "show --json: the per-launch breakdown")
+    check(doc["timing"].get("fit", {}).get("holds") is True, "show --json: the counter fit")
+    text = kiln(wd, "show", ids["winner"]).stdout
+    check("launch 0: dram-bound, 2420 us; occupancy 1.00" in text, "show: the breakdown in text")
     check([a["id"] for a in doc["ancestry"]] == [0, 2, 4, 7], "show: ancestry root..node")
     check(doc["node"]["title"] == "float4 x4 with 512 threads", "show: node")
     check(doc["llm_call"]["model"] == "gpt-5" and "prompt" not in doc["llm_call"], "show: llm call without prompt")

@@ -73,7 +73,7 @@ INIT = {"ops": [
     {"op": "delete", "id": 99}]}
 REFLECT = {"ops": [{"op": "update", "id": 1, "notes": "4 items per thread reached 95% of the roofline"},
                    {"op": "insert", "parent": 1, "title": "Eight items per thread", "description": "PER=8",
-                    "rationale": "even more in flight", "difficulty": 1, "score": 0.6}],
+                    "rationale": "even more in flight", "difficulty": 1, "score": 0.2}],
            "reflection": "vectorizing worked"}
 
 
@@ -183,6 +183,15 @@ def main():
         fail("the debug prompt after the wrong kernel does not name the failed check")
     if "modeled" not in pr[5] or "counters" not in pr[5]:
         fail("the improve prompt lacks timing and counters")
+    if "-bound" not in pr[5] or "occupancy" not in pr[5]:
+        fail("the improve prompt lacks the cost model's per-launch breakdown")
+    # a new family (an action under the root, started from the seed) also sees the run's best
+    for text in pr[7:]:
+        for a in (2, 3):
+            if ("## Task: implement action %d" % a) in text and "current best" not in text:
+                fail("the prompt of new family %d does not show the run's current best" % a)
+    if not any("current best" in t for t in pr[7:]):
+        fail("no later prompt shows the run's current best: %s" % [t[-300:] for t in pr[7:]])
     # the stable prefix comes first and is byte-identical across calls (prefix caching)
     first = [json.loads(l)["body"]["messages"] for l in open(log)]
     texts = [m[0]["content"] if isinstance(m[0]["content"], str) else json.dumps(m[0]["content"]) for m in first]

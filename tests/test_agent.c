@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <math.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -222,6 +223,56 @@ static void test_agent__beyond_the_physical_limit_never_wins(void **state)
 	kiln_eval_free(&ev);
 }
 
+/* An unpriced model's spend is "unknown" in the progress line and kiln runs, never $0. */
+static void test_agent__cost_text_unknown_when_unpriced(void **state)
+{
+	(void)state;
+	char b[48];
+	assert_string_equal(kiln_cost_text(b, sizeof b, 0.0, false, 3, 4), "unknown");
+	assert_string_equal(kiln_cost_text(b, sizeof b, NAN, true, 2, 2), "unknown");
+	assert_string_equal(kiln_cost_text(b, sizeof b, 0.25, true, 1, 4), "$0.2500 + unknown");
+	assert_string_equal(kiln_cost_text(b, sizeof b, 0.25, true, 0, 2), "$0.25");
+	assert_string_equal(kiln_cost_text(b, sizeof b, 0.0, false, 0, 4), "$0.0000");
+	assert_string_equal(kiln_cost_text(b, sizeof b, NAN, false, 0, 2), "-");
+}
+
+/* A new family starts from the seed, and its prompt shows the run's current best too. */
+static void test_agent__new_family_prompt_shows_the_best(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	assert_int_equal(kiln_target_find(&t, "lion", NULL), 0);
+	kiln_prompt_input in = {0};
+	in.kind = KILN_PROMPT_IMPLEMENT;
+	in.target = t;
+	in.node_id = 3;
+	in.action = "Grid-stride persistent";
+	in.parent_source = "// the seed\n";
+	kiln_prompt p;
+	assert_int_equal(kiln_prompt_build(&p, &in), 0);
+	assert_null(strstr(p.task, "current best"));
+	assert_non_null(strstr(p.prefix, "Minimum traffic: 20*n bytes")); /* lion has no mask */
+	kiln_prompt_free(&p);
+	in.best_source = "// the float4 winner\n";
+	in.best_launch = "{\"launches\": []}";
+	in.best_us = 1.25;
+	in.best_modeled = true;
+	assert_int_equal(kiln_prompt_build(&p, &in), 0);
+	assert_non_null(strstr(p.task, "The run's current best (1.250 us modeled), for reference"));
+	assert_non_null(strstr(p.task, "// the float4 winner"));
+	assert_true(strstr(p.task, "// the seed") < strstr(p.task, "// the float4 winner"));
+	kiln_prompt_free(&p);
+	kiln_target_free(t);
+	/* a masked target says what its declared traffic is and what the roofline uses */
+	assert_int_equal(kiln_target_find(&t, "ratio_seq", NULL), 0);
+	in.target = t;
+	assert_int_equal(kiln_prompt_build(&p, &in), 0);
+	assert_non_null(strstr(p.prefix, "Declared traffic: 9*B*T + 4*B bytes, masked positions included"));
+	assert_non_null(strstr(p.prefix, "masked elements of logp_new logp_old, so the roofline"));
+	kiln_prompt_free(&p);
+	kiln_target_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +281,8 @@ int main(void)
 		cmocka_unit_test(test_agent__tuner_starts_at_seed_and_never_repeats),
 		cmocka_unit_test(test_agent__child_result_timeout_and_crash),
 		cmocka_unit_test(test_agent__beyond_the_physical_limit_never_wins),
+		cmocka_unit_test(test_agent__cost_text_unknown_when_unpriced),
+		cmocka_unit_test(test_agent__new_family_prompt_shows_the_best),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

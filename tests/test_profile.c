@@ -199,6 +199,14 @@ static void test_profile__pass_and_replay(void **state)
 	for (size_t i = 0; i < 9; i++)
 		assert_string_equal(v.checks_run[i], want[i]);
 	assert_true(v.counters.thread_instructions > 0);
+	/* the verdict's JSON counts the instructions of every run, not the last one */
+	assert_true(v.thread_instructions > 2 * v.counters.thread_instructions);
+	char *vj = kiln_verdict_to_json(&v);
+	cJSON *vo = cJSON_Parse(vj);
+	assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(vo, "thread_instructions")) ==
+		    (double)v.thread_instructions);
+	cJSON_Delete(vo);
+	free(vj);
 	/* replay: a wrong kernel fails at the same place with the same seeds */
 	const char *off = "extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
 			  "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"

@@ -152,6 +152,11 @@ static void test_review__report_html(void **state)
 	assert_non_null(strstr(html, "data-node=\"7\""));
 	assert_non_null(strstr(html, "<span class=\"add\">+#define BLOCK 512</span>"));
 	assert_non_null(strstr(html, "id=\"budget-table\""));
+	/* the cost model's evidence of every timed candidate (8 passed, one launch each) */
+	assert_int_equal(count(html, "id=\"evidence-table\""), 1);
+	assert_int_equal(count(html, "<tr data-candidate="), 8);
+	assert_non_null(strstr(html, "<td class=\"l\">dram</td><td>2420</td><td>1.00</td><td>3.90</td>"));
+	assert_null(strstr(html, "cost unknown")); /* priced calls */
 	/* escaping: the source's quotes and angle brackets are entities */
 	assert_non_null(strstr(html, "extern &quot;C&quot;"));
 	free(html);
@@ -160,6 +165,28 @@ static void test_review__report_html(void **state)
 	assert_int_equal(kiln_report_html(&html, f->db, NULL, f->ids.run_tune), 0);
 	assert_int_equal(count(html, "<circle class=\"pt"), 12);
 	free(html);
+}
+
+/* A run whose model has no price: its cost is "unknown", not a $0 axis. */
+static void test_review__report_unpriced_cost_unknown(void **state)
+{
+	fixture *f = *state;
+	char *path = kiln_path_join(f->dir, "unpriced.db"), *html = NULL;
+	kiln_db *db = NULL;
+	int64_t run = 0, call = 0;
+	assert_int_equal(kiln_db_open(&db, path, 0), 0);
+	kiln_run_rec rr = {"adamw", "llm", "acme:mystery-1", "emu", NULL, "sm_90", NULL, NULL, 0};
+	assert_int_equal(kiln_db_run_begin(db, &run, &rr), 0);
+	kiln_llm_call_rec lc = {run, "acme", "mystery-1", NULL, "ok", 1, 3, 1000, 0, 200, 0, NAN,
+				"init", "(prompt)", "(reply)", NULL};
+	assert_int_equal(kiln_db_llm_call_add(db, &call, &lc), 0);
+	assert_int_equal(kiln_report_html(&html, db, NULL, run), 0);
+	assert_non_null(strstr(html, "cost unknown"));
+	assert_non_null(strstr(html, "<td id=\"cost\">unknown (unpriced model)</td>"));
+	assert_null(strstr(html, "<svg id=\"chart-cost\""));
+	free(html);
+	kiln_db_close(db);
+	free(path);
 }
 
 static void test_review__find_and_detached_commit(void **state)
@@ -239,6 +266,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_review__fake_history_shape),
+		cmocka_unit_test(test_review__report_unpriced_cost_unknown),
 		cmocka_unit_test(test_review__query_json_types),
 		cmocka_unit_test(test_review__diff),
 		cmocka_unit_test(test_review__report_html),

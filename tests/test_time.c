@@ -78,7 +78,7 @@ static const char split_json[] = "{\"launches\": ["
 	"{\"kernel\": \"hi\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "}]}";
 
 /* right on its first launch, does nothing afterwards: the block that finishes last (in
- * any block order) sets the flag */
+ * any block order) sets the flag (atomics: no data race for the global racecheck) */
 static const char first_only_cu[] = LION_BODY
 	"__device__ int done_once; __device__ unsigned int finished;\n"
 	"extern \"C\" __global__ void k" LION_PARAMS
@@ -244,7 +244,8 @@ static void test_time__every_seed_roofline_in_0_1(void **state)
 		assert_int_equal(kiln_file_read(&src, &len, t->seed_path, 0), 0);
 		assert_int_equal(kiln_file_read(&plan, &plen, t->launch_path, 0), 0);
 		kiln_timing tm = time_on(t, src, plan, 0);
-		printf("# %-18s %10.2f us modeled, roofline %.3f (%s)\n", t->name, tm.time_us, tm.roofline, tm.bound);
+		printf("# %-18s %10.2f us modeled, roofline %.3f (%s)%s\n", t->name, tm.time_us, tm.roofline, tm.bound,
+		       tm.fit_raised ? " fit raised to the floor" : "");
 		assert_true(tm.roofline > 0 && tm.roofline <= 1);
 		assert_true(tm.bandwidth_gbs > 0);
 		kiln_timing_free(&tm);
@@ -280,6 +281,8 @@ static void test_time__refuses_kernel_wrong_on_later_launch(void **state)
 	vo.nsizes = 1;
 	kiln_verdict v;
 	assert_int_equal(kiln_verify(&v, &vo), 0);
+	if (!v.pass)
+		printf("# %s: %s\n", v.check, v.message);
 	assert_true(v.pass);
 	/* ...but the timing runs check every run, so it is refused, not timed doing nothing */
 	assert_int_equal(kiln_time(&tm, &o), KILN_EVERIFY);
@@ -293,6 +296,138 @@ static void test_time__refuses_kernel_wrong_on_later_launch(void **state)
 	o.bench_size = 9;
 	assert_int_equal(kiln_time(&tm, &o), KILN_EINVAL);
 	kiln_plan_free(plan);
+}
+
+/* Reads a target's seed kernel and plan; fails the test when they are missing. */
+static void seed_of(kiln_target **t, char **src, char **plan, const char *name)
+{
+	size_t len = 0;
+	assert_int_equal(kiln_target_find(t, name, NULL), 0);
+	assert_int_equal(kiln_file_read(src, &len, (*t)->seed_path, 0), 0);
+	assert_int_equal(kiln_file_read(plan, &len, (*t)->launch_path, 0), 0);
+}
+
+/* ratio_seq's seed, plus a scratch pad written only at small sizes (20000 - 4*B*T floats):
+ * correct at every size, but the pad shrinks as the problem grows, so the line through
+ * the two largest verification sizes has well under half the real DRAM slope and would
+ * model the kernel much faster than the same kernel without the pad. */
+#define PADDED_SEQ_CU(pad) \
+	"extern \"C\" __global__ void k(const float *ln, const float *lo, const unsigned char *mask, float *ratio," \
+	"  float *pad, long long B, long long T)\n" \
+	"{ __shared__ float ssum[256]; __shared__ int scount[256]; const long long b = blockIdx.x; const int tid = threadIdx.x;" \
+	"  const long long np = " #pad " - 4 * B * T;" \
+	"  for (long long i = b * 256 + tid; i < np; i += B * 256) pad[i] = 0.0f;" \
+	"  const long long row = b * T; float sum = 0.0f; int count = 0;" \
+	"  for (long long t = tid; t < T; t += 256) if (mask[row + t]) { sum += ln[row + t] - lo[row + t]; count++; }" \
+	"  ssum[tid] = sum; scount[tid] = count; __syncthreads();" \
+	"  for (int s = 128; s > 0; s >>= 1) { if (tid < s) { ssum[tid] += ssum[tid + s]; scount[tid] += scount[tid + s]; }" \
+	"    __syncthreads(); }" \
+	"  if (tid == 0) ratio[b] = expf(ssum[0] / (float)max(scount[0], 1)); }\n"
+static const char padded_seq_cu[] = PADDED_SEQ_CU(20000);
+static const char honest_seq_cu[] = PADDED_SEQ_CU(0); /* the same kernel, no pad */
+static const char padded_seq_json[] =
+	"{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"B\"], \"block\": [256], \"shared_bytes\": \"0\","
+	" \"args\": [\"logp_new\", \"logp_old\", \"mask\", \"ratio\", \"pad\", \"B\", \"T\"]}],"
+	" \"scratch\": [{\"name\": \"pad\", \"dtype\": \"f32\", \"count\": \"max(1, 20000 - 4*B*T)\"}]}";
+
+/* ratio_seq, one warp per row; CONTEND adds a per-token atomic on one global counter */
+#define WARP_SEQ_CU(contend) \
+	"__device__ unsigned long long tokens;\n" \
+	"extern \"C\" __global__ void k(const float *ln, const float *lo, const unsigned char *mask, float *ratio," \
+	"  long long B, long long T)\n" \
+	"{ const long long b = (long long)blockIdx.x * 8 + threadIdx.x / 32; const int lane = threadIdx.x & 31;" \
+	"  if (b >= B) return; const long long row = b * T; float sum = 0.0f; int count = 0;" \
+	"  for (long long t = lane; t < T; t += 32) if (mask[row + t]) { sum += ln[row + t] - lo[row + t]; count++; " contend " }" \
+	"  for (int o = 16; o > 0; o >>= 1) { sum += __shfl_xor_sync(0xffffffffu, sum, o);" \
+	"    count += __shfl_xor_sync(0xffffffffu, count, o); }" \
+	"  if (lane == 0) ratio[b] = expf(sum / (float)max(count, 1)); }\n"
+static const char warp_seq_cu[] = WARP_SEQ_CU("");
+static const char contended_seq_cu[] = WARP_SEQ_CU("atomicAdd(&tokens, 1ull);");
+static const char warp_seq_json[] =
+	"{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"ceil_div(B, 8)\"], \"block\": [256], \"shared_bytes\": \"0\","
+	" \"args\": [\"logp_new\", \"logp_old\", \"mask\", \"ratio\", \"B\", \"T\"]}]}";
+
+/* Same-address atomics serialize at L2: funnelling every valid token through one global
+ * counter models slower than the warp-per-row kernel without it. */
+static void test_time__contended_atomic_is_slower(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	assert_int_equal(kiln_target_find(&t, "ratio_seq", NULL), 0);
+	kiln_timing plain = time_on(t, warp_seq_cu, warp_seq_json, 0), hot = time_on(t, contended_seq_cu, warp_seq_json, 0);
+	printf("# warp per row %.3f us (%s), with one contended atomic %.3f us (atomics %.3f us)\n", plain.time_us,
+	       plain.bound, hot.time_us, hot.model.launch[0].atomic_us);
+	assert_true(hot.time_us > plain.time_us * 2);
+	assert_true(hot.model.launch[0].atomic_us > plain.time_us);
+	kiln_timing_free(&plain);
+	kiln_timing_free(&hot);
+	kiln_target_free(t);
+}
+
+/* A kernel whose counter fit undercounts is caught by the traffic floor (the bytes any
+ * correct kernel moves at the bench size), its counters are taken conservatively, and it
+ * is not a new best over the same kernel without the pad (1% tie band). */
+static void test_time__undercounting_fit_is_not_a_new_best(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	char *src = NULL, *plan = NULL;
+	seed_of(&t, &src, &plan, "ratio_seq");
+	kiln_timing seed = time_on(t, honest_seq_cu, padded_seq_json, 0), pad = time_on(t, padded_seq_cu, padded_seq_json, 0);
+	cJSON *j = cJSON_Parse(pad.counters_json);
+	const cJSON *fit = cJSON_GetObjectItemCaseSensitive(j, "fit");
+	double fitted = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(fit, "fit_dram_bytes"));
+	printf("# seed %.3f us, padded %.3f us (fit %.4g DRAM bytes, floor %.4g: %s)\n", seed.time_us, pad.time_us, fitted,
+	       pad.traffic_floor_bytes, pad.fit_note);
+	assert_false(seed.fit_raised);
+	assert_true(!*seed.fit_note);
+	assert_true(pad.fit_raised);
+	assert_true(fitted < 0.6 * pad.traffic_floor_bytes); /* what it would have been timed on */
+	assert_non_null(strstr(pad.fit_note, "undercounts"));
+	assert_true(pad.time_us >= seed.time_us * 0.99);
+	assert_true(pad.roofline <= 1);
+	/* the evidence is in the record: the fit and the breakdown ride in the counters */
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fit, "raised_to_floor")));
+	const cJSON *b0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "breakdown"), 0);
+	assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b0, "bound")));
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(b0, "occupancy")));
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(b0, "waves")));
+	cJSON_Delete(j);
+	kiln_timing_free(&seed);
+	kiln_timing_free(&pad);
+	free(src);
+	free(plan);
+	kiln_target_free(t);
+}
+
+/* Masked targets: the seed skips masked loads; at B=512, T=8192 it moves less than the
+ * declared 9*B*T + 4*B bytes, so a fast enough skipping kernel would pass roofline 1 on the
+ * declared traffic. The roofline (and the physical-limit check that reads it) is over the
+ * floor from the drawn mask: valid tokens x their bytes + mask + outputs. */
+static void test_time__masked_floor_keeps_roofline_under_1(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	char *src = NULL, *plan = NULL;
+	seed_of(&t, &src, &plan, "ratio_seq");
+	kiln_timing tm = time_on(t, src, plan, 1);
+	double declared_roofline = tm.roofline * tm.traffic_bytes / tm.traffic_floor_bytes;
+	printf("# ratio_seq B=512 T=8192: %.3f us, floor %.4g of declared %.4g bytes, roofline %.3f (declared: %.3f)\n",
+	       tm.time_us, tm.traffic_floor_bytes, tm.traffic_bytes, tm.roofline, declared_roofline);
+	assert_true(tm.traffic_bytes == 9.0 * 512 * 8192 + 4 * 512);
+	assert_true(tm.traffic_floor_bytes < 0.85 * tm.traffic_bytes && tm.traffic_floor_bytes > 0.5 * tm.traffic_bytes);
+	assert_true(tm.roofline > 0 && tm.roofline <= 1);
+	/* roofline and bandwidth are over the floor, not the declared traffic */
+	assert_true(fabs(tm.roofline - tm.traffic_floor_bytes / 3352e3 / tm.time_us) < 1e-9);
+	assert_true(declared_roofline > tm.roofline * 1.15);
+	char *js = kiln_timing_to_json(&tm);
+	assert_non_null(strstr(js, "\"traffic_floor_bytes\""));
+	assert_non_null(strstr(js, "masked positions included"));
+	free(js);
+	kiln_timing_free(&tm);
+	free(src);
+	free(plan);
+	kiln_target_free(t);
 }
 
 static void test_time__other_gpu_spec(void **state)
@@ -375,7 +510,9 @@ static void test_time__cuda_backend_on_a_fake_driver(void **state)
 	assert_false(tm.cupti);
 	assert_int_equal(tm.reps, 10); /* identical samples: the median's error is 0 after the first batch */
 	assert_true(tm.time_us > 9.99 && tm.time_us < 10.01 && tm.spread == 0);
-	assert_true(tm.roofline > 0 && fabs(tm.roofline - tm.traffic_bytes / 10.0 / 1e3 / in->peak_bw_gbs) < 1e-3);
+	/* ratio_token is masked: the roofline is over the floor from the drawn mask */
+	assert_true(tm.traffic_floor_bytes > 0 && tm.traffic_floor_bytes < tm.traffic_bytes);
+	assert_true(tm.roofline > 0 && fabs(tm.roofline - tm.traffic_floor_bytes / 10.0 / 1e3 / in->peak_bw_gbs) < 1e-3);
 	char *j = kiln_timing_to_json(&tm);
 	assert_non_null(strstr(j, "\"label\":\"measured\""));
 	assert_non_null(strstr(j, "\"source\":\"cuda-events\""));
@@ -425,11 +562,14 @@ int main(void)
 		cmocka_unit_test(test_time__bank_conflicts_cost),
 		cmocka_unit_test(test_time__two_launches_cost_more_than_fused),
 		cmocka_unit_test(test_time__more_bytes_more_time),
+		cmocka_unit_test(test_time__contended_atomic_is_slower),
 		cmocka_unit_test(test_time__deterministic),
 		cmocka_unit_test(test_time__extrapolates_to_bench_size),
 		cmocka_unit_test(test_time__every_seed_roofline_in_0_1),
 		cmocka_unit_test(test_time__refuses_kernel_wrong_on_later_launch),
 		cmocka_unit_test(test_time__other_gpu_spec),
+		cmocka_unit_test(test_time__undercounting_fit_is_not_a_new_best),
+		cmocka_unit_test(test_time__masked_floor_keeps_roofline_under_1),
 		cmocka_unit_test(test_time__cuda_backend_on_a_fake_driver),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

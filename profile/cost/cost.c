@@ -81,6 +81,7 @@ kiln_err kiln_cost_spec_load(kiln_gpu_spec *out, const char *key, const char *pa
 		{"half2_per_sm_per_clk", &out->half2_per_sm_per_clk},
 		{"smem_bytes_per_sm_per_clk", &out->smem_bytes_per_sm_per_clk},
 		{"barrier_cycles", &out->barrier_cycles}, {"launch_overhead_us", &out->launch_overhead_us},
+		{"atomic_same_addr_cycles", &out->atomic_same_addr_cycles},
 		{"bytes_in_flight_per_sm_for_peak", &out->bytes_in_flight_per_sm_for_peak},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(f); i++) {
@@ -220,7 +221,9 @@ static void model_launch(kiln_cost_breakdown *o, const kiln_gpu_spec *g, const k
 	o->latency_us = c->gld_requests > 0 ? us(rounds * g->dram_latency_cycles * block_rounds, g) : 0;
 	double barriers_per_block = c->warp_barrier * per_block / fmax(warps_per_block, 1);
 	o->barrier_us = us(barriers_per_block * g->barrier_cycles * block_rounds, g);
-	o->atomic_us = us(c->atomics / g->sm_count, g);
+	/* Atomics: one warp-request per SM per clock, but those to one address serialize at
+	 * its L2 slice (one per atomic_same_addr_cycles), whichever is slower. */
+	o->atomic_us = us(fmax(c->atomics / g->sm_count, c->atomic_same_addr * g->atomic_same_addr_cycles), g);
 	o->overhead_us = g->launch_overhead_us;
 
 	struct { const char *name; double v; } terms[] = {

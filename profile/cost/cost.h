@@ -28,6 +28,7 @@ typedef struct kiln_gpu_spec {
 	double shfl_per_sm_per_clk, fp64_per_sm_per_clk, half2_per_sm_per_clk; /* thread results */
 	double smem_bytes_per_sm_per_clk;
 	double barrier_cycles;        /* cost of one __syncthreads per block (model parameter) */
+	double atomic_same_addr_cycles; /* L2 cycles per atomic on one address (they serialize) */
 	double launch_overhead_us;    /* per dependent launch */
 	double bytes_in_flight_per_sm_for_peak; /* Little's law: bytes in flight to saturate DRAM */
 } kiln_gpu_spec;
@@ -47,6 +48,7 @@ typedef struct kiln_cost_counters {
 	double shared_requests, shared_wavefronts; /* wavefronts - requests = bank-conflict replays */
 	double local_bytes;                 /* spills and local arrays */
 	double atomics;                     /* global atomic warp-requests */
+	double atomic_same_addr;            /* thread-level atomics at the most contended address */
 	double loop_iterations;             /* taken backward branches, summed over warps (0: unknown) */
 	double warps;                       /* warps launched */
 } kiln_cost_counters;

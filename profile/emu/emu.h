@@ -148,6 +148,8 @@ typedef struct kiln_emu_counters {
 	uint64_t shared_requests, shared_wavefronts; /* bank conflicts = wavefronts - requests */
 	uint64_t local_bytes;            /* bytes of local-memory traffic (spills, local arrays) */
 	uint64_t atomics;                /* atomic / reduction warp-requests (global and shared) */
+	uint64_t atomic_same_addr;       /* thread-level global atomics at the launch's most
+					  * contended address (summed over launches) */
 	uint64_t divergent_branches;     /* branches whose active lanes disagreed */
 	uint64_t loop_iterations;        /* taken backward branches (warp level) */
 	uint64_t barriers;               /* bar.sync / bar.arrive executed, per warp */

@@ -198,7 +198,40 @@ typedef struct ctx {
 	uint64_t progress;    /* stores, changing atomics, barriers, exits: a spin can end */
 	uint64_t clk0, gt0;   /* modeled clocks at launch start (cycles, ns) */
 	int faulted;
+	uint64_t *atom_addr;  /* global atomic addresses seen (open addressing, ATOM_SLOTS) */
+	uint32_t *atom_cnt;   /* thread-level atomics at each */
+	uint32_t atom_n;      /* slots used */
+	uint64_t atom_max;    /* the most at one address */
 } ctx;
+
+#define ATOM_SLOTS 4096u /* contention is tracked for the first 4096 distinct addresses */
+
+/* Counts one lane's global atomic at addr: same-address atomics serialize at L2, so the
+ * cost model needs the most contended address (kiln_emu_counters.atomic_same_addr). */
+static void count_atomic_addr(ctx *x, uint64_t addr)
+{
+	if (!x->atom_cnt) {
+		free(x->atom_addr);
+		x->atom_addr = kiln_calloc(ATOM_SLOTS, sizeof(uint64_t));
+		x->atom_cnt = x->atom_addr ? kiln_calloc(ATOM_SLOTS, sizeof(uint32_t)) : NULL;
+		if (!x->atom_cnt)
+			return; /* out of memory: contention unknown, counted as none */
+	}
+	uint32_t h = (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> 52) & (ATOM_SLOTS - 1);
+	for (uint32_t probe = 0; probe < ATOM_SLOTS; probe++, h = (h + 1) & (ATOM_SLOTS - 1)) {
+		if (x->atom_cnt[h] && x->atom_addr[h] != addr)
+			continue;
+		if (!x->atom_cnt[h]) {
+			if (x->atom_n >= ATOM_SLOTS / 2)
+				return; /* full enough: new addresses are not the contended ones */
+			x->atom_n++;
+			x->atom_addr[h] = addr;
+		}
+		if (++x->atom_cnt[h] > x->atom_max)
+			x->atom_max = x->atom_cnt[h];
+		return;
+	}
+}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -810,10 +843,14 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 			if (ge)
 				return ge;
 		}
-		if (kind == 2)
+		if (kind == 2) {
 			x->c.atomics++;
-		else
+			for (int l = 0; l < 32; l++)
+				if (m >> l & 1)
+					count_atomic_addr(x, addr[l]);
+		} else {
 			count_sectors(x, addr, m, n, kind == 1, single);
+		}
 	} else if (space == KILN_EMU_SPACE_SHARED) {
 		for (int l = 0; l < 32; l++) {
 			if (!(m >> l & 1))
@@ -2615,6 +2652,7 @@ done:
 		c->shared_wavefronts += x.c.shared_wavefronts;
 		c->local_bytes += x.c.local_bytes;
 		c->atomics += x.c.atomics;
+		c->atomic_same_addr += x.atom_max;
 		c->divergent_branches += x.c.divergent_branches;
 		c->loop_iterations += x.c.loop_iterations;
 		c->barriers += x.c.barriers;
@@ -2630,6 +2668,8 @@ done:
 		slot_free(&x.slots[s]);
 	free(x.slots);
 	free(x.sm_of_slot);
+	free(x.atom_addr);
+	free(x.atom_cnt);
 	return err;
 }
 
