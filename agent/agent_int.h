@@ -142,6 +142,9 @@ kiln_err kiln_search_wm_save(kiln_search *s, const char *edits_json, const char 
 			     int64_t llm_call_id);
 /* Makes the git archive agree with history.db after a crash between the two. */
 kiln_err kiln_search_reconcile_archive(kiln_search *s);
+/* Makes recorded candidate id the run's best again (history.db and a new archive commit),
+ * after the bench-size check demoted the winner. */
+kiln_err kiln_search_restore_best(kiln_search *s, int64_t id);
 /* Evaluates and records one candidate; the shared path of both policies. */
 kiln_err kiln_search_evaluate(kiln_search *s, const kiln_cand *c, kiln_eval *ev, int64_t *out_id,
 			      bool *new_best);

@@ -246,6 +246,38 @@ static kiln_err tip_candidate(kiln_search *s, int64_t *out)
 	return 0;
 }
 
+/* Commits a recorded candidate to the archive as its branch's tip (a best the archive
+ * missed, or one restored after a demotion). */
+static kiln_err commit_candidate(kiln_search *s, const kiln_candidate_info *ci)
+{
+	kiln_eval ev;
+	memset(&ev, 0, sizeof ev);
+	ev.outcome = KILN_OUT_PASSED;
+	ev.time_us = ci->time_us;
+	ev.modeled = ci->modeled;
+	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false};
+	int64_t it = s->iteration;
+	s->iteration = ci->iteration;
+	kiln_err e = commit_git(s, &c, &ev, ci->id);
+	s->iteration = it;
+	return e;
+}
+
+kiln_err kiln_search_restore_best(kiln_search *s, int64_t id)
+{
+	kiln_candidate_info *ci = NULL;
+	kiln_err e;
+	if ((e = kiln_db_candidate_get(s->db, &ci, id)) || (e = kiln_db_run_set_best(s->db, s->run_id, id)))
+		goto done;
+	s->best_id = id;
+	s->best_us = ci->time_us;
+	s->best_spread_us = 0;
+	e = commit_candidate(s, ci);
+done:
+	kiln_candidate_infos_free(ci, 1);
+	return e;
+}
+
 kiln_err kiln_search_reconcile_archive(kiln_search *s)
 {
 	if (s->best_id == 0)
@@ -264,16 +296,7 @@ kiln_err kiln_search_reconcile_archive(kiln_search *s)
 		kiln_candidate_infos_free(ci, 1);
 		return 0;
 	}
-	kiln_eval ev;
-	memset(&ev, 0, sizeof ev);
-	ev.outcome = KILN_OUT_PASSED;
-	ev.time_us = ci->time_us;
-	ev.modeled = ci->modeled;
-	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false};
-	int64_t it = s->iteration;
-	s->iteration = ci->iteration;
-	e = commit_git(s, &c, &ev, ci->id);
-	s->iteration = it;
+	e = commit_candidate(s, ci);
 	if (!e)
 		kiln_db_event_add(s->db, s->run_id, "warn", "archive-repaired",
 				  "the best candidate was missing from the git archive (the run was killed between the two writes); committed it now",

@@ -183,6 +183,8 @@ kiln_err kiln_db_candidate_get(kiln_db *db, kiln_candidate_info **out, int64_t i
 kiln_err kiln_db_candidate_find(kiln_db *db, kiln_candidate_info **out, const char *ref);
 /* The run's best (runs.best_candidate); KILN_ENOTFOUND when it has none. */
 kiln_err kiln_db_candidate_best(kiln_db *db, kiln_candidate_info **out, int64_t run_id);
+/* Makes candidate_id the run's best (a winner demoted by the bench-size check). */
+kiln_err kiln_db_run_set_best(kiln_db *db, int64_t run_id, int64_t candidate_id);
 void kiln_candidate_infos_free(kiln_candidate_info *c, size_t n);
 
 /* ---- LLM calls, world-model revisions, events, checkpoints ---- */

@@ -598,6 +598,17 @@ kiln_err kiln_db_candidate_best(kiln_db *db, kiln_candidate_info **out, int64_t 
 	return kiln_db_candidate_get(db, out, best);
 }
 
+kiln_err kiln_db_run_set_best(kiln_db *db, int64_t run_id, int64_t candidate_id)
+{
+	sqlite3_stmt *st = NULL;
+	kiln_err e = kiln_db_prepare(db, &st, "UPDATE runs SET best_candidate = ?1 WHERE id = ?2");
+	if (e)
+		return e;
+	sqlite3_bind_int64(st, 1, candidate_id);
+	sqlite3_bind_int64(st, 2, run_id);
+	return step_done(db, st, "changing the run's best");
+}
+
 /* ---------------- llm calls, world model, events, checkpoints ---------------- */
 
 kiln_err kiln_db_llm_call_add(kiln_db *db, int64_t *out_id, const kiln_llm_call_rec *r)

@@ -5,7 +5,10 @@ at the cap-breaking size with a message naming the size and the cause, and the r
 records one as its best. (2) The final winner's bench-size check: `kiln run lion_bench`
 (a fixture target whose bench size is 300000, so it is cheap) verifies its best at that
 size on the emulator and says so in the summary. (3) `kiln promote` verifies at the bench
-size too and the manifest records it; KILN_BENCH_CHECK=0 skips it and the manifest says so."""
+size too and the manifest records it; KILN_BENCH_CHECK=0 skips it and the manifest says so.
+(4) A winner that fails the bench-size check is demoted: `kiln run lion_bench` whose model
+replies a kernel that is faster than the seed and wrong only above n = 100000 ends with the
+seed as its best again, in history.db and at the archive's tip."""
 import json
 import os
 import sqlite3
@@ -112,6 +115,56 @@ def bench_checks(tmp, env):
     print("ok   promote with KILN_BENCH_CHECK=0 says the bench-size check was skipped")
 
 
+def demoted_run(tmp, env):
+    wrong = open(os.path.join(FX, "lion_bench_fast_wrong.cu")).read()
+    plan = open(os.path.join(FX, "lion_bench_fast_wrong.json")).read()
+    script = os.path.join(tmp, "script3.json")
+    text = "Four elements per thread.\n\n```cuda\n%s\n```\n\n```json\n%s\n```\n" % (wrong, plan)
+    json.dump({"replies": [{"match": "## Task: analyse the target", "text": "Analysis\n" + fenced(INIT)}],
+               "default": {"text": text}}, open(script, "w"))
+    srv = subprocess.Popen([sys.executable, os.path.join(SRC, "tests/fake_llm.py"), "--script", script,
+                            "--log", os.path.join(tmp, "requests3.jsonl")], stdout=subprocess.PIPE, text=True)
+    port = int(srv.stdout.readline().strip())
+    wd = os.path.join(tmp, "wd3")
+    try:
+        p = subprocess.run([KILN, "run", "lion_bench", "--targets-dir", os.path.join(FX, "targets"), "--workdir", wd,
+                            "--policy", "llm", "--llm", "openai-compatible:fake-coder@http://127.0.0.1:%d/v1" % port,
+                            "--iterations", "2", "--seed", "5", "--json"],
+                           capture_output=True, text=True, env=dict(env, KILN_BENCH_CHECK="1"), timeout=600)
+    finally:
+        srv.terminate()
+        srv.wait()
+    if p.returncode != 0:
+        fail("kiln run lion_bench (demotion) exited %d\n%s\n%s" % (p.returncode, p.stdout, p.stderr[-3000:]))
+    s = json.loads(p.stdout)
+    con = sqlite3.connect(os.path.join(wd, "history.db"))
+    best, seed = con.execute("SELECT best_candidate, seed_candidate FROM runs").fetchone()
+    wrong_ids = [r[0] for r in con.execute("SELECT id FROM candidates WHERE source LIKE '%forgets the decay%' "
+                                           "AND outcome = 'passed'")]
+    events = [r[0] for r in con.execute("SELECT message FROM events WHERE kind = 'bench-check'")]
+    con.close()
+    if not wrong_ids:
+        fail("the fast wrong kernel never passed the small input sets, so nothing was demoted: %r" % s)
+    if best != seed or best in wrong_ids:
+        fail("best %r (seed %r, wrong %r): the demoted kernel is still the best" % (best, seed, wrong_ids))
+    bc = s.get("bench_check") or ""
+    if not bc.startswith("passed at n=300000") or "demoted" not in bc or s.get("best_candidate") != seed:
+        fail("run summary after the demotion: %r" % s)
+    if not any("FAILED at n=300000" in m for m in events):
+        fail("no bench-check event names the failure: %r" % events)
+    tip = subprocess.run(["git", "-C", os.path.join(wd, "archive"), "log", "-1", "--all", "--format=%B"],
+                         capture_output=True, text=True).stdout
+    res = subprocess.run(["git", "-C", os.path.join(wd, "archive"), "show", "lion_bench/sm_90:result.json"],
+                         capture_output=True, text=True).stdout
+    try:
+        tip_id = json.loads(res).get("candidate")
+    except ValueError:
+        tip_id = None
+    if tip_id != seed:
+        fail("the archive's tip is not the restored seed:\n%s\n%s" % (tip, res[:600]))
+    print("ok   demoted: %s" % bc)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kiln-trust-")
     env = dict(os.environ)
@@ -120,6 +173,7 @@ def main():
     env["KILN_LLM_BACKOFF_S"] = "0.01"
     capped_run(tmp, env)
     bench_checks(tmp, env)
+    demoted_run(tmp, env)
     print("PASS")
 
 
