@@ -107,6 +107,7 @@ typedef struct kiln_run_options {
 	int64_t resume_run;        /* 0 new run; > 0 resume that run; -1 resume the latest */
 	uint64_t seed;             /* tuner / selection seed; 0 = fresh */
 	size_t verify_seeds;       /* input sets per verification size; 0 = 3 */
+	size_t verify_threads;     /* input sets verified in parallel (emulator); 0 = 1 */
 	double eval_timeout_s;     /* per candidate; 0 = 600 */
 	double grace_s;            /* after SIGINT/SIGTERM the candidate in flight may finish
 				    * for this long; 0 = 30 */
@@ -127,6 +128,9 @@ typedef struct kiln_run_summary {
 	double cost_usd;
 	int64_t tokens;
 	char best_commit[41];      /* archive commit of the best, "" if none */
+	char bench_check[480];     /* the best verified at the bench size on the emulator: "passed
+				    * at n=...", "FAILED ...", "skipped ..." or "" (no best) */
+	bool bench_failed;         /* the best fails at the bench size: do not use it */
 } kiln_run_summary;
 
 /* Runs (or resumes) a search until a budget runs out, the tuner's space is exhausted or

@@ -28,6 +28,7 @@ typedef struct kiln_eval_job {
 	const char *arch;
 	const char *cache_dir;
 	size_t nseeds;
+	size_t threads;             /* verification threads */
 	uint64_t timing_seed;       /* the timing input set: fixed for a run, so candidates are
 				     * compared on the same inputs (masks move modeled times) */
 	double timeout_s;
@@ -109,7 +110,13 @@ typedef struct kiln_search {
 	char stop_reason[160];
 	FILE *log;
 	bool tty;
+	char bench_check[480];  /* the final winner's bench-size check (run.c) */
+	bool bench_failed;
 } kiln_search;
+
+/* Verifies the run's best at the bench size on the emulator (final.c): result in
+ * s->bench_check, s->bench_failed, the log and an event. */
+void kiln_search_bench_check(kiln_search *s);
 
 /* The stop flag the signal handlers set (run.c). */
 extern volatile sig_atomic_t kiln_search_stop;

@@ -120,6 +120,7 @@ static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device
 	vo.ndefines = j->ndefines;
 	vo.device = dev;
 	vo.nseeds = j->nseeds;
+	vo.threads = j->threads;
 	vo.cache_dir = j->cache_dir;
 	kiln_verdict v;
 	kiln_err e = kiln_verify(&v, &vo);

@@ -295,6 +295,7 @@ static void fill_job(kiln_eval_job *job, const kiln_search *s, const kiln_cand *
 	job->arch = s->arch;
 	job->cache_dir = s->cache_dir;
 	job->nseeds = s->o->verify_seeds;
+	job->threads = s->o->verify_threads;
 	job->timing_seed = s->seed;
 	job->timeout_s = s->o->eval_timeout_s > 0 ? s->o->eval_timeout_s : 600;
 }

@@ -380,6 +380,8 @@ static void summarize(kiln_run_summary *out, const kiln_search *s, const char *s
 	out->modeled = s->modeled;
 	out->cost_usd = s->cost_usd;
 	out->tokens = s->tokens;
+	snprintf(out->bench_check, sizeof out->bench_check, "%s", s->bench_check);
+	out->bench_failed = s->bench_failed;
 	if (s->git && s->t && kiln_git_branch_tip(s->git, out->best_commit, s->t->name, s->arch) != 0)
 		out->best_commit[0] = 0;
 }
@@ -433,6 +435,8 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 	else if (!e && strcmp(o.policy, "tune") == 0)
 		e = kiln_policy_tune(&s);
 	const char *status = e ? "failed" : kiln_search_stop ? "interrupted" : "finished";
+	if (!e && !kiln_search_stop)
+		kiln_search_bench_check(&s);
 	char why[640] = "";
 	if (e) /* what stopped the run is what the user must read, whatever fails after it */
 		snprintf(why, sizeof why, "%s", kiln_error_last());

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int usage_error(const char *cmd, const char *usage, const char *what, const char *arg)
 {
@@ -92,4 +93,22 @@ const char *kiln_cli_workdir(const char *flag_value)
 		return flag_value;
 	const char *env = getenv("KILN_WORKDIR");
 	return env && *env ? env : ".kiln";
+}
+
+bool kiln_cli_threads(size_t *out, const char *cmd, const char *flag_value)
+{
+	const char *v = flag_value ? flag_value : getenv("KILN_THREADS");
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	*out = cores > 0 ? (size_t)cores : 1;
+	if (!v || !*v)
+		return true;
+	char *end = NULL;
+	long long n = strtoll(v, &end, 10);
+	if (*end || n < 1 || n > 256) {
+		fprintf(stderr, "kiln %s: %s '%s': expected 1..256 verification threads\n", cmd,
+			flag_value ? "--threads" : "KILN_THREADS", v);
+		return false;
+	}
+	*out = (size_t)n;
+	return true;
 }

@@ -38,6 +38,10 @@ bool kiln_cli_parse(int argc, char **argv, const kiln_cli_opt *opts, const char 
  * KILN_EXIT_USAGE / KILN_EXIT_FAIL as the code implies). */
 int kiln_cli_fail(const char *cmd, kiln_err e);
 
+/* Verification threads: --threads VALUE, else $KILN_THREADS, else every online core.
+ * A bad value prints "kiln <cmd>: ..." and returns false. */
+bool kiln_cli_threads(size_t *out, const char *cmd, const char *flag_value);
+
 /* The work directory: --workdir, else $KILN_WORKDIR, else ./.kiln */
 const char *kiln_cli_workdir(const char *flag_value);
 

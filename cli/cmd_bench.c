@@ -16,7 +16,7 @@
 
 static const char usage[] =
 	"kiln bench TARGET [--kernel F.cu --launch F.json | --compare A.cu B.cu ...] "
-	"[--device cuda|emu|auto] [--gpu SPEC] [--seed S] [--max-seconds X] [--json] [--targets-dir DIR]";
+	"[--device cuda|emu|auto] [--gpu SPEC] [--seed S] [--max-seconds X] [--threads N] [--json] [--targets-dir DIR]";
 static const char help[] =
 	"Verifies, then times a kernel (the target's seed.cu unless --kernel/--launch).\n"
 	"  --kernel F.cu       the candidate\n"
@@ -27,6 +27,7 @@ static const char help[] =
 	"  --gpu SPEC          emu: GPU spec to model (data/gpus.json; default h100_sxm)\n"
 	"  --seed S            input set for the modeled timing runs (default 1)\n"
 	"  --max-seconds X     cuda: time cap per candidate (default 3)\n"
+	"  --threads N         verification threads (default $KILN_THREADS, else all cores)\n"
 	"  --json              print the results as JSON\n"
 	"  --targets-dir DIR   where to find TARGET\n"
 	"Times are labelled modeled (cost model on emulator counters) or measured (GPU).\n"
@@ -47,6 +48,7 @@ typedef struct bench_cfg {
 	const char *gpu;
 	uint64_t seed;
 	double max_seconds;
+	size_t threads;      /* verification threads */
 } bench_cfg;
 
 /* A.cu -> A.json when that file exists, else the target's plan. */
@@ -80,6 +82,7 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 	vo.source_name = c->kernel;
 	vo.plan = plan;
 	vo.device = b->dev;
+	vo.threads = b->threads;
 	if ((e = kiln_verify(&c->verdict, &vo)))
 		goto done;
 	c->verified = c->verdict.pass;
@@ -269,6 +272,7 @@ static int parse_numbers(const char *seed_s, const char *max_s, bench_cfg *b)
 int kiln_cmd_bench(int argc, char **argv)
 {
 	const char *kernel = NULL, *launch = NULL, *device = "auto", *tdir = NULL, *seed_s = NULL, *max_s = NULL;
+	const char *threads_s = NULL;
 	bool json = false, compare = false;
 	const char *pos[MAX_CANDS + 1];
 	int npos = 0, exit_now = KILN_EXIT_OK, rc = KILN_EXIT_ERROR;
@@ -277,12 +281,12 @@ int kiln_cmd_bench(int argc, char **argv)
 	cand *cs = NULL;
 	size_t n = 0, order[MAX_CANDS], m = 0;
 	kiln_err e = 0;
-	bench_cfg b = {NULL, NULL, NULL, 1, 0};
+	bench_cfg b = {NULL, NULL, NULL, 1, 0, 1};
 	const kiln_cli_opt opts[] = {
 		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"device", 1, &device, NULL},
 		{"gpu", 1, &b.gpu, NULL}, {"seed", 1, &seed_s, NULL}, {"max-seconds", 1, &max_s, NULL},
 		{"json", 0, NULL, &json}, {"compare", 0, NULL, &compare}, {"targets-dir", 1, &tdir, NULL},
-		{0, 0, 0, 0},
+		{"threads", 1, &threads_s, NULL}, {0, 0, 0, 0},
 	};
 	if (!kiln_cli_parse(argc, argv, opts, pos, MAX_CANDS + 1, &npos, usage, help, &exit_now))
 		return exit_now;
@@ -297,6 +301,8 @@ int kiln_cmd_bench(int argc, char **argv)
 	}
 	if ((rc = parse_numbers(seed_s, max_s, &b)) >= 0)
 		return rc;
+	if (!kiln_cli_threads(&b.threads, "bench", threads_s))
+		return KILN_EXIT_USAGE;
 	rc = KILN_EXIT_ERROR;
 	if ((e = kiln_target_find(&t, pos[0], tdir)))
 		goto fail;

@@ -1,7 +1,7 @@
 /* kiln promote TARGET [CANDIDATE] --to DIR: takes a candidate (default: the fastest best
  * of the target's runs) into a user's build. It first re-verifies it on the emulator with
- * fresh seeds and every check (bounds, initcheck, races, ...) and refuses a failing one with
- * the reason; then compiles a fatbin for --arch, writes <name>.cu, <name>.h (a C launch
+ * fresh seeds and every check (bounds, initcheck, races, ...), then once at the bench size
+ * (the largest that fits in memory), and refuses a failing one with the reason; then compiles a fatbin for --arch, writes <name>.cu, <name>.h (a C launch
  * function: grid/block computed from launch.json as C expressions), <name>.fatbin and the
  * <name>.json provenance manifest, and tags the archive commit promoted/<target>/<arch>/vN
  * (a candidate that was never a new best gets a detached commit first). */
@@ -20,9 +20,11 @@
 #define MAX_DEFINES 48
 
 static const char usage[] = "kiln promote TARGET [CANDIDATE] --to DIR [--arch sm_80,sm_90] [--name NAME] "
-			    "[--seeds N] [--json] [--workdir DIR] [--targets-dir DIR]";
+			    "[--seeds N] [--threads N] [--json] [--workdir DIR] [--targets-dir DIR]";
 static const char help[] =
-	"Re-verifies a candidate with fresh seeds and every emulator check, then writes DIR/NAME.cu,\n"
+	"Re-verifies a candidate with fresh seeds and every emulator check, then once at the bench size\n"
+	"on the emulator (the largest that fits KILN_VERIFY_BENCH_MEM_GIB, default 16; can take minutes;\n"
+	"KILN_BENCH_CHECK=0 skips it), then writes DIR/NAME.cu,\n"
 	"NAME.h (C launch function), NAME.fatbin and NAME.json (provenance) and tags the archive\n"
 	"commit promoted/TARGET/ARCH/vN. A candidate that fails is refused with the reason (exit 1).\n"
 	"  CANDIDATE       row id or hash prefix (default: the fastest best over the target's runs)\n"
@@ -30,6 +32,7 @@ static const char help[] =
 	"  --arch LIST     comma-separated architectures for the fatbin (default: the run's)\n"
 	"  --name NAME     file and function prefix (default: TARGET)\n"
 	"  --seeds N       fresh input sets per size for the re-verification (default 5)\n"
+	"  --threads N     verification threads (default $KILN_THREADS, else all cores)\n"
 	"  --json          print the manifest\n";
 
 typedef struct promote {
@@ -45,6 +48,8 @@ typedef struct promote {
 	size_t ndefines;
 	kiln_verdict verdict;   /* the first failing arch's verdict, else the last arch's */
 	const char *verdict_arch;
+	kiln_verdict bench;     /* at the bench size (bench.sets == 0: not run) */
+	size_t threads;
 	kiln_fatbin *fatbin;
 	char oid[41];
 	bool detached;
@@ -156,6 +161,7 @@ static kiln_err reverify(promote *pr, size_t nseeds)
 		vo.ndefines = pr->ndefines;
 		vo.device = dev;
 		vo.nseeds = nseeds;
+		vo.threads = pr->threads;
 		vo.cache_dir = kiln_path_exists(cache) ? cache : NULL;
 		/* every exported architecture: code under __CUDA_ARCH__ differs per arch, so each
 		 * arch's PTX runs on the emulator (the device-only rule already refused that, this
@@ -163,6 +169,15 @@ static kiln_err reverify(promote *pr, size_t nseeds)
 		for (size_t i = 0; !e && i < pr->narchs && (i == 0 || pr->verdict.pass); i++) {
 			vo.arch = pr->verdict_arch = pr->archs[i];
 			e = kiln_verify(&pr->verdict, &vo);
+		}
+		/* then once at the bench size, where a grid capped inside the code or a branch
+		 * on large sizes shows (KILN_BENCH_CHECK=0 skips it) */
+		if (!e && pr->verdict.pass && kiln_verify_bench_check_wanted()) {
+			vo.bench_size = true;
+			vo.progress = stderr;
+			e = kiln_verify(&pr->bench, &vo);
+			if (!e && !pr->bench.pass)
+				pr->verdict = pr->bench;
 		}
 	}
 	kiln_device_free(dev);
@@ -531,6 +546,13 @@ static cJSON *manifest(promote *pr, cJSON *files)
 	for (size_t i = 0; varchs && i < pr->narchs; i++)
 		cJSON_AddItemToArray(varchs, cJSON_CreateString(pr->archs[i]));
 	cJSON_AddStringToObject(ver, "device_only", "host and device views are the same (no conditional code)");
+	char *bj = pr->bench.sets ? kiln_verdict_to_json(&pr->bench) : NULL;
+	cJSON *bench = bj ? cJSON_Parse(bj) : NULL;
+	free(bj);
+	if (bench) /* verified at the bench size on the emulator, input_set.sizes says which */
+		cJSON_AddItemToObject(ver, "bench_size", bench);
+	else
+		cJSON_AddItemToObject(ver, "bench_size", cJSON_CreateString("skipped (KILN_BENCH_CHECK=0)"));
 	cJSON_AddItemToObject(m, "verification", ver);
 	static const char *const tk[] = {"kind", "timing_device", "time_us", "min_us", "spread", "reps", "samples",
 					 "speedup", "roofline", "spec"};
@@ -614,7 +636,14 @@ static void print_summary(const promote *pr, const cJSON *m)
 	       pr->t->name, pr->verdict.runs);
 	for (size_t i = 0; i < pr->verdict.nseeds; i++)
 		printf(" %llu", (unsigned long long)pr->verdict.seeds[i]);
-	printf("), fatbin for");
+	printf(")");
+	if (pr->bench.sets) {
+		printf(", and at the bench size");
+		for (size_t i = 0; i < pr->bench.input_sizes.n; i++)
+			printf("%s%s=%lld", i ? "," : " ", pr->bench.input_sizes.names[i],
+			       (long long)pr->bench.input_sizes.values[i]);
+	}
+	printf(", fatbin for");
 	for (size_t i = 0; i < pr->narchs; i++)
 		printf(" %s", pr->archs[i]);
 	printf("\n  %s/%s.{cu,h,fatbin,json}\n  archive commit %s%s\n", pr->out_dir, pr->name, pr->oid,
@@ -625,17 +654,19 @@ static void print_summary(const promote *pr, const cJSON *m)
 
 int kiln_cmd_promote(int argc, char **argv)
 {
-	const char *workdir = NULL, *arch = NULL, *seeds = NULL, *tdir = NULL, *pos[2];
+	const char *workdir = NULL, *arch = NULL, *seeds = NULL, *tdir = NULL, *threads_s = NULL, *pos[2];
 	bool json = false;
 	int npos = 0, rc = KILN_EXIT_OK;
 	promote pr = {0};
 	cJSON *m = NULL;
 	kiln_cli_opt opts[] = {{"to", 1, &pr.out_dir, NULL}, {"arch", 1, &arch, NULL}, {"name", 1, &pr.name, NULL},
 			       {"seeds", 1, &seeds, NULL}, {"json", 0, NULL, &json}, {"workdir", 1, &workdir, NULL},
-			       {"targets-dir", 1, &tdir, NULL}, {0}};
+			       {"targets-dir", 1, &tdir, NULL}, {"threads", 1, &threads_s, NULL}, {0}};
 	if (!kiln_cli_parse(argc, argv, opts, pos, 2, &npos, usage, help, &rc))
 		return rc;
 	long nseeds = seeds ? strtol(seeds, NULL, 10) : 5;
+	if (!kiln_cli_threads(&pr.threads, "promote", threads_s))
+		return KILN_EXIT_USAGE;
 	if (npos < 1 || !pr.out_dir || nseeds < 1 || nseeds > KILN_VERIFY_MAX_SEEDS) {
 		fprintf(stderr, "kiln promote: %s\nusage: %s\n", npos < 1 ? "expected TARGET [CANDIDATE]"
 			: !pr.out_dir ? "--to DIR is required" : "--seeds: expected 1..32", usage);

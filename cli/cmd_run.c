@@ -5,13 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "agent/agent.h"
 #include "cli/cli.h"
 
 static const char usage[] =
 	"kiln run TARGET [--iterations N] [--hours H] [--max-cost USD] [--max-tokens N] "
 	"[--policy auto|llm|tune] [--llm provider:model] [--device auto|emu|cuda] [--gpu SPEC] "
-	"[--workdir DIR] [--json] | kiln run --resume [RUN]";
+	"[--threads N] [--workdir DIR] [--json] | kiln run --resume [RUN]";
 static const char help[] =
 	"Searches for a faster kernel for TARGET and records every attempt.\n"
 	"  --iterations N      stop after N candidates (all sessions of the run)\n"
@@ -27,6 +29,7 @@ static const char help[] =
 	"  --gpu SPEC          the GPU the emulator's cost model stands for (data/gpus.json)\n"
 	"  --seed S            tuner / selection seed (default: fresh, stored with the run)\n"
 	"  --seeds N           input sets per verification size (default 3)\n"
+	"  --threads N         verification threads, one emulator each (default $KILN_THREADS, else all cores)\n"
 	"  --timeout S         seconds one candidate's evaluation may take (default 600)\n"
 	"  --stagnation N      llm: attempts without improvement that close an action (default 3)\n"
 	"  --max-attempts N    llm: attempts per action (default 6)\n"
@@ -53,14 +56,19 @@ static bool parse_num(const char *s, double *out, const char *what)
 static void print_summary(const kiln_run_summary *r, bool json)
 {
 	if (json) {
+		cJSON *b = r->bench_check[0] ? cJSON_CreateString(r->bench_check) : NULL;
+		char *bench = b ? cJSON_PrintUnformatted(b) : NULL;
+		cJSON_Delete(b);
 		printf("{\"run\": %lld, \"policy\": \"%s\", \"status\": \"%s\", \"iterations\": %lld, "
 		       "\"passed\": %lld, \"failed\": %lld, \"seed_candidate\": %lld, \"best_candidate\": %lld, "
 		       "\"seed_us\": %.6g, \"best_us\": %.6g, \"speedup\": %.6g, \"modeled\": %s, "
-		       "\"cost_usd\": %.6f, \"tokens\": %lld, \"best_commit\": \"%s\"}\n",
+		       "\"cost_usd\": %.6f, \"tokens\": %lld, \"best_commit\": \"%s\", \"bench_check\": %s}\n",
 		       (long long)r->run_id, r->policy, r->status, (long long)r->iterations,
 		       (long long)r->passed, (long long)r->failed, (long long)r->seed_candidate,
 		       (long long)r->best_candidate, r->seed_us, r->best_us, r->speedup,
-		       r->modeled ? "true" : "false", r->cost_usd, (long long)r->tokens, r->best_commit);
+		       r->modeled ? "true" : "false", r->cost_usd, (long long)r->tokens, r->best_commit,
+		       bench ? bench : "null");
+		free(bench);
 		return;
 	}
 	printf("run %lld %s (%s): %lld candidates, %lld passed, %lld failed\n", (long long)r->run_id,
@@ -73,6 +81,8 @@ static void print_summary(const kiln_run_summary *r, bool json)
 		       r->best_commit[0] ? r->best_commit : "");
 	else
 		printf("no candidate passed verification\n");
+	if (r->bench_check[0])
+		printf("bench-size check of the best: %s\n", r->bench_check);
 	if (r->tokens)
 		printf("LLM: %lld tokens, $%.4f\n", (long long)r->tokens, r->cost_usd);
 }
@@ -81,7 +91,7 @@ int kiln_cmd_run(int argc, char **argv)
 {
 	const char *workdir = NULL, *targets_dir = NULL, *policy = NULL, *llm = NULL, *base_url = NULL;
 	const char *device = NULL, *gpu = NULL, *iters = NULL, *hours = NULL, *cost = NULL;
-	const char *tokens = NULL, *seed = NULL, *seeds = NULL, *timeout = NULL;
+	const char *tokens = NULL, *seed = NULL, *seeds = NULL, *timeout = NULL, *threads_s = NULL;
 	const char *stagnation = NULL, *max_attempts = NULL, *llm_timeout = NULL;
 	bool json = false, resume = false, stream = false;
 	const kiln_cli_opt opts[] = {
@@ -92,7 +102,7 @@ int kiln_cmd_run(int argc, char **argv)
 		{"max-tokens", 1, &tokens, NULL}, {"seed", 1, &seed, NULL}, {"seeds", 1, &seeds, NULL},
 		{"timeout", 1, &timeout, NULL}, {"resume", 0, NULL, &resume}, {"json", 0, NULL, &json},
 		{"stagnation", 1, &stagnation, NULL}, {"max-attempts", 1, &max_attempts, NULL},
-		{"llm-timeout", 1, &llm_timeout, NULL},
+		{"llm-timeout", 1, &llm_timeout, NULL}, {"threads", 1, &threads_s, NULL},
 		{0}};
 	const char *pos[1];
 	int npos = 0, exit_now = 0;
@@ -121,6 +131,8 @@ int kiln_cmd_run(int argc, char **argv)
 	o.stagnation = (int)d_stag;
 	o.max_attempts = (int)d_max;
 	o.verify_seeds = (size_t)d_seeds;
+	if (!kiln_cli_threads(&o.verify_threads, "run", threads_s))
+		return KILN_EXIT_USAGE;
 	o.seed = seed ? strtoull(seed, NULL, 10) : 0;
 	o.workdir = kiln_cli_workdir(workdir);
 	o.targets_dir = targets_dir;
@@ -153,5 +165,5 @@ int kiln_cmd_run(int argc, char **argv)
 		return rc;
 	}
 	print_summary(&r, json);
-	return KILN_EXIT_OK;
+	return r.bench_failed ? KILN_EXIT_FAIL : KILN_EXIT_OK;
 }

@@ -195,6 +195,29 @@ static cJSON *target_json(const kiln_target *t)
 	cJSON *knobs = cJSON_AddObjectToObject(o, "knobs");
 	for (size_t i = 0; i < t->nknobs; i++)
 		cJSON_AddItemToObject(knobs, t->knobs[i].name, int_array(t->knobs[i].values, t->knobs[i].n));
+	cJSON *regs = cJSON_AddObjectToObject(o, "regimes");
+	for (size_t r = 0; r < t->nregimes; r++) {
+		const kiln_regime *g = &t->regimes[r];
+		cJSON *x = cJSON_AddObjectToObject(regs, g->name), *init = cJSON_AddObjectToObject(x, "init"),
+		      *sc = cJSON_AddObjectToObject(x, "scalars");
+		cJSON_AddStringToObject(x, "note", g->note ? g->note : "");
+		for (size_t b = 0; b < t->nbuffers; b++)
+			if (g->init[b])
+				cJSON_AddStringToObject(init, t->buffers[b].name, g->init[b]);
+		for (size_t i = 0; i < t->nscalars; i++)
+			if (g->scalar_set[i])
+				cJSON_AddNumberToObject(sc, t->scalars[i].name, g->scalars[i]);
+	}
+	if (t->multistep.steps) {
+		cJSON *ms = cJSON_AddObjectToObject(o, "multistep"), *sc;
+		cJSON_AddNumberToObject(ms, "steps", (double)t->multistep.steps);
+		sc = cJSON_AddObjectToObject(ms, "scalars");
+		for (size_t j = 0; j < t->multistep.nscalars; j++) {
+			cJSON *a = cJSON_AddArrayToObject(sc, t->scalars[t->multistep.scalar_index[j]].name);
+			for (size_t k = 0; k < t->multistep.steps; k++)
+				cJSON_AddItemToArray(a, cJSON_CreateNumber(t->multistep.values[k * t->multistep.nscalars + j]));
+		}
+	}
 	cJSON_AddStringToObject(o, "seed", t->seed_path);
 	kiln_plan *p = NULL;
 	if (kiln_plan_load(&p, t->launch_path, t) == KILN_OK) {
@@ -287,6 +310,32 @@ static void print_text(const cJSON *o)
 			print_list("", it);
 			printf("\n");
 		}
+	}
+	if (cJSON_GetArraySize(N(o, "regimes"))) {
+		printf("\nregimes (cycled across the input sets of every verification):\n");
+		cJSON_ArrayForEach(it, N(o, "regimes")) {
+			const cJSON *x;
+			printf("  %-12s", it->string);
+			cJSON_ArrayForEach(x, N(it, "init"))
+				printf(" %s=%s", x->string, x->valuestring);
+			cJSON_ArrayForEach(x, N(it, "scalars"))
+				printf(" %s=%g", x->string, x->valuedouble);
+			if (S(it, "note") && *S(it, "note"))
+				printf("  (%s)", S(it, "note"));
+			printf("\n");
+		}
+	}
+	if (N(o, "multistep")) {
+		const cJSON *x;
+		printf("\nmulti-step case: %lld launches of one module,", (long long)N(N(o, "multistep"), "steps")->valuedouble);
+		cJSON_ArrayForEach(x, N(N(o, "multistep"), "scalars")) {
+			const cJSON *v;
+			printf(" %s =", x->string);
+			cJSON_ArrayForEach(v, x)
+				printf(" %g", v->valuedouble);
+			printf(";");
+		}
+		printf("\n");
 	}
 	printf("\nseed: %s\n", S(o, "seed"));
 	if (S(o, "launch_error")) {

@@ -12,7 +12,8 @@
 
 static const char usage[] =
 	"kiln verify TARGET [--kernel F.cu --launch F.json] [-D NAME=V ...] [--seeds N] "
-	"[--seed S ...] [--device emu|cuda|auto] [--json] [--targets-dir DIR]";
+	"[--seed S ...] [--regime NAME] [--threads N] [--bench-size] [--device emu|cuda|auto] [--json] "
+	"[--targets-dir DIR]";
 static const char help[] =
 	"Verifies a kernel against the target's float64 reference on fresh seeded inputs.\n"
 	"  --kernel F.cu       the candidate (default: the target's seed.cu)\n"
@@ -20,6 +21,10 @@ static const char help[] =
 	"  -D NAME=V           a define / knob value (repeatable)\n"
 	"  --seeds N           fresh input sets per size (default 3)\n"
 	"  --seed S            replay this seed (repeatable; replaces fresh seeds)\n"
+	"  --regime NAME       every input set under this regime (replays a failure the verdict names)\n"
+	"  --threads N         input sets in parallel, one emulator each (default $KILN_THREADS, else all cores)\n"
+	"  --bench-size        only one input set at the largest bench size that fits in memory (emulator;\n"
+	"                      can take minutes; KILN_VERIFY_BENCH_MEM_GIB, default 16)\n"
 	"  --device KIND       emu, cuda or auto (default auto)\n"
 	"  --json              print the verdict as JSON\n"
 	"  --targets-dir DIR   where to find TARGET\n"
@@ -80,7 +85,7 @@ static void print_human(const kiln_target *t, const kiln_verdict *v)
 	if (!v->pass)
 		printf(" [%s]%s%s", v->check, v->unverifiable ? " (unverifiable on this device)" : "",
 		       v->target_weak ? " (target too weak)" : "");
-	printf(": %zu input set(s) in %.2f s\n", v->runs, v->seconds);
+	printf(": %zu input set(s) in %.2f s\n", v->sets, v->seconds);
 	if (!v->pass)
 		printf("  %s\n", v->message);
 	if (v->worst_buffer[0]) {
@@ -97,7 +102,12 @@ static void print_human(const kiln_target *t, const kiln_verdict *v)
 		printf("  input set:");
 		for (size_t i = 0; i < v->input_sizes.n; i++)
 			printf(" %s=%lld", v->input_sizes.names[i], (long long)v->input_sizes.values[i]);
-		printf(" seed %llu\n", (unsigned long long)v->input_seed);
+		printf(" seed %llu, regime %s (%s set%s", (unsigned long long)v->input_seed,
+		       v->input_regime[0] ? v->input_regime : "default", v->input_kind[0] ? v->input_kind : "listed",
+		       v->input_sm_count ? ", small sm_count" : "");
+		if (v->input_step)
+			printf(", step %d", v->input_step);
+		printf(")\n");
 	}
 	printf("  seeds:");
 	for (size_t i = 0; i < v->nseeds; i++)
@@ -111,7 +121,9 @@ static void print_human(const kiln_target *t, const kiln_verdict *v)
 int kiln_cmd_verify(int argc, char **argv)
 {
 	const char *kernel = NULL, *launch = NULL, *seeds_s = NULL, *device = "auto", *tdir = NULL;
-	bool json = false;
+	const char *regime = NULL, *threads_s = NULL;
+	bool json = false, bench_size = false;
+	size_t threads = 1;
 	const char *pos[1];
 	int npos = 0, exit_now = KILN_EXIT_OK, rc = KILN_EXIT_ERROR;
 	const char *defs[MAX_REPEAT];
@@ -128,6 +140,7 @@ int kiln_cmd_verify(int argc, char **argv)
 	const kiln_cli_opt opts[] = {
 		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"seeds", 1, &seeds_s, NULL},
 		{"device", 1, &device, NULL}, {"json", 0, NULL, &json}, {"targets-dir", 1, &tdir, NULL},
+		{"regime", 1, &regime, NULL}, {"threads", 1, &threads_s, NULL}, {"bench-size", 0, NULL, &bench_size},
 		{0, 0, 0, 0},
 	};
 	if (!(rest = kiln_calloc((size_t)argc + 1, sizeof(*rest))))
@@ -142,6 +155,10 @@ int kiln_cmd_verify(int argc, char **argv)
 	if (npos != 1 || (!kernel) != (!launch)) {
 		fprintf(stderr, "kiln verify: %s\nusage: %s\n",
 			npos != 1 ? "expected one TARGET" : "--kernel and --launch go together", usage);
+		rc = KILN_EXIT_USAGE;
+		goto done;
+	}
+	if (!kiln_cli_threads(&threads, "verify", threads_s)) {
 		rc = KILN_EXIT_USAGE;
 		goto done;
 	}
@@ -177,6 +194,10 @@ int kiln_cmd_verify(int argc, char **argv)
 	vo.nseeds = (size_t)nk;
 	vo.seeds = nseeds ? seeds : NULL;
 	vo.nseeds_given = nseeds;
+	vo.regime = regime;
+	vo.threads = threads;
+	vo.bench_size = bench_size;
+	vo.progress = json ? NULL : stderr;
 	kiln_verdict v;
 	if ((e = kiln_verify(&v, &vo)))
 		goto fail;

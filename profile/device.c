@@ -36,11 +36,18 @@ kiln_err kiln_device_open(kiln_device **out, const char *kind, const kiln_device
 opened:
 	if (e)
 		goto done;
+	if (o)
+		dev->opts = *o;
 	*out = dev;
 	dev = NULL;
 done:
 	free(dev);
 	return e;
+}
+
+kiln_err kiln_device_emu_sibling(kiln_device **out, const kiln_device *dev)
+{
+	return kiln_device_open(out, "emu", &dev->opts);
 }
 
 void kiln_device_free(kiln_device *dev)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "compile/compile.h"
 #include "profile/cost/cost.h"
@@ -104,13 +105,14 @@ const char *kiln_fault_kind_name(kiln_fault_kind k); /* "out-of-bounds", ... */
 
 /* ---- the plan runner ----
  * Runs plan p of target t with the module loaded: buf_addr[i] is the device address of
- * target buffer i (already allocated and filled); scratch buffers are allocated,
+ * target buffer i (already allocated and filled); scalars[j] is scalar j's value for
+ * this run (kiln_inputs.scalars: regime, multi-step step; NULL = the target's values); scratch buffers are allocated,
  * poisoned with scratch_poison, and freed here. env holds the sizes and knobs; sm_count
- * is added from the device. Every launch's arguments are checked against the kernel's
+ * is added from the device unless env has one. Every launch's arguments are checked against the kernel's
  * parameter sizes first. On a fault or a bad argument, *failed_launch (may be NULL) is
  * the launch index and the error message names it. counters may be NULL. */
 kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_target *t,
-		       const kiln_plan *p, const kiln_env *env, const uint64_t *buf_addr,
+		       const kiln_plan *p, const kiln_env *env, const double *scalars, const uint64_t *buf_addr,
 		       uint32_t scratch_poison, kiln_device_counters *counters,
 		       size_t *failed_launch);
 
@@ -150,6 +152,14 @@ typedef struct kiln_verify_options {
 					* exported one), NULL = the device's */
 	bool skip_inputs_unchanged, skip_written, skip_nontrivial; /* check toggles */
 	bool no_extra_size;            /* skip the unlisted extra size (only runs when sizes is NULL) */
+	const char *regime;            /* every input set under this regime (replay); NULL = default
+					* plus the target's regimes cycled across the sets */
+	size_t threads;                /* emu: input sets run in parallel on this many devices; 0 = 1 */
+	bool bench_size;               /* instead of everything above: one input set at the largest
+					* bench size whose estimate fits bench_mem_gib (the final
+					* winner of a run, promote); progress lines on `progress` */
+	double bench_mem_gib;          /* 0 = KILN_VERIFY_BENCH_MEM_GIB or 16 */
+	FILE *progress;                /* NULL = quiet */
 } kiln_verify_options;
 
 typedef struct kiln_mismatch {
@@ -163,7 +173,7 @@ typedef struct kiln_verdict {
 	bool unverifiable;      /* the emulator cannot run it (unsupported): not a wrong kernel */
 	bool target_weak;       /* "nontrivial" failed: the target/inputs are too weak */
 	char check[24];         /* the failed check, "" on pass */
-	char message[640];
+	char message[1024];
 	/* the worst error over every run (on fail: of the failing run) */
 	double worst_abs, worst_rel;
 	char worst_buffer[KILN_NAME_MAX];
@@ -173,6 +183,13 @@ typedef struct kiln_verdict {
 	kiln_env input_sizes;
 	uint64_t input_seed;
 	bool have_input;
+	char input_regime[KILN_NAME_MAX]; /* "default" or the regime's name */
+	char input_kind[16];    /* the set's kind: "listed", "unlisted", "row-length", "tile",
+				 * "cap-breaking", "multi-step", "bench", "regime" */
+	int input_step;         /* multi-step: the failing step (1-based), else 0 */
+	int64_t input_sm_count; /* > 0: the sm_count launch expressions saw (cap-breaking) */
+	size_t sets;            /* input sets run, of every kind */
+	double cpu_seconds;     /* CPU time of the sets over all threads */
 	uint64_t seeds[KILN_VERIFY_MAX_SEEDS];
 	size_t nseeds;
 	char checks_run[KILN_VERIFY_MAX_CHECKS][24];
@@ -190,6 +207,9 @@ typedef struct kiln_verdict {
  * verification is a verdict, not an error); a kiln_err only when verification could not
  * run (bad options, out of memory, the toolkit or reference failed). */
 kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o);
+/* Whether the bench-size check of a run's final winner and of promote runs: false when
+ * $KILN_BENCH_CHECK is "0" (CI and tests that cannot spend minutes on it). */
+bool kiln_verify_bench_check_wanted(void);
 /* The verdict as a JSON object text (caller frees); NULL when out of memory. */
 char *kiln_verdict_to_json(const kiln_verdict *v);
 /* Judges outputs computed outside kiln_verify (cuda timing checks what its timed module

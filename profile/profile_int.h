@@ -34,6 +34,7 @@ struct kiln_device {
 	const kiln_device_ops *ops;
 	void *impl;
 	kiln_device_info info;
+	kiln_device_options opts;  /* as opened (emu siblings for verification threads) */
 	kiln_device_fault fault;
 	kiln_plan_record *rec;   /* kiln_device_record_plans: borrowed, NULL when off */
 	size_t rec_max, *rec_n;
@@ -47,6 +48,43 @@ struct kiln_module {
 	kiln_device *dev;
 	void *impl;
 };
+
+/* A fresh emulator device with dev's options: one per verification thread. */
+kiln_err kiln_device_emu_sibling(kiln_device **out, const kiln_device *dev);
+
+/* ---- verification's input sets (vplan.c plans them, verify.c runs them) ---- */
+typedef enum kiln_vset_kind {
+	KILN_VSET_LISTED,     /* a listed verification size x seed (regimes cycled) */
+	KILN_VSET_REGIME,     /* a regime the listed sets did not reach */
+	KILN_VSET_EXTRA,      /* the unlisted size */
+	KILN_VSET_ROWLEN,     /* a row-length symbol at its largest bench value, the rest small */
+	KILN_VSET_TILE,       /* a symbol at 12 or 200: not a multiple of common tiles */
+	KILN_VSET_CAP,        /* where the plan's grid stops growing, small sm_count */
+	KILN_VSET_MULTISTEP,  /* K launches of the same module, step scalars changing */
+	KILN_VSET_BENCH,      /* the bench size on the emulator (final winner, promote) */
+} kiln_vset_kind;
+
+typedef struct kiln_vset {
+	kiln_vset_kind kind;
+	kiln_env sizes;
+	uint64_t seed;
+	long regime;          /* -1 default */
+	bool reverse;         /* emu: blocks in reverse order */
+	int64_t sm_count;     /* > 0: what launch expressions see as sm_count */
+	long partner;         /* reverse sets: the forward set whose work sets the budget */
+	char why[400];        /* appended to a failure's message ("" for listed sets) */
+} kiln_vset;
+
+/* Plans the input sets of one verification in plan order (the verdict is the first
+ * failing set in this order). knobs: the knob values. Caller frees *out. */
+kiln_err kiln_vplan_build(kiln_vset **out, size_t *n, const kiln_verify_options *o, const kiln_target *t,
+			  const kiln_plan *plan, const kiln_env *knobs, const uint64_t *seeds, size_t nseeds,
+			  kiln_env *extra_sizes);
+const char *kiln_vset_kind_name(kiln_vset_kind k);
+/* Elements in all of t's buffers at sizes (SIZE_MAX on error). */
+size_t kiln_vplan_elems(const kiln_target *t, const kiln_env *sizes);
+/* Writes "n=5,T=3" into out. */
+void kiln_vplan_sizes_text(char *out, size_t n, const kiln_env *env);
 
 /* Backends: fill dev->ops, dev->impl and dev->info. */
 kiln_err kiln_device_emu_init(kiln_device *dev, const kiln_device_options *o);

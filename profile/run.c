@@ -23,7 +23,7 @@ typedef union arg_val {
 
 /* The value and size of one named argument. */
 static kiln_err marshal(arg_val *v, uint32_t *size, const char *name, const kiln_target *t,
-			const kiln_plan *p, const kiln_env *env, const uint64_t *buf_addr,
+			const kiln_plan *p, const kiln_env *env, const double *scalars, const uint64_t *buf_addr,
 			const uint64_t *scratch_addr, size_t li, size_t ai)
 {
 	for (size_t b = 0; b < t->nbuffers; b++)
@@ -40,12 +40,13 @@ static kiln_err marshal(arg_val *v, uint32_t *size, const char *name, const kiln
 		}
 	const kiln_scalar_spec *sc = kiln_target_scalar(t, name);
 	if (sc) {
+		double x = scalars ? scalars[sc - t->scalars] : sc->value;
 		switch (sc->dtype) {
-		case KILN_F32: v->f32 = (float)sc->value; *size = 4; return 0;
-		case KILN_F64: v->f64 = sc->value; *size = 8; return 0;
-		case KILN_I32: v->i32 = (int32_t)sc->value; *size = 4; return 0;
-		case KILN_I64: v->i64 = (int64_t)sc->value; *size = 8; return 0;
-		case KILN_U32: v->u32 = (uint32_t)sc->value; *size = 4; return 0;
+		case KILN_F32: v->f32 = (float)x; *size = 4; return 0;
+		case KILN_F64: v->f64 = x; *size = 8; return 0;
+		case KILN_I32: v->i32 = (int32_t)x; *size = 4; return 0;
+		case KILN_I64: v->i64 = (int64_t)x; *size = 8; return 0;
+		case KILN_U32: v->u32 = (uint32_t)x; *size = 4; return 0;
 		default:
 			return kiln_error_set(KILN_EINVAL, "launch %zu (%s): argument %zu '%s': scalar dtype %s cannot be passed",
 					      li, p->launches[li].kernel, ai, name, kiln_dtype_name(sc->dtype));
@@ -83,7 +84,7 @@ void kiln_device_record_plans(kiln_device *dev, kiln_plan_record *recs, size_t m
 }
 
 kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_target *t,
-		       const kiln_plan *p, const kiln_env *env_in, const uint64_t *buf_addr,
+		       const kiln_plan *p, const kiln_env *env_in, const double *scalars, const uint64_t *buf_addr,
 		       uint32_t scratch_poison, kiln_device_counters *counters,
 		       size_t *failed_launch)
 {
@@ -95,7 +96,9 @@ kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_targ
 		*failed_launch = (size_t)-1;
 	if (p->nscratch > RUN_MAX_SCRATCH)
 		return kiln_error_set(KILN_EINVAL, "plan: at most %d scratch buffers", RUN_MAX_SCRATCH);
-	if ((e = kiln_env_set(&env, "sm_count", (int64_t)dev->info.sm_count)))
+	int64_t sm;
+	/* verification's cap-breaking set passes a small sm_count of its own */
+	if (!kiln_env_get(&env, "sm_count", &sm) && (e = kiln_env_set(&env, "sm_count", (int64_t)dev->info.sm_count)))
 		return e;
 	kiln_plan_record *rec = NULL;
 	if (dev->rec && *dev->rec_n < dev->rec_max) {
@@ -151,7 +154,7 @@ kiln_err kiln_plan_run(kiln_device *dev, const kiln_module *mod, const kiln_targ
 		for (size_t ai = 0; ai < l->nargs; ai++) {
 			uint32_t sz = 0;
 			memset(&vals[ai], 0, sizeof(vals[ai]));
-			if ((e = marshal(&vals[ai], &sz, l->args[ai], t, p, &env, buf_addr, scratch, li, ai)))
+			if ((e = marshal(&vals[ai], &sz, l->args[ai], t, p, &env, scalars, buf_addr, scratch, li, ai)))
 				goto done;
 			if (sz != psizes[ai]) {
 				e = kiln_error_set(KILN_EINVAL, "launch %zu (%s): argument %zu '%s' is %u bytes but the kernel's param %zu is %u bytes",

@@ -472,7 +472,7 @@ static kiln_err cuda_run_once(void *ctx, size_t rep)
 	cuda_run *r = ctx;
 	const tctx *c = r->c;
 	size_t failed;
-	return kiln_plan_run(c->o->device, r->mod, c->t, c->o->plan, &r->env, r->addr + (rep % r->ncopies) * r->nbuf,
+	return kiln_plan_run(c->o->device, r->mod, c->t, c->o->plan, &r->env, NULL, r->addr + (rep % r->ncopies) * r->nbuf,
 			     0xffc00000u, NULL, &failed);
 }
 

@@ -1,6 +1,6 @@
 /* profile: the verdict as JSON, the shape history.db stores and `kiln verify --json`
  * prints: pass, the failed check and message, the worst error and where, the input set,
- * the seeds (as decimal strings: they are 64-bit), the checks that ran and the first
+ * (with its regime, kind, multi-step step), the seeds (as decimal strings: they are 64-bit), the checks that ran and the first
  * mismatches. Non-finite numbers become null. */
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +59,12 @@ char *kiln_verdict_to_json(const kiln_verdict *v)
 		cJSON_AddItemToObject(o, "input_set", in);
 		cJSON_AddItemToObject(in, "sizes", sizes_obj(&v->input_sizes));
 		cJSON_AddItemToObject(in, "seed", u64s(v->input_seed));
+		cJSON_AddItemToObject(in, "regime", cJSON_CreateString(v->input_regime[0] ? v->input_regime : "default"));
+		cJSON_AddItemToObject(in, "kind", cJSON_CreateString(v->input_kind[0] ? v->input_kind : "listed"));
+		if (v->input_step)
+			cJSON_AddItemToObject(in, "step", cJSON_CreateNumber(v->input_step));
+		if (v->input_sm_count)
+			cJSON_AddItemToObject(in, "sm_count", cJSON_CreateNumber((double)v->input_sm_count));
 	}
 	if (v->extra_sizes.n) /* the unlisted size run after the listed ones */
 		cJSON_AddItemToObject(o, "extra_sizes", sizes_obj(&v->extra_sizes));
@@ -69,6 +75,7 @@ char *kiln_verdict_to_json(const kiln_verdict *v)
 	for (size_t i = 0; i < v->nchecks_run; i++)
 		cJSON_AddItemToArray(a, cJSON_CreateString(v->checks_run[i]));
 	cJSON_AddItemToObject(o, "runs", cJSON_CreateNumber((double)v->runs));
+	cJSON_AddItemToObject(o, "sets", cJSON_CreateNumber((double)v->sets));
 	cJSON_AddItemToObject(o, "mismatches", cJSON_CreateNumber((double)v->mismatches));
 	cJSON_AddItemToObject(o, "first_mismatches", a = cJSON_CreateArray());
 	for (size_t i = 0; i < v->nfirst; i++) {
@@ -79,6 +86,7 @@ char *kiln_verdict_to_json(const kiln_verdict *v)
 		cJSON_AddItemToObject(x, "expected", num(v->first[i].expected));
 	}
 	cJSON_AddItemToObject(o, "seconds", num(v->seconds));
+	cJSON_AddItemToObject(o, "cpu_seconds", num(v->cpu_seconds));
 	cJSON_AddItemToObject(o, "thread_instructions", cJSON_CreateNumber((double)v->counters.thread_instructions));
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);

@@ -1,34 +1,41 @@
-/* profile: verification of a candidate. Compile, load, then for each verification size x
- * seed: generate inputs, run the float64 reference, poison outputs with a per-run random
- * pattern, run the plan and judge by named checks in order (launch faults map to bounds /
- * initcheck / race / launch, then written, inputs-unchanged, values); "nontrivial" runs
- * last over every input set. The first failing run decides the verdict. After the listed
- * sizes, one unlisted size drawn from the first seed (extra_size) catches kernels that
- * special-case the published verification sizes. */
+/* profile: verification of a candidate. Compile, load, then run the input sets that
+ * vplan.c plans (listed sizes x seeds with the regimes cycled, the unlisted size, the
+ * size rules that break caps, the multi-step case) on a pool of threads, each with its
+ * own emulator device: per set generate inputs, run the float64 reference, poison
+ * outputs with a per-run random pattern, run the plan and judge by named checks in order
+ * (launch faults map to bounds / initcheck / race / launch, then written,
+ * inputs-unchanged, values); "nontrivial" runs last over every input set. The first
+ * failing set in plan order decides the verdict, whichever thread finished first. */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "profile/profile_int.h"
 
 #define MAX_DEFINES 64
 
+/* One input set being run by one thread. */
 typedef struct vctx {
 	const kiln_verify_options *o;
 	const kiln_target *t;
-	kiln_verdict *v;
-	kiln_device *dev;
+	kiln_verdict *v;           /* this set's own verdict */
+	kiln_device *dev;          /* this thread's device and module */
 	kiln_module *mod;
 	kiln_env knobs;            /* knob values (launch expressions) */
+	const kiln_vset *set;
+	const double *scalars;     /* the current input set's scalar values */
 	bool nontrivial;           /* some reference output differs from "did nothing" */
 	bool reverse;              /* emu: this input set runs its blocks in reverse order */
-	uint64_t fwd_instr;        /* emu: thread-instructions of the last forward-order run */
+	uint64_t fwd_instr;        /* emu: thread-instructions of the partner's forward run */
 	double fwd_bytes;          /* and the bytes of its buffers (to scale to another size) */
-	size_t forward_retries;    /* reverse-order sets that spun and were judged forward */
-	double best_ratio;         /* worst error / allowed over passing runs */
+	uint64_t instr;            /* this set's forward run: thread-instructions, bytes */
+	double bytes;
+	double best_ratio;         /* worst error / allowed over this set */
 } vctx;
 
 static void add_check(kiln_verdict *v, const char *name)
@@ -50,19 +57,6 @@ static void fail(kiln_verdict *v, const char *check, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(v->message, sizeof(v->message), fmt, ap);
 	va_end(ap);
-}
-
-static void sizes_text(char *out, size_t n, const kiln_env *env)
-{
-	size_t len = 0;
-	out[0] = 0;
-	for (size_t i = 0; i < env->n && len + 1 < n; i++) {
-		int w = snprintf(out + len, n - len, "%s%s=%lld", i ? "," : "", env->names[i],
-				 (long long)env->values[i]);
-		if (w < 0)
-			break;
-		len += (size_t)w;
-	}
 }
 
 /* ---- tolerance ---- */
@@ -144,7 +138,7 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 	size_t failed = (size_t)-1;
 	kiln_device_counters cnt;
 	memset(&cnt, 0, sizeof(cnt));
-	kiln_err e = kiln_plan_run(c->dev, c->mod, c->t, c->o->plan, env, addr, pat, &cnt, &failed);
+	kiln_err e = kiln_plan_run(c->dev, c->mod, c->t, c->o->plan, env, c->scalars, addr, pat, &cnt, &failed);
 	v->counters = cnt;
 	if (!e)
 		return 0;
@@ -315,208 +309,6 @@ kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln
 	return rc < 0 ? rc : 0;
 }
 
-/* One (sizes, seed) input set. 1 = the verdict failed, 0 = passed, <0 error. */
-static int verify_one(vctx *c, const kiln_env *size_env, uint64_t seed, kiln_rng *prng)
-{
-	kiln_verdict *v = c->v;
-	const kiln_target *t = c->t;
-	kiln_env sizes = *size_env, env;
-	kiln_inputs *in = NULL;
-	kiln_refdata *ref = NULL;
-	uint64_t *addr = NULL;
-	uint8_t **got = NULL, **unwritten = NULL;
-	char set[256], sz[200];
-	int rc = 0;
-	kiln_err e;
-	env = sizes;
-	for (size_t k = 0; k < c->knobs.n; k++)
-		if ((e = kiln_env_set(&env, c->knobs.names[k], c->knobs.values[k])))
-			return e;
-	sizes_text(sz, sizeof(sz), &sizes);
-	snprintf(set, sizeof(set), "%s seed %llu%s", sz, (unsigned long long)seed,
-		 c->reverse ? ", blocks in reverse order" : "");
-	kiln_device_emu_reverse_blocks(c->dev, c->reverse);
-	if ((e = kiln_inputs_generate(&in, t, &sizes, seed)) || (e = kiln_reference_run(&ref, t, in))) {
-		rc = e;
-		goto done;
-	}
-	rc = KILN_ENOMEM;
-	if (!(addr = kiln_calloc(in->n, sizeof(*addr))) || !(got = kiln_calloc(in->n, sizeof(*got))) ||
-	    !(unwritten = kiln_calloc(in->n, sizeof(*unwritten))))
-		goto done;
-	for (size_t b = 0; b < in->n; b++) {
-		if (!(got[b] = kiln_malloc(in->bufs[b].bytes ? in->bufs[b].bytes : 1)))
-			goto done;
-		if ((rc = kiln_device_alloc(c->dev, &addr[b], in->bufs[b].bytes ? in->bufs[b].bytes : 1)))
-			goto done;
-	}
-	uint32_t pat = (uint32_t)kiln_rng_u64(prng);
-	double bytes = 0;
-	for (size_t b = 0; b < in->n; b++)
-		bytes += (double)in->bufs[b].bytes;
-	if (c->reverse && c->fwd_instr) /* a spinning block shows in a multiple of the work */
-		kiln_device_emu_budget(c->dev, (uint64_t)(4.0 * (double)c->fwd_instr *
-							  (bytes > c->fwd_bytes ? bytes / c->fwd_bytes : 1.0)) + 1000000);
-	if ((rc = upload(c, in, addr, pat)) || (rc = run_plan(c, &env, addr, pat, set)) ||
-	    (rc = download(c, in, addr, got)))
-		goto done;
-	/* written: elements still equal to the poison; a second run with the complement
-	 * pattern tells a legal value that happens to match from a never-written one. */
-	bool suspicious = false;
-	for (size_t b = 0; b < in->n; b++) {
-		const kiln_hostbuf *hb = &in->bufs[b];
-		if (hb->spec->role != KILN_ROLE_OUT || !hb->count)
-			continue;
-		size_t es = kiln_dtype_size(hb->spec->dtype);
-		for (size_t i = 0; i < hb->count; i++)
-			if (poison_like(got[b], i * es, es, pat)) {
-				if (!unwritten[b] && !(unwritten[b] = kiln_calloc(hb->count, 1))) {
-					rc = KILN_ENOMEM;
-					goto done;
-				}
-				unwritten[b][i] = 1;
-				suspicious = true;
-			}
-	}
-	if (suspicious && !c->o->skip_written) {
-		uint32_t pat2 = ~pat;
-		uint8_t *tmp = NULL;
-		if ((rc = upload(c, in, addr, pat2)) || (rc = run_plan(c, &env, addr, pat2, set)))
-			goto done;
-		for (size_t b = 0; b < in->n && !rc; b++) {
-			if (!unwritten[b])
-				continue;
-			size_t es = kiln_dtype_size(in->bufs[b].spec->dtype);
-			if (!(tmp = kiln_malloc(in->bufs[b].bytes))) {
-				rc = KILN_ENOMEM;
-				goto done;
-			}
-			rc = kiln_device_read(c->dev, tmp, addr[b], in->bufs[b].bytes);
-			for (size_t i = 0; i < in->bufs[b].count && !rc; i++)
-				if (unwritten[b][i] && !poison_like(tmp, i * es, es, pat2))
-					unwritten[b][i] = 0;
-			free(tmp);
-		}
-		if (rc)
-			goto done;
-	}
-	if (!c->reverse) {
-		c->fwd_instr = v->counters.thread_instructions;
-		c->fwd_bytes = bytes > 0 ? bytes : 1;
-	}
-	rc = judge(c, in, ref, got, unwritten, set);
-	if (rc == 1) {
-		v->input_sizes = in->sizes;
-		v->input_seed = seed;
-		v->have_input = true;
-	}
-done:
-	kiln_device_emu_budget(c->dev, 0);
-	if (rc < 0)
-		kiln_error_wrap(rc, "verify %s (input set %s)", t->name, set);
-	for (size_t b = 0; in && b < in->n; b++) {
-		if (addr && addr[b])
-			kiln_device_mem_free(c->dev, addr[b]);
-		if (got)
-			free(got[b]);
-		if (unwritten)
-			free(unwritten[b]);
-	}
-	free(addr);
-	free(got);
-	free(unwritten);
-	kiln_refdata_free(ref);
-	kiln_inputs_free(in);
-	return rc;
-}
-
-/* Reverse block order finds blocks that race through memory. A kernel whose blocks wait
- * for earlier ones (a decoupled look-back scan) spins that way, yet is correct on a GPU,
- * which starts blocks in order: such a set (out of its budget) is judged forward. */
-static int verify_set(vctx *c, const kiln_env *sizes, uint64_t seed, kiln_rng *prng, bool reverse)
-{
-	c->reverse = reverse;
-	int rc = verify_one(c, sizes, seed, prng);
-	if (rc == 2) {
-		c->reverse = false;
-		c->forward_retries++;
-		rc = verify_one(c, sizes, seed, prng);
-	}
-	return rc;
-}
-
-/* ---- the unlisted extra size ----
- * target.json publishes its verification sizes, so a kernel can special-case them or do
- * only the work they reach. Each verification therefore also runs one size nobody listed:
- * every symbol that has larger bench sizes goes past its largest verification value (by
- * up to a quarter, at least 1, never past the bench maximum); the others take an
- * unlisted value inside their verification range. The draw keeps the total elements
- * within 1.5x (+1024) of the largest listed size so the run stays cheap. */
-
-static size_t total_elems(const kiln_target *t, const kiln_env *sizes)
-{
-	size_t total = 0, n;
-	for (size_t b = 0; b < t->nbuffers; b++) {
-		if (kiln_target_count(&n, t, &t->buffers[b], sizes))
-			return SIZE_MAX;
-		total += n;
-	}
-	return total;
-}
-
-static int64_t draw_symbol(const kiln_symbol *s, kiln_rng *r)
-{
-	int64_t lo = INT64_MAX, hi = 0, bmax = 0;
-	for (size_t i = 0; i < s->nverify; i++) {
-		lo = s->verify[i] < lo ? s->verify[i] : lo;
-		hi = s->verify[i] > hi ? s->verify[i] : hi;
-	}
-	for (size_t i = 0; i < s->nbench; i++)
-		bmax = s->bench[i] > bmax ? s->bench[i] : bmax;
-	if (bmax > hi) {
-		int64_t top = hi + (hi / 4 > 1 ? hi / 4 : 1);
-		top = top < bmax ? top : bmax;
-		return hi + 1 + (int64_t)kiln_rng_below(r, (uint64_t)(top - hi));
-	}
-	int64_t x = lo;
-	for (int tries = 0; tries < 16; tries++) {
-		x = lo + (int64_t)kiln_rng_below(r, (uint64_t)(hi - lo + 1));
-		bool listed = false;
-		for (size_t i = 0; i < s->nverify; i++)
-			listed = listed || s->verify[i] == x;
-		if (!listed)
-			break;
-	}
-	return x;
-}
-
-/* Fills out with the extra size drawn from seed; false when none fits the budget. */
-static bool extra_size(kiln_env *out, const kiln_target *t, uint64_t seed)
-{
-	size_t most = 0;
-	kiln_env env;
-	kiln_rng r;
-	for (size_t i = 0; i < t->nverify_sizes; i++) {
-		size_t n = kiln_target_sizes(&env, t, false, i) ? SIZE_MAX : total_elems(t, &env);
-		if (n == SIZE_MAX)
-			return false;
-		most = n > most ? n : most;
-	}
-	kiln_rng_seed(&r, seed ^ 0x6b696c6e65787472ull); /* "kilnextr": its own stream */
-	for (int tries = 0; tries < 64; tries++) {
-		kiln_env_init(out);
-		for (size_t i = 0; i < t->nsymbols; i++)
-			if (kiln_env_set(out, t->symbols[i].name, draw_symbol(&t->symbols[i], &r)))
-				return false;
-		size_t n = total_elems(t, out);
-		if (n != SIZE_MAX && n <= most + most / 2 + 1024)
-			return true;
-	}
-	kiln_error_clear();
-	kiln_env_init(out);
-	return false;
-}
-
 /* Knob values: -D NAME=V for knobs; knobs not given take their first listed value. */
 static kiln_err knob_env(vctx *c, char **defs, size_t *ndefs)
 {
@@ -557,6 +349,473 @@ static kiln_err knob_env(vctx *c, char **defs, size_t *ndefs)
 	return 0;
 }
 
+
+/* ---- one input set ---- */
+
+typedef struct setbufs {
+	kiln_inputs *in;
+	kiln_refdata *ref;
+	uint64_t *addr;
+	uint8_t **got, **unwritten;
+} setbufs;
+
+static void setbufs_free(vctx *c, setbufs *sb)
+{
+	for (size_t b = 0; sb->in && b < sb->in->n; b++) {
+		if (sb->addr && sb->addr[b])
+			kiln_device_mem_free(c->dev, sb->addr[b]);
+		if (sb->got)
+			free(sb->got[b]);
+		if (sb->unwritten)
+			free(sb->unwritten[b]);
+	}
+	free(sb->addr);
+	free(sb->got);
+	free(sb->unwritten);
+	kiln_refdata_free(sb->ref);
+	kiln_inputs_free(sb->in);
+}
+
+static int setbufs_alloc(vctx *c, setbufs *sb)
+{
+	kiln_inputs *in = sb->in;
+	if (!(sb->addr = kiln_calloc(in->n, sizeof(*sb->addr))) || !(sb->got = kiln_calloc(in->n, sizeof(*sb->got))) ||
+	    !(sb->unwritten = kiln_calloc(in->n, sizeof(*sb->unwritten))))
+		return KILN_ENOMEM;
+	for (size_t b = 0; b < in->n; b++) {
+		int rc;
+		if (!(sb->got[b] = kiln_malloc(in->bufs[b].bytes ? in->bufs[b].bytes : 1)))
+			return KILN_ENOMEM;
+		if ((rc = kiln_device_alloc(c->dev, &sb->addr[b], in->bufs[b].bytes ? in->bufs[b].bytes : 1)))
+			return rc;
+	}
+	return 0;
+}
+
+/* written: elements still equal to the poison; a second run with the complement
+ * pattern tells a legal value that happens to match from a never-written one. */
+static int mark_unwritten(vctx *c, setbufs *sb, const kiln_env *env, uint32_t pat, const char *set)
+{
+	const kiln_inputs *in = sb->in;
+	bool suspicious = false;
+	int rc = 0;
+	for (size_t b = 0; b < in->n; b++) {
+		const kiln_hostbuf *hb = &in->bufs[b];
+		free(sb->unwritten[b]);
+		sb->unwritten[b] = NULL;
+		if (hb->spec->role != KILN_ROLE_OUT || !hb->count)
+			continue;
+		size_t es = kiln_dtype_size(hb->spec->dtype);
+		for (size_t i = 0; i < hb->count; i++)
+			if (poison_like(sb->got[b], i * es, es, pat)) {
+				if (!sb->unwritten[b] && !(sb->unwritten[b] = kiln_calloc(hb->count, 1)))
+					return KILN_ENOMEM;
+				sb->unwritten[b][i] = 1;
+				suspicious = true;
+			}
+	}
+	if (!suspicious || c->o->skip_written)
+		return 0;
+	uint32_t pat2 = ~pat;
+	if ((rc = upload(c, in, sb->addr, pat2)) || (rc = run_plan(c, env, sb->addr, pat2, set)))
+		return rc;
+	for (size_t b = 0; b < in->n && !rc; b++) {
+		if (!sb->unwritten[b])
+			continue;
+		size_t es = kiln_dtype_size(in->bufs[b].spec->dtype);
+		uint8_t *tmp = kiln_malloc(in->bufs[b].bytes);
+		if (!tmp)
+			return KILN_ENOMEM;
+		rc = kiln_device_read(c->dev, tmp, sb->addr[b], in->bufs[b].bytes);
+		for (size_t i = 0; i < in->bufs[b].count && !rc; i++)
+			if (sb->unwritten[b][i] && !poison_like(tmp, i * es, es, pat2))
+				sb->unwritten[b][i] = 0;
+		free(tmp);
+	}
+	return rc;
+}
+
+/* One run of the plan on the set as it stands: reference, upload, run, download,
+ * written marks, judge. 1 = failed, 0 = passed, 2 = a reverse set spun, <0 error. */
+static int run_once(vctx *c, setbufs *sb, const kiln_env *env, const char *set, kiln_rng *prng)
+{
+	kiln_inputs *in = sb->in;
+	int rc;
+	kiln_refdata_free(sb->ref);
+	sb->ref = NULL;
+	c->scalars = in->scalars;
+	if ((rc = kiln_reference_run(&sb->ref, c->t, in)))
+		return rc;
+	uint32_t pat = (uint32_t)kiln_rng_u64(prng);
+	double bytes = 0;
+	for (size_t b = 0; b < in->n; b++)
+		bytes += (double)in->bufs[b].bytes;
+	size_t elems = kiln_vplan_elems(c->t, &in->sizes);
+	if (c->reverse && c->fwd_instr) /* a spinning block shows in a multiple of the work */
+		kiln_device_emu_budget(c->dev, (uint64_t)(4.0 * (double)c->fwd_instr *
+							  (bytes > c->fwd_bytes ? bytes / c->fwd_bytes : 1.0)) + 1000000);
+	else if (elems != SIZE_MAX && elems > 100000) /* the big sets: room for ~1000 per element */
+		kiln_device_emu_budget(c->dev, (uint64_t)elems * 1000 + 200000000ull);
+	if ((rc = upload(c, in, sb->addr, pat)) || (rc = run_plan(c, env, sb->addr, pat, set)) ||
+	    (rc = download(c, in, sb->addr, sb->got)) || (rc = mark_unwritten(c, sb, env, pat, set)))
+		return rc;
+	if (!c->reverse) {
+		c->instr = c->v->counters.thread_instructions;
+		c->bytes = bytes > 0 ? bytes : 1;
+	}
+	return judge(c, in, sb->ref, sb->got, sb->unwritten, set);
+}
+
+/* " (step=3, lr=0.001)" for multi-step step k. */
+static void step_text(char *out, size_t n, const kiln_target *t, const kiln_inputs *in)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (size_t j = 0; j < t->multistep.nscalars && len + 1 < n; j++) {
+		size_t s = t->multistep.scalar_index[j];
+		int w = snprintf(out + len, n - len, "%s%s=%g", j ? ", " : "", t->scalars[s].name, in->scalars[s]);
+		len += w > 0 ? (size_t)w : 0;
+	}
+}
+
+/* One input set (every step of a multi-step one). Same return values as run_once. */
+static int run_set(vctx *c, kiln_rng *prng)
+{
+	const kiln_vset *vs = c->set;
+	const kiln_target *t = c->t;
+	kiln_verdict *v = c->v;
+	kiln_env env = vs->sizes;
+	setbufs sb = {0};
+	char set[512], base[400], sz[200];
+	int rc = 0;
+	for (size_t k = 0; k < c->knobs.n; k++)
+		if ((rc = kiln_env_set(&env, c->knobs.names[k], c->knobs.values[k])))
+			return rc;
+	if (vs->sm_count > 0 && (rc = kiln_env_set(&env, "sm_count", vs->sm_count)))
+		return rc;
+	kiln_vplan_sizes_text(sz, sizeof(sz), &vs->sizes);
+	snprintf(base, sizeof(base), "%s seed %llu%s%s%s%s", sz, (unsigned long long)vs->seed,
+		 vs->regime >= 0 ? ", regime " : "", vs->regime >= 0 ? kiln_target_regime_name(t, vs->regime) : "",
+		 vs->sm_count > 0 ? ", small sm_count" : "", c->reverse ? ", blocks in reverse order" : "");
+	snprintf(set, sizeof(set), "%s", base);
+	kiln_device_emu_reverse_blocks(c->dev, c->reverse);
+	if ((rc = kiln_inputs_generate_regime(&sb.in, t, &vs->sizes, vs->seed, vs->regime)) ||
+	    (rc = setbufs_alloc(c, &sb)))
+		goto done;
+	size_t steps = vs->kind == KILN_VSET_MULTISTEP ? t->multistep.steps : 1;
+	for (size_t k = 0; k < steps && !rc; k++) {
+		if (vs->kind == KILN_VSET_MULTISTEP) {
+			/* the kernel's state carries over: inout buffers start where it left them */
+			for (size_t b = 0; k && b < sb.in->n; b++)
+				if (sb.in->bufs[b].spec->role == KILN_ROLE_INOUT)
+					memcpy(sb.in->bufs[b].data, sb.got[b], sb.in->bufs[b].bytes);
+			if ((rc = kiln_inputs_step(sb.in, t, k)))
+				break;
+			char st[200];
+			step_text(st, sizeof(st), t, sb.in);
+			snprintf(set, sizeof(set), "%s, step %zu of %zu (%s)", base, k + 1, steps, st);
+			v->input_step = (int)k + 1;
+		}
+		rc = run_once(c, &sb, &env, set, prng);
+	}
+done:
+	kiln_device_emu_budget(c->dev, 0);
+	if (rc < 0)
+		kiln_error_wrap(rc, "verify %s (input set %s)", t->name, set);
+	v->input_sizes = vs->sizes;
+	v->input_seed = vs->seed;
+	v->have_input = true;
+	snprintf(v->input_regime, sizeof(v->input_regime), "%s", kiln_target_regime_name(t, vs->regime));
+	snprintf(v->input_kind, sizeof(v->input_kind), "%s", kiln_vset_kind_name(vs->kind));
+	v->input_sm_count = vs->sm_count;
+	if (rc == 0)
+		v->input_step = 0;
+	setbufs_free(c, &sb);
+	return rc;
+}
+
+/* Reverse block order finds blocks that race through memory. A kernel whose blocks wait
+ * for earlier ones (a decoupled look-back scan) spins that way, yet is correct on a GPU,
+ * which starts blocks in order: such a set (out of its budget) is judged forward. */
+static int verify_set(vctx *c, kiln_rng *prng)
+{
+	c->reverse = c->set->reverse;
+	int rc = run_set(c, prng);
+	if (rc == 2) {
+		c->reverse = false;
+		memset(c->v, 0, sizeof(*c->v));
+		c->v->pass = true;
+		c->best_ratio = -1;
+		rc = run_set(c, prng);
+	}
+	return rc;
+}
+
+/* ---- the pool: input sets in parallel, one device per thread ---- */
+
+#define RC_PENDING 100
+#define RC_RUNNING 101
+#define RC_SKIPPED 102
+
+typedef struct vpool {
+	const kiln_verify_options *o;
+	const kiln_target *t;
+	const kiln_compiled *comp;
+	const kiln_env *knobs;
+	const kiln_vset *sets;
+	size_t n;
+	kiln_verdict *res;       /* per set */
+	int *rc;                 /* per set: RC_* or the set's result */
+	bool *nontrivial;
+	double *ratio;
+	uint64_t *instr;
+	double *bytes;
+	char (*err)[512];
+	size_t *order;           /* execution order: forward sets first (reverse ones wait on them) */
+	size_t next;
+	long stop;               /* lowest set index that failed or errored, -1 */
+	uint64_t pattern_seed;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+} vpool;
+
+typedef struct vworker {
+	vpool *p;
+	kiln_device *dev;        /* borrowed for worker 0, else owned */
+	kiln_module *mod;
+	bool own;
+	kiln_err open_err;
+} vworker;
+
+static void run_one(vworker *w, size_t j, uint64_t fwd_instr, double fwd_bytes)
+{
+	vpool *p = w->p;
+	vctx c;
+	memset(&c, 0, sizeof(c));
+	c.o = p->o;
+	c.t = p->t;
+	c.v = &p->res[j];
+	c.dev = w->dev;
+	c.mod = w->mod;
+	c.knobs = *p->knobs;
+	c.set = &p->sets[j];
+	c.best_ratio = -1;
+	c.fwd_instr = fwd_instr;
+	c.fwd_bytes = fwd_bytes;
+	c.v->pass = true;
+	c.v->worst_row = c.v->worst_col = -1;
+	kiln_rng prng;
+	kiln_rng_seed(&prng, p->pattern_seed + 0x9e3779b97f4a7c15ull * (j + 1));
+	int rc = verify_set(&c, &prng);
+	pthread_mutex_lock(&p->mu);
+	p->rc[j] = rc;
+	p->nontrivial[j] = c.nontrivial;
+	p->ratio[j] = c.best_ratio;
+	p->instr[j] = c.instr;
+	p->bytes[j] = c.bytes;
+	if (rc < 0)
+		snprintf(p->err[j], sizeof(p->err[j]), "%s", kiln_error_last());
+	if (rc != 0 && (p->stop < 0 || (long)j < p->stop))
+		p->stop = (long)j;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void *worker_main(void *arg)
+{
+	vworker *w = arg;
+	vpool *p = w->p;
+	if (w->own && ((w->open_err = kiln_device_emu_sibling(&w->dev, p->o->device)) ||
+		       (w->open_err = kiln_device_module_load(w->dev, &w->mod, p->comp))))
+		return NULL; /* the other threads take its sets */
+	pthread_mutex_lock(&p->mu);
+	while (p->next < p->n) {
+		size_t j = p->order[p->next++];
+		if (p->stop >= 0 && (long)j > p->stop) {
+			p->rc[j] = RC_SKIPPED;
+			continue;
+		}
+		long partner = p->sets[j].reverse ? p->sets[j].partner : -1;
+		while (partner >= 0 && (p->rc[partner] == RC_PENDING || p->rc[partner] == RC_RUNNING))
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->stop >= 0 && (long)j > p->stop) {
+			p->rc[j] = RC_SKIPPED;
+			continue;
+		}
+		uint64_t fi = partner >= 0 && p->rc[partner] == 0 ? p->instr[partner] : 0;
+		double fb = partner >= 0 ? p->bytes[partner] : 0;
+		p->rc[j] = RC_RUNNING;
+		pthread_mutex_unlock(&p->mu);
+		run_one(w, j, fi, fb);
+		pthread_mutex_lock(&p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static size_t thread_count(const kiln_verify_options *o, size_t nsets)
+{
+	size_t n = o->threads ? o->threads : 1;
+	const kiln_device *dev = o->device;
+	if (kiln_device_info_get(dev)->kind != KILN_DEVICE_EMU || dev->rec) /* timing records one device */
+		n = 1;
+	return n < nsets ? n : nsets ? nsets : 1;
+}
+
+static kiln_err pool_run(vpool *p, kiln_module *mod)
+{
+	size_t nt = thread_count(p->o, p->n), k = 0;
+	vworker *w = kiln_calloc(nt, sizeof(*w));
+	pthread_t *th = kiln_calloc(nt, sizeof(*th));
+	bool *started = kiln_calloc(nt, sizeof(bool));
+	kiln_err e = 0;
+	if (!w || !th || !started) {
+		e = KILN_ENOMEM;
+		goto done;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t j = 0; j < p->n; j++)
+			if (p->sets[j].reverse == (pass == 1))
+				p->order[k++] = j;
+	for (size_t i = 0; i < nt; i++) {
+		w[i].p = p;
+		w[i].own = i > 0;
+	}
+	w[0].dev = (kiln_device *)p->o->device;
+	w[0].mod = mod;
+	for (size_t i = 1; i < nt; i++)
+		started[i] = pthread_create(&th[i], NULL, worker_main, &w[i]) == 0;
+	worker_main(&w[0]);
+	for (size_t i = 1; i < nt; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+done:
+	for (size_t i = 1; w && i < nt; i++) {
+		kiln_module_free(w[i].mod);
+		kiln_device_free(w[i].dev);
+	}
+	free(w);
+	free(th);
+	free(started);
+	return e;
+}
+
+/* Folds the per-set verdicts into out: the first set in plan order that failed decides;
+ * on a pass, the worst error over every set (the first set in plan order on ties). */
+static kiln_err pool_merge(kiln_verdict *out, const vpool *p, bool *nontrivial)
+{
+	long best = -1, last = -1;
+	double best_ratio = -1;
+	for (size_t j = 0; j < p->n; j++) {
+		int rc = p->rc[j];
+		if (rc == RC_SKIPPED || rc == RC_PENDING || rc == RC_RUNNING)
+			continue;
+		const kiln_verdict *r = &p->res[j];
+		last = (long)j;
+		out->sets++;
+		out->runs += p->sets[j].kind == KILN_VSET_LISTED;
+		for (size_t i = 0; i < r->nchecks_run; i++)
+			add_check(out, r->checks_run[i]);
+		if (rc != 0)
+			continue;
+		*nontrivial = *nontrivial || p->nontrivial[j];
+		if (p->ratio[j] > best_ratio) {
+			best_ratio = p->ratio[j];
+			best = (long)j;
+		}
+	}
+	long from = p->stop >= 0 ? p->stop : best >= 0 ? best : last;
+	if (p->stop >= 0 && p->rc[p->stop] < 0)
+		return kiln_error_set(p->rc[p->stop], "%s", p->err[p->stop]);
+	if (from < 0)
+		return 0;
+	const kiln_verdict *r = &p->res[from];
+	out->worst_abs = r->worst_abs;
+	out->worst_rel = r->worst_rel;
+	memcpy(out->worst_buffer, r->worst_buffer, sizeof(out->worst_buffer));
+	out->worst_index = r->worst_index;
+	out->worst_row = r->worst_row;
+	out->worst_col = r->worst_col;
+	out->input_sizes = r->input_sizes;
+	out->input_seed = r->input_seed;
+	out->have_input = r->have_input;
+	memcpy(out->input_regime, r->input_regime, sizeof(out->input_regime));
+	memcpy(out->input_kind, r->input_kind, sizeof(out->input_kind));
+	out->input_step = r->input_step;
+	out->input_sm_count = r->input_sm_count;
+	out->counters = p->res[p->stop >= 0 ? p->stop : last].counters;
+	if (p->stop < 0)
+		return 0;
+	out->pass = false;
+	out->unverifiable = r->unverifiable;
+	memcpy(out->check, r->check, sizeof(out->check));
+	snprintf(out->message, sizeof(out->message), "%.*s%s", (int)(sizeof(out->message) - 1 - strlen(p->sets[from].why)),
+		 r->message, p->sets[from].why);
+	out->mismatches = r->mismatches;
+	memcpy(out->first, r->first, sizeof(out->first));
+	out->nfirst = r->nfirst;
+	return 0;
+}
+
+static kiln_err verify_sets(kiln_verdict *out, const kiln_verify_options *o, const kiln_env *knobs,
+			    const kiln_compiled *comp, kiln_module *mod, bool *nontrivial)
+{
+	vpool p;
+	kiln_err e = 0;
+	memset(&p, 0, sizeof(p));
+	p.o = o;
+	p.t = o->target;
+	p.comp = comp;
+	p.knobs = knobs;
+	p.stop = -1;
+	p.pattern_seed = kiln_seed_fresh();
+	kiln_vset *sets = NULL;
+	if ((e = kiln_vplan_build(&sets, &p.n, o, o->target, o->plan, knobs, out->seeds, out->nseeds,
+				  &out->extra_sizes)))
+		return e;
+	p.sets = sets;
+	if (!(p.res = kiln_calloc(p.n + 1, sizeof(*p.res))) || !(p.rc = kiln_calloc(p.n + 1, sizeof(int))) ||
+	    !(p.nontrivial = kiln_calloc(p.n + 1, sizeof(bool))) || !(p.ratio = kiln_calloc(p.n + 1, sizeof(double))) ||
+	    !(p.instr = kiln_calloc(p.n + 1, sizeof(uint64_t))) || !(p.bytes = kiln_calloc(p.n + 1, sizeof(double))) ||
+	    !(p.err = kiln_calloc(p.n + 1, sizeof(*p.err))) || !(p.order = kiln_calloc(p.n + 1, sizeof(size_t)))) {
+		e = KILN_ENOMEM;
+		goto done;
+	}
+	for (size_t j = 0; j < p.n; j++)
+		p.rc[j] = RC_PENDING;
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	if (o->bench_size && o->progress && p.n) {
+		char sz[200];
+		kiln_vplan_sizes_text(sz, sizeof(sz), &sets[0].sizes);
+		fprintf(o->progress, "verify: %s at the bench size %s on the emulator (this can take minutes)...\n",
+			o->target->name, sz);
+		fflush(o->progress);
+	}
+	if (!(e = pool_run(&p, mod)))
+		e = pool_merge(out, &p, nontrivial);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.cv);
+done:
+	free(sets);
+	free(p.res);
+	free(p.rc);
+	free(p.nontrivial);
+	free(p.ratio);
+	free(p.instr);
+	free(p.bytes);
+	free(p.err);
+	free(p.order);
+	return e;
+}
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 {
 	kiln_err e = 0;
@@ -564,7 +823,7 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 	char *defs[MAX_DEFINES] = {0};
 	size_t ndefs = 0;
 	kiln_compiled *comp = NULL;
-	double t0 = kiln_now_s();
+	double t0 = kiln_now_s(), cpu0 = cpu_now();
 	memset(out, 0, sizeof(*out));
 	memset(&c, 0, sizeof(c));
 	out->worst_row = out->worst_col = -1;
@@ -575,7 +834,6 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 	c.t = o->target;
 	c.v = out;
 	c.dev = o->device;
-	c.best_ratio = -1;
 	/* seeds */
 	if (o->seeds && o->nseeds_given) {
 		if (o->nseeds_given > KILN_VERIFY_MAX_SEEDS)
@@ -594,6 +852,8 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 		if (!o->sizes || o->sizes[i] >= c.t->nverify_sizes)
 			return kiln_error_set(KILN_EINVAL, "verify: size index %zu is out of range (target %s has %zu verification sizes)",
 					      o->sizes ? o->sizes[i] : 0, c.t->name, c.t->nverify_sizes);
+	if (o->regime && *o->regime && strcmp(o->regime, "default") != 0 && kiln_target_regime_index(c.t, o->regime) < 0)
+		return kiln_error_set(KILN_EINVAL, "verify: target %s has no regime \"%s\"", c.t->name, o->regime);
 	if ((e = knob_env(&c, defs, &ndefs)))
 		goto done;
 	/* compile */
@@ -633,45 +893,12 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 		add_check(out, "initcheck");
 		add_check(out, "race");
 	}
-	kiln_rng prng;
-	kiln_rng_seed(&prng, kiln_seed_fresh());
-	size_t nsz = o->nsizes ? o->nsizes : c.t->nverify_sizes;
-	for (size_t si = 0; si < nsz; si++) {
-		kiln_env sizes;
-		if ((e = kiln_target_sizes(&sizes, c.t, false, o->nsizes ? o->sizes[si] : si)))
-			goto done;
-		for (size_t k = 0; k < out->nseeds; k++) {
-			/* every other input set runs the blocks in reverse (emu): a kernel whose
-			 * blocks wait on each other through memory passes one order only */
-			int rc = verify_set(&c, &sizes, out->seeds[k], &prng, k % 2 == 1);
-			out->runs++;
-			if (rc < 0) {
-				e = rc;
-				goto done;
-			}
-			if (rc == 1)
-				goto done;
-		}
-	}
-	/* after the listed sizes pass: one unlisted size (not counted in runs) */
-	if (!o->nsizes && !o->no_extra_size && extra_size(&out->extra_sizes, c.t, out->seeds[0])) {
-		int rc = verify_set(&c, &out->extra_sizes, out->seeds[0], &prng, true);
-		if (rc < 0) {
-			e = rc;
-			goto done;
-		}
-		if (rc == 1) {
-			char sz[200];
-			sizes_text(sz, sizeof(sz), &out->extra_sizes);
-			size_t n = strlen(out->message);
-			snprintf(out->message + n, sizeof(out->message) - n,
-				 " [at the unlisted size %s: the kernel handles the listed verification sizes only]", sz);
-			goto done;
-		}
-	}
-	if (!o->skip_nontrivial) {
+	bool nontrivial = false;
+	if ((e = verify_sets(out, o, &c.knobs, comp, c.mod, &nontrivial)) || !out->pass)
+		goto done;
+	if (!o->skip_nontrivial && !o->bench_size) {
 		add_check(out, "nontrivial");
-		if (!c.nontrivial) {
+		if (!nontrivial) {
 			fail(out, "nontrivial", "target %s: every reference output is within tolerance of zeros / the unchanged inputs at every input set, so the inputs cannot tell a kernel that does nothing from a correct one (a target problem, not the kernel's)",
 			     c.t->name);
 			out->target_weak = true;
@@ -680,6 +907,10 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 done:
 	kiln_device_emu_reverse_blocks(c.dev, false);
 	out->seconds = kiln_now_s() - t0;
+	out->cpu_seconds = cpu_now() - cpu0;
+	if (o->bench_size && o->progress && !e)
+		fprintf(o->progress, "verify: %s at the bench size: %s in %.1f s\n", c.t->name,
+			out->pass ? "PASS" : "FAIL", out->seconds);
 	kiln_module_free(c.mod);
 	kiln_compiled_free(comp);
 	for (size_t i = 0; i < ndefs; i++)
@@ -687,4 +918,10 @@ done:
 	if (e == KILN_ENOMEM)
 		kiln_error_set(e, "verify: out of memory");
 	return e;
+}
+
+bool kiln_verify_bench_check_wanted(void)
+{
+	const char *v = getenv("KILN_BENCH_CHECK");
+	return !(v && strcmp(v, "0") == 0);
 }

@@ -37,7 +37,7 @@ double kiln_ref_scalar(const kiln_ref_io *io, const char *name)
 	if (!s)
 		return NAN;
 	unsigned char tmp[8];
-	kiln_dtype_store(s->dtype, tmp, 0, s->value);
+	kiln_dtype_store(s->dtype, tmp, 0, io->scalars ? io->scalars[s - io->t->scalars] : s->value);
 	return kiln_dtype_load(s->dtype, tmp, 0);
 }
 
@@ -89,7 +89,8 @@ kiln_err kiln_reference_run(kiln_refdata **out, const kiln_target *t, const kiln
 		if (t->buffers[i].role != KILN_ROLE_IN && !(r->slack[i] = kiln_calloc(c ? c : 1, sizeof(double))))
 			goto done;
 	}
-	kiln_ref_io io = {t, &in->sizes, r->values, r->slack, r->count, n};
+	kiln_ref_io io = {t, &in->sizes, r->values, r->slack, r->count, n,
+			  in->scalars && in->nscalars == t->nscalars ? in->scalars : NULL};
 	kiln_error_clear();
 	if ((e = t->ref_fn(&io))) {
 		if (kiln_error_last()[0])

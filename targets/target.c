@@ -57,6 +57,19 @@ void kiln_target_free(kiln_target *t)
 	free(t->seed_path);
 	free(t->launch_path);
 	free(t->notes);
+	for (size_t r = 0; r < t->nregimes; r++) {
+		kiln_regime *g = &t->regimes[r];
+		for (size_t i = 0; g->init && i < t->nbuffers; i++)
+			free(g->init[i]);
+		free(g->init);
+		free(g->name);
+		free(g->note);
+		free(g->scalars);
+		free(g->scalar_set);
+	}
+	free(t->regimes);
+	free(t->multistep.scalar_index);
+	free(t->multistep.values);
 	free(t);
 }
 
@@ -213,6 +226,19 @@ static kiln_err load_symbols(kiln_target *t, const cJSON *root, names *ns, const
 	return KILN_OK;
 }
 
+/* An init string for buffer b: it parses, special(...) is for float buffers only. */
+static kiln_err check_init(const kiln_buffer_spec *b, const char *s, const char *where)
+{
+	kiln_init init;
+	kiln_err e = kiln_init_parse(&init, s, where);
+	if (e)
+		return e;
+	if (init.special && !kiln_dtype_is_float(b->dtype))
+		return kiln_error_set(KILN_EINVAL, "%s: special(...) needs a float buffer (\"%s\" is %s)", where, b->name,
+				      kiln_dtype_name(b->dtype));
+	return KILN_OK;
+}
+
 static kiln_err load_buffers(kiln_target *t, const cJSON *root, names *ns, const char *file)
 {
 	const cJSON *arr, *it;
@@ -284,9 +310,8 @@ static kiln_err load_buffers(kiln_target *t, const cJSON *root, names *ns, const
 		if (s && b->role == KILN_ROLE_OUT)
 			return kiln_error_set(KILN_EINVAL, "%s.init: an out buffer is zero-filled; remove \"init\"", where);
 		if (s) {
-			kiln_init init;
 			snprintf(sub, sizeof(sub), "%s.init", where);
-			if ((e = kiln_init_parse(&init, s, sub)) || (e = dup_into(&b->init, s)))
+			if ((e = check_init(b, s, sub)) || (e = dup_into(&b->init, s)))
 				return e;
 		}
 		s = NULL;
@@ -307,9 +332,9 @@ static kiln_err load_buffers(kiln_target *t, const cJSON *root, names *ns, const
 			return kiln_error_set(KILN_EINVAL, "%s: \"%s\" is not another buffer of this target", where,
 					      b->masked_by);
 		const kiln_buffer_spec *mb = &t->buffers[m];
-		if (!mb->init || kiln_init_parse(&init, mb->init, where) || init.kind != KILN_INIT_MASK)
-			return kiln_error_set(KILN_EINVAL, "%s: buffer \"%s\" is not a mask (its init must be mask(f))",
-					      where, b->masked_by);
+		if (!mb->init || kiln_init_parse(&init, mb->init, where) || !kiln_init_is_mask(&init))
+			return kiln_error_set(KILN_EINVAL, "%s: buffer \"%s\" is not a mask (its init must be mask(f), "
+					      "mask_holes(p), const(0|1) or randint(0,1))", where, b->masked_by);
 		bool same = mb->ndim == b->ndim;
 		for (size_t d = 0; same && d < b->ndim; d++)
 			same = strcmp(mb->shape[d], b->shape[d]) == 0;
@@ -319,6 +344,27 @@ static kiln_err load_buffers(kiln_target *t, const cJSON *root, names *ns, const
 		if (b->role == KILN_ROLE_OUT)
 			return kiln_error_set(KILN_EINVAL, "%s: an out buffer is zero-filled and cannot be masked",
 					      where);
+	}
+	return KILN_OK;
+}
+
+/* A scalar's value from JSON (a number, or a bool), checked against its dtype. */
+static kiln_err scalar_value(double *out, const cJSON *v, kiln_dtype dt, const char *where)
+{
+	if (cJSON_IsBool(v))
+		*out = cJSON_IsTrue(v);
+	else if (cJSON_IsNumber(v))
+		*out = v->valuedouble;
+	else
+		return kiln_error_set(KILN_EINVAL, "%s: expected a number", where);
+	if (!kiln_dtype_is_float(dt)) {
+		double lo = dt == KILN_I32 ? -2147483648.0 : dt == KILN_I64 ? -9007199254740992.0 : 0;
+		double hi = dt == KILN_I32 ? 2147483647.0 : dt == KILN_U32 ? 4294967295.0
+			  : dt == KILN_U8 ? 255.0 : dt == KILN_BOOL ? 1.0 : 9007199254740992.0;
+		if (*out != floor(*out) || *out < lo || *out > hi)
+			return kiln_error_set(KILN_EINVAL, "%s: %g is not a %s value", where, *out, kiln_dtype_name(dt));
+	} else if (!isfinite(*out)) {
+		return kiln_error_set(KILN_EINVAL, "%s: expected a finite number", where);
 	}
 	return KILN_OK;
 }
@@ -356,21 +402,9 @@ static kiln_err load_scalars(kiln_target *t, const cJSON *root, names *ns, const
 		if (s->dtype == KILN_F16 || s->dtype == KILN_BF16)
 			return kiln_error_set(KILN_EINVAL,
 					      "%s: scalars are f32, f64, i32, i64, u32, u8 or bool, not %s", sub, str);
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "value");
-		if (cJSON_IsBool(v))
-			s->value = cJSON_IsTrue(v);
-		else if ((e = kiln_json_number(&s->value, it, "value", where)))
+		snprintf(sub, sizeof(sub), "%s.value", where);
+		if ((e = scalar_value(&s->value, cJSON_GetObjectItemCaseSensitive(it, "value"), s->dtype, sub)))
 			return e;
-		if (!kiln_dtype_is_float(s->dtype)) {
-			double lo = s->dtype == KILN_I32 ? -2147483648.0 : s->dtype == KILN_I64 ? -9007199254740992.0 : 0;
-			double hi = s->dtype == KILN_I32 ? 2147483647.0 : s->dtype == KILN_U32 ? 4294967295.0
-				  : s->dtype == KILN_U8 ? 255.0 : s->dtype == KILN_BOOL ? 1.0 : 9007199254740992.0;
-			if (s->value != floor(s->value) || s->value < lo || s->value > hi)
-				return kiln_error_set(KILN_EINVAL, "%s.value: %g is not a %s value", where, s->value,
-						      kiln_dtype_name(s->dtype));
-		} else if (!isfinite(s->value)) {
-			return kiln_error_set(KILN_EINVAL, "%s.value: expected a finite number", where);
-		}
 	}
 	return KILN_OK;
 }
@@ -467,6 +501,187 @@ static kiln_err load_knobs(kiln_target *t, const cJSON *root, names *ns, const c
 	return KILN_OK;
 }
 
+#define MAX_REGIMES 32
+#define MAX_STEPS 16
+
+/* regimes.NAME.init: per-buffer overrides, checked like buffers' own inits; a buffer
+ * that masks others must stay a mask. */
+static kiln_err regime_inits(kiln_target *t, kiln_regime *g, const cJSON *obj, const char *where)
+{
+	const cJSON *it;
+	char sub[WHERE_MAX + 128];
+	kiln_err e;
+	if (!cJSON_IsObject(obj))
+		return kiln_error_set(KILN_EINVAL, "%s: expected an object {\"BUFFER\": \"INIT\", ...}", where);
+	cJSON_ArrayForEach(it, obj) {
+		snprintf(sub, sizeof(sub), "%s.%s", where, it->string);
+		long b = kiln_target_buffer_index(t, it->string);
+		if (b < 0)
+			return kiln_error_set(KILN_EINVAL, "%s: no buffer named \"%s\"", sub, it->string);
+		const kiln_buffer_spec *bs = &t->buffers[b];
+		if (bs->role == KILN_ROLE_OUT)
+			return kiln_error_set(KILN_EINVAL, "%s: \"%s\" is an out buffer (zero-filled; nothing to draw)", sub,
+					      it->string);
+		if (!cJSON_IsString(it))
+			return kiln_error_set(KILN_EINVAL, "%s: expected an init string such as \"const(0)\"", sub);
+		if (g->init[b])
+			return kiln_error_set(KILN_EINVAL, "%s: given twice", sub);
+		if ((e = check_init(bs, it->valuestring, sub)))
+			return e;
+		bool masks = false;
+		for (size_t i = 0; i < t->nbuffers; i++)
+			masks = masks || (t->buffers[i].masked_by && strcmp(t->buffers[i].masked_by, bs->name) == 0);
+		kiln_init init;
+		if (masks && (kiln_init_parse(&init, it->valuestring, sub) || !kiln_init_is_mask(&init)))
+			return kiln_error_set(KILN_EINVAL, "%s: \"%s\" masks other buffers; its init must stay a mask "
+					      "(mask(f), mask_holes(p), const(0|1) or randint(0,1))", sub, bs->name);
+		if ((e = dup_into(&g->init[b], it->valuestring)))
+			return e;
+	}
+	return KILN_OK;
+}
+
+static kiln_err regime_scalars(kiln_target *t, kiln_regime *g, const cJSON *obj, const char *where)
+{
+	const cJSON *it;
+	char sub[WHERE_MAX + 128];
+	kiln_err e;
+	if (!cJSON_IsObject(obj))
+		return kiln_error_set(KILN_EINVAL, "%s: expected an object {\"SCALAR\": value, ...}", where);
+	cJSON_ArrayForEach(it, obj) {
+		snprintf(sub, sizeof(sub), "%s.%s", where, it->string);
+		const kiln_scalar_spec *sc = kiln_target_scalar(t, it->string);
+		if (!sc)
+			return kiln_error_set(KILN_EINVAL, "%s: no scalar named \"%s\"", sub, it->string);
+		size_t i = (size_t)(sc - t->scalars);
+		if (g->scalar_set[i])
+			return kiln_error_set(KILN_EINVAL, "%s: given twice", sub);
+		if ((e = scalar_value(&g->scalars[i], it, sc->dtype, sub)))
+			return e;
+		g->scalar_set[i] = true;
+	}
+	return KILN_OK;
+}
+
+static kiln_err load_regimes(kiln_target *t, const cJSON *root, const char *file)
+{
+	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "regimes"), *it;
+	char where[WHERE_MAX];
+	kiln_err e;
+	if (!obj)
+		return KILN_OK;
+	if (!cJSON_IsObject(obj))
+		return kiln_error_set(KILN_EINVAL, "%s: regimes: expected an object {\"NAME\": {\"note\": ..., \"init\": "
+				      "{...}, \"scalars\": {...}}}", file);
+	size_t cnt = (size_t)cJSON_GetArraySize(obj);
+	if (cnt > MAX_REGIMES)
+		return kiln_error_set(KILN_EINVAL, "%s: regimes: at most %d regimes", file, MAX_REGIMES);
+	if (cnt && !(t->regimes = kiln_calloc(cnt, sizeof(*t->regimes))))
+		return KILN_ENOMEM;
+	static const char *const keys[] = {"note", "init", "scalars", NULL};
+	cJSON_ArrayForEach(it, obj) {
+		kiln_regime *g = &t->regimes[t->nregimes];
+		snprintf(where, sizeof(where), "%s: regimes.%s", file, it->string);
+		if (!kiln_name_ok(it->string) || strcmp(it->string, "default") == 0)
+			return kiln_error_set(KILN_EINVAL, "%s: a regime name is a C identifier other than \"default\"",
+					      where);
+		if (kiln_target_regime_index(t, it->string) >= 0)
+			return kiln_error_set(KILN_EINVAL, "%s: duplicate regime", where);
+		if ((e = dup_into(&g->name, it->string)))
+			return e;
+		t->nregimes++;
+		if (!(g->init = kiln_calloc(t->nbuffers, sizeof(char *))) ||
+		    !(g->scalars = kiln_calloc(t->nscalars + 1, sizeof(double))) ||
+		    !(g->scalar_set = kiln_calloc(t->nscalars + 1, sizeof(bool))))
+			return KILN_ENOMEM;
+		for (size_t i = 0; i < t->nscalars; i++)
+			g->scalars[i] = t->scalars[i].value;
+		if (!cJSON_IsObject(it))
+			return kiln_error_set(KILN_EINVAL, "%s: expected an object {\"note\": ..., \"init\": {...}, "
+					      "\"scalars\": {...}}", where);
+		const char *note = "";
+		char sub[WHERE_MAX + 16];
+		if ((e = kiln_json_only_keys(it, keys, where)) || (e = kiln_json_opt_string(&note, it, "note", where)) ||
+		    (e = dup_into(&g->note, note)))
+			return e;
+		const cJSON *init = cJSON_GetObjectItemCaseSensitive(it, "init"),
+			    *sc = cJSON_GetObjectItemCaseSensitive(it, "scalars");
+		snprintf(sub, sizeof(sub), "%s.init", where);
+		if (init && (e = regime_inits(t, g, init, sub)))
+			return e;
+		snprintf(sub, sizeof(sub), "%s.scalars", where);
+		if (sc && (e = regime_scalars(t, g, sc, sub)))
+			return e;
+		if (cJSON_GetArraySize(init) + cJSON_GetArraySize(sc) == 0)
+			return kiln_error_set(KILN_EINVAL, "%s: overrides nothing (give \"init\" and/or \"scalars\")",
+					      where);
+	}
+	return KILN_OK;
+}
+
+static kiln_err load_multistep(kiln_target *t, const cJSON *root, const char *file)
+{
+	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "multistep"), *sc, *it;
+	kiln_multistep *ms = &t->multistep;
+	char where[WHERE_MAX], sub[WHERE_MAX + 128];
+	int64_t steps;
+	kiln_err e;
+	if (!obj)
+		return KILN_OK;
+	snprintf(where, sizeof(where), "%s: multistep", file);
+	static const char *const keys[] = {"steps", "scalars", NULL};
+	if (!cJSON_IsObject(obj))
+		return kiln_error_set(KILN_EINVAL, "%s: expected {\"steps\": K, \"scalars\": {\"step\": [...]}}", where);
+	if ((e = kiln_json_only_keys(obj, keys, where)) || (e = kiln_json_int(&steps, obj, "steps", where)))
+		return e;
+	if (steps < 3 || steps > MAX_STEPS)
+		return kiln_error_set(KILN_EINVAL, "%s.steps: expected 3 to %d launches, got %lld", where, MAX_STEPS,
+				      (long long)steps);
+	if ((e = kiln_json_object(&sc, obj, "scalars", where)))
+		return e;
+	size_t cnt = (size_t)cJSON_GetArraySize(sc);
+	if (!cnt)
+		return kiln_error_set(KILN_EINVAL, "%s.scalars: expected at least one scalar that changes per step", where);
+	ms->steps = (size_t)steps;
+	if (!(ms->scalar_index = kiln_calloc(cnt, sizeof(size_t))) ||
+	    !(ms->values = kiln_calloc(cnt * ms->steps, sizeof(double))))
+		return KILN_ENOMEM;
+	cJSON_ArrayForEach(it, sc) {
+		snprintf(sub, sizeof(sub), "%s.scalars.%s", where, it->string);
+		const kiln_scalar_spec *s = kiln_target_scalar(t, it->string);
+		if (!s)
+			return kiln_error_set(KILN_EINVAL, "%s: no scalar named \"%s\"", sub, it->string);
+		if (!cJSON_IsArray(it) || (size_t)cJSON_GetArraySize(it) != ms->steps)
+			return kiln_error_set(KILN_EINVAL, "%s: expected an array of %zu values (one per step)", sub, ms->steps);
+		size_t j = ms->nscalars;
+		for (size_t q = 0; q < j; q++)
+			if (ms->scalar_index[q] == (size_t)(s - t->scalars))
+				return kiln_error_set(KILN_EINVAL, "%s: given twice", sub);
+		ms->scalar_index[j] = (size_t)(s - t->scalars);
+		ms->nscalars++;
+		for (size_t k = 0; k < ms->steps; k++) {
+			char el[WHERE_MAX + 160];
+			snprintf(el, sizeof(el), "%s[%zu]", sub, k);
+			if ((e = scalar_value(&ms->values[k * cnt + j], cJSON_GetArrayItem(it, (int)k), s->dtype, el)))
+				return e;
+		}
+	}
+	return KILN_OK;
+}
+
+long kiln_target_regime_index(const kiln_target *t, const char *name)
+{
+	for (size_t r = 0; name && r < t->nregimes; r++)
+		if (t->regimes[r].name && strcmp(t->regimes[r].name, name) == 0)
+			return (long)r;
+	return -1;
+}
+
+const char *kiln_target_regime_name(const kiln_target *t, long r)
+{
+	return r >= 0 && (size_t)r < t->nregimes ? t->regimes[r].name : "default";
+}
+
 /* Name of the last path component of dir (trailing slashes ignored) into out. */
 static void base_name(char *out, size_t cap, const char *dir)
 {
@@ -485,7 +700,7 @@ kiln_err kiln_target_load(kiln_target **out, const char *dir)
 {
 	static const char *const keys[] = {"name", "family", "summary", "math", "symbols", "buffers",
 					   "scalars", "tolerance", "traffic_bytes", "reference", "knobs",
-					   "notes", NULL};
+					   "notes", "regimes", "multistep", NULL};
 	kiln_target *t = NULL;
 	cJSON *root = NULL;
 	char *file = NULL;
@@ -525,7 +740,8 @@ kiln_err kiln_target_load(kiln_target **out, const char *dir)
 		goto done;
 	if ((e = load_symbols(t, root, ns, file)) || (e = load_buffers(t, root, ns, file)) ||
 	    (e = load_scalars(t, root, ns, file)) || (e = load_knobs(t, root, ns, file)) ||
-	    (e = load_tolerances(t, root, file)))
+	    (e = load_tolerances(t, root, file)) || (e = load_regimes(t, root, file)) ||
+	    (e = load_multistep(t, root, file)))
 		goto done;
 	if (t->nsymbols + t->nknobs + 1 > KILN_ENV_MAX) {
 		e = kiln_error_set(KILN_EINVAL, "%s: symbols + knobs: at most %d names in all", file, KILN_ENV_MAX - 1);

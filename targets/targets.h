@@ -100,6 +100,26 @@ typedef struct kiln_knob {
 	size_t n;
 } kiln_knob;
 
+/* An input regime (target.json "regimes"): a named set of init and scalar overrides
+ * that verification cycles through besides the default draw (zero state, holes in
+ * masks, special values, the other reading of a flag scalar, ...). */
+typedef struct kiln_regime {
+	char *name;
+	char *note;       /* why the regime exists; "" when not given */
+	char **init;      /* per target buffer: the overriding init string, or NULL */
+	double *scalars;  /* per target scalar: its value under this regime (defaults filled in) */
+	bool *scalar_set; /* per target scalar: overridden here */
+} kiln_regime;
+
+/* Optimizer targets (target.json "multistep"): one input set launches the same module
+ * `steps` consecutive times; scalar scalar_index[j] takes values[k*nscalars + j] at step k. */
+typedef struct kiln_multistep {
+	size_t steps;     /* >= 3; 0 = the target has no multi-step case */
+	size_t nscalars;
+	size_t *scalar_index;
+	double *values;
+} kiln_multistep;
+
 typedef struct kiln_ref_io kiln_ref_io;
 typedef kiln_err (*kiln_ref_fn)(kiln_ref_io *io);
 
@@ -124,6 +144,9 @@ typedef struct kiln_target {
 	char *seed_path;        /* <dir>/seed.cu */
 	char *launch_path;      /* <dir>/launch.json */
 	char *notes;            /* optional free text for prompts; NULL when absent */
+	kiln_regime *regimes;   /* named input regimes besides the default (may be none) */
+	size_t nregimes;
+	kiln_multistep multistep;
 } kiln_target;
 
 /* Loads and validates <dir>/target.json. Every mistake is KILN_EINVAL with one line
@@ -145,6 +168,10 @@ kiln_err kiln_target_count(size_t *out, const kiln_target *t, const kiln_buffer_
 const kiln_buffer_spec *kiln_target_buffer(const kiln_target *t, const char *name);
 const kiln_scalar_spec *kiln_target_scalar(const kiln_target *t, const char *name);
 const kiln_tolerance *kiln_target_tolerance(const kiln_target *t, const char *buffer);
+/* Index of the named regime, or -1 ("default" and NULL are -1 too: the default draw). */
+long kiln_target_regime_index(const kiln_target *t, const char *name);
+/* The name of regime index r (-1: "default"). */
+const char *kiln_target_regime_name(const kiln_target *t, long r);
 
 /* ---- the float64 reference ----
  * A reference sees every buffer as a double array (in: inputs; inout: initial values
@@ -156,7 +183,8 @@ const kiln_tolerance *kiln_target_tolerance(const kiln_target *t, const char *bu
 double *kiln_ref_buf(kiln_ref_io *io, const char *name);
 double *kiln_ref_slack(kiln_ref_io *io, const char *name);
 size_t kiln_ref_count(const kiln_ref_io *io, const char *name);
-double kiln_ref_scalar(const kiln_ref_io *io, const char *name); /* rounded to its dtype, as the kernel sees it */
+/* Rounded to its dtype, as the kernel sees it; the input set's value (regime, step). */
+double kiln_ref_scalar(const kiln_ref_io *io, const char *name);
 int64_t kiln_ref_symbol(const kiln_ref_io *io, const char *name);
 kiln_ref_fn kiln_reference_lookup(const char *name);
 
@@ -173,11 +201,23 @@ typedef struct kiln_inputs {
 	uint64_t seed;
 	kiln_hostbuf *bufs; /* one per target buffer, same order; out buffers zero-filled */
 	size_t n;
+	long regime;        /* index into t->regimes, -1 = the default */
+	double *scalars;    /* one per target scalar: the values this set runs with (regime and
+			     * multi-step step applied); the reference and the plan runner read these */
+	size_t nscalars;
 } kiln_inputs;
 
 /* Same (target, sizes, seed) -> same bytes on every machine. Caller frees. */
 kiln_err kiln_inputs_generate(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes,
 			      uint64_t seed);
+/* The same under regime index `regime` (-1 = default): its inits replace the buffers'
+ * and its scalars the target's. */
+kiln_err kiln_inputs_generate_regime(kiln_inputs **out, const kiln_target *t, const kiln_env *sizes,
+				     uint64_t seed, long regime);
+/* Multi-step: sets in->scalars to step k's values (k < t->multistep.steps) over the
+ * regime's, and redraws every `in` buffer (the gradients) from seed + k; inout buffers
+ * are left for the caller to carry over. k = 0 only sets the scalars. */
+kiln_err kiln_inputs_step(kiln_inputs *in, const kiln_target *t, size_t k);
 void kiln_inputs_free(kiln_inputs *in);
 
 /* The reference's answer for one input set: final values and slack of every buffer

@@ -16,6 +16,7 @@ struct kiln_ref_io {
 	double **slack;         /* NULL entries for `in` buffers */
 	size_t *count;          /* elements of each buffer */
 	size_t n;               /* = t->nbuffers */
+	const double *scalars;  /* the input set's scalar values (t->nscalars), or NULL: the target's */
 };
 
 /* A parsed init string, e.g. "normal(0, 0.01)" -> {KILN_INIT_NORMAL, {0, 0.01}, 2}. */
@@ -27,15 +28,29 @@ typedef enum kiln_init_kind {
 	KILN_INIT_RANDINT,   /* randint(lo, hi): integers, both ends inclusive */
 	KILN_INIT_MASK,      /* mask(minfrac): per row a prefix of ones, then zeros */
 	KILN_INIT_CONST,     /* const(v) */
+	KILN_INIT_MASK_HOLES, /* mask_holes(pvalid): ones with probability pvalid anywhere, plus
+			       * forced all-masked, all-valid, single-valid and left-padded rows */
 } kiln_init_kind;
+
+/* special(BASE, kind=p, ...): the kinds of value it mixes into BASE's draw. */
+typedef enum kiln_special_kind {
+	KILN_SPECIAL_ZERO, KILN_SPECIAL_NEGZERO, KILN_SPECIAL_DENORM, KILN_SPECIAL_NEGTINY,
+	KILN_SPECIAL_POSINF, KILN_SPECIAL_NEGINF, KILN_SPECIAL_NAN, KILN_SPECIAL_HUGE,
+	KILN_SPECIAL_COUNT
+} kiln_special_kind;
 
 typedef struct kiln_init {
 	kiln_init_kind kind;
 	double a, b;         /* the arguments (b unused for one-argument kinds) */
+	bool special;        /* wrapped in special(...): p[k] is each kind's probability */
+	double p[KILN_SPECIAL_COUNT];
 } kiln_init;
 
 /* Parses an init string; errors are KILN_EINVAL naming `where` and the grammar. */
 kiln_err kiln_init_parse(kiln_init *out, const char *s, const char *where);
+/* True for inits whose values are 0/1 masks (mask, mask_holes, const(0|1), randint(0,1)):
+ * what masked_by may name. */
+bool kiln_init_is_mask(const kiln_init *in);
 
 /* True when s is a C identifier (letter or _ then letters, digits, _) shorter than
  * KILN_NAME_MAX. */

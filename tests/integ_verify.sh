@@ -3,7 +3,8 @@
 # at every verification size on the emulator; (2) each kernel of the fixture corpus
 # tests/fixtures/verify/manifest.json fails with its named check (and is "unverifiable"
 # exactly when the manifest says so: unsupported PTX is not a wrong kernel), or passes when
-# it is a correct-but-unusual kernel; (3) a replayed --seed gives the same verdict; (4) usage and
+# it is a correct-but-unusual kernel, at the kind of input set the manifest names ("kind":
+# cap-breaking, row-length, tile, multi-step, bench; "args" adds kiln verify options); (3) a replayed --seed gives the same verdict; (4) usage and
 # bad input exit 2 / 3. Corpus targets that do not exist yet are skipped (77 if nothing ran).
 set -u
 : "${KILN_BIN:?KILN_BIN not set}" "${KILN_SOURCE_ROOT:?KILN_SOURCE_ROOT not set}"
@@ -44,24 +45,29 @@ done
 
 # (2) the corpus
 have=" $(echo $names) "
-while IFS=$'\t' read -r file launch target expect check unver tsub; do
+while IFS=$'\t' read -r file launch target expect check unver tsub kind xargs; do
 	targs=("${tdir[@]}")
+	[ "$tsub" = - ] && tsub=""
+	[ "$xargs" = - ] && xargs=""
 	if [ -n "$tsub" ]; then
 		targs=(--targets-dir "$fx/$tsub")
 	else
 		case "$have" in *" $target "*) ;; *) echo "skip $file: no target $target"; continue ;; esac
 	fi
 	ran=$((ran + 1))
-	js=$("$KILN_BIN" verify "$target" --kernel "$fx/$file" --launch "$fx/$launch" --json "${targs[@]}" 2>&1); rc=$?
+	extra=(); [ -n "$xargs" ] && read -r -a extra <<<"$xargs"
+	js=$("$KILN_BIN" verify "$target" --kernel "$fx/$file" --launch "$fx/$launch" --json "${targs[@]}" "${extra[@]}" 2>&1); rc=$?
 	if [ $rc -eq 3 ] && printf '%s' "$js" | grep -q "no built-in reference"; then
 		ran=$((ran - 1)); echo "skip $file: reference of $target not built in yet"; continue
 	fi
 	got=$(printf '%s' "$js" | python3 -c 'import json,sys
 try:
     v = json.load(sys.stdin)
-    print(("pass" if v["pass"] else "fail") + " " + (v["check"] or "-") + (" unverifiable" if v["unverifiable"] else ""))
+    k = sys.argv[1]
+    at = "" if v["pass"] or k == "-" or v.get("input_set", {}).get("kind") == k else " at " + v.get("input_set", {}).get("kind", "?")
+    print(("pass" if v["pass"] else "fail") + " " + (v["check"] or "-") + (" unverifiable" if v["unverifiable"] else "") + at)
 except Exception:
-    print("error -")')
+    print("error -")' "$kind")
 	want="$expect $check"
 	[ "$expect" = pass ] && want="pass -"
 	[ "$unver" = 1 ] && want="$want unverifiable"
@@ -74,7 +80,8 @@ except Exception:
 done < <(python3 -c 'import json,sys
 for e in json.load(open(sys.argv[1])):
     print("\t".join([e["file"], e["launch"], e["target"], e["expect"], e.get("check") or "-",
-                     "1" if e.get("unverifiable") else "0", e.get("targets_dir", "")]))' "$fx/manifest.json")
+                     "1" if e.get("unverifiable") else "0", e.get("targets_dir") or "-", e.get("kind", "-"),
+                     " ".join(e.get("args", [])) or "-"]))' "$fx/manifest.json")
 
 # (3) replay: the seeds of a failing verdict reproduce its worst error
 case "$have" in *" adamw "*)

@@ -40,6 +40,8 @@ static const char good_cu[] =
 
 static bool zero_ref_mode;
 static const char *target_dir; /* NULL: the f32 toy */
+static size_t test_threads;    /* kiln_verify_options.threads */
+static const char *test_regime;
 
 static kiln_err toy_ref(kiln_ref_io *io)
 {
@@ -133,6 +135,8 @@ static kiln_err verify_src(kiln_verdict *v, const char *src, const char *plan_te
 	o.nseeds = 2;
 	o.seeds = seeds;
 	o.nseeds_given = nseeds;
+	o.threads = test_threads;
+	o.regime = test_regime;
 	kiln_err e = kiln_verify(v, &o);
 	if (e)
 		print_message("verify: %s\n", kiln_error_last());
@@ -361,6 +365,90 @@ static void test_profile__ulp_rule(void **state)
 	target_dir = NULL;
 }
 
+
+/* A toy with a regime that changes the scalar: a kernel that hard-codes a = 2.5 fails
+ * there, the verdict names the regime, --regime replays it; threads give the verdict one
+ * thread gives; a grid capped by sm_count without a stride loop fails at the
+ * cap-breaking size. */
+static void test_profile__regimes_threads_caps(void **state)
+{
+	(void)state;
+	char dir[300], path[512];
+	snprintf(dir, sizeof(dir), "%.250s/toyreg", basedir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	char *tj = kiln_asprintf(target_fmt, "toyreg", "f32", "{\"rtol\": 1e-6, \"atol\": 1e-6}");
+	char *at = strstr(tj, " \"traffic_bytes\"");
+	assert_non_null(at);
+	char *tj2 = kiln_asprintf("%.*s \"regimes\": {\"a5\": {\"note\": \"another a\", \"scalars\": {\"a\": 5}}},\n%s",
+				  (int)(at - tj), tj, at);
+	snprintf(tmpdir, sizeof(tmpdir), "%s", dir);
+	write_file("target.json", tj2);
+	write_file("launch.json", plan_json);
+	write_file("seed.cu", good_cu);
+	free(tj);
+	free(tj2);
+	target_dir = dir;
+	static const char hard[] = "extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+				   "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+				   "  if (i < n) y[i] = 2.5f * x[i];\n}\n";
+	kiln_verdict v, v2;
+	assert_int_equal(verify_src(&v, good_cu, NULL, NULL, 0), 0);
+	if (!v.pass)
+		fail_msg("good kernel failed on the regime toy [%s]: %s", v.check, v.message);
+	assert_int_equal(verify_src(&v, hard, NULL, NULL, 0), 0);
+	assert_false(v.pass);
+	assert_string_equal(v.check, "values");
+	assert_string_equal(v.input_regime, "a5");
+	assert_non_null(strstr(v.message, "regime a5"));
+	char *js = kiln_verdict_to_json(&v);
+	assert_non_null(strstr(js, "\"regime\":\"a5\""));
+	free(js);
+	test_regime = "a5"; /* replay: the first set already fails */
+	assert_int_equal(verify_src(&v2, hard, NULL, v.seeds, 1), 0);
+	assert_false(v2.pass);
+	assert_string_equal(v2.input_regime, "a5");
+	test_regime = "default";
+	assert_int_equal(verify_src(&v2, hard, NULL, v.seeds, 1), 0);
+	assert_true(v2.pass);
+	test_regime = "nope";
+	assert_int_equal(verify_src(&v2, hard, NULL, v.seeds, 1), KILN_EINVAL);
+	test_regime = NULL;
+	/* threads: the first failing set in plan order decides, however many threads */
+	static const char off[] = "extern \"C\" __global__ void axpy(const float *x, float *y, float a, long long n) {\n"
+				  "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+				  "  if (i < n) y[i] = a * x[i] * (i >= 500 && n > 7 ? 1.001f : 1.0f);\n}\n";
+	test_threads = 1;
+	assert_int_equal(verify_src(&v, off, NULL, NULL, 0), 0);
+	for (size_t th = 2; th <= 4; th += 2) {
+		test_threads = th;
+		assert_int_equal(verify_src(&v2, off, NULL, v.seeds, v.nseeds), 0);
+		assert_false(v2.pass);
+		assert_string_equal(v2.check, v.check);
+		assert_string_equal(v2.message, v.message);
+		assert_string_equal(v2.input_kind, v.input_kind);
+		assert_int_equal(v2.input_seed, v.input_seed);
+		assert_int_equal(v2.mismatches, v.mismatches);
+	}
+	/* a grid capped by sm_count with no stride loop */
+	static const char capped[] =
+		"{\"launches\": [{\"kernel\": \"axpy\", \"grid\": [\"min(ceil_div(n, 128), 2 * sm_count)\"], \"block\": [128],"
+		" \"shared_bytes\": \"0\", \"args\": [\"x\", \"y\", \"a\", \"n\"]}], \"scratch\": [], \"nvrtc_flags\": []}";
+	assert_int_equal(verify_src(&v, good_cu, capped, NULL, 0), 0);
+	assert_false(v.pass);
+	assert_string_equal(v.input_kind, "cap-breaking");
+	assert_int_equal(v.input_sm_count, 4);
+	assert_non_null(strstr(v.message, "cap-breaking size n="));
+	test_threads = 0;
+	target_dir = NULL;
+	const char *names[] = {"target.json", "launch.json", "seed.cu"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/toyaxpy", basedir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_profile__multi_launch_scratch),
 		cmocka_unit_test(test_profile__nontrivial),
 		cmocka_unit_test(test_profile__ulp_rule),
+		cmocka_unit_test(test_profile__regimes_threads_caps),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -529,6 +529,24 @@ static void test_targets__load_malformed(void **state)
 		{"\"shape\": [\"B*T\"]", "\"shape\": []", "buffers[2].shape", "1 to 8 dimensions"},
 		{"\"summary\": \"a toy target\",", "", "target.json", "missing field \"summary\""},
 		{"\"traffic_bytes\": \"13*B*T + 4*B\",", "\"traffic_bytes\": \"13*B*T + 4*B\"", "target.json", "invalid JSON near line"},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"init\": { \"nope\": \"const(0)\" } } }, \"notes\":", "regimes.z.init.nope", "no buffer named \"nope\""},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"scalars\": { \"beta\": 1 } } }, \"notes\":", "regimes.z.scalars.beta", "no scalar named \"beta\""},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"scalars\": { \"k\": 1.5 } } }, \"notes\":", "regimes.z.scalars.k", "not a i32 value"},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"init\": { \"h\": \"special(normal(0,1), zero=2)\" } } }, \"notes\":", "regimes.z.init.h", "P in [0, 1]"},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"init\": { \"h\": \"special(normal(0,1), pink=0.1)\" } } }, \"notes\":", "regimes.z.init.h", "unknown special kind \"pink\""},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"init\": { \"q\": \"special(randint(0,9), nan=0.1)\" } } }, \"notes\":", "regimes.z.init.q", "needs a float buffer"},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"init\": { \"y\": \"const(0)\" } } }, \"notes\":", "regimes.z.init.y", "out buffer"},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"init\": { \"mask\": \"normal(0,1)\" } } }, \"notes\":", "regimes.z.init.mask", "must stay a mask"},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"note\": \"nothing\" } }, \"notes\":", "regimes.z", "overrides nothing"},
+		{"\"notes\":", "\"regimes\": { \"default\": { \"scalars\": { \"k\": 1 } } }, \"notes\":", "regimes.default", "other than \"default\""},
+		{"\"notes\":", "\"regimes\": { \"z\": { \"scalars\": { \"k\": 1 }, \"colour\": 1 } }, \"notes\":", "regimes.z", "unknown field \"colour\""},
+		{"\"notes\":", "\"multistep\": { \"steps\": 2, \"scalars\": { \"k\": [1, 2] } }, \"notes\":", "multistep.steps", "expected 3 to 16"},
+		{"\"notes\":", "\"multistep\": { \"steps\": 3, \"scalars\": { \"k\": [1, 2] } }, \"notes\":", "multistep.scalars.k", "array of 3 values"},
+		{"\"notes\":", "\"multistep\": { \"steps\": 3, \"scalars\": { \"kk\": [1, 2, 3] } }, \"notes\":", "multistep.scalars.kk", "no scalar named"},
+		{"\"notes\":", "\"multistep\": { \"steps\": 3, \"scalars\": { \"k\": [1, 2.5, 3] } }, \"notes\":", "multistep.scalars.k[1]", "not a i32 value"},
+		{"\"uniform(-2, 2)\"", "\"special(uniform(-2, 2), nan=0.1\"", "buffers[2].init", "expected ', kind=p' or ')'"},
+		{"\"uniform(-2, 2)\"", "\"special(special(uniform(-2, 2), nan=0.1), zero=0.1)\"", "buffers[2].init", "cannot wrap"},
+		{"\"uniform(-2, 2)\"", "\"mask_holes(1.5)\"", "buffers[2].init", "pvalid must be in [0, 1]"},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(cases); i++) {
 		char sub[32];
@@ -826,6 +844,96 @@ static void test_targets__mask_and_garbage(void **state)
 	kiln_target_free(t);
 }
 
+
+/* ---- regimes and multi-step ---- */
+
+static const char regimes_json[] =
+	"\"regimes\": {\n"
+	"  \"holes\": { \"note\": \"masks with holes\", \"init\": { \"mask\": \"mask_holes(0.5)\" } },\n"
+	"  \"odd\": { \"init\": { \"h\": \"special(uniform(-2, 2), zero=0.2, negzero=0.1, denorm=0.1, negtiny=0.1, posinf=0.1, neginf=0.1, nan=0.1, huge=0.1)\" },\n"
+	"           \"scalars\": { \"k\": 7, \"alpha\": 0.5 } }\n"
+	"},\n"
+	"\"multistep\": { \"steps\": 3, \"scalars\": { \"k\": [1, 2, 3] } },\n"
+	"\"notes\":";
+
+static void test_targets__regimes(void **state)
+{
+	(void)state;
+	char *dir = make_target("reg", "toy", "\"notes\":", regimes_json, NULL);
+	kiln_target *t = NULL;
+	if (kiln_target_load(&t, dir))
+		fail_msg("%s", kiln_error_last());
+	free(dir);
+	assert_int_equal(t->nregimes, 2);
+	assert_int_equal(kiln_target_regime_index(t, "odd"), 1);
+	assert_int_equal(kiln_target_regime_index(t, "default"), -1);
+	assert_string_equal(kiln_target_regime_name(t, -1), "default");
+	assert_string_equal(t->regimes[0].note, "masks with holes");
+	assert_true(t->regimes[1].scalar_set[1] && t->regimes[1].scalars[1] == 7 && t->regimes[1].scalars[0] == 0.5);
+	assert_false(t->regimes[0].scalar_set[0]);
+	assert_true(t->regimes[0].scalars[1] == 3);
+	kiln_env env;
+	assert_int_equal(kiln_target_sizes(&env, t, false, 2), 0); /* B=50, T=33 */
+	/* holes: forced rows, holes inside rows, garbage only where masked */
+	kiln_inputs *in = NULL;
+	assert_int_equal(kiln_inputs_generate_regime(&in, t, &env, 11, 0), 0);
+	const uint8_t *mask = in->bufs[1].data;
+	const float *x = in->bufs[0].data;
+	size_t cols = 33, all0 = 0, all1 = 0, single = 0, leftpad = 0, holes = 0;
+	for (size_t r = 0; r < 50; r++) {
+		size_t ones = 0, first = cols;
+		bool hole_inside = false;
+		for (size_t j = 0; j < cols; j++) {
+			ones += mask[r * cols + j];
+			if (mask[r * cols + j] && first == cols)
+				first = j;
+			if (j > 0 && !mask[r * cols + j] && mask[r * cols + j - 1] && j + 1 < cols && mask[r * cols + j + 1])
+				hole_inside = true;
+			assert_true(mask[r * cols + j] ? isfinite(x[r * cols + j]) : !isfinite(x[r * cols + j]) || fabsf(x[r * cols + j]) >= 1e37f);
+		}
+		all0 += ones == 0;
+		all1 += ones == cols;
+		single += ones == 1;
+		leftpad += first > 0 && first < cols && ones == cols - first;
+		holes += hole_inside;
+	}
+	assert_true(all0 >= 1 && all1 >= 1 && single >= 1 && leftpad >= 1 && holes > 10);
+	assert_true(in->scalars[0] == 0.1 && in->scalars[1] == 3);
+	kiln_inputs_free(in);
+	/* odd: every special kind, and the regime's scalars */
+	assert_int_equal(kiln_inputs_generate_regime(&in, t, &env, 12, 1), 0);
+	assert_true(in->scalars[0] == 0.5 && in->scalars[1] == 7 && in->regime == 1);
+	size_t seen[8] = {0};
+	for (size_t i = 0; i < in->bufs[2].count; i++) {
+		double v = kiln_dtype_load(KILN_BF16, in->bufs[2].data, i);
+		seen[0] += v == 0 && !signbit(v);
+		seen[1] += v == 0 && signbit(v);
+		seen[2] += v != 0 && fabs(v) < 0x1p-126 && v > 0;
+		seen[3] += v < 0 && v > -0x1p-118;
+		seen[4] += isinf(v) && v > 0;
+		seen[5] += isinf(v) && v < 0;
+		seen[6] += isnan(v);
+		seen[7] += fabs(v) > 1e29 && isfinite(v);
+	}
+	for (int k = 0; k < 8; k++)
+		if (!seen[k])
+			fail_msg("special kind %d never drawn", k);
+	/* multi-step: scalars per step, `in` buffers redrawn, inout kept */
+	uint8_t h0[4096], q0[4096];
+	memcpy(h0, in->bufs[2].data, in->bufs[2].bytes);
+	memcpy(q0, in->bufs[3].data, in->bufs[3].bytes);
+	assert_int_equal(kiln_inputs_step(in, t, 0), 0);
+	assert_true(in->scalars[1] == 1 && in->scalars[0] == 0.5);
+	assert_int_equal(kiln_inputs_step(in, t, 2), 0);
+	assert_true(in->scalars[1] == 3);
+	assert_memory_equal(h0, in->bufs[2].data, in->bufs[2].bytes);
+	assert_memory_not_equal(q0, in->bufs[3].data, in->bufs[3].bytes);
+	assert_int_equal(kiln_inputs_step(in, t, 3), KILN_EINVAL);
+	kiln_inputs_free(in);
+	assert_int_equal(kiln_inputs_generate_regime(&in, t, &env, 1, 2), KILN_EINVAL);
+	kiln_target_free(t);
+}
+
 /* ---- the reference ---- */
 
 static int ref_calls;
@@ -999,6 +1107,7 @@ int main(void)
 		cmocka_unit_test(test_targets__plan_malformed),
 		cmocka_unit_test(test_targets__inputs_deterministic),
 		cmocka_unit_test(test_targets__mask_and_garbage),
+		cmocka_unit_test(test_targets__regimes),
 		cmocka_unit_test(test_targets__reference_run),
 		cmocka_unit_test(test_targets__find_and_list),
 		cmocka_unit_test(test_targets__builtin_targets),
