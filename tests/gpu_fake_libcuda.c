@@ -13,6 +13,7 @@
  *   FAKE_CUDA_FAULT=1            every launch faults (FAKE_CUDA_FAULT_KERNEL=name: that kernel's)
  *   FAKE_CUDA_FAULT_CODE=N       the fault's CUresult (default 700, illegal address)
  *   FAKE_CUDA_FAULT_AT=N         only the N-th launch (1-based) of the faulting kernel faults
+ *   FAKE_CUDA_FAULT_MIN_THREADS=N  only launches of at least N threads fault (bench sizes)
  *   FAKE_CUDA_STICKY_AFTER=k     the fault shows k driver calls after the launch (default 0)
  *   FAKE_CUDA_STATIC_SMEM=B      static shared memory of every non-kiln kernel (default 0)
  *   FAKE_CUDA_REGS=R             registers per thread (default 32)
@@ -595,8 +596,10 @@ static void ratio_token(void **params)
 		ratio[i] = mask[i] ? expf(fminf(fmaxf(lnew[i] - lold[i], -20.0f), 20.0f)) : 0.0f;
 }
 
-static int faults(fn *f)
+static int faults(fn *f, unsigned long long threads)
 {
+	if (threads < (unsigned long long)env_num("FAKE_CUDA_FAULT_MIN_THREADS", 0))
+		return 0;
 	const char *all = getenv("FAKE_CUDA_FAULT"), *which = getenv("FAKE_CUDA_FAULT_KERNEL");
 	int on = (all && *all == '1' && !is_kiln_internal(f)) || (which && strcmp(which, f->name) == 0);
 	long at = env_num("FAKE_CUDA_FAULT_AT", 0);
@@ -640,7 +643,7 @@ EXPORT CUresult CUDAAPI cuLaunchKernel(CUfunction func, unsigned gx, unsigned gy
 	double dur = 10.0 + (env_num("FAKE_CUDA_VARY", 0) == 1 ? 0.1 * (double)(launches % 5) : 0.0);
 	cupti_kernel(gpu_clock_us, dur);
 	gpu_clock_us += dur;
-	if (faults(f)) {
+	if (faults(f, threads * gx * gy * gz)) {
 		pending = (CUresult)env_num("FAKE_CUDA_FAULT_CODE", CUDA_ERROR_ILLEGAL_ADDRESS);
 		pending_calls = env_num("FAKE_CUDA_STICKY_AFTER", 0);
 		return CUDA_SUCCESS; /* asynchronous: the error shows later */

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "agent/agent_int.h"
 #include "compile/compile.h"
 #include "profile/profile.h"
 #include "targets/targets.h"
@@ -273,6 +274,40 @@ static void test_gpu_fake__fault_while_timing_names_the_launch(void **state)
 	in_child(case_timing_fault, env);
 }
 
+/* The search's evaluation: a kernel that passes verification and faults only at the bench
+ * size fails with the fault as its verdict (check "bounds"), not as "could not run". */
+static void case_eval_fault_is_the_verdict(void)
+{
+	kiln_eval ev;
+	load_target();
+	kiln_eval_job job = {0};
+	job.target = target;
+	job.source = src;
+	char *pj = NULL;
+	size_t len;
+	CHECK(kiln_file_read(&pj, &len, target->launch_path, 0) == 0);
+	job.launch_json = pj;
+	job.device = "cuda";
+	job.arch = "sm_90";
+	job.nseeds = 1;
+	job.threads = 1;
+	job.timing_seed = 1;
+	job.timeout_s = 120;
+	CHECK(kiln_eval_run(&ev, &job) == 0);
+	CHECK(ev.outcome == KILN_OUT_FAILED && ev.has_verify);
+	CHECK(ev.failed_check && strcmp(ev.failed_check, "bounds") == 0);
+	CHECK(ev.message && strstr(ev.message, "while timed at the bench size") && strstr(ev.message, "timing rep 0, launch 0"));
+	kiln_eval_free(&ev);
+	free(pj);
+}
+
+static void test_gpu_fake__eval_fault_while_timed_is_the_verdict(void **state)
+{
+	(void)state;
+	const char *env[] = {"FAKE_CUDA_FAULT_KERNEL", "ratio_token", "FAKE_CUDA_FAULT_MIN_THREADS", "60000", NULL};
+	in_child(case_eval_fault_is_the_verdict, env);
+}
+
 typedef long (*stat_fn)(const char *);
 
 static void case_timing_events(void)
@@ -395,6 +430,7 @@ int main(void)
 		cmocka_unit_test(test_gpu_fake__sticky_fault_first_error_wins),
 		cmocka_unit_test(test_gpu_fake__every_sticky_code_poisons),
 		cmocka_unit_test(test_gpu_fake__fault_while_timing_names_the_launch),
+		cmocka_unit_test(test_gpu_fake__eval_fault_while_timed_is_the_verdict),
 		cmocka_unit_test(test_gpu_fake__timing_on_events_warm_up_clock_flush),
 		cmocka_unit_test(test_gpu_fake__cupti_by_correlation_never_mixed),
 		cmocka_unit_test(test_gpu_fake__cupti_without_records_falls_back_whole),
