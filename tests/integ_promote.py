@@ -96,11 +96,15 @@ def manifest_checks(wd, out_dir, name, m):
         cu = f.read()
     show = kiln_json(wd, "show", m["candidate"]["id"]) or {}
     check(show.get("candidate", {}).get("hash") == m["candidate"]["hash"], "manifest hash = history.db hash")
-    check(show.get("candidate", {}).get("source") == cu, "NAME.cu = the candidate's source")
+    src = show.get("candidate", {}).get("source") or "\0"
+    check(cu.endswith(src), "NAME.cu ends with the candidate's source")
+    for d in m["candidate"]["defines"]:  # every knob value baked in, overridable
+        k, v = d.split("=", 1)
+        check("#ifndef %s\n#define %s %s\n#endif\n" % (k, k, v) in cu[:len(cu) - len(src)], "NAME.cu bakes " + d)
     arch = os.path.join(wd, "archive")
     p = subprocess.run(["git", "-C", arch, "show", m["archive"]["commit"] + ":kernel.cu"], capture_output=True,
                        text=True)
-    check(p.returncode == 0 and p.stdout == cu, "the archive commit holds NAME.cu")
+    check(p.returncode == 0 and p.stdout == src, "the archive commit holds the candidate's source")
     tags = subprocess.run(["git", "-C", arch, "tag", "-l", "promoted/*", "--points-at", m["archive"]["commit"]],
                           capture_output=True, text=True).stdout.split()
     check(set(m["archive"]["tags"]) <= set(tags) and m["archive"]["tags"], "tags point at the commit: %s" % tags)
@@ -118,6 +122,30 @@ def manifest_checks(wd, out_dir, name, m):
         check(k in m, "manifest has " + k)
     with open(os.path.join(out_dir, name + ".fatbin"), "rb") as f:
         check(f.read(4) == b"\x50\xed\x55\xba", "fatbin magic")
+
+
+def fatbin_entries(path):
+    """(ELF archs, PTX archs) of a fatbin: cuobjdump --list-elf/--list-ptx when there, else
+    the container read directly (16-byte header, then entries: kind 1 = PTX, 2 = ELF, the
+    arch at offset 28 of each entry's header)."""
+    cuobjdump = shutil.which("cuobjdump") or os.path.join(CUDA, "bin", "cuobjdump")
+    if os.path.exists(cuobjdump):
+        def listed(flag):
+            out = subprocess.run([cuobjdump, flag, path], capture_output=True, text=True).stdout
+            return sorted(int(w.split(".sm_")[1].split(".")[0].rstrip("af")) for w in out.split() if ".sm_" in w)
+        return listed("--list-elf"), listed("--list-ptx")
+    import struct
+    with open(path, "rb") as f:
+        b = f.read()
+    magic, _, hsize, fsize = struct.unpack_from("<IHHQ", b, 0)
+    check(magic == 0xBA55ED50, "fatbin magic")
+    elfs, ptx, off = [], [], hsize
+    while off < hsize + fsize:
+        kind, _, esize, psize = struct.unpack_from("<HHIQ", b, off)
+        sm = struct.unpack_from("<I", b, off + 28)[0]
+        (elfs if kind == 2 else ptx).append(sm)
+        off += esize + psize
+    return sorted(elfs), sorted(ptx)
 
 
 def fake_checks(wd, ids, tmp):
@@ -156,7 +184,14 @@ def fake_checks(wd, ids, tmp):
     out2 = os.path.join(tmp, "k2")
     m2 = kiln_json(wd, "promote", "adamw", ids["passed_not_best"], "--to", out2, "--name", "adamw_alt")
     if m2:
-        check(m2["archive"]["branch"] is None and m2["archive"]["tags"] == ["promoted/adamw/sm_90/v2"], "detached")
+        check(m2["archive"]["branch"] is None and "promoted/adamw/sm_90/v2" in m2["archive"]["tags"], "detached")
+        # default archs: every toolkit arch from sm_80 up, SASS for each, PTX of the newest
+        check(m2["archs"][0] == "sm_80" and "sm_90" in m2["archs"] and len(m2["archs"]) >= 3, "default archs %s" % m2["archs"])
+        elfs, ptx = fatbin_entries(os.path.join(out2, "adamw_alt.fatbin"))
+        check(elfs == sorted(int(a[3:]) for a in m2["archs"]), "SASS for every arch: %s" % elfs)
+        check(ptx == [max(elfs)], "PTX for the newest: %s" % ptx)
+        ver = m2["verification"]
+        check(sorted(ver["archs"] + list(ver["same_ptx_as"])) == sorted(m2["archs"]), "every arch verified or covered")
         manifest_checks(wd, out2, "adamw_alt", m2)
         tip = subprocess.run(["git", "-C", os.path.join(wd, "archive"), "rev-parse", "adamw/sm_90"],
                              capture_output=True, text=True).stdout.strip()
