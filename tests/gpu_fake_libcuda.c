@@ -9,6 +9,7 @@
  * a virtual GPU clock and are complete only once synchronized. The same library exports a
  * fake libcupti (point $KILN_LIBCUPTI at it): kernel and external-correlation activity
  * records, with dropped, zero-timestamp, inverted and out-of-order records on request.
+ * Module images may also be fatbins (promoted headers load them).
  * Environment (read at each call):
  *   FAKE_CUDA_FAULT=1            every launch faults (FAKE_CUDA_FAULT_KERNEL=name: that kernel's)
  *   FAKE_CUDA_FAULT_CODE=N       the fault's CUresult (default 700, illegal address)
@@ -210,15 +211,49 @@ static int load_ptx(CUmodule m, const char *s)
 	return found;
 }
 
+/* A fatbin (as `kiln promote` writes): 16-byte header, then entries (kind 1 PTX, 2 ELF;
+ * header size at 4, payload size at 8, arch at 28). The device's sm_90 ELF, else the PTX. */
+static const uint8_t *fatbin_pick(const uint8_t *b, int *is_elf)
+{
+	uint16_t hsize;
+	uint64_t fsize;
+	const uint8_t *ptx = NULL;
+	memcpy(&hsize, b + 6, 2);
+	memcpy(&fsize, b + 8, 8);
+	for (uint64_t off = hsize; off < hsize + fsize;) {
+		uint16_t kind;
+		uint32_t esize, arch;
+		uint64_t psize;
+		memcpy(&kind, b + off, 2);
+		memcpy(&esize, b + off + 4, 4);
+		memcpy(&psize, b + off + 8, 8);
+		memcpy(&arch, b + off + 28, 4);
+		if (kind == 2 && arch == 90) {
+			*is_elf = 1;
+			return b + off + esize;
+		}
+		if (kind == 1)
+			ptx = b + off + esize;
+		off += esize + psize;
+	}
+	*is_elf = 0;
+	return ptx;
+}
+
 EXPORT CUresult CUDAAPI cuModuleLoadData(CUmodule *m, const void *image)
 {
 	CUresult r = gate();
 	if (r)
 		return r;
 	const uint8_t *b = image;
+	uint32_t magic;
+	int elf = memcmp(b, "\x7f" "ELF", 4) == 0;
+	memcpy(&magic, b, 4);
+	if (magic == 0xBA55ED50u && !(b = fatbin_pick(b, &elf)))
+		return CUDA_ERROR_NO_BINARY_FOR_GPU;
 	CUmodule mod = (CUmodule)next_mod;
 	next_mod += 0x10;
-	int n = memcmp(b, "\x7f" "ELF", 4) == 0 ? load_elf(mod, b) : load_ptx(mod, image);
+	int n = elf ? load_elf(mod, b) : load_ptx(mod, (const char *)b);
 	if (n <= 0)
 		return CUDA_ERROR_INVALID_IMAGE;
 	*m = mod;
@@ -351,6 +386,7 @@ EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d) { *c 
 EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice d) { (void)d; return CUDA_SUCCESS; }
 EXPORT CUresult CUDAAPI cuCtxSetCurrent(CUcontext c) { (void)c; return gate(); }
 EXPORT CUresult CUDAAPI cuCtxSynchronize(void) { return gate_sync(); }
+EXPORT CUresult CUDAAPI cuCtxGetDevice(CUdevice *d) { *d = 0; return gate(); }
 
 /* ---- memory ---- */
 

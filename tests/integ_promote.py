@@ -198,6 +198,147 @@ def fake_checks(wd, ids, tmp):
         check(tip == m["archive"]["commit"], "the branch tip did not move")
 
 
+BIG_CU = r"""// adamw in two launches: m, v and the update u (scratch) over an sm_count grid, each
+// gradient staged through 64 KiB of dynamic shared memory; then p from u, ITEMS per thread.
+#ifndef BLOCK
+#define BLOCK 256
+#endif
+#ifndef ITEMS
+#define ITEMS 1
+#endif
+extern "C" __global__ void __launch_bounds__(BLOCK)
+adamw_mv(const float *g, float *m, float *v, float *u, float lr, float beta1, float beta2, float eps, int step,
+         long long n)
+{
+    extern __shared__ float stage[];
+    const float bc1 = 1.0f - powf(beta1, (float)step);
+    const float sqrt_bc2 = sqrtf(1.0f - powf(beta2, (float)step));
+    const float step_size = lr / bc1;
+    for (long long i = (long long)blockIdx.x * BLOCK + threadIdx.x; i < n; i += (long long)gridDim.x * BLOCK) {
+        stage[threadIdx.x] = g[i];
+        const float gi = stage[threadIdx.x];
+        const float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        u[i] = step_size * mi / (sqrtf(vi) / sqrt_bc2 + eps);
+    }
+}
+extern "C" __global__ void __launch_bounds__(BLOCK)
+adamw_p(float *p, const float *u, float lr, float weight_decay, long long n)
+{
+    const long long base = (long long)blockIdx.x * (BLOCK * ITEMS) + threadIdx.x;
+    for (int k = 0; k < ITEMS; k++) {
+        const long long i = base + (long long)k * BLOCK;
+        if (i >= n)
+            return;
+        float pi = p[i];
+        pi -= lr * weight_decay * pi;
+        pi -= u[i];
+        p[i] = pi;
+    }
+}
+"""
+
+BIG_LAUNCH = {
+    "launches": [
+        {"kernel": "adamw_mv", "grid": ["sm_count*2"], "block": ["BLOCK"], "shared_bytes": "65536",
+         "args": ["g", "m", "v", "u", "lr", "beta1", "beta2", "eps", "step", "n"]},
+        {"kernel": "adamw_p", "grid": ["ceil_div(n, BLOCK*ITEMS)"], "block": ["BLOCK"], "shared_bytes": "0",
+         "args": ["p", "u", "lr", "weight_decay", "n"]}],
+    "scratch": [{"name": "u", "dtype": "f32", "count": "n"}], "nvrtc_flags": []}
+
+# Launches the promoted header against the strict fake driver (tests/gpu_fake_libcuda.c):
+# it loads the fatbin's sm_90 ELF, refuses > 48 KiB of dynamic shared memory without the
+# opt-in, and checks grid/block limits and kernel names.
+BIG_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "adamw_big.h"
+int main(int argc, char **argv)
+{
+	CUdevice dev;
+	CUcontext ctx;
+	CUmodule mod;
+	CUdeviceptr b[4], s;
+	long long n = 100000;
+	static char fb[1 << 22];
+	FILE *f = argc > 1 ? fopen(argv[1], "rb") : NULL;
+	if (!f || fread(fb, 1, sizeof(fb), f) == 0)
+		return 2;
+	fclose(f);
+	if (cuInit(0) != CUDA_SUCCESS || cuDeviceGet(&dev, 0) != CUDA_SUCCESS ||
+	    cuDevicePrimaryCtxRetain(&ctx, dev) != CUDA_SUCCESS || cuCtxSetCurrent(ctx) != CUDA_SUCCESS)
+		return 3;
+	if (adamw_big_load(&mod, fb) != CUDA_SUCCESS)
+		return 4;
+	for (int i = 0; i < 4; i++)
+		if (cuMemAlloc(&b[i], (size_t)n * 4) != CUDA_SUCCESS)
+			return 5;
+	if (cuMemAlloc(&s, adamw_big_scratch_bytes(n)) != CUDA_SUCCESS)
+		return 6;
+	CUresult r = adamw_big_launch(mod, NULL, b[0], b[1], b[2], b[3], 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 10, n, s);
+	printf("launch %d scratch %zu\n", (int)r, adamw_big_scratch_bytes(n));
+	return r == CUDA_SUCCESS ? 0 : 7;
+}
+"""
+
+
+def add_candidate(wd, like, source, launch, knobs):
+    """A passed candidate in like's run: a copy of row like with another kernel."""
+    import hashlib
+    import sqlite3
+    con = sqlite3.connect(os.path.join(wd, "history.db"))
+    cols = [r[1] for r in con.execute("PRAGMA table_info(candidates)")]
+    row = dict(zip(cols, con.execute("SELECT * FROM candidates WHERE id = ?", (like,)).fetchone()))
+    row.update(id=None, iteration=900, node_id=None, parent_id=None, source=source, launch=json.dumps(launch),
+               knobs=json.dumps(knobs), source_hash=hashlib.sha256(source.encode()).hexdigest(),
+               hash=hashlib.sha256((source + json.dumps(launch)).encode()).hexdigest(), llm_call_id=None)
+    cur = con.execute("INSERT INTO candidates (%s) VALUES (%s)" % (",".join(cols), ",".join("?" * len(cols))),
+                      [row[c] for c in cols])
+    con.commit()
+    con.close()
+    return cur.lastrowid
+
+
+def big_kernel_checks(wd, ids, tmp):
+    """Done-when of issue 19: > 48 KiB dynamic shared memory, scratch, two launches and an
+    sm_count grid; the header compiles as C and C++ with -Wall -Wextra -Werror and launches
+    against the fake driver; the fatbin holds SASS for sm_80..newest."""
+    cid = add_candidate(wd, ids["passed_not_best"], BIG_CU, BIG_LAUNCH, {"BLOCK": 256, "ITEMS": 2})
+    out = os.path.join(tmp, "big")
+    m = kiln_json(wd, "promote", "adamw", str(cid), "--to", out, "--name", "adamw_big", "--seeds", "2")
+    if not m:
+        return
+    with open(os.path.join(out, "adamw_big.cu")) as f:
+        check("#define ITEMS 2\n" in f.read(), "the .cu bakes ITEMS=2 (the header's grid assumes it)")
+    elfs, ptx = fatbin_entries(os.path.join(out, "adamw_big.fatbin"))
+    check(elfs and elfs[0] == 80 and elfs == sorted(int(a[3:]) for a in m["archs"]) and ptx == [elfs[-1]],
+          "SASS for sm_80..newest, PTX for the newest: %s %s" % (elfs, ptx))
+    with open(os.path.join(out, "adamw_big.h")) as f:
+        h = f.read()
+    check("CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES" in h, "the header opts in to > 48 KiB shared memory")
+    fake = os.path.join(os.environ.get("KILN_BUILD_ROOT", ""), "tests", "libcuda.so.1")
+    if not shutil.which("gcc") or not shutil.which("g++") or not os.path.exists(fake):
+        print("note: gcc/g++ or the fake driver missing; the big header was not built")
+        return
+    c = os.path.join(tmp, "use_big.c")
+    with open(c, "w") as f:
+        f.write(BIG_MAIN)
+    for cc, std in (("gcc", "-std=c11"), ("g++", "-std=c++17")):
+        exe = os.path.join(tmp, "use_big_" + cc.replace("+", "p"))
+        cmd = [cc, std, "-Wall", "-Wextra", "-Werror", "-I", out, "-I", os.path.join(CUDA, "include"),
+               "-x", "c" if cc == "gcc" else "c++", c, "-x", "none", "-o", exe, fake]
+        p = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+        check(p.returncode == 0, "%s: %s" % (" ".join(cmd), p.stderr[-3000:]))
+        if p.returncode:
+            continue
+        r = subprocess.run([exe, os.path.join(out, "adamw_big.fatbin")], capture_output=True, text=True,
+                           env=dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(fake)))
+        check(r.returncode == 0 and "launch 0 scratch 400128" in r.stdout,
+              "%s: the header launches on the fake driver: exit %d %r" % (cc, r.returncode, r.stdout + r.stderr))
+
+
 def real_checks(wd, tmp):
     runs = kiln_json(wd, "runs") or []
     best = [r for r in runs if r.get("best_candidate")]
@@ -221,6 +362,7 @@ def main():
     try:
         if ids:
             fake_checks(wd, ids, tmp)
+            big_kernel_checks(wd, ids, tmp)
         else:
             real_checks(wd, tmp)
     finally:
