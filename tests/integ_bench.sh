@@ -129,6 +129,13 @@ if [ -f "$fake" ]; then
 	ok=$(json_get "$tmp/cc.json" 'j["ranking"] == ["'"$tmp/good.cu"'"] and j["candidates"][0]["verdict"]["check"] == "bounds" and "Fake H100" in j["device"]' 2>&1)
 	[ $rc -eq 1 ] && [ "$ok" = True ] && echo "ok   --compare on a GPU: one child per candidate" ||
 		{ echo "FAIL --compare on the fake GPU: exit $rc ok=$ok"; cat "$tmp/cc.err"; fail=1; }
+	# kiln doctor names the timing source and why
+	out=$(KILN_LIBCUDA="$fake" KILN_LIBCUPTI="$fake" "$KILN_BIN" doctor 2>&1)
+	echo "$out" | grep -q "timing:      measured, CUPTI kernel records from $fake" && echo "$out" | grep -q "gpu:         Fake H100" &&
+		echo "ok   doctor: CUPTI from \$KILN_LIBCUPTI" || { echo "FAIL doctor with CUPTI: $out"; fail=1; }
+	out=$(KILN_LIBCUDA="$fake" KILN_LIBCUPTI=/nonexistent/libcupti.so "$KILN_BIN" doctor 2>&1)
+	echo "$out" | grep -q "timing:      measured, KILN_LIBCUPTI=/nonexistent/libcupti.so does not load as libcupti; CUDA events" &&
+		echo "ok   doctor: CUDA events and why" || { echo "FAIL doctor without CUPTI: $out"; fail=1; }
 	# --gpu-index: the ordinal among the visible GPUs, name recorded
 	out=$(KILN_LIBCUDA="$fake" KILN_NO_CUPTI=1 FAKE_CUDA_DEVICES=2 FAKE_CUDA_RATIO_TOKEN=1 "$KILN_BIN" bench ratio_token \
 		--device cuda --gpu-index 1 2>&1); rc=$?
