@@ -233,10 +233,13 @@ kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln
  * checked against the reference), each launch's counters are extrapolated by the
  * target's traffic expression to the first bench size and modeled on GPU spec `gpu`
  * (profile/cost): deterministic, labelled modeled. cuda: compiled to a cubin for the
- * device's sm, run at the first bench size with warm-up, an L2 flush before every rep,
- * rotated input copies, CUPTI kernel durations (CUDA events as the fallback), repeated
- * until the relative standard error of the median is < 1% or max_seconds. cuda does not
- * verify: call kiln_verify first (kiln bench and the search loop do). */
+ * device's sm, run at the first bench size with >= 200 ms of warm-up (until the SM clock
+ * settles), a write-then-read 2x L2 flush before every rep, rotated input copies, each
+ * launch synchronized; one source per measurement (CUPTI records matched by correlation
+ * id, else CUDA events: timing.source_why says which), repeated until the relative
+ * standard error of the median is < 1% or max_seconds. A fault while timed is KILN_EFAULT
+ * (kiln_device_last_fault names the rep and launch; the device is then unusable). cuda
+ * does not verify: call kiln_verify first (kiln bench and the search loop do). */
 typedef struct kiln_time_options {
 	const kiln_target *target;     /* required */
 	const char *source;            /* required */
