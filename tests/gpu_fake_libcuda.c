@@ -600,9 +600,7 @@ EXPORT CUptiResult CUPTIAPI cuptiActivityFlushAll(uint32_t flag)
 			memcpy(buf + used, src, sz);
 			used += sz;
 		}
-		if (rev) /* the untaken ones are the oldest */
-			memmove(cupti.q, cupti.q, (cupti.nq - taken) * sizeof(*cupti.q));
-		else
+		if (!rev) /* reversed, the untaken ones are the oldest: already at the front */
 			memmove(cupti.q, cupti.q + taken, (cupti.nq - taken) * sizeof(*cupti.q));
 		cupti.nq -= taken;
 		cupti.comp(NULL, 0, buf, size, used);
