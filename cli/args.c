@@ -112,3 +112,15 @@ bool kiln_cli_threads(size_t *out, const char *cmd, const char *flag_value)
 	*out = (size_t)n;
 	return true;
 }
+
+bool kiln_cli_gpu_index(const char *cmd, const char *value)
+{
+	if (!value)
+		return true;
+	if (!*value || strspn(value, "0123456789") != strlen(value) || strlen(value) > 6) {
+		fprintf(stderr, "kiln %s: --gpu-index '%s': expected a GPU ordinal (0, 1, ...)\n", cmd, value);
+		return false;
+	}
+	setenv("KILN_GPU_INDEX", value, 1); /* read by the cuda backend, here and in every child */
+	return true;
+}

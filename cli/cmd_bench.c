@@ -411,12 +411,8 @@ int kiln_cmd_bench(int argc, char **argv)
 		return rc;
 	if (!kiln_cli_threads(&b.threads, "bench", threads_s))
 		return KILN_EXIT_USAGE;
-	if (gpu_index && (!*gpu_index || strspn(gpu_index, "0123456789") != strlen(gpu_index))) {
-		fprintf(stderr, "kiln bench: --gpu-index '%s': expected a GPU ordinal (0, 1, ...)\n", gpu_index);
+	if (!kiln_cli_gpu_index("bench", gpu_index))
 		return KILN_EXIT_USAGE;
-	}
-	if (gpu_index) /* read by the cuda backend, here and in every child */
-		setenv("KILN_GPU_INDEX", gpu_index, 1);
 	rc = KILN_EXIT_ERROR;
 	if ((e = kiln_target_find(&t, pos[0], tdir)))
 		goto fail;

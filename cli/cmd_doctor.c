@@ -13,14 +13,16 @@
 
 static const char usage_line[] = "kiln doctor [--workdir DIR]";
 
-static void report_timing(bool gpu)
+/* probed: kiln_device_cuda_probe's answer, asked before this process touched CUDA (a
+ * probe forked after cuInit would find CUDA unusable in its child). */
+static void report_timing(bool gpu, bool probed, const char *name)
 {
-	char path[512], why[320], name[240];
+	char path[512], why[320];
 	if (!gpu) {
 		printf("timing:      modeled (cost model on emulator counters): no usable GPU\n");
 		return;
 	}
-	if (kiln_device_cuda_probe(name, sizeof(name)))
+	if (probed)
 		printf("gpu:         %s (index %s of the visible GPUs%s)\n", name,
 		       getenv("KILN_GPU_INDEX") ? getenv("KILN_GPU_INDEX") : "0",
 		       getenv("CUDA_VISIBLE_DEVICES") ? "; CUDA_VISIBLE_DEVICES is set" : "");
@@ -74,7 +76,9 @@ int kiln_cmd_doctor(int argc, char **argv)
 	unsigned jmaj = 0, jmin = 0;
 	if (nvJitLinkVersion(&jmaj, &jmin) == NVJITLINK_SUCCESS)
 		printf("nvJitLink:   %u.%u\n", jmaj, jmin);
-	report_timing(report_driver());
+	char name[240];
+	bool probed = kiln_device_cuda_probe(name, sizeof(name));
+	report_timing(report_driver(), probed, name);
 	kiln_cli_llm_doctor();
 	const char *wd = kiln_cli_workdir(workdir);
 	char *db = kiln_path_join(wd, "history.db");

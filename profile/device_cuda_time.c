@@ -293,7 +293,8 @@ static void cupti_batch(const cuda_dev *d, size_t first, size_t n, size_t kpr, d
 	*dropped += cupti_dropped(d);
 	for (size_t i = 0; i < n; i++)
 		us[i] = 0;
-	qsort(cupti.x, cupti.nx, sizeof(xrec), cmp_x);
+	if (cupti.nx)
+		qsort(cupti.x, cupti.nx, sizeof(xrec), cmp_x);
 	for (size_t i = 0; i < cupti.nk; i++) {
 		xrec key = {cupti.k[i].corr, 0};
 		const xrec *x = cupti.nx ? bsearch(&key, cupti.x, cupti.nx, sizeof(xrec), cmp_x) : NULL;

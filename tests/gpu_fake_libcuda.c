@@ -27,7 +27,8 @@
  *   kernel record is dropped (counted) / has start 0 / has end < start; FAKE_CUPTI_REVERSE=1
  *   delivers records in reverse order. CUPTI durations are the kernel's minus 1 us, so a
  *   test can tell them from event times.
- * fake_cuda_stat(name) returns counters for tests ("launches", "l2_reads", "syncs", ...). */
+ * fake_cuda_stat(name) returns counters for tests ("launches", "l2_reads", "syncs", ...);
+ * fake_cuda_ops() the last operations as letters (see op()). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,6 +72,26 @@ static CUresult gate_sync(void)
 	if (!sticky && pending)
 		sticky = pending;
 	return gate();
+}
+
+/* The last operations, one letter each: M cuMemsetD32, F cuMemsetD32Async, R kiln_l2_read,
+ * C kiln_clock_probe, K any other kernel. */
+static char ops[256];
+static size_t nops;
+
+static void op(char c)
+{
+	if (nops + 1 == sizeof(ops)) {
+		memmove(ops, ops + 128, nops - 128);
+		nops -= 128;
+	}
+	ops[nops++] = c;
+	ops[nops] = 0;
+}
+
+EXPORT const char *fake_cuda_ops(void)
+{
+	return ops;
 }
 
 EXPORT long fake_cuda_stat(const char *name)
@@ -428,7 +449,7 @@ EXPORT CUresult CUDAAPI cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n)
 
 static double gpu_clock_us; /* the virtual GPU clock: advances with each kernel */
 
-EXPORT CUresult CUDAAPI cuMemsetD32_v2(CUdeviceptr d, unsigned int v, size_t n)
+static CUresult memset32(CUdeviceptr d, unsigned int v, size_t n, char what)
 {
 	CUresult r = gate();
 	if (r)
@@ -437,14 +458,17 @@ EXPORT CUresult CUDAAPI cuMemsetD32_v2(CUdeviceptr d, unsigned int v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		p[i] = v;
 	memsets++;
+	op(what);
 	gpu_clock_us += 1;
 	return CUDA_SUCCESS;
 }
 
+EXPORT CUresult CUDAAPI cuMemsetD32_v2(CUdeviceptr d, unsigned int v, size_t n) { return memset32(d, v, n, 'M'); }
+
 EXPORT CUresult CUDAAPI cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s)
 {
 	(void)s;
-	return cuMemsetD32_v2(d, v, n);
+	return memset32(d, v, n, 'F');
 }
 
 /* ---- fake libcupti: records collected at each launch, delivered at flush ---- */
@@ -645,7 +669,9 @@ static void internal_kernel(const fn *f, void **params)
 {
 	if (strcmp(f->name, "kiln_l2_read") == 0) {
 		l2_reads++;
+		op('R');
 	} else if (strcmp(f->name, "kiln_clock_probe") == 0) {
+		op('C');
 		uint64_t *out = *(uint64_t **)params[0];
 		double mhz = (double)env_num("FAKE_CUDA_SM_MHZ", 1755);
 		out[1] = 100000;                           /* ns of globaltimer */
@@ -686,6 +712,7 @@ EXPORT CUresult CUDAAPI cuLaunchKernel(CUfunction func, unsigned gx, unsigned gy
 		internal_kernel(f, params);
 		return CUDA_SUCCESS;
 	}
+	op('K');
 	const char *rt = getenv("FAKE_CUDA_RATIO_TOKEN");
 	long stop = env_num("FAKE_CUDA_STOP_AFTER", 0);
 	if (rt && *rt == '1' && !(stop > 0 && launches > stop) && f->nparams == 6)

@@ -330,6 +330,31 @@ static void case_timing_events(void)
 	kiln_device_free(d);
 }
 
+/* A plan with a scratch buffer: per rep the scratch is poisoned (M), then the L2 flushed
+ * (write F, read R), then the kernel (K): the poison's dirty lines are flushed too. */
+static void case_scratch_before_flush(void)
+{
+	kiln_device *d = open_fake();
+	kiln_timing tm;
+	const char *(*ops)(void) = (const char *(*)(void))(uintptr_t)dlsym(dlopen(fake, RTLD_NOW | RTLD_NOLOAD), "fake_cuda_ops");
+	load_target();
+	kiln_plan_free(plan);
+	static const char pj[] = "{\"launches\": [{\"kernel\": \"ratio_token\", \"grid\": [\"ceil_div(B*T, BLOCK*ITEMS)\"],"
+				 " \"block\": [\"BLOCK\"], \"args\": [\"logp_new\", \"logp_old\", \"mask\", \"ratio\", \"B\", \"T\"]}],"
+				 " \"scratch\": [{\"name\": \"tmp\", \"dtype\": \"f32\", \"count\": \"B\"}]}";
+	CHECK(kiln_plan_parse(&plan, pj, strlen(pj), target, "scratch plan") == 0);
+	CHECK(time_seed(d, &tm) == 0);
+	CHECK(ops && strstr(ops(), "MFRKMFRK") && !strstr(ops(), "FRM"));
+	kiln_timing_free(&tm);
+	kiln_device_free(d);
+}
+
+static void test_gpu_fake__scratch_poisoned_before_the_flush(void **state)
+{
+	(void)state;
+	in_child(case_scratch_before_flush, NULL);
+}
+
 static void test_gpu_fake__timing_on_events_warm_up_clock_flush(void **state)
 {
 	(void)state;
@@ -433,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_gpu_fake__fault_while_timing_names_the_launch),
 		cmocka_unit_test(test_gpu_fake__eval_fault_while_timed_is_the_verdict),
 		cmocka_unit_test(test_gpu_fake__timing_on_events_warm_up_clock_flush),
+		cmocka_unit_test(test_gpu_fake__scratch_poisoned_before_the_flush),
 		cmocka_unit_test(test_gpu_fake__cupti_by_correlation_never_mixed),
 		cmocka_unit_test(test_gpu_fake__cupti_without_records_falls_back_whole),
 		cmocka_unit_test(test_gpu_fake__gpu_index_and_uuid),
