@@ -411,14 +411,41 @@ EXPORT CUresult CUDAAPI cuCtxGetDevice(CUdevice *d) { *d = 0; return gate(); }
 
 /* ---- memory ---- */
 
+/* Live allocations (device memory and events), as the driver tracks them: freeing an
+ * unknown pointer is CUDA_ERROR_INVALID_VALUE, and what a poisoned context keeps stays
+ * reachable (no leak report for memory kiln rightly leaves to the dying process). */
+static void *live[4096];
+
+static int live_add(void *m)
+{
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+		if (!live[i]) {
+			live[i] = m;
+			return 1;
+		}
+	return 0;
+}
+
+static int live_remove(void *m)
+{
+	for (size_t i = 0; m && i < sizeof(live) / sizeof(live[0]); i++)
+		if (live[i] == m) {
+			live[i] = NULL;
+			return 1;
+		}
+	return 0;
+}
+
 EXPORT CUresult CUDAAPI cuMemAlloc_v2(CUdeviceptr *p, size_t n)
 {
 	CUresult r = gate();
 	if (r)
 		return r;
 	void *m = malloc(n ? n : 1);
-	if (!m)
+	if (!m || !live_add(m)) {
+		free(m);
 		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	*p = (CUdeviceptr)(uintptr_t)m;
 	return CUDA_SUCCESS;
 }
@@ -426,9 +453,12 @@ EXPORT CUresult CUDAAPI cuMemAlloc_v2(CUdeviceptr *p, size_t n)
 EXPORT CUresult CUDAAPI cuMemFree_v2(CUdeviceptr p)
 {
 	CUresult r = gate();
-	if (!r)
-		free((void *)(uintptr_t)p);
-	return r;
+	if (r)
+		return r;
+	if (!live_remove((void *)(uintptr_t)p))
+		return CUDA_ERROR_INVALID_VALUE;
+	free((void *)(uintptr_t)p);
+	return CUDA_SUCCESS;
 }
 
 EXPORT CUresult CUDAAPI cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n)
@@ -731,8 +761,10 @@ EXPORT CUresult CUDAAPI cuEventCreate(CUevent *e, unsigned int flags)
 {
 	(void)flags;
 	fake_event *fe = calloc(1, sizeof(*fe));
-	if (!fe)
+	if (!fe || !live_add(fe)) {
+		free(fe);
 		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	*e = (CUevent)fe;
 	return gate();
 }
@@ -774,6 +806,8 @@ EXPORT CUresult CUDAAPI cuEventElapsedTime_v2(float *ms, CUevent a, CUevent b)
 
 EXPORT CUresult CUDAAPI cuEventDestroy_v2(CUevent e)
 {
+	if (!live_remove(e))
+		return CUDA_ERROR_INVALID_HANDLE;
 	free((fake_event *)e);
 	return CUDA_SUCCESS;
 }
