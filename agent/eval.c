@@ -110,6 +110,25 @@ static kiln_err child_compile(cJSON *o, const child_ctx *cc, bool *ok)
 	return 0;
 }
 
+/* A kernel that faults only when timed (at the bench size, after many reps) fails with
+ * the fault as its verdict: the kernel's fault, not "could not run". */
+static kiln_err timing_fault(cJSON *o, kiln_verdict *v, const kiln_device *dev)
+{
+	const kiln_device_fault *f = kiln_device_last_fault(dev);
+	v->pass = false;
+	snprintf(v->check, sizeof(v->check), "%s",
+		 f->kind == KILN_FAULT_OOB || f->kind == KILN_FAULT_MISALIGNED ? "bounds" : "launch");
+	snprintf(v->message, sizeof(v->message), "%s: %s (while timed at the bench size)", kiln_fault_kind_name(f->kind),
+		 kiln_error_last());
+	char *vj = kiln_verdict_to_json(v);
+	if (!vj)
+		return KILN_ENOMEM;
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "verdict");
+	add_raw_json(o, "verdict", vj);
+	free(vj);
+	return 0;
+}
+
 static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device *dev)
 {
 	const kiln_eval_job *j = cc->job;
@@ -148,10 +167,14 @@ static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device
 	to.seed = j->timing_seed;
 	kiln_timing tm;
 	memset(&tm, 0, sizeof tm);
-	if ((e = kiln_time(&tm, &to))) {
+	if ((e = kiln_time(&tm, &to)) == KILN_EFAULT)
+		e = timing_fault(o, &v, dev);
+	if (e) {
 		kiln_timing_free(&tm);
 		return e;
 	}
+	if (!v.pass) /* it faulted while timed: the kernel's failure, recorded as its verdict */
+		return 0;
 	add_timing(o, &tm);
 	kiln_timing_free(&tm);
 	return 0;

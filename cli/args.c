@@ -117,3 +117,15 @@ char *kiln_cli_cache_dir(const char *flag_value)
 {
 	return kiln_path_join(kiln_cli_workdir(flag_value), "cache");
 }
+
+bool kiln_cli_gpu_index(const char *cmd, const char *value)
+{
+	if (!value)
+		return true;
+	if (!*value || strspn(value, "0123456789") != strlen(value) || strlen(value) > 6) {
+		fprintf(stderr, "kiln %s: --gpu-index '%s': expected a GPU ordinal (0, 1, ...)\n", cmd, value);
+		return false;
+	}
+	setenv("KILN_GPU_INDEX", value, 1); /* read by the cuda backend, here and in every child */
+	return true;
+}

@@ -41,6 +41,9 @@ int kiln_cli_fail(const char *cmd, kiln_err e);
 /* Verification threads: --threads VALUE, else $KILN_THREADS, else every online core.
  * A bad value prints "kiln <cmd>: ..." and returns false. */
 bool kiln_cli_threads(size_t *out, const char *cmd, const char *flag_value);
+/* --gpu-index N: checks N (a line on stderr and false when bad) and sets $KILN_GPU_INDEX,
+ * which the cuda backend reads in this process and in every evaluation child; NULL: no-op. */
+bool kiln_cli_gpu_index(const char *cmd, const char *value);
 
 /* The work directory: --workdir, else $KILN_WORKDIR, else ./.kiln. One rule for every
  * command: what it compiles is cached in <workdir>/cache (compile, verify, bench, run,

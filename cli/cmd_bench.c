@@ -2,13 +2,15 @@
  * and, only when it passes, times it: modeled on the emulator or measured on a GPU, with
  * the achieved bandwidth, the roofline fraction, the resource report and the main
  * counters. `--compare A.cu B.cu ...` ranks several candidates in one run (each with
- * A.json next to it, else the target's launch.json). Exit 0 all timed, 1 some candidate
- * failed verification, 3 could not run. */
+ * A.json next to it, else the target's launch.json); on a GPU each candidate runs in its
+ * own child process (a fault ends a CUDA context for good: it costs one row, not the
+ * comparison). Exit 0 all timed, 1 some candidate failed verification, 3 could not run. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "cli/cli.h"
 #include "profile/profile.h"
 
@@ -16,18 +18,19 @@
 
 static const char usage[] =
 	"kiln bench TARGET [--kernel F.cu --launch F.json | --compare A.cu B.cu ...] "
-	"[--device cuda|emu|auto] [--gpu SPEC] [--seed S] [--max-seconds X] [--threads N] [--json] [--targets-dir DIR] "
-	"[--workdir DIR]";
+	"[--device cuda|emu|auto] [--gpu SPEC] [--gpu-index N] [--seed S] [--max-seconds X] [--threads N] [--json] "
+	"[--targets-dir DIR] [--workdir DIR]";
 static const char help[] =
 	"Verifies, then times a kernel (the target's seed.cu unless --kernel/--launch).\n"
 	"  --kernel F.cu       the candidate\n"
 	"  --launch F.json     its launch plan\n"
 	"  --compare A.cu ...  rank several candidates (launch plan: A.json beside A.cu, else\n"
-	"                      the target's launch.json)\n"
+	"                      the target's launch.json); on a GPU each in its own process\n"
 	"  --device KIND       emu, cuda or auto (default auto: cuda when a GPU is usable)\n"
 	"  --gpu SPEC          emu: GPU spec to model (data/gpus.json; default h100_sxm)\n"
 	"  --seed S            input set for the modeled timing runs (default 1)\n"
 	"  --max-seconds X     cuda: time cap per candidate (default 3)\n"
+	"  --gpu-index N       cuda: the GPU ordinal among CUDA_VISIBLE_DEVICES (sets KILN_GPU_INDEX)\n"
 	"  --threads N         verification threads (default $KILN_THREADS, else all cores)\n"
 	"  --json              print the results as JSON\n"
 	"  --targets-dir DIR   where to find TARGET\n"
@@ -113,6 +116,111 @@ done:
 	kiln_plan_free(plan);
 	free(src);
 	return e;
+}
+
+/* ---- --compare on a GPU: one child per candidate ---- */
+
+typedef struct child_arg {
+	cand *c;
+	const bench_cfg *b;
+} child_arg;
+
+/* What comes back from a child: these fields as hex, then each owned string of the timing. */
+typedef struct wire {
+	bool verified, timed;
+	kiln_verdict verdict;
+	kiln_timing timing;
+	char error[400];
+} wire;
+
+static char **wire_strings(kiln_timing *t, size_t i)
+{
+	char **s[] = {&t->samples_json, &t->counters_json, &t->spec_json, &t->breakdown_json, &t->resources_json};
+	return i < KILN_ARRAY_LEN(s) ? s[i] : NULL;
+}
+
+static kiln_err put_hex(kiln_buf *o, const void *p, size_t n)
+{
+	kiln_err e = kiln_buf_puts(o, "|");
+	for (size_t i = 0; !e && i < n; i++)
+		e = kiln_buf_printf(o, "%02x", ((const unsigned char *)p)[i]);
+	return e;
+}
+
+static const char *get_hex(const char *at, void *p, size_t n)
+{
+	if (!at || *at != '|')
+		return NULL;
+	at++;
+	for (size_t i = 0; i < n; i++, at += 2) {
+		unsigned v;
+		if (sscanf(at, "%2x", &v) != 1)
+			return NULL;
+		((unsigned char *)p)[i] = (unsigned char)v;
+	}
+	return at;
+}
+
+static kiln_err bench_child(char **text, void *arg)
+{
+	child_arg *a = arg;
+	bench_cfg b = *a->b;
+	kiln_device *dev = NULL;
+	kiln_buf o = KILN_BUF_INIT;
+	kiln_err e = kiln_device_open(&dev, "cuda", NULL);
+	if (!e) {
+		b.dev = dev;
+		e = run_one(a->c, &b);
+	}
+	if (e && !a->c->error[0])
+		snprintf(a->c->error, sizeof(a->c->error), "%s", kiln_error_last());
+	wire w = {a->c->verified, a->c->timed, a->c->verdict, a->c->timing, ""};
+	snprintf(w.error, sizeof(w.error), "%s", a->c->error);
+	for (size_t i = 0; wire_strings(&w.timing, i); i++)
+		*wire_strings(&w.timing, i) = NULL;
+	e = put_hex(&o, &w, sizeof(w));
+	for (size_t i = 0; !e && wire_strings(&a->c->timing, i); i++) {
+		const char *str = *wire_strings(&a->c->timing, i);
+		e = put_hex(&o, str ? str : "", str ? strlen(str) : 0);
+	}
+	kiln_device_free(dev);
+	*text = e ? NULL : kiln_buf_detach(&o);
+	kiln_buf_free(&o);
+	return *text ? 0 : KILN_ENOMEM;
+}
+
+/* Runs c in a child that opens the GPU itself; what went wrong there is c's error. */
+static void run_in_child(cand *c, const bench_cfg *b)
+{
+	child_arg a = {c, b};
+	kiln_child_result r;
+	wire w;
+	if (kiln_child_run(&r, bench_child, &a, 1800)) {
+		snprintf(c->error, sizeof(c->error), "%s", kiln_error_last());
+		return;
+	}
+	const char *at = get_hex(r.text, &w, sizeof(w));
+	for (size_t i = 0; at && wire_strings(&w.timing, i); i++) {
+		const char *end = strchr(at + 1, '|');
+		size_t len = (size_t)((end ? end : at + strlen(at)) - at - 1) / 2;
+		char **dst = wire_strings(&w.timing, i);
+		*dst = kiln_calloc(1, len + 1);
+		at = *dst ? get_hex(at, *dst, len) : NULL;
+	}
+	if (at) {
+		c->verified = w.verified;
+		c->timed = w.timed;
+		c->verdict = w.verdict;
+		c->timing = w.timing;
+		snprintf(c->error, sizeof(c->error), "%s", w.error);
+	} else {
+		kiln_timing_free(&w.timing);
+		if (r.timed_out)
+			snprintf(c->error, sizeof(c->error), "its evaluation did not finish within 1800 s (killed)");
+		else
+			snprintf(c->error, sizeof(c->error), "its evaluation process died (signal %d, exit %d)", r.signal, r.exit_code);
+	}
+	kiln_child_result_free(&r);
 }
 
 static double counter(const cJSON *launch, const char *name)
@@ -248,12 +356,12 @@ static void print_ranking(const cand *cs, const size_t *order, size_t m)
 	}
 }
 
-static void print_json(const kiln_target *t, const kiln_device *dev, const cand *cs, size_t n, const size_t *order,
+static void print_json(const kiln_target *t, const char *device, const cand *cs, size_t n, const size_t *order,
 		       size_t m)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "target", t->name);
-	cJSON_AddStringToObject(o, "device", kiln_device_info_get(dev)->name);
+	cJSON_AddStringToObject(o, "device", device);
 	cJSON *a = cJSON_AddArrayToObject(o, "candidates"), *r = cJSON_AddArrayToObject(o, "ranking");
 	for (size_t i = 0; i < n; i++)
 		cJSON_AddItemToArray(a, cand_json(&cs[i]));
@@ -288,7 +396,7 @@ static int parse_numbers(const char *seed_s, const char *max_s, bench_cfg *b)
 int kiln_cmd_bench(int argc, char **argv)
 {
 	const char *kernel = NULL, *launch = NULL, *device = "auto", *tdir = NULL, *seed_s = NULL, *max_s = NULL;
-	const char *threads_s = NULL;
+	const char *threads_s = NULL, *gpu_index = NULL;
 	bool json = false, compare = false;
 	const char *pos[MAX_CANDS + 1];
 	int npos = 0, exit_now = KILN_EXIT_OK, rc = KILN_EXIT_ERROR;
@@ -303,7 +411,8 @@ int kiln_cmd_bench(int argc, char **argv)
 		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"device", 1, &device, NULL},
 		{"gpu", 1, &b.gpu, NULL}, {"seed", 1, &seed_s, NULL}, {"max-seconds", 1, &max_s, NULL},
 		{"json", 0, NULL, &json}, {"compare", 0, NULL, &compare}, {"targets-dir", 1, &tdir, NULL},
-		{"threads", 1, &threads_s, NULL}, {"workdir", 1, &workdir, NULL}, {0, 0, 0, 0},
+		{"threads", 1, &threads_s, NULL}, {"workdir", 1, &workdir, NULL}, {"gpu-index", 1, &gpu_index, NULL},
+		{0, 0, 0, 0},
 	};
 	if (!kiln_cli_parse(argc, argv, opts, pos, MAX_CANDS + 1, &npos, usage, help, &exit_now))
 		return exit_now;
@@ -319,6 +428,8 @@ int kiln_cmd_bench(int argc, char **argv)
 	if ((rc = parse_numbers(seed_s, max_s, &b)) >= 0)
 		return rc;
 	if (!kiln_cli_threads(&b.threads, "bench", threads_s))
+		return KILN_EXIT_USAGE;
+	if (!kiln_cli_gpu_index("bench", gpu_index))
 		return KILN_EXIT_USAGE;
 	rc = KILN_EXIT_ERROR;
 	if (!(b.cache_dir = kiln_cli_cache_dir(workdir))) {
@@ -336,18 +447,30 @@ int kiln_cmd_bench(int argc, char **argv)
 		cs[i].kernel = compare ? pos[i + 1] : kernel ? kernel : t->seed_path;
 		cs[i].launch = compare ? plan_for(&cs[i], t) : launch ? launch : t->launch_path;
 	}
-	if ((e = kiln_device_open(&dev, device, NULL)))
-		goto fail;
-	if (kiln_device_info_get(dev)->note[0])
-		fprintf(stderr, "kiln bench: %s\n", kiln_device_info_get(dev)->note);
 	b.t = t;
-	b.dev = dev;
-	for (size_t i = 0; i < n; i++)
-		if ((e = run_one(&cs[i], &b)))
+	/* comparing on a GPU: never touch CUDA here, each candidate opens it in its child */
+	char gpu_name[240] = "";
+	bool children = compare && strcmp(device, "emu") != 0 &&
+			(strcmp(device, "cuda") == 0 || kiln_device_cuda_probe(gpu_name, sizeof(gpu_name)));
+	if (children) {
+		for (size_t i = 0; i < n; i++)
+			run_in_child(&cs[i], &b);
+		for (size_t i = 0; i < n && !gpu_name[0]; i++)
+			snprintf(gpu_name, sizeof(gpu_name), "%s", cs[i].timing.device);
+	} else {
+		if ((e = kiln_device_open(&dev, device, NULL)))
 			goto fail;
+		if (kiln_device_info_get(dev)->note[0])
+			fprintf(stderr, "kiln bench: %s\n", kiln_device_info_get(dev)->note);
+		snprintf(gpu_name, sizeof(gpu_name), "%s", kiln_device_info_get(dev)->name);
+		b.dev = dev;
+		for (size_t i = 0; i < n; i++)
+			if ((e = run_one(&cs[i], &b)))
+				goto fail;
+	}
 	m = rank(order, cs, n);
 	if (json) {
-		print_json(t, dev, cs, n, order, m);
+		print_json(t, gpu_name, cs, n, order, m);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			print_one(&cs[i], t);

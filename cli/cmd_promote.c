@@ -1,10 +1,11 @@
 /* kiln promote TARGET [CANDIDATE] --to DIR: takes a candidate (default: the fastest best
- * of the target's runs) into a user's build. It first re-verifies it on the emulator with
- * fresh seeds and every check (bounds, initcheck, races, ...), then once at the bench size
- * (the largest that fits in memory), and refuses a failing one with the reason; then compiles a fatbin for --arch, writes <name>.cu, <name>.h (a C launch
- * function: grid/block computed from launch.json as C expressions), <name>.fatbin and the
- * <name>.json provenance manifest, and tags the archive commit promoted/<target>/<arch>/vN
- * (a candidate that was never a new best gets a detached commit first). */
+ * of the target's runs) into a user's build. It compiles a fatbin (default: SASS for every
+ * toolkit arch from sm_80 up, PTX of the newest), re-verifies the candidate on the emulator
+ * with fresh seeds and every check once per distinct PTX, then once at the bench size, and
+ * refuses a failing one with the reason; then writes <name>.cu (knob values baked in),
+ * <name>.h (a C/C++ launch function: grid/block from launch.json as C expressions, the
+ * shared-memory opt-in when needed), <name>.fatbin and the <name>.json manifest, and tags
+ * the archive commit promoted/<target>/<arch>/vN (detached commit for a non-best). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #include "compile/compile.h"
 #include "profile/profile.h"
 
-#define MAX_ARCHS 8
+#define MAX_ARCHS 24
 #define MAX_DEFINES 48
 
 static const char usage[] = "kiln promote TARGET [CANDIDATE] --to DIR [--arch sm_80,sm_90] [--name NAME] "
@@ -29,7 +30,8 @@ static const char help[] =
 	"commit promoted/TARGET/ARCH/vN. A candidate that fails is refused with the reason (exit 1).\n"
 	"  CANDIDATE       row id or hash prefix (default: the fastest best over the target's runs)\n"
 	"  --to DIR        output folder (created)\n"
-	"  --arch LIST     comma-separated architectures for the fatbin (default: the run's)\n"
+	"  --arch LIST     comma-separated architectures for the fatbin, e.g. sm_90a,sm_100f (default: every\n"
+	"                  one the toolkit supports from sm_80 up; the fatbin adds PTX of the newest)\n"
 	"  --name NAME     file and function prefix (default: TARGET)\n"
 	"  --seeds N       fresh input sets per size for the re-verification (default 5)\n"
 	"  --threads N     verification threads (default $KILN_THREADS, else all cores)\n"
@@ -43,7 +45,7 @@ typedef struct promote {
 	cJSON *cand;            /* candidate + run + verification + timing columns */
 	const char *archs[MAX_ARCHS];
 	size_t narchs;
-	char arch_buf[128];
+	char arch_buf[256];
 	char *defines[MAX_DEFINES];
 	size_t ndefines;
 	kiln_verdict verdict;   /* the first failing arch's verdict, else the last arch's */
@@ -123,32 +125,93 @@ static bool knob_value(const promote *pr, const char *name, long long *out)
 	return false;
 }
 
+static kiln_err add_define(promote *pr, char *d)
+{
+	if (!d)
+		return KILN_ENOMEM;
+	if (pr->ndefines >= MAX_DEFINES) {
+		free(d);
+		return kiln_error_set(KILN_EINVAL, "candidate has more than %d knobs", MAX_DEFINES);
+	}
+	pr->defines[pr->ndefines++] = d;
+	return KILN_OK;
+}
+
+/* Every knob of the target (the candidate's value, else the first listed: what the search
+ * compiled and what the header's launch expressions assume), then any other the candidate
+ * set. */
 static kiln_err make_defines(promote *pr)
 {
-	const cJSON *k;
-	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(pr->cand, "knobs")) {
-		if (pr->ndefines >= MAX_DEFINES)
-			return kiln_error_set(KILN_EINVAL, "candidate has more than %d knobs", MAX_DEFINES);
-		if (!(pr->defines[pr->ndefines++] = cJSON_IsNumber(k)
-			? kiln_asprintf("%s=%lld", k->string, (long long)k->valuedouble)
-			: kiln_asprintf("%s=%s", k->string, cJSON_IsString(k) ? k->valuestring : "1")))
-			return KILN_ENOMEM;
+	const cJSON *k, *knobs = cJSON_GetObjectItemCaseSensitive(pr->cand, "knobs");
+	kiln_err e = KILN_OK;
+	long long v;
+	for (size_t i = 0; !e && i < pr->t->nknobs; i++)
+		if (knob_value(pr, pr->t->knobs[i].name, &v))
+			e = add_define(pr, kiln_asprintf("%s=%lld", pr->t->knobs[i].name, v));
+	cJSON_ArrayForEach(k, knobs) {
+		bool known = false;
+		for (size_t i = 0; i < pr->t->nknobs; i++)
+			known = known || strcmp(pr->t->knobs[i].name, k->string) == 0;
+		if (!e && !known)
+			e = add_define(pr, cJSON_IsNumber(k) ? kiln_asprintf("%s=%lld", k->string, (long long)k->valuedouble)
+					   : kiln_asprintf("%s=%s", k->string, cJSON_IsString(k) ? k->valuestring : "1"));
 	}
-	return KILN_OK;
+	return e;
+}
+
+/* The launch plan and the knob defines (before compiling and verifying). */
+static kiln_err prepare(promote *pr)
+{
+	char *launch = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(pr->cand, "launch"));
+	kiln_err e = launch ? kiln_plan_parse(&pr->plan, launch, strlen(launch), pr->t, "the candidate's launch.json")
+			    : KILN_ENOMEM;
+	if (!e)
+		e = make_defines(pr);
+	cJSON_free(launch);
+	return e;
+}
+
+/* PTX without its header (.version, .target, comments): archs whose PTX is the same
+ * compute the same thing, so one re-verification covers them. */
+static bool same_ptx(const kiln_compiled *a, const kiln_compiled *b)
+{
+	const char *p = a->ptx, *q = b->ptx, *pe = p + a->ptx_len, *qe = q + b->ptx_len;
+	for (;;) {
+		while (p < pe && (*p == '\n' || strncmp(p, "//", 2) == 0 || strncmp(p, ".target", 7) == 0 ||
+				  strncmp(p, ".version", 8) == 0)) {
+			const char *nl = memchr(p, '\n', (size_t)(pe - p));
+			p = nl ? nl + 1 : pe;
+		}
+		while (q < qe && (*q == '\n' || strncmp(q, "//", 2) == 0 || strncmp(q, ".target", 7) == 0 ||
+				  strncmp(q, ".version", 8) == 0)) {
+			const char *nl = memchr(q, '\n', (size_t)(qe - q));
+			q = nl ? nl + 1 : qe;
+		}
+		const char *pn = memchr(p, '\n', (size_t)(pe - p)), *qn = memchr(q, '\n', (size_t)(qe - q));
+		size_t pl = (size_t)((pn ? pn : pe) - p), ql = (size_t)((qn ? qn : qe) - q);
+		if (pl != ql || memcmp(p, q, pl) != 0)
+			return false;
+		if (p + pl >= pe)
+			return q + ql >= qe;
+		p += pl + 1;
+		q += ql + 1;
+	}
+}
+
+/* The index of an earlier arch whose PTX equals arch i's, else i. */
+static size_t ptx_twin(const promote *pr, size_t i)
+{
+	for (size_t j = 0; pr->fatbin && j < i && j < pr->fatbin->nparts && i < pr->fatbin->nparts; j++)
+		if (pr->fatbin->parts[i]->ptx && pr->fatbin->parts[j]->ptx && same_ptx(pr->fatbin->parts[i], pr->fatbin->parts[j]))
+			return j;
+	return i;
 }
 
 static kiln_err reverify(promote *pr, size_t nseeds)
 {
 	kiln_device *dev = NULL;
 	char *cache = kiln_path_join(pr->workdir, "cache");
-	const char *launch = NULL;
-	char *launch_text = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(pr->cand, "launch"));
-	kiln_err e = !cache || !launch_text ? KILN_ENOMEM : KILN_OK;
-	launch = launch_text;
-	if (!e)
-		e = kiln_plan_parse(&pr->plan, launch, strlen(launch), pr->t, "the candidate's launch.json");
-	if (!e)
-		e = make_defines(pr);
+	kiln_err e = !cache ? KILN_ENOMEM : KILN_OK;
 	if (!e)
 		e = kiln_device_open(&dev, "emu", NULL);
 	if (!e) {
@@ -167,13 +230,14 @@ static kiln_err reverify(promote *pr, size_t nseeds)
 		 * arch's PTX runs on the emulator (the device-only rule already refused that, this
 		 * also catches codegen that differs) */
 		for (size_t i = 0; !e && i < pr->narchs && (i == 0 || pr->verdict.pass); i++) {
+			if (ptx_twin(pr, i) != i) /* the same PTX as an arch verified already */
+				continue;
 			vo.arch = pr->verdict_arch = pr->archs[i];
 			e = kiln_verify(&pr->verdict, &vo);
 		}
 		/* then once at the bench size, where a grid capped inside the code or a branch
 		 * on large sizes shows (KILN_BENCH_CHECK=0 skips it) */
 		if (!e && pr->verdict.pass && kiln_verify_bench_check_wanted()) {
-			vo.arch = pr->verdict_arch = pr->narchs ? pr->archs[pr->narchs - 1] : NULL;
 			vo.bench_size = true;
 			vo.progress = stderr;
 			e = kiln_verify(&pr->bench, &vo);
@@ -183,7 +247,6 @@ static kiln_err reverify(promote *pr, size_t nseeds)
 	}
 	kiln_device_free(dev);
 	free(cache);
-	cJSON_free(launch_text);
 	return e;
 }
 
@@ -300,6 +363,18 @@ static bool is_name_in(const char *name, const char *const *list, size_t n)
 	return false;
 }
 
+/* Static + dynamic shared memory above 48 KiB needs the opt-in attribute before launch. */
+static const char *shared_opt_in_text(const kiln_launch *l)
+{
+	if (!l->shared_bytes || strcmp(l->shared_bytes, "0") == 0)
+		return "";
+	return "\t\tif (kiln_shared > 0) {\n\t\t\tint kiln_static = 0;\n"
+	       "\t\t\tkiln_rc = cuFuncGetAttribute(&kiln_static, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, kiln_fn);\n"
+	       "\t\t\tif (kiln_rc == CUDA_SUCCESS && (unsigned int)kiln_static + kiln_shared > 48u * 1024u)\n"
+	       "\t\t\t\tkiln_rc = cuFuncSetAttribute(kiln_fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)kiln_shared);\n"
+	       "\t\t\tif (kiln_rc != CUDA_SUCCESS)\n\t\t\t\treturn kiln_rc;\n\t\t}\n";
+}
+
 static kiln_err put_launch(kiln_buf *h, const promote *pr, size_t li)
 {
 	const kiln_launch *l = &pr->plan->launches[li];
@@ -351,12 +426,20 @@ static kiln_err put_launch(kiln_buf *h, const promote *pr, size_t li)
 	}
 	if (!e)
 		e = kiln_buf_printf(h, "%s};\n\t\tkiln_rc = cuModuleGetFunction(&kiln_fn, kiln_module, \"%s\");\n"
-				    "\t\tif (kiln_rc != CUDA_SUCCESS)\n\t\t\treturn kiln_rc;\n"
+				    "\t\tif (kiln_rc != CUDA_SUCCESS)\n\t\t\treturn kiln_rc;\n%s"
 				    "\t\tkiln_rc = cuLaunchKernel(kiln_fn, kiln_dims[0], kiln_dims[1], kiln_dims[2], kiln_dims[3],"
 				    " kiln_dims[4], kiln_dims[5],\n\t\t\t\t\t kiln_shared, kiln_stream, kiln_args, NULL);\n"
 				    "\t\tif (kiln_rc != CUDA_SUCCESS)\n\t\t\treturn kiln_rc;\n\t}\n",
-				    l->nargs ? "" : "NULL", l->kernel);
+				    l->nargs ? "" : "NULL", l->kernel, shared_opt_in_text(l));
 	return e;
+}
+
+static bool scratch_uses_sm_count(const kiln_plan *p)
+{
+	for (size_t i = 0; i < p->nscratch; i++)
+		if (strstr(p->scratch[i].count, "sm_count"))
+			return true;
+	return false;
 }
 
 /* Whether any expression or argument of the plan uses sm_count (queried at launch). */
@@ -372,10 +455,7 @@ static bool uses_sm_count(const kiln_plan *p)
 		if (is_name_in("sm_count", (const char *const *)l->args, l->nargs))
 			return true;
 	}
-	for (size_t i = 0; i < p->nscratch; i++)
-		if (strstr(p->scratch[i].count, "sm_count"))
-			return true;
-	return false;
+	return scratch_uses_sm_count(p);
 }
 
 static kiln_err header_text(char **out, const promote *pr)
@@ -417,7 +497,7 @@ static kiln_err header_text(char **out, const promote *pr)
 			e = kiln_buf_printf(&h, "%slong long %s", i ? ", " : "", pr->t->symbols[i].name);
 		if (!e)
 			e = kiln_buf_printf(&h, "%s)\n{\n%s", pr->t->nsymbols ? "" : "void",
-					    uses_sm_count(pr->plan) ? "\tlong long kiln_sm_count = 256; /* an upper bound */\n" : "");
+					    scratch_uses_sm_count(pr->plan) ? "\tlong long kiln_sm_count = 256; /* an upper bound */\n" : "");
 		if (!e)
 			e = put_scratch(&h, pr, true);
 		if (!e)
@@ -543,6 +623,16 @@ static cJSON *manifest(promote *pr, cJSON *files)
 	cJSON_AddItemToObject(ver, "recorded", recorded);
 	cJSON *fresh = vj ? cJSON_Parse(vj) : NULL;
 	cJSON_AddItemToObject(ver, "promote", fresh ? fresh : cJSON_CreateNull());
+	cJSON *varchs = cJSON_AddArrayToObject(ver, "archs"); /* each re-verified on the emulator */
+	cJSON *twins = cJSON_AddObjectToObject(ver, "same_ptx_as"); /* covered by an arch with the same PTX */
+	for (size_t i = 0; varchs && twins && i < pr->narchs; i++) {
+		size_t j = ptx_twin(pr, i);
+		if (j == i)
+			cJSON_AddItemToArray(varchs, cJSON_CreateString(pr->archs[i]));
+		else
+			cJSON_AddStringToObject(twins, pr->archs[i], pr->archs[j]);
+	}
+	cJSON_AddStringToObject(ver, "device_only", "host and device views are the same (no conditional code)");
 	char *bj = pr->bench.sets ? kiln_verdict_to_json(&pr->bench) : NULL;
 	cJSON *bench = bj ? cJSON_Parse(bj) : NULL;
 	free(bj);
@@ -550,10 +640,6 @@ static cJSON *manifest(promote *pr, cJSON *files)
 		cJSON_AddItemToObject(ver, "bench_size", bench);
 	else
 		cJSON_AddItemToObject(ver, "bench_size", cJSON_CreateString("skipped (KILN_BENCH_CHECK=0)"));
-	cJSON *varchs = cJSON_AddArrayToObject(ver, "archs"); /* each re-verified on the emulator */
-	for (size_t i = 0; varchs && i < pr->narchs; i++)
-		cJSON_AddItemToArray(varchs, cJSON_CreateString(pr->archs[i]));
-	cJSON_AddStringToObject(ver, "device_only", "host and device views are the same (no conditional code)");
 	cJSON_AddItemToObject(m, "verification", ver);
 	static const char *const tk[] = {"kind", "timing_device", "time_us", "min_us", "spread", "reps", "samples",
 					 "speedup", "roofline", "spec"};
@@ -583,16 +669,40 @@ static kiln_err write_file(cJSON *files, const promote *pr, const char *ext, con
 	return e;
 }
 
+/* NAME.cu: the candidate's source after the knob values it was verified and timed with
+ * (each under #ifndef, so a build can still override one on purpose), so a plain nvcc
+ * build computes what the header's grid assumes. */
+static kiln_err cu_text(char **out, const promote *pr)
+{
+	kiln_buf b = KILN_BUF_INIT;
+	kiln_err e = kiln_buf_printf(&b, "/* %s.cu: promoted by kiln with its knob values baked in (%s.h's launch "
+				     "grid assumes them). */\n", pr->name, pr->name);
+	for (size_t i = 0; !e && i < pr->ndefines; i++) {
+		const char *d = pr->defines[i], *eq = strchr(d, '=');
+		int len = eq ? (int)(eq - d) : (int)strlen(d);
+		e = kiln_buf_printf(&b, "#ifndef %.*s\n#define %.*s %s\n#endif\n", len, d, len, d, eq ? eq + 1 : "1");
+	}
+	if (!e)
+		e = kiln_buf_printf(&b, "\n%s", kiln_cli_jstr(pr->cand, "source", ""));
+	if (e) {
+		kiln_buf_free(&b);
+		return e;
+	}
+	*out = kiln_buf_detach(&b);
+	return KILN_OK;
+}
+
 static kiln_err write_outputs(promote *pr, cJSON **out_manifest)
 {
-	char *header = NULL, *text = NULL;
-	const char *src = kiln_cli_jstr(pr->cand, "source", "");
+	char *header = NULL, *text = NULL, *src = NULL;
 	cJSON *files = cJSON_CreateObject(), *m = NULL;
 	kiln_err e = files ? archive_commit(pr) : KILN_ENOMEM;
 	if (!e)
 		e = kiln_mkdir_p(pr->out_dir);
 	if (!e)
 		e = header_text(&header, pr);
+	if (!e)
+		e = cu_text(&src, pr);
 	if (!e)
 		e = write_file(files, pr, "cu", src, strlen(src));
 	if (!e)
@@ -609,6 +719,7 @@ static kiln_err write_outputs(promote *pr, cJSON **out_manifest)
 	}
 	cJSON_Delete(files);
 	free(header);
+	free(src);
 	cJSON_free(text);
 	*out_manifest = m;
 	return e;
@@ -620,9 +731,11 @@ static int parse_archs(promote *pr, const char *list)
 {
 	snprintf(pr->arch_buf, sizeof(pr->arch_buf), "%s", list);
 	for (char *save = NULL, *a = strtok_r(pr->arch_buf, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
-		if (pr->narchs >= MAX_ARCHS || strncmp(a, "sm_", 3) != 0 || strspn(a + 3, "0123456789a") != strlen(a + 3) ||
-		    !a[3]) {
-			fprintf(stderr, "kiln promote: --arch '%s': expected a list like sm_80,sm_90\nusage: %s\n", list, usage);
+		size_t digits = strspn(a + 3, "0123456789");
+		const char *suffix = a + 3 + digits;
+		if (pr->narchs >= MAX_ARCHS || strncmp(a, "sm_", 3) != 0 || digits < 2 || digits > 3 ||
+		    !(suffix[0] == 0 || ((suffix[0] == 'a' || suffix[0] == 'f') && suffix[1] == 0))) {
+			fprintf(stderr, "kiln promote: --arch '%s': expected a list like sm_80,sm_90a,sm_100f\nusage: %s\n", list, usage);
 			return KILN_EXIT_USAGE;
 		}
 		pr->archs[pr->narchs++] = a;
@@ -682,7 +795,10 @@ int kiln_cmd_promote(int argc, char **argv)
 		goto done;
 	if ((e = kiln_target_find(&pr.t, pos[0], tdir)) || (e = choose(&pr, pr.t->name, npos > 1 ? pos[1] : NULL)))
 		goto fail;
-	if ((rc = parse_archs(&pr, arch ? arch : kiln_cli_jstr(pr.cand, "arch", "sm_90"))))
+	char all_archs[200];
+	if (!arch && (e = kiln_compile_default_archs(all_archs, sizeof(all_archs))))
+		goto fail;
+	if ((rc = parse_archs(&pr, arch ? arch : all_archs)))
 		goto done;
 	if (strcmp(kiln_cli_jstr(pr.cand, "outcome", ""), "passed") != 0) {
 		fprintf(stderr, "kiln promote: refused: candidate %.0f did not pass when it was recorded (%s: ",
@@ -706,7 +822,8 @@ int kiln_cmd_promote(int argc, char **argv)
 		rc = KILN_EXIT_FAIL;
 		goto done;
 	}
-	if ((e = reverify(&pr, (size_t)nseeds)))
+	/* the fatbin first: archs with the same PTX are verified once */
+	if ((e = prepare(&pr)) || (e = compile_fatbin(&pr)) || (e = reverify(&pr, (size_t)nseeds)))
 		goto fail;
 	if (!pr.verdict.pass) {
 		fprintf(stderr, "kiln promote: refused: candidate %.0f fails re-verification for %s with fresh seeds%s: [%s] ",
@@ -717,7 +834,7 @@ int kiln_cmd_promote(int argc, char **argv)
 		rc = KILN_EXIT_FAIL;
 		goto done;
 	}
-	if ((e = compile_fatbin(&pr)) || (e = write_outputs(&pr, &m)))
+	if ((e = write_outputs(&pr, &m)))
 		goto fail;
 	if (json)
 		rc = kiln_cli_print_json(m);

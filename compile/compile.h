@@ -133,5 +133,8 @@ typedef struct kiln_fatbin {
 kiln_err kiln_compile_fatbin(kiln_fatbin **out, const kiln_compile_options *opts,
 			     const char *const *archs, size_t narchs);
 void kiln_fatbin_free(kiln_fatbin *f);
+/* Every architecture this toolkit's NVRTC compiles for from sm_80 up, as "sm_80,sm_86,..."
+ * (promote's default: SASS for each, plus PTX of the newest). */
+kiln_err kiln_compile_default_archs(char *out, size_t n);
 
 #endif

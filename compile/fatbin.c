@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nvrtc.h>
+
 extern char **environ;
 
 #define FATBINARY KILN_CUDA_ROOT "/bin/fatbinary"
@@ -139,6 +141,29 @@ done:
 		return e;
 	}
 	*out = f;
+	return e;
+}
+
+kiln_err kiln_compile_default_archs(char *out, size_t n)
+{
+	int num = 0, *a = NULL;
+	size_t at = 0;
+	if (nvrtcGetNumSupportedArchs(&num) != NVRTC_SUCCESS || num <= 0 || !(a = kiln_calloc((size_t)num, sizeof(int))))
+		return kiln_error_set(KILN_ECOMPILE, "NVRTC lists no supported architectures");
+	kiln_err e = nvrtcGetSupportedArchs(a) == NVRTC_SUCCESS ? KILN_OK : kiln_error_set(KILN_ECOMPILE, "nvrtcGetSupportedArchs failed");
+	out[0] = 0;
+	for (int i = 0; !e && i < num; i++) {
+		if (a[i] < 80)
+			continue;
+		int w = snprintf(out + at, n - at, "%ssm_%d", at ? "," : "", a[i]);
+		if (w < 0 || (size_t)w >= n - at)
+			e = kiln_error_set(KILN_EOVERFLOW, "too many supported architectures");
+		else
+			at += (size_t)w;
+	}
+	if (!e && !at)
+		e = kiln_error_set(KILN_ECOMPILE, "NVRTC supports no architecture from sm_80 up");
+	free(a);
 	return e;
 }
 

@@ -1,17 +1,15 @@
 /* profile: the "cuda" device backend. libcuda.so.1 and libcupti are loaded with dlopen
  * (kiln never links them; cuda.h / cupti.h give the types), so one kiln binary runs with
- * and without a driver. One device (ordinal 0) in its primary context; modules load from
- * the cubin built for the device's exact sm with the PTX as fallback; every launch is
- * checked (synchronously outside timing). A fault poisons the context: later calls fail
- * with KILN_EDEVICE, and the caller is expected to run in a child it can replace.
- * Timing (time_plan): warm-up, a 2x-L2 write before every rep, CUPTI kernel records
- * summed per plan (CUDA events around the plan as the fallback), repeated until the
- * relative standard error of the median is under 1% or the time cap.
- * Not fork safe: cuInit in a process that then forks leaves the child unusable.
- * Environment: KILN_LIBCUDA = path of the driver library (default libcuda.so.1),
- * KILN_NO_CUPTI=1 = time with CUDA events only. */
+ * and without a driver. One device ($KILN_GPU_INDEX among the visible ones, default 0) in
+ * its primary context; modules load from the cubin built for the device's exact sm with
+ * the PTX as fallback; every launch is synchronized and checked, timing included, so a
+ * fault surfaces at the launch that caused it. The first sticky error (cuda.h: the
+ * context is unusable, the process must end) poisons the device: it is kept as the fault,
+ * later calls fail with KILN_EDEVICE naming it, and cleanup calls no driver function.
+ * Timing (device_cuda_time.c). Not fork safe: cuInit in a process that then forks leaves
+ * the child unusable. Environment: KILN_LIBCUDA = path of the driver library (default
+ * libcuda.so.1), KILN_GPU_INDEX = the GPU ordinal. */
 #include <dlfcn.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,89 +17,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cuda.h>
-#include <cupti.h>
+#include "profile/cuda_int.h"
 
-#include "profile/profile_int.h"
-
-#define CU_FN(ret, name, args) ret(CUDAAPI *name) args
-
-/* The driver entry points kiln uses (exported symbol names in sym_names). */
-typedef struct cuda_api {
-	CU_FN(CUresult, Init, (unsigned int));
-	CU_FN(CUresult, DriverGetVersion, (int *));
-	CU_FN(CUresult, DeviceGetCount, (int *));
-	CU_FN(CUresult, DeviceGet, (CUdevice *, int));
-	CU_FN(CUresult, DeviceGetName, (char *, int, CUdevice));
-	CU_FN(CUresult, DeviceGetAttribute, (int *, CUdevice_attribute, CUdevice));
-	CU_FN(CUresult, DeviceTotalMem, (size_t *, CUdevice));
-	CU_FN(CUresult, PrimaryCtxRetain, (CUcontext *, CUdevice));
-	CU_FN(CUresult, PrimaryCtxRelease, (CUdevice));
-	CU_FN(CUresult, CtxSetCurrent, (CUcontext));
-	CU_FN(CUresult, CtxSynchronize, (void));
-	CU_FN(CUresult, MemAlloc, (CUdeviceptr *, size_t));
-	CU_FN(CUresult, MemFree, (CUdeviceptr));
-	CU_FN(CUresult, MemcpyHtoD, (CUdeviceptr, const void *, size_t));
-	CU_FN(CUresult, MemcpyDtoH, (void *, CUdeviceptr, size_t));
-	CU_FN(CUresult, MemsetD32, (CUdeviceptr, unsigned int, size_t));
-	CU_FN(CUresult, MemsetD32Async, (CUdeviceptr, unsigned int, size_t, CUstream));
-	CU_FN(CUresult, ModuleLoadData, (CUmodule *, const void *));
-	CU_FN(CUresult, ModuleUnload, (CUmodule));
-	CU_FN(CUresult, ModuleGetFunction, (CUfunction *, CUmodule, const char *));
-	CU_FN(CUresult, FuncSetAttribute, (CUfunction, CUfunction_attribute, int));
-	CU_FN(CUresult, LaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-				       unsigned, CUstream, void **, void **));
-	CU_FN(CUresult, EventCreate, (CUevent *, unsigned int));
-	CU_FN(CUresult, EventRecord, (CUevent, CUstream));
-	CU_FN(CUresult, EventSynchronize, (CUevent));
-	CU_FN(CUresult, EventElapsedTime, (float *, CUevent, CUevent));
-	CU_FN(CUresult, EventDestroy, (CUevent));
-	CU_FN(CUresult, GetErrorName, (CUresult, const char **));
-	CU_FN(CUresult, FuncGetParamInfo, (CUfunction, size_t, size_t *, size_t *)); /* optional: driver >= 12.4 */
-} cuda_api;
-
-/* In struct order; "a|b" tries a, then b. The last entry is optional. */
+/* In cuda_api order; "a|b" tries a, then b; a trailing '?' marks an optional entry. */
 static const char *const sym_names[] = {
 	"cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName",
 	"cuDeviceGetAttribute", "cuDeviceTotalMem_v2", "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRelease_v2",
 	"cuCtxSetCurrent", "cuCtxSynchronize", "cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2",
 	"cuMemcpyDtoH_v2", "cuMemsetD32_v2", "cuMemsetD32Async", "cuModuleLoadData", "cuModuleUnload",
-	"cuModuleGetFunction", "cuFuncSetAttribute", "cuLaunchKernel", "cuEventCreate", "cuEventRecord",
-	"cuEventSynchronize", "cuEventElapsedTime_v2|cuEventElapsedTime", "cuEventDestroy_v2", "cuGetErrorName",
-	"cuFuncGetParamInfo",
+	"cuModuleGetFunction", "cuFuncSetAttribute", "cuFuncGetAttribute", "cuLaunchKernel", "cuEventCreate",
+	"cuEventRecord", "cuEventSynchronize", "cuEventElapsedTime_v2|cuEventElapsedTime", "cuEventDestroy_v2",
+	"cuGetErrorName", "cuFuncGetParamInfo?", "cuDeviceGetUuid_v2|cuDeviceGetUuid?",
 };
 _Static_assert(sizeof(cuda_api) == sizeof(sym_names) / sizeof(sym_names[0]) * sizeof(void (*)(void)),
 	       "sym_names must list every cuda_api entry");
 
-typedef struct cuda_dev {
-	void *lib;
-	cuda_api api;
-	CUdevice dev;
-	CUcontext ctx;
-	bool poisoned;            /* a sticky fault happened: the context is unusable */
-	char poison_text[200];
-	/* timing: the launch op brackets each plan with events and skips its own sync */
-	bool timing, rep_started;
-	CUevent ev[2];
-	/* Loads of an identical image while one is live share its CUmodule (and so its
-	 * __device__ globals): kiln_time verifies with the very module it timed. */
-	struct live_mod {
-		char key[65];       /* SHA-256 of the image; "" = free slot */
-		CUmodule mod;
-		int refs;
-	} live[8];
-} cuda_dev;
-
-typedef struct cuda_mod {
-	cuda_dev *d;
-	CUmodule mod;
-	int slot;                 /* index in d->live, or -1 when not shared */
-	char *ptx;                /* kept for parameter sizes when the driver lacks cuFuncGetParamInfo */
-	size_t ptx_len;
-	kiln_emu_module *parsed;  /* lazily parsed ptx */
-} cuda_mod;
-
-static const char *cu_name(const cuda_dev *d, CUresult r)
+const char *kiln_cuda_name(const cuda_dev *d, CUresult r)
 {
 	const char *s = NULL;
 	if (d->api.GetErrorName && d->api.GetErrorName(r, &s) == CUDA_SUCCESS && s)
@@ -109,22 +40,46 @@ static const char *cu_name(const cuda_dev *d, CUresult r)
 	return "CUDA_ERROR_UNKNOWN";
 }
 
-/* One CUresult -> kiln_err translation, with the driver's name kept. */
-static kiln_err cu_err(cuda_dev *d, CUresult r, const char *what)
+/* The codes after which cuda.h says the context (or process) is unusable: "any further
+ * CUDA work will return the same error". 720 is listed as well (kiln never launches
+ * cooperatively, so it can only mean something went very wrong); 999 is trusted no more. */
+bool kiln_cuda_sticky(CUresult r)
 {
-	return kiln_error_set(r == CUDA_ERROR_OUT_OF_MEMORY ? KILN_ENOMEM : KILN_EDEVICE, "cuda: %s: %s (%d)", what,
-			      cu_name(d, r), (int)r);
+	switch ((int)r) {
+	case 214: /* ECC_UNCORRECTABLE */
+	case 226: /* CONTAINED */
+	case 700: /* ILLEGAL_ADDRESS */
+	case 702: /* LAUNCH_TIMEOUT */
+	case 709: /* CONTEXT_IS_DESTROYED */
+	case 710: /* ASSERT */
+	case 714: /* HARDWARE_STACK_ERROR */
+	case 715: /* ILLEGAL_INSTRUCTION */
+	case 716: /* MISALIGNED_ADDRESS */
+	case 717: /* INVALID_ADDRESS_SPACE */
+	case 718: /* INVALID_PC */
+	case 719: /* LAUNCH_FAILED */
+	case 720: /* COOPERATIVE_LAUNCH_TOO_LARGE */
+	case 721: /* TENSOR_MEMORY_LEAK */
+	case 810: /* MPS_CLIENT_TERMINATED */
+	case 911: /* EXTERNAL_DEVICE */
+	case 999: /* UNKNOWN */
+		return true;
+	default:
+		return false;
+	}
 }
 
 static kiln_fault_kind fault_kind(CUresult r)
 {
 	switch (r) {
-	case CUDA_ERROR_ILLEGAL_ADDRESS: return KILN_FAULT_OOB;
+	case CUDA_ERROR_ILLEGAL_ADDRESS:
+	case CUDA_ERROR_INVALID_ADDRESS_SPACE: return KILN_FAULT_OOB;
 	case CUDA_ERROR_MISALIGNED_ADDRESS: return KILN_FAULT_MISALIGNED;
 	case CUDA_ERROR_ASSERT:
 	case CUDA_ERROR_ILLEGAL_INSTRUCTION:
 	case CUDA_ERROR_INVALID_PC:
 	case CUDA_ERROR_HARDWARE_STACK_ERROR:
+	case CUDA_ERROR_TENSOR_MEMORY_LEAK:
 	case CUDA_ERROR_LAUNCH_FAILED: return KILN_FAULT_TRAP;
 	case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES:
 	case CUDA_ERROR_INVALID_VALUE: return KILN_FAULT_LIMIT;
@@ -133,19 +88,41 @@ static kiln_fault_kind fault_kind(CUresult r)
 	}
 }
 
-static bool sticky(CUresult r)
+static kiln_err poisoned_error(const cuda_dev *d)
 {
-	return r == CUDA_ERROR_ILLEGAL_ADDRESS || r == CUDA_ERROR_MISALIGNED_ADDRESS || r == CUDA_ERROR_ASSERT ||
-	       r == CUDA_ERROR_ILLEGAL_INSTRUCTION || r == CUDA_ERROR_INVALID_PC || r == CUDA_ERROR_HARDWARE_STACK_ERROR ||
-	       r == CUDA_ERROR_LAUNCH_FAILED || r == CUDA_ERROR_LAUNCH_TIMEOUT;
+	return kiln_error_set(KILN_EDEVICE, "cuda: the context is unusable after an earlier fault (%s); evaluate in a fresh process",
+			      d->poison_text);
 }
 
-static kiln_err check_ctx(cuda_dev *d)
+/* Marks the context unusable with its first sticky error; later ones never overwrite it. */
+static void poison(cuda_dev *d, kiln_fault_kind kind, const char *text)
 {
 	if (d->poisoned)
-		return kiln_error_set(KILN_EDEVICE, "cuda: the context is unusable after an earlier fault (%s); evaluate in a fresh process",
-				      d->poison_text);
-	return 0;
+		return;
+	d->poisoned = true;
+	d->poison_kind = kind;
+	snprintf(d->poison_text, sizeof(d->poison_text), "%.290s", text);
+}
+
+/* One CUresult -> kiln_err translation, with the driver's name kept. A sticky code here
+ * (not at a launch) still poisons; after poisoning, the first fault is what is reported. */
+kiln_err kiln_cuda_err(cuda_dev *d, CUresult r, const char *what)
+{
+	if (d->poisoned)
+		return poisoned_error(d);
+	if (kiln_cuda_sticky(r)) {
+		char text[300];
+		snprintf(text, sizeof(text), "%s: %s (%d)", what, kiln_cuda_name(d, r), (int)r);
+		poison(d, fault_kind(r), text);
+		return kiln_error_set(KILN_EFAULT, "cuda: a kernel faulted: %s", text);
+	}
+	return kiln_error_set(r == CUDA_ERROR_OUT_OF_MEMORY ? KILN_ENOMEM : KILN_EDEVICE, "cuda: %s: %s (%d)", what,
+			      kiln_cuda_name(d, r), (int)r);
+}
+
+static kiln_err check_ctx(const cuda_dev *d)
+{
+	return d->poisoned ? poisoned_error(d) : 0;
 }
 
 /* ---- memory ---- */
@@ -159,16 +136,20 @@ static kiln_err cu_alloc(void *impl, uint64_t *out, size_t n)
 		return e;
 	CUresult r = d->api.MemAlloc(&p, n ? n : 1);
 	if (r != CUDA_SUCCESS)
-		return cu_err(d, r, "cuMemAlloc");
+		return kiln_cuda_err(d, r, "cuMemAlloc");
 	*out = (uint64_t)p;
 	return 0;
 }
 
+/* After a fault nothing is freed: the driver would only repeat the fault (and the
+ * process is about to end); the first error stays the one reported. */
 static kiln_err cu_mem_free(void *impl, uint64_t a)
 {
 	cuda_dev *d = impl;
+	if (d->poisoned)
+		return 0;
 	CUresult r = d->api.MemFree((CUdeviceptr)a);
-	return r == CUDA_SUCCESS || d->poisoned ? 0 : cu_err(d, r, "cuMemFree");
+	return r == CUDA_SUCCESS ? 0 : kiln_cuda_err(d, r, "cuMemFree");
 }
 
 static kiln_err cu_write(void *impl, uint64_t a, const void *s, size_t n)
@@ -176,7 +157,7 @@ static kiln_err cu_write(void *impl, uint64_t a, const void *s, size_t n)
 	cuda_dev *d = impl;
 	kiln_err e = check_ctx(d);
 	CUresult r = e || !n ? CUDA_SUCCESS : d->api.MemcpyHtoD((CUdeviceptr)a, s, n);
-	return e ? e : r == CUDA_SUCCESS ? 0 : cu_err(d, r, "cuMemcpyHtoD");
+	return e ? e : r == CUDA_SUCCESS ? 0 : kiln_cuda_err(d, r, "cuMemcpyHtoD");
 }
 
 static kiln_err cu_read(void *impl, void *dst, uint64_t a, size_t n)
@@ -184,7 +165,7 @@ static kiln_err cu_read(void *impl, void *dst, uint64_t a, size_t n)
 	cuda_dev *d = impl;
 	kiln_err e = check_ctx(d);
 	CUresult r = e || !n ? CUDA_SUCCESS : d->api.MemcpyDtoH(dst, (CUdeviceptr)a, n);
-	return e ? e : r == CUDA_SUCCESS ? 0 : cu_err(d, r, "cuMemcpyDtoH");
+	return e ? e : r == CUDA_SUCCESS ? 0 : kiln_cuda_err(d, r, "cuMemcpyDtoH");
 }
 
 /* Whole 32-bit words with cuMemsetD32, the 1-3 tail bytes copied from the pattern. */
@@ -196,12 +177,12 @@ static kiln_err cu_poison(void *impl, uint64_t a, size_t n, uint32_t pat)
 		return e;
 	CUresult r = n >= 4 ? d->api.MemsetD32((CUdeviceptr)a, pat, n / 4) : CUDA_SUCCESS;
 	if (r != CUDA_SUCCESS)
-		return cu_err(d, r, "cuMemsetD32");
+		return kiln_cuda_err(d, r, "cuMemsetD32");
 	uint8_t tail[4];
 	for (size_t k = 0; k < n % 4; k++)
 		tail[k] = (uint8_t)(pat >> (8 * k));
 	if (n % 4 && (r = d->api.MemcpyHtoD((CUdeviceptr)(a + n / 4 * 4), tail, n % 4)) != CUDA_SUCCESS)
-		return cu_err(d, r, "cuMemcpyHtoD");
+		return kiln_cuda_err(d, r, "cuMemcpyHtoD");
 	return 0;
 }
 
@@ -241,17 +222,19 @@ static kiln_err cu_module_load(void *impl, void **out, const kiln_compiled *c)
 	if (c->cubin) {
 		r = d->api.ModuleLoadData(&m->mod, c->cubin);
 		if (r != CUDA_SUCCESS)
-			snprintf(why, sizeof(why), "cubin (%s): %s", c->arch ? c->arch : "?", cu_name(d, r));
+			snprintf(why, sizeof(why), "cubin (%s): %s", c->arch ? c->arch : "?", kiln_cuda_name(d, r));
 	}
-	if (r != CUDA_SUCCESS && m->ptx) {
+	if (r != CUDA_SUCCESS && !kiln_cuda_sticky(r) && m->ptx) {
 		CUresult rp = d->api.ModuleLoadData(&m->mod, m->ptx);
 		size_t w = strlen(why);
-		snprintf(why + w, sizeof(why) - w, "%sptx: %s", w ? "; " : "", cu_name(d, rp));
+		snprintf(why + w, sizeof(why) - w, "%sptx: %s", w ? "; " : "", kiln_cuda_name(d, rp));
 		r = rp;
 	}
 	if (r != CUDA_SUCCESS) {
 		free(m->ptx);
 		free(m);
+		if (kiln_cuda_sticky(r) || d->poisoned)
+			return kiln_cuda_err(d, r, "cuModuleLoadData");
 		if (r == CUDA_ERROR_UNSUPPORTED_PTX_VERSION || r == CUDA_ERROR_NO_BINARY_FOR_GPU)
 			return kiln_error_set(KILN_EUNSUPPORTED, "cuda: module load: %s (is the driver older than the toolkit?)", why);
 		return kiln_error_set(KILN_EDEVICE, "cuda: module load: %s", why);
@@ -282,10 +265,13 @@ static void cu_module_free(void *mod)
 
 static kiln_err get_function(const cuda_mod *m, const char *kernel, CUfunction *f)
 {
+	kiln_err e = check_ctx(m->d);
+	if (e)
+		return e;
 	CUresult r = m->d->api.ModuleGetFunction(f, m->mod, kernel);
 	if (r == CUDA_ERROR_NOT_FOUND)
 		return kiln_error_set(KILN_ENOTFOUND, "cuda: the module has no kernel '%s'", kernel);
-	return r == CUDA_SUCCESS ? 0 : cu_err(m->d, r, "cuModuleGetFunction");
+	return r == CUDA_SUCCESS ? 0 : kiln_cuda_err(m->d, r, "cuModuleGetFunction");
 }
 
 static kiln_err cu_params(const void *mod, const char *kernel, size_t *n, uint32_t *sizes, size_t max)
@@ -297,11 +283,16 @@ static kiln_err cu_params(const void *mod, const char *kernel, size_t *n, uint32
 		return e;
 	if (m->d->api.FuncGetParamInfo) {
 		size_t i = 0, off, sz;
-		while (m->d->api.FuncGetParamInfo(f, i, &off, &sz) == CUDA_SUCCESS) {
+		CUresult r;
+		while ((r = m->d->api.FuncGetParamInfo(f, i, &off, &sz)) == CUDA_SUCCESS) {
 			if (i < max)
 				sizes[i] = (uint32_t)sz;
 			i++;
 		}
+		/* past the last parameter the driver says INVALID_VALUE; anything else is an error
+		 * (a sticky fault from an earlier launch must not read as "no parameters") */
+		if (r != CUDA_ERROR_INVALID_VALUE)
+			return kiln_cuda_err(m->d, r, "cuFuncGetParamInfo");
 		*n = i;
 		return 0;
 	}
@@ -320,15 +311,43 @@ static kiln_err cu_params(const void *mod, const char *kernel, size_t *n, uint32
 
 /* ---- launches ---- */
 
-static kiln_err launch_fault(cuda_dev *d, CUresult r, const char *what, const char *kernel, kiln_device_fault *fault)
+/* A launch's fault: sticky ones poison the context with this text (the first wins). */
+kiln_err kiln_cuda_launch_fault(cuda_dev *d, CUresult r, const char *what, const char *kernel, kiln_device_fault *fault)
 {
-	fault->kind = fault_kind(r);
-	snprintf(fault->text, sizeof(fault->text), "%s %s: %s (%d)", what, kernel, cu_name(d, r), (int)r);
-	if (sticky(r)) {
-		d->poisoned = true;
-		snprintf(d->poison_text, sizeof(d->poison_text), "%.190s", fault->text);
+	if (d->poisoned && !kiln_cuda_sticky(r)) /* the driver repeating an earlier fault */
+		return poisoned_error(d);
+	if (d->poisoned) {
+		fault->kind = d->poison_kind;
+		snprintf(fault->text, sizeof(fault->text), "%s", d->poison_text);
+		return kiln_error_set(KILN_EFAULT, "%s", fault->text);
 	}
+	fault->kind = fault_kind(r);
+	snprintf(fault->text, sizeof(fault->text), "%s %s: %s (%d)", what, kernel, kiln_cuda_name(d, r), (int)r);
+	if (kiln_cuda_sticky(r))
+		poison(d, fault->kind, fault->text);
 	return kiln_error_set(KILN_EFAULT, "%s", fault->text);
+}
+
+/* Dynamic shared memory above 48 KiB minus the kernel's static shared memory needs the
+ * opt-in attribute; static + dynamic above the device's opt-in maximum cannot launch. */
+static kiln_err shared_opt_in(cuda_dev *d, CUfunction f, const char *kernel, uint32_t dynamic, kiln_device_fault *fault)
+{
+	int st = 0;
+	CUresult r = d->api.FuncGetAttribute(&st, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f);
+	if (r != CUDA_SUCCESS)
+		return kiln_cuda_err(d, r, "cuFuncGetAttribute");
+	uint64_t total = (uint64_t)st + dynamic;
+	if (total <= KILN_CUDA_DEFAULT_SHARED)
+		return 0;
+	if (total > d->max_shared_optin) {
+		fault->kind = KILN_FAULT_LIMIT;
+		snprintf(fault->text, sizeof(fault->text),
+			 "%s: %d B static + %u B dynamic shared memory exceeds the device's %u B per block", kernel, st,
+			 dynamic, d->max_shared_optin);
+		return kiln_error_set(KILN_EFAULT, "%s", fault->text);
+	}
+	r = d->api.FuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)dynamic);
+	return r == CUDA_SUCCESS ? 0 : kiln_cuda_launch_fault(d, r, "shared-memory opt-in for", kernel, fault);
 }
 
 static kiln_err cu_launch(void *impl, const void *mod, const char *kernel, const kiln_dims *dm,
@@ -338,26 +357,17 @@ static kiln_err cu_launch(void *impl, const void *mod, const char *kernel, const
 	const cuda_mod *m = mod;
 	CUfunction f;
 	(void)c; /* no counters on a GPU */
-	kiln_err e = check_ctx(d);
-	if (e || (e = get_function(m, kernel, &f)))
+	kiln_err e = get_function(m, kernel, &f);
+	if (e || (e = shared_opt_in(d, f, kernel, dm->shared_bytes, fault)))
 		return e;
-	if (dm->shared_bytes > 48 * 1024) {
-		CUresult ra = d->api.FuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)dm->shared_bytes);
-		if (ra != CUDA_SUCCESS)
-			return launch_fault(d, ra, "shared-memory opt-in for", kernel, fault);
-	}
-	if (d->timing && !d->rep_started) {
-		d->api.EventRecord(d->ev[0], NULL);
-		d->rep_started = true;
-	}
+	if (d->timing)
+		return kiln_cuda_timed_launch(d, f, kernel, dm, args, fault);
 	CUresult r = d->api.LaunchKernel(f, dm->grid[0], dm->grid[1], dm->grid[2], dm->block[0], dm->block[1],
 					 dm->block[2], dm->shared_bytes, NULL, (void **)args, NULL);
 	if (r != CUDA_SUCCESS)
-		return launch_fault(d, r, "cuLaunchKernel", kernel, fault);
-	if (d->timing)
-		return (r = d->api.EventRecord(d->ev[1], NULL)) == CUDA_SUCCESS ? 0 : cu_err(d, r, "cuEventRecord");
+		return kiln_cuda_launch_fault(d, r, "cuLaunchKernel", kernel, fault);
 	if ((r = d->api.CtxSynchronize()) != CUDA_SUCCESS)
-		return launch_fault(d, r, "kernel", kernel, fault);
+		return kiln_cuda_launch_fault(d, r, "kernel", kernel, fault);
 	return 0;
 }
 
@@ -368,22 +378,17 @@ static kiln_err cu_sync(void *impl)
 	if (e)
 		return e;
 	CUresult r = d->api.CtxSynchronize();
-	if (r == CUDA_SUCCESS)
-		return 0;
-	if (sticky(r)) {
-		d->poisoned = true;
-		snprintf(d->poison_text, sizeof(d->poison_text), "%s", cu_name(d, r));
-		return kiln_error_set(KILN_EFAULT, "cuda: a kernel faulted: %s (%d)", cu_name(d, r), (int)r);
-	}
-	return cu_err(d, r, "cuCtxSynchronize");
+	return r == CUDA_SUCCESS ? 0 : kiln_cuda_err(d, r, "cuCtxSynchronize");
 }
 
+/* After a fault the context is left alone: releasing it would only return the fault. */
 static void cu_destroy(void *impl)
 {
 	cuda_dev *d = impl;
 	if (!d)
 		return;
-	if (d->ctx) {
+	if (d->ctx && !d->poisoned) {
+		kiln_cuda_probe_free(d);
 		for (int i = 0; i < 2; i++)
 			if (d->ev[i])
 				d->api.EventDestroy(d->ev[i]);
@@ -391,264 +396,6 @@ static void cu_destroy(void *impl)
 	}
 	/* libcuda stays loaded: unloading a driver library is not safe */
 	free(d);
-}
-
-/* ---- CUPTI: kernel records (process-wide, as CUPTI's callbacks are) ---- */
-
-#if CUPTI_API_VERSION >= 130000
-typedef CUpti_ActivityKernel10 kernel_record;
-#else
-typedef CUpti_ActivityKernel9 kernel_record;
-#endif
-
-static struct {
-	bool tried, ok;
-	CUptiResult (CUPTIAPI *Enable)(CUpti_ActivityKind);
-	CUptiResult (CUPTIAPI *Disable)(CUpti_ActivityKind);
-	CUptiResult (CUPTIAPI *Register)(CUpti_BuffersCallbackRequestFunc, CUpti_BuffersCallbackCompleteFunc);
-	CUptiResult (CUPTIAPI *FlushAll)(uint32_t);
-	CUptiResult (CUPTIAPI *Next)(uint8_t *, size_t, CUpti_Activity **);
-	uint64_t *start, *end;    /* kernel records since the last take */
-	size_t n, cap;
-	bool overflow;
-} cupti;
-
-#define CUPTI_BUF (1u << 20)
-
-static void CUPTIAPI cupti_requested(uint8_t **buffer, size_t *size, size_t *max_records)
-{
-	*buffer = aligned_alloc(8, CUPTI_BUF);
-	*size = *buffer ? CUPTI_BUF : 0;
-	*max_records = 0;
-}
-
-static void CUPTIAPI cupti_completed(CUcontext ctx, uint32_t stream, uint8_t *buffer, size_t size, size_t valid)
-{
-	CUpti_Activity *rec = NULL;
-	(void)ctx;
-	(void)stream;
-	(void)size;
-	while (buffer && cupti.Next(buffer, valid, &rec) == CUPTI_SUCCESS) {
-		if (rec->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL && rec->kind != CUPTI_ACTIVITY_KIND_KERNEL)
-			continue;
-		const kernel_record *k = (const kernel_record *)rec;
-		if (cupti.n == cupti.cap) {
-			size_t nc = cupti.cap ? 2 * cupti.cap : 4096;
-			uint64_t *s = realloc(cupti.start, nc * sizeof(uint64_t)), *e = s ? realloc(cupti.end, nc * sizeof(uint64_t)) : NULL;
-			if (s)
-				cupti.start = s;
-			if (!s || !e) {
-				cupti.overflow = true;
-				break;
-			}
-			cupti.end = e;
-			cupti.cap = nc;
-		}
-		cupti.start[cupti.n] = k->start;
-		cupti.end[cupti.n++] = k->end;
-	}
-	free(buffer);
-}
-
-static void *open_cupti(void)
-{
-	static const char *const paths[] = {"libcupti.so", KILN_CUDA_ROOT "/lib64/libcupti.so",
-					    KILN_CUDA_ROOT "/extras/CUPTI/lib64/libcupti.so", KILN_CUDA_ROOT "/lib/libcupti.so"};
-	for (size_t i = 0; i < KILN_ARRAY_LEN(paths); i++) {
-		void *h = dlopen(paths[i], RTLD_NOW | RTLD_LOCAL);
-		if (h)
-			return h;
-	}
-	return NULL;
-}
-
-/* Loads CUPTI once and enables kernel records; false when unavailable (events then). */
-static bool cupti_start(void)
-{
-	const char *off = getenv("KILN_NO_CUPTI"); /* 1: time with CUDA events only */
-	if (off && *off == '1')
-		return false;
-	if (cupti.tried)
-		return cupti.ok && cupti.Enable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) == CUPTI_SUCCESS;
-	cupti.tried = true;
-	void *h = open_cupti();
-	if (!h)
-		return false;
-	*(void **)&cupti.Enable = dlsym(h, "cuptiActivityEnable");
-	*(void **)&cupti.Disable = dlsym(h, "cuptiActivityDisable");
-	*(void **)&cupti.Register = dlsym(h, "cuptiActivityRegisterCallbacks");
-	*(void **)&cupti.FlushAll = dlsym(h, "cuptiActivityFlushAll");
-	*(void **)&cupti.Next = dlsym(h, "cuptiActivityGetNextRecord");
-	if (!cupti.Enable || !cupti.Disable || !cupti.Register || !cupti.FlushAll || !cupti.Next ||
-	    cupti.Register(cupti_requested, cupti_completed) != CUPTI_SUCCESS)
-		return false;
-	cupti.ok = true;
-	return cupti.Enable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) == CUPTI_SUCCESS;
-}
-
-static void cupti_stop(void)
-{
-	if (cupti.ok) {
-		cupti.FlushAll(1);
-		cupti.Disable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
-		cupti.n = 0;
-	}
-}
-
-static int cmp_u64_pair(const void *a, const void *b)
-{
-	uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
-	return (x > y) - (x < y);
-}
-
-/* The plan times of the last reps from the kernel records: sorted by start, kernels_per_rep
- * records per rep. false when the records do not add up (then events are used). */
-static bool cupti_take(double *us, size_t reps, size_t kernels_per_rep)
-{
-	bool ok = false;
-	cupti.FlushAll(1);
-	if (!cupti.overflow && cupti.n == reps * kernels_per_rep) {
-		uint64_t *pairs = malloc(cupti.n * 2 * sizeof(uint64_t));
-		if (pairs) {
-			for (size_t i = 0; i < cupti.n; i++) {
-				pairs[2 * i] = cupti.start[i];
-				pairs[2 * i + 1] = cupti.end[i];
-			}
-			qsort(pairs, cupti.n, 2 * sizeof(uint64_t), cmp_u64_pair);
-			for (size_t r = 0; r < reps; r++) {
-				uint64_t ns = 0;
-				for (size_t k = 0; k < kernels_per_rep; k++) {
-					const uint64_t *p = &pairs[2 * (r * kernels_per_rep + k)];
-					ns += p[1] > p[0] ? p[1] - p[0] : 0;
-				}
-				us[r] = (double)ns / 1e3;
-			}
-			free(pairs);
-			ok = true;
-		}
-	}
-	cupti.n = 0;
-	cupti.overflow = false;
-	return ok;
-}
-
-/* ---- timing ---- */
-
-#define BATCH 10
-#define MIN_REPS 10
-#define MAX_REPS 5000
-#define WARMUP_REPS 3
-
-static double rel_se_of_median(const double *v, size_t n)
-{
-	double mean = 0, var = 0;
-	for (size_t i = 0; i < n; i++)
-		mean += v[i];
-	mean /= (double)n;
-	for (size_t i = 0; i < n; i++)
-		var += (v[i] - mean) * (v[i] - mean);
-	var /= (double)(n > 1 ? n - 1 : 1);
-	double *s = malloc(n * sizeof(double));
-	if (!s)
-		return INFINITY;
-	memcpy(s, v, n * sizeof(double));
-	for (size_t i = 1; i < n; i++) /* insertion sort: n is small per check */
-		for (size_t j = i; j > 0 && s[j] < s[j - 1]; j--) {
-			double x = s[j];
-			s[j] = s[j - 1];
-			s[j - 1] = x;
-		}
-	double med = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-	free(s);
-	/* SE(median) ~ sqrt(pi/2) * sd / sqrt(n) for near-normal samples */
-	return med > 0 ? 1.2533 * sqrt(var) / sqrt((double)n) / med : INFINITY;
-}
-
-static kiln_err samples_push(kiln_time_samples *out, double v)
-{
-	if (out->n == out->cap) {
-		size_t nc = out->cap ? 2 * out->cap : 64;
-		double *p = kiln_realloc(out->us, nc * sizeof(double));
-		if (!p)
-			return KILN_ENOMEM;
-		out->us = p;
-		out->cap = nc;
-	}
-	out->us[out->n++] = v;
-	return 0;
-}
-
-/* One rep: flush L2 with a write of 2x its size, then the plan (run syncs at its end). */
-static kiln_err one_rep(cuda_dev *d, CUdeviceptr flush, size_t flush_words, kiln_err (*run)(void *, size_t),
-			void *ctx, size_t rep, float *event_ms)
-{
-	CUresult r = d->api.MemsetD32Async(flush, (unsigned)rep, flush_words, NULL);
-	if (r != CUDA_SUCCESS)
-		return cu_err(d, r, "L2 flush");
-	d->rep_started = false;
-	kiln_err e = run(ctx, rep);
-	if (e)
-		return e;
-	*event_ms = 0;
-	if (d->rep_started && (r = d->api.EventSynchronize(d->ev[1])) == CUDA_SUCCESS)
-		r = d->api.EventElapsedTime(event_ms, d->ev[0], d->ev[1]);
-	return r == CUDA_SUCCESS ? 0 : cu_err(d, r, "cuEventElapsedTime");
-}
-
-static kiln_err time_loop(cuda_dev *d, CUdeviceptr flush, size_t flush_words, kiln_err (*run)(void *, size_t),
-			  void *ctx, size_t kpr, double max_seconds, kiln_time_samples *out)
-{
-	double t0 = kiln_now_s(), batch_us[BATCH];
-	float ms[BATCH];
-	size_t rep = 0;
-	kiln_err e = 0;
-	for (size_t w = 0; w < WARMUP_REPS && !e; w++)
-		e = one_rep(d, flush, flush_words, run, ctx, rep++, &ms[0]);
-	if (e)
-		return e;
-	bool use_cupti = cupti_start();
-	if (use_cupti)
-		cupti_take(batch_us, 0, kpr); /* drop the warm-up's records */
-	out->cupti = use_cupti;
-	while (out->n < MAX_REPS) {
-		for (size_t b = 0; b < BATCH; b++)
-			if ((e = one_rep(d, flush, flush_words, run, ctx, rep++, &ms[b])))
-				goto done;
-		bool from_cupti = use_cupti && cupti_take(batch_us, BATCH, kpr);
-		out->cupti = out->cupti && from_cupti;
-		for (size_t b = 0; b < BATCH; b++)
-			if ((e = samples_push(out, from_cupti ? batch_us[b] : (double)ms[b] * 1e3)))
-				goto done;
-		double el = kiln_now_s() - t0;
-		if ((out->n >= MIN_REPS && rel_se_of_median(out->us, out->n) < 0.01) || el > max_seconds)
-			break;
-	}
-done:
-	cupti_stop();
-	out->seconds = kiln_now_s() - t0;
-	return e;
-}
-
-static kiln_err cu_time_plan(void *impl, kiln_err (*run)(void *ctx, size_t rep), void *ctx, size_t kpr,
-			     double max_seconds, kiln_time_samples *out)
-{
-	cuda_dev *d = impl;
-	CUdeviceptr flush = 0;
-	int l2 = 0;
-	kiln_err e = check_ctx(d);
-	if (e)
-		return e;
-	d->api.DeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, d->dev);
-	size_t flush_bytes = 2 * (size_t)(l2 > 0 ? l2 : 64 << 20);
-	CUresult r = d->api.MemAlloc(&flush, flush_bytes);
-	if (r != CUDA_SUCCESS)
-		return cu_err(d, r, "cuMemAlloc (L2 flush buffer)");
-	d->timing = true;
-	e = time_loop(d, flush, flush_bytes / 4, run, ctx, kpr ? kpr : 1, max_seconds, out);
-	d->timing = false;
-	if (!d->poisoned)
-		d->api.MemFree(flush);
-	return e;
 }
 
 /* ---- open ---- */
@@ -667,9 +414,13 @@ static kiln_err load_api(cuda_dev *d)
 	for (size_t i = 0; i < KILN_ARRAY_LEN(sym_names); i++) {
 		char names[64], *save = NULL;
 		snprintf(names, sizeof(names), "%s", sym_names[i]);
+		size_t len = strlen(names);
+		bool optional = len && names[len - 1] == '?';
+		if (optional)
+			names[len - 1] = 0;
 		for (char *tok = strtok_r(names, "|", &save); tok && !slots[i]; tok = strtok_r(NULL, "|", &save))
 			slots[i] = dlsym(d->lib, tok);
-		if (!slots[i] && i + 1 < KILN_ARRAY_LEN(sym_names))
+		if (!slots[i] && !optional)
 			return kiln_error_set(KILN_EUNSUPPORTED, "device cuda: the driver is too old (no %s)", sym_names[i]);
 	}
 	return 0;
@@ -681,17 +432,31 @@ static int attr(cuda_dev *d, CUdevice_attribute a)
 	return d->api.DeviceGetAttribute(&v, a, d->dev) == CUDA_SUCCESS ? v : 0;
 }
 
-static void fill_info(cuda_dev *d, kiln_device_info *in, int driver)
+/* nvidia-smi's spelling: GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx */
+static void uuid_text(char *out, size_t n, const CUuuid *u)
+{
+	size_t at = (size_t)snprintf(out, n, "GPU-");
+	for (int i = 0; i < 16 && at < n; i++)
+		at += (size_t)snprintf(out + at, n - at, "%s%02x", i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "",
+				       (unsigned)(unsigned char)u->bytes[i]);
+}
+
+static void fill_info(cuda_dev *d, kiln_device_info *in, int driver, int index)
 {
 	size_t total = 0;
+	CUuuid u;
 	in->kind = KILN_DEVICE_CUDA;
 	d->api.DeviceGetName(in->name, (int)sizeof(in->name), d->dev);
+	in->gpu_index = index;
+	if (d->api.DeviceGetUuid && d->api.DeviceGetUuid(&u, d->dev) == CUDA_SUCCESS)
+		uuid_text(in->uuid, sizeof(in->uuid), &u);
 	in->cc_major = (uint32_t)attr(d, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
 	in->cc_minor = (uint32_t)attr(d, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
 	snprintf(in->arch, sizeof(in->arch), "sm_%u%u", in->cc_major, in->cc_minor);
 	in->sm_count = (uint32_t)attr(d, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
 	in->max_threads_per_block = (uint32_t)attr(d, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
 	in->max_shared_per_block = (uint32_t)attr(d, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+	d->max_shared_optin = in->max_shared_per_block ? in->max_shared_per_block : KILN_CUDA_DEFAULT_SHARED;
 	in->smem_per_sm = (uint32_t)attr(d, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR);
 	in->l2_bytes = (uint64_t)attr(d, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
 	in->clock_khz = (uint32_t)attr(d, CU_DEVICE_ATTRIBUTE_CLOCK_RATE);
@@ -705,10 +470,25 @@ static void fill_info(cuda_dev *d, kiln_device_info *in, int driver)
 	in->modeled = false;
 }
 
+/* $KILN_GPU_INDEX: a non-negative ordinal (the driver already applied CUDA_VISIBLE_DEVICES). */
+static kiln_err gpu_index(int *out, int count)
+{
+	const char *s = getenv("KILN_GPU_INDEX");
+	char *end = NULL;
+	long v = s && *s ? strtol(s, &end, 10) : 0;
+	if (s && *s && (*end || v < 0))
+		return kiln_error_set(KILN_EINVAL, "device cuda: KILN_GPU_INDEX='%s': expected a GPU ordinal (0, 1, ...)", s);
+	if (v >= count)
+		return kiln_error_set(KILN_EUNSUPPORTED, "device cuda: GPU index %ld, but %d GPU%s visible%s", v, count,
+				      count == 1 ? " is" : "s are", getenv("CUDA_VISIBLE_DEVICES") ? " (CUDA_VISIBLE_DEVICES is set)" : "");
+	*out = (int)v;
+	return 0;
+}
+
 kiln_err kiln_device_cuda_init(kiln_device *dev, const kiln_device_options *o)
 {
 	cuda_dev *d = kiln_calloc(1, sizeof(*d));
-	int count = 0, driver = 0;
+	int count = 0, driver = 0, index = 0;
 	kiln_err e;
 	CUresult r;
 	(void)o;
@@ -717,7 +497,7 @@ kiln_err kiln_device_cuda_init(kiln_device *dev, const kiln_device_options *o)
 	if ((e = load_api(d)))
 		goto fail;
 	if ((r = d->api.Init(0)) != CUDA_SUCCESS) {
-		e = kiln_error_set(KILN_EUNSUPPORTED, "device cuda: cuInit failed: %s", cu_name(d, r));
+		e = kiln_error_set(KILN_EUNSUPPORTED, "device cuda: cuInit failed: %s", kiln_cuda_name(d, r));
 		goto fail;
 	}
 	d->api.DriverGetVersion(&driver);
@@ -727,23 +507,25 @@ kiln_err kiln_device_cuda_init(kiln_device *dev, const kiln_device_options *o)
 		goto fail;
 	}
 	if ((r = d->api.DeviceGetCount(&count)) != CUDA_SUCCESS || count < 1) {
-		e = kiln_error_set(KILN_EUNSUPPORTED, "device cuda: no GPU (%s)", r != CUDA_SUCCESS ? cu_name(d, r) : "0 devices");
+		e = kiln_error_set(KILN_EUNSUPPORTED, "device cuda: no GPU (%s)", r != CUDA_SUCCESS ? kiln_cuda_name(d, r) : "0 devices");
 		goto fail;
 	}
-	if ((r = d->api.DeviceGet(&d->dev, 0)) != CUDA_SUCCESS || (r = d->api.PrimaryCtxRetain(&d->ctx, d->dev)) != CUDA_SUCCESS) {
-		e = kiln_error_set(KILN_EUNSUPPORTED, "device cuda: cannot open GPU 0: %s", cu_name(d, r));
+	if ((e = gpu_index(&index, count)))
+		goto fail;
+	if ((r = d->api.DeviceGet(&d->dev, index)) != CUDA_SUCCESS || (r = d->api.PrimaryCtxRetain(&d->ctx, d->dev)) != CUDA_SUCCESS) {
+		e = kiln_error_set(KILN_EUNSUPPORTED, "device cuda: cannot open GPU %d: %s", index, kiln_cuda_name(d, r));
 		d->ctx = NULL;
 		goto fail;
 	}
 	if ((r = d->api.CtxSetCurrent(d->ctx)) != CUDA_SUCCESS || (r = d->api.EventCreate(&d->ev[0], CU_EVENT_DEFAULT)) ||
 	    (r = d->api.EventCreate(&d->ev[1], CU_EVENT_DEFAULT))) {
-		e = cu_err(d, r, "context setup");
+		e = kiln_cuda_err(d, r, "context setup");
 		goto fail;
 	}
-	fill_info(d, &dev->info, driver);
+	fill_info(d, &dev->info, driver, index);
 	dev->ops = &cuda_ops;
 	dev->impl = d;
-	dev->time_plan = cu_time_plan;
+	dev->time_plan = kiln_cuda_time_plan;
 	return 0;
 fail:
 	if (d->ctx)

@@ -44,6 +44,9 @@ typedef struct kiln_device_info {
 	uint32_t mem_clock_khz, bus_width_bits, clock_khz;
 	double peak_bw_gbs;            /* 2 x memory clock x bus width / 8, GB/s */
 	int driver_version;            /* 13000 = CUDA 13.0 */
+	int gpu_index;                 /* cuda: ordinal among the visible GPUs ($KILN_GPU_INDEX, after
+					* CUDA_VISIBLE_DEVICES, which the driver applies) */
+	char uuid[48];                 /* cuda: "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", else "" */
 	char note[240];                /* "auto" fell back to the emulator: why (one line), else "" */
 } kiln_device_info;
 
@@ -78,6 +81,11 @@ const kiln_device_info *kiln_device_info_get(const kiln_device *dev);
  * child so the caller never initializes CUDA (safe before forking). false with the
  * reason (one line) in why. */
 bool kiln_device_cuda_probe(char *why, size_t n);
+/* Which timing source the cuda backend will use and why (one line in why): true with the
+ * libcupti path it loads ($KILN_LIBCUPTI, libcupti.so.13/.12, the toolkit's lib64, lib and
+ * extras/CUPTI/lib64, pip's nvidia/cu13/lib and nvidia/cuda_cupti/lib), false when timing
+ * falls back to CUDA events (KILN_NO_CUPTI=1, or no libcupti found). Loads no driver. */
+bool kiln_device_cupti_find(char *path, size_t npath, char *why, size_t nwhy);
 
 kiln_err kiln_device_alloc(kiln_device *dev, uint64_t *out_addr, size_t bytes);
 kiln_err kiln_device_mem_free(kiln_device *dev, uint64_t addr);
@@ -231,10 +239,13 @@ kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln
  * checked against the reference), each launch's counters are extrapolated by the
  * target's traffic expression to the first bench size and modeled on GPU spec `gpu`
  * (profile/cost): deterministic, labelled modeled. cuda: compiled to a cubin for the
- * device's sm, run at the first bench size with warm-up, an L2 flush before every rep,
- * rotated input copies, CUPTI kernel durations (CUDA events as the fallback), repeated
- * until the relative standard error of the median is < 1% or max_seconds. cuda does not
- * verify: call kiln_verify first (kiln bench and the search loop do). */
+ * device's sm, run at the first bench size with >= 200 ms of warm-up (until the SM clock
+ * settles), a write-then-read 2x L2 flush before every rep, rotated input copies, each
+ * launch synchronized; one source per measurement (CUPTI records matched by correlation
+ * id, else CUDA events: timing.source_why says which), repeated until the relative
+ * standard error of the median is < 1% or max_seconds. A fault while timed is KILN_EFAULT
+ * (kiln_device_last_fault names the rep and launch; the device is then unusable). cuda
+ * does not verify: call kiln_verify first (kiln bench and the search loop do). */
 typedef struct kiln_time_options {
 	const kiln_target *target;     /* required */
 	const char *source;            /* required */
@@ -270,7 +281,12 @@ typedef struct kiln_timing {
 	kiln_cost_result model;        /* modeled: the cost model's result */
 	kiln_env bench_env;            /* the sizes timed */
 	char bound[16];                /* modeled: the first launch's deciding term */
-	bool cupti;                    /* cuda: durations from CUPTI (false: CUDA events) */
+	bool cupti;                    /* cuda: durations from CUPTI (false: CUDA events); one source */
+	char source_why[320];          /* cuda: why that source */
+	double sm_mhz[2];              /* cuda: SM clock seen after warm-up and at the end (0: unknown) */
+	double warmup_s;               /* cuda: seconds of warm-up launches */
+	int64_t invalid_reps;          /* cuda: reps left out (CUPTI record missing, zero or inverted) */
+	int64_t cupti_dropped;         /* cuda: CUPTI records the driver dropped */
 } kiln_timing;
 
 /* Times a candidate (see above). On error *out holds nothing to free beyond what

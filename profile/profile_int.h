@@ -26,8 +26,13 @@ typedef struct kiln_device_ops {
 typedef struct kiln_time_samples {
 	double *us;          /* owned; n plan times in microseconds */
 	size_t n, cap;
-	bool cupti;          /* from CUPTI kernel records (false: CUDA events) */
-	double seconds;      /* wall time spent timing */
+	bool cupti;          /* from CUPTI kernel records (false: CUDA events); never mixed */
+	char why[320];       /* why this source ("CUPTI from <path>", "KILN_NO_CUPTI=1", ...) */
+	double seconds;      /* wall time spent timing, warm-up included */
+	double warmup_s;     /* of which warm-up */
+	double sm_mhz[2];    /* SM clock seen after warm-up and after the last rep (0: unknown) */
+	size_t invalid;      /* reps left out: a CUPTI record missing, zero or inverted */
+	size_t dropped;      /* CUPTI records the driver reported dropped */
 } kiln_time_samples;
 
 struct kiln_device {

@@ -585,9 +585,12 @@ static cJSON *device_json(const kiln_device_info *di)
 		{"smem_per_sm", di->smem_per_sm}, {"smem_per_block_optin", di->max_shared_per_block},
 		{"clock_khz", di->clock_khz}, {"mem_clock_khz", di->mem_clock_khz},
 		{"bus_width_bits", di->bus_width_bits}, {"peak_bw_gbs", di->peak_bw_gbs},
-		{"driver_version", di->driver_version},
+		{"driver_version", di->driver_version}, {"gpu_index", di->gpu_index},
 	};
-	return named_json(di->name, di->arch, f, KILN_ARRAY_LEN(f));
+	cJSON *o = named_json(di->name, di->arch, f, KILN_ARRAY_LEN(f));
+	if (o && di->uuid[0])
+		cJSON_AddStringToObject(o, "uuid", di->uuid);
+	return o;
 }
 
 /* Copies of the inputs so consecutive reps do not find them in L2: enough to cover 4x
@@ -622,6 +625,12 @@ static kiln_err cuda_measure(kiln_timing *out, tctx *c, cuda_run *r, const kiln_
 	out->spread = out->time_us > 0 ? (quantile(sm.us, sm.n, 0.75) - quantile(sm.us, sm.n, 0.25)) / out->time_us : 0;
 	out->reps = (int64_t)sm.n;
 	out->cupti = sm.cupti;
+	snprintf(out->source_why, sizeof(out->source_why), "%s", sm.why);
+	out->sm_mhz[0] = sm.sm_mhz[0];
+	out->sm_mhz[1] = sm.sm_mhz[1];
+	out->warmup_s = sm.warmup_s;
+	out->invalid_reps = (int64_t)sm.invalid;
+	out->cupti_dropped = (int64_t)sm.dropped;
 	out->bandwidth_gbs = out->time_us > 0 ? out->traffic_floor_bytes / out->time_us / 1e3 : 0;
 	out->roofline = out->time_us > 0 && di->peak_bw_gbs > 0 ? out->bandwidth_gbs / di->peak_bw_gbs : 0;
 	snprintf(out->device, sizeof(out->device), "%s", di->name);
@@ -797,6 +806,21 @@ static void add_num(cJSON *o, const char *key, double v)
 	cJSON_AddItemToObject(o, key, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
 }
 
+/* cuda: the one source of the samples and why, what the SM clock was, reps left out. */
+static void add_measured(cJSON *o, const kiln_timing *t)
+{
+	cJSON_AddStringToObject(o, "source", t->cupti ? "cupti" : "cuda-events");
+	cJSON_AddStringToObject(o, "source_why", t->source_why);
+	cJSON *clk = cJSON_AddObjectToObject(o, "sm_clock_mhz");
+	if (clk) {
+		add_num(clk, "after_warmup", t->sm_mhz[0] > 0 ? t->sm_mhz[0] : NAN);
+		add_num(clk, "at_end", t->sm_mhz[1] > 0 ? t->sm_mhz[1] : NAN);
+	}
+	add_num(o, "warmup_s", t->warmup_s);
+	cJSON_AddNumberToObject(o, "invalid_reps", (double)t->invalid_reps);
+	cJSON_AddNumberToObject(o, "cupti_dropped", (double)t->cupti_dropped);
+}
+
 char *kiln_timing_to_json(const kiln_timing *t)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -825,7 +849,7 @@ char *kiln_timing_to_json(const kiln_timing *t)
 	if (t->modeled)
 		cJSON_AddStringToObject(o, "bound", t->bound);
 	else
-		cJSON_AddStringToObject(o, "source", t->cupti ? "cupti" : "cuda-events");
+		add_measured(o, t);
 	cJSON *sz = cJSON_AddObjectToObject(o, "sizes");
 	if (sz)
 		for (size_t i = 0; i < t->bench_env.n; i++)

@@ -4,7 +4,9 @@
 # (2) --json is deterministic for the same --seed; (3) --compare ranks real kernels
 # (float4 < scalar < strided) with launch plans found beside the .cu files; (4) a kernel
 # that fails verification is never timed (exit 1); (5) --gpu picks another spec;
-# (6) usage errors exit 2 and --device cuda without a GPU exits 3.
+# (6) usage errors exit 2 and --device cuda without a GPU exits 3; (7) the cuda path on the
+# fake driver (tests/gpu_fake_libcuda.c); (8) --compare on a GPU, one child per candidate,
+# and --gpu-index.
 set -u
 : "${KILN_BIN:?KILN_BIN not set}" "${KILN_SOURCE_ROOT:?KILN_SOURCE_ROOT not set}"
 fx="$KILN_SOURCE_ROOT/tests/fixtures/verify"
@@ -126,6 +128,29 @@ if [ -f "$fake" ]; then
 	out=$(KILN_LIBCUDA="$fake" KILN_NO_CUPTI=1 "$KILN_BIN" bench ratio_token --device cuda 2>&1); rc=$?
 	[ $rc -eq 1 ] && echo "$out" | grep -q "not timed" && echo "ok   cuda path (fake driver): not timed" ||
 		{ echo "FAIL cuda path on the fake driver: exit $rc: $out"; fail=1; }
+	# (8) --compare on a GPU: each candidate in its own process, so a kernel that faults
+	# (sticky: the context is gone) costs its row, not the candidates after it
+	seed="$KILN_SOURCE_ROOT/targets/ratio_token/seed.cu"
+	sed 's/ratio_token(/ratio_bad(/' "$seed" >"$tmp/bad.cu"
+	sed 's/"ratio_token"/"ratio_bad"/' "$KILN_SOURCE_ROOT/targets/ratio_token/launch.json" >"$tmp/bad.json"
+	cp "$seed" "$tmp/good.cu"
+	KILN_LIBCUDA="$fake" KILN_NO_CUPTI=1 FAKE_CUDA_RATIO_TOKEN=1 FAKE_CUDA_FAULT_KERNEL=ratio_bad \
+		"$KILN_BIN" bench ratio_token --device cuda --compare "$tmp/bad.cu" "$tmp/good.cu" --json >"$tmp/cc.json" 2>"$tmp/cc.err"; rc=$?
+	ok=$(json_get "$tmp/cc.json" 'j["ranking"] == ["'"$tmp/good.cu"'"] and j["candidates"][0]["verdict"]["check"] == "bounds" and "Fake H100" in j["device"]' 2>&1)
+	[ $rc -eq 1 ] && [ "$ok" = True ] && echo "ok   --compare on a GPU: one child per candidate" ||
+		{ echo "FAIL --compare on the fake GPU: exit $rc ok=$ok"; cat "$tmp/cc.err"; fail=1; }
+	# kiln doctor names the timing source and why
+	out=$(KILN_LIBCUDA="$fake" KILN_LIBCUPTI="$fake" "$KILN_BIN" doctor 2>&1)
+	echo "$out" | grep -q "timing:      measured, CUPTI kernel records from $fake" && echo "$out" | grep -q "gpu:         Fake H100" &&
+		echo "ok   doctor: CUPTI from \$KILN_LIBCUPTI" || { echo "FAIL doctor with CUPTI: $out"; fail=1; }
+	out=$(KILN_LIBCUDA="$fake" KILN_LIBCUPTI=/nonexistent/libcupti.so "$KILN_BIN" doctor 2>&1)
+	echo "$out" | grep -q "timing:      measured, KILN_LIBCUPTI=/nonexistent/libcupti.so does not load as libcupti; CUDA events" &&
+		echo "ok   doctor: CUDA events and why" || { echo "FAIL doctor without CUPTI: $out"; fail=1; }
+	# --gpu-index: the ordinal among the visible GPUs, name recorded
+	out=$(KILN_LIBCUDA="$fake" KILN_NO_CUPTI=1 FAKE_CUDA_DEVICES=2 FAKE_CUDA_RATIO_TOKEN=1 "$KILN_BIN" bench ratio_token \
+		--device cuda --gpu-index 1 2>&1); rc=$?
+	[ $rc -eq 0 ] && echo "$out" | grep -q "Fake H100 #1" && echo "ok   --gpu-index 1" ||
+		{ echo "FAIL --gpu-index 1: exit $rc: $out"; fail=1; }
 fi
 
 exit $fail

@@ -1,9 +1,12 @@
-/* GPU suite: the cuda backend (profile/device_cuda.c) and measured timing on a real
- * device. Exits 77 (skipped) when no driver or GPU is usable. Covers device properties,
- * memory round trips (with poison tails), verification of a seed on the GPU, measured
- * timing (reps, median/min/spread, roofline in (0, 1]), a measured ordering (coalesced
- * beats strided), "auto" picking the GPU, and a faulting kernel poisoning the context
- * with a clear error afterwards (last, since the context is then unusable). */
+/* GPU suite: the cuda backend (profile/device_cuda.c, device_cuda_time.c) and measured
+ * timing on a real device. Exits 77 (skipped) when no driver or GPU is usable. Covers
+ * device properties (name, UUID), memory round trips (with poison tails), parameter sizes
+ * from the driver, the shared-memory opt-in with static shared memory (16 KiB static + 40
+ * KiB dynamic, and 100 KiB dynamic), verification of a seed on the GPU, measured timing
+ * (reps, median/min/spread, roofline in (0, 1], one named source, >= 200 ms warm-up, the
+ * SM clock seen), a measured ordering (coalesced beats strided), "auto" picking the GPU,
+ * and a faulting kernel poisoning the context with its error kept (first wins; no "0
+ * arguments", no cuMemFree error) — last, since the context is then unusable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +18,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "compile/compile.h"
 #include "profile/profile.h"
 #include "tests/gpu_lion_kernels.h"
 
@@ -58,6 +62,50 @@ static void test_gpu__device_properties(void **state)
 	assert_true(in->sm_count > 0 && in->l2_bytes > 0 && in->total_mem > 0);
 	assert_true(in->peak_bw_gbs > 100);
 	assert_true(in->max_shared_per_block >= 48 * 1024);
+	printf("# uuid %s, GPU index %d\n", in->uuid, in->gpu_index);
+	assert_int_equal(strncmp(in->uuid, "GPU-", 4), 0);
+}
+
+static const char smem_cu[] =
+	"extern \"C\" __global__ void smem(float *p, int n, char c, double d)\n"
+	"{ __shared__ float st[4096]; extern __shared__ float dyn[];\n"
+	"  st[threadIdx.x] = (float)threadIdx.x; dyn[threadIdx.x] = c + (float)d; __syncthreads();\n"
+	"  if ((int)threadIdx.x < n) p[threadIdx.x] = st[threadIdx.x ^ 1] + dyn[threadIdx.x ^ 1]; }\n";
+
+/* 16 KiB static + 40 KiB dynamic needs the opt-in although 40 KiB < 48 KiB; 100 KiB too */
+static void test_gpu__params_and_shared_opt_in(void **state)
+{
+	(void)state;
+	kiln_compile_options co = KILN_COMPILE_OPTIONS_INIT;
+	kiln_compiled *c = NULL;
+	kiln_module *m = NULL;
+	co.source = smem_cu;
+	co.arch = kiln_device_info_get(dev)->arch;
+	assert_int_equal(kiln_compile(&c, &co), 0);
+	assert_true(c->ok);
+	assert_int_equal(kiln_device_module_load(dev, &m, c), 0);
+	uint32_t sz[8];
+	size_t n = 0;
+	assert_int_equal(kiln_module_params(m, "smem", &n, sz, 8), 0);
+	assert_true(n == 4 && sz[0] == 8 && sz[1] == 4 && sz[2] == 1 && sz[3] == 8);
+	uint64_t buf = 0;
+	int cnt = 32;
+	char ch = 1;
+	double dd = 2;
+	assert_int_equal(kiln_device_alloc(dev, &buf, 4096), 0);
+	const void *args[] = {&buf, &cnt, &ch, &dd};
+	const uint32_t dyn[] = {40 * 1024, 100 * 1024};
+	for (int i = 0; i < 2; i++) {
+		kiln_dims dm = {{1, 1, 1}, {32, 1, 1}, dyn[i]};
+		if (kiln_device_launch(dev, m, "smem", &dm, args, NULL))
+			fail_msg("16 KiB static + %u B dynamic: %s", dyn[i], kiln_error_last());
+	}
+	float out[32];
+	assert_int_equal(kiln_device_read(dev, out, buf, sizeof(out)), 0);
+	assert_true(out[0] == 1.0f + 3.0f && out[1] == 0.0f + 3.0f);
+	assert_int_equal(kiln_device_mem_free(dev, buf), 0);
+	kiln_module_free(m);
+	kiln_compiled_free(c);
 }
 
 static void test_gpu__memory_round_trip_and_poison(void **state)
@@ -146,6 +194,14 @@ static void test_gpu__measured_timing(void **state)
 	assert_true(tm.time_us > 0 && tm.min_us > 0 && tm.min_us <= tm.time_us);
 	assert_true(tm.spread >= 0);
 	assert_true(tm.roofline > 0 && tm.roofline <= 1);
+	printf("# source: %s; warm-up %.2f s; SM clock %.0f MHz after warm-up, %.0f at the end; %lld reps left out, %lld "
+	       "CUPTI records dropped\n", tm.source_why, tm.warmup_s, tm.sm_mhz[0], tm.sm_mhz[1], (long long)tm.invalid_reps,
+	       (long long)tm.cupti_dropped);
+	assert_true(tm.source_why[0] && tm.warmup_s >= 0.2);
+	assert_true(tm.sm_mhz[0] > 100 && tm.sm_mhz[0] < 5000 && tm.sm_mhz[1] > 100);
+	char cupti_path[512], why[320];
+	if (kiln_device_cupti_find(cupti_path, sizeof(cupti_path), why, sizeof(why)))
+		assert_true(tm.cupti); /* CUPTI found: the measurement is CUPTI's, whole */
 	cJSON *s = cJSON_Parse(tm.samples_json);
 	assert_true(cJSON_IsArray(s));
 	assert_int_equal(cJSON_GetArraySize(s), (int)tm.reps);
@@ -183,6 +239,8 @@ static void test_gpu__fault_poisons_the_context(void **state)
 	uint64_t a = 0;
 	assert_int_equal(kiln_device_alloc(dev, &a, 64), KILN_EDEVICE);
 	assert_non_null(strstr(kiln_error_last(), "fresh process"));
+	assert_non_null(strstr(kiln_error_last(), "CUDA_ERROR_ILLEGAL_ADDRESS"));
+	assert_null(strstr(kiln_error_last(), "cuMemFree"));
 	kiln_plan_free(plan);
 }
 
@@ -196,6 +254,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gpu__device_properties),
 		cmocka_unit_test(test_gpu__memory_round_trip_and_poison),
+		cmocka_unit_test(test_gpu__params_and_shared_opt_in),
 		cmocka_unit_test(test_gpu__auto_picks_the_gpu),
 		cmocka_unit_test(test_gpu__verify_seed_on_gpu),
 		cmocka_unit_test(test_gpu__measured_timing),

@@ -75,6 +75,13 @@ kiln_err kiln_parse_size(int64_t *out, const char *s)
 	return KILN_OK;
 }
 
+/* clang before 18 says ASan only through __has_feature, not __SANITIZE_ADDRESS__ */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(KILN_ASAN)
+#define KILN_ASAN 1
+#endif
+#endif
+
 void kiln_limits_apply_child(double cpu_s, int64_t memory, int64_t file_bytes)
 {
 	struct rlimit r;
