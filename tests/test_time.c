@@ -82,10 +82,10 @@ static const char split_json[] = "{\"launches\": ["
 static const char first_only_cu[] = LION_BODY
 	"__device__ int done_once; __device__ unsigned int finished;\n"
 	"extern \"C\" __global__ void k" LION_PARAMS
-	"{ if (done_once) return; long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;"
+	"{ if (atomicAdd(&done_once, 0)) return; long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;"
 	"  if (i < n) LION(i)"
 	"  __syncthreads();"
-	"  if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) done_once = 1; }\n";
+	"  if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) atomicExch(&done_once, 1); }\n";
 
 static int setup(void **state)
 {
