@@ -2593,7 +2593,7 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 	if (emu->sched == KILN_EMU_SCHED_SEEDED)
 		x.nslots = (uint32_t)(x.nblocks < 2ull * (x.occ < 4 ? x.occ : 4) ? x.nblocks : 2ull * (x.occ < 4 ? x.occ : 4));
 	x.rng = emu->sched_seed ^ (++emu->sched_launch * 0x9E3779B97F4A7C15ull); /* seed, nth launch since */
-	x.quantum = 8;
+	x.quantum = 32; /* mean events per quantum: long enough to keep a warp's registers in cache */
 	x.grace = o->racecheck;
 	if (emu->now > 0xF0000000u)
 		emu_time_wrap(emu);
