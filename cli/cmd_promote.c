@@ -43,6 +43,7 @@ typedef struct promote {
 	kiln_target *t;
 	kiln_plan *plan;
 	cJSON *cand;            /* candidate + run + verification + timing columns */
+	char *cu;               /* NAME.cu: the exact bytes compiled, re-verified and written */
 	const char *archs[MAX_ARCHS];
 	size_t narchs;
 	char arch_buf[256];
@@ -217,7 +218,7 @@ static kiln_err reverify(promote *pr, size_t nseeds)
 	if (!e) {
 		kiln_verify_options vo = {0};
 		vo.target = pr->t;
-		vo.source = kiln_cli_jstr(pr->cand, "source", "");
+		vo.source = pr->cu;
 		vo.source_name = "kernel.cu";
 		vo.plan = pr->plan;
 		vo.defines = (const char *const *)pr->defines;
@@ -254,7 +255,7 @@ static kiln_err compile_fatbin(promote *pr)
 {
 	kiln_compile_options o = KILN_COMPILE_OPTIONS_INIT;
 	char *cache = kiln_path_join(pr->workdir, "cache");
-	o.source = kiln_cli_jstr(pr->cand, "source", "");
+	o.source = pr->cu;
 	o.name = "kernel.cu";
 	o.flags = (const char *const *)pr->plan->nvrtc_flags;
 	o.nflags = pr->plan->nflags;
@@ -633,6 +634,10 @@ static cJSON *manifest(promote *pr, cJSON *files)
 			cJSON_AddStringToObject(twins, pr->archs[i], pr->archs[j]);
 	}
 	cJSON_AddStringToObject(ver, "device_only", "host and device views are the same (no conditional code)");
+	char sha[65];
+	kiln_sha256_hex(sha, pr->cu, strlen(pr->cu));
+	/* NAME.cu byte for byte: what the fatbin was built from and re-verified */
+	cJSON_AddStringToObject(ver, "source_sha256", sha);
 	char *bj = pr->bench.sets ? kiln_verdict_to_json(&pr->bench) : NULL;
 	cJSON *bench = bj ? cJSON_Parse(bj) : NULL;
 	free(bj);
@@ -694,7 +699,7 @@ static kiln_err cu_text(char **out, const promote *pr)
 
 static kiln_err write_outputs(promote *pr, cJSON **out_manifest)
 {
-	char *header = NULL, *text = NULL, *src = NULL;
+	char *header = NULL, *text = NULL;
 	cJSON *files = cJSON_CreateObject(), *m = NULL;
 	kiln_err e = files ? archive_commit(pr) : KILN_ENOMEM;
 	if (!e)
@@ -702,9 +707,7 @@ static kiln_err write_outputs(promote *pr, cJSON **out_manifest)
 	if (!e)
 		e = header_text(&header, pr);
 	if (!e)
-		e = cu_text(&src, pr);
-	if (!e)
-		e = write_file(files, pr, "cu", src, strlen(src));
+		e = write_file(files, pr, "cu", pr->cu, strlen(pr->cu));
 	if (!e)
 		e = write_file(files, pr, "h", header, strlen(header));
 	if (!e)
@@ -719,7 +722,6 @@ static kiln_err write_outputs(promote *pr, cJSON **out_manifest)
 	}
 	cJSON_Delete(files);
 	free(header);
-	free(src);
 	cJSON_free(text);
 	*out_manifest = m;
 	return e;
@@ -823,7 +825,8 @@ int kiln_cmd_promote(int argc, char **argv)
 		goto done;
 	}
 	/* the fatbin first: archs with the same PTX are verified once */
-	if ((e = prepare(&pr)) || (e = compile_fatbin(&pr)) || (e = reverify(&pr, (size_t)nseeds)))
+	if ((e = prepare(&pr)) || (e = cu_text(&pr.cu, &pr)) || (e = compile_fatbin(&pr)) ||
+	    (e = reverify(&pr, (size_t)nseeds)))
 		goto fail;
 	if (!pr.verdict.pass) {
 		fprintf(stderr, "kiln promote: refused: candidate %.0f fails re-verification for %s with fresh seeds%s: [%s] ",
@@ -850,6 +853,7 @@ done:
 	for (size_t i = 0; i < pr.ndefines; i++)
 		free(pr.defines[i]);
 	kiln_fatbin_free(pr.fatbin);
+	free(pr.cu);
 	kiln_plan_free(pr.plan);
 	kiln_target_free(pr.t);
 	kiln_db_close(pr.db);

@@ -16,6 +16,7 @@ BEL, CR or C1 byte in the output of `kiln run` and of the review commands (tree,
 and the host-only candidates and exports a clean one whose nvcc host object defines only
 the kernel's stub and CUDA's registration (checked with nm when nvcc is installed).
 Every check runs; each failure names the defence it tests."""
+import hashlib
 import json
 import os
 import re
@@ -320,10 +321,22 @@ def main():
         check(pr.returncode == 0, "a clean candidate is promoted", "exit %d\n%s" % (pr.returncode, pr.stderr))
         cu = os.path.join(out, "adamw.cu")
         if pr.returncode == 0:
-            check(open(cu).read() == clean[-1][3], "the promoted .cu is what was verified", "it differs")
+            text = open(cu).read()
             m = json.load(open(os.path.join(out, "adamw.json")))
-            check(m["verification"].get("archs") == ["sm_80", "sm_90"], "every exported arch is verified",
-                  "manifest verification: %r" % m["verification"].get("archs"))
+            # NAME.cu is the recorded source after the knob values baked in under #ifndef
+            # (nothing else), and those exact bytes are what promote compiled and verified
+            prelude = text[:len(text) - len(clean[-1][3])]
+            lines = [ln for ln in prelude.splitlines() if ln.strip()]
+            only_knobs = all(ln.startswith(("#ifndef ", "#define ", "#endif", "/* adamw.cu: promoted by kiln"))
+                             for ln in lines)
+            check(text.endswith(clean[-1][3]) and only_knobs and
+                  m["verification"].get("source_sha256") == hashlib.sha256(text.encode()).hexdigest(),
+                  "the promoted .cu is what was verified", "it differs:\n%s" % prelude[:600])
+            ver = m["verification"]
+            covered = set(ver.get("archs") or []) | set((ver.get("same_ptx_as") or {}).keys())
+            check(covered == {"sm_80", "sm_90"} and set((ver.get("same_ptx_as") or {}).values()) <= set(ver.get("archs") or []),
+                  "every exported arch is verified (its own PTX, or an identical PTX that was)",
+                  "manifest verification: %r / %r" % (ver.get("archs"), ver.get("same_ptx_as")))
         if NVCC and pr.returncode == 0:
             check_nm(tmp, cu, "promoted", expect_clean=True)
             hostile = os.path.join(tmp, "hostile.cu")  # the check can fail: the raw host-only source
