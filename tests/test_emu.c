@@ -1297,6 +1297,11 @@ static const char *sched_src =
 	"  asm volatile(\"mov.u64 %0, %%globaltimer;\" : \"=l\"(b)); t[blockIdx.x * 2 + 1] = b;\n"
 	"  asm(\"mov.u32 %0, %%smid;\" : \"=r\"(s)); if (threadIdx.x == 0) sm[blockIdx.x] = s; }\n"
 	"extern \"C\" __global__ void work(int *x, int n) { int a = 0; for (int k = 0; k < n; k++) a += k ^ a; x[blockIdx.x * 32 + threadIdx.x] = a; }\n"
+	"extern \"C\" __global__ void sect(int *x, int mode) {\n"
+	"  if (blockIdx.x == 0) x[threadIdx.x] = 1;\n"
+	"  else if (mode == 0) { if (threadIdx.x == 0) x[5] = 2; }\n"
+	"  else if (mode == 1) { if (threadIdx.x == 0) ((char *)x)[22] = 2; }\n"
+	"  else x[threadIdx.x + 32] = 3; }\n"
 	"extern \"C\" __global__ void say(int *x) { printf(\"t%d x=%.2f %s\\n\", threadIdx.x, 1.5f * threadIdx.x, \"ok\"); x[threadIdx.x] = 1; }\n";
 
 static void test_emu__interleaved_schedule(void **state)
@@ -1370,6 +1375,16 @@ static void test_emu__global_racecheck(void **state)
 	assert_int_equal(launch1(e, m, "gexchange", 2, 64, 0, g, NULL), 0);
 	kiln_emu_read(e, buf, dout, sizeof buf);
 	assert_true(buf[0] == 32.0f && buf[127] == 95.0f);
+	/* a warp's coalesced write keeps one record per 32-byte sector: one word or one
+	 * byte of it written by another block still races, in either block order */
+	for (int mode = 0; mode < 3; mode++)
+		for (int rev = 0; rev < 2; rev++) {
+			const void *sa[] = {&ds, &mode};
+			kiln_emu_set_schedule(e, rev ? KILN_EMU_SCHED_REVERSE : KILN_EMU_SCHED_FORWARD, 0);
+			assert_int_equal(launch1(e, m, "sect", 2, 32, 0, sa, NULL), mode < 2 ? KILN_EFAULT : 0);
+			if (mode < 2)
+				assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_RACE);
+		}
 	kiln_emu_free(e);
 	kiln_emu_module_free(m);
 }

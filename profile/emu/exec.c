@@ -155,11 +155,16 @@ struct blk {
 	bar_state bar[NBAR];
 };
 
-/* Global racecheck shadow, one per 4-byte word: the last write and the last read. tag =
- * pc << 12 | atomic << 11 | warp << 6 | byte mask << 2 | cta-scope release << 1 | plain. */
+/* Global racecheck shadow: the last write and the last read of a 4-byte word. tag =
+ * pc << 12 | atomic << 11 | warp << 6 | byte mask << 2 | cta-scope release << 1 | plain.
+ * An allocation's shadow is gsec_count() sector records, then one record per word: a
+ * 32-byte sector whose 8 words have identical records (what a warp's coalesced plain
+ * access leaves) keeps that one record (split = 0); any other access splits it into its
+ * word records (split = 1), and a whole-sector access that leaves them identical merges
+ * them again. Word records are calloc'd and touched only for split sectors. */
 struct emu_gshadow {
 	uint32_t wt, wgid, wtag, rel;
-	uint32_t rt, rgid, rtag, pad;
+	uint32_t rt, rgid, rtag, split;
 };
 #define TAG_PLAIN 1u
 #define TAG_CTAREL 2u
@@ -695,26 +700,84 @@ static kiln_err grace_word(ctx *x, warp *w, int l, const emu_inst *in, const emu
 	return 0;
 }
 
+static uint64_t gsec_count(const emu_alloc *a)
+{
+	return a->size / 32 + 2;
+}
+
+/* The word records of sector s, filled from its summary when it is not split yet. */
+static struct emu_gshadow *gsec_words(emu_alloc *a, uint64_t s)
+{
+	struct emu_gshadow *sec = &a->shadow[s], *wd = a->shadow + gsec_count(a) + s * 8;
+	if (!sec->split) {
+		for (int i = 0; i < 8; i++) {
+			wd[i] = *sec;
+			wd[i].split = 0;
+		}
+		sec->split = 1;
+	}
+	return wd;
+}
+
+/* Lanes l.. of a plain access of n bytes each cover the 32-byte sector at addr[l] with
+ * consecutive addresses: the sector's 8 words see the same accesses in the same order. */
+static uint32_t gsec_group(uint32_t m, const uint64_t *addr, int l, uint32_t n, uint64_t off)
+{
+	if (n < 4 || n > 32 || (32 % n) || (off & 31))
+		return 0;
+	uint32_t per = 32 / n;
+	if ((uint32_t)l + per > 32 || ((m >> l) & ((1u << per) - 1u)) != (1u << per) - 1u) /* per <= 8 */
+		return 0;
+	for (uint32_t j = 1; j < per; j++)
+		if (addr[l + (int)j] != addr[l] + j * n)
+			return 0;
+	return per;
+}
+
 static kiln_err grace_check(ctx *x, warp *w, const emu_inst *in, uint32_t m, const uint64_t *addr, uint32_t n,
 			    int kind, emu_alloc *single)
 {
 	uint32_t pc = (uint32_t)(in - x->k->code);
+	bool plain = kind != 2 && !(in->mode2 & MO_SYNC);
 	for (int l = 0; l < 32; l++) {
 		if (!(m >> l & 1))
 			continue;
 		emu_alloc *a = single ? single : emu_mem_find(x->emu, addr[l]);
-		if (!a->shadow && !(a->shadow = kiln_calloc(a->size / 4 + 2, sizeof *a->shadow)))
+		if (!a->shadow && !(a->shadow = kiln_calloc(gsec_count(a) * 9, sizeof *a->shadow)))
 			return kiln_error_set(KILN_ENOMEM, "emulator: out of memory for the global racecheck");
 		uint64_t off = addr[l] - a->base;
-		struct emu_gshadow *e = &a->shadow[off / 4];
-		if (n < 4) {
-			if (grace_word(x, w, l, in, a, e, ((1u << n) - 1) << (off & 3), kind, pc, addr[l]))
-				return KILN_EFAULT;
+		uint32_t per = plain ? gsec_group(m, addr, l, n, off) : 0;
+		if (per) {
+			/* a plain access (it moves no frontier) of a whole sector: one record in
+			 * summary; else word by word, merged again when they end up identical */
+			struct emu_gshadow *sec = &a->shadow[off / 32];
+			if (!sec->split) {
+				if (grace_word(x, w, l, in, a, sec, 15u, kind, pc, addr[l]))
+					return KILN_EFAULT;
+			} else {
+				struct emu_gshadow *wd = gsec_words(a, off / 32);
+				for (uint32_t i = 0; i < 8; i++)
+					if (grace_word(x, w, l + (int)(4 * i / n), in, a, wd + i, 15u, kind, pc, addr[l] + 4 * i))
+						return KILN_EFAULT;
+				uint32_t i = 1;
+				while (i < 8 && !memcmp(&wd[i], &wd[0], sizeof *wd))
+					i++;
+				if (i == 8) {
+					*sec = wd[0];
+					sec->split = 0;
+				}
+			}
+			l += (int)per - 1;
 			continue;
 		}
-		for (uint32_t i = 0; i < n / 4; i++)
-			if (grace_word(x, w, l, in, a, e + i, 15u, kind, pc, addr[l] + 4 * i))
+		uint32_t nw = n < 4 ? 1 : n / 4;
+		for (uint32_t i = 0; i < nw; i++) {
+			uint64_t wi = off / 4 + i;
+			struct emu_gshadow *e = gsec_words(a, wi / 8) + wi % 8;
+			uint32_t mask = n < 4 ? ((1u << n) - 1) << (off & 3) : 15u;
+			if (grace_word(x, w, l, in, a, e, mask, kind, pc, addr[l] + 4 * i))
 				return KILN_EFAULT;
+		}
 	}
 	return 0;
 }
