@@ -110,6 +110,8 @@ typedef struct warp {
 	uint32_t fence_t;     /* time of the warp's last fence (0 none): what a release store publishes */
 	uint8_t fence_cta;    /* that fence was .cta scope */
 	uint32_t vmin;        /* min over the other warps j of vc[this][j] */
+	uint32_t full_t;      /* the last block-wide barrier this warp passed: every access
+			       * by any warp of the block up to it is ordered before its next ones */
 	uint32_t spin_pc;     /* spin detection: pc and value hash of the last flag read */
 	uint64_t spin_h;
 	uint8_t spun;         /* the last quantum ended spinning (or sleeping) */
@@ -125,7 +127,9 @@ typedef struct race_ent {
 	uint16_t wtid, rtid;
 	uint32_t wline, rline;
 	uint8_t rmulti;
+	uint8_t mwarp;        /* rmulti: the warp of the read at mepoch */
 	uint32_t mepoch;      /* rmulti: latest time of the reads by warps other than rtid's */
+	uint32_t oepoch;      /* rmulti: latest time of the reads by warps other than mwarp's */
 	uint8_t wsy, rsy;     /* the write / read was volatile (a flag): flags never conflict */
 	uint32_t rel;         /* a flag write's release: accesses up to it are visible to its readers */
 } race_ent;
@@ -523,6 +527,16 @@ static bool same_warp_conflict(const warp *w, uint16_t tid, uint32_t line, uint1
 	return otid / 32 == w->id && otid != tid && oline != line && osync == w->wsync;
 }
 
+/* The reads before the last one (several warps): the latest, by mwarp, must be ordered
+ * before this write unless it was this warp's own (program order); the older ones, by any
+ * other warps, are checked against the least this warp knows of any other warp (vmin). */
+static bool multi_unordered(const ctx *x, const race_ent *e, const warp *w)
+{
+	if (e->mwarp != w->id && e->mepoch > w->fx && !hb_local(x, w, e->mwarp, e->mepoch))
+		return true;
+	return e->oepoch > w->vmin && e->oepoch > w->fx && e->oepoch > w->full_t;
+}
+
 static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint16_t tid,
 			  uint32_t line, uint32_t *oline, uint32_t *otid, bool sync)
 {
@@ -532,7 +546,7 @@ static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool w
 		*otid = e->wtid;
 		return true;
 	}
-	if (write && !(sync && e->rsy) && ((e->rmulti && e->mepoch > w->vmin && e->mepoch > w->fx) ||
+	if (write && !(sync && e->rsy) && ((e->rmulti && multi_unordered(x, e, w)) ||
 		      (!hb_local(x, w, e->rtid / 32u, e->repoch) &&
 		       (e->rtid / 32 != w->id || same_warp_conflict(w, tid, line, e->rtid, e->rline, e->wsync_r))))) {
 		*oline = e->rline;
@@ -565,7 +579,23 @@ static void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid, const em
 		e->rmulti = 0;
 	} else if (e->rtid / 32 != w->id) {
 		/* reads by several warps: a write must follow them all */
-		e->mepoch = e->rmulti && e->mepoch > e->repoch ? e->mepoch : e->repoch;
+		uint8_t pw = (uint8_t)(e->rtid / 32u);
+		if (!e->rmulti) {
+			e->mepoch = e->repoch;
+			e->mwarp = pw;
+			e->oepoch = 0;
+		} else if (pw == e->mwarp) {
+			e->mepoch = e->repoch > e->mepoch ? e->repoch : e->mepoch;
+		} else {
+			uint32_t older = e->mepoch;
+			e->oepoch = older > e->oepoch ? older : e->oepoch;
+			if (e->repoch >= e->mepoch) {
+				e->mepoch = e->repoch;
+				e->mwarp = pw;
+			} else {
+				e->oepoch = e->repoch > e->oepoch ? e->repoch : e->oepoch;
+			}
+		}
 		e->rmulti = 1;
 		e->rsy = e->rsy && sync;
 		e->repoch = x->now;
@@ -1643,6 +1673,7 @@ static void bar_try(ctx *x, blk *b, uint32_t id)
 	uint32_t expect = bs->expect ? bs->expect : b->live;
 	if (!bs->arrived || bs->arrived < expect)
 		return;
+	bool full = expect >= b->live; /* every live warp arrived: a block-wide barrier */
 	bs->arrived = 0;
 	x->progress++;
 	for (uint32_t wi = 0; wi < x->nwarps; wi++) {
@@ -1659,12 +1690,15 @@ static void bar_try(ctx *x, blk *b, uint32_t id)
 			bool v = w->bar_mode == BAR_AND ? bs->all : bs->any;
 			w->p[w->bar_d] = (w->p[w->bar_d] & ~bw) | (v ? bw : 0);
 		}
-		uint32_t *row = b->vc + (size_t)wi * x->nwarps, mn = UINT32_MAX;
+		uint32_t *row = b->vc + (size_t)wi * x->nwarps, mn = UINT32_MAX, mx = 0;
 		for (uint32_t j = 0; j < x->nwarps; j++) {
 			row[j] = bs->vc[j] > row[j] ? bs->vc[j] : row[j];
 			mn = row[j] < mn && j != wi ? row[j] : mn;
+			mx = bs->vc[j] > mx ? bs->vc[j] : mx;
 		}
 		w->vmin = mn;
+		if (full && mx > w->full_t)
+			w->full_t = mx;
 		w->fx = bs->fx > w->fx ? bs->fx : w->fx;
 		w->arrived = 0;
 		w->bar_in = 0;
@@ -2379,6 +2413,7 @@ static void start_block(ctx *x, blk *b, uint64_t lin, uint32_t slot)
 		w->fx = x->t0;
 		w->fence_t = 0;
 		w->vmin = t;
+		w->full_t = t;
 		w->spin_pc = UINT32_MAX;
 		w->b = b;
 		w->p[0] = 0;
