@@ -219,6 +219,16 @@ def main():
         fail("the reflection prompt's speedup %r, want %.2f" % (m and m.group(0), nodes[1]["best_speedup"]))
     if "<- chosen" in refl[0]:
         fail("the reflection prompt marks the solved action as chosen")
+    # every prompt: the seed's knob values and the ABI's fine print in the prefix, and the
+    # search state (iteration, budget, stagnation rule, tie band, new-node limit)
+    for i, text in enumerate(pr):
+        for want in ("at the seed's values, BLOCK=256 ITEMS=1,", "NOT zeroed", "i64 -> long long*",
+                     "## Search state", "of the 6-iteration budget left", "closes after 3 attempts in a row",
+                     "or after 4 attempts", "faster by more than 1%", "at most 4 new nodes"):
+            if want not in text:
+                fail("prompt %d lacks %r" % (i, want))
+    if "Iteration 1 " not in pr[0] or "6 of the 6-iteration budget" in pr[0]:
+        fail("the init prompt's search state does not count the seed: %s" % pr[0][-1500:])
     if len(pr) != len(calls):
         fail("%d requests reached the server but %d llm_calls rows" % (len(pr), len(calls)))
     if "rejected operations" not in pr[1] or "#99" not in pr[1] and "99" not in pr[1]:
