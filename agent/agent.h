@@ -69,8 +69,7 @@ typedef enum kiln_prompt_kind {
 	KILN_PROMPT_DEBUG,     /* fix a failed attempt (compile log or verdict) */
 	KILN_PROMPT_IMPROVE,   /* make a passing attempt faster (timing, counters) */
 	KILN_PROMPT_REFLECT,   /* close an action: re-score, notes, new children */
-	KILN_PROMPT_REPAIR,    /* the last reply could not be parsed */
-} kiln_prompt_kind;
+} kiln_prompt_kind;     /* a retry is the same kind again with retry_reason set */
 
 typedef struct kiln_prompt_input {
 	kiln_prompt_kind kind;
@@ -87,6 +86,11 @@ typedef struct kiln_prompt_input {
 	bool best_modeled;
 	const char *last_source;                   /* the last attempt */
 	const char *evidence;                      /* compile log, verdict, timing... */
+	const char *seed_knobs;                    /* stable prefix: "BLOCK=256 ITEMS=4", the knob
+						    * values every candidate is compiled with */
+	const char *search_state;                  /* iteration, budget, the closing rules */
+	const char *retry_reason;                  /* the last reply could not be used: the
+						    * same task again with this reason; NULL = none */
 } kiln_prompt_input;
 
 typedef struct kiln_prompt {

@@ -27,6 +27,8 @@ typedef struct llm_state {
 	char **defines;     /* the seed's knob values, "KNOB=V" */
 	size_t nk;
 	char *rejected;     /* the last edit script's rejected ops, for the next prompt */
+	char *knobs;        /* the defines as one line, for the prompt's prefix */
+	char *state;        /* the last search-state text */
 	/* the action in progress */
 	int64_t node;       /* -1: none */
 	int attempts, since_improve;
@@ -74,6 +76,49 @@ static kiln_err ask(llm_state *st, const kiln_prompt_input *in, const char *purp
 	return e;
 }
 
+/* The seed's knob values as the prompt's prefix gives them: "BLOCK=256 ITEMS=4". */
+static char *knob_text(const llm_state *st)
+{
+	kiln_buf b;
+	kiln_buf_init(&b, 4096);
+	for (size_t i = 0; i < st->nk; i++)
+		kiln_buf_printf(&b, "%s%s", i ? " " : "", st->defines[i]);
+	char *out = kiln_buf_detach(&b);
+	return out ? out : kiln_strdup("");
+}
+
+/* Where the search stands and the rules that close an action or count a new best. */
+static char *search_state(const llm_state *st)
+{
+	const kiln_search *s = st->s;
+	const kiln_run_options *o = s->o;
+	kiln_wm_options wo;
+	kiln_wm_get_options(&wo, s->wm);
+	int max = o->max_attempts > 0 ? o->max_attempts : 6;
+	int stag = o->stagnation > 0 ? o->stagnation : 3;
+	char budget[160] = "";
+	size_t k = 0;
+	if (o->iterations > 0)
+		k += (size_t)snprintf(budget + k, sizeof budget - k, ", %lld of the %lld-iteration budget left",
+				      (long long)(o->iterations - s->iteration), (long long)o->iterations);
+	if (o->hours > 0)
+		k += (size_t)snprintf(budget + k, sizeof budget - k, ", %.0f min of wall-clock budget left",
+				      (o->hours * 3600 - s->elapsed_before - (kiln_now_s() - s->started)) / 60);
+	if (o->max_cost > 0 && k < sizeof budget)
+		snprintf(budget + k, sizeof budget - k, ", $%.2f of $%.2f spent", s->cost_usd, o->max_cost);
+	char action[200] = "";
+	if (st->node > 0)
+		snprintf(action, sizeof action, "This action (#%lld): %d attempt(s) so far, %d since its best last improved. ",
+			 (long long)st->node, st->attempts, st->since_improve);
+	return kiln_asprintf("Iteration %lld (candidates evaluated so far, the seed included)%s. %s"
+			     "An action closes after %d attempts in a row without a new best, or after %d attempts. "
+			     "A new best must be faster by more than %.0f%% (modeled times; measured: more than the timing "
+			     "spread): within that band it is a tie and does not count. An edit script may add at most %d "
+			     "new nodes (%d in the initial one); more are rejected.",
+			     (long long)s->iteration, budget, action, stag, max, wo.tie_band * 100,
+			     wo.max_new_per_script, wo.init_max_new);
+}
+
 static void base_input(llm_state *st, kiln_prompt_input *in, kiln_prompt_kind kind, char **tree)
 {
 	kiln_search *s = st->s;
@@ -89,6 +134,9 @@ static void base_input(llm_state *st, kiln_prompt_input *in, kiln_prompt_kind ki
 		in->world_model = *tree;
 	in->rejected_ops = st->rejected;
 	in->node_id = st->node;
+	in->seed_knobs = st->knobs;
+	free(st->state);
+	in->search_state = st->state = search_state(st);
 }
 
 /* Asks and parses; a reply that does not parse is sent back once with the reason. On
@@ -102,10 +150,8 @@ static kiln_err ask_parsed(llm_state *st, kiln_prompt_input *in, const char *pur
 	kiln_err e = 0;
 	for (int t = 0; !e && t < PARSE_TRIES && !*got; t++) {
 		char *text = NULL;
-		if (t > 0) {
-			in->kind = KILN_PROMPT_REPAIR;
-			in->evidence = why;
-		}
+		if (t > 0)
+			in->retry_reason = why; /* the same task again, with the reason */
 		if ((e = ask(st, in, t ? "repair" : purpose, &text, call_id)) || !text)
 			break;
 		if (kiln_reply_parse(parts, text, strlen(text), want) == 0) {
@@ -141,6 +187,19 @@ static kiln_err take_edits(llm_state *st, kiln_wm_edit_result *r, const char *ed
 	return e;
 }
 
+/* The seed's evaluation is on the root of the tree kiln started with; a tree built from
+ * the first reply gets it again, so the root keeps its attempt and best and every later
+ * node's speedup is over the seed's time. */
+static kiln_err carry_seed(kiln_wm *to, const kiln_wm *from)
+{
+	kiln_wm_node r;
+	kiln_err e = kiln_wm_node_get(&r, from, KILN_WM_ROOT);
+	if (e || r.best_candidate <= 0)
+		return e;
+	kiln_wm_attempt a = {true, r.best_candidate, r.best_us, r.best_spread_us, r.best_spread_us <= 0};
+	return kiln_wm_record_attempt(to, NULL, KILN_WM_ROOT, &a);
+}
+
 static kiln_err init_tree(llm_state *st)
 {
 	kiln_search *s = st->s;
@@ -151,8 +210,8 @@ static kiln_err init_tree(llm_state *st)
 	for (int t = 0; !e && t < PARSE_TRIES + 1; t++) {
 		kiln_prompt_input in;
 		char *tree;
-		base_input(st, &in, t ? KILN_PROMPT_REPAIR : KILN_PROMPT_INIT, &tree);
-		in.evidence = why;
+		base_input(st, &in, KILN_PROMPT_INIT, &tree);
+		in.retry_reason = why;
 		kiln_reply_parts parts;
 		int64_t call = 0;
 		bool got = false;
@@ -172,6 +231,8 @@ static kiln_err init_tree(llm_state *st)
 			free(why);
 			why = kiln_asprintf("%s", kiln_error_last());
 			e = 0;
+		} else if (!e && (e = carry_seed(wm, s->wm))) {
+			kiln_wm_free(wm);
 		} else if (!e) {
 			kiln_wm_free(s->wm);
 			s->wm = wm;
@@ -563,6 +624,8 @@ kiln_err kiln_policy_llm(kiln_search *s)
 	st.s = s;
 	st.node = -1;
 	kiln_err e = seed_defines(&st);
+	if (!e && !(st.knobs = knob_text(&st)))
+		e = KILN_ENOMEM;
 	if (!e)
 		e = evaluate_seed(&st);
 	if (!e && !kiln_search_should_stop(s))
@@ -576,5 +639,7 @@ kiln_err kiln_policy_llm(kiln_search *s)
 		free(st.defines[i]);
 	free(st.defines);
 	free(st.rejected);
+	free(st.knobs);
+	free(st.state);
 	return e;
 }

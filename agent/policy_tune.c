@@ -169,7 +169,7 @@ static kiln_err tune_step(tune_state *ts, bool *exhausted)
 			e = kiln_search_wm_save(s, NULL, NULL, 0);
 		if (!e)
 			e = kiln_search_checkpoint(s, NULL);
-		char what[400] = "";
+		char what[640] = "";
 		char *sum = kiln_eval_summary(&ev);
 		size_t off = 0;
 		for (size_t i = 0; i < ts->nk && off < 200; i++)

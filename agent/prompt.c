@@ -13,24 +13,30 @@ static const char rules[] =
 	"You are kiln's kernel engineer. You write CUDA C++ device code that kiln compiles with "
 	"NVRTC, verifies against a float64 reference on fresh random inputs (including odd sizes "
 	"such as 1, 7 and sizes that are not a multiple of any block size), and times.\n"
+	"Replies: an analyse or reflect task is answered with exactly one ```json edit script for the "
+	"world model (nothing else is read). A kernel task (implement, fix, make faster) is answered "
+	"with exactly one ```cuda block (device code only: one or more extern \"C\" __global__ kernels "
+	"and __device__ helpers; no host code, no main, no <<<>>>) and exactly one ```json block with "
+	"the launch plan: {\"launches\": [{\"kernel\", \"grid\": [expr...], \"block\": [expr...], "
+	"\"shared_bytes\": expr, \"args\": [names]}], \"scratch\": [{\"name\", \"dtype\", \"count\": "
+	"expr}], \"nvrtc_flags\": []}. Expressions are integer arithmetic over the target's symbols, "
+	"knobs and sm_count with ceil_div, min, max, + - * / %. Say in one or two sentences what you "
+	"changed and why.\n"
 	"Rules:\n"
-	"- Reply with exactly one ```cuda block (device code only: one or more extern \"C\" "
-	"__global__ kernels and __device__ helpers; no host code, no main, no <<<>>>), and exactly "
-	"one ```json block with the launch plan: {\"launches\": [{\"kernel\", \"grid\": [expr...], "
-	"\"block\": [expr...], \"shared_bytes\": expr, \"args\": [names]}], \"scratch\": [{\"name\", "
-	"\"dtype\", \"count\": expr}], \"nvrtc_flags\": []}. Expressions are integer arithmetic over "
-	"the target's symbols, knobs and sm_count with ceil_div, min, max, + - * / %.\n"
 	"- Include only the CUDA toolkit's own headers (cuda_fp16.h, cuda_bf16.h, cuda_fp8.h, "
 	"cooperative_groups.h, cub/..., cuda/std/...); any other #include, #pragma other than "
 	"unroll/nounroll/nv_diag_*, token pasting (##) and raw strings are refused before compiling.\n"
 	"- Argument ABI: buffers are device pointers of their dtype, scalars are passed by value "
-	"(f32 -> float, i32 -> int), symbols and knobs are long long.\n"
+	"(f32 -> float, i32 -> int), symbols and knobs are long long. Scratch buffers are device "
+	"pointers of their dtype too (f32 -> float*, i32 -> int*, i64 -> long long*) and are NOT "
+	"zeroed: they arrive filled with garbage, so write before you read (or clear them in an "
+	"earlier launch).\n"
 	"- Every output element must be written; inputs must not be modified; masked positions "
 	"may hold NaN/Inf garbage that must never leak into outputs (select, never multiply).\n"
 	"- Work through the world model: implement only the chosen action on top of the parent's "
-	"best kernel, and say in one or two sentences what you changed and why.\n";
+	"best kernel.\n";
 
-static kiln_err target_section(kiln_buf *b, const kiln_target *t)
+static kiln_err target_section(kiln_buf *b, const kiln_target *t, const char *seed_knobs)
 {
 	kiln_buf_printf(b, "\n## Target: %s (%s)\n%s\n\nMath:\n%s\n\nBuffers:\n", t->name, t->family,
 			t->summary, t->math);
@@ -72,9 +78,10 @@ static kiln_err target_section(kiln_buf *b, const kiln_target *t)
 				 "less those elements, counted on the drawn mask.\n");
 	}
 	if (t->nknobs) {
-		kiln_buf_puts(b, "Knobs (every candidate is compiled with -D NAME=VALUE at the seed's values and the same "
-				 "values are set in launch expressions; guard them with #ifndef, or give constants you "
-				 "choose names of your own):");
+		kiln_buf_printf(b, "Knobs (every candidate is compiled with -D NAME=VALUE at the seed's values%s%s%s and "
+				   "the same values are set in launch expressions; guard them with #ifndef, or give "
+				   "constants you choose names of your own):", seed_knobs ? ", " : "",
+				seed_knobs ? seed_knobs : "", seed_knobs ? "," : "");
 		for (size_t i = 0; i < t->nknobs; i++) {
 			kiln_buf_printf(b, " %s in {", t->knobs[i].name);
 			for (size_t j = 0; j < t->knobs[i].n; j++)
@@ -107,7 +114,7 @@ kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 	kiln_buf_init(&var, 1u << 20);
 	memset(out, 0, sizeof *out);
 	kiln_buf_puts(&pre, rules);
-	target_section(&pre, in->target);
+	target_section(&pre, in->target, in->seed_knobs);
 	if (in->seed_source)
 		kiln_buf_printf(&pre, "\n## Seed kernel (the baseline)\n```cuda\n%s```\n```json\n%s\n```\n",
 				in->seed_source, in->seed_launch ? in->seed_launch : "{}");
@@ -115,6 +122,8 @@ kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 		kiln_buf_printf(&var, "\n## World model (tree of optimization hypotheses)\n%s\n", in->world_model);
 	if (in->rejected_ops && *in->rejected_ops)
 		kiln_buf_printf(&var, "\nYour previous edit script had rejected operations:\n%s\n", in->rejected_ops);
+	if (in->search_state)
+		kiln_buf_printf(&var, "\n## Search state\n%s\n", in->search_state);
 	switch (in->kind) {
 	case KILN_PROMPT_INIT:
 		kiln_buf_puts(&var,
@@ -164,10 +173,10 @@ kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 			"in notes, and insert at least one open child under a solved node (ops: insert, update, split, "
 			"delete of an open leaf).\n");
 		break;
-	case KILN_PROMPT_REPAIR:
-		quote(&var, "Your last reply could not be used", in->evidence, EVIDENCE_MAX);
-		kiln_buf_puts(&var, "\nSend the reply again in the required format.\n");
-		break;
+	}
+	if (in->retry_reason) {
+		quote(&var, "Your last reply to this task could not be used", in->retry_reason, EVIDENCE_MAX);
+		kiln_buf_puts(&var, "\nAnswer the same task again, in the format it asks for.\n");
 	}
 	if (!pre.data || !var.data) {
 		kiln_buf_free(&pre);

@@ -95,14 +95,15 @@ static bool beats_best(const kiln_search *s, const kiln_eval *ev)
 				   ev->modeled ? 0 : ev->spread * ev->time_us, ev->modeled, wo.tie_band);
 }
 
-static char *result_json(const kiln_search *s, const kiln_cand *c, const kiln_eval *ev, int64_t id)
+static char *result_json(const kiln_search *s, const kiln_cand *c, const kiln_eval *ev, int64_t id,
+			 int64_t iteration)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "target", s->t->name);
 	cJSON_AddStringToObject(o, "arch", s->arch);
 	cJSON_AddNumberToObject(o, "run", (double)s->run_id);
 	cJSON_AddNumberToObject(o, "candidate", (double)id);
-	cJSON_AddNumberToObject(o, "iteration", (double)s->iteration);
+	cJSON_AddNumberToObject(o, "iteration", (double)iteration);
 	cJSON_AddStringToObject(o, "policy", s->llm ? "llm" : "tune");
 	if (s->o->llm)
 		cJSON_AddStringToObject(o, "llm_model", s->o->llm);
@@ -126,9 +127,10 @@ static char *result_json(const kiln_search *s, const kiln_cand *c, const kiln_ev
 	return text;
 }
 
-static kiln_err commit_git(kiln_search *s, const kiln_cand *c, const kiln_eval *ev, int64_t id)
+/* iteration: the candidate's own, as history.db records it (kiln show, kiln log, the report). */
+static kiln_err commit_git(kiln_search *s, const kiln_cand *c, const kiln_eval *ev, int64_t id, int64_t iteration)
 {
-	char *res = result_json(s, c, ev, id);
+	char *res = result_json(s, c, ev, id, iteration);
 	if (!res)
 		return KILN_ENOMEM;
 	char *raw_path = NULL, *path = NULL;
@@ -136,7 +138,7 @@ static kiln_err commit_git(kiln_search *s, const kiln_cand *c, const kiln_eval *
 		path = kiln_text_escape(raw_path, KILN_TEXT_LINE); /* titles are the model's */
 	free(raw_path);
 	char *body = kiln_asprintf("run %lld, iteration %lld, policy %s%s%s%s%s",
-				   (long long)s->run_id, (long long)s->iteration, s->llm ? "llm" : "tune",
+				   (long long)s->run_id, (long long)iteration, s->llm ? "llm" : "tune",
 				   s->o->llm ? ", model " : "", s->o->llm ? s->o->llm : "",
 				   path ? "\nnode: " : "", path ? path : "");
 	kiln_git_best b = {0};
@@ -204,7 +206,7 @@ kiln_err kiln_search_record(kiln_search *s, const kiln_cand *c, const kiln_eval 
 		s->best_us = ev->time_us;
 		s->best_spread_us = ev->modeled ? 0 : ev->spread * ev->time_us;
 		s->modeled = ev->modeled;
-		if ((e = commit_git(s, c, ev, id)))
+		if ((e = commit_git(s, c, ev, id, cr.iteration)))
 			return kiln_error_wrap(e, "candidate %lld is recorded as the new best, but the git archive commit failed (kiln run --resume repairs it)",
 					       (long long)id);
 	}
@@ -256,11 +258,7 @@ static kiln_err commit_candidate(kiln_search *s, const kiln_candidate_info *ci)
 	ev.time_us = ci->time_us;
 	ev.modeled = ci->modeled;
 	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false};
-	int64_t it = s->iteration;
-	s->iteration = ci->iteration;
-	kiln_err e = commit_git(s, &c, &ev, ci->id);
-	s->iteration = it;
-	return e;
+	return commit_git(s, &c, &ev, ci->id, ci->iteration);
 }
 
 kiln_err kiln_search_restore_best(kiln_search *s, int64_t id)
@@ -413,8 +411,10 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	 * and escaped, so the model cannot set the window title, write the clipboard (OSC 52)
 	 * or forge a line with \r */
 	char *red = kiln_redact_dup(what), *safe = kiln_text_escape(red ? red : what, KILN_TEXT_LINE);
+	/* [N]: the iteration of the last recorded candidate, as history.db, result.json, the
+	 * commit, kiln show, kiln log and the report number it (the seed is 0) */
 	fprintf(s->log, "%s[%lld] %s | %s | %lld passed %lld failed%s%s%s", s->tty ? "\r\033[K" : "",
-		(long long)s->iteration, safe ? safe : "?", best, (long long)s->passed, (long long)s->failed, money,
+		(long long)(s->iteration > 0 ? s->iteration - 1 : 0), safe ? safe : "?", best, (long long)s->passed, (long long)s->failed, money,
 		budget, s->tty ? "" : "\n");
 	free(safe);
 	fflush(s->log);

@@ -12,6 +12,47 @@ static int usage_error(const char *cmd, const char *usage, const char *what, con
 	return KILN_EXIT_USAGE;
 }
 
+static bool define_ok(const char *d)
+{
+	if (!(d[0] == '_' || (d[0] >= 'A' && d[0] <= 'Z') || (d[0] >= 'a' && d[0] <= 'z')))
+		return false;
+	for (d++; *d && *d != '='; d++)
+		if (!(*d == '_' || (*d >= 'A' && *d <= 'Z') || (*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9')))
+			return false;
+	return true;
+}
+
+bool kiln_cli_take_defines(int argc, char **argv, const char **defs, size_t max, size_t *ndefs,
+			   char **rest, int *nrest, const char *cmd)
+{
+	*ndefs = 0;
+	*nrest = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *val;
+		if (i == 0 || strcmp(a, "--") == 0) {
+			rest[(*nrest)++] = argv[i];
+			continue;
+		}
+		if (strcmp(a, "-D") == 0 || strcmp(a, "--define") == 0)
+			val = i + 1 < argc ? argv[++i] : "";
+		else if (strncmp(a, "-D", 2) == 0)
+			val = a + 2;
+		else if (strncmp(a, "--define=", 9) == 0)
+			val = a + 9;
+		else {
+			rest[(*nrest)++] = argv[i];
+			continue;
+		}
+		if (*ndefs >= max || !define_ok(val)) {
+			fprintf(stderr, "kiln %s: -D '%s': expected NAME=VALUE with a C identifier for NAME (at most %zu)\n",
+				cmd, val, max);
+			return false;
+		}
+		defs[(*ndefs)++] = val;
+	}
+	return true;
+}
+
 static const kiln_cli_opt *find_opt(const kiln_cli_opt *opts, const char *name, size_t n)
 {
 	for (const kiln_cli_opt *o = opts; o && o->name; o++)

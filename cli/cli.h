@@ -34,6 +34,13 @@ typedef struct kiln_cli_opt {
 bool kiln_cli_parse(int argc, char **argv, const kiln_cli_opt *opts, const char **pos,
 		    int max_pos, int *npos, const char *usage, const char *help, int *exit_now);
 
+/* Takes -D NAME=V, -DNAME=V and --define NAME=V (repeatable, at most max) out of argv
+ * (kiln_cli_parse knows only long options); the rest, argv[0] first, goes to rest (room
+ * for argc). A -D without a value, a NAME that is not a C identifier or too many print
+ * "kiln <cmd>: ..." and return false. */
+bool kiln_cli_take_defines(int argc, char **argv, const char **defs, size_t max, size_t *ndefs,
+			   char **rest, int *nrest, const char *cmd);
+
 /* Prints "kiln <cmd>: <last error>" to stderr and returns KILN_EXIT_ERROR (or
  * KILN_EXIT_USAGE / KILN_EXIT_FAIL as the code implies). */
 int kiln_cli_fail(const char *cmd, kiln_err e);

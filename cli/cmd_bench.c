@@ -4,7 +4,9 @@
  * counters. `--compare A.cu B.cu ...` ranks several candidates in one run (each with
  * A.json next to it, else the target's launch.json); on a GPU each candidate runs in its
  * own child process (a fault ends a CUDA context for good: it costs one row, not the
- * comparison). Exit 0 all timed, 1 some candidate failed verification, 3 could not run. */
+ * comparison). Knobs take the kernel's own #ifndef defaults (the seed's configuration, as
+ * `kiln run` evaluates it) unless -D sets them.
+ * Exit 0 all timed, 1 some candidate failed verification, 3 could not run. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -15,17 +17,20 @@
 #include "profile/profile.h"
 
 #define MAX_CANDS 32
+#define MAX_DEFS 32
 
 static const char usage[] =
 	"kiln bench TARGET [--kernel F.cu --launch F.json | --compare A.cu B.cu ...] "
-	"[--device cuda|emu|auto] [--gpu SPEC] [--gpu-index N] [--seed S] [--max-seconds X] [--threads N] [--json] "
-	"[--targets-dir DIR] [--workdir DIR]";
+	"[-D NAME=V ...] [--device cuda|emu|auto] [--gpu SPEC] [--gpu-index N] [--seed S] [--max-seconds X] "
+	"[--threads N] [--json] [--targets-dir DIR] [--workdir DIR]";
 static const char help[] =
 	"Verifies, then times a kernel (the target's seed.cu unless --kernel/--launch).\n"
 	"  --kernel F.cu       the candidate\n"
 	"  --launch F.json     its launch plan\n"
 	"  --compare A.cu ...  rank several candidates (launch plan: A.json beside A.cu, else\n"
 	"                      the target's launch.json); on a GPU each in its own process\n"
+	"  -D NAME=V           a knob value or define (repeatable); knobs not given take the\n"
+	"                      kernel's own #ifndef default (for the seed: `kiln run`'s seed)\n"
 	"  --device KIND       emu, cuda or auto (default auto: cuda when a GPU is usable)\n"
 	"  --gpu SPEC          emu: GPU spec to model (data/gpus.json; default h100_sxm)\n"
 	"  --seed S            input set for the modeled timing runs (default 1)\n"
@@ -45,6 +50,9 @@ typedef struct cand {
 	kiln_verdict verdict;
 	kiln_timing timing;
 	char error[400];
+	char *defs[KILN_ENV_MAX + MAX_DEFS]; /* "NAME=V" compiled with */
+	size_t ndefs;
+	char knobs[400];                     /* the knobs the source or plan uses, "A=1 B=2" */
 } cand;
 
 typedef struct bench_cfg {
@@ -54,6 +62,8 @@ typedef struct bench_cfg {
 	uint64_t seed;
 	double max_seconds;
 	size_t threads;      /* verification threads */
+	const char *const *user_defs;  /* -D, as given */
+	size_t nuser;
 	char *cache_dir;               /* <workdir>/cache */
 } bench_cfg;
 
@@ -68,22 +78,100 @@ static const char *plan_for(cand *c, const kiln_target *t)
 	return t->launch_path;
 }
 
+/* NAME as a whole word in text (a knob the source or the plan refers to). */
+static bool uses_name(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = text ? strstr(text, name) : NULL; p; p = strstr(p + 1, name)) {
+		char a = p == text ? ' ' : p[-1], z = p[n];
+		bool wa = a == '_' || (a >= '0' && a <= '9') || (a >= 'A' && a <= 'Z') || (a >= 'a' && a <= 'z');
+		bool wz = z == '_' || (z >= '0' && z <= '9') || (z >= 'A' && z <= 'Z') || (z >= 'a' && z <= 'z');
+		if (!wa && !wz)
+			return true;
+	}
+	return false;
+}
+
+/* The -D value given for name, or NULL. */
+static const char *user_value(const bench_cfg *b, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < b->nuser; i++)
+		if (strncmp(b->user_defs[i], name, n) == 0 && (b->user_defs[i][n] == '=' || !b->user_defs[i][n]))
+			return b->user_defs[i][n] ? b->user_defs[i] + n + 1 : "1";
+	return NULL;
+}
+
+/* A knob set with -D takes an integer (it is also a launch-expression value). */
+static kiln_err check_knob_values(const bench_cfg *b, const kiln_target *t)
+{
+	for (size_t k = 0; k < t->nknobs; k++) {
+		const char *v = user_value(b, t->knobs[k].name);
+		char *end = NULL;
+		if (v && (strtoll(v, &end, 0), !*v || *end))
+			return kiln_error_set(KILN_EINVAL, "-D %s=%s: knob %s takes an integer", t->knobs[k].name, v,
+					      t->knobs[k].name);
+	}
+	return KILN_OK;
+}
+
+/* Every knob at its -D value, else the kernel's #ifndef default (the tuner's seed
+ * configuration: what `kiln run` evaluates the seed with), then the other -D defines. */
+static kiln_err knob_defines(cand *c, const bench_cfg *b, const char *src, const char *plan_text)
+{
+	const kiln_target *t = b->t;
+	kiln_tuner *tu = NULL;
+	int64_t values[KILN_ENV_MAX];
+	if (t->nknobs > KILN_ENV_MAX)
+		return kiln_error_set(KILN_EINVAL, "target %s has too many knobs", t->name);
+	kiln_err e = kiln_tuner_new(&tu, t, src, 1, 0);
+	if (e)
+		return e;
+	kiln_tuner_seed_values(tu, values);
+	kiln_tuner_free(tu);
+	size_t off = 0;
+	for (size_t i = 0; i < t->nknobs; i++) {
+		const char *uv = user_value(b, t->knobs[i].name);
+		char *d = uv ? kiln_asprintf("%s=%s", t->knobs[i].name, uv)
+			     : kiln_asprintf("%s=%lld", t->knobs[i].name, (long long)values[i]);
+		if (!d)
+			return KILN_ENOMEM;
+		c->defs[c->ndefs++] = d;
+		if ((uses_name(src, t->knobs[i].name) || uses_name(plan_text, t->knobs[i].name)) && off < sizeof c->knobs)
+			off += (size_t)snprintf(c->knobs + off, sizeof c->knobs - off, "%s%s", off ? " " : "", d);
+	}
+	for (size_t i = 0; i < b->nuser; i++) {
+		size_t n = strcspn(b->user_defs[i], "=");
+		bool knob = false;
+		for (size_t k = 0; k < t->nknobs; k++)
+			knob = knob || (strlen(t->knobs[k].name) == n && strncmp(b->user_defs[i], t->knobs[k].name, n) == 0);
+		if (!knob && !(c->defs[c->ndefs++] = kiln_strdup(b->user_defs[i])))
+			return KILN_ENOMEM;
+	}
+	return KILN_OK;
+}
+
 /* Verify, then time. Returns a kiln_err only for what stops the whole run. */
 static kiln_err run_one(cand *c, const bench_cfg *b)
 {
-	char *src = NULL;
-	size_t len = 0;
+	char *src = NULL, *plan_text = NULL;
+	size_t len = 0, plen = 0;
 	kiln_plan *plan = NULL;
 	kiln_err e;
 	if ((e = kiln_file_read(&src, &len, c->kernel, 4u << 20)) ||
-	    (memchr(src, '\0', len) && (e = kiln_error_set(KILN_EINVAL, "%s: refused: the source contains a NUL byte", c->kernel))) || (e = kiln_plan_load(&plan, c->launch, b->t))) {
+	    (memchr(src, '\0', len) && (e = kiln_error_set(KILN_EINVAL, "%s: refused: the source contains a NUL byte", c->kernel))) || (e = kiln_plan_load(&plan, c->launch, b->t)) ||
+	    (e = kiln_file_read(&plan_text, &plen, c->launch, 4u << 20))) {
 		if (e == KILN_EINVAL || e == KILN_EIO || e == KILN_ENOTFOUND) { /* this candidate's files: report, go on */
 			snprintf(c->error, sizeof(c->error), "%s", kiln_error_last());
 			e = 0;
 		}
 		goto done;
 	}
+	if ((e = knob_defines(c, b, src, plan_text)))
+		goto done;
 	kiln_verify_options vo = {0};
+	vo.defines = (const char *const *)c->defs;
+	vo.ndefines = c->ndefs;
 	vo.target = b->t;
 	vo.source = src;
 	vo.source_name = c->kernel;
@@ -106,6 +194,8 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 	to.max_seconds = b->max_seconds;
 	to.seed = b->seed;
 	to.cache_dir = b->cache_dir;
+	to.defines = (const char *const *)c->defs;
+	to.ndefines = c->ndefs;
 	e = kiln_time(&c->timing, &to);
 	c->timed = !e;
 	if (e == KILN_EVERIFY || e == KILN_EUNSUPPORTED || e == KILN_EINVAL || e == KILN_EFAULT) {
@@ -115,6 +205,7 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 done:
 	kiln_plan_free(plan);
 	free(src);
+	free(plan_text);
 	return e;
 }
 
@@ -294,8 +385,11 @@ static void print_one(const cand *c, const kiln_target *t)
 		       (long long)tm->reps, tm->min_us, tm->spread * 100);
 	printf("  sizes    ");
 	for (size_t i = 0; i < tm->bench_env.n; i++)
-		if (strcmp(tm->bench_env.names[i], "sm_count") != 0)
-			printf(" %s=%lld", tm->bench_env.names[i], (long long)tm->bench_env.values[i]);
+		for (size_t s = 0; s < t->nsymbols; s++)
+			if (strcmp(tm->bench_env.names[i], t->symbols[s].name) == 0)
+				printf(" %s=%lld", tm->bench_env.names[i], (long long)tm->bench_env.values[i]);
+	if (c->knobs[0])
+		printf("\n  knobs     %s", c->knobs);
 	if (tm->traffic_floor_bytes < tm->traffic_bytes)
 		printf("\n  traffic   %.4g MB declared (masked positions included), floor %.4g MB on this draw's mask "
 		       "-> %.0f GB/s, roofline %.3f (of the floor)\n", tm->traffic_bytes / 1e6, tm->traffic_floor_bytes / 1e6,
@@ -323,6 +417,7 @@ static cJSON *cand_json(const cand *c)
 	cJSON_AddItemToObject(o, "timing", tj ? tj : cJSON_CreateNull());
 	if (c->error[0])
 		cJSON_AddStringToObject(o, "error", c->error);
+	cJSON_AddStringToObject(o, "knobs", c->knobs); /* the ones the kernel or plan uses, "NAME=V ..." */
 	free(v);
 	free(t);
 	return o;
@@ -406,7 +501,10 @@ int kiln_cmd_bench(int argc, char **argv)
 	size_t n = 0, order[MAX_CANDS], m = 0;
 	kiln_err e = 0;
 	const char *workdir = NULL;
-	bench_cfg b = {NULL, NULL, NULL, 1, 0, 1, NULL};
+	bench_cfg b = {NULL, NULL, NULL, 1, 0, 1, NULL, 0, NULL};
+	const char *defs[MAX_DEFS];
+	char **rest = kiln_calloc((size_t)argc + 1, sizeof(char *));
+	int nrest = 0;
 	const kiln_cli_opt opts[] = {
 		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"device", 1, &device, NULL},
 		{"gpu", 1, &b.gpu, NULL}, {"seed", 1, &seed_s, NULL}, {"max-seconds", 1, &max_s, NULL},
@@ -414,7 +512,14 @@ int kiln_cmd_bench(int argc, char **argv)
 		{"threads", 1, &threads_s, NULL}, {"workdir", 1, &workdir, NULL}, {"gpu-index", 1, &gpu_index, NULL},
 		{0, 0, 0, 0},
 	};
-	if (!kiln_cli_parse(argc, argv, opts, pos, MAX_CANDS + 1, &npos, usage, help, &exit_now))
+	if (!rest || !kiln_cli_take_defines(argc, argv, defs, MAX_DEFS, &b.nuser, rest, &nrest, "bench")) {
+		free(rest);
+		return rest ? KILN_EXIT_USAGE : KILN_EXIT_ERROR;
+	}
+	b.user_defs = defs;
+	bool parsed = kiln_cli_parse(nrest, rest, opts, pos, MAX_CANDS + 1, &npos, usage, help, &exit_now);
+	free(rest);
+	if (!parsed)
 		return exit_now;
 	const char *bad = npos < 1 ? "expected a TARGET"
 			: compare && (kernel || launch) ? "--compare takes kernel files, not --kernel/--launch"
@@ -436,7 +541,7 @@ int kiln_cmd_bench(int argc, char **argv)
 		e = KILN_ENOMEM;
 		goto fail;
 	}
-	if ((e = kiln_target_find(&t, pos[0], tdir)))
+	if ((e = kiln_target_find(&t, pos[0], tdir)) || (e = check_knob_values(&b, t)))
 		goto fail;
 	n = compare ? (size_t)npos - 1 : 1;
 	if (!(cs = kiln_calloc(n, sizeof(*cs)))) {
@@ -490,6 +595,8 @@ done:
 	for (size_t i = 0; cs && i < n; i++) {
 		kiln_timing_free(&cs[i].timing);
 		free(cs[i].launch_owned);
+		for (size_t d = 0; d < cs[i].ndefs; d++)
+			free(cs[i].defs[d]);
 	}
 	free(cs);
 	free(b.cache_dir);

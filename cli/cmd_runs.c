@@ -274,13 +274,29 @@ static const char runs_sql[] =
 	" r.budgets, r.spent"
 	" FROM runs r WHERE ?1 IS NULL OR r.target = ?1 ORDER BY r.id DESC";
 
+/* s cut to `width` bytes ("..." at the end when cut, never inside a UTF-8 sequence), so
+ * a long model or device name cannot push the columns after it out of line. */
+static const char *fit(char *out, size_t n, const char *s, size_t width)
+{
+	size_t len = strlen(s);
+	if (len <= width || width < 4 || width >= n) {
+		snprintf(out, n, "%s", s);
+		return out;
+	}
+	size_t cut = width - 3;
+	while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+		cut--;
+	snprintf(out, n, "%.*s...", (int)cut, s);
+	return out;
+}
+
 static void print_runs(const cJSON *rows)
 {
 	const cJSON *r;
 	printf("%4s  %-16s %-6s %-18s %-12s %-20s %8s %6s %8s %8s  %s\n", "RUN", "TARGET", "POLICY", "MODEL", "DEVICE",
 	       "STARTED", "DURATION", "ITERS", "BEST", "COST", "STATUS");
 	cJSON_ArrayForEach(r, rows) {
-		char dur[24], best[24], cost[24], dev[40];
+		char dur[24], best[24], cost[24], dev[40], tgt[24], model[24], devc[24];
 		double sx = kiln_cli_jnum(r, "best_speedup"), c = kiln_cli_jnum(r, "cost_usd");
 		duration(dur, sizeof(dur), kiln_cli_jnum(r, "duration_s"));
 		snprintf(best, sizeof(best), isfinite(sx) ? "%.2fx" : "-", sx);
@@ -288,8 +304,9 @@ static void print_runs(const cJSON *rows)
 		snprintf(dev, sizeof(dev), "%s%s%s", kiln_cli_jstr(r, "device", "?"), kiln_cli_jstr(r, "gpu", NULL) ? "/" : "",
 			 kiln_cli_jstr(r, "gpu", ""));
 		printf("%4.0f  %-16s %-6s %-18s %-12s %-20s %8s %6.0f %8s %8s  %s%s\n", kiln_cli_jnum(r, "id"),
-		       kiln_cli_jstr(r, "target", "?"), kiln_cli_jstr(r, "policy", "?"), kiln_cli_jstr(r, "llm_model", "-"),
-		       dev, kiln_cli_jstr(r, "started", "?"), dur, kiln_cli_jnum(r, "candidates"), best, cost,
+		       fit(tgt, sizeof tgt, kiln_cli_jstr(r, "target", "?"), 16), kiln_cli_jstr(r, "policy", "?"),
+		       fit(model, sizeof model, kiln_cli_jstr(r, "llm_model", "-"), 18), fit(devc, sizeof devc, dev, 12),
+		       kiln_cli_jstr(r, "started", "?"), dur, kiln_cli_jnum(r, "candidates"), best, cost,
 		       kiln_cli_jstr(r, "status", "?"), pid_gone(r) ? " (process gone: killed? `kiln run --resume`)" : "");
 	}
 }

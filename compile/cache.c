@@ -1,7 +1,9 @@
 /* compile: the content-addressed cache. key = SHA-256 over length-prefixed fields:
- * format tag, source, arch, want_cubin, toolkit versions, sorted flags, sorted defines,
- * include dirs in order (paths only: headers under them are not hashed — candidates are
- * single files). An entry is <dir>/<aa>/<key>.{ptx,cubin,log,json}; the .json, written
+ * format tag, source, arch, toolkit versions, sorted flags, sorted defines, include dirs
+ * in order (paths only: headers under them are not hashed — candidates are single files).
+ * want_cubin is not in the key: an entry with a cubin serves a PTX-only request too (one
+ * compile per candidate: evaluation links the cubin, verification on the emulator wants
+ * the same PTX), and a cubin request on a PTX-only entry is a miss that rewrites it. An entry is <dir>/<aa>/<key>.{ptx,cubin,log,json}; the .json, written
  * last, records the SHA-256 of the others, so a torn or damaged entry is detected,
  * counted, ignored and rewritten. Every file is written atomically. */
 #include "compile/compile_int.h"
@@ -65,10 +67,9 @@ kiln_err kiln_compile_key(char out[65], const kiln_compile_options *opts)
 	if ((e = kiln_compile_toolkit_version(tk, sizeof(tk))))
 		return e;
 	kiln_sha256_init(&h);
-	put_str(&h, "kiln-compile-cache-v1");
+	put_str(&h, "kiln-compile-cache-v2");
 	put_str(&h, opts->source);
 	put_str(&h, opts->arch ? opts->arch : "sm_90");
-	put_str(&h, opts->want_cubin ? "cubin" : "ptx-only");
 	put_str(&h, tk);
 	put_str(&h, KILN_CUDA_ROOT);
 	if ((e = put_list(&h, opts->flags, opts->nflags, true)) ||

@@ -6,7 +6,9 @@
 # that fails verification is never timed (exit 1); (5) --gpu picks another spec;
 # (6) usage errors exit 2 and --device cuda without a GPU exits 3; (7) the cuda path on the
 # fake driver (tests/gpu_fake_libcuda.c); (8) --compare on a GPU, one child per candidate,
-# and --gpu-index.
+# and --gpu-index; (9) knobs: the seed runs at its own #ifndef defaults (kiln run's seed),
+# -D NAME=V overrides, a bad -D is a usage error, and only knobs the kernel or plan uses
+# are printed.
 set -u
 : "${KILN_BIN:?KILN_BIN not set}" "${KILN_SOURCE_ROOT:?KILN_SOURCE_ROOT not set}"
 fx="$KILN_SOURCE_ROOT/tests/fixtures/verify"
@@ -33,9 +35,15 @@ if ! "$KILN_BIN" doctor 2>/dev/null | grep -q "kernels run on the GPU"; then
 	echo "$out" | grep -q "using the PTX emulator" || { echo "FAIL auto without a GPU did not say it fell back: $out"; fail=1; }
 fi
 
-# (1) every seed, modeled
+# (1) every seed, modeled, at its own knob defaults. KNOWN: the emulator's racecheck
+# reports a race in the block-scan seeds at BLOCK >= 128 although a bar.sync separates
+# the accesses (emulator bug, reported to the lead; `kiln verify ratio_minprefix -D
+# BLOCK=256`); until it is fixed these two run at BLOCK=64 here and say so.
+known_emu_race="ratio_minprefix ratio_cumulative"
 for t in $("$KILN_BIN" targets 2>/dev/null | awk '{print $1}'); do
-	"$KILN_BIN" bench "$t" --device emu --json >"$tmp/$t.json" 2>"$tmp/$t.err"; rc=$?
+	extra=()
+	case " $known_emu_race " in *" $t "*) extra=(-D BLOCK=64); echo "note bench $t at BLOCK=64 (known emulator racecheck false positive)";; esac
+	"$KILN_BIN" bench "$t" --device emu --json "${extra[@]}" >"$tmp/$t.json" 2>"$tmp/$t.err"; rc=$?
 	if [ $rc -ne 0 ]; then echo "FAIL bench $t: exit $rc"; cat "$tmp/$t.err"; fail=1; continue; fi
 	ok=$(json_get "$tmp/$t.json" 'all([c["timed"], c["timing"]["modeled"], 0 < c["timing"]["roofline"] <= 1, c["timing"]["time_us"] > 0] == [True]*4 for c in j["candidates"])')
 	line=$(json_get "$tmp/$t.json" '"%.2f us modeled, roofline %.3f, bound %s" % (j["candidates"][0]["timing"]["time_us"], j["candidates"][0]["timing"]["roofline"], j["candidates"][0]["timing"]["bound"])')
@@ -152,5 +160,29 @@ if [ -f "$fake" ]; then
 	[ $rc -eq 0 ] && echo "$out" | grep -q "Fake H100 #1" && echo "ok   --gpu-index 1" ||
 		{ echo "FAIL --gpu-index 1: exit $rc: $out"; fail=1; }
 fi
+
+# (9) knobs: the seed's own defaults (adamw: BLOCK 256, ITEMS 1 — not the first values
+# 64 and 1), -D overrides, bad -D refused, only used knobs printed
+out=$("$KILN_BIN" bench adamw --device emu 2>/dev/null)
+echo "$out" | grep -q "^  knobs     BLOCK=256 ITEMS=1$" && echo "ok   bench adamw at the seed's knob values" ||
+	{ echo "FAIL bench adamw knobs: $out"; fail=1; }
+out=$("$KILN_BIN" bench adamw --device emu -D BLOCK=128 -DITEMS=2 --json 2>/dev/null)
+[ "$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["candidates"][0]["knobs"])')" = "BLOCK=128 ITEMS=2" ] &&
+	echo "ok   bench -D overrides the knobs" || { echo "FAIL bench -D: $out"; fail=1; }
+for bad in "-D BLOCK=x" "-D 9X=1" "-D"; do
+	# shellcheck disable=SC2086
+	"$KILN_BIN" bench adamw --device emu $bad >/dev/null 2>&1; rc=$?
+	[ $rc -ne 0 ] && [ $rc -ne 1 ] || { echo "FAIL bench $bad exited $rc"; fail=1; }
+done
+python3 - "$KILN_SOURCE_ROOT/targets/adamw" "$tmp" <<'PY'
+import re, sys
+src = open(sys.argv[1] + "/seed.cu").read()
+src = re.sub(r"#ifndef ITEMS\n#define ITEMS \d+\n#endif\n", "", src).replace("ITEMS", "1")
+open(sys.argv[2] + "/noitems.cu", "w").write(src)
+open(sys.argv[2] + "/noitems.json", "w").write(open(sys.argv[1] + "/launch.json").read().replace("BLOCK*ITEMS", "BLOCK"))
+PY
+out=$("$KILN_BIN" bench adamw --device emu --kernel "$tmp/noitems.cu" --launch "$tmp/noitems.json" 2>&1)
+echo "$out" | grep -q "^  knobs     BLOCK=256$" && echo "ok   bench prints only the knobs the kernel uses" ||
+	{ echo "FAIL bench unused knob printed: $out"; fail=1; }
 
 exit $fail

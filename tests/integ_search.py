@@ -171,8 +171,64 @@ def main():
     for title in ("Vectorized multi-item", "Grid-stride persistent", "Warp-specialized", "Eight items per thread"):
         if title not in tj:
             fail("final tree lacks %r" % title)
+    # the tree built from the first reply keeps the seed's evaluation: the root's attempt and
+    # best, and every node's speedup over the seed's time
+    nodes = {n["id"]: n for n in tree["nodes"]}
+    root = nodes[0]
+    if root["attempts"] < 1 or root["best_candidate"] != rows[0][0] or root["best_us"] != times[rows[0][0]]:
+        fail("the root lost the seed's evaluation after init: %r" % root)
+    for n in tree["nodes"]:
+        want = root["best_us"] / n["best_us"] if n.get("best_us", 0) > 0 else 0
+        if abs(n.get("best_speedup", 0) - want) > 1e-9 * max(1, want):
+            fail("node #%d speedup %r, want %r" % (n["id"], n.get("best_speedup"), want))
+    if not nodes[1].get("best_speedup", 0) > 1:
+        fail("action 1's best speedup over the seed is %r" % nodes[1].get("best_speedup"))
+    # the best candidate's iteration is one number in history.db, the progress line (run.log),
+    # result.json, the commit, kiln show and kiln log
+    best_id, best_it = rows[4][0], rows[4][1]
+    newbest = [l for l in p.stderr.splitlines() if "NEW BEST" in l]
+    if not newbest or not newbest[-1].startswith("[%d] " % best_it):
+        fail("the progress line of the new best is not at iteration %d: %r" % (best_it, newbest))
+    arch = os.path.join(wd, "archive")
+    res = json.loads(subprocess.run(["git", "-C", arch, "show", "adamw/sm_90:result.json"], capture_output=True,
+                                    text=True).stdout)
+    body = subprocess.run(["git", "-C", arch, "log", "-1", "--format=%b", "adamw/sm_90"], capture_output=True,
+                          text=True).stdout
+    if res["iteration"] != best_it or ("iteration %d," % best_it) not in body:
+        fail("result.json iteration %r / commit %r, want %d" % (res["iteration"], body, best_it))
+    show = subprocess.run([KILN, "show", str(best_id), "--workdir", wd], capture_output=True, text=True).stdout
+    if ("iteration %d," % best_it) not in show:
+        fail("kiln show does not give iteration %d: %s" % (best_it, show[:400]))
+    lg = subprocess.run([KILN, "log", "adamw", "--workdir", wd], capture_output=True, text=True).stdout
+    line = [l for l in lg.splitlines() if re.match(r"\s*%d\*" % best_id, l)]
+    if not line or int(line[0].split()[3]) != best_it:
+        fail("kiln log's best row %r, want iteration %d" % (line, best_it))
+    # a long model name (here the whole provider spec) does not push kiln runs' columns out of line
+    started = con.execute("SELECT started FROM runs").fetchone()[0]
+    rl = subprocess.run([KILN, "runs", "--workdir", wd], capture_output=True, text=True).stdout.splitlines()
+    head = [l for l in rl if l.lstrip().startswith("RUN")]
+    row = [l for l in rl if started in l]
+    if not head or not row or row[0].index(started) != head[0].index("STARTED"):
+        fail("kiln runs' columns are out of line:\n%s" % "\n".join(rl))
     con.close()
     pr = prompts(log)
+    # the reflection prompt gives the action's real speedup over the seed
+    refl = [t for t in pr if "## Task: reflect on action 1" in t]
+    m = re.search(r"([0-9.]+)x over the seed", refl[0] if refl else "")
+    if not m or abs(float(m.group(1)) - nodes[1]["best_speedup"]) > 0.01:
+        fail("the reflection prompt's speedup %r, want %.2f" % (m and m.group(0), nodes[1]["best_speedup"]))
+    if "<- chosen" in refl[0]:
+        fail("the reflection prompt marks the solved action as chosen")
+    # every prompt: the seed's knob values and the ABI's fine print in the prefix, and the
+    # search state (iteration, budget, stagnation rule, tie band, new-node limit)
+    for i, text in enumerate(pr):
+        for want in ("at the seed's values, BLOCK=256 ITEMS=1,", "NOT zeroed", "i64 -> long long*",
+                     "## Search state", "of the 6-iteration budget left", "closes after 3 attempts in a row",
+                     "or after 4 attempts", "faster by more than 1%", "at most 4 new nodes"):
+            if want not in text:
+                fail("prompt %d lacks %r" % (i, want))
+    if "Iteration 1 " not in pr[0] or "6 of the 6-iteration budget" in pr[0]:
+        fail("the init prompt's search state does not count the seed: %s" % pr[0][-1500:])
     if len(pr) != len(calls):
         fail("%d requests reached the server but %d llm_calls rows" % (len(pr), len(calls)))
     if "rejected operations" not in pr[1] or "#99" not in pr[1] and "99" not in pr[1]:
@@ -198,7 +254,6 @@ def main():
     common = os.path.commonprefix(texts)
     if "## Seed kernel" not in common or "## Task" in common:
         fail("the calls do not share the stable prefix (target, rules, seed) before the variable part")
-    arch = os.path.join(wd, "archive")
     commits = subprocess.run(["git", "-C", arch, "log", "--all", "--format=%s"], capture_output=True,
                              text=True).stdout.strip().split("\n")
     if len(commits) != 2 or "candidate %d" % rows[4][0] not in commits[0]:

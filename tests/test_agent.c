@@ -273,6 +273,104 @@ static void test_agent__new_family_prompt_shows_the_best(void **state)
 	kiln_target_free(t);
 }
 
+/* Every prompt kind: the rules match the task (init and reflect ask only for an edit
+ * script), the ABI's fine print and the seed's knob values are in the stable prefix, the
+ * search state is in every prompt, and a retry repeats the task, the kernel and the reason. */
+static void test_agent__prompt_content_by_kind(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	assert_int_equal(kiln_target_find(&t, "ratio_minprefix", NULL), 0);
+	kiln_prompt_input in = {0};
+	in.target = t;
+	in.seed_source = "// the seed\n";
+	in.seed_launch = "{}";
+	in.seed_knobs = "BLOCK=256 ITEMS=4";
+	in.search_state = "Iteration 7 (candidates evaluated so far, the seed included), 3 of the 10-iteration budget "
+			  "left. An action closes after 3 attempts in a row without a new best, or after 6 attempts. "
+			  "A new best must be faster by more than 1%. An edit script may add at most 4 new nodes";
+	in.node_id = 4;
+	in.action = "#4 Two-pass scan";
+	in.parent_source = "// parent kernel\n";
+	in.last_source = "// last kernel\n";
+	in.evidence = "time 19.260 us (modeled)";
+	static const kiln_prompt_kind kinds[] = {KILN_PROMPT_INIT, KILN_PROMPT_IMPLEMENT, KILN_PROMPT_DEBUG,
+						 KILN_PROMPT_IMPROVE, KILN_PROMPT_REFLECT};
+	static const char *const heads[] = {"## Task: analyse the target", "## Task: implement action 4",
+					    "## Task: fix your last attempt at action 4", "## Task: make action 4 faster",
+					    "## Task: reflect on action 4"};
+	char *prefix0 = NULL;
+	for (size_t k = 0; k < KILN_ARRAY_LEN(kinds); k++) {
+		kiln_prompt p;
+		in.kind = kinds[k];
+		in.retry_reason = NULL;
+		assert_int_equal(kiln_prompt_build(&p, &in), 0);
+		/* the prefix: one for every kind (cacheable), with the fine print */
+		if (!prefix0)
+			prefix0 = kiln_strdup(p.prefix);
+		assert_string_equal(p.prefix, prefix0);
+		assert_non_null(strstr(p.prefix, "an analyse or reflect task is answered with exactly one ```json edit script"));
+		assert_non_null(strstr(p.prefix, "NOT zeroed"));
+		assert_non_null(strstr(p.prefix, "i64 -> long long*"));
+		assert_non_null(strstr(p.prefix, "at the seed's values, BLOCK=256 ITEMS=4,"));
+		assert_null(strstr(p.prefix, "## Task"));
+		/* the task and the search state */
+		assert_non_null(strstr(p.task, heads[k]));
+		assert_non_null(strstr(p.task, "## Search state\nIteration 7"));
+		assert_non_null(strstr(p.task, "3 of the 10-iteration budget left"));
+		assert_non_null(strstr(p.task, "closes after 3 attempts"));
+		assert_non_null(strstr(p.task, "more than 1%"));
+		assert_non_null(strstr(p.task, "at most 4 new nodes"));
+		bool edits = kinds[k] == KILN_PROMPT_INIT || kinds[k] == KILN_PROMPT_REFLECT;
+		assert_true((strstr(p.task, "```json edit script") != NULL) == edits);
+		assert_true((strstr(p.task, "```cuda") != NULL) == !edits);
+		kiln_prompt_free(&p);
+		/* a retry: the same task, its kernel and evidence, and the exact reason */
+		in.retry_reason = "reply: no ```cuda block found";
+		assert_int_equal(kiln_prompt_build(&p, &in), 0);
+		assert_non_null(strstr(p.task, heads[k]));
+		assert_non_null(strstr(p.task, "### Your last reply to this task could not be used\nreply: no ```cuda block found"));
+		assert_true(strstr(p.task, heads[k]) < strstr(p.task, "could not be used"));
+		if (kinds[k] == KILN_PROMPT_IMPLEMENT)
+			assert_non_null(strstr(p.task, "// parent kernel"));
+		if (kinds[k] == KILN_PROMPT_DEBUG || kinds[k] == KILN_PROMPT_IMPROVE) {
+			assert_non_null(strstr(p.task, "// last kernel"));
+			assert_non_null(strstr(p.task, "time 19.260 us"));
+		}
+		assert_string_equal(p.prefix, prefix0);
+		kiln_prompt_free(&p);
+	}
+	free(prefix0);
+	kiln_target_free(t);
+}
+
+/* A failure's text in the progress line is cut after a whole word, never inside one. */
+static void test_agent__summary_cuts_at_a_word(void **state)
+{
+	(void)state;
+	kiln_eval ev;
+	memset(&ev, 0, sizeof ev);
+	ev.outcome = KILN_OUT_FAILED;
+	ev.failed_check = kiln_strdup("values");
+	char msg[700] = "";
+	for (int i = 0; i < 60; i++)
+		strcat(msg, "mismatch ");
+	strcat(msg, "incomprehensibilities");
+	ev.message = kiln_strdup(msg);
+	char *s = kiln_eval_summary(&ev);
+	assert_non_null(s);
+	size_t n = strlen(s);
+	assert_true(n < 340);
+	assert_string_equal(s + n - 12, "mismatch ...");
+	free(s);
+	free(ev.message);
+	ev.message = kiln_strdup("short failure");
+	s = kiln_eval_summary(&ev);
+	assert_string_equal(s, "failed values: short failure");
+	free(s);
+	kiln_eval_free(&ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +381,8 @@ int main(void)
 		cmocka_unit_test(test_agent__beyond_the_physical_limit_never_wins),
 		cmocka_unit_test(test_agent__cost_text_unknown_when_unpriced),
 		cmocka_unit_test(test_agent__new_family_prompt_shows_the_best),
+		cmocka_unit_test(test_agent__prompt_content_by_kind),
+		cmocka_unit_test(test_agent__summary_cuts_at_a_word),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

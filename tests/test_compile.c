@@ -215,6 +215,50 @@ static void test_compile__cache_hit_makes_no_nvrtc_call(void **state)
 	free(dir);
 }
 
+/* One compile per candidate: a PTX-only request (verification on the emulator) is served
+ * by the entry the cubin compile (evaluation) stored; the other way round is a miss that
+ * links the cubin. */
+static void test_compile__cubin_entry_serves_ptx_only(void **state)
+{
+	(void)state;
+	char *dir = make_tmpdir();
+	kiln_compile_options o = KILN_COMPILE_OPTIONS_INIT;
+	o.source = tiny_src;
+	o.cache_dir = dir;
+	kiln_compiled *a = NULL, *b = NULL, *c = NULL;
+	kiln_compile_stats s;
+	kiln_compile_stats_reset();
+	assert_int_equal(kiln_compile(&a, &o), 0);
+	o.want_cubin = false;
+	assert_int_equal(kiln_compile(&b, &o), 0);
+	kiln_compile_stats_get(&s);
+	assert_int_equal(s.nvrtc_calls, 1);
+	assert_true(b->cache_hit);
+	assert_string_equal(a->key, b->key);
+	assert_string_equal(a->ptx, b->ptx);
+	/* PTX-only first (a fresh source): the cubin request compiles and links */
+	o.source = "extern \"C\" __global__ void z(float *a) { a[threadIdx.x] = 7.0f; }\n";
+	kiln_compiled_free(b);
+	assert_int_equal(kiln_compile(&b, &o), 0);
+	assert_null(b->cubin);
+	o.want_cubin = true;
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	assert_false(c->cache_hit);
+	assert_non_null(c->cubin);
+	kiln_compile_stats_get(&s);
+	assert_int_equal(s.nvrtc_calls, 3);
+	kiln_compiled_free(c);
+	o.want_cubin = false; /* the rewritten entry now serves both */
+	assert_int_equal(kiln_compile(&c, &o), 0);
+	assert_true(c->cache_hit);
+	assert_non_null(c->cubin);
+	kiln_compiled_free(a);
+	kiln_compiled_free(b);
+	kiln_compiled_free(c);
+	rm_rf(dir);
+	free(dir);
+}
+
 static void test_compile__cached_error_log_names_new_file(void **state)
 {
 	(void)state;
@@ -584,6 +628,7 @@ int main(void)
 		cmocka_unit_test(test_compile__bad_arch_is_einval),
 		cmocka_unit_test(test_compile__spills_reported),
 		cmocka_unit_test(test_compile__cache_hit_makes_no_nvrtc_call),
+		cmocka_unit_test(test_compile__cubin_entry_serves_ptx_only),
 		cmocka_unit_test(test_compile__cached_error_log_names_new_file),
 		cmocka_unit_test(test_compile__key_depends_on_defines_and_arch),
 		cmocka_unit_test(test_compile__defines_reach_the_source),

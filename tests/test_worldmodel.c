@@ -903,6 +903,12 @@ static void test_worldmodel__render_content(void **state)
 	assert_non_null(strstr(t, "  #2 [too_hard] Grid-stride loop"));
 	assert_non_null(strstr(t, "  #6 [pruned] q"));
 	free(t);
+	/* an already solved action (the reflection prompt) is not "chosen" */
+	o.highlight = 1;
+	assert_int_equal(kiln_wm_render(&t, wm, &o), 0);
+	assert_null(strstr(t, "<- chosen"));
+	assert_non_null(strstr(t, "(cand 1234567890123)  <- just closed"));
+	free(t);
 	kiln_wm_free(wm);
 }
 

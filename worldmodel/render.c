@@ -92,8 +92,10 @@ static kiln_err node_line(render_ctx *r, const wm_node *n, int depth, size_t hid
 	}
 	if (hidden && k > 0 && (size_t)k < sizeof(line))
 		k += snprintf(line + k, sizeof(line) - (size_t)k, " (+%zu %s hidden)", hidden, why);
-	if (n->id == r->o.highlight && k > 0 && (size_t)k < sizeof(line))
-		k += snprintf(line + k, sizeof(line) - (size_t)k, "  <- chosen");
+	/* the action being worked on; once closed (reflection) it is no longer "chosen" */
+	if (n->id == r->o.highlight && n->id != KILN_WM_ROOT && k > 0 && (size_t)k < sizeof(line))
+		k += snprintf(line + k, sizeof(line) - (size_t)k, "%s",
+			      n->status == KILN_WM_OPEN ? "  <- chosen" : "  <- just closed");
 	if (k > 0 && (size_t)k < sizeof(line))
 		snprintf(line + k, sizeof(line) - (size_t)k, "\n");
 	else
