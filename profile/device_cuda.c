@@ -502,7 +502,7 @@ static int cmp_u64_pair(const void *a, const void *b)
 }
 
 /* The plan times of the last reps from the kernel records: sorted by start, kernels_per_rep
- * records per rep. false when the records do not add up (then events are used). */
+ * records per rep; a rep's time is its kernels' durations plus the gaps between them. false when the records do not add up (then events are used). */
 static bool cupti_take(double *us, size_t reps, size_t kernels_per_rep)
 {
 	bool ok = false;
@@ -516,10 +516,14 @@ static bool cupti_take(double *us, size_t reps, size_t kernels_per_rep)
 			}
 			qsort(pairs, cupti.n, 2 * sizeof(uint64_t), cmp_u64_pair);
 			for (size_t r = 0; r < reps; r++) {
+				/* kernel durations plus the gaps between dependent launches, the
+				 * definition the cost model uses (docs/cost-model.md) */
 				uint64_t ns = 0;
 				for (size_t k = 0; k < kernels_per_rep; k++) {
 					const uint64_t *p = &pairs[2 * (r * kernels_per_rep + k)];
 					ns += p[1] > p[0] ? p[1] - p[0] : 0;
+					if (k > 0 && p[0] > p[-1])
+						ns += p[0] - p[-1];
 				}
 				us[r] = (double)ns / 1e3;
 			}
