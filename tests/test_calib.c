@@ -191,6 +191,33 @@ static void test_calib__dram_latency(void **state)
 	}
 }
 
+/* gpu-l2-cache: every block re-reads its slice of a working set many times. Inside L2
+ * (10-37 MB on H100 PCIe) the model streams at its L2 bandwidth, which is itself the
+ * published 6.9-7.0 TB/s (so this row checks the path, not an independent figure); past
+ * L2 the re-reads fall to DRAM. The partition effect (bandwidth falling past ~37 MB, one
+ * of the two L2 halves) is not modeled. */
+static void test_calib__l2_working_set(void **state)
+{
+	(void)state;
+	kiln_gpu_spec g = spec("h100_pcie");
+	double reps = 20;
+	const double mb[] = {16, 32, 200};
+	for (int i = 0; i < 3; i++) {
+		double n = mb[i] * 1e6 / 8;
+		kiln_cost_launch l = stream(n, 256, 1, 0, 8, 1);
+		l.c.gld_requests *= reps;
+		l.c.gld_sectors *= reps;
+		l.c.loop_iterations = l.c.warps * (reps - 1);
+		double bw = gbps(&g, &l, reps * mb[i] * 1e6);
+		char what[64];
+		snprintf(what, sizeof what, "gpu-l2-cache %3.0f MB GB/s", mb[i]);
+		if (mb[i] * 1e6 < g.l2_bytes)
+			check(what, "h100_pcie", bw, 6950, SWEEP_BAND);
+		else
+			assert_true(bw < 0.5 * 6950); /* mostly DRAM past L2 */
+	}
+}
+
 /* Issue 21: an under-filled scan (few bytes in flight) must not model slower on H100 SXM,
  * whose DRAM latency is lower and bandwidth higher, than on H100 PCIe. */
 static void test_calib__underfilled_sxm_not_slower_than_pcie(void **state)
@@ -215,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_calib__torch_relu),
 		cmocka_unit_test(test_calib__launch_period),
 		cmocka_unit_test(test_calib__dram_latency),
+		cmocka_unit_test(test_calib__l2_working_set),
 		cmocka_unit_test(test_calib__underfilled_sxm_not_slower_than_pcie),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -256,9 +256,13 @@ static void model_launch(kiln_cost_breakdown *o, const kiln_gpu_spec *g, const k
 	o->achieved_bw_fraction = load_s > 0 ? 1.0 / load_s : 0;
 	o->l2_us = touched * 32.0 / (g->l2_bw_gbps * 1e3 * fmax(active_frac, 1e-6));
 
-	/* Exposed latency: each warp waits a DRAM round trip per loop round; resident blocks
+	/* Exposed latency: each warp waits a memory round trip per loop round (DRAM for the
+	 * share of load sectors that reach DRAM, L2 for re-reads that hit); resident blocks
 	 * overlap, successive block rounds on an SM do not. */
-	o->latency_us = c->gld_requests > 0 ? us(rounds * g->dram_latency_cycles * block_rounds, g) : 0;
+	double load_sectors = c->gld_sectors + c->local_bytes / 64.0;
+	double from_dram = load_sectors > 0 ? fmin(1.0, dram * load_frac / 32.0 / load_sectors) : 1.0;
+	double lat = g->l2_latency_cycles + (g->dram_latency_cycles - g->l2_latency_cycles) * from_dram;
+	o->latency_us = c->gld_requests > 0 ? us(rounds * lat * block_rounds, g) : 0;
 	double barriers_per_block = c->warp_barrier * per_block / fmax(warps_per_block, 1);
 	o->barrier_us = us(barriers_per_block * g->barrier_cycles * block_rounds, g);
 	/* Atomics: one warp-request per SM per clock, but those to one address serialize at
