@@ -297,9 +297,12 @@ static char *breakdown_lines(const kiln_eval *ev)
 			v[i] = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(l, k[i]));
 		const char *bound = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "bound"));
 		kiln_buf_printf(&b, "launch %d: %s-bound, %.3f us; occupancy %.2f, %.2f waves; dram %.3g, l2 %.3g, issue %.3g, "
-				    "latency %.3g, atomics %.3g, launch %.3g us\n", li++, bound ? bound : "?", v[0], v[1], v[2],
+				    "latency %.3g, atomics %.3g, launch gap %.3g us\n", li++, bound ? bound : "?", v[0], v[1], v[2],
 				v[3], v[4], v[5], v[6], v[7], v[8]);
 	}
+	if (li > 0)
+		kiln_buf_printf(&b, "(a plan's time = its kernels' durations + the gaps between dependent launches; "
+				    "a plan's first launch has no gap; measured times are defined the same way)\n");
 	const char *note = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "fit_note"));
 	if (note && *note)
 		kiln_buf_printf(&b, "%s\n", note);

@@ -153,8 +153,8 @@ static void print_json_field(const char *key, const cJSON *v)
 /* Per launch: the deciding term, occupancy, waves and every term (modeled timings). */
 static void print_breakdown(const cJSON *t)
 {
-	static const char *const terms[] = {"dram_us", "l2_us", "issue_us", "pipe_us", "smem_us", "latency_us",
-					    "barrier_us", "atomic_us", "overhead_us"};
+	static const char *const terms[] = {"kernel_us", "dram_us", "l2_us", "issue_us", "pipe_us", "smem_us",
+					    "latency_us", "barrier_us", "atomic_us", "overhead_us"};
 	const cJSON *b, *fit = cJSON_GetObjectItemCaseSensitive(t, "fit");
 	int li = 0;
 	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(t, "breakdown")) {

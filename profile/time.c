@@ -399,8 +399,10 @@ static cJSON *spec_to_json(const kiln_gpu_spec *g)
 {
 	const named_num f[] = {
 		{"sm_count", g->sm_count}, {"clock_mhz", g->clock_mhz}, {"dram_bw_gbps", g->dram_bw_gbps},
-		{"dram_efficiency", g->dram_efficiency}, {"l2_bytes", g->l2_bytes},
-		{"launch_overhead_us", g->launch_overhead_us},
+		{"dram_efficiency", g->dram_efficiency}, {"dram_efficiency_write", g->dram_efficiency_write},
+		{"dram_efficiency_rw", g->dram_efficiency_rw}, {"dram_latency_cycles", g->dram_latency_cycles},
+		{"l2_bytes", g->l2_bytes}, {"launch_overhead_us", g->launch_overhead_us},
+		{"launch_gap_min_us", g->launch_gap_min_us},
 		{"bytes_in_flight_per_sm_for_peak", g->bytes_in_flight_per_sm_for_peak},
 	};
 	cJSON *j = named_json(g->name, g->arch, f, KILN_ARRAY_LEN(f));
@@ -415,7 +417,7 @@ static cJSON *breakdown_to_json(const kiln_cost_result *r)
 	for (size_t i = 0; a && i < r->nlaunches && i < KILN_ARRAY_LEN(r->launch); i++) {
 		const kiln_cost_breakdown *b = &r->launch[i];
 		const named_num f[] = {
-			{"time_us", b->time_us}, {"dram_us", b->dram_us}, {"l2_us", b->l2_us}, {"issue_us", b->issue_us},
+			{"time_us", b->time_us}, {"kernel_us", b->kernel_us}, {"dram_us", b->dram_us}, {"l2_us", b->l2_us}, {"issue_us", b->issue_us},
 			{"pipe_us", b->pipe_us}, {"smem_us", b->smem_us}, {"latency_us", b->latency_us},
 			{"barrier_us", b->barrier_us}, {"atomic_us", b->atomic_us}, {"overhead_us", b->overhead_us},
 			{"occupancy", b->occupancy}, {"blocks_per_sm", b->blocks_per_sm}, {"waves", b->waves},

@@ -17,7 +17,9 @@ typedef struct kiln_gpu_spec {
 	char arch[16];                /* "sm_90" */
 	double sm_count, clock_mhz;
 	double dram_bw_gbps;          /* peak, GB/s (1e9 bytes) */
-	double dram_efficiency;       /* achievable fraction of peak for streaming */
+	double dram_efficiency;       /* achievable fraction of peak, read-only stream */
+	double dram_efficiency_write; /* write-only stream */
+	double dram_efficiency_rw;    /* one read per write (copy-like); 2R1W interpolates */
 	double dram_latency_cycles, l2_latency_cycles, shared_latency_cycles;
 	double l2_bytes, l2_bw_gbps;
 	double max_threads_per_sm, max_warps_per_sm, max_blocks_per_sm, max_threads_per_block;
@@ -29,8 +31,13 @@ typedef struct kiln_gpu_spec {
 	double smem_bytes_per_sm_per_clk;
 	double barrier_cycles;        /* cost of one __syncthreads per block (model parameter) */
 	double atomic_same_addr_cycles; /* L2 cycles per atomic on one address (they serialize) */
-	double launch_overhead_us;    /* per dependent launch */
-	double bytes_in_flight_per_sm_for_peak; /* Little's law: bytes in flight to saturate DRAM */
+	double launch_overhead_us;    /* launch period of back-to-back dependent small kernels */
+	double graph_launch_us;       /* the same from a CUDA graph */
+	double launch_gap_min_us;     /* least gap between dependent kernels however long */
+	double dram_loaded_latency_factor; /* latency at the bandwidth knee / unloaded latency */
+	/* Little's law: bytes in flight per SM to saturate DRAM. Derived, not read: the
+	 * read bandwidth per SM x the unloaded DRAM latency x the loaded-latency factor. */
+	double bytes_in_flight_per_sm_for_peak;
 } kiln_gpu_spec;
 
 /* Loads spec `key` (NULL or "": the file's default) from a gpus.json file (NULL: the
@@ -58,12 +65,15 @@ typedef struct kiln_cost_launch {
 	double threads_per_block;
 	double dyn_shared, static_shared; /* bytes per block */
 	double regs_per_thread; /* from the compile report; 0 = unknown (32 assumed) */
+	int graph;              /* nonzero: launched from a CUDA graph (shorter launch gap) */
 	kiln_cost_counters c;
 } kiln_cost_launch;
 
 typedef struct kiln_cost_breakdown {
-	double time_us;          /* modeled time of this launch, overhead included */
-	double dram_us, l2_us, issue_us, pipe_us, smem_us, latency_us, barrier_us, atomic_us, overhead_us;
+	double time_us;          /* kernel_us + overhead_us */
+	double kernel_us;        /* the kernel's own duration (what CUPTI reports) */
+	double dram_us, l2_us, issue_us, pipe_us, smem_us, latency_us, barrier_us, atomic_us;
+	double overhead_us;      /* the launch gap before this kernel (0 for a plan's first) */
 	const char *bound;       /* the term that decided: "dram", "issue", "latency", ... */
 	double occupancy;        /* resident warps / max warps per SM */
 	double blocks_per_sm;
@@ -73,13 +83,17 @@ typedef struct kiln_cost_breakdown {
 } kiln_cost_breakdown;
 
 typedef struct kiln_cost_result {
-	double time_us;          /* whole plan */
+	double time_us;          /* whole plan: kernel_us + gap_us */
+	double kernel_us;        /* sum of the kernels' durations */
+	double gap_us;           /* sum of the gaps between dependent launches */
 	double dram_bytes;       /* modeled DRAM traffic */
 	size_t nlaunches;
 	kiln_cost_breakdown launch[8]; /* first 8 launches in detail */
 } kiln_cost_result;
 
-/* Models a launch plan's time. A launch that cannot fit on an SM (registers, shared
+/* Models a launch plan's time: the kernels' durations plus the gaps between dependent
+ * launches (the first launch's own launch latency is not counted, as a CUPTI kernel
+ * duration does not count it). A launch that cannot fit on an SM (registers, shared
  * memory, block size) is KILN_EINVAL naming the limit, as the GPU would refuse it. */
 kiln_err kiln_cost_model(kiln_cost_result *out, const kiln_gpu_spec *spec,
 			 const kiln_cost_launch *launches, size_t n);
