@@ -137,7 +137,7 @@ kiln_err kiln_ref_adam8bit(kiln_ref_io *io)
 	const double step_size = -lr * correction2 / correction1;
 	for (size_t b = 0; b < nblocks; b++) {
 		size_t base = b * QBLOCK, len = (size_t)n - base < QBLOCK ? (size_t)n - base : QBLOCK;
-		double amax1 = 0, amax2 = 0;
+		double amax1 = 0, amax2 = 0, fp32_err = 0;
 		for (size_t j = 0; j < len; j++) {
 			size_t i = base + j;
 			int c1 = (int)mq[i], c2 = (int)vq[i];
@@ -158,6 +158,9 @@ kiln_err kiln_ref_adam8bit(kiln_ref_io *io)
 			}
 			amax1 = fmax(amax1, fabs(s1[j]));
 			amax2 = fmax(amax2, fabs(s2[j]));
+			/* m = beta1*m_old + (1-beta1)*g in fp32: when the terms nearly cancel, its
+			 * rounding is relative to the terms, not to m (it decides the block max) */
+			fp32_err = fmax(fp32_err, 4.0 * FLT_EPSILON * t1[j]);
 		}
 		/* bitsandbytes' padding lanes (g = 0, m code 128, v code 0: v's is 0) */
 		double real1 = amax1;
@@ -186,7 +189,7 @@ kiln_err kiln_ref_adam8bit(kiln_ref_io *io)
 			requantize(vq, vq_slack, i, code2, false, s2[j], amax2, t2[j]);
 		}
 		m_absmax[b] = amax1;
-		m_absmax_slack[b] = amax1 - real1;
+		m_absmax_slack[b] = amax1 - real1 + fp32_err;
 		v_absmax[b] = amax2;
 	}
 	return KILN_OK;
