@@ -420,7 +420,7 @@ kiln_err kiln_db_wm_revision_latest(kiln_db *db, char **tree_json, int64_t *iter
 kiln_err kiln_db_migrate_wm_deltas(kiln_db *db)
 {
 	static const char *const sql[] = {
-		"CREATE TABLE wm_revisions_v2 ("
+		("CREATE TABLE wm_revisions_v2 ("
 		" id INTEGER PRIMARY KEY,"
 		" run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
 		" iteration INTEGER NOT NULL,"
@@ -430,9 +430,9 @@ kiln_err kiln_db_migrate_wm_deltas(kiln_db *db)
 		" rejected TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(rejected)),"
 		" llm_call_id INTEGER REFERENCES llm_calls(id),"
 		" created TEXT NOT NULL,"
-		" CHECK ((tree IS NULL) <> (delta IS NULL)));",
-		"INSERT INTO wm_revisions_v2 (id, run_id, iteration, tree, delta, edits, rejected, llm_call_id, created)"
-		" SELECT id, run_id, iteration, tree, NULL, edits, rejected, llm_call_id, created FROM wm_revisions;",
+		" CHECK ((tree IS NULL) <> (delta IS NULL)));"),
+		("INSERT INTO wm_revisions_v2 (id, run_id, iteration, tree, delta, edits, rejected, llm_call_id, created)"
+		 " SELECT id, run_id, iteration, tree, NULL, edits, rejected, llm_call_id, created FROM wm_revisions;"),
 		"DROP TABLE wm_revisions;",
 		"ALTER TABLE wm_revisions_v2 RENAME TO wm_revisions;",
 		"CREATE INDEX wm_revisions_run ON wm_revisions(run_id, id);",

@@ -458,7 +458,7 @@ static void test_compile__source_gate_refuses_host_reads(void **state)
 		"#define H(x) __has_include(x)\n", "#pragma GCC dependency \"/etc/passwd\"\n",
 		"#pragma include_alias(\"a.h\", \"/etc/passwd\")\n", "_Pragma(\"GCC dependency \\\"/etc/passwd\\\"\")\n",
 		"#define P(x) _Pragma(#x)\n", "__pragma(message(\"x\"))\n", "#define C(a, b) a##b\n",
-		"#define C(a, b) a %:%: b\n", "?" "?=include \"/etc/passwd\"\n", "#include \"/etc/passwd\" \\ \n",
+		"#define C(a, b) a %:%: b\n", ("?" "?=include \"/etc/passwd\"\n"), "#include \"/etc/passwd\" \\ \n",
 		"const char *r = R\"x(\n)x\";\n", "#define __THRUST_DEVICE_SYSTEM_VECTOR_HEADER \"/etc/passwd\"\n",
 		"#undef _CCCL_ASSERT\n", "int a = 1;\r#include \"/etc/passwd\"\n", "const char *s = \"abc\n",
 		"/* never closed\n", "// \xff\n", "int \\u0061 = 1;\n", "#include \"cuda_fp16.h\" extra\n",
