@@ -52,6 +52,32 @@ static void test_llm__spec_parse(void **state)
 	assert_int_equal(kiln_llm_spec_parse(&s, "vllm:org/model@v2"), 0);
 	assert_string_equal(s.model, "org/model@v2");
 
+	/* every row of the provider table parses and is named by the unknown-provider error */
+	size_t n_rows;
+	const kiln_llm_provider_row *rows = kiln_llm_providers(&n_rows);
+	assert_true(n_rows >= 10);
+	assert_int_equal(kiln_llm_spec_parse(&s, "google:gemini"), KILN_EINVAL);
+	char err[512];
+	snprintf(err, sizeof err, "%s", kiln_error_last());
+	for (size_t i = 0; i < n_rows; i++) {
+		char spec[96];
+		snprintf(spec, sizeof spec, "%s:m", rows[i].name);
+		assert_int_equal(kiln_llm_spec_parse(&s, spec), 0);
+		assert_string_equal(s.provider, rows[i].canonical);
+		assert_ptr_equal(s.row, &rows[i]);
+		char quoted[64];
+		snprintf(quoted, sizeof quoted, "%s%s", rows[i].name, i + 1 < n_rows ? "," : ")");
+		assert_non_null(strstr(err, quoted));
+	}
+	/* the wire row decides the token field, the path and how the key travels */
+	assert_int_equal(kiln_llm_spec_parse(&s, "openai:gpt-5"), 0);
+	assert_string_equal(s.row->token_field, "max_completion_tokens");
+	assert_string_equal(kiln_llm_wire_of(s.api)->path, "chat/completions");
+	assert_int_equal(kiln_llm_spec_parse(&s, "llama.cpp:q@http://h/v1"), 0);
+	assert_string_equal(s.row->token_field, "max_tokens");
+	assert_int_equal(kiln_llm_spec_parse(&s, "anthropic:c"), 0);
+	assert_string_equal(kiln_llm_wire_of(s.api)->auth_prefix, "x-api-key: ");
+
 	const char *bad[] = {"", "gpt-5", "openai:", ":gpt-5", "google:gemini", "openai:gpt 5", "openai:\"x"};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(bad); i++) {
 		assert_int_equal(kiln_llm_spec_parse(&s, bad[i]), KILN_EINVAL);

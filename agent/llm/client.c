@@ -18,7 +18,6 @@
 
 #define DEFAULT_MAX_TOKENS 8192
 #define DEFAULT_MAX_REPLY (8u << 20)
-#define ANTHROPIC_VERSION "2023-06-01"
 
 struct kiln_llm {
 	kiln_llm_spec spec;
@@ -75,8 +74,7 @@ static kiln_err resolve_url(kiln_llm *c, const kiln_llm_config *cfg)
 	while (n > 0 && url[n - 1] == '/')
 		n--;
 	c->base_url = kiln_strndup(url, n);
-	c->endpoint = kiln_asprintf("%.*s/%s", (int)n, url,
-				    c->spec.api == KILN_LLM_API_ANTHROPIC ? "messages" : "chat/completions");
+	c->endpoint = kiln_asprintf("%.*s/%s", (int)n, url, kiln_llm_wire_of(c->spec.api)->path);
 	return c->base_url && c->endpoint ? KILN_OK : KILN_ENOMEM;
 }
 
@@ -287,13 +285,11 @@ static struct curl_slist *headers_for(const kiln_llm *c)
 	for (const char **f = fixed; *f; f++)
 		if ((t = curl_slist_append(h, *f)))
 			h = t;
-	if (c->spec.api == KILN_LLM_API_ANTHROPIC && (t = curl_slist_append(h, "anthropic-version: " ANTHROPIC_VERSION)))
+	const kiln_llm_wire *w = kiln_llm_wire_of(c->spec.api);
+	if (w->extra_header && (t = curl_slist_append(h, w->extra_header)))
 		h = t;
 	if (c->key) {
-		if (c->spec.api == KILN_LLM_API_ANTHROPIC)
-			snprintf(line, sizeof line, "x-api-key: %s", c->key);
-		else
-			snprintf(line, sizeof line, "Authorization: Bearer %s", c->key);
+		snprintf(line, sizeof line, "%s%s", w->auth_prefix, c->key);
 		if ((t = curl_slist_append(h, line)))
 			h = t;
 		memset(line, 0, sizeof line);

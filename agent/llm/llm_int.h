@@ -9,26 +9,43 @@
 
 struct cJSON;
 
-/* ---- model spec: "provider:model[@base_url]" ---- */
+/* ---- providers and model specs: "provider:model[@base_url]" ---- */
 typedef enum kiln_llm_api { KILN_LLM_API_OPENAI, KILN_LLM_API_ANTHROPIC } kiln_llm_api;
 
+/* One row per name a spec may use (spec.c's table is the only list of providers: the
+ * "known providers" error and the README's table come from it). */
+typedef struct kiln_llm_provider_row {
+	const char *name;        /* as written in a spec: "vllm" */
+	const char *canonical;   /* recorded and priced under: "openai-compatible" */
+	kiln_llm_api api;        /* its wire API */
+	const char *key_env;     /* default key variable */
+	bool key_required;       /* false: a local server may need no key */
+	const char *url_env;     /* variable that overrides the base URL */
+	const char *default_url; /* "" = the spec, --base-url or url_env must give one */
+	const char *token_field; /* request field for the reply's token cap */
+} kiln_llm_provider_row;
+
 typedef struct kiln_llm_spec {
-	char provider[32];   /* "openai" | "anthropic" | "openai-compatible" */
+	char provider[32];   /* the row's canonical name */
 	char model[128];
 	char base_url[512];  /* "" when the spec names none */
 	kiln_llm_api api;
+	const kiln_llm_provider_row *row;
 } kiln_llm_spec;
 
-/* Parses a spec. Aliases vllm, sglang, llamacpp, ollama, openrouter, local mean
- * openai-compatible. KILN_EINVAL with a one-line reason otherwise. */
+/* Parses a spec against the provider table. KILN_EINVAL with a one-line reason (listing
+ * the known provider names) otherwise. */
 kiln_err kiln_llm_spec_parse(kiln_llm_spec *out, const char *spec);
-/* The provider's default base URL; "" for openai-compatible (it must be given). */
+/* The provider's default base URL; "" when it must be given. */
 const char *kiln_llm_spec_default_url(const kiln_llm_spec *s);
 /* Name of the base-URL variable for the provider ("KILN_OPENAI_BASE_URL", ...). */
 const char *kiln_llm_spec_url_env(const kiln_llm_spec *s);
 /* Key variable: key_env when given, else the provider's; *required: a missing key is an
- * error (false for openai-compatible servers). */
+ * error (false for openai-compatible servers unless key_env names a variable). */
 const char *kiln_llm_spec_key_env(const kiln_llm_spec *s, const char *key_env, bool *required);
+/* The provider rows, for listings: *n gets their count. */
+const kiln_llm_provider_row *kiln_llm_providers(size_t *n);
+
 
 /* ---- SSE (WHATWG HTML "server-sent events" parsing), incremental ----
  * Lines end in CRLF, LF or CR (also split across feeds); a leading BOM is dropped; lines
@@ -137,6 +154,22 @@ kiln_err kiln_llm_stream_event(kiln_llm_result *r, kiln_llm_api api, const char 
 			       const char *data, size_t len);
 /* "ok" | "truncated" | "refused" from the finish reason and refusal. */
 const char *kiln_llm_result_status(const kiln_llm_result *r);
+
+/* One wire API: where requests go, how the key travels, how bodies, replies and stream
+ * events look (wire.c's table; one row per kiln_llm_api). */
+typedef struct kiln_llm_wire {
+	const char *path;         /* appended to the base URL */
+	const char *auth_prefix;  /* the key's header line up to the key */
+	const char *extra_header; /* a fixed header line, or NULL */
+	bool stream_usage_option; /* ask for usage in the stream (stream_options) */
+	const char *stream_done;  /* a data payload that ends the stream, or NULL */
+	void (*add_body)(struct cJSON *root, const kiln_llm_spec *s, const kiln_llm_request *req,
+			 int max_tokens);
+	kiln_err (*parse)(kiln_llm_result *r, const struct cJSON *root);
+	kiln_err (*stream)(kiln_llm_result *r, const struct cJSON *root);
+} kiln_llm_wire;
+
+const kiln_llm_wire *kiln_llm_wire_of(kiln_llm_api api);
 
 /* Replaces every occurrence of key (when >= 8 bytes) in s by "[redacted]" in place of a
  * heap string (s may be reallocated; returns the string). */

@@ -1,5 +1,5 @@
-/* llm: model specs ("provider:model[@base_url]"), which key and base URL a provider uses,
- * and what the environment configures. Nothing here reads a key's value except to test
+/* llm: the provider table, model specs ("provider:model[@base_url]"), which key and base
+ * URL a provider uses, and what the environment configures. Nothing here reads a key's value except to test
  * that it is set; no key is ever copied into a message. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,20 +7,52 @@
 
 #include "agent/llm/llm_int.h"
 
-static const struct {
-	const char *name, *canonical;
-} providers[] = {
-	{"openai", "openai"},
-	{"anthropic", "anthropic"},
-	{"openai-compatible", "openai-compatible"},
-	{"vllm", "openai-compatible"},
-	{"sglang", "openai-compatible"},
-	{"llamacpp", "openai-compatible"},
-	{"llama.cpp", "openai-compatible"},
-	{"ollama", "openai-compatible"},
-	{"openrouter", "openai-compatible"},
-	{"local", "openai-compatible"},
+#define OPENAI_COMPATIBLE(name)                                                                          \
+	{name, "openai-compatible", KILN_LLM_API_OPENAI, "KILN_OPENAI_COMPATIBLE_API_KEY", false,         \
+	 "KILN_OPENAI_COMPATIBLE_BASE_URL", "", "max_tokens"}
+
+/* Every provider a spec may name. A new alias or provider is one row here (and a price
+ * entry in data/prices.json when it bills). OpenAI's own API wants max_completion_tokens
+ * (its reasoning models reject max_tokens); compatible servers know max_tokens. */
+static const kiln_llm_provider_row providers[] = {
+	{"openai", "openai", KILN_LLM_API_OPENAI, "OPENAI_API_KEY", true, "KILN_OPENAI_BASE_URL",
+	 "https://api.openai.com/v1", "max_completion_tokens"},
+	{"anthropic", "anthropic", KILN_LLM_API_ANTHROPIC, "ANTHROPIC_API_KEY", true, "KILN_ANTHROPIC_BASE_URL",
+	 "https://api.anthropic.com/v1", "max_tokens"},
+	OPENAI_COMPATIBLE("openai-compatible"),
+	OPENAI_COMPATIBLE("vllm"),
+	OPENAI_COMPATIBLE("sglang"),
+	OPENAI_COMPATIBLE("llamacpp"),
+	OPENAI_COMPATIBLE("llama.cpp"),
+	OPENAI_COMPATIBLE("ollama"),
+	OPENAI_COMPATIBLE("openrouter"),
+	OPENAI_COMPATIBLE("local"),
 };
+
+const kiln_llm_provider_row *kiln_llm_providers(size_t *n)
+{
+	*n = KILN_ARRAY_LEN(providers);
+	return providers;
+}
+
+static const kiln_llm_provider_row *provider_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < KILN_ARRAY_LEN(providers); i++)
+		if (strlen(providers[i].name) == len && strncmp(name, providers[i].name, len) == 0)
+			return &providers[i];
+	return NULL;
+}
+
+/* "openai, anthropic, ..." from the table */
+static void known_names(char *out, size_t size)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < KILN_ARRAY_LEN(providers) && used < size; i++) {
+		int k = snprintf(out + used, size - used, "%s%s", i ? ", " : "", providers[i].name);
+		used += k > 0 ? (size_t)k : 0;
+	}
+}
 
 static bool is_url(const char *s)
 {
@@ -37,14 +69,13 @@ kiln_err kiln_llm_spec_parse(kiln_llm_spec *out, const char *spec)
 		return kiln_error_set(KILN_EINVAL, "LLM spec \"%.80s\": expected provider:model[@base_url] "
 				      "(e.g. openai:gpt-5, anthropic:claude-sonnet-4-5)", spec);
 	size_t plen = (size_t)(colon - spec);
-	const char *canonical = NULL;
-	for (size_t i = 0; i < KILN_ARRAY_LEN(providers); i++)
-		if (strlen(providers[i].name) == plen && strncmp(spec, providers[i].name, plen) == 0)
-			canonical = providers[i].canonical;
-	if (!canonical)
-		return kiln_error_set(KILN_EINVAL, "LLM spec \"%.80s\": unknown provider \"%.*s\" (known: openai, "
-				      "anthropic, openai-compatible, vllm, sglang, llamacpp, ollama, openrouter)",
-				      spec, (int)(plen > 32 ? 32 : plen), spec);
+	const kiln_llm_provider_row *row = provider_find(spec, plen);
+	if (!row) {
+		char known[256];
+		known_names(known, sizeof known);
+		return kiln_error_set(KILN_EINVAL, "LLM spec \"%.80s\": unknown provider \"%.*s\" (known: %s)", spec,
+				      (int)(plen > 32 ? 32 : plen), spec, known);
+	}
 	const char *model = colon + 1, *at = NULL;
 	for (const char *p = strchr(model, '@'); p; p = strchr(p + 1, '@'))
 		if (is_url(p + 1)) {
@@ -61,42 +92,30 @@ kiln_err kiln_llm_spec_parse(kiln_llm_spec *out, const char *spec)
 					      "control character", spec);
 	if (at && strlen(at + 1) >= sizeof out->base_url)
 		return kiln_error_set(KILN_EINVAL, "LLM spec: base URL longer than %zu bytes", sizeof out->base_url - 1);
-	snprintf(out->provider, sizeof out->provider, "%s", canonical);
+	snprintf(out->provider, sizeof out->provider, "%s", row->canonical);
 	memcpy(out->model, model, mlen);
 	if (at)
 		snprintf(out->base_url, sizeof out->base_url, "%s", at + 1);
-	out->api = strcmp(canonical, "anthropic") == 0 ? KILN_LLM_API_ANTHROPIC : KILN_LLM_API_OPENAI;
+	out->api = row->api;
+	out->row = row;
 	return KILN_OK;
 }
 
 const char *kiln_llm_spec_default_url(const kiln_llm_spec *s)
 {
-	if (strcmp(s->provider, "openai") == 0)
-		return "https://api.openai.com/v1";
-	if (strcmp(s->provider, "anthropic") == 0)
-		return "https://api.anthropic.com/v1";
-	return "";
+	return s->row->default_url;
 }
 
 const char *kiln_llm_spec_url_env(const kiln_llm_spec *s)
 {
-	if (strcmp(s->provider, "anthropic") == 0)
-		return "KILN_ANTHROPIC_BASE_URL";
-	if (strcmp(s->provider, "openai") == 0)
-		return "KILN_OPENAI_BASE_URL";
-	return "KILN_OPENAI_COMPATIBLE_BASE_URL";
+	return s->row->url_env;
 }
 
 const char *kiln_llm_spec_key_env(const kiln_llm_spec *s, const char *key_env, bool *required)
 {
-	*required = strcmp(s->provider, "openai-compatible") != 0 || (key_env && *key_env);
-	if (key_env && *key_env)
-		return key_env;
-	if (s->api == KILN_LLM_API_ANTHROPIC)
-		return "ANTHROPIC_API_KEY";
-	if (strcmp(s->provider, "openai") == 0)
-		return "OPENAI_API_KEY";
-	return "KILN_OPENAI_COMPATIBLE_API_KEY";
+	bool named = key_env && *key_env;
+	*required = s->row->key_required || named;
+	return named ? key_env : s->row->key_env;
 }
 
 static bool env_set(const char *name)

@@ -1,6 +1,6 @@
-/* llm: the two wire formats. Request bodies (stable prefix first so OpenAI's automatic
- * prefix cache hits; Anthropic gets cache_control on it), complete replies, stream events
- * of both APIs and their usage objects. Every field is read defensively: a reply is text
+/* llm: the wire APIs, one table row each (at the end). Request bodies (stable prefix first
+ * so OpenAI's automatic prefix cache hits; Anthropic gets cache_control on it), complete
+ * replies, stream events of both APIs and their usage objects. Every field is read defensively: a reply is text
  * from the network, so a missing or mistyped field is an error, never a crash. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -31,8 +31,9 @@ static bool has(const char *s)
 	return s && *s;
 }
 
-static void add_anthropic(cJSON *root, const kiln_llm_request *req, int max_tokens)
+static void add_anthropic(cJSON *root, const kiln_llm_spec *s, const kiln_llm_request *req, int max_tokens)
 {
+	(void)s;
 	cJSON_AddNumberToObject(root, "max_tokens", max_tokens);
 	if (has(req->system)) {
 		cJSON *sys = cJSON_AddArrayToObject(root, "system");
@@ -51,10 +52,7 @@ static void add_anthropic(cJSON *root, const kiln_llm_request *req, int max_toke
 
 static void add_openai(cJSON *root, const kiln_llm_spec *s, const kiln_llm_request *req, int max_tokens)
 {
-	/* OpenAI's own API wants max_completion_tokens (reasoning models reject max_tokens);
-	 * the compatible servers know max_tokens */
-	bool native = strcmp(s->provider, "openai") == 0;
-	cJSON_AddNumberToObject(root, native ? "max_completion_tokens" : "max_tokens", max_tokens);
+	cJSON_AddNumberToObject(root, s->row->token_field, max_tokens);
 	cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
 	if (has(req->system)) {
 		cJSON *m = cJSON_CreateObject();
@@ -68,33 +66,6 @@ static void add_openai(cJSON *root, const kiln_llm_spec *s, const kiln_llm_reque
 	char *user = has(req->prefix) ? kiln_asprintf("%s\n\n%s", req->prefix, req->task) : NULL;
 	cJSON_AddStringToObject(m, "content", user ? user : req->task);
 	free(user);
-}
-
-char *kiln_llm_body_build(const kiln_llm_spec *s, const kiln_llm_request *req, int max_tokens, bool stream)
-{
-	cJSON *root = cJSON_CreateObject();
-	if (!root) {
-		kiln_error_set(KILN_ENOMEM, "out of memory building an LLM request");
-		return NULL;
-	}
-	cJSON_AddStringToObject(root, "model", s->model);
-	if (s->api == KILN_LLM_API_ANTHROPIC)
-		add_anthropic(root, req, max_tokens);
-	else
-		add_openai(root, s, req, max_tokens);
-	if (stream) {
-		cJSON_AddBoolToObject(root, "stream", true);
-		if (s->api == KILN_LLM_API_OPENAI) {
-			cJSON *so = cJSON_AddObjectToObject(root, "stream_options");
-			if (so)
-				cJSON_AddBoolToObject(so, "include_usage", true);
-		}
-	}
-	char *body = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	if (!body)
-		kiln_error_set(KILN_ENOMEM, "out of memory building an LLM request");
-	return body;
 }
 
 /* ---------------- usage ---------------- */
@@ -235,21 +206,6 @@ static kiln_err parse_anthropic(kiln_llm_result *r, const cJSON *root)
 	return KILN_OK;
 }
 
-kiln_err kiln_llm_parse_reply(kiln_llm_result *r, kiln_llm_api api, const char *body, size_t len)
-{
-	cJSON *root = cJSON_ParseWithLength(body, len);
-	if (!cJSON_IsObject(root)) {
-		cJSON_Delete(root);
-		return kiln_error_set(KILN_EINVAL, "reply is not a JSON object (%zu bytes)", len);
-	}
-	kiln_err e = KILN_OK;
-	if (!body_error(r, root, body, len))
-		e = api == KILN_LLM_API_ANTHROPIC ? parse_anthropic(r, root) : parse_openai(r, root);
-	r->done = true;
-	cJSON_Delete(root);
-	return e;
-}
-
 static kiln_err stream_openai(kiln_llm_result *r, const cJSON *root)
 {
 	if (!r->id[0])
@@ -285,10 +241,80 @@ static kiln_err stream_anthropic(kiln_llm_result *r, const cJSON *root)
 	return KILN_OK; /* ping, content_block_start/stop and future types */
 }
 
+const char *kiln_llm_result_status(const kiln_llm_result *r)
+{
+	const char *f = r->finish;
+	if (r->refused || strcmp(f, "content_filter") == 0 || strcmp(f, "refusal") == 0)
+		return "refused";
+	if (strcmp(f, "length") == 0 || strcmp(f, "max_tokens") == 0 ||
+	    strcmp(f, "model_context_window_exceeded") == 0)
+		return "truncated";
+	return "ok";
+}
+
+/* ---------------- the wire APIs ---------------- */
+
+#define ANTHROPIC_VERSION "2023-06-01"
+
+static const kiln_llm_wire wires[] = {
+	[KILN_LLM_API_OPENAI] = {.path = "chat/completions", .auth_prefix = "Authorization: Bearer ",
+				 .stream_usage_option = true, .stream_done = "[DONE]", .add_body = add_openai,
+				 .parse = parse_openai, .stream = stream_openai},
+	[KILN_LLM_API_ANTHROPIC] = {.path = "messages", .auth_prefix = "x-api-key: ",
+				    .extra_header = "anthropic-version: " ANTHROPIC_VERSION,
+				    .add_body = add_anthropic, .parse = parse_anthropic, .stream = stream_anthropic},
+};
+
+const kiln_llm_wire *kiln_llm_wire_of(kiln_llm_api api)
+{
+	return &wires[api == KILN_LLM_API_ANTHROPIC ? KILN_LLM_API_ANTHROPIC : KILN_LLM_API_OPENAI];
+}
+
+char *kiln_llm_body_build(const kiln_llm_spec *s, const kiln_llm_request *req, int max_tokens, bool stream)
+{
+	cJSON *root = cJSON_CreateObject();
+	if (!root) {
+		kiln_error_set(KILN_ENOMEM, "out of memory building an LLM request");
+		return NULL;
+	}
+	cJSON_AddStringToObject(root, "model", s->model);
+	const kiln_llm_wire *w = kiln_llm_wire_of(s->api);
+	w->add_body(root, s, req, max_tokens);
+	if (stream) {
+		cJSON_AddBoolToObject(root, "stream", true);
+		if (w->stream_usage_option) {
+			cJSON *so = cJSON_AddObjectToObject(root, "stream_options");
+			if (so)
+				cJSON_AddBoolToObject(so, "include_usage", true);
+		}
+	}
+	char *body = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (!body)
+		kiln_error_set(KILN_ENOMEM, "out of memory building an LLM request");
+	return body;
+}
+
+kiln_err kiln_llm_parse_reply(kiln_llm_result *r, kiln_llm_api api, const char *body, size_t len)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return kiln_error_set(KILN_EINVAL, "reply is not a JSON object (%zu bytes)", len);
+	}
+	kiln_err e = KILN_OK;
+	if (!body_error(r, root, body, len))
+		e = kiln_llm_wire_of(api)->parse(r, root);
+	r->done = true;
+	cJSON_Delete(root);
+	return e;
+}
+
 kiln_err kiln_llm_stream_event(kiln_llm_result *r, kiln_llm_api api, const char *event, const char *data,
 			       size_t len)
 {
-	if (api == KILN_LLM_API_OPENAI && len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+	const kiln_llm_wire *w = kiln_llm_wire_of(api);
+	if (w->stream_done && len == strlen(w->stream_done) && memcmp(data, w->stream_done, len) == 0) {
 		r->done = true;
 		return KILN_OK;
 	}
@@ -299,18 +325,7 @@ kiln_err kiln_llm_stream_event(kiln_llm_result *r, kiln_llm_api api, const char 
 	}
 	kiln_err e = KILN_OK;
 	if (!body_error(r, root, data, len))
-		e = api == KILN_LLM_API_ANTHROPIC ? stream_anthropic(r, root) : stream_openai(r, root);
+		e = w->stream(r, root);
 	cJSON_Delete(root);
 	return e;
-}
-
-const char *kiln_llm_result_status(const kiln_llm_result *r)
-{
-	const char *f = r->finish;
-	if (r->refused || strcmp(f, "content_filter") == 0 || strcmp(f, "refusal") == 0)
-		return "refused";
-	if (strcmp(f, "length") == 0 || strcmp(f, "max_tokens") == 0 ||
-	    strcmp(f, "model_context_window_exceeded") == 0)
-		return "truncated";
-	return "ok";
 }
