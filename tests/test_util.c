@@ -36,6 +36,27 @@ static void test_util__buf_cap(void **state)
 	assert_string_equal(s, "12345678");
 	free(s);
 	kiln_buf_free(&b);
+
+	/* sticky: after a refused append nothing more goes in, so no text has a hole */
+	kiln_buf_init(&b, 10);
+	kiln_buf_puts(&b, "head ");
+	assert_int_equal(kiln_buf_printf(&b, "%s", "too long for it"), KILN_EOVERFLOW);
+	assert_int_equal(kiln_buf_puts(&b, "t"), KILN_EOVERFLOW);
+	assert_int_equal(kiln_buf_append(&b, "", 0), KILN_EOVERFLOW);
+	assert_string_equal(b.data, "head ");
+	assert_int_equal(kiln_buf_error(&b), KILN_EOVERFLOW);
+	assert_int_equal(kiln_buf_check(&b, "the improve prompt"), KILN_EOVERFLOW);
+	assert_string_equal(kiln_error_last(), "the improve prompt exceeds the 10-byte cap");
+	kiln_buf_reset(&b);
+	assert_int_equal(kiln_buf_check(&b, "x"), KILN_OK);
+	assert_int_equal(kiln_buf_puts(&b, "again"), KILN_OK);
+	assert_string_equal(b.data, "again");
+	kiln_buf_free(&b);
+	/* a size near SIZE_MAX is refused, not wrapped */
+	kiln_buf_init(&b, 0);
+	assert_int_equal(kiln_buf_append(&b, "x", SIZE_MAX - 1), KILN_ENOMEM);
+	assert_int_equal(kiln_buf_error(&b), KILN_ENOMEM);
+	kiln_buf_free(&b);
 }
 
 static void test_util__sha256_vectors(void **state)

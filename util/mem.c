@@ -2,6 +2,7 @@
  * KILN_ENOMEM and return NULL / the code; nothing here aborts. */
 #include "util/util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,12 +66,24 @@ void kiln_buf_init(kiln_buf *b, size_t max)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	b->max = max;
+	b->err = KILN_OK;
+}
+
+/* Records the first failure: the buffer refuses every later append. */
+static kiln_err buf_fail(kiln_buf *b, kiln_err e)
+{
+	b->err = e;
+	return e;
 }
 
 static kiln_err buf_grow(kiln_buf *b, size_t extra)
 {
-	if (b->max && b->len + extra > b->max)
-		return kiln_error_set(KILN_EOVERFLOW, "text exceeds the %zu-byte cap", b->max);
+	if (b->err)
+		return b->err;
+	if (b->max && (extra > b->max || b->len > b->max - extra))
+		return buf_fail(b, kiln_error_set(KILN_EOVERFLOW, "text exceeds the %zu-byte cap", b->max));
+	if (extra >= SIZE_MAX / 2 - b->len)
+		return buf_fail(b, kiln_error_set(KILN_ENOMEM, "text of %zu bytes is too large", extra));
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return KILN_OK;
@@ -79,7 +92,7 @@ static kiln_err buf_grow(kiln_buf *b, size_t extra)
 		cap *= 2;
 	char *d = kiln_realloc(b->data, cap);
 	if (!d)
-		return KILN_ENOMEM;
+		return buf_fail(b, KILN_ENOMEM);
 	b->data = d;
 	b->cap = cap;
 	return KILN_OK;
@@ -104,12 +117,14 @@ kiln_err kiln_buf_puts(kiln_buf *b, const char *s)
 
 kiln_err kiln_buf_vprintf(kiln_buf *b, const char *fmt, va_list ap)
 {
+	if (b->err)
+		return b->err;
 	va_list ap2;
 	va_copy(ap2, ap);
 	int n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
 	if (n < 0)
-		return kiln_error_set(KILN_EINVAL, "bad format string");
+		return buf_fail(b, kiln_error_set(KILN_EINVAL, "bad format string"));
 	kiln_err e = buf_grow(b, (size_t)n);
 	if (e)
 		return e;
@@ -127,6 +142,15 @@ kiln_err kiln_buf_printf(kiln_buf *b, const char *fmt, ...)
 	return e;
 }
 
+kiln_err kiln_buf_check(const kiln_buf *b, const char *what)
+{
+	if (b->err == KILN_EOVERFLOW)
+		return kiln_error_set(KILN_EOVERFLOW, "%s exceeds the %zu-byte cap", what, b->max);
+	if (b->err)
+		return kiln_error_set(b->err, "%s: %s", what, b->err == KILN_ENOMEM ? "out of memory" : "cannot be built");
+	return KILN_OK;
+}
+
 char *kiln_buf_detach(kiln_buf *b)
 {
 	char *d = b->data;
@@ -134,12 +158,14 @@ char *kiln_buf_detach(kiln_buf *b)
 		d = kiln_strdup("");
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->err = KILN_OK;
 	return d;
 }
 
 void kiln_buf_reset(kiln_buf *b)
 {
 	b->len = 0;
+	b->err = KILN_OK;
 	if (b->data)
 		b->data[0] = 0;
 }
@@ -149,6 +175,7 @@ void kiln_buf_free(kiln_buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->err = KILN_OK;
 }
 
 /* Back to the start of the UTF-8 character holding s[i]. */

@@ -60,23 +60,35 @@ char *kiln_strndup(const char *s, size_t n);
 /* printf into a fresh heap string (caller frees); NULL + KILN_ENOMEM on failure. */
 char *kiln_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- growable byte buffer with a cap (curl dynbuf): text from the network or an
- * LLM always goes into one of these. data is NUL-terminated whenever len > 0. ---- */
+/* ---- growable byte buffer with a cap (curl dynbuf, sqlite3_str): text from the network
+ * or an LLM always goes into one of these. data is NUL-terminated whenever len > 0.
+ * Errors are sticky: once an append fails (cap or memory), every later append is a no-op
+ * that returns the same error, so a text is never sent with a hole in its middle; build
+ * it with unchecked appends and check kiln_buf_error once at the end. ---- */
 typedef struct kiln_buf {
 	char *data;   /* owned */
 	size_t len;   /* bytes used, excluding the terminating NUL */
 	size_t cap;   /* bytes allocated */
 	size_t max;   /* hard cap on len; 0 = unlimited */
+	kiln_err err; /* the first failed append's error; KILN_OK until then */
 } kiln_buf;
-#define KILN_BUF_INIT {NULL, 0, 0, 0}
+#define KILN_BUF_INIT {NULL, 0, 0, 0, KILN_OK}
 void kiln_buf_init(kiln_buf *b, size_t max);
 kiln_err kiln_buf_append(kiln_buf *b, const void *data, size_t n);
 kiln_err kiln_buf_puts(kiln_buf *b, const char *s);
 kiln_err kiln_buf_printf(kiln_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 kiln_err kiln_buf_vprintf(kiln_buf *b, const char *fmt, va_list ap);
+/* The sticky error (KILN_OK when every append so far succeeded). When it is set the
+ * thread's last error still describes it only if nothing failed since; callers that
+ * report it later should use kiln_buf_check. */
+static inline kiln_err kiln_buf_error(const kiln_buf *b) { return b->err; }
+/* KILN_OK, or sets "WHAT exceeds the N-byte cap" / out of memory and returns the error:
+ * the one check at the end of building a text. */
+kiln_err kiln_buf_check(const kiln_buf *b, const char *what);
 /* Hands the data to the caller (who frees it) and resets the buffer. Never NULL:
  * an empty buffer yields "". */
 char *kiln_buf_detach(kiln_buf *b);
+/* Empties the buffer and clears its sticky error. */
 void kiln_buf_reset(kiln_buf *b);
 void kiln_buf_free(kiln_buf *b);
 
