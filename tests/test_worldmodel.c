@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1001,6 +1002,82 @@ static void test_worldmodel__revision_counting(void **state)
 	kiln_wm_free(wm);
 }
 
+
+/* ---------------- allocation failures ---------------- */
+
+static void *failing_malloc(size_t n)
+{
+	return kiln_alloc_should_fail() ? NULL : malloc(n);
+}
+
+/* Every allocation of a change is made to fail in turn (kiln's and cJSON's): the call
+ * fails with a clean error and the tree is exactly as it was, as worldmodel.h promises;
+ * with enough allocations it succeeds. */
+static void test_worldmodel__allocation_failures_leave_the_tree(void **state)
+{
+	(void)state;
+	cJSON_Hooks hooks = {failing_malloc, free};
+	cJSON_InitHooks(&hooks);
+	const char *script =
+		"{\"ops\":[{\"op\":\"insert\",\"ref\":\"f\",\"parent\":0,\"title\":\"vectorize\","
+		"\"description\":\"float4 loads\",\"score\":0.6,\"difficulty\":2},"
+		"{\"op\":\"insert\",\"parent\":\"f\",\"title\":\"unroll by 4\",\"score\":0.4},"
+		"{\"op\":\"update\",\"id\":1,\"notes\":\"memory bound\"}],\"reflection\":\"try wide loads\"}";
+	int failures = 0;
+	bool done = false;
+	for (long n = 0; n < 10000 && !done; n++) {
+		kiln_wm *wm = tree(), *before = NULL;
+		kiln_wm_edit_result *r = apply(wm, "{\"ops\":[{\"op\":\"insert\",\"parent\":0,\"title\":\"tiles\"}]}");
+		kiln_wm_edit_result_free(r);
+		r = NULL;
+		assert_int_equal(kiln_wm_clone(&before, wm), 0);
+		kiln_alloc_fail_after(n);
+		kiln_err e = kiln_wm_apply(wm, &r, script, strlen(script));
+		kiln_alloc_fail_after(-1);
+		if (e == KILN_OK) {
+			assert_int_equal(r->n_applied, 3);
+			done = true;
+		} else {
+			assert_true(e == KILN_ENOMEM || e == KILN_EINVAL); /* cJSON reports OOM as unparsable */
+			assert_null(r);
+			assert_true(strlen(kiln_error_last()) > 0);
+			assert_true(kiln_wm_equal(wm, before));
+			failures++;
+		}
+		assert_int_equal(kiln_wm_check(wm), 0);
+		kiln_wm_edit_result_free(r);
+		kiln_wm_free(before);
+		kiln_wm_free(wm);
+	}
+	assert_true(done);
+	assert_true(failures >= 10);
+
+	/* the direct mutators: an out-of-memory note or node changes nothing */
+	for (long n = 0; n < 8; n++) {
+		kiln_wm *wm = tree(), *before = NULL;
+		assert_int_equal(kiln_wm_clone(&before, wm), 0);
+		kiln_alloc_fail_after(n);
+		kiln_err e1 = kiln_wm_set_notes(wm, KILN_WM_ROOT, "a long note about the bound");
+		kiln_alloc_fail_after(-1);
+		if (e1)
+			assert_true(kiln_wm_equal(wm, before));
+		kiln_wm_free(before);
+		assert_int_equal(kiln_wm_clone(&before, wm), 0);
+		int64_t id = 0;
+		kiln_alloc_fail_after(n);
+		kiln_err e2 = kiln_wm_add_family(wm, &id, "a family", "with a description");
+		kiln_alloc_fail_after(-1);
+		if (e2) {
+			assert_int_equal(e2, KILN_ENOMEM);
+			assert_true(kiln_wm_equal(wm, before));
+		}
+		assert_int_equal(kiln_wm_check(wm), 0);
+		kiln_wm_free(before);
+		kiln_wm_free(wm);
+	}
+	cJSON_InitHooks(NULL);
+}
+
 /* ---------------- property: random scripts keep every invariant ---------------- */
 
 static void random_field(kiln_buf *b, kiln_rng *g)
@@ -1186,6 +1263,7 @@ int main(void)
 		cmocka_unit_test(test_worldmodel__render_is_bounded),
 		cmocka_unit_test(test_worldmodel__revision_counting),
 		cmocka_unit_test(test_worldmodel__random_scripts_keep_invariants),
+		cmocka_unit_test(test_worldmodel__allocation_failures_leave_the_tree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

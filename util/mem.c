@@ -7,9 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+static _Thread_local long alloc_budget = -1; /* -1: no injection */
+
+void kiln_alloc_fail_after(long n)
+{
+	alloc_budget = n < 0 ? -1 : n;
+}
+
+bool kiln_alloc_should_fail(void)
+{
+	if (alloc_budget < 0)
+		return false;
+	if (alloc_budget == 0)
+		return true;
+	alloc_budget--;
+	return false;
+}
+
 void *kiln_malloc(size_t n)
 {
-	void *p = malloc(n ? n : 1);
+	void *p = kiln_alloc_should_fail() ? NULL : malloc(n ? n : 1);
 	if (!p)
 		kiln_error_set(KILN_ENOMEM, "out of memory allocating %zu bytes", n);
 	return p;
@@ -17,7 +34,7 @@ void *kiln_malloc(size_t n)
 
 void *kiln_calloc(size_t n, size_t size)
 {
-	void *p = calloc(n ? n : 1, size ? size : 1);
+	void *p = kiln_alloc_should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1);
 	if (!p)
 		kiln_error_set(KILN_ENOMEM, "out of memory allocating %zu x %zu bytes", n, size);
 	return p;
@@ -25,7 +42,7 @@ void *kiln_calloc(size_t n, size_t size)
 
 void *kiln_realloc(void *p, size_t n)
 {
-	void *q = realloc(p, n ? n : 1);
+	void *q = kiln_alloc_should_fail() ? NULL : realloc(p, n ? n : 1);
 	if (!q)
 		kiln_error_set(KILN_ENOMEM, "out of memory allocating %zu bytes", n);
 	return q;

@@ -55,6 +55,12 @@ const char *kiln_err_name(kiln_err code);
 void *kiln_malloc(size_t n);
 void *kiln_calloc(size_t n, size_t size);
 void *kiln_realloc(void *p, size_t n);
+/* Allocation-failure injection for tests (thread-local): after n more successful
+ * allocations through kiln_malloc/calloc/realloc, every one fails (KILN_ENOMEM) until
+ * kiln_alloc_fail_after(-1). kiln_alloc_should_fail() counts one allocation against the
+ * budget, for hooks of other allocators (cJSON_InitHooks in tests). */
+void kiln_alloc_fail_after(long n);
+bool kiln_alloc_should_fail(void);
 char *kiln_strdup(const char *s);
 char *kiln_strndup(const char *s, size_t n);
 /* printf into a fresh heap string (caller frees); NULL + KILN_ENOMEM on failure. */

@@ -642,7 +642,7 @@ done:
 
 kiln_err kiln_wm_apply(kiln_wm *wm, kiln_wm_edit_result **out, const char *json, size_t len)
 {
-	return apply_with_cap(wm, out, json, len, wm->opt.max_new_per_script);
+	return wmi_checked(wm, apply_with_cap(wm, out, json, len, wm->opt.max_new_per_script));
 }
 
 kiln_err kiln_wm_rejections_render(char **out, const kiln_wm_edit_result *r, size_t max_bytes)
@@ -731,5 +731,5 @@ kiln_err kiln_wm_init_from_script(kiln_wm **out, kiln_wm_edit_result **result,
 				      "least %d distinct families are needed", families, need);
 	}
 	*out = wm;
-	return KILN_OK;
+	return wmi_checked(wm, KILN_OK);
 }

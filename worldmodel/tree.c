@@ -243,7 +243,7 @@ kiln_err kiln_wm_clone(kiln_wm **out, const kiln_wm *wm)
 kiln_err kiln_wm_set_options(kiln_wm *wm, const kiln_wm_options *opt)
 {
 	wmi_fill_options(&wm->opt, opt);
-	return KILN_OK;
+	return wmi_checked(wm, KILN_OK);
 }
 
 void kiln_wm_get_options(kiln_wm_options *out, const kiln_wm *wm)
@@ -399,6 +399,25 @@ static kiln_err corrupt(const char *fmt, long long id)
 	return kiln_error_set(KILN_ECORRUPT, "world model: %s", msg);
 }
 
+kiln_err wmi_checked(const kiln_wm *wm, kiln_err e)
+{
+#ifndef NDEBUG
+	if (kiln_wm_check(wm)) {
+		fprintf(stderr, "kiln: world model invariant broken: %s\n", kiln_error_last());
+		abort();
+	}
+#else
+	(void)wm;
+#endif
+	return e;
+}
+
+kiln_err wmi_changed(kiln_wm *wm)
+{
+	wm->revision++;
+	return wmi_checked(wm, KILN_OK);
+}
+
 kiln_err kiln_wm_check(const kiln_wm *wm)
 {
 	if (wm->n == 0 || wm->nodes[0].id != KILN_WM_ROOT || wm->nodes[0].parent != -1)
@@ -482,10 +501,9 @@ kiln_err kiln_wm_add_node(kiln_wm *wm, int64_t *out_id, int64_t parent, const ki
 	wm_node *n = wmi_append(wm, parent, spec);
 	if (!n)
 		return KILN_ENOMEM;
-	wm->revision++;
 	if (out_id)
 		*out_id = n->id;
-	return KILN_OK;
+	return wmi_changed(wm);
 }
 
 kiln_err kiln_wm_add_family(kiln_wm *wm, int64_t *out_id, const char *title, const char *description)
@@ -544,10 +562,9 @@ kiln_err kiln_wm_record_attempt(kiln_wm *wm, bool *improved, int64_t id, const k
 		n->stale++;
 	}
 	wmi_touch(wm, n);
-	wm->revision++;
 	if (improved)
 		*improved = better;
-	return KILN_OK;
+	return wmi_changed(wm);
 }
 
 kiln_err kiln_wm_solve(kiln_wm *wm, int64_t id, int64_t candidate_id, double time_us)
@@ -576,8 +593,7 @@ kiln_err kiln_wm_solve(kiln_wm *wm, int64_t id, int64_t candidate_id, double tim
 	}
 	n->status = KILN_WM_SOLVED;
 	wmi_touch(wm, n);
-	wm->revision++;
-	return KILN_OK;
+	return wmi_changed(wm);
 }
 
 static kiln_err set_status(kiln_wm *wm, int64_t id, kiln_wm_status to, const char *what)
@@ -593,8 +609,7 @@ static kiln_err set_status(kiln_wm *wm, int64_t id, kiln_wm_status to, const cha
 				      (long long)id, kiln_wm_status_name(n->status));
 	n->status = to;
 	wmi_touch(wm, n);
-	wm->revision++;
-	return KILN_OK;
+	return wmi_changed(wm);
 }
 
 kiln_err kiln_wm_mark_too_hard(kiln_wm *wm, int64_t id)
@@ -619,6 +634,5 @@ kiln_err kiln_wm_set_notes(kiln_wm *wm, int64_t id, const char *notes)
 	if ((e = wmi_set_str(&n->notes, notes)))
 		return e;
 	wmi_touch(wm, n);
-	wm->revision++;
-	return KILN_OK;
+	return wmi_changed(wm);
 }

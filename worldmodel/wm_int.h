@@ -49,5 +49,10 @@ bool wmi_spec_valid(const kiln_wm_node_spec *s, char *why, size_t n);
 void wmi_fill_options(kiln_wm_options *dst, const kiln_wm_options *src);
 /* Swaps the contents of two trees (used to commit a script applied to a clone). */
 void wmi_swap(kiln_wm *a, kiln_wm *b);
+/* Ends a change: the revision grows and, in debug builds, the invariants are asserted
+ * (kiln_wm_check; a broken one aborts with its reason, as SQLite asserts its btree). */
+kiln_err wmi_changed(kiln_wm *wm);
+/* Returns e after asserting the invariants in debug builds. */
+kiln_err wmi_checked(const kiln_wm *wm, kiln_err e);
 
 #endif
