@@ -130,6 +130,13 @@ static bool within(const kiln_tolerance *tol, kiln_dtype dt, double got, double 
 
 /* ---- one run ---- */
 
+/* What running and judging one input set came to; a negative value is a kiln_err. */
+typedef enum set_outcome {
+	SET_PASSED = 0, /* ran, every check held */
+	SET_FAILED = 1, /* a check failed: the verdict says which */
+	SET_SPUN = 2,   /* a reverse-order set ran out of budget waiting: judge it forward */
+} set_outcome;
+
 static bool poison_like(const uint8_t *p, size_t off, size_t es, uint32_t pat)
 {
 	for (size_t k = 0; k < es; k++)
@@ -162,7 +169,8 @@ static kiln_err download(vctx *c, const kiln_inputs *in, const uint64_t *addr, u
 	return e;
 }
 
-/* Runs the plan once. Returns 0 when it ran; 1 when it failed the verdict (set); <0 error. */
+/* Runs the plan once: SET_PASSED when it ran, SET_FAILED (verdict set), SET_SPUN, or a
+ * kiln_err. */
 static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t pat, const char *set)
 {
 	kiln_verdict *v = c->v;
@@ -173,27 +181,27 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 	v->counters = cnt;
 	v->thread_instructions += cnt.thread_instructions;
 	if (!e)
-		return 0;
+		return SET_PASSED;
 	if (e == KILN_EFAULT) {
 		const kiln_device_fault *f = kiln_device_last_fault(c->dev);
 		if (c->reverse && f->kind == KILN_FAULT_BUDGET)
-			return 2; /* waits on earlier blocks: judged on the forward order instead */
+			return SET_SPUN; /* waits on earlier blocks: judged on the forward order instead */
 		const char *check = f->kind == KILN_FAULT_OOB || f->kind == KILN_FAULT_MISALIGNED ? "bounds"
 				  : f->kind == KILN_FAULT_UNINIT ? "initcheck"
 				  : f->kind == KILN_FAULT_RACE ? "race"
 				  : f->kind == KILN_FAULT_DEADLOCK ? "deadlock" : "launch";
 		fail(v, check, "%s: %s (input set %s)", kiln_fault_kind_name(f->kind), kiln_error_last(), set);
 		v->unverifiable = f->kind == KILN_FAULT_UNSUPPORTED;
-		return 1;
+		return SET_FAILED;
 	}
 	if (e == KILN_EBUDGET) { /* scratch over the device-memory budget */
 		fail(v, "resource-limit", "%s (input set %s)", kiln_error_last(), set);
-		return 1;
+		return SET_FAILED;
 	}
 	if (e == KILN_EINVAL || e == KILN_EOVERFLOW || e == KILN_ENOTFOUND || e == KILN_EUNSUPPORTED) {
 		fail(v, "launch", "%s (input set %s)", kiln_error_last(), set);
 		v->unverifiable = e == KILN_EUNSUPPORTED;
-		return 1;
+		return SET_FAILED;
 	}
 	return e;
 }
@@ -210,7 +218,7 @@ static void locate(vctx *c, const kiln_buffer_spec *bs, const kiln_env *env, siz
 	kiln_error_clear();
 }
 
-/* Checks after a clean run: written, inputs-unchanged, values. 1 = failed, 0 = ok. */
+/* Checks after a clean run: written, inputs-unchanged, values: SET_FAILED or SET_PASSED. */
 static int judge(vctx *c, const kiln_inputs *in, const kiln_refdata *ref, uint8_t **got,
 		 uint8_t **unwritten, const char *set)
 {
@@ -233,7 +241,7 @@ static int judge(vctx *c, const kiln_inputs *in, const kiln_refdata *ref, uint8_
 				locate(c, in->bufs[b].spec, &in->sizes, first);
 				fail(v, "written", "output '%s': %zu of %zu elements never written (first at index %zu; input set %s)",
 				     in->bufs[b].spec->name, cnt, in->bufs[b].count, first, set);
-				return 1;
+				return SET_FAILED;
 			}
 		}
 	}
@@ -254,7 +262,7 @@ static int judge(vctx *c, const kiln_inputs *in, const kiln_refdata *ref, uint8_
 			fail(v, "inputs-unchanged", "input '%s' was modified at %zu of %zu elements (first at index %zu: was %g, now %g; input set %s)",
 			     hb->spec->name, cnt, hb->count, first, kiln_dtype_load(hb->spec->dtype, hb->data, first),
 			     kiln_dtype_load(hb->spec->dtype, got[b], first), set);
-			return 1;
+			return SET_FAILED;
 		}
 	}
 	add_check(v, "values");
@@ -324,7 +332,7 @@ static int judge(vctx *c, const kiln_inputs *in, const kiln_refdata *ref, uint8_
 		     bad, hb->spec->name, v->worst_buffer, v->worst_index,
 		     kiln_dtype_load(in->bufs[w_buf].spec->dtype, got[w_buf], w_idx), ref->values[w_buf][w_idx],
 		     v->worst_abs, v->worst_rel, set);
-		return 1;
+		return SET_FAILED;
 	}
 	return 0;
 }
@@ -488,7 +496,7 @@ static int mark_unwritten(vctx *c, setbufs *sb, const kiln_env *env, uint32_t pa
 }
 
 /* One run of the plan on the set as it stands: reference, upload, run, download,
- * written marks, judge. 1 = failed, 0 = passed, 2 = a reverse set spun, <0 error. */
+ * written marks, judge: a set_outcome or a kiln_err. */
 static int run_once(vctx *c, setbufs *sb, const kiln_env *env, const char *set, kiln_rng *prng)
 {
 	kiln_inputs *in = sb->in;
@@ -580,7 +588,7 @@ done:
 	snprintf(v->input_regime, sizeof(v->input_regime), "%s", kiln_target_regime_name(t, vs->regime));
 	snprintf(v->input_kind, sizeof(v->input_kind), "%s", kiln_vset_kind_name(vs->kind));
 	v->input_sm_count = vs->sm_count;
-	if (rc == 0)
+	if (rc == SET_PASSED)
 		v->input_step = 0;
 	kiln_device_emu_printf(c->dev, v->device_printf, sizeof(v->device_printf));
 	setbufs_free(c, &sb);
@@ -594,7 +602,7 @@ static int verify_set(vctx *c, kiln_rng *prng)
 {
 	c->reverse = c->set->reverse;
 	int rc = run_set(c, prng);
-	if (rc == 2) {
+	if (rc == SET_SPUN) {
 		c->reverse = false;
 		memset(c->v, 0, sizeof(*c->v));
 		c->v->pass = true;
