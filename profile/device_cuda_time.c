@@ -664,12 +664,11 @@ static bool graph_api(const cuda_dev *d)
 /* How the measured reps launch, once the source is known (the reasons appended to why):
  * CUPTI tells kernels from gaps with the launches back to back or in a graph; events
  * bracket the whole plan, or each launch synchronized when the ranking is kernels alone. */
-static void launch_mode(cuda_dev *d, kiln_time_samples *out, bool use_cupti)
+static void launch_mode(cuda_dev *d, kiln_time_samples *out, bool use_cupti, bool want_graph)
 {
 	size_t len = strlen(out->why);
 	char *w = out->why + len;
 	size_t n = sizeof(out->why) - len;
-	bool want_graph = out->graph;
 	d->sync_each = !use_cupti && out->rank == KILN_RANK_KERNELS;
 	d->graph_on = want_graph && !d->sync_each && graph_api(d);
 	out->graph = d->graph_on;
@@ -705,10 +704,10 @@ static kiln_err time_loop(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ct
 	kiln_err e = warm_up(d, run, ctx, &rep, max_seconds, out);
 	if (e)
 		return e;
-	bool use_cupti = cupti_start(d, out->why, sizeof(out->why)), first = true;
+	bool use_cupti = cupti_start(d, out->why, sizeof(out->why)), first = true, graph_asked = out->graph;
 	d->cupti_on = use_cupti;
 	out->cupti = use_cupti;
-	launch_mode(d, out, use_cupti);
+	launch_mode(d, out, use_cupti, graph_asked);
 	while (out->n < MAX_REPS) {
 		size_t first_rep = rep;
 		for (size_t b = 0; b < BATCH; b++)
@@ -724,8 +723,7 @@ static kiln_err time_loop(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ct
 				 out->dropped);
 			cupti_stop();
 			use_cupti = d->cupti_on = out->cupti = false;
-			out->graph = d->graph_on; /* as asked: the reps so far ran that way */
-			launch_mode(d, out, false);
+			launch_mode(d, out, false, graph_asked);
 			continue; /* this batch's events bracketed the CUPTI mode's launches: not kept */
 		}
 		first = false;

@@ -22,6 +22,7 @@
  *   FAKE_CUDA_GAP_US=g           the clock advances g us before each stream launch of a
  *                                non-kiln kernel (its launch gap; default 0)
  *   FAKE_CUDA_GRAPH_GAP_US=g     the same for each kernel node of a launched graph
+ *   FAKE_CUDA_FAULT_IN_GRAPH=1   a launched graph faults (visible at the next sync)
  * Graphs: cuGraphCreate, cuGraphAddKernelNode_v2 (checked as a launch, argument values
  * copied), cuGraphInstantiateWithFlags (a copy), cuGraphLaunch (the chain, one correlation
  * id), cuGraphExecDestroy, cuGraphDestroy.
@@ -885,6 +886,10 @@ EXPORT CUresult CUDAAPI cuGraphLaunch(CUgraphExec exec, CUstream s)
 			return CUDA_ERROR_INVALID_VALUE; /* kiln builds chains; anything else is a bug */
 	graph_launches++;
 	uint32_t corr = cupti_api_call();
+	if (env_num("FAKE_CUDA_FAULT_IN_GRAPH", 0) == 1) { /* shows at the next synchronizing call */
+		pending = CUDA_ERROR_ILLEGAL_ADDRESS;
+		pending_calls = 1000;
+	}
 	for (int i = 0; i < ex->n && !r; i++) {
 		fake_node *nd = &ex->node[i];
 		void *params[64];

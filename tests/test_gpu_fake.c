@@ -501,6 +501,29 @@ static void test_gpu_fake__events_bracket_what_they_can(void **state)
 	in_child(case_events_kernels_and_gaps, env);
 }
 
+/* A fault that shows only at a measured rep's end (here: inside its CUDA graph) names the
+ * rep, how its launches ran and its last kernel; the kind is the kernel's. */
+static void case_fault_at_rep_end(void)
+{
+	kiln_device *d = open_fake();
+	kiln_timing tm;
+	load_target();
+	two_launch_plan(true);
+	CHECK(time_seed(d, &tm) == KILN_EFAULT);
+	CHECK(strstr(kiln_error_last(), "launches in one CUDA graph, synchronized at its end; the fault may be any of "
+					"them): last kernel ratio_token: CUDA_ERROR_ILLEGAL_ADDRESS"));
+	CHECK(kiln_device_last_fault(d)->kind == KILN_FAULT_OOB);
+	kiln_timing_free(&tm);
+	kiln_device_free(d);
+}
+
+static void test_gpu_fake__fault_at_a_measured_reps_end_names_the_rep(void **state)
+{
+	(void)state;
+	const char *env[] = {"FAKE_CUDA_FAULT_IN_GRAPH", "1", NULL};
+	in_child(case_fault_at_rep_end, env);
+}
+
 /* ---- GPU selection ---- */
 
 static void case_gpu_index(void)
@@ -560,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_gpu_fake__cupti_without_records_falls_back_whole),
 		cmocka_unit_test(test_gpu_fake__cupti_kernel_time_and_launch_gaps),
 		cmocka_unit_test(test_gpu_fake__events_bracket_what_they_can),
+		cmocka_unit_test(test_gpu_fake__fault_at_a_measured_reps_end_names_the_rep),
 		cmocka_unit_test(test_gpu_fake__gpu_index_and_uuid),
 		cmocka_unit_test(test_gpu_fake__cupti_search_and_why),
 	};
