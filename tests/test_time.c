@@ -68,14 +68,8 @@ static const char conflict_cu[] = SHARED_CU(32);
 static const char no_conflict_cu[] = SHARED_CU(1);
 
 /* the same elements in two launches: [0, n/2) then [n/2, n) */
-static const char split_cu[] = LION_BODY
-	"extern \"C\" __global__ void lo" LION_PARAMS
-	"{ long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n / 2) LION(i) }\n"
-	"extern \"C\" __global__ void hi" LION_PARAMS
-	"{ long long i = n / 2 + (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n) LION(i) }\n";
-static const char split_json[] = "{\"launches\": ["
-	"{\"kernel\": \"lo\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "},"
-	"{\"kernel\": \"hi\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "}]}";
+static const char split_cu[] = LION_SPLIT_CU;
+static const char split_json[] = LION_SPLIT_JSON("");
 
 /* right on its first launch, does nothing afterwards: the block that finishes last (in
  * any block order) sets the flag (atomics: no data race for the global racecheck) */
@@ -184,9 +178,7 @@ static void test_time__two_launches_cost_more_than_fused(void **state)
 static void test_time__ranked_time_kernels_and_gaps(void **state)
 {
 	(void)state;
-	static const char graph_json[] = "{\"graph\": true, " /* split_json with the opt-in */
-		"\"launches\": [{\"kernel\": \"lo\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "},"
-		"{\"kernel\": \"hi\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "}]}";
+	static const char graph_json[] = LION_SPLIT_JSON("\"graph\": true, ");
 	kiln_timing tm = time_on(lion, split_cu, split_json, 0);
 	assert_true(tm.gap_us > 0 && tm.kernel_us > 0 && !tm.graph);
 	assert_true(tm.model.launch[0].overhead_us == 0 && tm.model.launch[1].overhead_us == tm.gap_us);
