@@ -112,6 +112,9 @@ typedef struct kiln_run_options {
 	double llm_timeout_s;      /* one HTTP attempt; 0 = the client's default (600) */
 	const char *device;        /* "auto" | "emu" | "cuda"; NULL = auto */
 	const char *gpu;           /* the cost model's GPU spec (emu); NULL = default */
+	const char *rank_time;     /* what a candidate's time is: "launches" (kernels + the gaps
+				    * between dependent launches) or "kernels"; NULL = launches,
+				    * or the resumed run's */
 	int64_t iterations;        /* candidates to evaluate; 0 = no limit */
 	double hours;              /* wall-clock; 0 = no limit */
 	double max_cost;           /* USD; 0 = no limit */

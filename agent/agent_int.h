@@ -9,6 +9,7 @@
 
 #include "agent/agent.h"
 #include "archive/archive.h"
+#include "profile/profile.h"
 #include "worldmodel/worldmodel.h"
 
 struct cJSON;
@@ -25,6 +26,7 @@ typedef struct kiln_eval_job {
 	size_t ndefines;
 	const char *device;         /* "emu" | "cuda" (resolved, never "auto") */
 	const char *gpu;            /* cost-model spec or NULL */
+	kiln_rank_time rank;        /* what the timing's time_us is */
 	const char *arch;
 	const char *cache_dir;
 	size_t nseeds;

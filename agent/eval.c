@@ -163,6 +163,7 @@ static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device
 	to.ndefines = j->ndefines;
 	to.device = dev;
 	to.gpu = j->gpu;
+	to.rank = j->rank;
 	to.cache_dir = j->cache_dir;
 	to.seed = j->timing_seed;
 	kiln_timing tm;

@@ -300,9 +300,15 @@ static char *breakdown_lines(const kiln_eval *ev)
 				    "latency %.3g, atomics %.3g, launch gap %.3g us\n", li++, bound ? bound : "?", v[0], v[1], v[2],
 				v[3], v[4], v[5], v[6], v[7], v[8]);
 	}
-	if (li > 0)
+	const char *rank = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "rank_time"));
+	bool kernels = rank && strcmp(rank, "kernels") == 0;
+	if (li > 0 && kernels)
+		kiln_buf_printf(&b, "(this run ranks on the kernels' durations alone: launch gaps are shown but not counted; "
+				    "measured times are defined the same way)\n");
+	else if (li > 0)
 		kiln_buf_printf(&b, "(a plan's time = its kernels' durations + the gaps between dependent launches; "
-				    "a plan's first launch has no gap; measured times are defined the same way)\n");
+				    "a plan's first launch has no gap; \"graph\": true in the launch plan makes the gaps "
+				    "those of a CUDA graph; measured times are defined the same way)\n");
 	const char *note = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "fit_note"));
 	if (note && *note)
 		kiln_buf_printf(&b, "%s\n", note);
@@ -311,17 +317,28 @@ static char *breakdown_lines(const kiln_eval *ev)
 	return out ? out : kiln_strdup("");
 }
 
+/* The timing's definition in words ("sum of kernel times + 1 launch gap"), or "". */
+static char *time_def_of(const kiln_eval *ev)
+{
+	cJSON *t = ev->timing_json ? cJSON_Parse(ev->timing_json) : NULL;
+	const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "time_def"));
+	char *out = kiln_asprintf("%s%s", d && *d ? ", " : "", d && *d ? d : "");
+	cJSON_Delete(t);
+	return out;
+}
+
 static char *evidence_of(const kiln_eval *ev)
 {
 	if (ev->outcome == KILN_OUT_PASSED) {
-		char *bd = breakdown_lines(ev);
-		char *text = kiln_asprintf("time %.3f us (%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\n%scounters: %s%s%s",
+		char *bd = breakdown_lines(ev), *def = time_def_of(ev);
+		char *text = kiln_asprintf("time %.3f us (%s%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\n%scounters: %s%s%s",
 				     ev->time_us, ev->modeled ? "modeled on the emulator's cost model" : "measured",
-				     ev->roofline * 100, ev->bandwidth_gbs, ev->registers, (long long)ev->spill_store,
+				     def ? def : "", ev->roofline * 100, ev->bandwidth_gbs, ev->registers, (long long)ev->spill_store,
 				     (long long)ev->spill_load, (long long)ev->shared_bytes, bd ? bd : "",
 				     ev->counters_json ? ev->counters_json : "{}", ev->message && *ev->message ? "\n" : "",
 				     ev->message ? ev->message : "");
 		free(bd);
+		free(def);
 		return text;
 	}
 	return kiln_asprintf("check '%s' failed: %s%s%s", ev->failed_check ? ev->failed_check : "?",

@@ -313,6 +313,7 @@ static void fill_job(kiln_eval_job *job, const kiln_search *s, const kiln_cand *
 	job->ndefines = c->ndefines;
 	job->device = s->device;
 	job->gpu = s->o->gpu;
+	kiln_rank_time_parse(&job->rank, s->o->rank_time); /* checked when the run started */
 	job->arch = s->arch;
 	job->cache_dir = s->cache_dir;
 	job->nseeds = s->o->verify_seeds;

@@ -133,6 +133,7 @@ static char *config_json(const kiln_search *s)
 	cJSON_AddStringToObject(c, "target_dir", s->t->dir);
 	if (o->gpu)
 		cJSON_AddStringToObject(c, "gpu", o->gpu);
+	cJSON_AddStringToObject(c, "rank_time", o->rank_time ? o->rank_time : "launches");
 	if (o->base_url)
 		cJSON_AddStringToObject(c, "base_url", o->base_url);
 	cJSON_AddBoolToObject(c, "stream", o->stream);
@@ -173,6 +174,8 @@ static void restore_options(kiln_run_options *o, const kiln_run_info *ri, cJSON 
 		const cJSON *v;
 		if (!o->gpu)
 			o->gpu = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "gpu"));
+		if (!o->rank_time)
+			o->rank_time = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "rank_time"));
 		if (!o->base_url)
 			o->base_url = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "base_url"));
 		o->stream = o->stream || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "stream"));
@@ -308,6 +311,21 @@ static kiln_err open_llm(kiln_search *s)
 
 /* ---- start, resume, finish ---- */
 
+/* A run ranks all its candidates on one definition of time: resuming with another one
+ * would compare times that mean different things. Runs from before the choice ranked on
+ * launches (kernels + gaps). */
+static kiln_err same_rank_time(int64_t id, const char *asked, const cJSON *config)
+{
+	const char *stored = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(config, "rank_time"));
+	kiln_rank_time a, b;
+	if (!asked || kiln_rank_time_parse(&a, asked) || kiln_rank_time_parse(&b, stored))
+		return 0;
+	if (a != b)
+		return kiln_error_set(KILN_EINVAL, "run %lld ranks on %s; --rank-time %s would mix two definitions of "
+				      "time: start a new run instead", (long long)id, kiln_rank_time_name(b), asked);
+	return 0;
+}
+
 static kiln_err start_run(kiln_search *s, kiln_run_options *o, cJSON **keep)
 {
 	kiln_err e;
@@ -318,7 +336,10 @@ static kiln_err start_run(kiln_search *s, kiln_run_options *o, cJSON **keep)
 		s->run_id = ri->id;
 		s->resumed = true;
 		s->seed = stored_seed(ri);
+		const char *asked = o->rank_time;
 		restore_options(o, ri, keep);
+		if ((e = same_rank_time(ri->id, asked, *keep)))
+			return e;
 		o->policy = strcmp(ri->policy, "llm") == 0 ? "llm" : "tune";
 		if (!o->llm && ri->llm_model)
 			o->llm = kiln_strdup(ri->llm_model); /* freed with the search */
@@ -415,6 +436,9 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 	s.started = kiln_now_s();
 	if (!o.workdir)
 		return kiln_error_set(KILN_EINVAL, "kiln run: no work directory");
+	kiln_rank_time rank;
+	if (kiln_rank_time_parse(&rank, o.rank_time))
+		return KILN_EINVAL;
 	kiln_search_stop = 0;
 	struct sigaction old_int, old_term;
 	install_signals(&old_int, &old_term);

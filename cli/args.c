@@ -159,6 +159,17 @@ char *kiln_cli_cache_dir(const char *flag_value)
 	return kiln_path_join(kiln_cli_workdir(flag_value), "cache");
 }
 
+bool kiln_cli_rank_time(kiln_rank_time *out, const char *cmd, const char *value)
+{
+	kiln_rank_time r = KILN_RANK_LAUNCHES;
+	if (kiln_rank_time_parse(&r, value)) {
+		fprintf(stderr, "kiln %s: --rank-time: %s\n", cmd, kiln_error_last());
+		return false;
+	}
+	*out = r;
+	return true;
+}
+
 bool kiln_cli_gpu_index(const char *cmd, const char *value)
 {
 	if (!value)

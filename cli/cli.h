@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "profile/profile.h"
 #include "util/util.h"
 
 /* Exit codes (documented in README "Exit codes"). */
@@ -51,6 +52,11 @@ bool kiln_cli_threads(size_t *out, const char *cmd, const char *flag_value);
 /* --gpu-index N: checks N (a line on stderr and false when bad) and sets $KILN_GPU_INDEX,
  * which the cuda backend reads in this process and in every evaluation child; NULL: no-op. */
 bool kiln_cli_gpu_index(const char *cmd, const char *value);
+/* --rank-time launches|kernels (NULL: launches): false with a line on stderr when bad. */
+bool kiln_cli_rank_time(kiln_rank_time *out, const char *cmd, const char *value);
+#define KILN_CLI_RANK_TIME_HELP                                                                        \
+	"  --rank-time WHAT    launches: a plan's time is its kernels' durations + the gaps between\n" \
+	"                      its dependent launches (default); kernels: the durations alone\n"
 
 /* The work directory: --workdir, else $KILN_WORKDIR, else ./.kiln. One rule for every
  * command: what it compiles is cached in <workdir>/cache (compile, verify, bench, run,

@@ -22,7 +22,7 @@
 static const char usage[] =
 	"kiln bench TARGET [--kernel F.cu --launch F.json | --compare A.cu B.cu ...] "
 	"[-D NAME=V ...] [--device cuda|emu|auto] [--gpu SPEC] [--gpu-index N] [--seed S] [--max-seconds X] "
-	"[--threads N] [--json] [--targets-dir DIR] [--workdir DIR]";
+	"[--rank-time launches|kernels] [--threads N] [--json] [--targets-dir DIR] [--workdir DIR]";
 static const char help[] =
 	"Verifies, then times a kernel (the target's seed.cu unless --kernel/--launch).\n"
 	"  --kernel F.cu       the candidate\n"
@@ -35,6 +35,7 @@ static const char help[] =
 	"  --gpu SPEC          emu: GPU spec to model (data/gpus.json; default h100_sxm)\n"
 	"  --seed S            input set for the modeled timing runs (default 1)\n"
 	"  --max-seconds X     cuda: time cap per candidate (default 3)\n"
+	KILN_CLI_RANK_TIME_HELP
 	"  --gpu-index N       cuda: the GPU ordinal among CUDA_VISIBLE_DEVICES (sets KILN_GPU_INDEX)\n"
 	"  --threads N         verification threads (default $KILN_THREADS, else all cores)\n"
 	"  --json              print the results as JSON\n"
@@ -65,6 +66,7 @@ typedef struct bench_cfg {
 	const char *const *user_defs;  /* -D, as given */
 	size_t nuser;
 	char *cache_dir;               /* <workdir>/cache */
+	kiln_rank_time rank;           /* what the times are */
 } bench_cfg;
 
 /* A.cu -> A.json when that file exists, else the target's plan. */
@@ -192,6 +194,7 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 	to.device = b->dev;
 	to.gpu = b->gpu;
 	to.max_seconds = b->max_seconds;
+	to.rank = b->rank;
 	to.seed = b->seed;
 	to.cache_dir = b->cache_dir;
 	to.defines = (const char *const *)c->defs;
@@ -376,7 +379,10 @@ static void print_one(const cand *c, const kiln_target *t)
 		printf("verified, not timed: %s\n", c->error);
 		return;
 	}
-	printf("%.2f us %s\n", tm->time_us, tm->modeled ? "modeled" : "measured");
+	printf("%.2f us %s (%s)\n", tm->time_us, tm->modeled ? "modeled" : "measured", tm->time_def);
+	if (isfinite(tm->kernel_us) && isfinite(tm->gap_us) && tm->gap_us > 0)
+		printf("  split     kernels %.2f us + launch gaps %.2f us%s\n", tm->kernel_us, tm->gap_us,
+		       tm->graph ? " (CUDA graph)" : "");
 	printf("  device    %s", tm->device);
 	if (tm->modeled)
 		printf(" (bound: %s; differences under %.0f%% are ties)\n", tm->bound, tm->spread * 100);
@@ -491,7 +497,7 @@ static int parse_numbers(const char *seed_s, const char *max_s, bench_cfg *b)
 int kiln_cmd_bench(int argc, char **argv)
 {
 	const char *kernel = NULL, *launch = NULL, *device = "auto", *tdir = NULL, *seed_s = NULL, *max_s = NULL;
-	const char *threads_s = NULL, *gpu_index = NULL;
+	const char *threads_s = NULL, *gpu_index = NULL, *rank_time = NULL;
 	bool json = false, compare = false;
 	const char *pos[MAX_CANDS + 1];
 	int npos = 0, exit_now = KILN_EXIT_OK, rc = KILN_EXIT_ERROR;
@@ -501,7 +507,7 @@ int kiln_cmd_bench(int argc, char **argv)
 	size_t n = 0, order[MAX_CANDS], m = 0;
 	kiln_err e = 0;
 	const char *workdir = NULL;
-	bench_cfg b = {NULL, NULL, NULL, 1, 0, 1, NULL, 0, NULL};
+	bench_cfg b = {NULL, NULL, NULL, 1, 0, 1, NULL, 0, NULL, KILN_RANK_LAUNCHES};
 	const char *defs[MAX_DEFS];
 	char **rest = kiln_calloc((size_t)argc + 1, sizeof(char *));
 	int nrest = 0;
@@ -510,7 +516,7 @@ int kiln_cmd_bench(int argc, char **argv)
 		{"gpu", 1, &b.gpu, NULL}, {"seed", 1, &seed_s, NULL}, {"max-seconds", 1, &max_s, NULL},
 		{"json", 0, NULL, &json}, {"compare", 0, NULL, &compare}, {"targets-dir", 1, &tdir, NULL},
 		{"threads", 1, &threads_s, NULL}, {"workdir", 1, &workdir, NULL}, {"gpu-index", 1, &gpu_index, NULL},
-		{0, 0, 0, 0},
+		{"rank-time", 1, &rank_time, NULL}, {0, 0, 0, 0},
 	};
 	if (!rest || !kiln_cli_take_defines(argc, argv, defs, MAX_DEFS, &b.nuser, rest, &nrest, "bench")) {
 		free(rest);
@@ -534,7 +540,7 @@ int kiln_cmd_bench(int argc, char **argv)
 		return rc;
 	if (!kiln_cli_threads(&b.threads, "bench", threads_s))
 		return KILN_EXIT_USAGE;
-	if (!kiln_cli_gpu_index("bench", gpu_index))
+	if (!kiln_cli_gpu_index("bench", gpu_index) || !kiln_cli_rank_time(&b.rank, "bench", rank_time))
 		return KILN_EXIT_USAGE;
 	rc = KILN_EXIT_ERROR;
 	if (!(b.cache_dir = kiln_cli_cache_dir(workdir))) {

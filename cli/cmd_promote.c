@@ -504,6 +504,10 @@ static kiln_err header_text(char **out, const promote *pr)
 		if (!e)
 			e = kiln_buf_puts(&h, "\treturn (size_t)kiln_off;\n}\n\n");
 	}
+	if (!e && pr->plan->graph) /* the header keeps plain launches; say how the timing ran */
+		e = kiln_buf_printf(&h, "/* The plan was timed as one CUDA graph (launch.json \"graph\": true): for the same\n"
+				    " * launch gaps, capture %s_launch on a non-default stream (cuStreamBeginCapture,\n"
+				    " * cuStreamEndCapture, cuGraphInstantiate) and replay it with cuGraphLaunch. */\n", n);
 	if (!e)
 		e = kiln_buf_printf(&h, "static inline CUresult %s_launch(CUmodule kiln_module, CUstream kiln_stream", n);
 	if (!e)

@@ -13,7 +13,7 @@
 static const char usage[] =
 	"kiln run TARGET [--iterations N] [--hours H] [--max-cost USD] [--max-tokens N] "
 	"[--policy auto|llm|tune] [--llm provider:model] [--device auto|emu|cuda] [--gpu SPEC] [--gpu-index N] "
-	"[--threads N] [--workdir DIR] [--json] | kiln run --resume [RUN]";
+	"[--rank-time launches|kernels] [--threads N] [--workdir DIR] [--json] | kiln run --resume [RUN]";
 static const char help[] =
 	"Searches for a faster kernel for TARGET and records every attempt.\n"
 	"  --iterations N      stop after N candidates (all sessions of the run)\n"
@@ -28,6 +28,8 @@ static const char help[] =
 	"  --device KIND       auto, emu or cuda (default auto)\n"
 	"  --gpu SPEC          the GPU the emulator's cost model stands for (data/gpus.json)\n"
 	"  --gpu-index N       cuda: the GPU ordinal among CUDA_VISIBLE_DEVICES (sets KILN_GPU_INDEX)\n"
+	KILN_CLI_RANK_TIME_HELP
+	"                      (stored with the run; a resumed run keeps its own)\n"
 	"  --seed S            tuner / selection seed (default: fresh, stored with the run)\n"
 	"  --seeds N           input sets per verification size (default 3)\n"
 	"  --threads N         verification threads, one emulator each (default $KILN_THREADS, else all cores)\n"
@@ -96,7 +98,7 @@ int kiln_cmd_run(int argc, char **argv)
 	const char *workdir = NULL, *targets_dir = NULL, *policy = NULL, *llm = NULL, *base_url = NULL;
 	const char *device = NULL, *gpu = NULL, *iters = NULL, *hours = NULL, *cost = NULL;
 	const char *tokens = NULL, *seed = NULL, *seeds = NULL, *timeout = NULL, *threads_s = NULL, *gpu_index = NULL;
-	const char *stagnation = NULL, *max_attempts = NULL, *llm_timeout = NULL;
+	const char *stagnation = NULL, *max_attempts = NULL, *llm_timeout = NULL, *rank_time = NULL;
 	bool json = false, resume = false, stream = false;
 	const kiln_cli_opt opts[] = {
 		{"workdir", 1, &workdir, NULL}, {"targets-dir", 1, &targets_dir, NULL},
@@ -107,12 +109,13 @@ int kiln_cmd_run(int argc, char **argv)
 		{"timeout", 1, &timeout, NULL}, {"resume", 0, NULL, &resume}, {"json", 0, NULL, &json},
 		{"stagnation", 1, &stagnation, NULL}, {"max-attempts", 1, &max_attempts, NULL},
 		{"llm-timeout", 1, &llm_timeout, NULL}, {"threads", 1, &threads_s, NULL},
-		{"gpu-index", 1, &gpu_index, NULL}, {0}};
+		{"gpu-index", 1, &gpu_index, NULL}, {"rank-time", 1, &rank_time, NULL}, {0}};
 	const char *pos[1];
 	int npos = 0, exit_now = 0;
 	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &exit_now))
 		return exit_now;
-	if (!kiln_cli_gpu_index("run", gpu_index))
+	kiln_rank_time rank;
+	if (!kiln_cli_gpu_index("run", gpu_index) || !kiln_cli_rank_time(&rank, "run", rank_time))
 		return KILN_EXIT_USAGE;
 	if (policy && strcmp(policy, "auto") && strcmp(policy, "llm") && strcmp(policy, "tune")) {
 		fprintf(stderr, "kiln run: --policy '%s': expected auto, llm or tune\nusage: %s\n", policy, usage);
@@ -148,6 +151,7 @@ int kiln_cmd_run(int argc, char **argv)
 	o.stream = stream;
 	o.device = device ? device : "auto";
 	o.gpu = gpu;
+	o.rank_time = rank_time;
 	if (resume) {
 		o.resume_run = -1;
 		if (npos == 1) {

@@ -104,7 +104,8 @@ static kiln_err candidate_doc(cJSON **out, kiln_db *db, const char *ref, bool wi
 	static const struct { const char *key, *sql; } parts[] = {
 		{"candidate", "SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id,"
 			      " c.created, c.outcome, c.llm_call_id, c.source_hash, c.knobs, c.launch, c.source,"
-			      " (c.id = r.best_candidate) AS is_best, (c.id = r.seed_candidate) AS is_seed"
+			      " (c.id = r.best_candidate) AS is_best, (c.id = r.seed_candidate) AS is_seed,"
+			      " coalesce(json_extract(r.config, '$.rank_time'), 'launches') AS rank_time"
 			      " FROM candidates c JOIN runs r ON r.id = c.run_id WHERE c.id = ?1"},
 		{"compile", "SELECT * FROM compile_results WHERE candidate_id = ?1"},
 		{"verification", "SELECT * FROM verifications WHERE candidate_id = ?1"},
@@ -148,6 +149,18 @@ static void print_json_field(const char *key, const cJSON *v)
 	if (t)
 		printf("  %-18s %s\n", key, t);
 	cJSON_free(t);
+}
+
+/* What the run's times are, for this candidate's plan: "sum of kernel times + 1 launch gap". */
+static void print_time_def(const cJSON *c, const cJSON *t)
+{
+	const cJSON *launch = cJSON_GetObjectItemCaseSensitive(c, "launch");
+	kiln_rank_time r = KILN_RANK_LAUNCHES;
+	char def[96];
+	kiln_rank_time_parse(&r, kiln_cli_jstr(c, "rank_time", "launches"));
+	kiln_rank_time_text(def, sizeof def, r, (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(launch, "launches")),
+			    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(launch, "graph")));
+	printf("  %-18s %s, %s\n", "time", def, kiln_cli_jstr(t, "kind", "?"));
 }
 
 /* Per launch: the deciding term, occupancy, waves and every term (modeled timings). */
@@ -209,6 +222,7 @@ static void print_show(const cJSON *d, bool with_prompt)
 	}
 	if (cJSON_IsObject(t)) {
 		printf("\ntiming (%s on %s):\n", kiln_cli_jstr(t, "kind", "?"), kiln_cli_jstr(t, "device", "?"));
+		print_time_def(c, t);
 		print_kv("median us", "%.4g", kiln_cli_jnum(t, "time_us"));
 		print_kv("min us", "%.4g", kiln_cli_jnum(t, "min_us"));
 		print_kv("spread", "%.3f", kiln_cli_jnum(t, "spread"));

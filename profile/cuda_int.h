@@ -46,6 +46,14 @@ typedef struct cuda_api {
 	CU_FN(CUresult, GetErrorName, (CUresult, const char **));
 	CU_FN(CUresult, FuncGetParamInfo, (CUfunction, size_t, size_t *, size_t *)); /* optional: driver >= 12.4 */
 	CU_FN(CUresult, DeviceGetUuid, (CUuuid *, CUdevice));                      /* optional */
+	/* optional: CUDA graphs for plans with "graph": true (plain launches without them) */
+	CU_FN(CUresult, GraphCreate, (CUgraph *, unsigned int));
+	CU_FN(CUresult, GraphAddKernelNode, (CUgraphNode *, CUgraph, const CUgraphNode *, size_t,
+					     const CUDA_KERNEL_NODE_PARAMS *));
+	CU_FN(CUresult, GraphInstantiate, (CUgraphExec *, CUgraph, unsigned long long));
+	CU_FN(CUresult, GraphLaunch, (CUgraphExec, CUstream));
+	CU_FN(CUresult, GraphExecDestroy, (CUgraphExec));
+	CU_FN(CUresult, GraphDestroy, (CUgraph));
 } cuda_api;
 
 typedef struct cuda_dev {
@@ -57,10 +65,17 @@ typedef struct cuda_dev {
 	bool poisoned;              /* a sticky fault happened: the context is unusable */
 	kiln_fault_kind poison_kind;
 	char poison_text[300];      /* the first sticky error, naming its launch */
-	/* timing (device_cuda_time.c): each launch bracketed by events and synchronized */
-	bool timing, rep_started;
+	/* timing (device_cuda_time.c): warm-up launches (and all of them when events rank
+	 * kernels) bracketed by events and synchronized one by one (sync_each); measured
+	 * reps queue their launches back to back, or add them to a CUDA graph (graph_on) */
+	bool timing, rep_started, sync_each, graph_on;
 	size_t rep, rep_launch;     /* the rep being timed, its launch index */
-	double rep_event_us;        /* this rep's kernels, summed from events */
+	double rep_event_us;        /* sync_each: this rep's launches, summed from events */
+	const char *rep_kernel;     /* the rep's last kernel (borrowed from the plan), for faults */
+	kiln_device_fault *rep_fault; /* the device's fault record (from the timed launches), for a
+				       * fault seen at a rep's end */
+	CUgraph graph;              /* graph_on: this rep's graph, its last node */
+	CUgraphNode graph_last;
 	bool cupti_on;              /* push an external correlation id around each launch */
 	CUevent ev[2];
 	CUdeviceptr flush, flush_out; /* the L2 flush buffer (2x L2) and the read kernel's sink */
@@ -95,6 +110,7 @@ kiln_err kiln_cuda_launch_fault(cuda_dev *d, CUresult r, const char *what, const
 /* device_cuda_time.c */
 kiln_err kiln_cuda_timed_launch(cuda_dev *d, CUfunction f, const char *kernel, const kiln_dims *dm,
 				const void *const *args, kiln_device_fault *fault);
+#define KILN_CUDA_MAX_KPR 16 /* launches per timed plan (targets/plan.c's limit) */
 kiln_err kiln_cuda_time_plan(void *impl, kiln_err (*run)(void *ctx, size_t rep), void *ctx, size_t kpr,
 			     double max_seconds, kiln_time_samples *out);
 void kiln_cuda_probe_free(cuda_dev *d);

@@ -2,8 +2,8 @@
  * (kiln never links them; cuda.h / cupti.h give the types), so one kiln binary runs with
  * and without a driver. One device ($KILN_GPU_INDEX among the visible ones, default 0) in
  * its primary context; modules load from the cubin built for the device's exact sm with
- * the PTX as fallback; every launch is synchronized and checked, timing included, so a
- * fault surfaces at the launch that caused it. The first sticky error (cuda.h: the
+ * the PTX as fallback; every launch is synchronized and checked (when timed: the warm-up's,
+ * device_cuda_time.c), so a fault surfaces at the launch that caused it. The first sticky error (cuda.h: the
  * context is unusable, the process must end) poisons the device: it is kept as the fault,
  * later calls fail with KILN_EDEVICE naming it, and cleanup calls no driver function.
  * Timing (device_cuda_time.c). Not fork safe: cuInit in a process that then forks leaves
@@ -28,6 +28,8 @@ static const char *const sym_names[] = {
 	"cuModuleGetFunction", "cuFuncSetAttribute", "cuFuncGetAttribute", "cuLaunchKernel", "cuEventCreate",
 	"cuEventRecord", "cuEventSynchronize", "cuEventElapsedTime_v2|cuEventElapsedTime", "cuEventDestroy_v2",
 	"cuGetErrorName", "cuFuncGetParamInfo?", "cuDeviceGetUuid_v2|cuDeviceGetUuid?",
+	"cuGraphCreate?", "cuGraphAddKernelNode_v2?", "cuGraphInstantiateWithFlags?", "cuGraphLaunch?",
+	"cuGraphExecDestroy?", "cuGraphDestroy?",
 };
 _Static_assert(sizeof(cuda_api) == sizeof(sym_names) / sizeof(sym_names[0]) * sizeof(void (*)(void)),
 	       "sym_names must list every cuda_api entry");

@@ -1,14 +1,19 @@
 /* profile: measured timing on the cuda backend. Per rep: the plan's scratch is poisoned
  * (kiln_plan_run), then the L2 is flushed without leaving dirty lines behind (write a 2x L2
- * buffer, then read it all with kiln_l2_read), then each launch runs between two events
- * and is synchronized, so a fault names its rep and launch and no host gap is counted.
- * One source per measurement, never mixed: CUPTI kernel records matched to the launches
- * by correlation id (an external id pushed around each launch: rep << 16 | launch), a rep
- * with a missing, zero or inverted record left out and counted; or, without CUPTI, the
- * summed event times. Warm-up runs for >= 200 ms and until two SM clock readings
- * (kiln_clock_probe: clock64 against %globaltimer) agree within 2%; the clock after
- * warm-up and at the end is reported. Environment: KILN_NO_CUPTI=1 = CUDA events only,
- * KILN_LIBCUPTI = the libcupti to load. */
+ * buffer, then read it all with kiln_l2_read), then the plan's launches run. Warm-up reps
+ * bracket each launch by two events and synchronize it, so a fault names its rep and
+ * launch; measured reps queue the plan's launches back to back (or, for a plan with
+ * "graph": true, as one CUDA graph) and synchronize once, so the gaps between dependent
+ * launches are the GPU's own. One source per measurement, never mixed: CUPTI kernel
+ * records matched to the reps by correlation id (an external id pushed around each launch:
+ * rep << 16 | launch), giving each rep's kernel time (durations summed) and gaps (a
+ * kernel's start less its predecessor's end), a rep with a missing, zero, inverted or
+ * overlapping record left out and counted; or, without CUPTI, events around the whole plan
+ * (kernels + gaps + the first launch's start latency, not separable), or around each launch
+ * when the ranking asks for kernels alone. Warm-up runs for >= 200 ms and until two SM
+ * clock readings (kiln_clock_probe: clock64 against %globaltimer) agree within 2%; the
+ * clock after warm-up and at the end is reported. Environment: KILN_NO_CUPTI=1 = CUDA
+ * events only, KILN_LIBCUPTI = the libcupti to load. */
 #include <dlfcn.h>
 #include <glob.h>
 #include <math.h>
@@ -51,6 +56,12 @@ static struct {
 } cupti;
 
 #define CUPTI_BUF (1u << 20)
+#define BATCH 10
+#define MIN_REPS 10
+#define MAX_REPS 5000
+#define WARMUP_MIN_S 0.2
+#define WARMUP_PROBE_EVERY_S 0.05
+#define CLOCK_SETTLED 0.02
 
 static void CUPTIAPI cupti_requested(uint8_t **buffer, size_t *size, size_t *max_records)
 {
@@ -282,17 +293,40 @@ static int cmp_x(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The kernel time of reps first..first+n-1 from the records, by correlation id: valid[i]
- * only when all kpr launches have a record with 0 < start < end. */
-static void cupti_batch(const cuda_dev *d, size_t first, size_t n, size_t kpr, double *us, bool *valid,
-			size_t *dropped)
+static int cmp_u64(const void *a, const void *b)
 {
-	size_t cnt[64] = {0};
-	bool bad[64] = {false};
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* One rep's records sorted by start (one stream: launch order): the kernels' durations
+ * and the gaps before each but the first. false when a record is zero, inverted or starts
+ * before its predecessor ended. */
+static bool rep_times(uint64_t (*se)[2], size_t kpr, double *kern, double *gap)
+{
+	uint64_t k = 0, g = 0;
+	qsort(se, kpr, sizeof(se[0]), cmp_u64);
+	for (size_t i = 0; i < kpr; i++) {
+		if (se[i][0] == 0 || se[i][1] <= se[i][0] || (i > 0 && se[i][0] < se[i - 1][1]))
+			return false;
+		k += se[i][1] - se[i][0];
+		if (i > 0)
+			g += se[i][0] - se[i - 1][1];
+	}
+	*kern = (double)k / 1e3;
+	*gap = (double)g / 1e3;
+	return true;
+}
+
+/* The kernel time and the gaps of reps first..first+n-1 (n <= BATCH) from the records, by
+ * correlation id: valid[i] only when the rep has exactly kpr good records. */
+static void cupti_batch(const cuda_dev *d, size_t first, size_t n, size_t kpr, double *kern, double *gap,
+			bool *valid, size_t *dropped)
+{
+	uint64_t se[BATCH][KILN_CUDA_MAX_KPR][2];
+	size_t cnt[BATCH] = {0};
 	cupti.FlushAll(1);
 	*dropped += cupti_dropped(d);
-	for (size_t i = 0; i < n; i++)
-		us[i] = 0;
 	if (cupti.nx)
 		qsort(cupti.x, cupti.nx, sizeof(xrec), cmp_x);
 	for (size_t i = 0; i < cupti.nk; i++) {
@@ -301,15 +335,14 @@ static void cupti_batch(const cuda_dev *d, size_t first, size_t n, size_t kpr, d
 		if (!x || x->ext >> 16 < first || x->ext >> 16 >= first + n)
 			continue; /* kiln's own kernels, or a rep outside this batch */
 		size_t r = (size_t)(x->ext >> 16) - first;
-		const krec *k = &cupti.k[i];
-		if (k->start == 0 || k->end <= k->start)
-			bad[r] = true;
-		else
-			us[r] += (double)(k->end - k->start) / 1e3;
+		if (cnt[r] < kpr) {
+			se[r][cnt[r]][0] = cupti.k[i].start;
+			se[r][cnt[r]][1] = cupti.k[i].end;
+		}
 		cnt[r]++;
 	}
 	for (size_t i = 0; i < n; i++)
-		valid[i] = !cupti.overflow && !bad[i] && cnt[i] == kpr;
+		valid[i] = !cupti.overflow && cnt[i] == kpr && rep_times(se[i], kpr, &kern[i], &gap[i]);
 	cupti_clear();
 }
 
@@ -395,47 +428,144 @@ static kiln_err flush_l2(cuda_dev *d)
 
 /* ---- the timed launch ---- */
 
+static bool cupti_push(const cuda_dev *d)
+{
+	return d->cupti_on &&
+	       cupti.Push(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, (uint64_t)d->rep << 16 | d->rep_launch) == CUPTI_SUCCESS;
+}
+
+static void cupti_pop(bool pushed)
+{
+	if (pushed)
+		cupti.Pop(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, NULL);
+}
+
+/* Warm-up (and events ranking kernels): the launch between two events, synchronized, so
+ * a fault shows here, at its launch, not at some later call. */
+static CUresult launch_synced(cuda_dev *d, CUfunction f, const kiln_dims *dm, const void *const *args)
+{
+	float ms = 0;
+	CUresult r = d->api.EventRecord(d->ev[0], NULL);
+	if (r == CUDA_SUCCESS) {
+		bool pushed = cupti_push(d);
+		r = d->api.LaunchKernel(f, dm->grid[0], dm->grid[1], dm->grid[2], dm->block[0], dm->block[1], dm->block[2],
+					dm->shared_bytes, NULL, (void **)args, NULL);
+		cupti_pop(pushed);
+	}
+	if (r == CUDA_SUCCESS && (r = d->api.EventRecord(d->ev[1], NULL)) == CUDA_SUCCESS)
+		r = d->api.EventSynchronize(d->ev[1]);
+	if (r == CUDA_SUCCESS)
+		r = d->api.EventElapsedTime(&ms, d->ev[0], d->ev[1]);
+	if (r == CUDA_SUCCESS)
+		d->rep_event_us += (double)ms * 1e3;
+	return r;
+}
+
+/* A graph rep: the launch becomes a kernel node after the rep's previous one (the driver
+ * copies the argument values now). */
+static CUresult graph_add(cuda_dev *d, CUfunction f, const kiln_dims *dm, const void *const *args)
+{
+	CUDA_KERNEL_NODE_PARAMS np;
+	memset(&np, 0, sizeof(np));
+	np.func = f;
+	np.gridDimX = dm->grid[0], np.gridDimY = dm->grid[1], np.gridDimZ = dm->grid[2];
+	np.blockDimX = dm->block[0], np.blockDimY = dm->block[1], np.blockDimZ = dm->block[2];
+	np.sharedMemBytes = dm->shared_bytes;
+	np.kernelParams = (void **)args;
+	CUresult r = d->graph ? CUDA_SUCCESS : d->api.GraphCreate(&d->graph, 0);
+	CUgraphNode node = NULL;
+	if (r == CUDA_SUCCESS)
+		r = d->api.GraphAddKernelNode(&node, d->graph, d->graph_last ? &d->graph_last : NULL, d->graph_last ? 1 : 0, &np);
+	if (r == CUDA_SUCCESS)
+		d->graph_last = node;
+	return r;
+}
+
 kiln_err kiln_cuda_timed_launch(cuda_dev *d, CUfunction f, const char *kernel, const kiln_dims *dm,
 				const void *const *args, kiln_device_fault *fault)
 {
 	char what[96];
-	float ms = 0;
 	kiln_err e;
+	CUresult r = CUDA_SUCCESS;
 	snprintf(what, sizeof(what), "timing rep %zu, launch %zu: kernel", d->rep, d->rep_launch);
 	if (!d->rep_started) {
 		if ((e = flush_l2(d)))
 			return e;
 		d->rep_started = true;
+		if (!d->sync_each && !d->graph_on) /* the plan's events: after the flush */
+			r = d->api.EventRecord(d->ev[0], NULL);
 	}
-	CUresult r = d->api.EventRecord(d->ev[0], NULL);
-	if (r == CUDA_SUCCESS) {
-		bool pushed = d->cupti_on &&
-			      cupti.Push(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, (uint64_t)d->rep << 16 | d->rep_launch) == CUPTI_SUCCESS;
+	if (r == CUDA_SUCCESS && d->sync_each) {
+		r = launch_synced(d, f, dm, args);
+	} else if (r == CUDA_SUCCESS && d->graph_on) {
+		r = graph_add(d, f, dm, args);
+	} else if (r == CUDA_SUCCESS) {
+		bool pushed = cupti_push(d);
 		r = d->api.LaunchKernel(f, dm->grid[0], dm->grid[1], dm->grid[2], dm->block[0], dm->block[1], dm->block[2],
 					dm->shared_bytes, NULL, (void **)args, NULL);
-		if (pushed)
-			cupti.Pop(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, NULL);
+		cupti_pop(pushed);
 	}
-	/* synchronized: a fault shows here, at its launch, not at some later call */
+	if (r != CUDA_SUCCESS)
+		return kiln_cuda_launch_fault(d, r, what, kernel, fault);
+	d->rep_kernel = kernel;
+	d->rep_fault = fault;
+	d->rep_launch++;
+	return 0;
+}
+
+static void graph_drop(cuda_dev *d)
+{
+	if (d->graph && !d->poisoned)
+		d->api.GraphDestroy(d->graph);
+	d->graph = NULL;
+	d->graph_last = NULL;
+}
+
+/* The end of a measured rep: a graph rep instantiates and launches its graph between the
+ * plan's events; then the plan's end event is synchronized (a fault of any of the rep's
+ * launches shows here). *event_us: the events' time. */
+static kiln_err rep_finish(cuda_dev *d, double *event_us)
+{
+	kiln_device_fault spare;
+	char what[160];
+	float ms = 0;
+	CUresult r = CUDA_SUCCESS;
+	CUgraphExec exec = NULL;
+	if (d->sync_each || !d->rep_started) {
+		*event_us = d->rep_event_us;
+		return 0;
+	}
+	snprintf(what, sizeof(what), "timing rep %zu (%zu launches %s, synchronized at its end; the fault may be any "
+		 "of them): last kernel", d->rep, d->rep_launch, d->graph_on ? "in one CUDA graph" : "queued back to back");
+	if (d->graph_on) {
+		size_t launches = d->rep_launch;
+		r = d->api.GraphInstantiate(&exec, d->graph, 0);
+		if (r == CUDA_SUCCESS)
+			r = d->api.EventRecord(d->ev[0], NULL);
+		if (r == CUDA_SUCCESS) {
+			d->rep_launch = 0; /* every kernel of the graph carries the rep's id */
+			bool pushed = cupti_push(d);
+			r = d->api.GraphLaunch(exec, NULL);
+			cupti_pop(pushed);
+			d->rep_launch = launches;
+		}
+	}
 	if (r == CUDA_SUCCESS && (r = d->api.EventRecord(d->ev[1], NULL)) == CUDA_SUCCESS)
 		r = d->api.EventSynchronize(d->ev[1]);
 	if (r == CUDA_SUCCESS)
 		r = d->api.EventElapsedTime(&ms, d->ev[0], d->ev[1]);
+	if (exec && !d->poisoned && r == CUDA_SUCCESS)
+		r = d->api.GraphExecDestroy(exec);
+	graph_drop(d);
 	if (r != CUDA_SUCCESS)
-		return kiln_cuda_launch_fault(d, r, what, kernel, fault);
-	d->rep_event_us += (double)ms * 1e3;
-	d->rep_launch++;
+		return kiln_cuda_launch_fault(d, r, what, d->rep_kernel ? d->rep_kernel : "?",
+					      d->rep_fault ? d->rep_fault : &spare);
+	*event_us = (double)ms * 1e3;
 	return 0;
 }
 
 /* ---- the loop ---- */
 
-#define BATCH 10
-#define MIN_REPS 10
-#define MAX_REPS 5000
-#define WARMUP_MIN_S 0.2
-#define WARMUP_PROBE_EVERY_S 0.05
-#define CLOCK_SETTLED 0.02
 
 static double rel_se_of_median(const double *v, size_t n)
 {
@@ -462,16 +592,23 @@ static double rel_se_of_median(const double *v, size_t n)
 	return med > 0 ? 1.2533 * sqrt(var) / sqrt((double)n) / med : INFINITY;
 }
 
-static kiln_err samples_push(kiln_time_samples *out, double v)
+static kiln_err samples_push(kiln_time_samples *out, double v, double kern, double gap)
 {
 	if (out->n == out->cap) {
 		size_t nc = out->cap ? 2 * out->cap : 64;
-		double *p = kiln_realloc(out->us, nc * sizeof(double));
-		if (!p)
+		double *p[3] = {kiln_realloc(out->us, nc * sizeof(double)), NULL, NULL};
+		if (p[0])
+			out->us = p[0];
+		if (p[0] && (p[1] = kiln_realloc(out->kernel_us, nc * sizeof(double))))
+			out->kernel_us = p[1];
+		if (p[1] && (p[2] = kiln_realloc(out->gap_us, nc * sizeof(double))))
+			out->gap_us = p[2];
+		if (!p[2])
 			return KILN_ENOMEM;
-		out->us = p;
 		out->cap = nc;
 	}
+	out->kernel_us[out->n] = kern;
+	out->gap_us[out->n] = gap;
 	out->us[out->n++] = v;
 	return 0;
 }
@@ -482,19 +619,24 @@ static kiln_err one_rep(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ctx,
 	d->rep_launch = 0;
 	d->rep_event_us = 0;
 	d->rep_started = false;
+	d->rep_kernel = NULL;
 	kiln_err e = run(ctx, rep);
-	*event_us = d->rep_event_us;
+	if (!e)
+		e = rep_finish(d, event_us);
+	graph_drop(d); /* a rep that failed half way */
 	return e;
 }
 
 /* >= 200 ms of reps, then until two clock readings 50 ms apart agree (at most a third of
- * the time cap, and never less than the 200 ms). */
+ * the time cap, and never less than the 200 ms). Launches synchronized one by one. */
 static kiln_err warm_up(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ctx, size_t *rep, double max_seconds,
 			kiln_time_samples *out)
 {
 	double t0 = kiln_now_s(), last_probe = 0, prev = 0, mhz = 0, us;
 	double cap = fmax(WARMUP_MIN_S, max_seconds / 3);
 	kiln_err e = 0;
+	d->sync_each = true;
+	d->graph_on = false;
 	for (;;) {
 		if ((e = one_rep(d, run, ctx, (*rep)++, &us)))
 			return e;
@@ -513,25 +655,66 @@ static kiln_err warm_up(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ctx,
 	return 0;
 }
 
+static bool graph_api(const cuda_dev *d)
+{
+	return d->api.GraphCreate && d->api.GraphAddKernelNode && d->api.GraphInstantiate && d->api.GraphLaunch &&
+	       d->api.GraphExecDestroy && d->api.GraphDestroy;
+}
+
+/* How the measured reps launch, once the source is known (the reasons appended to why):
+ * CUPTI tells kernels from gaps with the launches back to back or in a graph; events
+ * bracket the whole plan, or each launch synchronized when the ranking is kernels alone. */
+static void launch_mode(cuda_dev *d, kiln_time_samples *out, bool use_cupti, bool want_graph)
+{
+	size_t len = strlen(out->why);
+	char *w = out->why + len;
+	size_t n = sizeof(out->why) - len;
+	d->sync_each = !use_cupti && out->rank == KILN_RANK_KERNELS;
+	d->graph_on = want_graph && !d->sync_each && graph_api(d);
+	out->graph = d->graph_on;
+	if (!use_cupti)
+		snprintf(w, n, d->sync_each ? "; each launch between its own events (kernel times with each launch's start "
+					      "latency; gaps unknown)"
+					    : "; events around the whole plan (kernels + gaps + the first launch's start "
+					      "latency; kernel time and gaps unknown)");
+	len = strlen(out->why);
+	if (want_graph && !d->graph_on)
+		snprintf(out->why + len, sizeof(out->why) - len, d->sync_each ? "; not as a CUDA graph (launches synchronized "
+										"one by one)"
+									      : "; not as a CUDA graph: the driver lacks "
+										"cuGraphCreate/AddKernelNode_v2/InstantiateWithFlags/Launch");
+	else if (d->graph_on)
+		snprintf(out->why + len, sizeof(out->why) - len, "; the plan as one CUDA graph");
+}
+
+/* The rep's ranked time from its kernel time and gaps (NAN: unknown; then the events). */
+static double ranked(const kiln_time_samples *out, double kern, double gap, double ev)
+{
+	if (isnan(kern))
+		return ev;
+	return out->rank == KILN_RANK_KERNELS ? kern : kern + gap;
+}
+
 static kiln_err time_loop(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ctx, size_t kpr, double max_seconds,
 			  kiln_time_samples *out)
 {
-	double t0 = kiln_now_s(), ev_us[BATCH], cu_us[BATCH];
+	double t0 = kiln_now_s(), ev_us[BATCH], cu_k[BATCH], cu_g[BATCH];
 	bool valid[BATCH];
 	size_t rep = 0;
 	kiln_err e = warm_up(d, run, ctx, &rep, max_seconds, out);
 	if (e)
 		return e;
-	bool use_cupti = cupti_start(d, out->why, sizeof(out->why)), first = true;
+	bool use_cupti = cupti_start(d, out->why, sizeof(out->why)), first = true, graph_asked = out->graph;
 	d->cupti_on = use_cupti;
 	out->cupti = use_cupti;
+	launch_mode(d, out, use_cupti, graph_asked);
 	while (out->n < MAX_REPS) {
 		size_t first_rep = rep;
 		for (size_t b = 0; b < BATCH; b++)
 			if ((e = one_rep(d, run, ctx, rep++, &ev_us[b])))
 				goto done;
 		if (use_cupti)
-			cupti_batch(d, first_rep, BATCH, kpr, cu_us, valid, &out->dropped);
+			cupti_batch(d, first_rep, BATCH, kpr, cu_k, cu_g, valid, &out->dropped);
 		bool any = false;
 		for (size_t b = 0; use_cupti && b < BATCH; b++)
 			any = any || valid[b];
@@ -540,6 +723,8 @@ static kiln_err time_loop(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ct
 				 out->dropped);
 			cupti_stop();
 			use_cupti = d->cupti_on = out->cupti = false;
+			launch_mode(d, out, false, graph_asked);
+			continue; /* this batch's events bracketed the CUPTI mode's launches: not kept */
 		}
 		first = false;
 		for (size_t b = 0; b < BATCH; b++) {
@@ -547,7 +732,8 @@ static kiln_err time_loop(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ct
 				out->invalid++;
 				continue;
 			}
-			if ((e = samples_push(out, use_cupti ? cu_us[b] : ev_us[b])))
+			double k = use_cupti ? cu_k[b] : d->sync_each ? ev_us[b] : NAN, g = use_cupti ? cu_g[b] : NAN;
+			if ((e = samples_push(out, ranked(out, k, g, ev_us[b]), k, g)))
 				goto done;
 		}
 		double el = kiln_now_s() - t0;
@@ -557,7 +743,7 @@ static kiln_err time_loop(cuda_dev *d, kiln_err (*run)(void *, size_t), void *ct
 done:
 	if (use_cupti)
 		cupti_stop();
-	d->cupti_on = false;
+	d->cupti_on = d->sync_each = d->graph_on = false;
 	if (!e)
 		e = clock_mhz(d, &out->sm_mhz[1]);
 	out->seconds = kiln_now_s() - t0;
@@ -571,6 +757,8 @@ kiln_err kiln_cuda_time_plan(void *impl, kiln_err (*run)(void *ctx, size_t rep),
 	int l2 = 0;
 	if (d->poisoned)
 		return kiln_cuda_err(d, CUDA_SUCCESS, "timing");
+	if (kpr > KILN_CUDA_MAX_KPR)
+		return kiln_error_set(KILN_EUNSUPPORTED, "timing: plans of at most %d launches", KILN_CUDA_MAX_KPR);
 	probe_load(d);
 	d->api.DeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, d->dev);
 	size_t flush_bytes = 2 * (size_t)(l2 > 0 ? l2 : 64 << 20);

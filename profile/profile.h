@@ -240,12 +240,27 @@ kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln
  * target's traffic expression to the first bench size and modeled on GPU spec `gpu`
  * (profile/cost): deterministic, labelled modeled. cuda: compiled to a cubin for the
  * device's sm, run at the first bench size with >= 200 ms of warm-up (until the SM clock
- * settles), a write-then-read 2x L2 flush before every rep, rotated input copies, each
- * launch synchronized; one source per measurement (CUPTI records matched by correlation
- * id, else CUDA events: timing.source_why says which), repeated until the relative
+ * settles; each warm-up launch synchronized), a write-then-read 2x L2 flush before every
+ * rep, rotated input copies, the measured reps' launches queued back to back (or as one
+ * CUDA graph when the plan says "graph": true); one source per measurement (CUPTI records
+ * matched by correlation id: kernel time and gaps apart; else CUDA events, which cannot
+ * tell them apart: timing.source_why says which and what), repeated until the relative
  * standard error of the median is < 1% or max_seconds. A fault while timed is KILN_EFAULT
- * (kiln_device_last_fault names the rep and launch; the device is then unusable). cuda
+ * (kiln_device_last_fault names the rep and launch, or the rep when it shows only at a
+ * measured rep's end; the device is then unusable). time_us is the ranked time (o->rank). cuda
  * does not verify: call kiln_verify first (kiln bench and the search loop do). */
+/* What a plan's time is (docs/cost-model.md, "Measured and modeled time"), the same for
+ * measured and modeled timings: LAUNCHES (the default) = the sum of its kernels' durations
+ * plus the gaps between its dependent launches (a plan's first launch's own launch
+ * latency excluded on both sides); KERNELS = the kernels' durations alone. */
+typedef enum kiln_rank_time { KILN_RANK_LAUNCHES = 0, KILN_RANK_KERNELS } kiln_rank_time;
+/* "launches" or "kernels" (NULL or "" = launches); anything else KILN_EINVAL, one line. */
+kiln_err kiln_rank_time_parse(kiln_rank_time *out, const char *s);
+const char *kiln_rank_time_name(kiln_rank_time r);
+/* The definition in words for a plan of n launches: "sum of kernel times + 1 launch gap"
+ * ("... CUDA-graph launch gaps" when graph), "sum of kernel times" for KERNELS. */
+void kiln_rank_time_text(char *out, size_t n, kiln_rank_time r, size_t nlaunches, bool graph);
+
 typedef struct kiln_time_options {
 	const kiln_target *target;     /* required */
 	const char *source;            /* required */
@@ -261,11 +276,18 @@ typedef struct kiln_time_options {
 					* across the candidates of a target: data-dependent kernels
 					* (masks) model a few % apart on different draws */
 	size_t bench_size;             /* index into the target's bench sizes (default 0) */
+	kiln_rank_time rank;           /* what time_us means (default: kernels + launch gaps) */
 } kiln_time_options;
 
 typedef struct kiln_timing {
 	bool modeled;                  /* true: from the cost model, never measured */
-	double time_us, min_us, spread; /* median; min; relative (p75-p25)/median; modeled: the tie band */
+	double time_us, min_us, spread; /* median; min; relative (p75-p25)/median; modeled: the tie band;
+					 * of the ranked time (rank below) */
+	kiln_rank_time rank;           /* what time_us is */
+	char time_def[96];             /* rank in words for this plan: "sum of kernel times + 1 launch gap" */
+	double kernel_us, gap_us;      /* the medians of the kernels' sum and of the gaps' sum (modeled:
+					* the model's); NAN when the source cannot tell (CUDA events) */
+	bool graph;                    /* the plan opted into a CUDA graph (cuda: and ran as one) */
 	int64_t reps;                  /* measured repetitions (modeled: 0) */
 	double traffic_bytes;          /* the target's declared traffic at the bench size */
 	double traffic_floor_bytes;    /* what any correct kernel moves there: declared less the

@@ -22,9 +22,14 @@ typedef struct kiln_device_ops {
 	kiln_err (*sync)(void *impl);
 } kiln_device_ops;
 
-/* Per-rep durations of a timed plan (cuda). */
+/* Per-rep durations of a timed plan (cuda). rank and graph are the request (in); the
+ * rest is filled by the backend. */
 typedef struct kiln_time_samples {
-	double *us;          /* owned; n plan times in microseconds */
+	kiln_rank_time rank; /* in: what us[] holds */
+	bool graph;          /* in: the plan asks for a CUDA graph; out: it ran as one */
+	double *us;          /* owned; n ranked plan times in microseconds */
+	double *kernel_us, *gap_us; /* owned, n each: the kernels' sum and the gaps' sum per rep;
+			      * NAN when the source cannot tell */
 	size_t n, cap;
 	bool cupti;          /* from CUPTI kernel records (false: CUDA events); never mixed */
 	char why[320];       /* why this source ("CUPTI from <path>", "KILN_NO_CUPTI=1", ...) */

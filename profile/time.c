@@ -315,6 +315,7 @@ static kiln_err bench_launch(kiln_cost_launch *out, const tctx *c, size_t li, co
 	out->static_shared = fr->r[0]->launch[li].static_shared;
 	const kiln_kernel_resources *kr = kiln_compile_kernel(c->comp, c->o->plan->launches[li].kernel);
 	out->regs_per_thread = kr && kr->registers > 0 ? kr->registers : 0;
+	out->graph = c->o->plan->graph;
 	return 0;
 }
 
@@ -518,7 +519,10 @@ static kiln_err time_emu(kiln_timing *out, tctx *c)
 		cJSON_AddItemToObject(cj, "breakdown", breakdown_to_json(&out->model));
 	}
 	out->modeled = true;
-	out->time_us = out->min_us = out->model.time_us;
+	out->kernel_us = out->model.kernel_us;
+	out->gap_us = out->model.gap_us;
+	out->graph = p->graph;
+	out->time_us = out->min_us = o->rank == KILN_RANK_KERNELS ? out->model.kernel_us : out->model.time_us;
 	out->spread = TIE_BAND;
 	out->reps = 0;
 	out->traffic_bytes = s;
@@ -606,10 +610,25 @@ static size_t copies_for(const kiln_device_info *di, size_t ws)
 	return n;
 }
 
+/* The median of v[0..n) over its known (non-NAN) values; NAN when none. Reorders v. */
+static double median_known(double *v, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(v[i]))
+			v[k++] = v[i];
+	if (!k)
+		return NAN;
+	qsort(v, k, sizeof(double), cmp_double);
+	return quantile(v, k, 0.5);
+}
+
 static kiln_err cuda_measure(kiln_timing *out, tctx *c, cuda_run *r, const kiln_device_info *di)
 {
 	kiln_time_samples sm;
 	memset(&sm, 0, sizeof(sm));
+	sm.rank = c->o->rank;
+	sm.graph = c->o->plan->graph;
 	double cap = c->o->max_seconds > 0 ? c->o->max_seconds : DEFAULT_MAX_SECONDS;
 	kiln_device *dev = c->o->device;
 	kiln_err e = dev->time_plan(dev->impl, cuda_run_once, r, c->o->plan->nlaunches, cap, &sm);
@@ -626,6 +645,9 @@ static kiln_err cuda_measure(kiln_timing *out, tctx *c, cuda_run *r, const kiln_
 	out->min_us = sm.us[0];
 	out->spread = out->time_us > 0 ? (quantile(sm.us, sm.n, 0.75) - quantile(sm.us, sm.n, 0.25)) / out->time_us : 0;
 	out->reps = (int64_t)sm.n;
+	out->kernel_us = median_known(sm.kernel_us, sm.n);
+	out->gap_us = median_known(sm.gap_us, sm.n);
+	out->graph = sm.graph;
 	out->cupti = sm.cupti;
 	snprintf(out->source_why, sizeof(out->source_why), "%s", sm.why);
 	out->sm_mhz[0] = sm.sm_mhz[0];
@@ -638,6 +660,8 @@ static kiln_err cuda_measure(kiln_timing *out, tctx *c, cuda_run *r, const kiln_
 	snprintf(out->device, sizeof(out->device), "%s", di->name);
 done:
 	free(sm.us);
+	free(sm.kernel_us);
+	free(sm.gap_us);
 	return e;
 }
 
@@ -758,6 +782,32 @@ done:
 
 /* ---- public ---- */
 
+kiln_err kiln_rank_time_parse(kiln_rank_time *out, const char *s)
+{
+	if (!s || !*s || strcmp(s, "launches") == 0)
+		*out = KILN_RANK_LAUNCHES;
+	else if (strcmp(s, "kernels") == 0)
+		*out = KILN_RANK_KERNELS;
+	else
+		return kiln_error_set(KILN_EINVAL, "rank time \"%.40s\": expected \"launches\" (kernel times + the gaps "
+				      "between dependent launches, the default) or \"kernels\" (kernel times alone)", s);
+	return KILN_OK;
+}
+
+const char *kiln_rank_time_name(kiln_rank_time r)
+{
+	return r == KILN_RANK_KERNELS ? "kernels" : "launches";
+}
+
+void kiln_rank_time_text(char *out, size_t n, kiln_rank_time r, size_t nlaunches, bool graph)
+{
+	size_t gaps = nlaunches > 1 ? nlaunches - 1 : 0;
+	if (r == KILN_RANK_KERNELS || !gaps)
+		snprintf(out, n, "sum of kernel times%s", r == KILN_RANK_KERNELS && gaps ? " (launch gaps not counted)" : "");
+	else
+		snprintf(out, n, "sum of kernel times + %zu %slaunch gap%s", gaps, graph ? "CUDA-graph " : "", gaps > 1 ? "s" : "");
+}
+
 kiln_err kiln_time(kiln_timing *out, const kiln_time_options *o)
 {
 	tctx c;
@@ -771,6 +821,8 @@ kiln_err kiln_time(kiln_timing *out, const kiln_time_options *o)
 				      o->target->name, o->target->nbench_sizes);
 	c.o = o;
 	c.t = o->target;
+	out->rank = o->rank;
+	kiln_rank_time_text(out->time_def, sizeof(out->time_def), o->rank, o->plan->nlaunches, o->plan->graph);
 	if (kiln_device_info_get(o->device)->kind == KILN_DEVICE_CUDA)
 		e = time_cuda(out, &c);
 	else
@@ -831,6 +883,11 @@ char *kiln_timing_to_json(const kiln_timing *t)
 	cJSON_AddBoolToObject(o, "modeled", t->modeled);
 	cJSON_AddStringToObject(o, "label", t->modeled ? "modeled" : "measured");
 	add_num(o, "time_us", t->time_us);
+	cJSON_AddStringToObject(o, "rank_time", kiln_rank_time_name(t->rank));
+	cJSON_AddStringToObject(o, "time_def", t->time_def);
+	add_num(o, "kernel_us", t->kernel_us);
+	add_num(o, "gap_us", t->gap_us);
+	cJSON_AddBoolToObject(o, "graph", t->graph);
 	add_num(o, "min_us", t->min_us);
 	add_num(o, "spread", t->spread);
 	cJSON_AddNumberToObject(o, "reps", (double)t->reps);

@@ -267,7 +267,7 @@ static kiln_err parse_launch(kiln_launch *l, const cJSON *it, const plan_names *
 kiln_err kiln_plan_parse(kiln_plan **out, const char *json, size_t len, const kiln_target *t,
 			 const char *where)
 {
-	static const char *const keys[] = {"launches", "scratch", "nvrtc_flags", NULL};
+	static const char *const keys[] = {"launches", "scratch", "nvrtc_flags", "graph", NULL};
 	kiln_plan *p = NULL;
 	cJSON *root = NULL;
 	plan_names pn = {{0}, 0, NULL, 0};
@@ -296,7 +296,8 @@ kiln_err kiln_plan_parse(kiln_plan **out, const char *json, size_t len, const ki
 		e = kiln_error_set(KILN_EINVAL, "%s: expected a JSON object {\"launches\": [...], ...}", where);
 		goto done;
 	}
-	if ((e = kiln_json_only_keys(root, keys, where)) || (e = parse_scratch(p, root, t, &pn, where)))
+	if ((e = kiln_json_only_keys(root, keys, where)) || (e = kiln_json_opt_bool(&p->graph, root, "graph", where)) ||
+	    (e = parse_scratch(p, root, t, &pn, where)))
 		goto done;
 	if ((e = kiln_json_array(&arr, root, "launches", where)))
 		goto done;
@@ -406,6 +407,8 @@ char *kiln_plan_to_json(const kiln_plan *p)
 		     cJSON_AddStringToObject(o, "dtype", kiln_dtype_name(p->scratch[i].dtype)) &&
 		     cJSON_AddStringToObject(o, "count", p->scratch[i].count);
 	}
+	if (ok && p->graph) /* absent when false: the canonical text of older plans is unchanged */
+		ok = cJSON_AddBoolToObject(root, "graph", true) != NULL;
 	ok = ok && (flags = cJSON_AddArrayToObject(root, "nvrtc_flags"));
 	for (size_t i = 0; ok && i < p->nflags; i++)
 		ok = cJSON_AddItemToArray(flags, cJSON_CreateString(p->nvrtc_flags[i]));

@@ -261,6 +261,8 @@ typedef struct kiln_plan {
 	size_t nscratch;
 	char **nvrtc_flags;  /* from a short allow-list */
 	size_t nflags;
+	bool graph;          /* "graph": true: the launches run as one CUDA graph when timed
+			      * (shorter gaps between them; docs/targets.md) */
 } kiln_plan;
 
 /* Parses and validates a launch plan against a target: names in args and expressions

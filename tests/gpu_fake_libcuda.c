@@ -19,6 +19,13 @@
  *   FAKE_CUDA_STATIC_SMEM=B      static shared memory of every non-kiln kernel (default 0)
  *   FAKE_CUDA_REGS=R             registers per thread (default 32)
  *   FAKE_CUDA_VARY=1             kernel durations vary with the launch count (10..10.4 us)
+ *   FAKE_CUDA_GAP_US=g           the clock advances g us before each stream launch of a
+ *                                non-kiln kernel (its launch gap; default 0)
+ *   FAKE_CUDA_GRAPH_GAP_US=g     the same for each kernel node of a launched graph
+ *   FAKE_CUDA_FAULT_IN_GRAPH=1   a launched graph faults (visible at the next sync)
+ * Graphs: cuGraphCreate, cuGraphAddKernelNode_v2 (checked as a launch, argument values
+ * copied), cuGraphInstantiateWithFlags (a copy), cuGraphLaunch (the chain, one correlation
+ * id), cuGraphExecDestroy, cuGraphDestroy.
  *   FAKE_CUDA_SM_MHZ=F           the SM clock kiln_clock_probe sees (default 1755)
  *   FAKE_CUDA_DEVICES=N          devices (default 1); device i is named "Fake H100 #i"
  *   FAKE_CUDA_RATIO_TOKEN=1      launches compute the ratio_token target on the host;
@@ -54,6 +61,7 @@ static CUresult sticky;        /* once set, every call returns it */
 static CUresult pending;       /* a fault not yet visible */
 static long pending_calls;     /* calls left before it shows */
 static long launches, l2_reads, syncs, memsets, sticky_returns;
+static long graph_launches;     /* cuGraphLaunch calls */
 
 /* Every entry point starts here: the asynchronous fault shows after k calls. */
 static CUresult gate(void)
@@ -98,7 +106,8 @@ EXPORT long fake_cuda_stat(const char *name)
 {
 	return strcmp(name, "launches") == 0 ? launches : strcmp(name, "l2_reads") == 0 ? l2_reads
 	     : strcmp(name, "syncs") == 0 ? syncs : strcmp(name, "memsets") == 0 ? memsets
-	     : strcmp(name, "sticky_returns") == 0 ? sticky_returns : -1;
+	     : strcmp(name, "sticky_returns") == 0 ? sticky_returns
+	     : strcmp(name, "graph_launches") == 0 ? graph_launches : -1;
 }
 
 /* ---- modules and functions ---- */
@@ -543,7 +552,9 @@ static int every(const char *name, long n)
 	return e > 0 && n % e == 0;
 }
 
-static void cupti_kernel(double start_us, double dur_us)
+/* An API call that launches work (cuLaunchKernel, cuGraphLaunch): its correlation id, and
+ * the external id pushed around it. */
+static uint32_t cupti_api_call(void)
 {
 	uint32_t corr = ++cupti.corr;
 	if (cupti.ext_on && cupti.ext_top > 0) {
@@ -555,6 +566,11 @@ static void cupti_kernel(double start_us, double dur_us)
 		x.correlationId = corr;
 		cupti_queue(0, NULL, &x);
 	}
+	return corr;
+}
+
+static void cupti_kernel(uint32_t corr, double start_us, double dur_us)
+{
 	if (!cupti.kernels_on)
 		return;
 	long n = ++cupti.nrec;
@@ -709,31 +725,36 @@ static void internal_kernel(const fn *f, void **params)
 	}
 }
 
-EXPORT CUresult CUDAAPI cuLaunchKernel(CUfunction func, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-				       unsigned bz, unsigned sh, CUstream s, void **params, void **extra)
+/* What the driver checks before a launch (or when a kernel node is added to a graph). */
+static CUresult launch_check(const fn *f, const unsigned g[3], const unsigned b[3], unsigned sh)
 {
-	fn *f = (fn *)func;
-	(void)s;
-	(void)extra;
-	CUresult r = gate();
-	if (r)
-		return r;
 	if (!f || !f->mod)
 		return CUDA_ERROR_INVALID_HANDLE;
-	unsigned long long threads = (unsigned long long)bx * by * bz;
-	if (!gx || !gy || !gz || !bx || !by || !bz || gx > 0x7fffffffu || gy > 65535 || gz > 65535 || bx > 1024 ||
-	    by > 1024 || bz > 64 || threads > 1024)
+	unsigned long long threads = (unsigned long long)b[0] * b[1] * b[2];
+	if (!g[0] || !g[1] || !g[2] || !b[0] || !b[1] || !b[2] || g[0] > 0x7fffffffu || g[1] > 65535 || g[2] > 65535 ||
+	    b[0] > 1024 || b[1] > 1024 || b[2] > 64 || threads > 1024)
 		return CUDA_ERROR_INVALID_VALUE;
 	if ((int)sh > max_dynamic(f) || (long)sh + static_smem(f) > OPTIN_SMEM)
 		return CUDA_ERROR_INVALID_VALUE;
 	if (env_num("FAKE_CUDA_REGS", 32) * (long)((threads + 31) / 32 * 32) > 65536)
 		return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
+	return CUDA_SUCCESS;
+}
+
+/* A checked launch that runs: the clock first advances by the launch's gap (a stream
+ * launch FAKE_CUDA_GAP_US, a graph node FAKE_CUDA_GRAPH_GAP_US; kiln's own kernels none),
+ * then by the kernel's 10 us; its CUPTI record carries corr. */
+static CUresult run_kernel(fn *f, const unsigned g[3], const unsigned b[3], void **params, uint32_t corr, double gap_us)
+{
+	unsigned long long threads = (unsigned long long)b[0] * b[1] * b[2];
 	launches++;
 	f->nlaunch++;
+	if (!is_kiln_internal(f))
+		gpu_clock_us += gap_us;
 	double dur = 10.0 + (env_num("FAKE_CUDA_VARY", 0) == 1 ? 0.1 * (double)(launches % 5) : 0.0);
-	cupti_kernel(gpu_clock_us, dur);
+	cupti_kernel(corr, gpu_clock_us, dur);
 	gpu_clock_us += dur;
-	if (faults(f, threads * gx * gy * gz)) {
+	if (faults(f, threads * g[0] * g[1] * g[2])) {
 		pending = (CUresult)env_num("FAKE_CUDA_FAULT_CODE", CUDA_ERROR_ILLEGAL_ADDRESS);
 		pending_calls = env_num("FAKE_CUDA_STICKY_AFTER", 0);
 		return CUDA_SUCCESS; /* asynchronous: the error shows later */
@@ -749,6 +770,146 @@ EXPORT CUresult CUDAAPI cuLaunchKernel(CUfunction func, unsigned gx, unsigned gy
 		ratio_token(params);
 	return CUDA_SUCCESS;
 }
+
+static double env_us(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtod(v, NULL) : 0.0;
+}
+
+EXPORT CUresult CUDAAPI cuLaunchKernel(CUfunction func, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+				       unsigned bz, unsigned sh, CUstream s, void **params, void **extra)
+{
+	fn *f = (fn *)func;
+	const unsigned g[3] = {gx, gy, gz}, b[3] = {bx, by, bz};
+	(void)s;
+	(void)extra;
+	CUresult r = gate();
+	if (r || (r = launch_check(f, g, b, sh)))
+		return r;
+	return run_kernel(f, g, b, params, cupti_api_call(), env_us("FAKE_CUDA_GAP_US"));
+}
+
+/* ---- graphs: kernel nodes in a chain, their argument values copied when added ---- */
+
+#define GRAPH_MAX_NODES 32
+
+typedef struct fake_node {
+	fn *f;
+	unsigned g[3], b[3], sh;
+	uint8_t vals[64][16];      /* each parameter's value (at most 16 bytes here) */
+	int dep;                   /* index of the node it depends on, -1 none */
+} fake_node;
+
+typedef struct fake_graph {
+	fake_node node[GRAPH_MAX_NODES];
+	int n;
+	int exec;                  /* an instantiated copy (CUgraphExec) */
+} fake_graph;
+
+EXPORT CUresult CUDAAPI cuGraphCreate(CUgraph *out, unsigned int flags)
+{
+	CUresult r = gate();
+	fake_graph *fg = NULL;
+	if (r)
+		return r;
+	if (flags != 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!(fg = calloc(1, sizeof(*fg))) || !live_add(fg)) {
+		free(fg);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	*out = (CUgraph)fg;
+	return CUDA_SUCCESS;
+}
+
+/* Nodes are CUgraphNode values 1..n of their graph; a dependency must be one of them. */
+EXPORT CUresult CUDAAPI cuGraphAddKernelNode_v2(CUgraphNode *out, CUgraph graph, const CUgraphNode *deps, size_t ndeps,
+						const CUDA_KERNEL_NODE_PARAMS *p)
+{
+	fake_graph *fg = (fake_graph *)graph;
+	CUresult r = gate();
+	if (r)
+		return r;
+	if (!fg || fg->exec || ndeps > 1 || (ndeps && !deps) || !p || p->extra || fg->n == GRAPH_MAX_NODES)
+		return CUDA_ERROR_INVALID_VALUE;
+	fn *f = (fn *)p->func;
+	const unsigned g[3] = {p->gridDimX, p->gridDimY, p->gridDimZ}, b[3] = {p->blockDimX, p->blockDimY, p->blockDimZ};
+	if ((r = launch_check(f, g, b, p->sharedMemBytes)))
+		return r;
+	int dep = ndeps ? (int)(uintptr_t)deps[0] - 1 : -1;
+	if (ndeps && (dep < 0 || dep >= fg->n))
+		return CUDA_ERROR_INVALID_VALUE;
+	fake_node *nd = &fg->node[fg->n];
+	nd->f = f;
+	memcpy(nd->g, g, sizeof(g));
+	memcpy(nd->b, b, sizeof(b));
+	nd->sh = p->sharedMemBytes;
+	nd->dep = dep;
+	for (int i = 0; i < f->nparams && i < 64; i++)
+		memcpy(nd->vals[i], p->kernelParams[i], f->size[i] <= 16 ? f->size[i] : 16);
+	*out = (CUgraphNode)(uintptr_t)++fg->n;
+	return CUDA_SUCCESS;
+}
+
+/* The exec is a copy of the graph (later changes to the graph do not reach it). */
+EXPORT CUresult CUDAAPI cuGraphInstantiateWithFlags(CUgraphExec *out, CUgraph graph, unsigned long long flags)
+{
+	fake_graph *fg = (fake_graph *)graph, *ex = NULL;
+	CUresult r = gate();
+	if (r)
+		return r;
+	if (!fg || flags != 0 || fg->n == 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!(ex = malloc(sizeof(*ex))) || !live_add(ex)) {
+		free(ex);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	*ex = *fg;
+	ex->exec = 1;
+	*out = (CUgraphExec)ex;
+	return CUDA_SUCCESS;
+}
+
+/* Each node in turn (a chain), all under the launch's one correlation id. */
+EXPORT CUresult CUDAAPI cuGraphLaunch(CUgraphExec exec, CUstream s)
+{
+	fake_graph *ex = (fake_graph *)exec;
+	CUresult r = gate();
+	(void)s;
+	if (r)
+		return r;
+	if (!ex || !ex->exec)
+		return CUDA_ERROR_INVALID_HANDLE;
+	for (int i = 0; i < ex->n; i++)
+		if (ex->node[i].dep != i - 1)
+			return CUDA_ERROR_INVALID_VALUE; /* kiln builds chains; anything else is a bug */
+	graph_launches++;
+	uint32_t corr = cupti_api_call();
+	if (env_num("FAKE_CUDA_FAULT_IN_GRAPH", 0) == 1) { /* shows at the next synchronizing call */
+		pending = CUDA_ERROR_ILLEGAL_ADDRESS;
+		pending_calls = 1000;
+	}
+	for (int i = 0; i < ex->n && !r; i++) {
+		fake_node *nd = &ex->node[i];
+		void *params[64];
+		for (int k = 0; k < nd->f->nparams && k < 64; k++)
+			params[k] = nd->vals[k];
+		r = run_kernel(nd->f, nd->g, nd->b, params, corr, env_us("FAKE_CUDA_GRAPH_GAP_US"));
+	}
+	return r;
+}
+
+static CUresult graph_free(void *g, int exec)
+{
+	if (!g || !live_remove(g) || ((fake_graph *)g)->exec != exec)
+		return CUDA_ERROR_INVALID_VALUE;
+	free(g);
+	return gate();
+}
+
+EXPORT CUresult CUDAAPI cuGraphExecDestroy(CUgraphExec e) { return graph_free(e, 1); }
+EXPORT CUresult CUDAAPI cuGraphDestroy(CUgraph g) { return graph_free(g, 0); }
 
 /* ---- events: a timestamp of the virtual clock, complete once synchronized ---- */
 

@@ -21,4 +21,15 @@
 	"  for (int k = 0; k < 16; k++) { long long i = b + k; if (i < n) LION(i) } }\n"
 #define LION_STRIDED_JSON "{\"launches\": [{\"kernel\": \"k\", \"grid\": [\"ceil_div(n, 4096)\"], \"block\": [256], " LION_ARGS "}]}"
 
+/* the same elements in two dependent launches: [0, n/2) then [n/2, n); GRAPH is "" or
+ * "\"graph\": true, " (the launches as one CUDA graph) */
+#define LION_SPLIT_CU LION_BODY                                                            \
+	"extern \"C\" __global__ void lo" LION_PARAMS                                      \
+	"{ long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n / 2) LION(i) }\n" \
+	"extern \"C\" __global__ void hi" LION_PARAMS                                      \
+	"{ long long i = n / 2 + (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n) LION(i) }\n"
+#define LION_SPLIT_JSON(GRAPH) "{" GRAPH "\"launches\": ["                                  \
+	"{\"kernel\": \"lo\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "}," \
+	"{\"kernel\": \"hi\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "}]}"
+
 #endif

@@ -4,7 +4,7 @@
 # (2) --json is deterministic for the same --seed; (3) --compare ranks real kernels
 # (float4 < scalar < strided) with launch plans found beside the .cu files; (4) a kernel
 # that fails verification is never timed (exit 1); (5) --gpu picks another spec;
-# (6) usage errors exit 2 and --device cuda without a GPU exits 3; (7) the cuda path on the
+# (6) usage errors (a bad --rank-time too) exit 2 and --device cuda without a GPU exits 3; (7) the cuda path on the
 # fake driver (tests/gpu_fake_libcuda.c); (8) --compare on a GPU, one child per candidate,
 # and --gpu-index; (9) knobs: the seed runs at its own #ifndef defaults (kiln run's seed),
 # -D NAME=V overrides, a bad -D is a usage error, and only knobs the kernel or plan uses
@@ -26,6 +26,9 @@ json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(
 [ $rc -eq 2 ] || { echo "FAIL --kernel without --launch exited $rc, want 2"; fail=1; }
 "$KILN_BIN" bench lion --compare >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] || { echo "FAIL --compare without files exited $rc, want 2"; fail=1; }
+out=$("$KILN_BIN" bench lion --rank-time fast 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q 'rank time "fast": expected "launches"' ||
+	{ echo "FAIL --rank-time fast: exit $rc, $out"; fail=1; }
 "$KILN_BIN" bench no_such_target_xyz --device emu >/dev/null 2>&1; rc=$?
 [ $rc -eq 3 ] || { echo "FAIL unknown target exited $rc, want 3"; fail=1; }
 if ! "$KILN_BIN" doctor 2>/dev/null | grep -q "kernels run on the GPU"; then
@@ -50,7 +53,7 @@ for t in $("$KILN_BIN" targets 2>/dev/null | awk '{print $1}'); do
 	if [ "$ok" = True ]; then echo "ok   bench $t: $line"; else echo "FAIL bench $t: $line"; fail=1; fi
 done
 out=$("$KILN_BIN" bench lion --device emu 2>&1); rc=$?
-echo "$out" | grep -q "us modeled" && echo "$out" | grep -q "roofline" && echo "$out" | grep -q "resources" ||
+echo "$out" | grep -q "us modeled (sum of kernel times)" && echo "$out" | grep -q "roofline" && echo "$out" | grep -q "resources" ||
 	{ echo "FAIL human output lacks time/roofline/resources: $out"; fail=1; }
 
 # masked targets: the roofline is over the floor from the drawn mask; --workdir holds the cache

@@ -44,6 +44,9 @@ def tuner_end_to_end():
         fail("the tuner found nothing modeled faster than the seed: %r" % s)
     con = sqlite3.connect(os.path.join(wd, "history.db"))
     n = con.execute("SELECT COUNT(*) FROM candidates WHERE run_id = ?", (s["run"],)).fetchone()[0]
+    rank, = con.execute("SELECT json_extract(config, '$.rank_time') FROM runs").fetchone()
+    if rank != "launches":
+        fail("the run's config does not record its rank time: %r" % rank)
     seed = con.execute("SELECT seed_candidate, best_candidate FROM runs").fetchone()
     revs = con.execute("SELECT COUNT(*) FROM wm_revisions").fetchone()[0]
     tree = json.loads(con.execute("SELECT tree FROM wm_revisions ORDER BY id DESC LIMIT 1").fetchone()[0])
@@ -88,6 +91,10 @@ def sigint_then_resume():
     con.close()
     if status != "interrupted" or ck != 1:
         fail("after SIGINT: status %s, %d checkpoints" % (status, ck))
+    # one definition of time per run: resuming with another is refused, nothing changes
+    p = run("run", "--workdir", wd, "--resume", "--rank-time", "kernels", check=False)
+    if p.returncode != 3 or "ranks on launches" not in p.stderr:
+        fail("resume with another --rank-time: exit %d, %r" % (p.returncode, p.stderr[-500:]))
     p = run("run", "--workdir", wd, "--resume", "--json")
     s = json.loads(p.stdout)
     if s["status"] != "finished" or s["iterations"] != 16:
@@ -113,6 +120,7 @@ def second_run_refused():
 def usage_errors():
     for args, want in ((["run"], 2), (["run", "adamw", "--policy", "magic"], 2),
                        (["run", "adamw", "--iterations", "-3"], 2), (["run", "adamw", "--bogus"], 2),
+                       (["run", "adamw", "--rank-time", "fast"], 2),
                        (["run", "no_such_target", "--workdir", tempfile.mkdtemp()], 3),
                        (["run", "--resume", "--workdir", tempfile.mkdtemp()], 3)):
         p = run(*args, check=False)

@@ -7,6 +7,7 @@
  * SM clock seen), a measured ordering (coalesced beats strided), "auto" picking the GPU,
  * and a faulting kernel poisoning the context with its error kept (first wins; no "0
  * arguments", no cuMemFree error) — last, since the context is then unusable. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,6 +221,27 @@ static void test_gpu__measured_timing(void **state)
 	free(plan);
 }
 
+/* Two dependent launches, as stream launches and as one CUDA graph: with CUPTI the kernel
+ * time and the gap are apart, the ranked time is their sum (medians: within 5%), and the
+ * graph runs the same kernels; ranked on kernels, the gap is left out. */
+static void test_gpu__kernel_time_and_launch_gaps(void **state)
+{
+	(void)state;
+	static const char cu[] = LION_SPLIT_CU;
+	kiln_timing st = measure(cu, LION_SPLIT_JSON("")), gr = measure(cu, LION_SPLIT_JSON("\"graph\": true, "));
+	printf("# two launches: %.2f us = kernels %.2f + gap %.2f (%s); as a CUDA graph %.2f = %.2f + %.2f (%s)\n",
+	       st.time_us, st.kernel_us, st.gap_us, st.source_why, gr.time_us, gr.kernel_us, gr.gap_us, gr.source_why);
+	assert_string_equal(st.time_def, "sum of kernel times + 1 launch gap");
+	assert_true(gr.graph); /* every CUDA 12+ driver has the graph entry points */
+	if (st.cupti && gr.cupti) {
+		assert_true(st.gap_us >= 0 && gr.gap_us >= 0);
+		assert_true(fabs(st.time_us - (st.kernel_us + st.gap_us)) <= 0.05 * st.time_us);
+		assert_true(fabs(gr.kernel_us - st.kernel_us) <= 0.2 * st.kernel_us);
+	}
+	kiln_timing_free(&st);
+	kiln_timing_free(&gr);
+}
+
 /* Last: a fault leaves the context unusable, and kiln says so instead of crashing. */
 static void test_gpu__fault_poisons_the_context(void **state)
 {
@@ -258,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_gpu__auto_picks_the_gpu),
 		cmocka_unit_test(test_gpu__verify_seed_on_gpu),
 		cmocka_unit_test(test_gpu__measured_timing),
+		cmocka_unit_test(test_gpu__kernel_time_and_launch_gaps),
 		cmocka_unit_test(test_gpu__fault_poisons_the_context),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

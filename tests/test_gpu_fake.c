@@ -6,6 +6,7 @@
  * the L2 flush and GPU selection. The fake's faults are sticky for the whole process, so
  * each case runs in a forked child (before any cuInit) and reports by its exit status. */
 #include <dlfcn.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -240,7 +241,7 @@ static void load_target(void)
 	free(pj);
 }
 
-static kiln_err time_seed(kiln_device *d, kiln_timing *tm)
+static kiln_err time_ranked(kiln_device *d, kiln_timing *tm, kiln_rank_time rank)
 {
 	kiln_time_options o = {0};
 	o.target = target;
@@ -249,7 +250,13 @@ static kiln_err time_seed(kiln_device *d, kiln_timing *tm)
 	o.device = d;
 	o.seed = 1;
 	o.max_seconds = 2;
+	o.rank = rank;
 	return kiln_time(tm, &o);
+}
+
+static kiln_err time_seed(kiln_device *d, kiln_timing *tm)
+{
+	return time_ranked(d, tm, KILN_RANK_LAUNCHES);
 }
 
 /* A kernel that faults only when timed: the error names the rep and launch, the kind is
@@ -404,6 +411,119 @@ static void test_gpu_fake__cupti_without_records_falls_back_whole(void **state)
 	in_child(case_cupti_unusable, env);
 }
 
+/* ---- measured time = kernels + gaps between dependent launches ---- */
+
+/* ratio_token launched twice per rep (the second rewrites the same output), as a CUDA
+ * graph when graph. */
+static void two_launch_plan(bool graph)
+{
+	char pj[512];
+	static const char l[] = "{\"kernel\": \"ratio_token\", \"grid\": [\"ceil_div(B*T, BLOCK*ITEMS)\"], \"block\": [\"BLOCK\"],"
+				" \"args\": [\"logp_new\", \"logp_old\", \"mask\", \"ratio\", \"B\", \"T\"]}";
+	snprintf(pj, sizeof(pj), "{\"launches\": [%s, %s]%s}", l, l, graph ? ", \"graph\": true" : "");
+	kiln_plan_free(plan);
+	plan = NULL;
+	CHECK(kiln_plan_parse(&plan, pj, strlen(pj), target, "two-launch plan") == 0 && plan->graph == graph);
+}
+
+#define NEAR(x, v) ((x) > (v) - 0.01 && (x) < (v) + 0.01)
+
+/* The fake's CUPTI records: each kernel 9 us, each stream launch 2.5 us after the previous
+ * kernel ended on the GPU clock (+1 us, the record's end is 1 us early): 2 x 9 us of
+ * kernels, one 3.5 us gap; ranked on launches 21.5 us, on kernels 18 us. As a graph (0.5 us
+ * per node): one 1.5 us gap, and the graph really launched. */
+static void case_cupti_kernels_and_gaps(void)
+{
+	kiln_device *d = open_fake();
+	kiln_timing tm;
+	stat_fn stat = (stat_fn)(uintptr_t)dlsym(dlopen(fake, RTLD_NOW | RTLD_NOLOAD), "fake_cuda_stat");
+	load_target();
+	two_launch_plan(false);
+	CHECK(time_ranked(d, &tm, KILN_RANK_LAUNCHES) == 0 && tm.cupti && !tm.graph);
+	CHECK(NEAR(tm.kernel_us, 18) && NEAR(tm.gap_us, 3.5) && NEAR(tm.time_us, 21.5) && tm.spread == 0);
+	CHECK(strcmp(tm.time_def, "sum of kernel times + 1 launch gap") == 0);
+	char *j = kiln_timing_to_json(&tm);
+	CHECK(j && strstr(j, "\"rank_time\":\"launches\"") && strstr(j, "\"gap_us\":3.5"));
+	free(j);
+	kiln_timing_free(&tm);
+	CHECK(time_ranked(d, &tm, KILN_RANK_KERNELS) == 0 && tm.cupti);
+	CHECK(NEAR(tm.time_us, 18) && NEAR(tm.kernel_us, 18) && NEAR(tm.gap_us, 3.5));
+	CHECK(strcmp(tm.time_def, "sum of kernel times (launch gaps not counted)") == 0);
+	kiln_timing_free(&tm);
+	two_launch_plan(true);
+	long before = stat("graph_launches");
+	CHECK(time_ranked(d, &tm, KILN_RANK_LAUNCHES) == 0 && tm.cupti && tm.graph);
+	CHECK(NEAR(tm.kernel_us, 18) && NEAR(tm.gap_us, 1.5) && NEAR(tm.time_us, 19.5));
+	CHECK(stat("graph_launches") - before >= tm.reps && strstr(tm.source_why, "one CUDA graph"));
+	CHECK(strcmp(tm.time_def, "sum of kernel times + 1 CUDA-graph launch gap") == 0);
+	kiln_timing_free(&tm);
+	kiln_device_free(d);
+}
+
+static void test_gpu_fake__cupti_kernel_time_and_launch_gaps(void **state)
+{
+	(void)state;
+	const char *env[] = {"KILN_NO_CUPTI", "0", "KILN_LIBCUPTI", fake, "FAKE_CUDA_GAP_US", "2.5",
+			     "FAKE_CUDA_GRAPH_GAP_US", "0.5", NULL};
+	in_child(case_cupti_kernels_and_gaps, env);
+}
+
+/* CUDA events cannot tell kernels from gaps: ranked on launches they bracket the whole
+ * plan (2.5 + 10 + 2.5 + 10 us: the first launch's latency too), kernel time and gaps
+ * unknown; ranked on kernels each launch is bracketed (12.5 us each), gaps unknown. */
+static void case_events_kernels_and_gaps(void)
+{
+	kiln_device *d = open_fake();
+	kiln_timing tm;
+	load_target();
+	two_launch_plan(false);
+	CHECK(time_ranked(d, &tm, KILN_RANK_LAUNCHES) == 0 && !tm.cupti);
+	CHECK(NEAR(tm.time_us, 25) && isnan(tm.kernel_us) && isnan(tm.gap_us));
+	CHECK(strstr(tm.source_why, "events around the whole plan"));
+	char *j = kiln_timing_to_json(&tm);
+	CHECK(j && strstr(j, "\"kernel_us\":null"));
+	free(j);
+	kiln_timing_free(&tm);
+	CHECK(time_ranked(d, &tm, KILN_RANK_KERNELS) == 0 && !tm.cupti);
+	CHECK(NEAR(tm.time_us, 25) && NEAR(tm.kernel_us, 25) && isnan(tm.gap_us));
+	CHECK(strstr(tm.source_why, "each launch between its own events"));
+	kiln_timing_free(&tm);
+	two_launch_plan(true); /* events bracket the graph: 0.5 + 10 + 0.5 + 10 */
+	CHECK(time_ranked(d, &tm, KILN_RANK_LAUNCHES) == 0 && tm.graph && NEAR(tm.time_us, 21));
+	kiln_timing_free(&tm);
+	kiln_device_free(d);
+}
+
+static void test_gpu_fake__events_bracket_what_they_can(void **state)
+{
+	(void)state;
+	const char *env[] = {"FAKE_CUDA_GAP_US", "2.5", "FAKE_CUDA_GRAPH_GAP_US", "0.5", NULL};
+	in_child(case_events_kernels_and_gaps, env);
+}
+
+/* A fault that shows only at a measured rep's end (here: inside its CUDA graph) names the
+ * rep, how its launches ran and its last kernel; the kind is the kernel's. */
+static void case_fault_at_rep_end(void)
+{
+	kiln_device *d = open_fake();
+	kiln_timing tm;
+	load_target();
+	two_launch_plan(true);
+	CHECK(time_seed(d, &tm) == KILN_EFAULT);
+	CHECK(strstr(kiln_error_last(), "launches in one CUDA graph, synchronized at its end; the fault may be any of "
+					"them): last kernel ratio_token: CUDA_ERROR_ILLEGAL_ADDRESS"));
+	CHECK(kiln_device_last_fault(d)->kind == KILN_FAULT_OOB);
+	kiln_timing_free(&tm);
+	kiln_device_free(d);
+}
+
+static void test_gpu_fake__fault_at_a_measured_reps_end_names_the_rep(void **state)
+{
+	(void)state;
+	const char *env[] = {"FAKE_CUDA_FAULT_IN_GRAPH", "1", NULL};
+	in_child(case_fault_at_rep_end, env);
+}
+
 /* ---- GPU selection ---- */
 
 static void case_gpu_index(void)
@@ -461,6 +581,9 @@ int main(void)
 		cmocka_unit_test(test_gpu_fake__scratch_poisoned_before_the_flush),
 		cmocka_unit_test(test_gpu_fake__cupti_by_correlation_never_mixed),
 		cmocka_unit_test(test_gpu_fake__cupti_without_records_falls_back_whole),
+		cmocka_unit_test(test_gpu_fake__cupti_kernel_time_and_launch_gaps),
+		cmocka_unit_test(test_gpu_fake__events_bracket_what_they_can),
+		cmocka_unit_test(test_gpu_fake__fault_at_a_measured_reps_end_names_the_rep),
 		cmocka_unit_test(test_gpu_fake__gpu_index_and_uuid),
 		cmocka_unit_test(test_gpu_fake__cupti_search_and_why),
 	};

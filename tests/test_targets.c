@@ -632,6 +632,34 @@ static void test_targets__plan_valid(void **state)
 	kiln_target_free(t);
 }
 
+/* "graph": true is kept and written back; absent (false) it stays out of the canonical text. */
+static void test_targets__plan_graph_opt_in(void **state)
+{
+	(void)state;
+	kiln_target *t = load_toy();
+	kiln_plan *p = NULL, *p2 = NULL;
+	assert_int_equal(kiln_plan_parse(&p, toy_launch, strlen(toy_launch), t, "plain"), 0);
+	assert_false(p->graph);
+	char *j = kiln_plan_to_json(p);
+	assert_null(strstr(j, "graph"));
+	free(j);
+	kiln_plan_free(p);
+	kiln_buf b = KILN_BUF_INIT;
+	kiln_buf_puts(&b, "{\"graph\": true, ");
+	kiln_buf_puts(&b, strchr(toy_launch, '{') + 1);
+	assert_int_equal(kiln_plan_parse(&p, b.data, b.len, t, "graph plan"), 0);
+	assert_true(p->graph);
+	j = kiln_plan_to_json(p);
+	assert_non_null(strstr(j, "\"graph\":true"));
+	assert_int_equal(kiln_plan_parse(&p2, j, strlen(j), t, "canonical"), 0);
+	assert_true(p2->graph);
+	free(j);
+	kiln_buf_free(&b);
+	kiln_plan_free(p2);
+	kiln_plan_free(p);
+	kiln_target_free(t);
+}
+
 static void test_targets__plan_block_limit(void **state)
 {
 	(void)state;
@@ -688,6 +716,8 @@ static void test_targets__plan_malformed(void **state)
 		{"\"-DUNROLL=4\"", "\"-D__THRUST_DEVICE_SYSTEM_VECTOR_HEADER=x\"", "nvrtc_flags[3]", "reserved for the toolkit"},
 		{"\"-DUNROLL=4\"", "\"-D_CCCL_X=1\"", "nvrtc_flags[3]", "reserved for the toolkit"},
 		{"\"nvrtc_flags\": [\"-use_fast_math\"", "\"nvrtc_flags\": [\"-use_fast_math\" // c\n", "launch.json", "comment"},
+		{"\"scratch\": [", "\"graph\": 1, \"scratch\": [", "field \"graph\"", "expected true or false"},
+		{"\"scratch\": [", "\"graph\": \"yes\", \"scratch\": [", "field \"graph\"", "expected true or false"},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(cases); i++) {
 		const char *at = strstr(toy_launch, cases[i].from);
@@ -1109,6 +1139,7 @@ int main(void)
 		cmocka_unit_test(test_targets__load_malformed),
 		cmocka_unit_test(test_targets__plan_valid),
 		cmocka_unit_test(test_targets__plan_block_limit),
+		cmocka_unit_test(test_targets__plan_graph_opt_in),
 		cmocka_unit_test(test_targets__plan_malformed),
 		cmocka_unit_test(test_targets__inputs_deterministic),
 		cmocka_unit_test(test_targets__mask_and_garbage),

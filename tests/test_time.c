@@ -68,14 +68,8 @@ static const char conflict_cu[] = SHARED_CU(32);
 static const char no_conflict_cu[] = SHARED_CU(1);
 
 /* the same elements in two launches: [0, n/2) then [n/2, n) */
-static const char split_cu[] = LION_BODY
-	"extern \"C\" __global__ void lo" LION_PARAMS
-	"{ long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n / 2) LION(i) }\n"
-	"extern \"C\" __global__ void hi" LION_PARAMS
-	"{ long long i = n / 2 + (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i < n) LION(i) }\n";
-static const char split_json[] = "{\"launches\": ["
-	"{\"kernel\": \"lo\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "},"
-	"{\"kernel\": \"hi\", \"grid\": [\"ceil_div(n, 512) + 1\"], \"block\": [256], " LION_ARGS "}]}";
+static const char split_cu[] = LION_SPLIT_CU;
+static const char split_json[] = LION_SPLIT_JSON("");
 
 /* right on its first launch, does nothing afterwards: the block that finishes last (in
  * any block order) sets the flag (atomics: no data race for the global racecheck) */
@@ -105,8 +99,9 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Times src/plan on target t (bench size index bs); fails the test on an error. */
-static kiln_timing time_on(const kiln_target *t, const char *src, const char *plan_json, size_t bs)
+/* Times src/plan on target t (bench size index bs), ranked as rank; fails the test on an error. */
+static kiln_timing time_ranked(const kiln_target *t, const char *src, const char *plan_json, size_t bs,
+			       kiln_rank_time rank)
 {
 	kiln_plan *plan = NULL;
 	kiln_timing tm;
@@ -119,6 +114,7 @@ static kiln_timing time_on(const kiln_target *t, const char *src, const char *pl
 	o.device = dev;
 	o.seed = 7;
 	o.bench_size = bs;
+	o.rank = rank;
 	kiln_err e = kiln_time(&tm, &o);
 	kiln_plan_free(plan);
 	if (e)
@@ -126,6 +122,11 @@ static kiln_timing time_on(const kiln_target *t, const char *src, const char *pl
 	assert_true(tm.modeled);
 	assert_true(tm.time_us > 0);
 	return tm;
+}
+
+static kiln_timing time_on(const kiln_target *t, const char *src, const char *plan_json, size_t bs)
+{
+	return time_ranked(t, src, plan_json, bs, KILN_RANK_LAUNCHES);
 }
 
 static double time_lion(const char *src, const char *plan_json)
@@ -169,6 +170,35 @@ static void test_time__two_launches_cost_more_than_fused(void **state)
 	double two = time_lion(split_cu, split_json), one = time_lion(scalar_cu, scalar_json);
 	printf("# two launches %.2f us, fused %.2f us\n", two, one);
 	assert_true(two > 1.01 * one);
+}
+
+/* The modeled time is defined as the measured one: kernels + the gap between the two
+ * dependent launches (none before the first); ranked on kernels, the kernels alone; as a
+ * CUDA graph, the same kernels and no longer a gap. */
+static void test_time__ranked_time_kernels_and_gaps(void **state)
+{
+	(void)state;
+	static const char graph_json[] = LION_SPLIT_JSON("\"graph\": true, ");
+	kiln_timing tm = time_on(lion, split_cu, split_json, 0);
+	assert_true(tm.gap_us > 0 && tm.kernel_us > 0 && !tm.graph);
+	assert_true(tm.model.launch[0].overhead_us == 0 && tm.model.launch[1].overhead_us == tm.gap_us);
+	assert_true(fabs(tm.time_us - (tm.kernel_us + tm.gap_us)) < 1e-9);
+	assert_string_equal(tm.time_def, "sum of kernel times + 1 launch gap");
+	double kern = tm.kernel_us, gap = tm.gap_us;
+	kiln_timing_free(&tm);
+	tm = time_ranked(lion, split_cu, split_json, 0, KILN_RANK_KERNELS);
+	assert_true(tm.time_us == kern && tm.kernel_us == kern && tm.rank == KILN_RANK_KERNELS);
+	char *j = kiln_timing_to_json(&tm);
+	assert_non_null(strstr(j, "\"rank_time\":\"kernels\""));
+	free(j);
+	kiln_timing_free(&tm);
+	tm = time_on(lion, split_cu, graph_json, 0);
+	printf("# gap %.3f us, as a CUDA graph %.3f us\n", gap, tm.gap_us);
+	/* these kernels outlast a launch period, so both gaps are the least one (test_calib's
+	 * small-kernel rows show the graph's shorter period) */
+	assert_true(tm.graph && tm.kernel_us == kern && tm.gap_us > 0 && tm.gap_us <= gap);
+	assert_string_equal(tm.time_def, "sum of kernel times + 1 CUDA-graph launch gap");
+	kiln_timing_free(&tm);
 }
 
 static void test_time__more_bytes_more_time(void **state)
@@ -567,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_time__small_grid_is_slower),
 		cmocka_unit_test(test_time__bank_conflicts_cost),
 		cmocka_unit_test(test_time__two_launches_cost_more_than_fused),
+		cmocka_unit_test(test_time__ranked_time_kernels_and_gaps),
 		cmocka_unit_test(test_time__more_bytes_more_time),
 		cmocka_unit_test(test_time__contended_atomic_is_slower),
 		cmocka_unit_test(test_time__deterministic),
