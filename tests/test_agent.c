@@ -41,7 +41,7 @@ static void test_agent__reply_errors_are_explained(void **state)
 	(void)state;
 	kiln_reply_parts p;
 	assert_int_equal(parse(&p, "no code at all", KILN_REPLY_KERNEL), KILN_EINVAL);
-	assert_non_null(strstr(kiln_error_last(), "no ```cuda block"));
+	assert_non_null(strstr(kiln_error_last(), "no kernel: send a whole kernel in a ```cuda block"));
 	assert_int_equal(parse(&p, "```cuda\n__global__ void k(){}\n", KILN_REPLY_KERNEL), KILN_EINVAL);
 	assert_non_null(strstr(kiln_error_last(), "line 1"));
 	assert_non_null(strstr(kiln_error_last(), "never closed"));
@@ -69,6 +69,168 @@ static void test_agent__reply_errors_are_explained(void **state)
 	/* other fenced languages are commentary */
 	assert_int_equal(parse(&p, "```text\nhello\n```\n```cuda\n__global__ void a(){}\n```\n", KILN_REPLY_KERNEL), 0);
 	kiln_reply_parts_free(&p);
+}
+
+static const char parent[] =
+	"extern \"C\" __global__ void k(float *x, long long n)\n"
+	"{\n"
+	"    long long i = blockIdx.x * 256 + threadIdx.x;\n"
+	"    if (i >= n)\n"
+	"        return;\n"
+	"    x[i] = 1.0f;\n"
+	"}\n";
+
+static kiln_err apply(char **out, const char *edits, kiln_edit_kind kind)
+{
+	return kiln_edit_apply(out, parent, edits, strlen(edits), kind);
+}
+
+/* Search/replace blocks and a diff that apply: all against the parent as it was, in
+ * position order, whatever order they come in; CRLF replies; a last line without '\n'. */
+static void test_agent__edit_applies(void **state)
+{
+	(void)state;
+	char *out = NULL;
+	assert_int_equal(apply(&out,
+			       "<<<<<<< SEARCH\n    x[i] = 1.0f;\n=======\n    x[i] = 2.0f;\n>>>>>>> REPLACE\n\n"
+			       "<<<<<<< SEARCH\n    long long i = blockIdx.x * 256 + threadIdx.x;\n=======\n"
+			       "    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n>>>>>>> REPLACE\n",
+			       KILN_EDIT_BLOCKS), 0);
+	assert_non_null(strstr(out, "x[i] = 2.0f;"));
+	assert_non_null(strstr(out, "(long long)blockIdx.x * blockDim.x"));
+	assert_null(strstr(out, "1.0f"));
+	assert_true(strstr(out, "blockDim.x") < strstr(out, "2.0f"));
+	free(out);
+	/* a deletion (empty REPLACE), CRLF line ends in the reply */
+	assert_int_equal(apply(&out, "<<<<<<< SEARCH\r\n    if (i >= n)\r\n        return;\r\n=======\r\n>>>>>>> REPLACE\r\n",
+			       KILN_EDIT_BLOCKS), 0);
+	assert_null(strstr(out, "return;"));
+	assert_int_equal(strlen(out), strlen(parent) - strlen("    if (i >= n)\n        return;\n"));
+	free(out);
+	/* the same change as a unified diff; its stated line picks between equal contexts */
+	assert_int_equal(apply(&out, "--- a/kernel.cu\n+++ b/kernel.cu\n@@ -5,3 +5,3 @@\n         return;\n"
+				     "-    x[i] = 1.0f;\n+    x[i] = 3.0f;\n }\n", KILN_EDIT_DIFF), 0);
+	assert_non_null(strstr(out, "x[i] = 3.0f;\n}\n"));
+	free(out);
+	/* a base whose last line has no newline still matches its last line */
+	const char *nonl = "__global__ void k() {\n}";
+	assert_int_equal(kiln_edit_apply(&out, nonl, "<<<<<<< SEARCH\n}\n=======\n  return;\n}\n>>>>>>> REPLACE\n", 53,
+					 KILN_EDIT_BLOCKS), 0);
+	assert_string_equal(out, "__global__ void k() {\n  return;\n}\n");
+	free(out);
+}
+
+/* Every way an edit can fail is refused with one line naming the block and why: the
+ * reason the retry prompt repeats. Nothing is returned on failure. */
+static void test_agent__edit_refused_with_reason(void **state)
+{
+	(void)state;
+	static const struct { const char *edits; kiln_edit_kind kind; const char *why; } cases[] = {
+		{"<<<<<<< SEARCH\n    x[i] = 5.0f;\n=======\n    x[i] = 2.0f;\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "block 1: the old text is not in the parent kernel (its first line '    x[i] = 5.0f;' is not a line of it)"},
+		{"<<<<<<< SEARCH\n    if (i >= n)\n        return 0;\n=======\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "its first 1 line(s) match at line 4, then it has '        return 0;' where the kernel has '        return;'"},
+		{"<<<<<<< SEARCH\n    x[i] = 1.0f;   \n=======\n    x[i] = 2.0f;\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "matches only when trailing spaces are ignored"},
+		{"<<<<<<< SEARCH\n=======\nint y;\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS, "block 1: the SEARCH text is empty"},
+		{"<<<<<<< SEARCH\n{\n=======\n{ // a\n>>>>>>> REPLACE\n<<<<<<< SEARCH\n}\n=======\n}\n\n>>>>>>> REPLACE\n"
+		 "<<<<<<< SEARCH\n    x[i] = 1.0f;\n}\n=======\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "block 2 and block 3 change the same lines (from line 7)"},
+		{"<<<<<<< SEARCH\n    x[i] = 1.0f;\n=======\n    x[i] = 1.0f;\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "block 1 changes nothing"},
+		{"<<<<<<< SEARCH\n    x[i] = 1.0f;\n=======\n    x[i] = 2.0f;\n", KILN_EDIT_BLOCKS,
+		 "block 1 is not closed with >>>>>>> REPLACE"},
+		{"kernel.cu\n<<<<<<< SEARCH\n}\n=======\n}\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "edit line 1: text outside a <<<<<<< SEARCH"},
+		{"--- a/other.cu\n+++ b/other.cu\n@@ -1,1 +1,1 @@\n-{\n+{ \n", KILN_EDIT_DIFF,
+		 "the diff names other.cu; it may only change kernel.cu"},
+		{"--- a/kernel.cu\n+++ b/kernel.cu\n@@ -6,1 +6,1 @@\n-    x[i] = 1.0f;\n+    x[i] = 2.0f;\n"
+		 "--- a/kernel.cu\n+++ b/kernel.cu\n", KILN_EDIT_DIFF, "a second file header"},
+		{"--- a/kernel.cu\n+++ b/kernel.cu\n@@ -6,2 +6,1 @@\n-    x[i] = 1.0f;\n+    x[i] = 2.0f;\n", KILN_EDIT_DIFF,
+		 "hunk 1: the diff ends after 1 old and 1 new lines, but its header says 2 and 1"},
+		{"--- a/kernel.cu\n+++ b/kernel.cu\n@@ -6,0 +6,1 @@\n+    x[i] = 2.0f;\n", KILN_EDIT_DIFF,
+		 "hunk 1 has neither context nor removed lines"},
+		{"--- /dev/null\n+++ b/kernel.cu\n", KILN_EDIT_DIFF, "the diff names /dev/null"},
+	};
+	for (size_t i = 0; i < KILN_ARRAY_LEN(cases); i++) {
+		char *out = (char *)1;
+		assert_int_equal(apply(&out, cases[i].edits, cases[i].kind), KILN_EINVAL);
+		assert_null(out);
+		if (!strstr(kiln_error_last(), cases[i].why))
+			fail_msg("case %zu: %s", i, kiln_error_last());
+		assert_null(strchr(kiln_error_last(), '\n'));
+	}
+	/* a SEARCH that occurs three times, at line starts */
+	const char *three = "__global__ void k() {\n  a();\n  a();\n  a();\n}\n";
+	char *out = NULL;
+	const char *e3 = "<<<<<<< SEARCH\n  a();\n=======\n  b();\n>>>>>>> REPLACE\n";
+	assert_int_equal(kiln_edit_apply(&out, three, e3, strlen(e3), KILN_EDIT_BLOCKS), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "block 1: the old text matches 3 times in the parent kernel (lines 2, ...); "
+					   "add lines around it"));
+	/* too many blocks, a NUL byte, a result over the 1 MiB source cap */
+	kiln_buf b;
+	kiln_buf_init(&b, 0);
+	for (int i = 0; i <= KILN_EDIT_MAX_BLOCKS; i++)
+		kiln_buf_puts(&b, "<<<<<<< SEARCH\n}\n=======\n}\n>>>>>>> REPLACE\n");
+	assert_int_equal(apply(&out, b.data, KILN_EDIT_BLOCKS), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "more than 64 edit blocks"));
+	kiln_buf_free(&b);
+	assert_int_equal(kiln_edit_apply(&out, parent, "<<<<<<< SEARCH\n}\0\n", 18, KILN_EDIT_BLOCKS), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "NUL byte"));
+	kiln_buf_init(&b, 0);
+	kiln_buf_puts(&b, "<<<<<<< SEARCH\n    x[i] = 1.0f;\n=======\n");
+	for (int i = 0; i < 40000; i++)
+		kiln_buf_puts(&b, "    x[i] = 1.0f; // padding\n");
+	kiln_buf_puts(&b, ">>>>>>> REPLACE\n");
+	assert_int_equal(apply(&out, b.data, KILN_EDIT_BLOCKS), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "over 1048576 bytes (1 MiB)"));
+	kiln_buf_free(&b);
+}
+
+/* A reply with edits: the ```edit or ```diff block, the CHANGED line (escaped, cut after a
+ * word), no launch plan needed; a kernel and edits together, or loose markers, refused. */
+static void test_agent__reply_edits_and_changed_line(void **state)
+{
+	(void)state;
+	kiln_reply_parts p;
+	const char *r1 = "**CHANGED:** vectorised the loads \x1b[31mnow\n\n```edit\n<<<<<<< SEARCH\n}\n=======\n}\n>>>>>>> REPLACE\n```\n";
+	assert_int_equal(parse(&p, r1, KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH), 0);
+	assert_non_null(p.edit);
+	assert_null(p.kernel);
+	assert_null(p.launch_json);
+	assert_string_equal(p.changed, "vectorised the loads \\x1b[31mnow");
+	kiln_reply_parts_free(&p);
+	kiln_buf b;
+	kiln_buf_init(&b, 0);
+	kiln_buf_puts(&b, "CHANGED: ");
+	for (int i = 0; i < 100; i++)
+		kiln_buf_puts(&b, "word ");
+	kiln_buf_puts(&b, "\n```diff\n--- a/kernel.cu\n+++ b/kernel.cu\n```\n```cuda\n// CHANGED: not this\n```\n");
+	assert_int_equal(parse(&p, b.data, KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "a ```cuda kernel and a ```diff block; send exactly one"));
+	b.data[b.len - strlen("```cuda\n// CHANGED: not this\n```\n")] = '\0';
+	assert_int_equal(parse(&p, b.data, KILN_REPLY_KERNEL), 0);
+	assert_non_null(p.diff);
+	assert_true(strlen(p.changed) <= KILN_CHANGED_MAX);
+	assert_int_equal(strncmp(p.changed + strlen(p.changed) - 4, "word", 4), 0);
+	kiln_reply_parts_free(&p);
+	kiln_buf_free(&b);
+	assert_int_equal(parse(&p, "<<<<<<< SEARCH\n}\n=======\n}\n>>>>>>> REPLACE\n", KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "put them in one ```edit block"));
+	assert_int_equal(parse(&p, "```cuda\n<<<<<<< SEARCH\n__global__ void k(){}\n```\n```json\n{\"launches\": []}\n```\n",
+			       KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "search/replace markers"));
+	/* kiln's own account when the model gives none */
+	char *sum = kiln_changed_summary(parent, "extern \"C\" __global__ void k(float *x, long long n)\n{\n#define ITEMS 8\n"
+					 "    x[0] = 2.0f;\n}\n", "{\"a\":1}", "{\"a\":2}");
+	assert_non_null(sum);
+	assert_non_null(strstr(sum, "+2 -4 lines in k"));
+	assert_non_null(strstr(sum, "; launch plan changed"));
+	free(sum);
+	sum = kiln_changed_summary("#define ITEMS 4\n__global__ void k() {}\n", "#define ITEMS 8\n__global__ void k() {}\n",
+				   NULL, NULL);
+	assert_string_equal(sum, "+1 -1 lines; ITEMS 4->8");
+	free(sum);
 }
 
 static kiln_target *two_knob_target(void)
@@ -376,6 +538,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent__reply_all_parts),
 		cmocka_unit_test(test_agent__reply_errors_are_explained),
+		cmocka_unit_test(test_agent__edit_applies),
+		cmocka_unit_test(test_agent__edit_refused_with_reason),
+		cmocka_unit_test(test_agent__reply_edits_and_changed_line),
 		cmocka_unit_test(test_agent__tuner_starts_at_seed_and_never_repeats),
 		cmocka_unit_test(test_agent__child_result_timeout_and_crash),
 		cmocka_unit_test(test_agent__beyond_the_physical_limit_never_wins),
