@@ -14,28 +14,46 @@
 #define MAX_DEFINES 3 /* #define values named */
 
 /* The function a line of src (1-based) falls in: the nearest __global__/__device__ line at
- * or above it, its identifier before '('; "" when none. */
+ * or above it, then the first identifier before a '(' that is not an attribute
+ * (__launch_bounds__(...) and the like), within a few lines; "" when none. */
 static void function_at(char *out, size_t size, const char *src, size_t line)
 {
+	static const char *const attrs[] = {"__launch_bounds__", "__align__", "__attribute__", "__declspec",
+					    "__maxnreg__", "__cluster_dims__", NULL};
 	const char *p = src, *hit = NULL;
 	out[0] = '\0';
 	for (size_t k = 1; p && *p && k <= line; k++) {
 		const char *nl = strchr(p, '\n');
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		if ((memmem(p, n, "__global__", 10) || memmem(p, n, "__device__", 10)) && memchr(p, '(', n))
+		if (memmem(p, n, "__global__", 10) || memmem(p, n, "__device__", 10))
 			hit = p;
 		p = nl ? nl + 1 : NULL;
 	}
-	if (!hit)
+	for (const char *q = hit; q && *q && q - hit < 400 && *q != '{' && *q != ';'; q++) {
+		if (*q != '(')
+			continue;
+		const char *e = q;
+		while (e > hit && isspace((unsigned char)e[-1]))
+			e--;
+		const char *b = e;
+		while (b > hit && (isalnum((unsigned char)b[-1]) || b[-1] == '_'))
+			b--;
+		bool attr = false;
+		for (const char *const *a = attrs; *a; a++)
+			attr = attr || ((size_t)(e - b) == strlen(*a) && !strncmp(b, *a, (size_t)(e - b)));
+		if (attr) { /* skip its parenthesised arguments */
+			int depth = 0;
+			for (; *q && q - hit < 400; q++)
+				if ((depth += (*q == '(') - (*q == ')')) == 0)
+					break;
+			if (!*q)
+				break;
+			continue;
+		}
+		if (e > b)
+			snprintf(out, size, "%.*s", (int)(e - b), b);
 		return;
-	const char *paren = strchr(hit, '('), *e = paren;
-	while (e > hit && isspace((unsigned char)e[-1]))
-		e--;
-	const char *b = e;
-	while (b > hit && (isalnum((unsigned char)b[-1]) || b[-1] == '_'))
-		b--;
-	if (e > b)
-		snprintf(out, size, "%.*s", (int)(e - b), b);
+	}
 }
 
 /* "#define NAME VALUE" -> name and value (pointers into l, lengths); false otherwise. */

@@ -231,6 +231,12 @@ static void test_agent__reply_edits_and_changed_line(void **state)
 				   NULL, NULL);
 	assert_string_equal(sum, "+1 -1 lines; ITEMS 4->8");
 	free(sum);
+	/* the function is named past an attribute's parentheses, on the next line */
+	sum = kiln_changed_summary("extern \"C\" __global__ void __launch_bounds__(256)\nk2(float *x)\n{\n  x[0] = 1;\n}\n",
+				   "extern \"C\" __global__ void __launch_bounds__(256)\nk2(float *x)\n{\n  x[0] = 2;\n}\n",
+				   "{}", "{}");
+	assert_string_equal(sum, "+1 -1 lines in k2");
+	free(sum);
 }
 
 static kiln_target *two_knob_target(void)
