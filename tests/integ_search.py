@@ -92,9 +92,9 @@ def script():
     ], "default": {"text": reply(FAST, plan(1024), "Same again."), "usage": {"prompt": 900, "completion": 200}}}
 
 
-def start_server(tmp, init_forever=False):
+def start_server(tmp, init_forever=False, sc=None):
     path = os.path.join(tmp, "script.json")
-    sc = script()
+    sc = sc or script()
     if init_forever:
         sc["replies"][0]["times"] = -1
     json.dump(sc, open(path, "w"))
@@ -365,16 +365,12 @@ def edit_replies():
     fenced = lambda o: "```json\n%s\n```" % json.dumps(o)
     sc = {"replies": [
         {"match": "## Task: analyse the target", "text": fenced(INIT)},
-        {"match": "## Task: implement action 1", "changed": "try", "edits": [["        const float gi = g[i];\n        float pi = p[i]; // x\n", "\n"]]},
+        {"match": "## Task: implement action 1", "changed": "try",
+         "edits": [["        const float gi = g[i];\n        float pi = p[i]; // x\n", "\n"]]},
         {"match": "## Task: implement action 1", "changed": changed, "edits": four, "launch": plan4},
         {"match": "## Task: make action 1 faster", "diff": diff8, "launch": plan8},
     ], "default": {"text": reply(FAST, plan(1024), "Same again.")}}
-    path = os.path.join(tmp, "script.json")
-    json.dump(sc, open(path, "w"))
-    log = os.path.join(tmp, "requests.jsonl")
-    srv = subprocess.Popen([sys.executable, os.path.join(SRC, "tests/fake_llm.py"), "--script", path, "--log", log],
-                           stdout=subprocess.PIPE, text=True)
-    port = int(srv.stdout.readline())
+    srv, log, port = start_server(tmp, sc=sc)
     wd = os.path.join(tmp, "wd")
     env = dict(os.environ)
     env["KILN_LLM_BACKOFF_S"] = "0.01"

@@ -461,7 +461,9 @@ static void test_agent__prompt_content_by_kind(void **state)
 	in.action = "#4 Two-pass scan";
 	in.parent_source = "// parent kernel\n";
 	in.last_source = "// last kernel\n";
+	in.last_launch = "{\"launches\": \"last plan\"}";
 	in.evidence = "time 19.260 us (modeled)";
+	in.attempts = "iteration | verdict | time | what changed\n5 | passed | 19.26 us modeled | BLOCK 256->512\n";
 	static const kiln_prompt_kind kinds[] = {KILN_PROMPT_INIT, KILN_PROMPT_IMPLEMENT, KILN_PROMPT_DEBUG,
 						 KILN_PROMPT_IMPROVE, KILN_PROMPT_REFLECT};
 	static const char *const heads[] = {"## Task: analyse the target", "## Task: implement action 4",
@@ -482,6 +484,14 @@ static void test_agent__prompt_content_by_kind(void **state)
 		assert_non_null(strstr(p.prefix, "i64 -> long long*"));
 		assert_non_null(strstr(p.prefix, "at the seed's values, BLOCK=256 ITEMS=4,"));
 		assert_null(strstr(p.prefix, "## Task"));
+		/* the reply formats: a whole kernel, search/replace edits, a diff, the CHANGED line */
+		assert_non_null(strstr(p.prefix, "(a) the whole kernel: one ```cuda block"));
+		assert_non_null(strstr(p.prefix, "(b) edits of kernel.cu, the kernel the task quotes"));
+		assert_non_null(strstr(p.prefix, "<<<<<<< SEARCH\nlines copied exactly from kernel.cu\n=======\n"));
+		assert_non_null(strstr(p.prefix, "must occur exactly once in kernel.cu"));
+		assert_non_null(strstr(p.prefix, "(c) a unified diff of kernel.cu in one ```diff block"));
+		assert_non_null(strstr(p.prefix, "`CHANGED: <what this candidate changes and why, one line>`"));
+		assert_non_null(strstr(p.prefix, "the task's launch plan is kept unless you also send"));
 		/* the task and the search state */
 		assert_non_null(strstr(p.task, heads[k]));
 		assert_non_null(strstr(p.task, "## Search state\nIteration 7"));
@@ -492,6 +502,22 @@ static void test_agent__prompt_content_by_kind(void **state)
 		bool edits = kinds[k] == KILN_PROMPT_INIT || kinds[k] == KILN_PROMPT_REFLECT;
 		assert_true((strstr(p.task, "```json edit script") != NULL) == edits);
 		assert_true((strstr(p.task, "```cuda") != NULL) == !edits);
+		/* a kernel task offers edits of the kernel it quotes and asks for the CHANGED line */
+		assert_true((strstr(p.task, "```edit / ```diff edits of") != NULL) == !edits);
+		assert_true((strstr(p.task, "a CHANGED: line") != NULL) == !edits);
+		/* the action's earlier attempts: fixing, improving and reflecting see them */
+		bool later = kinds[k] == KILN_PROMPT_DEBUG || kinds[k] == KILN_PROMPT_IMPROVE || kinds[k] == KILN_PROMPT_REFLECT;
+		assert_true((strstr(p.task, "### This action's earlier attempts (oldest first)\niteration | verdict | time | "
+					   "what changed\n5 | passed | 19.26 us modeled | BLOCK 256->512") != NULL) == later);
+		/* the kernel edits apply to, named kernel.cu, with its launch plan */
+		if (kinds[k] == KILN_PROMPT_IMPLEMENT)
+			assert_non_null(strstr(p.task, "### Parent's best kernel: kernel.cu (start from this; edits apply to it)"));
+		if (kinds[k] == KILN_PROMPT_DEBUG || kinds[k] == KILN_PROMPT_IMPROVE) {
+			assert_non_null(strstr(p.task, "kernel.cu (edits apply to it)\n// last kernel"));
+			assert_non_null(strstr(p.task, "### Its launch plan (kept with edits unless you send a plan)\n{\"launches\": \"last plan\"}"));
+		}
+		if (kinds[k] == KILN_PROMPT_IMPROVE)
+			assert_non_null(strstr(p.task, "Do not repeat an experiment the table of earlier attempts already shows"));
 		kiln_prompt_free(&p);
 		/* a retry: the same task, its kernel and evidence, and the exact reason */
 		in.retry_reason = "reply: no ```cuda block found";
@@ -507,6 +533,16 @@ static void test_agent__prompt_content_by_kind(void **state)
 		}
 		assert_string_equal(p.prefix, prefix0);
 		kiln_prompt_free(&p);
+		/* a retry after edits that did not apply: the task, its kernel and the applier's reason */
+		if (!edits) {
+			in.retry_reason = "block 2: the old text matches 3 times in the parent kernel (lines 4, ...); add lines "
+					  "around it until it matches once";
+			assert_int_equal(kiln_prompt_build(&p, &in), 0);
+			assert_non_null(strstr(p.task, heads[k]));
+			assert_non_null(strstr(p.task, kinds[k] == KILN_PROMPT_IMPLEMENT ? "// parent kernel" : "// last kernel"));
+			assert_non_null(strstr(p.task, "could not be used\nblock 2: the old text matches 3 times in the parent kernel"));
+			kiln_prompt_free(&p);
+		}
 	}
 	free(prefix0);
 	kiln_target_free(t);
