@@ -1,7 +1,7 @@
 /* kiln's own one-line "what changed" for a candidate whose reply had no CHANGED line: the
  * line counts of a unified diff against the kernel it started from, the functions the
- * changed lines fall in, #define values that moved ("ITEMS 4->8") and whether the launch
- * plan changed. Capped at KILN_CHANGED_MAX bytes, cut after a word. */
+ * changed lines fall in, #define values that moved ("ITEMS 4->8") or, for a change of one
+ * or two lines, the lines themselves, and whether the launch plan changed. Capped at KILN_CHANGED_MAX bytes, cut after a word. */
 #include "agent/agent.h"
 
 #include <ctype.h>
@@ -89,6 +89,7 @@ typedef struct tally {
 	size_t nremoved;
 	kiln_buf defines;
 	size_t ndefines;
+	kiln_buf lines;          /* the changed lines themselves, trimmed: quoted when few */
 } tally;
 
 static void note_function(tally *t, const char *name)
@@ -145,6 +146,12 @@ static void count(tally *t, const char *diff, const char *after)
 				note_function(t, name);
 				fn_noted = true;
 			}
+			if (t->plus + t->minus < 2) {
+				size_t k = 1;
+				while (k < n && (p[k] == ' ' || p[k] == '\t'))
+					k++;
+				kiln_buf_printf(&t->lines, "%s%c%.*s", t->lines.len ? " / " : "", *p, (int)(n - k), p + k);
+			}
 			if (*p == '+') {
 				t->plus++;
 				note_define(t, p + 1, n - 1);
@@ -168,8 +175,10 @@ char *kiln_changed_summary(const char *before, const char *after, const char *la
 	tally t;
 	memset(&t, 0, sizeof t);
 	kiln_buf_init(&t.defines, 1024);
+	kiln_buf_init(&t.lines, 1024);
 	if (kiln_diff_text(&diff, before ? before : "", "a", after ? after : "", "b")) {
 		kiln_buf_free(&t.defines);
+		kiln_buf_free(&t.lines);
 		return kiln_strdup("(no diff: the diff failed)");
 	}
 	count(&t, diff, after ? after : "");
@@ -183,6 +192,8 @@ char *kiln_changed_summary(const char *before, const char *after, const char *la
 			kiln_buf_puts(&b, ", ...");
 		if (t.defines.len)
 			kiln_buf_puts(&b, t.defines.data);
+		else if (t.plus + t.minus <= 2 && t.lines.len) /* a small change says itself */
+			kiln_buf_printf(&b, ": %s", t.lines.data);
 	} else {
 		kiln_buf_puts(&b, "kernel unchanged");
 	}
@@ -191,6 +202,7 @@ char *kiln_changed_summary(const char *before, const char *after, const char *la
 		kiln_buf_puts(&b, "; launch plan changed");
 	free(diff);
 	kiln_buf_free(&t.defines);
+	kiln_buf_free(&t.lines);
 	char *raw = kiln_buf_detach(&b), *out = raw ? kiln_text_escape(raw, KILN_TEXT_LINE) : NULL;
 	free(raw);
 	if (out)

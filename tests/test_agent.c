@@ -235,7 +235,7 @@ static void test_agent__reply_edits_and_changed_line(void **state)
 	sum = kiln_changed_summary("extern \"C\" __global__ void __launch_bounds__(256)\nk2(float *x)\n{\n  x[0] = 1;\n}\n",
 				   "extern \"C\" __global__ void __launch_bounds__(256)\nk2(float *x)\n{\n  x[0] = 2;\n}\n",
 				   "{}", "{}");
-	assert_string_equal(sum, "+1 -1 lines in k2");
+	assert_string_equal(sum, "+1 -1 lines in k2: -x[0] = 1; / +x[0] = 2;");
 	free(sum);
 }
 
