@@ -15,15 +15,45 @@
 /* ---- LLM reply parsing ---- */
 enum { KILN_REPLY_KERNEL = 1, KILN_REPLY_LAUNCH = 2, KILN_REPLY_EDITS = 4 };
 typedef struct kiln_reply_parts {
-	char *kernel;      /* owned; ```cuda block */
+	char *kernel;      /* owned; ```cuda block (a whole kernel) */
+	char *edit;        /* owned; ```edit block: search/replace blocks against the task's kernel */
+	char *diff;        /* owned; ```diff (or ```patch) block: a unified diff of kernel.cu */
 	char *launch_json; /* owned; ```json block with "launches" */
-	char *edits_json;  /* owned; ```json block with "ops" */
+	char *edits_json;  /* owned; ```json block with "ops" (the world model's edit script) */
+	char *changed;     /* owned; the reply's "CHANGED: ..." line outside code blocks, one line,
+			    * at most KILN_CHANGED_MAX bytes, cut after a word; NULL = none */
 } kiln_reply_parts;
-/* Splits a reply into its fenced parts. `want` lists the parts that must be present.
- * A missing required part, a duplicate, an unclosed fence, invalid JSON or host code
- * in the kernel is KILN_EINVAL with a message meant for the LLM's retry prompt. */
+#define KILN_CHANGED_MAX 200
+/* Splits a reply into its fenced parts. `want` lists the parts that must be present;
+ * KILN_REPLY_KERNEL is met by exactly one of a whole kernel, an ```edit block or a ```diff
+ * block, and KILN_REPLY_LAUNCH is required only with a whole kernel (edits keep the task's
+ * plan unless a plan is sent). A missing required part, a duplicate, an unclosed fence,
+ * invalid JSON or host code in the kernel is KILN_EINVAL with a message meant for the
+ * LLM's retry prompt. */
 kiln_err kiln_reply_parse(kiln_reply_parts *out, const char *text, size_t len, unsigned want);
+/* The checks a whole kernel gets, for a kernel built from edits: a __global__ kernel, no
+ * host code. KILN_EINVAL with the reason. */
+kiln_err kiln_reply_check_kernel(const char *source, const char *what);
 void kiln_reply_parts_free(kiln_reply_parts *p);
+
+/* ---- edit replies (edit_apply.c) ----
+ * Search/replace blocks or a unified diff against `base`, the kernel the task quoted:
+ * each edit's old text must occur exactly once in base, at a line start, with exact bytes
+ * (CR before LF in the edits is dropped when base has no CR; trailing spaces count, and a
+ * miss that only they explain says so); a diff hunk placed by its old text, its stated
+ * line deciding between several matches; edits never overlap and all match base as it
+ * was; at most KILN_EDIT_MAX_BLOCKS; the result at most the compiler's source cap. *out
+ * (caller frees) is the new kernel; KILN_EINVAL with one line naming the block or hunk. */
+#define KILN_EDIT_MAX_BLOCKS 64
+typedef enum kiln_edit_kind { KILN_EDIT_BLOCKS, KILN_EDIT_DIFF } kiln_edit_kind;
+kiln_err kiln_edit_apply(char **out, const char *base, const char *edits, size_t len, kiln_edit_kind kind);
+
+/* ---- what changed, per candidate (changed.c) ----
+ * kiln's own one-line account of a candidate against the kernel it started from, for
+ * when the model gave no CHANGED line: "+12 -3 lines in adamw_step; launch plan changed"
+ * (both may be NULL: "" then). Caller frees; NULL on no memory. */
+char *kiln_changed_summary(const char *before, const char *after, const char *launch_before,
+			   const char *launch_after);
 
 /* ---- the tune policy's knob search ---- */
 typedef enum kiln_tune_phase { KILN_TUNE_SEED, KILN_TUNE_RANDOM, KILN_TUNE_LOCAL } kiln_tune_phase;
@@ -85,6 +115,10 @@ typedef struct kiln_prompt_input {
 	double best_us;                            /* its time */
 	bool best_modeled;
 	const char *last_source;                   /* the last attempt */
+	const char *last_launch;                   /* its launch plan; NULL = not shown */
+	const char *attempts;                      /* the action's earlier attempts, a table
+						    * (one row each: iteration, verdict, time,
+						    * what changed); NULL = none */
 	const char *evidence;                      /* compile log, verdict, timing... */
 	const char *seed_knobs;                    /* stable prefix: "BLOCK=256 ITEMS=4", the knob
 						    * values every candidate is compiled with */

@@ -133,6 +133,7 @@ typedef struct kiln_cand {
 	int64_t parent_id;      /* candidate derived from; 0 = none */
 	int64_t llm_call_id;
 	bool is_seed;
+	const char *changed;    /* one line: what it changed; NULL = not recorded */
 } kiln_cand;
 
 /* Records an evaluated candidate in one transaction and, when it is the run's new best,

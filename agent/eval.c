@@ -424,24 +424,6 @@ void kiln_eval_free(kiln_eval *ev)
 	}
 }
 
-/* The failure text for one progress line: at most `max` bytes, cut after a whole word
- * (never inside a word or a UTF-8 sequence) and marked with "...". */
-static size_t summary_cut(const char *m, size_t max)
-{
-	size_t n = strlen(m);
-	if (n <= max)
-		return n;
-	size_t cut = max;
-	while (cut > 0 && m[cut] != ' ')
-		cut--;
-	if (cut == 0) /* one huge word: cut on a character boundary */
-		for (cut = max; cut > 0 && ((unsigned char)m[cut] & 0xC0) == 0x80; cut--)
-			;
-	while (cut > 0 && strchr(" ,;:", m[cut - 1]))
-		cut--;
-	return cut;
-}
-
 char *kiln_eval_summary(const kiln_eval *ev)
 {
 	if (ev->outcome == KILN_OUT_PASSED)
@@ -449,7 +431,7 @@ char *kiln_eval_summary(const kiln_eval *ev)
 				     ev->modeled ? "modeled" : "measured",
 				     ev->roofline >= 0 ? ev->roofline * 100 : 0.0);
 	const char *m = ev->message ? ev->message : "";
-	size_t cut = summary_cut(m, 300);
+	size_t cut = kiln_text_word_cut(m, 300); /* cut after a word, marked "..." */
 	return kiln_asprintf("%s %s: %.*s%s", ev->outcome == KILN_OUT_UNVERIFIABLE ? "unverifiable" : "failed",
 			     ev->failed_check ? ev->failed_check : "?", (int)cut, m, m[cut] ? " ..." : "");
 }

@@ -35,7 +35,7 @@ typedef struct llm_state {
 	int dry;            /* consecutive attempts with no usable reply */
 	int64_t last_id;    /* last recorded candidate of the action; 0 = none */
 	bool last_passed;
-	char *last_source, *evidence;
+	char *last_source, *last_launch, *evidence;
 } llm_state;
 
 /* ---- one LLM call, recorded and accounted ---- */
@@ -139,10 +139,36 @@ static void base_input(llm_state *st, kiln_prompt_input *in, kiln_prompt_kind ki
 	in->search_state = st->state = search_state(st);
 }
 
-/* Asks and parses; a reply that does not parse is sent back once with the reason. On
- * success *parts holds the reply; *got false when no usable reply came. */
+/* A kernel reply made whole: edits (```edit / ```diff) applied to base, the kernel the
+ * task quoted, and the launch plan kept from base_launch when the reply sends none. */
+static kiln_err make_whole(kiln_reply_parts *parts, const char *base, const char *base_launch)
+{
+	if (parts->edit || parts->diff) {
+		const char *ed = parts->edit ? parts->edit : parts->diff;
+		char *src = NULL;
+		kiln_err e = base ? kiln_edit_apply(&src, base, ed, strlen(ed), parts->edit ? KILN_EDIT_BLOCKS : KILN_EDIT_DIFF)
+				  : kiln_error_set(KILN_EINVAL, "this task quotes no kernel to edit: send the whole kernel");
+		if (!e && (e = kiln_reply_check_kernel(src, "the edited kernel")))
+			free(src);
+		if (e)
+			return e;
+		parts->kernel = src;
+	}
+	if (parts->kernel && !parts->launch_json) {
+		if (!base_launch)
+			return kiln_error_set(KILN_EINVAL, "reply has no ```json block with the launch plan (\"launches\")");
+		if (!(parts->launch_json = kiln_strdup(base_launch)))
+			return KILN_ENOMEM;
+	}
+	return KILN_OK;
+}
+
+/* Asks and parses; a reply that does not parse (or whose edits do not apply to base) is
+ * sent back once with the reason. On success *parts holds the reply, its kernel whole;
+ * *got false when no usable reply came. */
 static kiln_err ask_parsed(llm_state *st, kiln_prompt_input *in, const char *purpose, unsigned want,
-			   kiln_reply_parts *parts, int64_t *call_id, bool *got)
+			   const char *base, const char *base_launch, kiln_reply_parts *parts, int64_t *call_id,
+			   bool *got)
 {
 	*got = false;
 	memset(parts, 0, sizeof *parts);
@@ -154,7 +180,12 @@ static kiln_err ask_parsed(llm_state *st, kiln_prompt_input *in, const char *pur
 			in->retry_reason = why; /* the same task again, with the reason */
 		if ((e = ask(st, in, t ? "repair" : purpose, &text, call_id)) || !text)
 			break;
-		if (kiln_reply_parse(parts, text, strlen(text), want) == 0) {
+		kiln_err pe = kiln_reply_parse(parts, text, strlen(text), want);
+		if (!pe && (want & KILN_REPLY_KERNEL) && (pe = make_whole(parts, base, base_launch)) != 0)
+			kiln_reply_parts_free(parts);
+		if (pe == KILN_ENOMEM) {
+			e = pe;
+		} else if (!pe) {
 			*got = true;
 		} else {
 			free(why);
@@ -215,7 +246,7 @@ static kiln_err init_tree(llm_state *st)
 		kiln_reply_parts parts;
 		int64_t call = 0;
 		bool got = false;
-		e = ask_parsed(st, &in, "init", KILN_REPLY_EDITS, &parts, &call, &got);
+		e = ask_parsed(st, &in, "init", KILN_REPLY_EDITS, NULL, NULL, &parts, &call, &got);
 		free(tree);
 		if (e || !got) {
 			kiln_reply_parts_free(&parts);
@@ -277,8 +308,9 @@ static void reset_action(llm_state *st, int64_t node)
 	st->last_id = 0;
 	st->last_passed = false;
 	free(st->last_source);
+	free(st->last_launch);
 	free(st->evidence);
-	st->last_source = st->evidence = NULL;
+	st->last_source = st->last_launch = st->evidence = NULL;
 }
 
 /* The cost model's per-launch breakdown and fit note, one line per launch ("" if none). */
@@ -356,16 +388,71 @@ static kiln_err note_failed_reply(llm_state *st)
 	return e ? e : kiln_search_wm_save(st->s, NULL, NULL, 0);
 }
 
+/* The time of a recorded attempt for the attempts table. The one place that formats it,
+ * so per-size times slot in here. */
+static void attempt_time(kiln_buf *b, const kiln_candidate_info *c)
+{
+	if (c->has_timing && c->time_us > 0)
+		kiln_buf_printf(b, "%.4g us %s", c->time_us, c->modeled ? "modeled" : "measured");
+	else
+		kiln_buf_puts(b, "-");
+}
+
+static void attempt_verdict(char *out, size_t n, const kiln_candidate_info *c)
+{
+	if (!c->outcome || !strcmp(c->outcome, "passed"))
+		snprintf(out, n, "passed");
+	else if (!strcmp(c->outcome, "compile_error"))
+		snprintf(out, n, "compile error");
+	else
+		snprintf(out, n, "FAIL %s", c->failed_check ? c->failed_check : c->outcome);
+}
+
+/* This action's recorded attempts as a table: iteration | verdict | time | what changed. */
+static char *attempts_table(const llm_state *st)
+{
+	kiln_search *s = st->s;
+	kiln_candidate_info *cs = NULL;
+	size_t n = 0, rows = 0;
+	if (st->node <= 0 || kiln_db_candidates_list(s->db, &cs, &n, s->run_id))
+		return NULL;
+	kiln_buf b;
+	kiln_buf_init(&b, 64u << 10);
+	kiln_buf_puts(&b, "iteration | verdict | time | what changed\n");
+	for (size_t i = 0; i < n; i++) {
+		const kiln_candidate_info *c = &cs[i];
+		if (!c->node_id || strtoll(c->node_id, NULL, 10) != st->node)
+			continue;
+		char verdict[80];
+		attempt_verdict(verdict, sizeof verdict, c);
+		kiln_buf_printf(&b, "%lld | %s | ", (long long)c->iteration, verdict);
+		attempt_time(&b, c);
+		kiln_buf_printf(&b, " | %s\n", c->changed ? c->changed : "-");
+		rows++;
+	}
+	if (st->attempts > (int)rows)
+		kiln_buf_printf(&b, "(and %d repl%s that could not be used)\n", st->attempts - (int)rows,
+				st->attempts - (int)rows == 1 ? "y" : "ies");
+	kiln_candidate_infos_free(cs, n);
+	if (rows == 0 && st->attempts == 0) {
+		kiln_buf_free(&b);
+		return NULL;
+	}
+	return kiln_buf_detach(&b);
+}
+
 /* One attempt at the current action: prompt, parse, evaluate, record. */
 static kiln_err attempt(llm_state *st)
 {
 	kiln_search *s = st->s;
 	kiln_prompt_input in;
-	char *tree, *action = node_text(s, st->node);
+	char *tree, *action = node_text(s, st->node), *table = attempts_table(st);
 	int64_t parent = parent_best(s, st->node);
 	kiln_candidate_info *pc = NULL, *bc = NULL;
 	base_input(st, &in, KILN_PROMPT_IMPLEMENT, &tree);
 	in.action = action;
+	in.attempts = table;
+	const char *base, *base_launch; /* the kernel the task quotes: edits apply to it */
 	if (st->attempts == 0 || !st->last_source) {
 		if (parent && kiln_db_candidate_get(s->db, &pc, parent) == 0) {
 			in.parent_source = pc->source;
@@ -382,18 +469,28 @@ static kiln_err attempt(llm_state *st)
 			in.best_us = s->best_us;
 			in.best_modeled = s->modeled;
 		}
+		base = in.parent_source;
+		base_launch = in.parent_launch;
 	} else {
 		in.kind = st->last_passed ? KILN_PROMPT_IMPROVE : KILN_PROMPT_DEBUG;
 		in.last_source = st->last_source;
+		in.last_launch = st->last_launch;
 		in.evidence = st->evidence;
+		base = st->last_source;
+		base_launch = st->last_launch;
 	}
 	const char *purpose = in.kind == KILN_PROMPT_IMPLEMENT ? "implement" : in.kind == KILN_PROMPT_DEBUG ? "debug" : "improve";
 	kiln_reply_parts parts;
 	int64_t call = 0;
 	bool got = false;
-	kiln_err e = ask_parsed(st, &in, purpose, KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH, &parts, &call, &got);
+	kiln_err e = ask_parsed(st, &in, purpose, KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH, base, base_launch, &parts,
+				&call, &got);
+	/* what changed: the model's own line, else kiln's account of the diff */
+	char *changed = !got ? NULL : parts.changed ? kiln_strdup(parts.changed)
+				: kiln_changed_summary(base, parts.kernel, base_launch, parts.launch_json);
 	free(tree);
 	free(action);
+	free(table);
 	kiln_candidate_infos_free(pc, pc ? 1 : 0);
 	kiln_candidate_infos_free(bc, bc ? 1 : 0);
 	if (e || !got) {
@@ -409,7 +506,7 @@ static kiln_err attempt(llm_state *st)
 	}
 	st->dry = 0;
 	kiln_cand c = {parts.kernel, parts.launch_json, (const char *const *)st->defines, st->nk,
-		       st->node, parent, call, false};
+		       st->node, parent, call, false, changed};
 	kiln_eval ev;
 	int64_t id = 0;
 	bool best = false, improved = false;
@@ -426,18 +523,21 @@ static kiln_err attempt(llm_state *st)
 		st->last_id = id;
 		st->last_passed = passed;
 		free(st->last_source);
+		free(st->last_launch);
 		free(st->evidence);
 		st->last_source = kiln_strdup(parts.kernel);
+		st->last_launch = kiln_strdup(parts.launch_json);
 		st->evidence = evidence_of(&ev);
 		char *sum = kiln_eval_summary(&ev);
-		char what[480];
-		snprintf(what, sizeof what, "#%lld attempt %d: %s%s", (long long)st->node, st->attempts,
-			 sum ? sum : "", best ? " NEW BEST" : "");
+		char what[640];
+		snprintf(what, sizeof what, "#%lld attempt %d: %s%s [%s]", (long long)st->node, st->attempts,
+			 sum ? sum : "", best ? " NEW BEST" : "", changed ? changed : "");
 		free(sum);
 		kiln_search_progress(s, what);
 	}
 	kiln_eval_free(&ev);
 	kiln_reply_parts_free(&parts);
+	free(changed);
 	return e;
 }
 
@@ -481,16 +581,18 @@ static kiln_err close_action(llm_state *st)
 				"Downscore it, rewrite it into something feasible, or delete it.",
 				(long long)n.id, (long long)n.attempts, st->evidence ? st->evidence : "");
 	kiln_prompt_input in;
-	char *tree;
+	char *tree, *table = attempts_table(st);
 	base_input(st, &in, KILN_PROMPT_REFLECT, &tree);
 	in.evidence = outcome;
+	in.attempts = table;
 	kiln_reply_parts parts;
 	int64_t call = 0;
 	bool got = false;
 	if (!e)
-		e = ask_parsed(st, &in, "reflect", KILN_REPLY_EDITS, &parts, &call, &got);
+		e = ask_parsed(st, &in, "reflect", KILN_REPLY_EDITS, NULL, NULL, &parts, &call, &got);
 	free(tree);
 	free(outcome);
+	free(table);
 	if (!e && got) {
 		kiln_wm_edit_result *r = NULL;
 		kiln_err ae = kiln_wm_apply(s->wm, &r, parts.edits_json, strlen(parts.edits_json));
@@ -553,6 +655,7 @@ static void restore(llm_state *st)
 		kiln_candidate_info *c = NULL;
 		if (st->last_id > 0 && kiln_db_candidate_get(s->db, &c, st->last_id) == 0) {
 			st->last_source = kiln_strdup(c->source);
+			st->last_launch = kiln_strdup(c->launch_json);
 			st->evidence = kiln_asprintf("%s", c->verify_message ? c->verify_message : "");
 			kiln_candidate_infos_free(c, 1);
 		}
@@ -589,7 +692,7 @@ static kiln_err evaluate_seed(llm_state *st)
 	if (s->iteration > 0)
 		return 0;
 	kiln_cand c = {s->seed_source, s->seed_launch, (const char *const *)st->defines, st->nk,
-		       KILN_WM_ROOT, 0, 0, true};
+		       KILN_WM_ROOT, 0, 0, true, "the seed (the baseline)"};
 	kiln_eval ev;
 	int64_t id = 0;
 	kiln_err e = kiln_search_evaluate(s, &c, &ev, &id, NULL);

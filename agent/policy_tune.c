@@ -128,7 +128,7 @@ static pid_t precompile_next(tune_state *ts)
 			break;
 	pid_t pid = -1;
 	if (n == ts->nk) {
-		kiln_cand c = {ts->s->seed_source, ts->s->seed_launch, (const char *const *)defs, n, -1, 0, 0, false};
+		kiln_cand c = {ts->s->seed_source, ts->s->seed_launch, (const char *const *)defs, n, -1, 0, 0, false, NULL};
 		pid = kiln_search_precompile(ts->s, &c);
 	}
 	for (size_t i = 0; i < n; i++)
@@ -151,8 +151,15 @@ static kiln_err tune_step(tune_state *ts, bool *exhausted)
 		return e;
 	if ((e = set_defines(ts, values)))
 		return e;
+	bool is_seed = ph == KILN_TUNE_SEED && s->iteration == 0;
+	kiln_buf what; /* what changed: the knob values (the kernel is the seed's) */
+	kiln_buf_init(&what, 4096);
+	kiln_buf_puts(&what, is_seed ? "the seed at its knob values" : "knobs");
+	for (size_t i = 0; !is_seed && i < ts->nk; i++)
+		kiln_buf_printf(&what, " %s", ts->defines[i]);
+	char *changed = kiln_buf_detach(&what);
 	kiln_cand c = {s->seed_source, s->seed_launch, (const char *const *)ts->defines, ts->nk,
-		       family_of(ts, values), s->seed_id, 0, ph == KILN_TUNE_SEED && s->iteration == 0};
+		       family_of(ts, values), s->seed_id, 0, is_seed, changed};
 	pid_t pre = precompile_next(ts);
 	kiln_eval ev;
 	int64_t id = 0;
@@ -180,6 +187,7 @@ static kiln_err tune_step(tune_state *ts, bool *exhausted)
 		kiln_search_progress(s, what);
 	}
 	kiln_eval_free(&ev);
+	free(changed);
 	return e;
 }
 

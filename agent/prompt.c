@@ -14,14 +14,30 @@ static const char rules[] =
 	"NVRTC, verifies against a float64 reference on fresh random inputs (including odd sizes "
 	"such as 1, 7 and sizes that are not a multiple of any block size), and times.\n"
 	"Replies: an analyse or reflect task is answered with exactly one ```json edit script for the "
-	"world model (nothing else is read). A kernel task (implement, fix, make faster) is answered "
-	"with exactly one ```cuda block (device code only: one or more extern \"C\" __global__ kernels "
-	"and __device__ helpers; no host code, no main, no <<<>>>) and exactly one ```json block with "
+	"world model (nothing else is read). A kernel task (implement, fix, make faster) is answered with "
+	"the kernel in exactly one of three forms, plus one line outside the blocks, `CHANGED: <what this "
+	"candidate changes and why, one line>` (kiln records it and shows it in later prompts, the log "
+	"and the report):\n"
+	"(a) the whole kernel: one ```cuda block (device code only: one or more extern \"C\" __global__ "
+	"kernels and __device__ helpers; no host code, no main, no <<<>>>) and one ```json block with "
 	"the launch plan: {\"launches\": [{\"kernel\", \"grid\": [expr...], \"block\": [expr...], "
 	"\"shared_bytes\": expr, \"args\": [names]}], \"scratch\": [{\"name\", \"dtype\", \"count\": "
 	"expr}], \"nvrtc_flags\": []}. Expressions are integer arithmetic over the target's symbols, "
-	"knobs and sm_count with ceil_div, min, max, + - * / %. Say in one or two sentences what you "
-	"changed and why.\n"
+	"knobs and sm_count with ceil_div, min, max, + - * / %.\n"
+	"(b) edits of kernel.cu, the kernel the task quotes (the one to start from, or your last one), in "
+	"one ```edit block of search/replace blocks, each\n"
+	"<<<<<<< SEARCH\nlines copied exactly from kernel.cu\n=======\nthe lines that replace them\n"
+	">>>>>>> REPLACE\n"
+	"Each SEARCH is whole lines, byte for byte (indentation and trailing spaces count), and must "
+	"occur exactly once in kernel.cu (add neighbouring lines until it does); an empty SEARCH is "
+	"refused; blocks may not overlap and all match kernel.cu as quoted, not each other's result; at "
+	"most 64 blocks.\n"
+	"(c) a unified diff of kernel.cu in one ```diff block: '--- a/kernel.cu', '+++ b/kernel.cu', "
+	"then hunks '@@ -OLD,COUNT +NEW,COUNT @@' whose context and removed lines must match kernel.cu "
+	"exactly and whose counts must match their lines.\n"
+	"With (b) or (c) the task's launch plan is kept unless you also send a ```json launch plan. "
+	"Edits that do not apply are refused with the reason, and the attempt is repeated; a small "
+	"change costs far less output as an edit than as a whole kernel.\n"
 	"Rules:\n"
 	"- Include only the CUDA toolkit's own headers (cuda_fp16.h, cuda_bf16.h, cuda_fp8.h, "
 	"cooperative_groups.h, cub/..., cuda/std/...); any other #include, #pragma other than "
@@ -107,6 +123,21 @@ static void quote(kiln_buf *b, const char *what, const char *text, size_t max)
 	kiln_buf_puts(b, "\n");
 }
 
+/* The last attempt's kernel (the base of edits) and, when known, its launch plan. */
+static void last_attempt(kiln_buf *b, const kiln_prompt_input *in, const char *title)
+{
+	quote(b, title, in->last_source, EVIDENCE_MAX);
+	if (in->last_launch)
+		quote(b, "Its launch plan (kept with edits unless you send a plan)", in->last_launch, EVIDENCE_MAX);
+}
+
+/* The action's earlier attempts, so a model without memory does not repeat one. */
+static void attempts(kiln_buf *b, const kiln_prompt_input *in)
+{
+	if (in->attempts && *in->attempts)
+		quote(b, "This action's earlier attempts (oldest first)", in->attempts, EVIDENCE_MAX);
+}
+
 kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 {
 	kiln_buf pre, var;
@@ -137,7 +168,8 @@ kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 		kiln_buf_printf(&var, "\n## Task: implement action %lld\n%s\n", (long long)in->node_id,
 				in->action ? in->action : "");
 		if (in->parent_source)
-			quote(&var, "Parent's best kernel (start from this)", in->parent_source, EVIDENCE_MAX);
+			quote(&var, "Parent's best kernel: kernel.cu (start from this; edits apply to it)", in->parent_source,
+			      EVIDENCE_MAX);
 		if (in->parent_launch)
 			quote(&var, "Parent's launch plan", in->parent_launch, EVIDENCE_MAX);
 		if (in->best_source) {
@@ -149,25 +181,32 @@ kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 			if (in->best_launch)
 				quote(&var, "Current best launch plan", in->best_launch, EVIDENCE_MAX);
 		}
-		kiln_buf_puts(&var, "\nReply with the ```cuda kernel and the ```json launch plan.\n");
+		kiln_buf_puts(&var, "\nReply with the kernel (a whole ```cuda kernel and its ```json launch plan, or ```edit / "
+				 "```diff edits of the parent's best kernel above) and a CHANGED: line.\n");
 		break;
 	case KILN_PROMPT_DEBUG:
 		kiln_buf_printf(&var, "\n## Task: fix your last attempt at action %lld\n%s\n", (long long)in->node_id,
 				in->action ? in->action : "");
-		quote(&var, "Your last kernel", in->last_source, EVIDENCE_MAX);
+		last_attempt(&var, in, "Your last kernel: kernel.cu (edits apply to it)");
 		quote(&var, "What went wrong", in->evidence, EVIDENCE_MAX);
-		kiln_buf_puts(&var, "\nReply with the corrected ```cuda kernel and ```json launch plan.\n");
+		attempts(&var, in);
+		kiln_buf_puts(&var, "\nReply with the corrected kernel (a whole ```cuda kernel and its ```json launch plan, or "
+				 "```edit / ```diff edits of your last kernel above) and a CHANGED: line.\n");
 		break;
 	case KILN_PROMPT_IMPROVE:
 		kiln_buf_printf(&var, "\n## Task: make action %lld faster\n%s\n", (long long)in->node_id,
 				in->action ? in->action : "");
-		quote(&var, "Your last kernel (it passed)", in->last_source, EVIDENCE_MAX);
+		last_attempt(&var, in, "Your last kernel, it passed: kernel.cu (edits apply to it)");
 		quote(&var, "Timing and counters", in->evidence, EVIDENCE_MAX);
-		kiln_buf_puts(&var, "\nReply with an improved ```cuda kernel and ```json launch plan.\n");
+		attempts(&var, in);
+		kiln_buf_puts(&var, "\nReply with a faster kernel (a whole ```cuda kernel and its ```json launch plan, or "
+				 "```edit / ```diff edits of your last kernel above) and a CHANGED: line. Do not repeat an "
+				 "experiment the table of earlier attempts already shows.\n");
 		break;
 	case KILN_PROMPT_REFLECT:
 		kiln_buf_printf(&var, "\n## Task: reflect on action %lld\n", (long long)in->node_id);
 		quote(&var, "Outcome", in->evidence, EVIDENCE_MAX);
+		attempts(&var, in);
 		kiln_buf_puts(&var,
 			"\nUpdate the world model with one ```json edit script: re-score nodes, record what you learned "
 			"in notes, and insert at least one open child under a solved node (ops: insert, update, split, "

@@ -107,10 +107,14 @@ static char *result_json(const kiln_search *s, const kiln_cand *c, const kiln_ev
 	cJSON_AddStringToObject(o, "policy", s->llm ? "llm" : "tune");
 	if (s->o->llm)
 		cJSON_AddStringToObject(o, "llm_model", s->o->llm);
+	/* the action is what the search set out to do; "changed" is what this kernel does (a
+	 * model may change method inside an action, so the title need not describe it) */
 	char *path = NULL;
 	if (c->node > 0 && kiln_wm_path(&path, s->wm, c->node) == 0)
 		cJSON_AddStringToObject(o, "node", path);
 	free(path);
+	if (c->changed)
+		cJSON_AddStringToObject(o, "changed", c->changed);
 	char *knobs = knobs_json(c);
 	cJSON_AddItemToObject(o, "knobs", knobs ? cJSON_Parse(knobs) : cJSON_CreateObject());
 	free(knobs);
@@ -137,10 +141,13 @@ static kiln_err commit_git(kiln_search *s, const kiln_cand *c, const kiln_eval *
 	if (c->node > 0 && kiln_wm_path(&raw_path, s->wm, c->node) == KILN_OK)
 		path = kiln_text_escape(raw_path, KILN_TEXT_LINE); /* titles are the model's */
 	free(raw_path);
-	char *body = kiln_asprintf("run %lld, iteration %lld, policy %s%s%s%s%s",
+	char *changed = c->changed ? kiln_text_escape(c->changed, KILN_TEXT_LINE) : NULL;
+	char *body = kiln_asprintf("run %lld, iteration %lld, policy %s%s%s%s%s%s%s",
 				   (long long)s->run_id, (long long)iteration, s->llm ? "llm" : "tune",
 				   s->o->llm ? ", model " : "", s->o->llm ? s->o->llm : "",
-				   path ? "\nnode: " : "", path ? path : "");
+				   changed ? "\nchanged: " : "", changed ? changed : "",
+				   path ? "\naction: " : "", path ? path : "");
+	free(changed);
 	kiln_git_best b = {0};
 	b.target = s->t->name;
 	b.arch = s->arch;
@@ -179,6 +186,7 @@ kiln_err kiln_search_record(kiln_search *s, const kiln_cand *c, const kiln_eval 
 	cr.llm_call_id = c->llm_call_id;
 	cr.is_seed = c->is_seed;
 	cr.new_best = best;
+	cr.changed = c->changed;
 	kiln_compile_rec comp;
 	kiln_verify_rec ver;
 	kiln_timing_rec tim;
@@ -257,7 +265,7 @@ static kiln_err commit_candidate(kiln_search *s, const kiln_candidate_info *ci)
 	ev.outcome = KILN_OUT_PASSED;
 	ev.time_us = ci->time_us;
 	ev.modeled = ci->modeled;
-	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false};
+	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false, ci->changed};
 	return commit_git(s, &c, &ev, ci->id, ci->iteration);
 }
 

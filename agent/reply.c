@@ -1,7 +1,9 @@
 /* Strict parsing of an LLM reply into its parts: the kernel (a ```cuda / ```cpp / ```c++
- * / ```cu fenced block), the launch plan (a ```json block whose object has "launches")
- * and the world-model edit script (a ```json block whose object has "ops"). Anything
- * ambiguous — two kernels, an unterminated fence — is an error the LLM is told about. */
+ * / ```cu fenced block, or edits to the task's kernel: an ```edit block of search/replace
+ * blocks or a ```diff block), the launch plan (a ```json block whose object has
+ * "launches"), the world-model edit script (a ```json block whose object has "ops") and
+ * the one-line "CHANGED: ..." outside the blocks. Anything ambiguous — two kernels, a
+ * kernel and edits, an unterminated fence — is an error the LLM is told about. */
 #include "agent/agent.h"
 
 #include <cjson/cJSON.h>
@@ -80,6 +82,8 @@ static int next_fence(fence *out, const char *text, size_t len, size_t *pos, siz
 
 static const char *const kernel_langs[] = {"cuda", "cu", "cpp", "c++", "cxx", "c", NULL};
 static const char *const json_langs[] = {"json", "jsonc", NULL};
+static const char *const edit_langs[] = {"edit", "edits", NULL};
+static const char *const diff_langs[] = {"diff", "patch", "udiff", NULL};
 
 /* Classifies a ```json block by its top-level keys. */
 static kiln_err classify_json(const fence *f, bool *is_launch, bool *is_edits)
@@ -113,6 +117,72 @@ static kiln_err take(char **slot, const fence *f, const char *what)
 	return *slot ? KILN_OK : KILN_ENOMEM;
 }
 
+/* True when a line (without its '\n') opens or closes a fence: ``` after at most 4 blanks. */
+static bool fence_line(const char *l, size_t n)
+{
+	size_t k = 0;
+	while (k < n && k < 4 && (l[k] == ' ' || l[k] == '\t'))
+		k++;
+	return n - k >= 3 && strncmp(l + k, "```", 3) == 0;
+}
+
+/* The first "CHANGED: ..." line outside the fenced blocks (markdown emphasis, a list
+ * bullet or a heading mark before it allowed): escaped to one visible line, redacted and
+ * cut after a word at KILN_CHANGED_MAX bytes. NULL when there is none or it is empty. */
+static char *changed_line(const char *text, size_t len)
+{
+	bool in = false;
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(text + i, '\n', len - i);
+		size_t n = nl ? (size_t)(nl - (text + i)) : len - i;
+		const char *l = text + i;
+		i += n + 1;
+		if (fence_line(l, n)) {
+			in = !in;
+			continue;
+		}
+		size_t k = 0;
+		while (!in && k < n && strchr(" \t*_#>-", l[k]))
+			k++;
+		if (in || n - k < 8 || strncasecmp(l + k, "changed", 7))
+			continue;
+		k += 7;
+		while (k < n && (l[k] == '*' || l[k] == '_' || l[k] == ' '))
+			k++;
+		if (k >= n || l[k] != ':')
+			continue;
+		k++;
+		while (k < n && strchr(" \t*_", l[k]))
+			k++;
+		size_t e = n;
+		while (e > k && strchr(" \t\r*_", l[e - 1]))
+			e--;
+		if (e == k)
+			return NULL;
+		char *raw = kiln_strndup(l + k, e - k > 4 * KILN_CHANGED_MAX ? 4 * KILN_CHANGED_MAX : e - k);
+		char *red = raw ? kiln_redact(raw) : NULL;
+		char *esc = red ? kiln_text_escape(red, KILN_TEXT_LINE) : NULL;
+		free(red);
+		if (esc)
+			esc[kiln_text_word_cut(esc, KILN_CHANGED_MAX)] = '\0';
+		return esc;
+	}
+	return NULL;
+}
+
+kiln_err kiln_reply_check_kernel(const char *k, const char *what)
+{
+	if (strstr(k, "<<<<<<< SEARCH") || strstr(k, ">>>>>>> REPLACE"))
+		return kiln_error_set(KILN_EINVAL, "%s holds search/replace markers: send edits in an ```edit block, "
+				      "or the whole kernel without them", what);
+	if (strstr(k, "__global__") == NULL)
+		return kiln_error_set(KILN_EINVAL, "%s has no __global__ kernel", what);
+	if (strstr(k, "int main(") || strstr(k, "cudaMalloc") || strstr(k, "<<<"))
+		return kiln_error_set(KILN_EINVAL, "%s contains host code (main, cudaMalloc or <<<>>>); send device code only",
+				      what);
+	return KILN_OK;
+}
+
 kiln_err kiln_reply_parse(kiln_reply_parts *out, const char *text, size_t len, unsigned want)
 {
 	memset(out, 0, sizeof *out);
@@ -124,6 +194,12 @@ kiln_err kiln_reply_parse(kiln_reply_parts *out, const char *text, size_t len, u
 		if (lang_is(&f, kernel_langs)) {
 			if ((e = take(&out->kernel, &f, "kernel (```cuda)")))
 				goto done;
+		} else if (lang_is(&f, edit_langs)) {
+			if ((e = take(&out->edit, &f, "```edit")))
+				goto done;
+		} else if (lang_is(&f, diff_langs)) {
+			if ((e = take(&out->diff, &f, "```diff")))
+				goto done;
 		} else if (lang_is(&f, json_langs)) {
 			bool is_launch, is_edits;
 			if ((e = classify_json(&f, &is_launch, &is_edits)))
@@ -133,17 +209,30 @@ kiln_err kiln_reply_parse(kiln_reply_parts *out, const char *text, size_t len, u
 			if (is_edits && (e = take(&out->edits_json, &f, "edit script (```json with \"ops\")")))
 				goto done;
 		}
-		/* other languages (text, diff, sh) are commentary and ignored */
+		/* other languages (text, sh) are commentary and ignored */
 	}
 	if (r < 0) {
 		e = KILN_EINVAL;
 		goto done;
 	}
-	if ((want & KILN_REPLY_KERNEL) && !out->kernel) {
-		e = kiln_error_set(KILN_EINVAL, "reply has no ```cuda block with the kernel source");
+	int code = !!out->kernel + !!out->edit + !!out->diff;
+	if (code > 1) {
+		e = kiln_error_set(KILN_EINVAL, "reply has %s; send exactly one: a whole kernel (```cuda), search/replace "
+				   "blocks (```edit) or a unified diff (```diff)",
+				   out->kernel ? (out->edit ? "a ```cuda kernel and an ```edit block" : "a ```cuda kernel and a ```diff block")
+					       : "an ```edit block and a ```diff block");
 		goto done;
 	}
-	if ((want & KILN_REPLY_LAUNCH) && !out->launch_json) {
+	if ((want & KILN_REPLY_KERNEL) && code == 0) {
+		/* markers outside a block: say where they belong */
+		bool loose = len >= 14 && memmem(text, len, "<<<<<<< SEARCH", 14) != NULL;
+		e = kiln_error_set(KILN_EINVAL, loose
+				   ? "reply has search/replace blocks outside a fenced block: put them in one ```edit block"
+				   : "reply has no kernel: send a whole kernel in a ```cuda block, or edits in an ```edit "
+				     "(search/replace) or ```diff block");
+		goto done;
+	}
+	if ((want & KILN_REPLY_LAUNCH) && out->kernel && !out->launch_json) {
 		e = kiln_error_set(KILN_EINVAL, "reply has no ```json block with the launch plan (\"launches\")");
 		goto done;
 	}
@@ -151,15 +240,9 @@ kiln_err kiln_reply_parse(kiln_reply_parts *out, const char *text, size_t len, u
 		e = kiln_error_set(KILN_EINVAL, "reply has no ```json block with the edit script (\"ops\")");
 		goto done;
 	}
-	if (out->kernel && strstr(out->kernel, "__global__") == NULL) {
-		e = kiln_error_set(KILN_EINVAL, "the ```cuda block has no __global__ kernel");
+	if (out->kernel && (e = kiln_reply_check_kernel(out->kernel, "the ```cuda block")))
 		goto done;
-	}
-	if (out->kernel && (strstr(out->kernel, "int main(") || strstr(out->kernel, "cudaMalloc") ||
-			    strstr(out->kernel, "<<<"))) {
-		e = kiln_error_set(KILN_EINVAL, "the ```cuda block contains host code (main, cudaMalloc or <<<>>>); send device code only");
-		goto done;
-	}
+	out->changed = changed_line(text, len);
 done:
 	if (e)
 		kiln_reply_parts_free(out);
@@ -171,6 +254,9 @@ void kiln_reply_parts_free(kiln_reply_parts *p)
 	if (!p)
 		return;
 	free(p->kernel);
+	free(p->edit);
+	free(p->diff);
+	free(p->changed);
 	free(p->launch_json);
 	free(p->edits_json);
 	memset(p, 0, sizeof *p);

@@ -14,7 +14,7 @@
 
 /* ======================= history.db ======================= */
 
-#define KILN_DB_SCHEMA_VERSION 2
+#define KILN_DB_SCHEMA_VERSION 3
 
 typedef struct kiln_db kiln_db;
 
@@ -97,6 +97,8 @@ typedef struct kiln_candidate_rec {
 	int64_t llm_call_id;      /* the call that wrote it; 0 = none (seed, tuner) */
 	bool is_seed;             /* sets runs.seed_candidate */
 	bool new_best;            /* sets runs.best_candidate (same transaction) */
+	const char *changed;      /* one line: what it changed (the model's CHANGED line or kiln's
+				   * diff summary); NULL = not recorded */
 } kiln_candidate_rec;
 
 typedef struct kiln_compile_rec {
@@ -159,6 +161,7 @@ typedef struct kiln_candidate_info {
 	char *hash;                        /* SHA-256 of source + launch + knobs: the identity */
 	char *created;
 	char *outcome;                     /* "compile_error" | "failed" | "passed" | "unverified" */
+	char *changed;                     /* one line, what it changed; NULL = not recorded */
 	/* compile (has_compile false: none recorded) */
 	bool has_compile, compile_ok;
 	char *compile_log;

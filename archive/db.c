@@ -153,8 +153,16 @@ static kiln_err migrate_to_v1(kiln_db *db)
 	return e;
 }
 
+/* Schema v3: each candidate's one-line "what changed" (the model's CHANGED line or kiln's
+ * diff summary); NULL for candidates recorded before it. */
+static kiln_err migrate_to_v3(kiln_db *db)
+{
+	return kiln_db_exec(db, "ALTER TABLE candidates ADD COLUMN changed TEXT", "adding candidates.changed");
+}
+
 /* migrations[i] takes a file from user_version i to i + 1. */
-static const migration_fn migrations[KILN_DB_SCHEMA_VERSION] = {migrate_to_v1, kiln_db_migrate_wm_deltas};
+static const migration_fn migrations[KILN_DB_SCHEMA_VERSION] = {migrate_to_v1, kiln_db_migrate_wm_deltas,
+								migrate_to_v3};
 
 /* KILN_ECORRUPT with the recovery hint every damaged-file message carries. */
 static kiln_err corrupt(const char *path, const char *what, const char *msg)
@@ -458,6 +466,11 @@ kiln_err kiln_db_open(kiln_db **out, const char *path, int flags)
 					   KILN_DB_SCHEMA_VERSION);
 			goto done;
 		}
+		/* before v3: a connection-private view (the temp schema, never the file) adds the
+		 * missing column, so every query reads v3's shape */
+		if (v < 3 && (e = kiln_db_exec(db, "CREATE TEMP VIEW candidates AS SELECT *, NULL AS changed FROM "
+					      "main.candidates", "reading an older schema")))
+			goto done;
 	} else {
 		/* WAL: readers see the last committed state while a writer works */
 		if ((e = kiln_db_exec(db, "PRAGMA journal_mode = WAL", "enabling WAL")) ||

@@ -379,8 +379,8 @@ kiln_err kiln_db_candidate_commit(kiln_db *db, int64_t *out_id, const kiln_candi
 				       (long long)c->iteration);
 	if ((e = kiln_db_prepare(db, &st,
 				 "INSERT INTO candidates (run_id, iteration, node_id, parent_id, source, launch,"
-				 " knobs, source_hash, hash, created, llm_call_id, outcome)"
-				 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")))
+				 " knobs, source_hash, hash, created, llm_call_id, outcome, changed)"
+				 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")))
 		goto fail;
 	now_iso(now);
 	candidate_hash(hash, c, knobs);
@@ -397,6 +397,7 @@ kiln_err kiln_db_candidate_commit(kiln_db *db, int64_t *out_id, const kiln_candi
 	kiln_db_bind_text(st, 10, now);
 	kiln_db_bind_id(st, 11, c->llm_call_id);
 	kiln_db_bind_text(st, 12, outcome_of(compile, verify));
+	kiln_db_bind_text(st, 13, c->changed);
 	if ((e = step_done(db, st, "recording the candidate")))
 		goto fail;
 	id = sqlite3_last_insert_rowid(db->h);
@@ -432,7 +433,7 @@ fail:
 	"c.knobs, c.source_hash, c.hash, c.created, c.outcome, "                                   \
 	"cr.candidate_id, cr.ok, cr.log, cr.registers, cr.spill_store_bytes, cr.spill_load_bytes, " \
 	"cr.shared_bytes, v.candidate_id, v.passed, v.failed_check, v.message, v.worst_error, "     \
-	"t.candidate_id, t.kind, t.time_us, t.speedup, t.roofline "                                 \
+	"t.candidate_id, t.kind, t.time_us, t.speedup, t.roofline, c.changed "                      \
 	"FROM candidates c LEFT JOIN compile_results cr ON cr.candidate_id = c.id "                \
 	"LEFT JOIN verifications v ON v.candidate_id = c.id "                                      \
 	"LEFT JOIN timings t ON t.candidate_id = c.id "
@@ -448,7 +449,7 @@ static kiln_err read_cand(void *item, sqlite3_stmt *st)
 	struct { char **dst; int col; } texts[] = {
 		{&c->node_id, 5}, {&c->source, 6}, {&c->launch_json, 7}, {&c->knobs_json, 8},
 		{&c->source_hash, 9}, {&c->hash, 10}, {&c->created, 11}, {&c->outcome, 12},
-		{&c->compile_log, 15}, {&c->failed_check, 22}, {&c->verify_message, 23},
+		{&c->compile_log, 15}, {&c->failed_check, 22}, {&c->verify_message, 23}, {&c->changed, 30},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(texts); i++) {
 		*texts[i].dst = kiln_db_col_dup(st, texts[i].col);
@@ -489,6 +490,7 @@ void kiln_candidate_infos_free(kiln_candidate_info *c, size_t n)
 		free(c[i].compile_log);
 		free(c[i].failed_check);
 		free(c[i].verify_message);
+		free(c[i].changed);
 	}
 	free(c);
 }

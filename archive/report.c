@@ -389,7 +389,7 @@ static kiln_err load(report *r, int64_t run_id)
 	r->best_id = jid(r->run, "best_candidate");
 	r->seed_id = jid(r->run, "seed_candidate");
 	if ((e = kiln_db_query_json(r->db, &r->cands,
-		"SELECT c.id, c.iteration, c.node_id, c.parent_id, c.created, c.outcome, c.hash, c.source,"
+		"SELECT c.id, c.iteration, c.node_id, c.parent_id, c.created, c.outcome, c.hash, c.source, c.changed,"
 		" c.launch, c.knobs, c.llm_call_id, v.failed_check, v.message, t.kind, t.time_us, t.speedup,"
 		" t.roofline, t.counters, cr.registers, cr.wall_s AS compile_s, v.wall_s AS verify_s,"
 		" (julianday(c.created) - julianday(r.started)) * 1440.0 AS minutes,"
@@ -777,8 +777,9 @@ static void best_table(report *r)
 {
 	put(r, "<h2 id=\"bests\">Best candidates</h2>\n<p>Every new best in order (the last is the winner); "
 	       "each id links to its source below.</p>\n<table id=\"best-table\"><thead><tr><th>candidate</th>"
-	       "<th>iteration</th><th class=\"l\">node</th><th>time (us)</th><th>speedup</th><th>roofline</th>"
-	       "<th>registers</th><th class=\"l\">archive commit</th></tr></thead><tbody>\n");
+	       "<th>iteration</th><th class=\"l\">action</th><th class=\"l\">what changed</th><th>time (us)</th>"
+	       "<th>speedup</th><th>roofline</th><th>registers</th><th class=\"l\">archive commit</th></tr></thead>"
+	       "<tbody>\n");
 	double best = INFINITY;
 	const cJSON *c;
 	cJSON_ArrayForEach(c, r->cands) {
@@ -794,6 +795,8 @@ static void best_table(report *r)
 		       "<td class=\"l\">", id == r->best_id ? " winner" : "", (long long)id, (long long)id, (long long)id,
 		    (long long)jid(c, "iteration"));
 		put_esc(r, jstr(c, "node_id") ? jstr(c, "node_id") : "seed");
+		put(r, "</td><td class=\"l changed\">");
+		put_esc(r, jstr(c, "changed") ? jstr(c, "changed") : "-");
 		put(r, "</td><td>%.4g</td><td>%.3fx</td><td>%.3f</td><td>%.0f</td><td class=\"l\"><code>%.12s</code></td></tr>\n",
 		    t, jnum(c, "speedup"), jnum(c, "roofline"), jnum(c, "registers"), oid);
 	}
@@ -839,6 +842,20 @@ static void evidence_section(report *r)
 	put(r, "</tbody></table>\n");
 }
 
+/* "#3 Title" of the winner's world-model node, "the seed" or "#3" when the tree lacks it. */
+static const char *winner_action(const report *r, char *buf, size_t size)
+{
+	const char *id = jstr(r->best, "node_id");
+	if (!id || !strcmp(id, "0") || !strcmp(id, "-1"))
+		return "none (the seed or the tuner)";
+	snprintf(buf, size, "#%s", id);
+	const cJSON *n;
+	cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(r->tree, "nodes"))
+		if (jid(n, "id") == strtoll(id, NULL, 10) && jstr(n, "title"))
+			snprintf(buf, size, "#%s %s", id, jstr(n, "title"));
+	return buf;
+}
+
 static void winner_section(report *r)
 {
 	put(r, "<h2 id=\"winner\">The winner</h2>\n");
@@ -846,8 +863,14 @@ static void winner_section(report *r)
 		put(r, "<p>No candidate has passed yet.</p>\n");
 		return;
 	}
-	put(r, "<p>Candidate %lld, hash <code>%.12s</code>. Promote it with <code>kiln promote ", (long long)r->best_id,
-	    jstr(r->best, "hash") ? jstr(r->best, "hash") : "");
+	put(r, "<p>Candidate %lld, hash <code>%.12s</code>.</p>\n<p id=\"winner-changed\">What it changed: ",
+	    (long long)r->best_id, jstr(r->best, "hash") ? jstr(r->best, "hash") : "");
+	put_esc(r, jstr(r->best, "changed") ? jstr(r->best, "changed") : "(not recorded)");
+	/* the action is what the search set out to do; a model may change method inside it */
+	put(r, "</p>\n<p>Found while working on action ");
+	char action[320];
+	put_esc(r, winner_action(r, action, sizeof action));
+	put(r, ".</p>\n<p>Promote it with <code>kiln promote ");
 	put_esc(r, jstr(r->run, "target"));
 	put(r, " %lld --to DIR</code>.</p>\n<pre id=\"winner-source\">", (long long)r->best_id);
 	put_esc(r, jstr(r->best, "source"));

@@ -1,6 +1,6 @@
 /* kiln log TARGET|RUN: the candidates in order — id, hash prefix, node, verdict (and the
  * failed check), time, speedup over the run's seed, roofline fraction, '*' on each new
- * best — filtered by --passed / --failed / --node N / --since T. A TARGET means all of its
+ * best, what it changed (one line, cut to the terminal's taste) — filtered by --passed / --failed / --node N / --since T. A TARGET means all of its
  * runs; a RUN (digits) one run. Read-only, so it works while a run writes. */
 #include <math.h>
 #include <stdlib.h>
@@ -15,7 +15,8 @@
 static const char usage[] =
 	"kiln log TARGET|RUN [--passed | --failed] [--node N] [--since T] [--json] [--workdir DIR]";
 static const char help[] =
-	"Lists candidates in order: id, hash, node, verdict, time, speedup, roofline ('*' = new best).\n"
+	"Lists candidates in order: id, hash, node, verdict, time, speedup, roofline ('*' = new best)\n"
+	"and what each changed (the model's CHANGED line, else kiln's diff summary; --json: whole).\n"
 	"  TARGET          every run of the target; RUN (a number) one run\n"
 	"  --passed        only candidates that passed verification; --failed only the others\n"
 	"  --node N        only those implementing world-model node N\n"
@@ -24,7 +25,7 @@ static const char help[] =
 	"  --json          an array of objects (docs/review.md)\n";
 
 static const char log_sql[] =
-	"SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id, c.created, c.outcome,"
+	"SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id, c.created, c.outcome, c.changed,"
 	" v.failed_check, v.message, t.kind, t.time_us, t.speedup, t.roofline,"
 	" (c.outcome = 'passed' AND t.time_us IS NOT NULL AND t.time_us < coalesce((SELECT min(t2.time_us)"
 	"   FROM candidates c2 JOIN timings t2 ON t2.candidate_id = c2.id WHERE c2.run_id = c.run_id"
@@ -91,8 +92,8 @@ static void print_log(const cJSON *rows)
 {
 	const cJSON *c;
 	bool star = false, tilde = false;
-	printf("%6s  %-10s %4s %5s %-6s %-22s %12s %8s %8s\n", "ID", "HASH", "RUN", "ITER", "NODE", "VERDICT",
-	       "TIME (us)", "SPEEDUP", "ROOFLINE");
+	printf("%6s  %-10s %4s %5s %-6s %-22s %12s %8s %8s  %s\n", "ID", "HASH", "RUN", "ITER", "NODE", "VERDICT",
+	       "TIME (us)", "SPEEDUP", "ROOFLINE", "WHAT CHANGED");
 	cJSON_ArrayForEach(c, rows) {
 		char verdict[40], t[24], sx[24], roof[24];
 		const char *outcome = kiln_cli_jstr(c, "outcome", "?");
@@ -107,9 +108,12 @@ static void print_log(const cJSON *rows)
 			 strcmp(kiln_cli_jstr(c, "kind", ""), "modeled") == 0 ? "~" : "");
 		snprintf(sx, sizeof(sx), isfinite(x) ? "%.2fx" : "-", x);
 		snprintf(roof, sizeof(roof), isfinite(rf) ? "%.2f" : "-", rf);
-		printf("%6.0f%c %-10.10s %4.0f %5.0f %-6s %-22s %12s %8s %8s\n", kiln_cli_jnum(c, "id"),
+		const char *what = kiln_cli_jstr(c, "changed", "-");
+		size_t cut = kiln_text_word_cut(what, 72);
+		printf("%6.0f%c %-10.10s %4.0f %5.0f %-6s %-22s %12s %8s %8s  %.*s%s\n", kiln_cli_jnum(c, "id"),
 		       kiln_cli_jnum(c, "new_best") == 1 ? '*' : ' ', kiln_cli_jstr(c, "hash", ""), kiln_cli_jnum(c, "run_id"),
-		       kiln_cli_jnum(c, "iteration"), kiln_cli_jstr(c, "node_id", "seed"), verdict, t, sx, roof);
+		       kiln_cli_jnum(c, "iteration"), kiln_cli_jstr(c, "node_id", "seed"), verdict, t, sx, roof, (int)cut, what,
+		       what[cut] ? " ..." : "");
 		star = star || kiln_cli_jnum(c, "new_best") == 1;
 		tilde = tilde || (isfinite(us) && strcmp(kiln_cli_jstr(c, "kind", ""), "modeled") == 0);
 	}

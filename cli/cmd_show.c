@@ -104,7 +104,7 @@ static kiln_err candidate_doc(cJSON **out, kiln_db *db, const char *ref, bool wi
 	static const struct { const char *key, *sql; } parts[] = {
 		{"candidate", "SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id,"
 			      " c.created, c.outcome, c.llm_call_id, c.source_hash, c.knobs, c.launch, c.source,"
-			      " (c.id = r.best_candidate) AS is_best, (c.id = r.seed_candidate) AS is_seed,"
+			      " (c.id = r.best_candidate) AS is_best, (c.id = r.seed_candidate) AS is_seed, c.changed,"
 			      " coalesce(json_extract(r.config, '$.rank_time'), 'launches') AS rank_time"
 			      " FROM candidates c JOIN runs r ON r.id = c.run_id WHERE c.id = ?1"},
 		{"compile", "SELECT * FROM compile_results WHERE candidate_id = ?1"},
@@ -195,7 +195,10 @@ static void print_show(const cJSON *d, bool with_prompt)
 	       kiln_cli_jstr(c, "arch", "?"), kiln_cli_jnum(c, "iteration"), kiln_cli_jstr(c, "outcome", "?"),
 	       kiln_cli_jnum(c, "is_best") == 1 ? ", the run's best" : "", kiln_cli_jnum(c, "is_seed") == 1 ? ", the seed" : "",
 	       kiln_cli_jstr(c, "created", "?"));
-	printf("\nworld-model node:");
+	/* the candidate's own change first: the action's title says what the search set out to
+	 * do, and a model may have changed method inside it */
+	printf("  what changed: %s\n", kiln_cli_jstr(c, "changed", "(not recorded)"));
+	printf("\naction (world-model node):");
 	int depth = 0;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(d, "ancestry"))
 		printf("%s#%.0f %s [%s]", depth++ ? " > " : " ", kiln_cli_jnum(a, "id"), kiln_cli_jstr(a, "title", ""),
@@ -307,7 +310,8 @@ static kiln_err field_diff(char **out, const cJSON *a, const cJSON *b, const cha
 }
 
 static const char *const metric_keys[] = {"run_id", "iteration", "node_id", "outcome", "failed_check", "kind",
-					  "time_us", "speedup", "roofline", "registers", "spill_store_bytes", NULL};
+					  "time_us", "speedup", "roofline", "registers", "spill_store_bytes", "changed",
+					  NULL};
 
 static kiln_err metrics(cJSON **out, kiln_db *db, const char *ref)
 {
@@ -318,7 +322,7 @@ static kiln_err metrics(cJSON **out, kiln_db *db, const char *ref)
 	int64_t id = ci->id;
 	kiln_candidate_infos_free(ci, 1);
 	return one_row(out, db, "SELECT c.id, c.hash, c.run_id, c.iteration, c.node_id, c.outcome, v.failed_check,"
-				" t.kind, t.time_us, t.speedup, t.roofline, cr.registers, cr.spill_store_bytes, c.knobs,"
+				" t.kind, t.time_us, t.speedup, t.roofline, cr.registers, cr.spill_store_bytes, c.changed, c.knobs,"
 				" c.launch, c.source FROM candidates c LEFT JOIN compile_results cr ON cr.candidate_id = c.id"
 				" LEFT JOIN verifications v ON v.candidate_id = c.id"
 				" LEFT JOIN timings t ON t.candidate_id = c.id WHERE c.id = ?1", id, "reading a candidate");

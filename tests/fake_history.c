@@ -172,7 +172,7 @@ static kiln_err candidate(fake_ctx *f, const fake_step *s, int64_t call)
 	bool pass = s->kind == F_PASS || s->kind == F_LIE;
 	bool best = pass && s->time_us < f->best_us;
 	kiln_candidate_rec c = {f->run, s->iteration, s->node < 0 ? NULL : node, f->prev_best, src, f->launch, knobs,
-				call, s->node < 0, best};
+				call, s->node < 0, best, s->node < 0 ? "the seed (the baseline)" : comment};
 	kiln_compile_rec cr = {s->kind != F_COMPILE,
 			       s->kind == F_COMPILE ? "kernel.cu(23): error: no suitable conversion function from "
 						      "\"const float\" to \"const float4\" exists\n1 error detected"

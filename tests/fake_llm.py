@@ -39,6 +39,11 @@ Entry fields (all optional):
   chunk_delay  seconds between generated stream events
   sse          explicit stream: [{"event": NAME, "data": JSON|STRING, "delay": S},
                {"comment": TEXT}, {"raw": "bytes as is"}], sent chunked as text/event-stream
+  edits        [[SEARCH, REPLACE], ...]: the answer is an edit reply, these search/replace
+               blocks in one ```edit block (kiln applies them to the kernel its prompt quoted)
+  diff         a unified diff of kernel.cu: the answer is an edit reply with a ```diff block
+  changed      with edits/diff: a "CHANGED: ..." line before the block (omitted if absent)
+  launch       with edits/diff: a launch plan (JSON value) sent in a ```json block too
   fault        "hang"        accept and never answer (holds the socket "hang_s", default 30)
                "drop"        a stream closes after "drop_after" events (default 2) without its
                              end marker; a plain body closes half-way (short Content-Length)
@@ -201,6 +206,21 @@ def answer_events(entry, anthropic, rid, text, include_usage):
     return ev
 
 
+def edit_text(entry):
+    """An edit reply: the CHANGED line, the ```edit (or ```diff) block, an optional plan."""
+    out = []
+    if entry.get("changed"):
+        out.append("CHANGED: %s\n" % entry["changed"])
+    if "edits" in entry:
+        blocks = "".join("<<<<<<< SEARCH\n%s=======\n%s>>>>>>> REPLACE\n" % (a, b) for a, b in entry["edits"])
+        out.append("```edit\n%s```\n" % blocks)
+    else:
+        out.append("```diff\n%s```\n" % entry["diff"])
+    if "launch" in entry:
+        out.append("```json\n%s\n```\n" % json.dumps(entry["launch"]))
+    return "\n".join(out)
+
+
 def error_body(kind):
     if kind == "429":
         return {"error": {"message": "Rate limit reached for requests", "type": "rate_limit_error",
@@ -323,6 +343,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(status, error_body(fault), headers)
         if fault == "garbage":
             return self.send_plain(200, b'{"choices": [ {"mess', "application/json", headers)
+        if "edits" in entry or "diff" in entry:
+            entry = dict(entry, text=edit_text(entry))
         if fault == "truncated":
             entry = dict(entry, finish="length", text=entry.get("text", "partial"))
         if "sse" in entry:

@@ -3,7 +3,8 @@
 # ${FUZZ_SECONDS:-60} seconds, the others for ${FUZZ_SECONDS_EACH:-20} seconds each — starting from its corpus tests/fuzz/corpus_<name>/ (copied: the repository
 # corpus only grows by hand): ptx (the emulator's parser + a short run), editscript (the
 # world model's edit scripts), target (target.json), launch (launch.json), expr (the
-# expression evaluator), reply (the LLM reply parser), sse (the LLM client's event-stream
+# expression evaluator), reply (the LLM reply parser), edit (edit replies: search/replace
+# blocks and diffs applied to a kernel), sse (the LLM client's event-stream
 # parser and stream events), source (the gate before NVRTC: compile/source.c), json (the one
 # strict JSON rule: util/json_check.c). FUZZ_ONLY="ptx expr" picks some.
 # Not a meson test: CI calls it. Configures its own clang build dir (${FUZZ_BUILD:-build-fuzz}).
@@ -13,7 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 art=${FUZZ_ART:-$build/fuzz-artifacts}
-only=${FUZZ_ONLY:-ptx editscript target launch expr reply sse source json}
+only=${FUZZ_ONLY:-ptx editscript target launch expr reply edit sse source json}
 if ! command -v clang >/dev/null; then
 	echo "integ_fuzz: clang not found (libFuzzer needs clang)" >&2
 	exit 2

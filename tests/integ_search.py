@@ -92,9 +92,9 @@ def script():
     ], "default": {"text": reply(FAST, plan(1024), "Same again."), "usage": {"prompt": 900, "completion": 200}}}
 
 
-def start_server(tmp, init_forever=False):
+def start_server(tmp, init_forever=False, sc=None):
     path = os.path.join(tmp, "script.json")
-    sc = script()
+    sc = sc or script()
     if init_forever:
         sc["replies"][0]["times"] = -1
     json.dump(sc, open(path, "w"))
@@ -340,7 +340,116 @@ def fatal_api_error():
     print("ok: a 401 stops the run after one request, status failed, the seed kept")
 
 
+def edit_replies():
+    """Edit replies end to end (fake_llm's edits/diff mode): a search/replace block that does
+    not apply is refused and the retry repeats the task, the parent kernel and the exact
+    reason; the repaired edit and an improve answered with a unified diff are applied to the
+    kernels their prompts quoted, evaluated and recorded with what each changed (the model's
+    CHANGED line, else kiln's diff summary); the improve prompts carry the action's earlier
+    attempts; the winner is described by its own change, the action's title shown as the
+    action (a model may change method inside an action), in show, log, the report,
+    result.json and the commit."""
+    tmp = tempfile.mkdtemp(prefix="kiln-search-edit-")
+    base_line = "    const long long base = (long long)blockIdx.x * (BLOCK * ITEMS) + threadIdx.x;\n"
+    loop_line = "    for (int k = 0; k < ITEMS; k++) {\n"
+    four = [[base_line, base_line.replace("ITEMS", "4")], [loop_line, loop_line.replace("ITEMS", "4")]]
+    plan4 = json.loads(SEED_LAUNCH)
+    plan4["launches"][0]["grid"] = ["ceil_div(n, BLOCK*4)"]
+    plan8 = json.loads(SEED_LAUNCH)
+    plan8["launches"][0]["grid"] = ["ceil_div(n, BLOCK*8)"]
+    diff8 = ("--- a/kernel.cu\n+++ b/kernel.cu\n@@ -17,5 +17,5 @@\n"
+             "     const float step_size = lr / bc1;\n"
+             "-" + base_line.replace("ITEMS", "4") + "+" + base_line.replace("ITEMS", "8") +
+             " #pragma unroll\n"
+             "-" + loop_line.replace("ITEMS", "4") + "+" + loop_line.replace("ITEMS", "8") +
+             "         const long long i = base + (long long)k * BLOCK;\n")
+    changed = "four elements per thread, scalar loads (no vectors after all)"
+    fenced = lambda o: "```json\n%s\n```" % json.dumps(o)
+    sc = {"replies": [
+        {"match": "## Task: analyse the target", "text": fenced(INIT)},
+        {"match": "## Task: implement action 1", "changed": "try",
+         "edits": [["        const float gi = g[i];\n        float pi = p[i]; // x\n", "\n"]]},
+        {"match": "## Task: implement action 1", "changed": changed, "edits": four, "launch": plan4},
+        {"match": "## Task: make action 1 faster", "diff": diff8, "launch": plan8},
+    ], "default": {"text": reply(FAST, plan(1024), "Same again.")}}
+    srv, log, port = start_server(tmp, sc=sc)
+    wd = os.path.join(tmp, "wd")
+    env = dict(os.environ)
+    env["KILN_LLM_BACKOFF_S"] = "0.01"
+    try:
+        p = subprocess.run([KILN, "run", "adamw", "--workdir", wd, "--policy", "llm", "--llm",
+                            "openai-compatible:fake@http://127.0.0.1:%d/v1" % port, "--iterations", "4",
+                            "--seed", "5", "--json"], capture_output=True, text=True, env=env, timeout=600)
+    finally:
+        srv.terminate()
+        srv.wait()
+    if p.returncode != 0:
+        fail("edit run exited %d\n%s" % (p.returncode, p.stderr[-3000:]))
+    pr = prompts(log)
+    con = sqlite3.connect(os.path.join(wd, "history.db"))
+    calls = [r[0] for r in con.execute("SELECT purpose FROM llm_calls ORDER BY id")]
+    if calls[:4] != ["init", "implement", "repair", "improve"]:
+        fail("edit run's calls %r" % calls)
+    # the retry after the refused edit: the task, the parent kernel and the exact reason
+    rep = pr[2]
+    for want in ("## Task: implement action 1", "Parent's best kernel: kernel.cu", "adamw_step(float *p",
+                 "block 1: the old text is not in the parent kernel",
+                 "its first 1 line(s) match at line 24, then it has"):
+        if want not in rep:
+            fail("the retry after a refused edit lacks %r: %s" % (want, rep[-2500:]))
+    rows = con.execute("SELECT c.id, c.iteration, c.outcome, c.changed, c.source, c.launch FROM candidates c "
+                       "ORDER BY c.iteration").fetchall()
+    if [r[2] for r in rows] != ["passed"] * 4:
+        fail("edit run outcomes %r" % [(r[1], r[2], r[3]) for r in rows])
+    if rows[0][3] != "the seed (the baseline)" or rows[1][3] != changed:
+        fail("what changed: %r" % [r[3] for r in rows])
+    if "k < 4" not in rows[1][4] or "BLOCK*4" not in rows[1][5] or "k < 8" not in rows[2][4]:
+        fail("the edits were not applied as sent")
+    if not rows[2][3].startswith("+2 -2 lines in adamw_step") or "launch plan changed" not in rows[2][3]:
+        fail("kiln's diff summary for the diff reply: %r" % rows[2][3])
+    # the improve prompts carry the action's earlier attempts, one row each with what changed
+    imp = [t for t in pr if "## Task: make action 1 faster" in t]
+    if len(imp) < 2 or "### This action's earlier attempts" not in imp[0] or ("1 | passed | " not in imp[0]) \
+            or changed not in imp[0] or "2 | passed | " not in imp[1] or "+2 -2 lines in adamw_step" not in imp[1]:
+        fail("the improve prompts' attempts tables: %r" % [t[t.find("earlier attempts"):][:600] for t in imp])
+    if "Its launch plan (kept with edits" not in imp[0] or "BLOCK*4" not in imp[0]:
+        fail("the improve prompt does not quote the last launch plan")
+    # the winner is described by its own change, the action's title as the action
+    best = con.execute("SELECT best_candidate FROM runs").fetchone()[0]
+    bchanged = con.execute("SELECT changed FROM candidates WHERE id = ?", (best,)).fetchone()[0]
+    con.close()
+    if best not in (rows[1][0], rows[2][0]):
+        fail("the winner %r is not an edited kernel" % best)
+    show = subprocess.run([KILN, "show", str(best), "--workdir", wd], capture_output=True, text=True).stdout
+    if ("what changed: %s" % bchanged) not in show or "action (world-model node): #0" not in show \
+            or "Vectorized multi-item" not in show:
+        fail("kiln show's winner: %s" % show[:600])
+    sj = json.loads(subprocess.run([KILN, "show", str(best), "--json", "--workdir", wd], capture_output=True,
+                                   text=True).stdout)
+    if sj["candidate"]["changed"] != bchanged:
+        fail("kiln show --json changed %r" % sj["candidate"].get("changed"))
+    lg = subprocess.run([KILN, "log", "adamw", "--workdir", wd], capture_output=True, text=True).stdout
+    if "WHAT CHANGED" not in lg or not any(l.lstrip().startswith(str(best)) and bchanged[:40] in l
+                                           for l in lg.splitlines()):
+        fail("kiln log lacks the winner's change:\n%s" % lg)
+    html = os.path.join(tmp, "r.html")
+    subprocess.run([KILN, "report", "adamw", "-o", html, "--workdir", wd], capture_output=True, text=True)
+    page = open(html).read()
+    esc = bchanged.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if ("What it changed: %s" % esc) not in page or "Found while working on action #1 Vectorized multi-item" not in page:
+        fail("the report's winner section lacks its change / action")
+    arch = os.path.join(wd, "archive")
+    res = json.loads(subprocess.run(["git", "-C", arch, "show", "adamw/sm_90:result.json"], capture_output=True,
+                                    text=True).stdout)
+    body = subprocess.run(["git", "-C", arch, "log", "-1", "--format=%b", "adamw/sm_90"], capture_output=True,
+                          text=True).stdout
+    if res.get("changed") != bchanged or ("changed: %s" % bchanged) not in body or "action: " not in body:
+        fail("result.json / commit of the winner: %r / %r" % (res.get("changed"), body))
+    print("ok: edit replies applied (a refused one retried with its reason), what changed recorded and shown")
+
+
 if __name__ == "__main__":
+    edit_replies()
     main()
     resume_and_token_budget()
     fatal_api_error()

@@ -41,7 +41,7 @@ static void test_agent__reply_errors_are_explained(void **state)
 	(void)state;
 	kiln_reply_parts p;
 	assert_int_equal(parse(&p, "no code at all", KILN_REPLY_KERNEL), KILN_EINVAL);
-	assert_non_null(strstr(kiln_error_last(), "no ```cuda block"));
+	assert_non_null(strstr(kiln_error_last(), "no kernel: send a whole kernel in a ```cuda block"));
 	assert_int_equal(parse(&p, "```cuda\n__global__ void k(){}\n", KILN_REPLY_KERNEL), KILN_EINVAL);
 	assert_non_null(strstr(kiln_error_last(), "line 1"));
 	assert_non_null(strstr(kiln_error_last(), "never closed"));
@@ -69,6 +69,174 @@ static void test_agent__reply_errors_are_explained(void **state)
 	/* other fenced languages are commentary */
 	assert_int_equal(parse(&p, "```text\nhello\n```\n```cuda\n__global__ void a(){}\n```\n", KILN_REPLY_KERNEL), 0);
 	kiln_reply_parts_free(&p);
+}
+
+static const char parent[] =
+	"extern \"C\" __global__ void k(float *x, long long n)\n"
+	"{\n"
+	"    long long i = blockIdx.x * 256 + threadIdx.x;\n"
+	"    if (i >= n)\n"
+	"        return;\n"
+	"    x[i] = 1.0f;\n"
+	"}\n";
+
+static kiln_err apply(char **out, const char *edits, kiln_edit_kind kind)
+{
+	return kiln_edit_apply(out, parent, edits, strlen(edits), kind);
+}
+
+/* Search/replace blocks and a diff that apply: all against the parent as it was, in
+ * position order, whatever order they come in; CRLF replies; a last line without '\n'. */
+static void test_agent__edit_applies(void **state)
+{
+	(void)state;
+	char *out = NULL;
+	assert_int_equal(apply(&out,
+			       "<<<<<<< SEARCH\n    x[i] = 1.0f;\n=======\n    x[i] = 2.0f;\n>>>>>>> REPLACE\n\n"
+			       "<<<<<<< SEARCH\n    long long i = blockIdx.x * 256 + threadIdx.x;\n=======\n"
+			       "    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n>>>>>>> REPLACE\n",
+			       KILN_EDIT_BLOCKS), 0);
+	assert_non_null(strstr(out, "x[i] = 2.0f;"));
+	assert_non_null(strstr(out, "(long long)blockIdx.x * blockDim.x"));
+	assert_null(strstr(out, "1.0f"));
+	assert_true(strstr(out, "blockDim.x") < strstr(out, "2.0f"));
+	free(out);
+	/* a deletion (empty REPLACE), CRLF line ends in the reply */
+	assert_int_equal(apply(&out, "<<<<<<< SEARCH\r\n    if (i >= n)\r\n        return;\r\n=======\r\n>>>>>>> REPLACE\r\n",
+			       KILN_EDIT_BLOCKS), 0);
+	assert_null(strstr(out, "return;"));
+	assert_int_equal(strlen(out), strlen(parent) - strlen("    if (i >= n)\n        return;\n"));
+	free(out);
+	/* the same change as a unified diff; its stated line picks between equal contexts */
+	assert_int_equal(apply(&out, "--- a/kernel.cu\n+++ b/kernel.cu\n@@ -5,3 +5,3 @@\n         return;\n"
+				     "-    x[i] = 1.0f;\n+    x[i] = 3.0f;\n }\n", KILN_EDIT_DIFF), 0);
+	assert_non_null(strstr(out, "x[i] = 3.0f;\n}\n"));
+	free(out);
+	/* a base whose last line has no newline still matches its last line */
+	const char *nonl = "__global__ void k() {\n}";
+	assert_int_equal(kiln_edit_apply(&out, nonl, "<<<<<<< SEARCH\n}\n=======\n  return;\n}\n>>>>>>> REPLACE\n", 53,
+					 KILN_EDIT_BLOCKS), 0);
+	assert_string_equal(out, "__global__ void k() {\n  return;\n}\n");
+	free(out);
+}
+
+/* Every way an edit can fail is refused with one line naming the block and why: the
+ * reason the retry prompt repeats. Nothing is returned on failure. */
+static void test_agent__edit_refused_with_reason(void **state)
+{
+	(void)state;
+	static const struct { const char *edits; kiln_edit_kind kind; const char *why; } cases[] = {
+		{"<<<<<<< SEARCH\n    x[i] = 5.0f;\n=======\n    x[i] = 2.0f;\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "block 1: the old text is not in the parent kernel (its first line '    x[i] = 5.0f;' is not a line of it)"},
+		{"<<<<<<< SEARCH\n    if (i >= n)\n        return 0;\n=======\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "its first 1 line(s) match at line 4, then it has '        return 0;' where the kernel has '        return;'"},
+		{"<<<<<<< SEARCH\n    x[i] = 1.0f;   \n=======\n    x[i] = 2.0f;\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "matches only when trailing spaces are ignored"},
+		{"<<<<<<< SEARCH\n=======\nint y;\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS, "block 1: the SEARCH text is empty"},
+		{"<<<<<<< SEARCH\n{\n=======\n{ // a\n>>>>>>> REPLACE\n<<<<<<< SEARCH\n}\n=======\n}\n\n>>>>>>> REPLACE\n"
+		 "<<<<<<< SEARCH\n    x[i] = 1.0f;\n}\n=======\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "block 2 and block 3 change the same lines (from line 7)"},
+		{"<<<<<<< SEARCH\n    x[i] = 1.0f;\n=======\n    x[i] = 1.0f;\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "block 1 changes nothing"},
+		{"<<<<<<< SEARCH\n    x[i] = 1.0f;\n=======\n    x[i] = 2.0f;\n", KILN_EDIT_BLOCKS,
+		 "block 1 is not closed with >>>>>>> REPLACE"},
+		{"kernel.cu\n<<<<<<< SEARCH\n}\n=======\n}\n>>>>>>> REPLACE\n", KILN_EDIT_BLOCKS,
+		 "edit line 1: text outside a <<<<<<< SEARCH"},
+		{"--- a/other.cu\n+++ b/other.cu\n@@ -1,1 +1,1 @@\n-{\n+{ \n", KILN_EDIT_DIFF,
+		 "the diff names other.cu; it may only change kernel.cu"},
+		{"--- a/kernel.cu\n+++ b/kernel.cu\n@@ -6,1 +6,1 @@\n-    x[i] = 1.0f;\n+    x[i] = 2.0f;\n"
+		 "--- a/kernel.cu\n+++ b/kernel.cu\n", KILN_EDIT_DIFF, "a second file header"},
+		{"--- a/kernel.cu\n+++ b/kernel.cu\n@@ -6,2 +6,1 @@\n-    x[i] = 1.0f;\n+    x[i] = 2.0f;\n", KILN_EDIT_DIFF,
+		 "hunk 1: the diff ends after 1 old and 1 new lines, but its header says 2 and 1"},
+		{"--- a/kernel.cu\n+++ b/kernel.cu\n@@ -6,0 +6,1 @@\n+    x[i] = 2.0f;\n", KILN_EDIT_DIFF,
+		 "hunk 1 has neither context nor removed lines"},
+		{"--- /dev/null\n+++ b/kernel.cu\n", KILN_EDIT_DIFF, "the diff names /dev/null"},
+	};
+	for (size_t i = 0; i < KILN_ARRAY_LEN(cases); i++) {
+		char *out = (char *)1;
+		assert_int_equal(apply(&out, cases[i].edits, cases[i].kind), KILN_EINVAL);
+		assert_null(out);
+		if (!strstr(kiln_error_last(), cases[i].why))
+			fail_msg("case %zu: %s", i, kiln_error_last());
+		assert_null(strchr(kiln_error_last(), '\n'));
+	}
+	/* a SEARCH that occurs three times, at line starts */
+	const char *three = "__global__ void k() {\n  a();\n  a();\n  a();\n}\n";
+	char *out = NULL;
+	const char *e3 = "<<<<<<< SEARCH\n  a();\n=======\n  b();\n>>>>>>> REPLACE\n";
+	assert_int_equal(kiln_edit_apply(&out, three, e3, strlen(e3), KILN_EDIT_BLOCKS), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "block 1: the old text matches 3 times in the parent kernel (lines 2, ...); "
+					   "add lines around it"));
+	/* too many blocks, a NUL byte, a result over the 1 MiB source cap */
+	kiln_buf b;
+	kiln_buf_init(&b, 0);
+	for (int i = 0; i <= KILN_EDIT_MAX_BLOCKS; i++)
+		kiln_buf_puts(&b, "<<<<<<< SEARCH\n}\n=======\n}\n>>>>>>> REPLACE\n");
+	assert_int_equal(apply(&out, b.data, KILN_EDIT_BLOCKS), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "more than 64 edit blocks"));
+	kiln_buf_free(&b);
+	assert_int_equal(kiln_edit_apply(&out, parent, "<<<<<<< SEARCH\n}\0\n", 18, KILN_EDIT_BLOCKS), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "NUL byte"));
+	kiln_buf_init(&b, 0);
+	kiln_buf_puts(&b, "<<<<<<< SEARCH\n    x[i] = 1.0f;\n=======\n");
+	for (int i = 0; i < 40000; i++)
+		kiln_buf_puts(&b, "    x[i] = 1.0f; // padding\n");
+	kiln_buf_puts(&b, ">>>>>>> REPLACE\n");
+	assert_int_equal(apply(&out, b.data, KILN_EDIT_BLOCKS), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "over 1048576 bytes (1 MiB)"));
+	kiln_buf_free(&b);
+}
+
+/* A reply with edits: the ```edit or ```diff block, the CHANGED line (escaped, cut after a
+ * word), no launch plan needed; a kernel and edits together, or loose markers, refused. */
+static void test_agent__reply_edits_and_changed_line(void **state)
+{
+	(void)state;
+	kiln_reply_parts p;
+	const char *r1 = "**CHANGED:** vectorised the loads \x1b[31mnow\n\n```edit\n<<<<<<< SEARCH\n}\n=======\n}\n>>>>>>> REPLACE\n```\n";
+	assert_int_equal(parse(&p, r1, KILN_REPLY_KERNEL | KILN_REPLY_LAUNCH), 0);
+	assert_non_null(p.edit);
+	assert_null(p.kernel);
+	assert_null(p.launch_json);
+	assert_string_equal(p.changed, "vectorised the loads \\x1b[31mnow");
+	kiln_reply_parts_free(&p);
+	kiln_buf b;
+	kiln_buf_init(&b, 0);
+	kiln_buf_puts(&b, "CHANGED: ");
+	for (int i = 0; i < 100; i++)
+		kiln_buf_puts(&b, "word ");
+	kiln_buf_puts(&b, "\n```diff\n--- a/kernel.cu\n+++ b/kernel.cu\n```\n```cuda\n// CHANGED: not this\n```\n");
+	assert_int_equal(parse(&p, b.data, KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "a ```cuda kernel and a ```diff block; send exactly one"));
+	b.data[b.len - strlen("```cuda\n// CHANGED: not this\n```\n")] = '\0';
+	assert_int_equal(parse(&p, b.data, KILN_REPLY_KERNEL), 0);
+	assert_non_null(p.diff);
+	assert_true(strlen(p.changed) <= KILN_CHANGED_MAX);
+	assert_int_equal(strncmp(p.changed + strlen(p.changed) - 4, "word", 4), 0);
+	kiln_reply_parts_free(&p);
+	kiln_buf_free(&b);
+	assert_int_equal(parse(&p, "<<<<<<< SEARCH\n}\n=======\n}\n>>>>>>> REPLACE\n", KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "put them in one ```edit block"));
+	assert_int_equal(parse(&p, "```cuda\n<<<<<<< SEARCH\n__global__ void k(){}\n```\n```json\n{\"launches\": []}\n```\n",
+			       KILN_REPLY_KERNEL), KILN_EINVAL);
+	assert_non_null(strstr(kiln_error_last(), "search/replace markers"));
+	/* kiln's own account when the model gives none */
+	char *sum = kiln_changed_summary(parent, "extern \"C\" __global__ void k(float *x, long long n)\n{\n#define ITEMS 8\n"
+					 "    x[0] = 2.0f;\n}\n", "{\"a\":1}", "{\"a\":2}");
+	assert_non_null(sum);
+	assert_non_null(strstr(sum, "+2 -4 lines in k"));
+	assert_non_null(strstr(sum, "; launch plan changed"));
+	free(sum);
+	sum = kiln_changed_summary("#define ITEMS 4\n__global__ void k() {}\n", "#define ITEMS 8\n__global__ void k() {}\n",
+				   NULL, NULL);
+	assert_string_equal(sum, "+1 -1 lines; ITEMS 4->8");
+	free(sum);
+	/* the function is named past an attribute's parentheses, on the next line */
+	sum = kiln_changed_summary("extern \"C\" __global__ void __launch_bounds__(256)\nk2(float *x)\n{\n  x[0] = 1;\n}\n",
+				   "extern \"C\" __global__ void __launch_bounds__(256)\nk2(float *x)\n{\n  x[0] = 2;\n}\n",
+				   "{}", "{}");
+	assert_string_equal(sum, "+1 -1 lines in k2: -x[0] = 1; / +x[0] = 2;");
+	free(sum);
 }
 
 static kiln_target *two_knob_target(void)
@@ -293,7 +461,9 @@ static void test_agent__prompt_content_by_kind(void **state)
 	in.action = "#4 Two-pass scan";
 	in.parent_source = "// parent kernel\n";
 	in.last_source = "// last kernel\n";
+	in.last_launch = "{\"launches\": \"last plan\"}";
 	in.evidence = "time 19.260 us (modeled)";
+	in.attempts = "iteration | verdict | time | what changed\n5 | passed | 19.26 us modeled | BLOCK 256->512\n";
 	static const kiln_prompt_kind kinds[] = {KILN_PROMPT_INIT, KILN_PROMPT_IMPLEMENT, KILN_PROMPT_DEBUG,
 						 KILN_PROMPT_IMPROVE, KILN_PROMPT_REFLECT};
 	static const char *const heads[] = {"## Task: analyse the target", "## Task: implement action 4",
@@ -314,6 +484,14 @@ static void test_agent__prompt_content_by_kind(void **state)
 		assert_non_null(strstr(p.prefix, "i64 -> long long*"));
 		assert_non_null(strstr(p.prefix, "at the seed's values, BLOCK=256 ITEMS=4,"));
 		assert_null(strstr(p.prefix, "## Task"));
+		/* the reply formats: a whole kernel, search/replace edits, a diff, the CHANGED line */
+		assert_non_null(strstr(p.prefix, "(a) the whole kernel: one ```cuda block"));
+		assert_non_null(strstr(p.prefix, "(b) edits of kernel.cu, the kernel the task quotes"));
+		assert_non_null(strstr(p.prefix, "<<<<<<< SEARCH\nlines copied exactly from kernel.cu\n=======\n"));
+		assert_non_null(strstr(p.prefix, "must occur exactly once in kernel.cu"));
+		assert_non_null(strstr(p.prefix, "(c) a unified diff of kernel.cu in one ```diff block"));
+		assert_non_null(strstr(p.prefix, "`CHANGED: <what this candidate changes and why, one line>`"));
+		assert_non_null(strstr(p.prefix, "the task's launch plan is kept unless you also send"));
 		/* the task and the search state */
 		assert_non_null(strstr(p.task, heads[k]));
 		assert_non_null(strstr(p.task, "## Search state\nIteration 7"));
@@ -324,6 +502,22 @@ static void test_agent__prompt_content_by_kind(void **state)
 		bool edits = kinds[k] == KILN_PROMPT_INIT || kinds[k] == KILN_PROMPT_REFLECT;
 		assert_true((strstr(p.task, "```json edit script") != NULL) == edits);
 		assert_true((strstr(p.task, "```cuda") != NULL) == !edits);
+		/* a kernel task offers edits of the kernel it quotes and asks for the CHANGED line */
+		assert_true((strstr(p.task, "```edit / ```diff edits of") != NULL) == !edits);
+		assert_true((strstr(p.task, "a CHANGED: line") != NULL) == !edits);
+		/* the action's earlier attempts: fixing, improving and reflecting see them */
+		bool later = kinds[k] == KILN_PROMPT_DEBUG || kinds[k] == KILN_PROMPT_IMPROVE || kinds[k] == KILN_PROMPT_REFLECT;
+		assert_true((strstr(p.task, "### This action's earlier attempts (oldest first)\niteration | verdict | time | "
+					   "what changed\n5 | passed | 19.26 us modeled | BLOCK 256->512") != NULL) == later);
+		/* the kernel edits apply to, named kernel.cu, with its launch plan */
+		if (kinds[k] == KILN_PROMPT_IMPLEMENT)
+			assert_non_null(strstr(p.task, "### Parent's best kernel: kernel.cu (start from this; edits apply to it)"));
+		if (kinds[k] == KILN_PROMPT_DEBUG || kinds[k] == KILN_PROMPT_IMPROVE) {
+			assert_non_null(strstr(p.task, "kernel.cu (edits apply to it)\n// last kernel"));
+			assert_non_null(strstr(p.task, "### Its launch plan (kept with edits unless you send a plan)\n{\"launches\": \"last plan\"}"));
+		}
+		if (kinds[k] == KILN_PROMPT_IMPROVE)
+			assert_non_null(strstr(p.task, "Do not repeat an experiment the table of earlier attempts already shows"));
 		kiln_prompt_free(&p);
 		/* a retry: the same task, its kernel and evidence, and the exact reason */
 		in.retry_reason = "reply: no ```cuda block found";
@@ -339,6 +533,16 @@ static void test_agent__prompt_content_by_kind(void **state)
 		}
 		assert_string_equal(p.prefix, prefix0);
 		kiln_prompt_free(&p);
+		/* a retry after edits that did not apply: the task, its kernel and the applier's reason */
+		if (!edits) {
+			in.retry_reason = "block 2: the old text matches 3 times in the parent kernel (lines 4, ...); add lines "
+					  "around it until it matches once";
+			assert_int_equal(kiln_prompt_build(&p, &in), 0);
+			assert_non_null(strstr(p.task, heads[k]));
+			assert_non_null(strstr(p.task, kinds[k] == KILN_PROMPT_IMPLEMENT ? "// parent kernel" : "// last kernel"));
+			assert_non_null(strstr(p.task, "could not be used\nblock 2: the old text matches 3 times in the parent kernel"));
+			kiln_prompt_free(&p);
+		}
 	}
 	free(prefix0);
 	kiln_target_free(t);
@@ -376,6 +580,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent__reply_all_parts),
 		cmocka_unit_test(test_agent__reply_errors_are_explained),
+		cmocka_unit_test(test_agent__edit_applies),
+		cmocka_unit_test(test_agent__edit_refused_with_reason),
+		cmocka_unit_test(test_agent__reply_edits_and_changed_line),
 		cmocka_unit_test(test_agent__tuner_starts_at_seed_and_never_repeats),
 		cmocka_unit_test(test_agent__child_result_timeout_and_crash),
 		cmocka_unit_test(test_agent__beyond_the_physical_limit_never_wins),

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "archive/archive.h"
 #include "tests/archive_fixture.h"
 
@@ -712,6 +714,46 @@ static void test_archive__migrates_v1_history(void **state)
 	free(ids);
 }
 
+/* Schema v3: a candidate's one-line "what changed" round-trips; a v2 file (no column)
+ * reads as it is (changed NULL) and gains the column on its first read-write open. */
+static void test_archive__changed_column_v3(void **state)
+{
+	fixture *f = *state;
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	int64_t run = add_run(db, "adamw"), id = 0;
+	kiln_candidate_rec c = cand(run, 0, "/* a */");
+	c.changed = "ITEMS 4->8: more bytes in flight";
+	assert_int_equal(kiln_db_candidate_commit(db, &id, &c, NULL, NULL, NULL), 0);
+	kiln_candidate_info *ci = NULL;
+	assert_int_equal(kiln_db_candidate_get(db, &ci, id), 0);
+	assert_string_equal(ci->changed, "ITEMS 4->8: more bytes in flight");
+	kiln_candidate_infos_free(ci, 1);
+	kiln_db_close(db);
+	/* the file as schema v2 wrote it */
+	raw_exec(f->db_path, "ALTER TABLE candidates DROP COLUMN changed; PRAGMA user_version = 2;");
+	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), 0);
+	assert_int_equal(kiln_db_candidate_get(db, &ci, id), 0);
+	assert_null(ci->changed);
+	assert_string_equal(ci->source, "/* a */");
+	kiln_candidate_infos_free(ci, 1);
+	cJSON *rows = NULL;
+	assert_int_equal(kiln_db_query_json(db, &rows, "SELECT c.id, c.changed FROM candidates c", NULL, 0, "t"), 0);
+	assert_int_equal(cJSON_GetArraySize(rows), 1);
+	cJSON_Delete(rows);
+	kiln_db_close(db);
+	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 2); /* a reader changes nothing */
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 3);
+	c = cand(run, 1, "/* b */");
+	c.changed = "+1 -1 lines";
+	assert_int_equal(kiln_db_candidate_commit(db, &id, &c, NULL, NULL, NULL), 0);
+	assert_int_equal(kiln_db_candidate_get(db, &ci, id), 0);
+	assert_string_equal(ci->changed, "+1 -1 lines");
+	kiln_candidate_infos_free(ci, 1);
+	kiln_db_close(db);
+}
+
 /* promote's device-only rule: every shipped seed passes; each way of showing nvcc's host
  * pass (or another architecture) code NVRTC did not verify is refused, naming the line. */
 static void test_archive__promote_device_only(void **state)
@@ -841,6 +883,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_archive__llm_calls_revisions_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__wm_revisions_as_deltas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__migrates_v1_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__changed_column_v3, setup, teardown),
 		cmocka_unit_test(test_archive__promote_device_only),
 		cmocka_unit_test_setup_teardown(test_archive__git_commits_and_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__git_tags_increment, setup, teardown),

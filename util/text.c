@@ -109,3 +109,19 @@ void kiln_text_print(FILE *f, const char *text, unsigned flags)
 	}
 	kiln_buf_free(&b);
 }
+
+size_t kiln_text_word_cut(const char *m, size_t max)
+{
+	size_t n = strlen(m);
+	if (n <= max)
+		return n;
+	size_t cut = max;
+	while (cut > 0 && m[cut] != ' ')
+		cut--;
+	if (cut == 0) /* one huge word: cut on a character boundary */
+		for (cut = max; cut > 0 && ((unsigned char)m[cut] & 0xC0) == 0x80; cut--)
+			;
+	while (cut > 0 && strchr(" ,;:", m[cut - 1]))
+		cut--;
+	return cut;
+}

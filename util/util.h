@@ -113,6 +113,9 @@ kiln_err kiln_text_escape_to(kiln_buf *b, const char *text, size_t n, unsigned f
 char *kiln_text_escape(const char *text, unsigned flags);
 /* Writes text escaped to f (no newline added). */
 void kiln_text_print(FILE *f, const char *text, unsigned flags);
+/* Where to cut text for one line of at most max bytes: after a whole word (never inside a
+ * word or a UTF-8 sequence; trailing " ,;:" dropped); strlen(text) when it fits. */
+size_t kiln_text_word_cut(const char *text, size_t max);
 /* Every log kiln keeps is capped: at most max bytes, the head and the tail with a marker
  * line between ("[... N bytes cut by kiln ...]"), cut at UTF-8 character boundaries. Takes
  * s (heap, may be NULL) and returns it or a fresh copy (s freed then). */
