@@ -79,6 +79,7 @@ static void fill_timing(kiln_timing_rec *tr, const kiln_search *s, const kiln_ev
 	tr->samples_json = ev->samples_json;
 	tr->counters_json = ev->counters_json;
 	tr->spec_json = ev->spec_json;
+	tr->sizes_json = ev->sizes_json;
 }
 
 /* The noise margin: measured timings must beat the old best by their spread, modeled

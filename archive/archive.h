@@ -14,7 +14,7 @@
 
 /* ======================= history.db ======================= */
 
-#define KILN_DB_SCHEMA_VERSION 2
+#define KILN_DB_SCHEMA_VERSION 3
 
 typedef struct kiln_db kiln_db;
 
@@ -142,6 +142,7 @@ typedef struct kiln_timing_rec {
 	const char *samples_json;  /* [us, ...] every repetition */
 	const char *counters_json; /* emulator / CUPTI counters */
 	const char *spec_json;     /* the GPU spec used (modeled) or the device properties */
+	const char *sizes_json;    /* [{"sizes", "weight", "time_us", ...}] every bench size (schema v3); may be NULL */
 } kiln_timing_rec;
 
 /* Writes a candidate and those of its parts that are non-NULL in ONE transaction: after a

@@ -153,8 +153,17 @@ static kiln_err migrate_to_v1(kiln_db *db)
 	return e;
 }
 
+/* Schema v3: timings gain `sizes`, every bench size's time (the row's time_us is their
+ * weighted geometric mean); rows recorded before stay NULL there (one size). */
+static kiln_err migrate_size_times(kiln_db *db)
+{
+	return kiln_db_exec(db, "ALTER TABLE timings ADD COLUMN sizes TEXT CHECK (sizes IS NULL OR json_valid(sizes))",
+			    "adding timings.sizes (schema v3)");
+}
+
 /* migrations[i] takes a file from user_version i to i + 1. */
-static const migration_fn migrations[KILN_DB_SCHEMA_VERSION] = {migrate_to_v1, kiln_db_migrate_wm_deltas};
+static const migration_fn migrations[KILN_DB_SCHEMA_VERSION] = {migrate_to_v1, kiln_db_migrate_wm_deltas,
+								  migrate_size_times};
 
 /* KILN_ECORRUPT with the recovery hint every damaged-file message carries. */
 static kiln_err corrupt(const char *path, const char *what, const char *msg)

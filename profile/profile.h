@@ -260,8 +260,30 @@ typedef struct kiln_time_options {
 	uint64_t seed;                 /* input set (cuda: copy k draws seed + k); keep it fixed
 					* across the candidates of a target: data-dependent kernels
 					* (masks) model a few % apart on different draws */
-	size_t bench_size;             /* index into the target's bench sizes (default 0) */
+	size_t bench_size;             /* index into the target's bench sizes (default 0), timed
+					* alone unless every_size */
+	bool every_size;               /* time every bench size (kiln run, kiln bench): time_us is
+					* then the objective, their weighted geometric mean */
 } kiln_time_options;
+
+/* One bench size's time. The objective over several is their weighted geometric mean
+ * (kiln_time_objective), so a candidate's speedup over the seed is the weighted
+ * geometric mean of its per-size speedups. */
+#define KILN_TIME_MAX_SIZES 8
+typedef struct kiln_size_timing {
+	kiln_env sizes;                /* the bench size: symbols only */
+	double weight;                 /* its weight in the objective (target.json bench_weights, else 1) */
+	double time_us, min_us, spread; /* as kiln_timing's, at this size */
+	int64_t reps;                  /* measured repetitions (modeled: 0) */
+	double traffic_bytes, traffic_floor_bytes, bandwidth_gbs, roofline; /* at this size */
+	bool fit_raised;               /* modeled: the counter fit was raised to the floor here */
+	char bound[16];                /* modeled: the first launch's deciding term here */
+} kiln_size_timing;
+
+/* The weighted geometric mean of the sizes' times (weights <= 0 count as 1); 0 when n is
+ * 0 or a time is not positive. Ranking candidates by it ranks them by the weighted
+ * geometric mean of their speedups over any fixed baseline. */
+double kiln_time_objective(const kiln_size_timing *s, size_t n);
 
 typedef struct kiln_timing {
 	bool modeled;                  /* true: from the cost model, never measured */
@@ -279,8 +301,15 @@ typedef struct kiln_timing {
 	char *samples_json, *counters_json, *spec_json, *breakdown_json; /* owned; may be NULL */
 	char *resources_json;          /* owned: kiln_compile_resources_json of what was timed */
 	kiln_cost_result model;        /* modeled: the cost model's result */
-	kiln_env bench_env;            /* the sizes timed */
+	kiln_env bench_env;            /* the primary size: the timed size with the most traffic;
+					* bound, breakdown, counters and fit_note describe it */
 	char bound[16];                /* modeled: the first launch's deciding term */
+	kiln_size_timing size[KILN_TIME_MAX_SIZES]; /* every size timed, in bench order; time_us,
+					* min_us, spread, roofline and bandwidth above combine them */
+	size_t nsizes;
+	char *sizes_json;              /* owned: [{"sizes", "weight", "time_us", ..., "breakdown"}] */
+	char how[640];                 /* how the time was obtained, one line: measured or modeled,
+					* the sizes run for counters, the bench sizes extrapolated to */
 	bool cupti;                    /* cuda: durations from CUPTI (false: CUDA events); one source */
 	char source_why[320];          /* cuda: why that source */
 	double sm_mhz[2];              /* cuda: SM clock seen after warm-up and at the end (0: unknown) */

@@ -229,6 +229,96 @@ static void test_time__extrapolates_to_bench_size(void **state)
 	kiln_timing_free(&tm);
 }
 
+/* The objective over bench sizes is the weighted geometric mean of the times: ranking by
+ * it ranks by the weighted geometric mean of the speedups over any baseline, and weights
+ * can flip which of two candidates wins. */
+static void test_time__objective_is_weighted_geomean(void **state)
+{
+	(void)state;
+	kiln_size_timing a[2], b[2], seed[2];
+	memset(a, 0, sizeof a);
+	memset(b, 0, sizeof b);
+	memset(seed, 0, sizeof seed);
+	double ta[2] = {10, 100}, tb[2] = {20, 60}, ts[2] = {40, 150};
+	for (int k = 0; k < 2; k++) {
+		a[k].time_us = ta[k];
+		b[k].time_us = tb[k];
+		seed[k].time_us = ts[k];
+		a[k].weight = b[k].weight = seed[k].weight = 1;
+	}
+	/* equal weights: A (sqrt 1000) beats B (sqrt 1200) */
+	assert_true(fabs(kiln_time_objective(a, 2) - sqrt(1000.0)) < 1e-9);
+	assert_true(kiln_time_objective(a, 2) < kiln_time_objective(b, 2));
+	/* the speedup of the objective is the geometric mean of the per-size speedups */
+	double sp = kiln_time_objective(seed, 2) / kiln_time_objective(a, 2);
+	assert_true(fabs(sp - sqrt((40.0 / 10) * (150.0 / 100))) < 1e-9);
+	/* weighting the large size 3:1 makes B, faster there, the winner */
+	a[1].weight = b[1].weight = seed[1].weight = 3;
+	assert_true(fabs(kiln_time_objective(a, 2) - pow(10.0, 1.75)) < 1e-9);
+	assert_true(kiln_time_objective(b, 2) < kiln_time_objective(a, 2));
+	sp = kiln_time_objective(seed, 2) / kiln_time_objective(b, 2);
+	assert_true(fabs(sp - pow(40.0 / 20, 0.25) * pow(150.0 / 60, 0.75)) < 1e-9);
+	/* one size is that size's time exactly; a size without a time has no objective */
+	assert_true(kiln_time_objective(a, 1) == 10);
+	b[0].time_us = 0;
+	assert_true(kiln_time_objective(b, 2) == 0);
+}
+
+/* every_size: one emulator run serves every bench size; each size's modeled time equals
+ * timing that size alone, the time is their geometric mean, and the record says how. */
+static void test_time__every_size_models_each_bench_size(void **state)
+{
+	(void)state;
+	kiln_plan *plan = NULL;
+	kiln_timing all, one[2];
+	assert_int_equal(kiln_plan_parse(&plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
+	kiln_time_options o = {0};
+	o.target = lion;
+	o.source = scalar_cu;
+	o.plan = plan;
+	o.device = dev;
+	o.seed = 7;
+	for (size_t k = 0; k < 2; k++) {
+		o.bench_size = k;
+		assert_int_equal(kiln_time(&one[k], &o), 0);
+		assert_int_equal(one[k].nsizes, 1);
+	}
+	o.bench_size = 0;
+	o.every_size = true;
+	assert_int_equal(kiln_time(&all, &o), 0);
+	assert_int_equal(all.nsizes, 2);
+	for (size_t k = 0; k < 2; k++) {
+		assert_true(all.size[k].time_us == one[k].time_us);
+		assert_true(all.size[k].roofline == one[k].roofline);
+		assert_true(all.size[k].weight == 1);
+		assert_string_equal(all.size[k].bound, one[k].bound);
+	}
+	assert_true(fabs(all.time_us - sqrt(one[0].time_us * one[1].time_us)) < 1e-9 * all.time_us);
+	/* the primary size (most traffic) is n = 2^28: its counters and breakdown ride along */
+	int64_t n = 0;
+	assert_true(kiln_env_get(&all.bench_env, "n", &n) && n == 268435456);
+	assert_string_equal(all.counters_json, one[1].counters_json);
+	/* roofline stays floor / time / peak over the combined numbers */
+	assert_true(fabs(all.roofline - all.traffic_floor_bytes / 3352e3 / all.time_us) < 1e-9);
+	assert_non_null(strstr(all.how, "modeled, not measured"));
+	assert_non_null(strstr(all.how, "n=65539"));
+	assert_non_null(strstr(all.how, "n=16777216 and n=268435456"));
+	cJSON *sj = cJSON_Parse(all.sizes_json);
+	assert_int_equal(cJSON_GetArraySize(sj), 2);
+	const cJSON *s1 = cJSON_GetArrayItem(sj, 1);
+	assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s1, "time_us")) == one[1].time_us);
+	assert_true(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s1, "breakdown")) == 1);
+	cJSON_Delete(sj);
+	char *js = kiln_timing_to_json(&all);
+	assert_non_null(strstr(js, "\"per_size\""));
+	assert_non_null(strstr(js, "\"how\""));
+	free(js);
+	kiln_timing_free(&all);
+	kiln_timing_free(&one[0]);
+	kiln_timing_free(&one[1]);
+	kiln_plan_free(plan);
+}
+
 static void test_time__every_seed_roofline_in_0_1(void **state)
 {
 	(void)state;
@@ -571,6 +661,8 @@ int main(void)
 		cmocka_unit_test(test_time__contended_atomic_is_slower),
 		cmocka_unit_test(test_time__deterministic),
 		cmocka_unit_test(test_time__extrapolates_to_bench_size),
+		cmocka_unit_test(test_time__objective_is_weighted_geomean),
+		cmocka_unit_test(test_time__every_size_models_each_bench_size),
 		cmocka_unit_test(test_time__every_seed_roofline_in_0_1),
 		cmocka_unit_test(test_time__refuses_kernel_wrong_on_later_launch),
 		cmocka_unit_test(test_time__other_gpu_spec),
