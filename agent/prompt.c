@@ -39,7 +39,10 @@ static const char rules[] =
 /* The bench sizes, each a whole size (never symbol lists read across), and the objective. */
 static void bench_sizes_section(kiln_buf *b, const kiln_target *t)
 {
-	kiln_buf_printf(b, "\nBench sizes: every candidate is timed at each of these %zu sizes:", t->nbench_sizes);
+	if (t->nbench_sizes == 1)
+		kiln_buf_puts(b, "\nBench size: every candidate is timed at this size:");
+	else
+		kiln_buf_printf(b, "\nBench sizes: every candidate is timed at each of these %zu sizes:", t->nbench_sizes);
 	for (size_t k = 0; k < t->nbench_sizes; k++) {
 		kiln_env env;
 		if (kiln_target_sizes(&env, t, true, k))
