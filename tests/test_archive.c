@@ -657,17 +657,23 @@ static void test_archive__wm_revisions_as_deltas(void **state)
 /* A history.db written by kiln at schema v1 (tests/fixtures/history-v1.db: a 30-iteration
  * llm run against fake_llm, prompts shortened) opens read-only as it is, migrates on the
  * first read-write open, and every world-model revision reads back as it was stored. */
-/* Schema v3 adds timings.sizes (every bench size's time): an older file's timings are
- * kept with sizes NULL, and new rows carry the per-size JSON. */
-static void test_archive__migrates_size_times(void **state)
+/* Copies tests/fixtures/history-v1.db (written by the v1 code) to the fixture's path. */
+static void copy_v1_fixture(const fixture *f)
 {
-	fixture *f = *state;
 	const char *root = getenv("KILN_SOURCE_ROOT");
 	char *src = kiln_asprintf("%s/tests/fixtures/history-v1.db", root ? root : ".");
 	char *cmd = kiln_asprintf("cp '%s' '%s'", src, f->db_path);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
 	free(src);
+}
+
+/* Schema v3 adds timings.sizes (every bench size's time): an older file's timings are
+ * kept with sizes NULL, and new rows carry the per-size JSON. */
+static void test_archive__migrates_size_times(void **state)
+{
+	fixture *f = *state;
+	copy_v1_fixture(f);
 	long long before = raw_int(f->db_path, "SELECT count(*) FROM timings");
 	double sum = (double)raw_int(f->db_path, "SELECT CAST(sum(time_us) * 1000 AS INTEGER) FROM timings");
 	assert_true(before > 0);
@@ -701,12 +707,7 @@ static void test_archive__migrates_size_times(void **state)
 static void test_archive__migrates_v1_history(void **state)
 {
 	fixture *f = *state;
-	const char *root = getenv("KILN_SOURCE_ROOT");
-	char *src = kiln_asprintf("%s/tests/fixtures/history-v1.db", root ? root : ".");
-	char *cmd = kiln_asprintf("cp '%s' '%s'", src, f->db_path);
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
-	free(src);
+	copy_v1_fixture(f);
 	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 1);
 	int n = (int)raw_int(f->db_path, "SELECT count(*) FROM wm_revisions");
 	assert_true(n > 16);

@@ -128,6 +128,19 @@ static kiln_timing time_on(const kiln_target *t, const char *src, const char *pl
 	return tm;
 }
 
+/* Options timing the scalar lion kernel (seed 7); *plan is the caller's to free. */
+static kiln_time_options lion_scalar(kiln_plan **plan)
+{
+	assert_int_equal(kiln_plan_parse(plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
+	kiln_time_options o = {0};
+	o.target = lion;
+	o.source = scalar_cu;
+	o.plan = *plan;
+	o.device = dev;
+	o.seed = 7;
+	return o;
+}
+
 static double time_lion(const char *src, const char *plan_json)
 {
 	kiln_timing tm = time_on(lion, src, plan_json, 0);
@@ -271,13 +284,7 @@ static void test_time__every_size_models_each_bench_size(void **state)
 	(void)state;
 	kiln_plan *plan = NULL;
 	kiln_timing all, one[2];
-	assert_int_equal(kiln_plan_parse(&plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
-	kiln_time_options o = {0};
-	o.target = lion;
-	o.source = scalar_cu;
-	o.plan = plan;
-	o.device = dev;
-	o.seed = 7;
+	kiln_time_options o = lion_scalar(&plan);
 	for (size_t k = 0; k < 2; k++) {
 		o.bench_size = k;
 		assert_int_equal(kiln_time(&one[k], &o), 0);
@@ -530,13 +537,7 @@ static void test_time__other_gpu_spec(void **state)
 {
 	(void)state;
 	kiln_plan *plan = NULL;
-	assert_int_equal(kiln_plan_parse(&plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
-	kiln_time_options o = {0};
-	o.target = lion;
-	o.source = scalar_cu;
-	o.plan = plan;
-	o.device = dev;
-	o.seed = 7;
+	kiln_time_options o = lion_scalar(&plan);
 	kiln_timing h100, a100;
 	assert_int_equal(kiln_time(&h100, &o), 0);
 	o.gpu = "a100_sxm";
