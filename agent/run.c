@@ -476,8 +476,6 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 		if (!e && e2)
 			e = e2;
 	}
-	if (why[0])
-		kiln_error_set(e, "%s", why);
 	if (s.tty)
 		fputc('\n', s.log);
 	summarize(out, &s, status);
@@ -487,5 +485,7 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 	signal(SIGXFSZ, old_xfsz);
 	search_free(&s, llm_owned);
 	cJSON_Delete(keep);
+	if (why[0]) /* after the summary and clean-up, which may set messages of their own */
+		kiln_error_set(e, "%s", why);
 	return e;
 }
