@@ -319,6 +319,7 @@ static void fill_job(kiln_eval_job *job, const kiln_search *s, const kiln_cand *
 	job->nseeds = s->o->verify_seeds;
 	job->threads = s->o->verify_threads;
 	job->timing_seed = s->seed;
+	kiln_target_floors_warm(s->t, s->seed); /* memoized: the evaluation children inherit it */
 	job->timeout_s = s->o->eval_timeout_s > 0 ? s->o->eval_timeout_s : 600;
 }
 

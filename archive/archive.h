@@ -34,6 +34,9 @@ kiln_err kiln_db_open(kiln_db **out, const char *path, int flags);
 void kiln_db_close(kiln_db *db);
 /* PRAGMA user_version of the open file. */
 int kiln_db_schema_version(kiln_db *db);
+/* Whether timings has the per-size column `sizes` (schema v3 on): an older file opened
+ * read-only is read as it is, without it. */
+bool kiln_db_has_size_times(kiln_db *db);
 /* PRAGMA integrity_check + foreign_key_check; KILN_ECORRUPT naming the first problem. */
 kiln_err kiln_db_integrity_check(kiln_db *db);
 /* The raw handle, for read-only ad-hoc queries (reports); borrowed from db. */

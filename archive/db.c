@@ -501,6 +501,17 @@ int kiln_db_schema_version(kiln_db *db)
 	return v;
 }
 
+bool kiln_db_has_size_times(kiln_db *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool has = false;
+	if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM pragma_table_info('timings') WHERE name = 'sizes'", -1, &st,
+			       NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		has = sqlite3_column_int(st, 0) == 1;
+	sqlite3_finalize(st);
+	return has;
+}
+
 struct sqlite3 *kiln_db_sqlite(kiln_db *db)
 {
 	return db->h;

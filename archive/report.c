@@ -403,7 +403,7 @@ static kiln_err load(report *r, int64_t run_id)
 		return kiln_error_set(KILN_ENOTFOUND, "run %s not found", id);
 	r->best_id = jid(r->run, "best_candidate");
 	r->seed_id = jid(r->run, "seed_candidate");
-	if ((e = kiln_db_query_json(r->db, &r->cands, kiln_db_schema_version(r->db) >= 3 ? CANDS_SQL("t.sizes") : CANDS_SQL("NULL"),
+	if ((e = kiln_db_query_json(r->db, &r->cands, kiln_db_has_size_times(r->db) ? CANDS_SQL("t.sizes") : CANDS_SQL("NULL"),
 				    p, 1, "reading the candidates")))
 		return e;
 	if ((e = kiln_db_query_json(r->db, &rows,

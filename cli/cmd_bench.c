@@ -326,10 +326,17 @@ static double counter(const cJSON *launch, const char *name)
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-static void print_counters(const kiln_timing *tm)
+static void print_counters(const kiln_timing *tm, const kiln_target *t)
 {
 	cJSON *j = tm->counters_json ? cJSON_Parse(tm->counters_json) : NULL;
 	const cJSON *l;
+	char at[160] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < tm->bench_env.n; i++)
+		for (size_t s = 0; s < t->nsymbols && n < sizeof at; s++)
+			if (strcmp(tm->bench_env.names[i], t->symbols[s].name) == 0)
+				n += (size_t)snprintf(at + n, sizeof at - n, "%s%s=%lld", n ? "," : "", tm->bench_env.names[i],
+						      (long long)tm->bench_env.values[i]);
 	cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(j, "launches"))
 	{
 		const cJSON *k = cJSON_GetObjectItemCaseSensitive(l, "kernel");
@@ -341,9 +348,9 @@ static void print_counters(const kiln_timing *tm)
 		double gr = counter(l, "gld_requests"), gs = counter(l, "gld_sectors");
 		double sr = counter(l, "gst_requests"), ss = counter(l, "gst_sectors");
 		double shr = counter(l, "shared_requests"), shw = counter(l, "shared_wavefronts");
-		printf("  counters  %s (at the bench size): %.4g warp-instr (fp32 %.3g, mem %.3g), loads %.3g sectors/req, "
+		printf("  counters  %s (at %s%s): %.4g warp-instr (fp32 %.3g, mem %.3g), loads %.3g sectors/req, "
 		       "stores %.3g sectors/req, DRAM %.4g MB, shared %.3g wavefronts/req, %.4g loop rounds\n",
-		       cJSON_IsString(k) ? k->valuestring : "?", wi, counter(l, "warp_fp32"), counter(l, "warp_mem"),
+		       cJSON_IsString(k) ? k->valuestring : "?", at, tm->nsizes > 1 ? ", the size with the most traffic" : "", wi, counter(l, "warp_fp32"), counter(l, "warp_mem"),
 		       gr > 0 ? gs / gr : 0, sr > 0 ? ss / sr : 0, counter(l, "dram_sectors") * 32 / 1e6,
 		       shr > 0 ? shw / shr : 0, counter(l, "loop_iterations"));
 	}
@@ -412,16 +419,16 @@ static void print_one(const cand *c, const kiln_target *t)
 		printf("\n  knobs     %s", c->knobs);
 	if (tm->traffic_floor_bytes < tm->traffic_bytes)
 		printf("\n  traffic   %.4g MB declared (masked positions included), floor %.4g MB on this draw's mask "
-		       "-> %.0f GB/s, roofline %.3f (of the floor)\n", tm->traffic_bytes / 1e6, tm->traffic_floor_bytes / 1e6,
-		       tm->bandwidth_gbs, tm->roofline);
+		       "-> %.0f GB/s, roofline %.3f (of the floor)%s\n", tm->traffic_bytes / 1e6, tm->traffic_floor_bytes / 1e6,
+		       tm->bandwidth_gbs, tm->roofline, tm->nsizes > 1 ? " (geometric means over the sizes)" : "");
 	else
-		printf("\n  traffic   %.4g MB -> %.0f GB/s, roofline %.3f\n", tm->traffic_bytes / 1e6, tm->bandwidth_gbs,
-		       tm->roofline);
+		printf("\n  traffic   %.4g MB -> %.0f GB/s, roofline %.3f%s\n", tm->traffic_bytes / 1e6, tm->bandwidth_gbs,
+		       tm->roofline, tm->nsizes > 1 ? " (geometric means over the sizes)" : "");
 	if (tm->fit_note[0])
 		printf("  fit       %s\n", tm->fit_note);
 	print_resources(tm);
 	if (tm->modeled)
-		print_counters(tm);
+		print_counters(tm, t);
 }
 
 static cJSON *cand_json(const cand *c)

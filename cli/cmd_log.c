@@ -23,7 +23,7 @@ static const char help[] =
 	"                  (2026-11-29, 2026-11-29T23:30) or a duration ago (45m, 2h, 1d)\n"
 	"  --json          an array of objects (docs/review.md)\n";
 
-/* SIZES: the per-size times column (schema v3), NULL for an older file read as it is */
+/* SIZES: the per-size times column (timings.sizes), NULL for an older file read as it is */
 #define LOG_SQL(SIZES) \
 	"SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id, c.created, c.outcome," \
 	" v.failed_check, v.message, t.kind, t.time_us, t.speedup, t.roofline, " SIZES " AS sizes," \
@@ -169,7 +169,7 @@ int kiln_cmd_log(int argc, char **argv)
 		node++;
 	const char *p[5] = {is_run ? run_buf : NULL, is_run ? NULL : pos[0], passed ? "1" : failed ? "0" : NULL, node,
 			    since ? since_buf : NULL};
-	kiln_err e = kiln_db_query_json(db, &rows, kiln_db_schema_version(db) >= 3 ? log_sql : log_sql_v2, p, 5,
+	kiln_err e = kiln_db_query_json(db, &rows, kiln_db_has_size_times(db) ? log_sql : log_sql_v2, p, 5,
 					"listing candidates");
 	if (e) {
 		rc = kiln_cli_fail("log", e);

@@ -237,9 +237,10 @@ kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln
  * emu: the plan runs through kiln_verify at the target's two largest verification sizes
  * on one input set drawn from `seed` (so the runs whose counters are used are also
  * checked against the reference), each launch's counters are extrapolated by the
- * target's traffic expression to the first bench size and modeled on GPU spec `gpu`
- * (profile/cost): deterministic, labelled modeled. cuda: compiled to a cubin for the
- * device's sm, run at the first bench size with >= 200 ms of warm-up (until the SM clock
+ * target's traffic expression to the bench size (every_size: to each one, from the same
+ * runs) and modeled on GPU spec `gpu` (profile/cost): deterministic, labelled modeled.
+ * cuda: compiled to a cubin for the device's sm, run at the bench size (every_size: at
+ * each in turn, outputs checked after each) with >= 200 ms of warm-up (until the SM clock
  * settles), a write-then-read 2x L2 flush before every rep, rotated input copies, each
  * launch synchronized; one source per measurement (CUPTI records matched by correlation
  * id, else CUDA events: timing.source_why says which), repeated until the relative
@@ -287,9 +288,12 @@ double kiln_time_objective(const kiln_size_timing *s, size_t n);
 
 typedef struct kiln_timing {
 	bool modeled;                  /* true: from the cost model, never measured */
-	double time_us, min_us, spread; /* median; min; relative (p75-p25)/median; modeled: the tie band */
+	double time_us, min_us, spread; /* median; min; relative (p75-p25)/median; modeled: the tie band.
+					 * Several sizes (every_size): the objective, each the weighted
+					 * geometric mean of the sizes' (spread: their weighted mean) */
 	int64_t reps;                  /* measured repetitions (modeled: 0) */
-	double traffic_bytes;          /* the target's declared traffic at the bench size */
+	double traffic_bytes;          /* the target's declared traffic at the bench size (several:
+					* traffic, floor, bandwidth and roofline combine as time does) */
 	double traffic_floor_bytes;    /* what any correct kernel moves there: declared less the
 					* masked-out elements of masked buffers (this seed's mask) */
 	double bandwidth_gbs;          /* traffic_floor_bytes / time */

@@ -238,6 +238,10 @@ void kiln_inputs_free(kiln_inputs *in);
  * kernel need not load them; inout ones count twice), counted on the mask drawn from
  * `seed` exactly as kiln_inputs_generate draws it (only the masks are generated). Equal to
  * declared for targets without masks. */
+/* Memoized per (target folder, sizes, seed, declared) in this process, so a parent that
+ * computes it before forking (kiln_target_floors_warm: every bench size) spares its
+ * children the mask draws. */
+kiln_err kiln_target_floors_warm(const kiln_target *t, uint64_t seed);
 kiln_err kiln_target_traffic_floor(double *out, const kiln_target *t, const kiln_env *sizes, uint64_t seed,
 				   double declared);
 

@@ -679,8 +679,12 @@ static void test_archive__migrates_size_times(void **state)
 	assert_true(before > 0);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM pragma_table_info('timings') WHERE name = 'sizes'"), 0);
 	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), 0); /* read as it is */
+	assert_false(kiln_db_has_size_times(db));
+	kiln_db_close(db);
 	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
-	assert_int_equal(kiln_db_schema_version(db), 3);
+	assert_int_equal(kiln_db_schema_version(db), KILN_DB_SCHEMA_VERSION);
+	assert_true(kiln_db_has_size_times(db));
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM pragma_table_info('timings') WHERE name = 'sizes'"), 1);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM timings"), before);
 	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM timings WHERE sizes IS NULL"), before);

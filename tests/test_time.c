@@ -616,6 +616,24 @@ static void test_time__cuda_backend_on_a_fake_driver(void **state)
 	assert_non_null(strstr(j, "Fake H100"));
 	free(j);
 	kiln_timing_free(&tm);
+	/* every bench size measured in turn (B=256,T=4096 and B=512,T=8192), each with its own
+	 * reps and output check; the time is their geometric mean and says how it was taken */
+	o.every_size = true;
+	if (kiln_time(&tm, &o))
+		fail_msg("kiln_time every size on the fake driver: %s", kiln_error_last());
+	assert_int_equal(tm.nsizes, 2);
+	for (size_t k = 0; k < 2; k++) {
+		assert_int_equal(tm.size[k].reps, 10);
+		assert_true(tm.size[k].time_us > 9.99 && tm.size[k].time_us < 10.01);
+		assert_true(tm.size[k].roofline > 0 && tm.size[k].traffic_floor_bytes < tm.size[k].traffic_bytes);
+	}
+	assert_true(tm.size[1].traffic_bytes == 13.0 * 512 * 8192);
+	assert_true(tm.time_us > 9.99 && tm.time_us < 10.01);
+	assert_non_null(strstr(tm.how, "measured on Fake H100"));
+	assert_non_null(strstr(tm.how, "B=256,T=4096 (median of 10 reps), B=512,T=8192 (median of 10 reps)"));
+	assert_non_null(strstr(tm.sizes_json, "\"samples\":[10"));
+	kiln_timing_free(&tm);
+	o.every_size = false;
 	/* a kernel that stops working once timed: what the timed module computes at the bench
 	 * size after its repetitions is judged against the reference, and refused */
 	setenv("FAKE_CUDA_STOP_AFTER", "1", 1);
