@@ -206,16 +206,27 @@ static uint64_t stored_seed(const kiln_run_info *ri)
 }
 
 /* The bench sizes a run was started with (config bench_sizes), so a resumed run ranks on
- * the same ones even when target.json changed since; runs from before keep the target's. */
-static kiln_err restore_sizes(kiln_target *t, const cJSON *config)
+ * the same ones even when target.json changed since. A run from before per-size timing
+ * was timed at the first bench size only, and resumes so (with a warning). */
+static kiln_err restore_sizes(kiln_search *s, const cJSON *config)
 {
 	const cJSON *bs = cJSON_GetObjectItemCaseSensitive(config, "bench_sizes"), *it;
 	const char *specs[KILN_TARGET_MAX_BENCH];
+	char first[256];
 	size_t n = 0;
 	cJSON_ArrayForEach(it, bs)
 		if (cJSON_IsString(it) && n < KILN_TARGET_MAX_BENCH)
 			specs[n++] = it->valuestring;
-	return n ? kiln_target_set_bench_sizes(t, specs, n) : KILN_OK;
+	if (!bs && s->t->nbench_sizes > 1) {
+		kiln_err e = kiln_target_bench_spec(first, sizeof first, s->t, 0);
+		if (e)
+			return e;
+		specs[n++] = first;
+		fprintf(s->log, "kiln run: warning: run %lld predates per-size timing; it resumes ranking on the first bench "
+				"size only (%s); start a new run to rank on all %zu\n", (long long)s->run_id, first,
+			s->t->nbench_sizes);
+	}
+	return n ? kiln_target_set_bench_sizes(s->t, specs, n) : KILN_OK;
 }
 
 static const char *stored_target_dir(const kiln_run_info *ri, cJSON *config)
@@ -343,7 +354,7 @@ static kiln_err start_run(kiln_search *s, kiln_run_options *o, cJSON **keep)
 			o->llm = kiln_strdup(ri->llm_model); /* freed with the search */
 		e = load_target(s, stored_target_dir(ri, *keep), NULL);
 		if (!e)
-			e = restore_sizes(s->t, *keep);
+			e = restore_sizes(s, *keep);
 		if (!e)
 			e = resolve_device(s, ri->device);
 		if (!e && strcmp(s->arch, ri->arch) != 0)

@@ -546,6 +546,17 @@ static void env_text(char *out, size_t n, const kiln_env *env)
 		at += (size_t)snprintf(out + at, n - at, "%s%s=%lld", i ? "," : "", env->names[i], (long long)env->values[i]);
 }
 
+/* The top-level numbers from one size (one size timed, or the primary before combining). */
+static void take_size(kiln_timing *out, const kiln_size_timing *st)
+{
+	out->time_us = st->time_us;
+	out->min_us = st->min_us;
+	out->traffic_bytes = st->traffic_bytes;
+	out->traffic_floor_bytes = st->traffic_floor_bytes;
+	out->bandwidth_gbs = st->bandwidth_gbs;
+	out->roofline = st->roofline;
+}
+
 /* Combines the sizes into the objective and the top-level fields: time, min, traffic,
  * floor and roofline as weighted geometric means (so bandwidth and roofline stay
  * floor / time), spread as the weighted mean (measured; modeled keeps the tie band). */
@@ -723,11 +734,7 @@ static kiln_err time_emu(kiln_timing *out, tctx *c)
 	out->modeled = true;
 	out->spread = TIE_BAND;
 	out->reps = 0;
-	out->time_us = out->min_us = out->size[prim].time_us; /* replaced by the objective below */
-	out->traffic_bytes = out->size[prim].traffic_bytes;
-	out->traffic_floor_bytes = out->size[prim].traffic_floor_bytes;
-	out->bandwidth_gbs = out->size[prim].bandwidth_gbs;
-	out->roofline = out->size[prim].roofline;
+	take_size(out, &out->size[prim]);
 	combine_sizes(out);
 	emu_how(out, c, &fr, &spec);
 	snprintf(out->device, sizeof(out->device), "%s", spec.name);
@@ -1010,9 +1017,9 @@ static kiln_err time_cuda(kiln_timing *out, tctx *c)
 	}
 	if ((e = verify_after(c)))
 		goto done;
-	out->time_us = out->size[prim].time_us;
-	out->roofline = out->size[prim].roofline;
-	out->bandwidth_gbs = out->size[prim].bandwidth_gbs;
+	take_size(out, &out->size[prim]);
+	out->spread = out->size[prim].spread;
+	out->reps = out->size[prim].reps;
 	combine_sizes(out);
 	cuda_how(out);
 	out->spec_json = print_free(device_json(di));

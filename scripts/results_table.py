@@ -78,10 +78,13 @@ def print_table(rs):
         if r["run"] is None:
             print(f"{r['target']:<17} (no run)")
             continue
+        if r["best_us"] is None or r["seed_us"] is None:
+            print(f"{r['target']:<17} (run {r['run']} {r['status']}: no candidate passed)")
+            continue
         mark = "~" if r["kind"] == "modeled" else ""
         modeled |= bool(mark)
         print(f"{r['target']:<17} {r['seed_us']:>10.2f}{mark or ' '} {r['best_us']:>10.2f}{mark or ' '} "
-              f"{r['speedup']:>7.2f}x {r['roofline']:>8.3f}  {r['commit'][:12]:<12}  {r['candidates']}")
+              f"{r['speedup'] or 1:>7.2f}x {r['roofline'] or 0:>8.3f}  {r['commit'][:12] or '-':<12}  {r['candidates']}")
     print()
     print("times: the weighted geometric mean over each target's bench sizes (the objective the search ranks on)"
           + ("; ~ modeled by the emulator's cost model, not measured on a GPU" if modeled else ""))
