@@ -221,6 +221,17 @@ static void test_agent__beyond_the_physical_limit_never_wins(void **state)
 	assert_string_equal(ev.failed_check, "physical-limit");
 	assert_non_null(strstr(ev.message, "physically impossible"));
 	kiln_eval_free(&ev);
+	/* over several bench sizes: one size past the limit fails, however the mean looks */
+	memset(&ev, 0, sizeof ev);
+	ev.outcome = KILN_OUT_PASSED;
+	ev.has_timing = true;
+	ev.time_us = 40;
+	ev.roofline = 0.8;
+	ev.roofline_max = 1.1;
+	kiln_eval_check_physical(&ev);
+	assert_int_equal(ev.outcome, KILN_OUT_FAILED);
+	assert_non_null(strstr(ev.message, "at one of the bench sizes"));
+	kiln_eval_free(&ev);
 }
 
 /* An unpriced model's spend is "unknown" in the progress line and kiln runs, never $0. */
