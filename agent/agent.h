@@ -163,6 +163,9 @@ typedef struct kiln_run_options {
 	int stagnation;            /* llm: attempts without improvement that end an action; 0 = 3 */
 	int max_attempts;          /* llm: attempts per action; 0 = 6 */
 	FILE *log;                 /* progress output; NULL = stderr */
+	const char *const *bench_sizes; /* --size specs (kiln_target_set_bench_sizes); a new run
+				    * stores the sizes it ranks on and --resume reuses them */
+	size_t nbench_sizes;
 } kiln_run_options;
 
 typedef struct kiln_run_summary {

@@ -64,9 +64,13 @@ typedef struct kiln_eval {
 	double verify_s;
 	/* timing */
 	bool has_timing, modeled;
-	double time_us, min_us, spread, roofline, bandwidth_gbs;
+	double time_us, min_us, spread, roofline, bandwidth_gbs; /* over several bench sizes: the
+				 * weighted geometric mean (the objective) */
+	double roofline_max;    /* the highest roofline of any bench size */
 	int64_t reps;
 	char *samples_json, *counters_json, *spec_json, *timing_json;
+	char *sizes_json;       /* the timing's per_size array (kiln_timing sizes_json) */
+	size_t nsizes;          /* its entries: the bench sizes timed */
 	char *device;
 	double wall_s;
 } kiln_eval;

@@ -313,34 +313,64 @@ static void reset_action(llm_state *st, int64_t node)
 	st->last_source = st->last_launch = st->evidence = NULL;
 }
 
-/* The cost model's per-launch breakdown and fit note, one line per launch ("" if none). */
-static char *breakdown_lines(const kiln_eval *ev)
+/* One size's per-launch breakdown (the cost model's terms), one line per launch. */
+static void launch_lines(kiln_buf *b, const cJSON *breakdown)
 {
 	static const char *const k[9] = {"time_us", "occupancy", "waves", "dram_us", "l2_us", "issue_us",
 					 "latency_us", "atomic_us", "overhead_us"};
-	cJSON *t = ev->timing_json ? cJSON_Parse(ev->timing_json) : NULL;
-	kiln_buf b;
-	kiln_buf_init(&b, 8192);
 	const cJSON *l;
 	int li = 0;
-	cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(t, "breakdown")) {
+	cJSON_ArrayForEach(l, breakdown) {
 		double v[9];
 		for (size_t i = 0; i < 9; i++)
 			v[i] = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(l, k[i]));
 		const char *bound = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "bound"));
-		kiln_buf_printf(&b, "launch %d: %s-bound, %.3f us; occupancy %.2f, %.2f waves; dram %.3g, l2 %.3g, issue %.3g, "
-				    "latency %.3g, atomics %.3g, launch gap %.3g us\n", li++, bound ? bound : "?", v[0], v[1], v[2],
-				v[3], v[4], v[5], v[6], v[7], v[8]);
+		kiln_buf_printf(b, "  launch %d: %s-bound, %.3f us; occupancy %.2f, %.2f waves; dram %.3g, l2 %.3g, issue %.3g, "
+				   "latency %.3g, atomics %.3g, launch gap %.3g us\n", li++, bound ? bound : "?", v[0], v[1],
+				v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+	}
+}
+
+/* Per bench size: the time, the roofline, the bound term and the per-launch breakdown;
+ * then how the time was obtained and the fit note ("" if no timing detail). */
+static char *breakdown_lines(const kiln_eval *ev)
+{
+	cJSON *t = ev->timing_json ? cJSON_Parse(ev->timing_json) : NULL;
+	kiln_buf b;
+	kiln_buf_init(&b, 16384);
+	const cJSON *sz, *per = cJSON_GetObjectItemCaseSensitive(t, "per_size");
+	bool launches = false;
+	cJSON_ArrayForEach(sz, per) {
+		const cJSON *env = cJSON_GetObjectItemCaseSensitive(sz, "sizes"), *v;
+		const char *bound = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sz, "bound"));
+		kiln_buf_puts(&b, "size");
+		cJSON_ArrayForEach(v, env)
+			kiln_buf_printf(&b, " %s=%.0f", v->string, v->valuedouble);
+		kiln_buf_printf(&b, " (weight %g): %.3f us, roofline %.1f%%%s%s\n",
+				cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sz, "weight")),
+				cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sz, "time_us")),
+				100 * cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sz, "roofline")),
+				bound && *bound ? ", bound by " : "", bound && *bound ? bound : "");
+		const cJSON *bd = cJSON_GetObjectItemCaseSensitive(sz, "breakdown");
+		launches |= cJSON_GetArraySize(bd) > 0;
+		launch_lines(&b, bd);
+	}
+	if (!cJSON_GetArraySize(per)) { /* a timing from before per-size records */
+		launch_lines(&b, cJSON_GetObjectItemCaseSensitive(t, "breakdown"));
+		launches = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "breakdown")) > 0;
 	}
 	const char *rank = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "rank_time"));
 	bool kernels = rank && strcmp(rank, "kernels") == 0;
-	if (li > 0 && kernels)
+	if (launches && kernels)
 		kiln_buf_printf(&b, "(this run ranks on the kernels' durations alone: launch gaps are shown but not counted; "
 				    "measured times are defined the same way)\n");
-	else if (li > 0)
+	else if (launches)
 		kiln_buf_printf(&b, "(a plan's time = its kernels' durations + the gaps between dependent launches; "
 				    "a plan's first launch has no gap; \"graph\": true in the launch plan makes the gaps "
 				    "those of a CUDA graph; measured times are defined the same way)\n");
+	const char *how = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "how"));
+	if (how && *how)
+		kiln_buf_printf(&b, "how the time was obtained: %s\n", how);
 	const char *note = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "fit_note"));
 	if (note && *note)
 		kiln_buf_printf(&b, "%s\n", note);
@@ -363,9 +393,10 @@ static char *evidence_of(const kiln_eval *ev)
 {
 	if (ev->outcome == KILN_OUT_PASSED) {
 		char *bd = breakdown_lines(ev), *def = time_def_of(ev);
-		char *text = kiln_asprintf("time %.3f us (%s%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\n%scounters: %s%s%s",
+		char *text = kiln_asprintf("time %.3f us (%s%s%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\n%scounters (at the bench size with the most traffic): %s%s%s",
 				     ev->time_us, ev->modeled ? "modeled on the emulator's cost model" : "measured",
-				     def ? def : "", ev->roofline * 100, ev->bandwidth_gbs, ev->registers, (long long)ev->spill_store,
+				     def ? def : "", ev->nsizes > 1 ? "; the weighted geometric mean over the bench sizes below" : "",
+				     ev->roofline * 100, ev->bandwidth_gbs, ev->registers, (long long)ev->spill_store,
 				     (long long)ev->spill_load, (long long)ev->shared_bytes, bd ? bd : "",
 				     ev->counters_json ? ev->counters_json : "{}", ev->message && *ev->message ? "\n" : "",
 				     ev->message ? ev->message : "");

@@ -52,6 +52,29 @@ static const char rules[] =
 	"- Work through the world model: implement only the chosen action on top of the parent's "
 	"best kernel.\n";
 
+/* The bench sizes, each a whole size (never symbol lists read across), and the objective. */
+static void bench_sizes_section(kiln_buf *b, const kiln_target *t)
+{
+	if (t->nbench_sizes == 1)
+		kiln_buf_puts(b, "\nBench size: every candidate is timed at this size:");
+	else
+		kiln_buf_printf(b, "\nBench sizes: every candidate is timed at each of these %zu sizes:", t->nbench_sizes);
+	for (size_t k = 0; k < t->nbench_sizes; k++) {
+		kiln_env env;
+		if (kiln_target_sizes(&env, t, true, k))
+			continue;
+		kiln_buf_printf(b, "%s ", k ? ";" : "");
+		for (size_t i = 0; i < env.n; i++)
+			kiln_buf_printf(b, "%s%s=%lld", i ? ", " : "", env.names[i], (long long)env.values[i]);
+		kiln_buf_printf(b, " (weight %g)", kiln_target_bench_weight(t, k));
+	}
+	kiln_buf_puts(b, t->nbench_sizes > 1
+			 ? ". The objective is the weighted geometric mean of the per-size speedups over the seed (the "
+			   "\"time\" of a candidate is the weighted geometric mean of its per-size times): a change that "
+			   "helps one size and hurts another by as much gains nothing."
+			 : ". The objective is the time at this size.");
+}
+
 static kiln_err target_section(kiln_buf *b, const kiln_target *t, const char *seed_knobs)
 {
 	kiln_buf_printf(b, "\n## Target: %s (%s)\n%s\n\nMath:\n%s\n\nBuffers:\n", t->name, t->family,
@@ -67,17 +90,15 @@ static kiln_err target_section(kiln_buf *b, const kiln_target *t, const char *se
 	for (size_t i = 0; i < t->nscalars; i++)
 		kiln_buf_printf(b, " %s (%s) = %g;", t->scalars[i].name, kiln_dtype_name(t->scalars[i].dtype),
 				t->scalars[i].value);
-	kiln_buf_puts(b, "\nSymbols:");
+	kiln_buf_puts(b, "\nSymbols (verified at these values and at odd sizes besides):");
 	for (size_t i = 0; i < t->nsymbols; i++) {
 		const kiln_symbol *s = &t->symbols[i];
-		kiln_buf_printf(b, " %s (verified at", s->name);
+		kiln_buf_printf(b, " %s in {", s->name);
 		for (size_t j = 0; j < s->nverify; j++)
-			kiln_buf_printf(b, " %lld", (long long)s->verify[j]);
-		kiln_buf_puts(b, "; benchmarked at");
-		for (size_t j = 0; j < s->nbench; j++)
-			kiln_buf_printf(b, " %lld", (long long)s->bench[j]);
-		kiln_buf_puts(b, ");");
+			kiln_buf_printf(b, "%s%lld", j ? ", " : "", (long long)s->verify[j]);
+		kiln_buf_puts(b, "};");
 	}
+	bench_sizes_section(b, t);
 	size_t masked = 0;
 	for (size_t i = 0; i < t->nbuffers; i++)
 		masked += t->buffers[i].masked_by != NULL;

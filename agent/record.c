@@ -79,6 +79,7 @@ static void fill_timing(kiln_timing_rec *tr, const kiln_search *s, const kiln_ev
 	tr->samples_json = ev->samples_json;
 	tr->counters_json = ev->counters_json;
 	tr->spec_json = ev->spec_json;
+	tr->sizes_json = ev->sizes_json;
 }
 
 /* The noise margin: measured timings must beat the old best by their spread, modeled
@@ -327,6 +328,7 @@ static void fill_job(kiln_eval_job *job, const kiln_search *s, const kiln_cand *
 	job->nseeds = s->o->verify_seeds;
 	job->threads = s->o->verify_threads;
 	job->timing_seed = s->seed;
+	kiln_target_floors_warm(s->t, s->seed); /* memoized: the evaluation children inherit it */
 	job->timeout_s = s->o->eval_timeout_s > 0 ? s->o->eval_timeout_s : 600;
 }
 

@@ -142,6 +142,12 @@ static char *config_json(const kiln_search *s)
 	cJSON_AddNumberToObject(c, "eval_timeout_s", o->eval_timeout_s);
 	cJSON_AddNumberToObject(c, "stagnation", o->stagnation);
 	cJSON_AddNumberToObject(c, "max_attempts", o->max_attempts);
+	cJSON *bs = cJSON_AddArrayToObject(c, "bench_sizes"); /* what the run ranks on */
+	for (size_t i = 0; bs && i < s->t->nbench_sizes; i++) {
+		char spec[256];
+		if (kiln_target_bench_spec(spec, sizeof spec, s->t, i) == 0)
+			cJSON_AddItemToArray(bs, cJSON_CreateString(spec));
+	}
 	char *text = cJSON_PrintUnformatted(c);
 	cJSON_Delete(c);
 	return text;
@@ -200,6 +206,30 @@ static uint64_t stored_seed(const kiln_run_info *ri)
 	uint64_t v = s ? strtoull(s, NULL, 10) : 0;
 	cJSON_Delete(c);
 	return v;
+}
+
+/* The bench sizes a run was started with (config bench_sizes), so a resumed run ranks on
+ * the same ones even when target.json changed since. A run from before per-size timing
+ * was timed at the first bench size only, and resumes so (with a warning). */
+static kiln_err restore_sizes(kiln_search *s, const cJSON *config)
+{
+	const cJSON *bs = cJSON_GetObjectItemCaseSensitive(config, "bench_sizes"), *it;
+	const char *specs[KILN_TARGET_MAX_BENCH];
+	char first[256];
+	size_t n = 0;
+	cJSON_ArrayForEach(it, bs)
+		if (cJSON_IsString(it) && n < KILN_TARGET_MAX_BENCH)
+			specs[n++] = it->valuestring;
+	if (!bs && s->t->nbench_sizes > 1) {
+		kiln_err e = kiln_target_bench_spec(first, sizeof first, s->t, 0);
+		if (e)
+			return e;
+		specs[n++] = first;
+		fprintf(s->log, "kiln run: warning: run %lld predates per-size timing; it resumes ranking on the first bench "
+				"size only (%s); start a new run to rank on all %zu\n", (long long)s->run_id, first,
+			s->t->nbench_sizes);
+	}
+	return n ? kiln_target_set_bench_sizes(s->t, specs, n) : KILN_OK;
 }
 
 static const char *stored_target_dir(const kiln_run_info *ri, cJSON *config)
@@ -345,6 +375,8 @@ static kiln_err start_run(kiln_search *s, kiln_run_options *o, cJSON **keep)
 			o->llm = kiln_strdup(ri->llm_model); /* freed with the search */
 		e = load_target(s, stored_target_dir(ri, *keep), NULL);
 		if (!e)
+			e = restore_sizes(s, *keep);
+		if (!e)
 			e = resolve_device(s, ri->device);
 		if (!e && strcmp(s->arch, ri->arch) != 0)
 			e = kiln_error_set(KILN_EINVAL, "run %lld was made for %s but this device is %s: start a new run instead",
@@ -367,7 +399,8 @@ static kiln_err start_run(kiln_search *s, kiln_run_options *o, cJSON **keep)
 		return kiln_error_set(KILN_EINVAL, "kiln run needs a TARGET (or --resume)");
 	s->seed = o->seed ? o->seed : kiln_seed_fresh();
 	o->policy = llm_wanted(o) ? "llm" : "tune";
-	if ((e = load_target(s, o->target, o->targets_dir)) || (e = resolve_device(s, o->device)))
+	if ((e = load_target(s, o->target, o->targets_dir)) ||
+	    (e = kiln_target_set_bench_sizes(s->t, o->bench_sizes, o->nbench_sizes)) || (e = resolve_device(s, o->device)))
 		return e;
 	if ((e = kiln_wm_new(&s->wm, s->t->name, s->t->summary, NULL)))
 		return e;
@@ -478,8 +511,6 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 		if (!e && e2)
 			e = e2;
 	}
-	if (why[0])
-		kiln_error_set(e, "%s", why);
 	if (s.tty)
 		fputc('\n', s.log);
 	summarize(out, &s, status);
@@ -489,5 +520,7 @@ kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *opts)
 	signal(SIGXFSZ, old_xfsz);
 	search_free(&s, llm_owned);
 	cJSON_Delete(keep);
+	if (why[0]) /* after the summary and clean-up, which may set messages of their own */
+		kiln_error_set(e, "%s", why);
 	return e;
 }

@@ -14,7 +14,7 @@
 
 /* ======================= history.db ======================= */
 
-#define KILN_DB_SCHEMA_VERSION 3
+#define KILN_DB_SCHEMA_VERSION 4
 
 typedef struct kiln_db kiln_db;
 
@@ -34,6 +34,9 @@ kiln_err kiln_db_open(kiln_db **out, const char *path, int flags);
 void kiln_db_close(kiln_db *db);
 /* PRAGMA user_version of the open file. */
 int kiln_db_schema_version(kiln_db *db);
+/* Whether timings has the per-size column `sizes` (schema v3 on): an older file opened
+ * read-only is read as it is, without it. */
+bool kiln_db_has_size_times(kiln_db *db);
 /* PRAGMA integrity_check + foreign_key_check; KILN_ECORRUPT naming the first problem. */
 kiln_err kiln_db_integrity_check(kiln_db *db);
 /* The raw handle, for read-only ad-hoc queries (reports); borrowed from db. */
@@ -144,6 +147,7 @@ typedef struct kiln_timing_rec {
 	const char *samples_json;  /* [us, ...] every repetition */
 	const char *counters_json; /* emulator / CUPTI counters */
 	const char *spec_json;     /* the GPU spec used (modeled) or the device properties */
+	const char *sizes_json;    /* [{"sizes", "weight", "time_us", ...}] every bench size (schema v3); may be NULL */
 } kiln_timing_rec;
 
 /* Writes a candidate and those of its parts that are non-NULL in ONE transaction: after a

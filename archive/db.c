@@ -160,9 +160,17 @@ static kiln_err migrate_to_v3(kiln_db *db)
 	return kiln_db_exec(db, "ALTER TABLE candidates ADD COLUMN changed TEXT", "adding candidates.changed");
 }
 
+/* Schema v4: timings gain `sizes`, every bench size's time (the row's time_us is their
+ * weighted geometric mean); rows recorded before stay NULL there (one size). */
+static kiln_err migrate_size_times(kiln_db *db)
+{
+	return kiln_db_exec(db, "ALTER TABLE timings ADD COLUMN sizes TEXT CHECK (sizes IS NULL OR json_valid(sizes))",
+			    "adding timings.sizes (schema v4)");
+}
+
 /* migrations[i] takes a file from user_version i to i + 1. */
 static const migration_fn migrations[KILN_DB_SCHEMA_VERSION] = {migrate_to_v1, kiln_db_migrate_wm_deltas,
-								migrate_to_v3};
+								migrate_to_v3, migrate_size_times};
 
 /* KILN_ECORRUPT with the recovery hint every damaged-file message carries. */
 static kiln_err corrupt(const char *path, const char *what, const char *msg)
@@ -503,6 +511,17 @@ int kiln_db_schema_version(kiln_db *db)
 	if (user_version(db, &v))
 		return -1;
 	return v;
+}
+
+bool kiln_db_has_size_times(kiln_db *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool has = false;
+	if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM pragma_table_info('timings') WHERE name = 'sizes'", -1, &st,
+			       NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		has = sqlite3_column_int(st, 0) == 1;
+	sqlite3_finalize(st);
+	return has;
 }
 
 struct sqlite3 *kiln_db_sqlite(kiln_db *db)

@@ -342,8 +342,8 @@ static kiln_err insert_timing(kiln_db *db, int64_t id, const kiln_timing_rec *r)
 	if ((e = need(r->device, "timing device", "recording a timing")) ||
 	    (e = kiln_db_prepare(db, &st,
 				 "INSERT INTO timings (candidate_id, device, kind, time_us, min_us, spread,"
-				 " reps, roofline, bandwidth_gbs, speedup, samples, counters, spec)"
-				 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")))
+				 " reps, roofline, bandwidth_gbs, speedup, samples, counters, spec, sizes)"
+				 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")))
 		return e;
 	sqlite3_bind_int64(st, 1, id);
 	kiln_db_bind_text(st, 2, r->device);
@@ -359,6 +359,7 @@ static kiln_err insert_timing(kiln_db *db, int64_t id, const kiln_timing_rec *r)
 	kiln_db_bind_text(st, 11, r->samples_json ? r->samples_json : "[]");
 	kiln_db_bind_text(st, 12, r->counters_json);
 	kiln_db_bind_text(st, 13, r->spec_json);
+	kiln_db_bind_text(st, 14, r->sizes_json);
 	return step_done(db, st, "recording the timing");
 }
 

@@ -19,7 +19,7 @@
 
 static const char *const json_columns[] = {"launch", "knobs", "budgets", "spent", "config", "resources",
 	"seeds", "checks_run", "details", "samples", "counters", "spec", "tree", "edits", "rejected",
-	"state", "data", NULL};
+	"state", "data", "sizes", NULL};
 
 static bool is_json_column(const char *name)
 {
@@ -371,6 +371,21 @@ static void chart_render(report *r, const chart *c)
 
 /* ---- data ---- */
 
+/* The candidates of a run; SIZES: timings.sizes (schema v4) or NULL for an older file */
+#define CANDS_SQL(SIZES) \
+	"SELECT c.id, c.iteration, c.node_id, c.parent_id, c.created, c.outcome, c.hash, c.source, c.changed," \
+	" c.launch, c.knobs, c.llm_call_id, v.failed_check, v.message, t.kind, t.time_us, t.speedup," \
+	" t.roofline, t.counters, " SIZES " AS sizes, cr.registers, cr.wall_s AS compile_s, v.wall_s AS verify_s," \
+	" (julianday(c.created) - julianday(r.started)) * 1440.0 AS minutes," \
+	" (SELECT coalesce(sum(l.cost_usd), 0) FROM llm_calls l WHERE l.run_id = c.run_id" \
+	"   AND l.id <= coalesce((SELECT max(c2.llm_call_id) FROM candidates c2 WHERE c2.run_id = c.run_id" \
+	"   AND c2.iteration <= c.iteration), 0)) AS cost_usd" \
+	" FROM candidates c JOIN runs r ON r.id = c.run_id" \
+	" LEFT JOIN compile_results cr ON cr.candidate_id = c.id" \
+	" LEFT JOIN verifications v ON v.candidate_id = c.id" \
+	" LEFT JOIN timings t ON t.candidate_id = c.id" \
+	" WHERE c.run_id = ?1 ORDER BY c.iteration, c.id"
+
 static kiln_err load(report *r, int64_t run_id)
 {
 	char id[24];
@@ -388,19 +403,8 @@ static kiln_err load(report *r, int64_t run_id)
 		return kiln_error_set(KILN_ENOTFOUND, "run %s not found", id);
 	r->best_id = jid(r->run, "best_candidate");
 	r->seed_id = jid(r->run, "seed_candidate");
-	if ((e = kiln_db_query_json(r->db, &r->cands,
-		"SELECT c.id, c.iteration, c.node_id, c.parent_id, c.created, c.outcome, c.hash, c.source, c.changed,"
-		" c.launch, c.knobs, c.llm_call_id, v.failed_check, v.message, t.kind, t.time_us, t.speedup,"
-		" t.roofline, t.counters, cr.registers, cr.wall_s AS compile_s, v.wall_s AS verify_s,"
-		" (julianday(c.created) - julianday(r.started)) * 1440.0 AS minutes,"
-		" (SELECT coalesce(sum(l.cost_usd), 0) FROM llm_calls l WHERE l.run_id = c.run_id"
-		"   AND l.id <= coalesce((SELECT max(c2.llm_call_id) FROM candidates c2 WHERE c2.run_id = c.run_id"
-		"   AND c2.iteration <= c.iteration), 0)) AS cost_usd"
-		" FROM candidates c JOIN runs r ON r.id = c.run_id"
-		" LEFT JOIN compile_results cr ON cr.candidate_id = c.id"
-		" LEFT JOIN verifications v ON v.candidate_id = c.id"
-		" LEFT JOIN timings t ON t.candidate_id = c.id"
-		" WHERE c.run_id = ?1 ORDER BY c.iteration, c.id", p, 1, "reading the candidates")))
+	if ((e = kiln_db_query_json(r->db, &r->cands, kiln_db_has_size_times(r->db) ? CANDS_SQL("t.sizes") : CANDS_SQL("NULL"),
+				    p, 1, "reading the candidates")))
 		return e;
 	if ((e = kiln_db_query_json(r->db, &rows,
 		"SELECT count(*) AS calls, sum(status <> 'ok') AS failed_calls, sum(prompt_tokens) AS prompt_tokens,"
@@ -773,11 +777,32 @@ static void diff_html(report *r, const char *diff)
 }
 
 
+/* "B=256 T=4096: 14.87; B=512 T=8192: 33.33" (timings.sizes), "-" when not recorded. */
+static void put_sizes(report *r, const cJSON *sizes)
+{
+	const cJSON *z, *v;
+	int k = 0;
+	cJSON_ArrayForEach(z, sizes) {
+		put(r, "%s", k++ ? "; " : "");
+		int i = 0;
+		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(z, "sizes")) {
+			put(r, "%s", i++ ? " " : "");
+			put_esc(r, v->string);
+			put(r, "=%.0f", v->valuedouble);
+		}
+		put(r, ": %.4g", jnum(z, "time_us"));
+	}
+	if (!k)
+		put(r, "-");
+}
+
 static void best_table(report *r)
 {
 	put(r, "<h2 id=\"bests\">Best candidates</h2>\n<p>Every new best in order (the last is the winner); "
-	       "each id links to its source below.</p>\n<table id=\"best-table\"><thead><tr><th>candidate</th>"
-	       "<th>iteration</th><th class=\"l\">action</th><th class=\"l\">what changed</th><th>time (us)</th>"
+	       "each id links to its source below. With several bench sizes the time is the weighted geometric "
+	       "mean of the per-size times (the objective), and the speedup that of the per-size speedups.</p>\n"
+	       "<table id=\"best-table\"><thead><tr><th>candidate</th><th>iteration</th><th class=\"l\">action</th>"
+	       "<th class=\"l\">what changed</th><th>time (us)</th><th class=\"l\">per bench size (us)</th>"
 	       "<th>speedup</th><th>roofline</th><th>registers</th><th class=\"l\">archive commit</th></tr></thead>"
 	       "<tbody>\n");
 	double best = INFINITY;
@@ -797,8 +822,10 @@ static void best_table(report *r)
 		put_esc(r, jstr(c, "node_id") ? jstr(c, "node_id") : "seed");
 		put(r, "</td><td class=\"l changed\">");
 		put_esc(r, jstr(c, "changed") ? jstr(c, "changed") : "-");
-		put(r, "</td><td>%.4g</td><td>%.3fx</td><td>%.3f</td><td>%.0f</td><td class=\"l\"><code>%.12s</code></td></tr>\n",
-		    t, jnum(c, "speedup"), jnum(c, "roofline"), jnum(c, "registers"), oid);
+		put(r, "</td><td>%.4g</td><td class=\"l\">", t);
+		put_sizes(r, cJSON_GetObjectItemCaseSensitive(c, "sizes"));
+		put(r, "</td><td>%.3fx</td><td>%.3f</td><td>%.0f</td><td class=\"l\"><code>%.12s</code></td></tr>\n",
+		    jnum(c, "speedup"), jnum(c, "roofline"), jnum(c, "registers"), oid);
 	}
 	put(r, "</tbody></table>\n<h3>Sources</h3>\n");
 	best = INFINITY;

@@ -181,3 +181,27 @@ bool kiln_cli_gpu_index(const char *cmd, const char *value)
 	setenv("KILN_GPU_INDEX", value, 1); /* read by the cuda backend, here and in every child */
 	return true;
 }
+
+bool kiln_cli_take_repeated(int argc, char **argv, const char *name, const char **vals, size_t max, size_t *n,
+			    char **rest, int *nrest, const char *cmd)
+{
+	size_t len = strlen(name);
+	*n = 0;
+	*nrest = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *val;
+		bool after = i > 0 && strcmp(argv[i - 1], "--") == 0;
+		if (i == 0 || after || strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, len) != 0 ||
+		    (a[2 + len] && a[2 + len] != '=')) {
+			rest[(*nrest)++] = argv[i];
+			continue;
+		}
+		val = a[2 + len] == '=' ? a + 3 + len : i + 1 < argc ? argv[++i] : NULL;
+		if (!val || !*val || *n >= max) {
+			fprintf(stderr, "kiln %s: --%s: %s\n", cmd, name, !val || !*val ? "expects a value" : "given too often");
+			return false;
+		}
+		vals[(*n)++] = val;
+	}
+	return true;
+}

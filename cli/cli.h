@@ -42,6 +42,12 @@ bool kiln_cli_parse(int argc, char **argv, const kiln_cli_opt *opts, const char 
 bool kiln_cli_take_defines(int argc, char **argv, const char **defs, size_t max, size_t *ndefs,
 			   char **rest, int *nrest, const char *cmd);
 
+/* Takes every `--NAME V` / `--NAME=V` (repeatable, at most max) out of argv into vals; the
+ * rest, argv[0] first, goes to rest (room for argc). A missing value or too many print
+ * "kiln <cmd>: ..." and return false. */
+bool kiln_cli_take_repeated(int argc, char **argv, const char *name, const char **vals, size_t max, size_t *n,
+			    char **rest, int *nrest, const char *cmd);
+
 /* Prints "kiln <cmd>: <last error>" to stderr and returns KILN_EXIT_ERROR (or
  * KILN_EXIT_USAGE / KILN_EXIT_FAIL as the code implies). */
 int kiln_cli_fail(const char *cmd, kiln_err e);

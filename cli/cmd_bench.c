@@ -22,7 +22,7 @@
 static const char usage[] =
 	"kiln bench TARGET [--kernel F.cu --launch F.json | --compare A.cu B.cu ...] "
 	"[-D NAME=V ...] [--device cuda|emu|auto] [--gpu SPEC] [--gpu-index N] [--seed S] [--max-seconds X] "
-	"[--rank-time launches|kernels] [--threads N] [--json] [--targets-dir DIR] [--workdir DIR]";
+	"[--rank-time launches|kernels] [--threads N] [--size SPEC ...] [--json] [--targets-dir DIR] [--workdir DIR]";
 static const char help[] =
 	"Verifies, then times a kernel (the target's seed.cu unless --kernel/--launch).\n"
 	"  --kernel F.cu       the candidate\n"
@@ -38,6 +38,9 @@ static const char help[] =
 	KILN_CLI_RANK_TIME_HELP
 	"  --gpu-index N       cuda: the GPU ordinal among CUDA_VISIBLE_DEVICES (sets KILN_GPU_INDEX)\n"
 	"  --threads N         verification threads (default $KILN_THREADS, else all cores)\n"
+	"  --size SPEC         bench sizes (repeatable), as kiln run: B=1024,T=4096 replaces the target's\n"
+	"                      list, +B=1024,T=4096 adds a size, @W weighs it; every size is timed and the\n"
+	"                      time is their weighted geometric mean\n"
 	"  --json              print the results as JSON\n"
 	"  --targets-dir DIR   where to find TARGET\n"
 	"  --workdir DIR       compile cache in DIR/cache (default $KILN_WORKDIR or ./.kiln)\n"
@@ -199,6 +202,7 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 	to.cache_dir = b->cache_dir;
 	to.defines = (const char *const *)c->defs;
 	to.ndefines = c->ndefs;
+	to.every_size = true;
 	e = kiln_time(&c->timing, &to);
 	c->timed = !e;
 	if (e == KILN_EVERIFY || e == KILN_EUNSUPPORTED || e == KILN_EINVAL || e == KILN_EFAULT) {
@@ -229,7 +233,8 @@ typedef struct wire {
 
 static char **wire_strings(kiln_timing *t, size_t i)
 {
-	char **s[] = {&t->samples_json, &t->counters_json, &t->spec_json, &t->breakdown_json, &t->resources_json};
+	char **s[] = {&t->samples_json, &t->counters_json, &t->spec_json, &t->breakdown_json, &t->resources_json,
+		      &t->sizes_json};
 	return i < KILN_ARRAY_LEN(s) ? s[i] : NULL;
 }
 
@@ -324,10 +329,17 @@ static double counter(const cJSON *launch, const char *name)
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-static void print_counters(const kiln_timing *tm)
+static void print_counters(const kiln_timing *tm, const kiln_target *t)
 {
 	cJSON *j = tm->counters_json ? cJSON_Parse(tm->counters_json) : NULL;
 	const cJSON *l;
+	char at[160] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < tm->bench_env.n; i++)
+		for (size_t s = 0; s < t->nsymbols && n < sizeof at; s++)
+			if (strcmp(tm->bench_env.names[i], t->symbols[s].name) == 0)
+				n += (size_t)snprintf(at + n, sizeof at - n, "%s%s=%lld", n ? "," : "", tm->bench_env.names[i],
+						      (long long)tm->bench_env.values[i]);
 	cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(j, "launches"))
 	{
 		const cJSON *k = cJSON_GetObjectItemCaseSensitive(l, "kernel");
@@ -339,9 +351,9 @@ static void print_counters(const kiln_timing *tm)
 		double gr = counter(l, "gld_requests"), gs = counter(l, "gld_sectors");
 		double sr = counter(l, "gst_requests"), ss = counter(l, "gst_sectors");
 		double shr = counter(l, "shared_requests"), shw = counter(l, "shared_wavefronts");
-		printf("  counters  %s (at the bench size): %.4g warp-instr (fp32 %.3g, mem %.3g), loads %.3g sectors/req, "
+		printf("  counters  %s (at %s%s): %.4g warp-instr (fp32 %.3g, mem %.3g), loads %.3g sectors/req, "
 		       "stores %.3g sectors/req, DRAM %.4g MB, shared %.3g wavefronts/req, %.4g loop rounds\n",
-		       cJSON_IsString(k) ? k->valuestring : "?", wi, counter(l, "warp_fp32"), counter(l, "warp_mem"),
+		       cJSON_IsString(k) ? k->valuestring : "?", at, tm->nsizes > 1 ? ", the size with the most traffic" : "", wi, counter(l, "warp_fp32"), counter(l, "warp_mem"),
 		       gr > 0 ? gs / gr : 0, sr > 0 ? ss / sr : 0, counter(l, "dram_sectors") * 32 / 1e6,
 		       shr > 0 ? shw / shr : 0, counter(l, "loop_iterations"));
 	}
@@ -359,6 +371,23 @@ static void print_resources(const kiln_timing *tm)
 		free(txt);
 	}
 	cJSON_Delete(j);
+}
+
+/* One line per bench size: its sizes, weight, time, roofline and (modeled) bound. */
+static void print_sizes(const kiln_timing *tm)
+{
+	if (tm->nsizes > 1)
+		printf("  objective the weighted geometric mean of %zu bench sizes' times\n", tm->nsizes);
+	for (size_t k = 0; k < tm->nsizes; k++) {
+		const kiln_size_timing *st = &tm->size[k];
+		printf("  size     ");
+		for (size_t i = 0; i < st->sizes.n; i++)
+			printf(" %s=%lld", st->sizes.names[i], (long long)st->sizes.values[i]);
+		printf(" (weight %g): %.2f us, roofline %.3f", st->weight, st->time_us, st->roofline);
+		if (st->bound[0])
+			printf(", %s-bound", st->bound);
+		printf("\n");
+	}
 }
 
 static void print_one(const cand *c, const kiln_target *t)
@@ -379,7 +408,8 @@ static void print_one(const cand *c, const kiln_target *t)
 		printf("verified, not timed: %s\n", c->error);
 		return;
 	}
-	printf("%.2f us %s (%s)\n", tm->time_us, tm->modeled ? "modeled" : "measured", tm->time_def);
+	printf("%.2f us %s (%s%s)\n", tm->time_us, tm->modeled ? "modeled" : "measured", tm->time_def,
+	       tm->nsizes > 1 ? "; geometric mean over the bench sizes" : "");
 	if (isfinite(tm->kernel_us) && isfinite(tm->gap_us) && tm->gap_us > 0)
 		printf("  split     kernels %.2f us + launch gaps %.2f us%s\n", tm->kernel_us, tm->gap_us,
 		       tm->graph ? " (CUDA graph)" : "");
@@ -389,25 +419,22 @@ static void print_one(const cand *c, const kiln_target *t)
 	else
 		printf(" (%s; median of %lld reps, min %.2f us, spread %.1f%%)\n", tm->cupti ? "CUPTI" : "CUDA events",
 		       (long long)tm->reps, tm->min_us, tm->spread * 100);
-	printf("  sizes    ");
-	for (size_t i = 0; i < tm->bench_env.n; i++)
-		for (size_t s = 0; s < t->nsymbols; s++)
-			if (strcmp(tm->bench_env.names[i], t->symbols[s].name) == 0)
-				printf(" %s=%lld", tm->bench_env.names[i], (long long)tm->bench_env.values[i]);
+	print_sizes(tm);
+	printf("  how       %s", tm->how);
 	if (c->knobs[0])
 		printf("\n  knobs     %s", c->knobs);
 	if (tm->traffic_floor_bytes < tm->traffic_bytes)
 		printf("\n  traffic   %.4g MB declared (masked positions included), floor %.4g MB on this draw's mask "
-		       "-> %.0f GB/s, roofline %.3f (of the floor)\n", tm->traffic_bytes / 1e6, tm->traffic_floor_bytes / 1e6,
-		       tm->bandwidth_gbs, tm->roofline);
+		       "-> %.0f GB/s, roofline %.3f (of the floor)%s\n", tm->traffic_bytes / 1e6, tm->traffic_floor_bytes / 1e6,
+		       tm->bandwidth_gbs, tm->roofline, tm->nsizes > 1 ? " (geometric means over the sizes)" : "");
 	else
-		printf("\n  traffic   %.4g MB -> %.0f GB/s, roofline %.3f\n", tm->traffic_bytes / 1e6, tm->bandwidth_gbs,
-		       tm->roofline);
+		printf("\n  traffic   %.4g MB -> %.0f GB/s, roofline %.3f%s\n", tm->traffic_bytes / 1e6, tm->bandwidth_gbs,
+		       tm->roofline, tm->nsizes > 1 ? " (geometric means over the sizes)" : "");
 	if (tm->fit_note[0])
 		printf("  fit       %s\n", tm->fit_note);
 	print_resources(tm);
 	if (tm->modeled)
-		print_counters(tm);
+		print_counters(tm, t);
 }
 
 static cJSON *cand_json(const cand *c)
@@ -508,9 +535,11 @@ int kiln_cmd_bench(int argc, char **argv)
 	kiln_err e = 0;
 	const char *workdir = NULL;
 	bench_cfg b = {NULL, NULL, NULL, 1, 0, 1, NULL, 0, NULL, KILN_RANK_LAUNCHES};
-	const char *defs[MAX_DEFS];
+	const char *defs[MAX_DEFS], *sizes[KILN_TARGET_MAX_BENCH];
+	size_t nsizes = 0;
 	char **rest = kiln_calloc((size_t)argc + 1, sizeof(char *));
-	int nrest = 0;
+	char **rest2 = kiln_calloc((size_t)argc + 1, sizeof(char *));
+	int nrest = 0, nrest2 = 0;
 	const kiln_cli_opt opts[] = {
 		{"kernel", 1, &kernel, NULL}, {"launch", 1, &launch, NULL}, {"device", 1, &device, NULL},
 		{"gpu", 1, &b.gpu, NULL}, {"seed", 1, &seed_s, NULL}, {"max-seconds", 1, &max_s, NULL},
@@ -518,13 +547,17 @@ int kiln_cmd_bench(int argc, char **argv)
 		{"threads", 1, &threads_s, NULL}, {"workdir", 1, &workdir, NULL}, {"gpu-index", 1, &gpu_index, NULL},
 		{"rank-time", 1, &rank_time, NULL}, {0, 0, 0, 0},
 	};
-	if (!rest || !kiln_cli_take_defines(argc, argv, defs, MAX_DEFS, &b.nuser, rest, &nrest, "bench")) {
+	if (!rest || !rest2 || !kiln_cli_take_defines(argc, argv, defs, MAX_DEFS, &b.nuser, rest, &nrest, "bench") ||
+	    !kiln_cli_take_repeated(nrest, rest, "size", sizes, KILN_TARGET_MAX_BENCH, &nsizes, rest2, &nrest2, "bench")) {
+		rc = rest && rest2 ? KILN_EXIT_USAGE : KILN_EXIT_ERROR;
 		free(rest);
-		return rest ? KILN_EXIT_USAGE : KILN_EXIT_ERROR;
+		free(rest2);
+		return rc;
 	}
 	b.user_defs = defs;
-	bool parsed = kiln_cli_parse(nrest, rest, opts, pos, MAX_CANDS + 1, &npos, usage, help, &exit_now);
+	bool parsed = kiln_cli_parse(nrest2, rest2, opts, pos, MAX_CANDS + 1, &npos, usage, help, &exit_now);
 	free(rest);
+	free(rest2);
 	if (!parsed)
 		return exit_now;
 	const char *bad = npos < 1 ? "expected a TARGET"
@@ -547,7 +580,8 @@ int kiln_cmd_bench(int argc, char **argv)
 		e = KILN_ENOMEM;
 		goto fail;
 	}
-	if ((e = kiln_target_find(&t, pos[0], tdir)) || (e = check_knob_values(&b, t)))
+	if ((e = kiln_target_find(&t, pos[0], tdir)) || (e = kiln_target_set_bench_sizes(t, sizes, nsizes)) ||
+	    (e = check_knob_values(&b, t)))
 		goto fail;
 	n = compare ? (size_t)npos - 1 : 1;
 	if (!(cs = kiln_calloc(n, sizeof(*cs)))) {

@@ -24,18 +24,21 @@ static const char help[] =
 	"                  (2026-11-29, 2026-11-29T23:30) or a duration ago (45m, 2h, 1d)\n"
 	"  --json          an array of objects (docs/review.md)\n";
 
-static const char log_sql[] =
-	"SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id, c.created, c.outcome, c.changed,"
-	" v.failed_check, v.message, t.kind, t.time_us, t.speedup, t.roofline,"
-	" (c.outcome = 'passed' AND t.time_us IS NOT NULL AND t.time_us < coalesce((SELECT min(t2.time_us)"
-	"   FROM candidates c2 JOIN timings t2 ON t2.candidate_id = c2.id WHERE c2.run_id = c.run_id"
-	"   AND c2.outcome = 'passed' AND c2.iteration < c.iteration), 1e300)) AS new_best,"
-	" (c.id = r.best_candidate) AS is_best"
-	" FROM candidates c JOIN runs r ON r.id = c.run_id"
-	" LEFT JOIN verifications v ON v.candidate_id = c.id LEFT JOIN timings t ON t.candidate_id = c.id"
-	" WHERE (?1 IS NULL OR c.run_id = ?1) AND (?2 IS NULL OR r.target = ?2)"
-	" AND (?3 IS NULL OR (c.outcome = 'passed') = ?3) AND (?4 IS NULL OR c.node_id = ?4)"
-	" AND (?5 IS NULL OR c.created >= ?5) ORDER BY c.run_id, c.iteration, c.id";
+/* SIZES: the per-size times column (timings.sizes), NULL for an older file read as it is */
+#define LOG_SQL(SIZES) \
+	"SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id, c.created, c.outcome," \
+	" c.changed," \
+	" v.failed_check, v.message, t.kind, t.time_us, t.speedup, t.roofline, " SIZES " AS sizes," \
+	" (c.outcome = 'passed' AND t.time_us IS NOT NULL AND t.time_us < coalesce((SELECT min(t2.time_us)" \
+	"   FROM candidates c2 JOIN timings t2 ON t2.candidate_id = c2.id WHERE c2.run_id = c.run_id" \
+	"   AND c2.outcome = 'passed' AND c2.iteration < c.iteration), 1e300)) AS new_best," \
+	" (c.id = r.best_candidate) AS is_best" \
+	" FROM candidates c JOIN runs r ON r.id = c.run_id" \
+	" LEFT JOIN verifications v ON v.candidate_id = c.id LEFT JOIN timings t ON t.candidate_id = c.id" \
+	" WHERE (?1 IS NULL OR c.run_id = ?1) AND (?2 IS NULL OR r.target = ?2)" \
+	" AND (?3 IS NULL OR (c.outcome = 'passed') = ?3) AND (?4 IS NULL OR c.node_id = ?4)" \
+	" AND (?5 IS NULL OR c.created >= ?5) ORDER BY c.run_id, c.iteration, c.id"
+static const char log_sql[] = LOG_SQL("t.sizes"), log_sql_v2[] = LOG_SQL("NULL");
 
 /* --since: an ISO-8601 prefix kept as is (text comparison orders ISO times), or N[smhd] ago. */
 static bool since_time(char *out, size_t n, const char *s)
@@ -88,14 +91,35 @@ static void mark_archived_bests(cJSON *rows, const char *workdir)
 	free(dir);
 }
 
+/* "14.87/33.33": each bench size's time in bench order ("" for one size or none). */
+static void per_size_text(char *out, size_t n, const cJSON *sizes)
+{
+	const cJSON *sz;
+	size_t at = 0;
+	out[0] = 0;
+	if (cJSON_GetArraySize(sizes) < 2)
+		return;
+	cJSON_ArrayForEach(sz, sizes)
+		if (at < n)
+			at += (size_t)snprintf(out + at, n - at, "%s%.4g", at ? "/" : "", kiln_cli_jnum(sz, "time_us"));
+}
+
 static void print_log(const cJSON *rows)
 {
 	const cJSON *c;
 	bool star = false, tilde = false;
-	printf("%6s  %-10s %4s %5s %-6s %-22s %12s %8s %8s  %s\n", "ID", "HASH", "RUN", "ITER", "NODE", "VERDICT",
-	       "TIME (us)", "SPEEDUP", "ROOFLINE", "WHAT CHANGED");
+	int per = 0; /* the per-size column's width; 0 = no row has several sizes */
 	cJSON_ArrayForEach(c, rows) {
-		char verdict[40], t[24], sx[24], roof[24];
+		char sizes[160];
+		per_size_text(sizes, sizeof(sizes), cJSON_GetObjectItemCaseSensitive(c, "sizes"));
+		if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(c, "sizes")) > 1 && (int)strlen(sizes) > per)
+			per = (int)strlen(sizes);
+	}
+	per = per && per < 13 ? 13 : per;
+	printf("%6s  %-10s %4s %5s %-6s %-22s %12s %8s %8s%s%-*s  %s\n", "ID", "HASH", "RUN", "ITER", "NODE", "VERDICT",
+	       "TIME (us)", "SPEEDUP", "ROOFLINE", per ? "  " : "", per, per ? "PER SIZE (us)" : "", "WHAT CHANGED");
+	cJSON_ArrayForEach(c, rows) {
+		char verdict[40], t[24], sx[24], roof[24], sizes[160];
 		const char *outcome = kiln_cli_jstr(c, "outcome", "?");
 		double us = kiln_cli_jnum(c, "time_us"), x = kiln_cli_jnum(c, "speedup"), rf = kiln_cli_jnum(c, "roofline");
 		if (strcmp(outcome, "failed") == 0)
@@ -108,18 +132,22 @@ static void print_log(const cJSON *rows)
 			 strcmp(kiln_cli_jstr(c, "kind", ""), "modeled") == 0 ? "~" : "");
 		snprintf(sx, sizeof(sx), isfinite(x) ? "%.2fx" : "-", x);
 		snprintf(roof, sizeof(roof), isfinite(rf) ? "%.2f" : "-", rf);
+		per_size_text(sizes, sizeof(sizes), cJSON_GetObjectItemCaseSensitive(c, "sizes"));
 		const char *what = kiln_cli_jstr(c, "changed", "-");
 		size_t cut = kiln_text_word_cut(what, 72);
-		printf("%6.0f%c %-10.10s %4.0f %5.0f %-6s %-22s %12s %8s %8s  %.*s%s\n", kiln_cli_jnum(c, "id"),
+		printf("%6.0f%c %-10.10s %4.0f %5.0f %-6s %-22s %12s %8s %8s%s%-*s  %.*s%s\n", kiln_cli_jnum(c, "id"),
 		       kiln_cli_jnum(c, "new_best") == 1 ? '*' : ' ', kiln_cli_jstr(c, "hash", ""), kiln_cli_jnum(c, "run_id"),
-		       kiln_cli_jnum(c, "iteration"), kiln_cli_jstr(c, "node_id", "seed"), verdict, t, sx, roof, (int)cut, what,
-		       what[cut] ? " ..." : "");
+		       kiln_cli_jnum(c, "iteration"), kiln_cli_jstr(c, "node_id", "seed"), verdict, t, sx, roof,
+		       per ? "  " : "", per, per ? sizes : "", (int)cut, what, what[cut] ? " ..." : "");
 		star = star || kiln_cli_jnum(c, "new_best") == 1;
 		tilde = tilde || (isfinite(us) && strcmp(kiln_cli_jstr(c, "kind", ""), "modeled") == 0);
 	}
 	if (star || tilde)
 		printf("\n%s%s%s\n", star ? "* a new best when it ran (the archive's best-so-far commits)" : "",
 		       star && tilde ? "; " : "", tilde ? "~ modeled time (the emulator's cost model), not measured on a GPU" : "");
+	if (per)
+		printf("TIME is the weighted geometric mean of the per-size times (the objective); PER SIZE lists each "
+		       "bench size's time in bench order\n");
 }
 
 int kiln_cmd_log(int argc, char **argv)
@@ -151,7 +179,8 @@ int kiln_cmd_log(int argc, char **argv)
 		node++;
 	const char *p[5] = {is_run ? run_buf : NULL, is_run ? NULL : pos[0], passed ? "1" : failed ? "0" : NULL, node,
 			    since ? since_buf : NULL};
-	kiln_err e = kiln_db_query_json(db, &rows, log_sql, p, 5, "listing candidates");
+	kiln_err e = kiln_db_query_json(db, &rows, kiln_db_has_size_times(db) ? log_sql : log_sql_v2, p, 5,
+					"listing candidates");
 	if (e) {
 		rc = kiln_cli_fail("log", e);
 		goto done;

@@ -13,7 +13,7 @@
 static const char usage[] =
 	"kiln run TARGET [--iterations N] [--hours H] [--max-cost USD] [--max-tokens N] "
 	"[--policy auto|llm|tune] [--llm provider:model] [--device auto|emu|cuda] [--gpu SPEC] [--gpu-index N] "
-	"[--rank-time launches|kernels] [--threads N] [--workdir DIR] [--json] | kiln run --resume [RUN]";
+	"[--rank-time launches|kernels] [--threads N] [--size SPEC ...] [--workdir DIR] [--json] | kiln run --resume [RUN]";
 static const char help[] =
 	"Searches for a faster kernel for TARGET and records every attempt.\n"
 	"  --iterations N      stop after N candidates (all sessions of the run)\n"
@@ -36,7 +36,10 @@ static const char help[] =
 	"  --timeout S         seconds one candidate's evaluation may take (default 600)\n"
 	"  --stagnation N      llm: attempts without improvement that close an action (default 3)\n"
 	"  --max-attempts N    llm: attempts per action (default 6)\n"
-	"  --resume [RUN]      continue run RUN (default: the latest) with its budgets\n"
+	"  --size SPEC         bench sizes to rank on (repeatable): B=1024,T=4096 replaces the target's list\n"
+	"                      with the sizes given, +B=1024,T=4096 adds one; @W weighs it (B=512,T=8192@2);\n"
+	"                      the objective is the weighted geometric mean of the per-size speedups\n"
+	"  --resume [RUN]      continue run RUN (default: the latest) with its budgets and bench sizes\n"
 	"  --workdir DIR       history.db, archive/, cache/ (default $KILN_WORKDIR or ./.kiln)\n"
 	"  --targets-dir DIR   where to find TARGET\n"
 	"  --json              print the summary as JSON\n"
@@ -110,10 +113,24 @@ int kiln_cmd_run(int argc, char **argv)
 		{"stagnation", 1, &stagnation, NULL}, {"max-attempts", 1, &max_attempts, NULL},
 		{"llm-timeout", 1, &llm_timeout, NULL}, {"threads", 1, &threads_s, NULL},
 		{"gpu-index", 1, &gpu_index, NULL}, {"rank-time", 1, &rank_time, NULL}, {0}};
-	const char *pos[1];
-	int npos = 0, exit_now = 0;
-	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &exit_now))
+	const char *pos[1], *sizes[KILN_TARGET_MAX_BENCH];
+	size_t nsizes = 0;
+	int npos = 0, exit_now = 0, nrest = 0;
+	char **rest = calloc((size_t)argc + 1, sizeof(char *));
+	if (!rest)
+		return KILN_EXIT_ERROR;
+	if (!kiln_cli_take_repeated(argc, argv, "size", sizes, KILN_TARGET_MAX_BENCH, &nsizes, rest, &nrest, "run")) {
+		free(rest);
+		return KILN_EXIT_USAGE;
+	}
+	bool ok = kiln_cli_parse(nrest, rest, opts, pos, 1, &npos, usage, help, &exit_now);
+	free(rest); /* pos and the values point into argv's strings, not into rest */
+	if (!ok)
 		return exit_now;
+	if (resume && nsizes) {
+		fprintf(stderr, "kiln run: --size with --resume: a run keeps the bench sizes it started with\nusage: %s\n", usage);
+		return KILN_EXIT_USAGE;
+	}
 	kiln_rank_time rank;
 	if (!kiln_cli_gpu_index("run", gpu_index) || !kiln_cli_rank_time(&rank, "run", rank_time))
 		return KILN_EXIT_USAGE;
@@ -152,6 +169,8 @@ int kiln_cmd_run(int argc, char **argv)
 	o.device = device ? device : "auto";
 	o.gpu = gpu;
 	o.rank_time = rank_time;
+	o.bench_sizes = sizes;
+	o.nbench_sizes = nsizes;
 	if (resume) {
 		o.resume_run = -1;
 		if (npos == 1) {

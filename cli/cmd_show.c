@@ -164,20 +164,43 @@ static void print_time_def(const cJSON *c, const cJSON *t)
 }
 
 /* Per launch: the deciding term, occupancy, waves and every term (modeled timings). */
-static void print_breakdown(const cJSON *t)
+static void print_launches(const cJSON *breakdown, const char *indent)
 {
 	static const char *const terms[] = {"kernel_us", "dram_us", "l2_us", "issue_us", "pipe_us", "smem_us",
 					    "latency_us", "barrier_us", "atomic_us", "overhead_us"};
-	const cJSON *b, *fit = cJSON_GetObjectItemCaseSensitive(t, "fit");
+	const cJSON *b;
 	int li = 0;
-	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(t, "breakdown")) {
-		printf("  launch %d: %s-bound, %.4g us; occupancy %.2f, %.3g blocks/SM, %.3g waves\n   ", li++,
+	cJSON_ArrayForEach(b, breakdown) {
+		printf("%s  launch %d: %s-bound, %.4g us; occupancy %.2f, %.3g blocks/SM, %.3g waves\n%s   ", indent, li++,
 		       kiln_cli_jstr(b, "bound", "?"), kiln_cli_jnum(b, "time_us"), kiln_cli_jnum(b, "occupancy"),
-		       kiln_cli_jnum(b, "blocks_per_sm"), kiln_cli_jnum(b, "waves"));
+		       kiln_cli_jnum(b, "blocks_per_sm"), kiln_cli_jnum(b, "waves"), indent);
 		for (size_t k = 0; k < KILN_ARRAY_LEN(terms); k++)
 			printf(" %.*s %.3g", (int)(strlen(terms[k]) - 3), terms[k], kiln_cli_jnum(b, terms[k]));
 		printf(" (us)\n");
 	}
+}
+
+/* Every bench size (schema v3: timings.sizes) with its time, roofline, bound and launches;
+ * else the one breakdown of the timing. Then the fit note. */
+static void print_breakdown(const cJSON *t)
+{
+	const cJSON *fit = cJSON_GetObjectItemCaseSensitive(t, "fit"), *sizes = cJSON_GetObjectItemCaseSensitive(t, "sizes"), *z;
+	bool launches = false;
+	if (cJSON_GetArraySize(sizes) > 1)
+		printf("  per bench size (the time above is their weighted geometric mean, the objective):\n");
+	cJSON_ArrayForEach(z, sizes) {
+		launches |= cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(z, "breakdown")) > 0;
+		const cJSON *v;
+		printf("  size");
+		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(z, "sizes"))
+			printf(" %s=%.0f", v->string, v->valuedouble);
+		printf(" (weight %g): %.4g us, roofline %.3f%s%s%s\n", kiln_cli_jnum(z, "weight"), kiln_cli_jnum(z, "time_us"),
+		       kiln_cli_jnum(z, "roofline"), *kiln_cli_jstr(z, "bound", "") ? ", " : "", kiln_cli_jstr(z, "bound", ""),
+		       *kiln_cli_jstr(z, "bound", "") ? "-bound" : "");
+		print_launches(cJSON_GetObjectItemCaseSensitive(z, "breakdown"), "  ");
+	}
+	if (!launches) /* a timing from before schema v3, or sizes recorded without their launches */
+		print_launches(cJSON_GetObjectItemCaseSensitive(t, "breakdown"), "");
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fit, "raised_to_floor")))
 		printf("  fit                undercounted: %.4g DRAM bytes fitted < %.4g floor; taken conservatively\n",
 		       kiln_cli_jnum(fit, "fit_dram_bytes"), kiln_cli_jnum(fit, "floor_bytes"));
@@ -226,7 +249,8 @@ static void print_show(const cJSON *d, bool with_prompt)
 	if (cJSON_IsObject(t)) {
 		printf("\ntiming (%s on %s):\n", kiln_cli_jstr(t, "kind", "?"), kiln_cli_jstr(t, "device", "?"));
 		print_time_def(c, t);
-		print_kv("median us", "%.4g", kiln_cli_jnum(t, "time_us"));
+		print_kv(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "sizes")) > 1 ? "time us (objective)" : "median us",
+			 "%.4g", kiln_cli_jnum(t, "time_us"));
 		print_kv("min us", "%.4g", kiln_cli_jnum(t, "min_us"));
 		print_kv("spread", "%.3f", kiln_cli_jnum(t, "spread"));
 		print_kv("speedup", "%.3fx", kiln_cli_jnum(t, "speedup"));

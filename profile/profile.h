@@ -237,9 +237,10 @@ kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln
  * emu: the plan runs through kiln_verify at the target's two largest verification sizes
  * on one input set drawn from `seed` (so the runs whose counters are used are also
  * checked against the reference), each launch's counters are extrapolated by the
- * target's traffic expression to the first bench size and modeled on GPU spec `gpu`
- * (profile/cost): deterministic, labelled modeled. cuda: compiled to a cubin for the
- * device's sm, run at the first bench size with >= 200 ms of warm-up (until the SM clock
+ * target's traffic expression to the bench size (every_size: to each one, from the same
+ * runs) and modeled on GPU spec `gpu` (profile/cost): deterministic, labelled modeled.
+ * cuda: compiled to a cubin for the device's sm, run at the bench size (every_size: at
+ * each in turn, outputs checked after each) with >= 200 ms of warm-up (until the SM clock
  * settles; each warm-up launch synchronized), a write-then-read 2x L2 flush before every
  * rep, rotated input copies, the measured reps' launches queued back to back (or as one
  * CUDA graph when the plan says "graph": true); one source per measurement (CUPTI records
@@ -275,21 +276,48 @@ typedef struct kiln_time_options {
 	uint64_t seed;                 /* input set (cuda: copy k draws seed + k); keep it fixed
 					* across the candidates of a target: data-dependent kernels
 					* (masks) model a few % apart on different draws */
-	size_t bench_size;             /* index into the target's bench sizes (default 0) */
-	kiln_rank_time rank;           /* what time_us means (default: kernels + launch gaps) */
+	size_t bench_size;             /* index into the target's bench sizes (default 0), timed
+					* alone unless every_size */
+	bool every_size;               /* time every bench size (kiln run, kiln bench): time_us is
+					* then the objective, their weighted geometric mean */
+	kiln_rank_time rank;           /* what a size's time means (default: kernels + launch gaps) */
 } kiln_time_options;
+
+/* One bench size's time. The objective over several is their weighted geometric mean
+ * (kiln_time_objective), so a candidate's speedup over the seed is the weighted
+ * geometric mean of its per-size speedups. */
+#define KILN_TIME_MAX_SIZES 8
+typedef struct kiln_size_timing {
+	kiln_env sizes;                /* the bench size: symbols only */
+	double weight;                 /* its weight in the objective (target.json bench_weights, else 1) */
+	double time_us, min_us, spread; /* as kiln_timing's, at this size */
+	double kernel_us, gap_us;      /* as kiln_timing's, at this size (NAN when unknown) */
+	int64_t reps;                  /* measured repetitions (modeled: 0) */
+	double traffic_bytes, traffic_floor_bytes, bandwidth_gbs, roofline; /* at this size */
+	bool fit_raised;               /* modeled: the counter fit was raised to the floor here */
+	char bound[16];                /* modeled: the first launch's deciding term here */
+} kiln_size_timing;
+
+/* The weighted geometric mean of the sizes' times (weights <= 0 count as 1); 0 when n is
+ * 0 or a time is not positive. Ranking candidates by it ranks them by the weighted
+ * geometric mean of their speedups over any fixed baseline. */
+double kiln_time_objective(const kiln_size_timing *s, size_t n);
 
 typedef struct kiln_timing {
 	bool modeled;                  /* true: from the cost model, never measured */
 	double time_us, min_us, spread; /* median; min; relative (p75-p25)/median; modeled: the tie band;
-					 * of the ranked time (rank below) */
+					 * of the ranked time (rank below). Several sizes (every_size): the
+					 * objective, each the weighted geometric mean of the sizes' (spread:
+					 * their weighted mean) */
 	kiln_rank_time rank;           /* what time_us is */
 	char time_def[96];             /* rank in words for this plan: "sum of kernel times + 1 launch gap" */
 	double kernel_us, gap_us;      /* the medians of the kernels' sum and of the gaps' sum (modeled:
-					* the model's); NAN when the source cannot tell (CUDA events) */
+					* the model's; several sizes: at the primary size); NAN when the
+					* source cannot tell (CUDA events) */
 	bool graph;                    /* the plan opted into a CUDA graph (cuda: and ran as one) */
 	int64_t reps;                  /* measured repetitions (modeled: 0) */
-	double traffic_bytes;          /* the target's declared traffic at the bench size */
+	double traffic_bytes;          /* the target's declared traffic at the bench size (several:
+					* traffic, floor, bandwidth and roofline combine as time does) */
 	double traffic_floor_bytes;    /* what any correct kernel moves there: declared less the
 					* masked-out elements of masked buffers (this seed's mask) */
 	double bandwidth_gbs;          /* traffic_floor_bytes / time */
@@ -301,8 +329,15 @@ typedef struct kiln_timing {
 	char *samples_json, *counters_json, *spec_json, *breakdown_json; /* owned; may be NULL */
 	char *resources_json;          /* owned: kiln_compile_resources_json of what was timed */
 	kiln_cost_result model;        /* modeled: the cost model's result */
-	kiln_env bench_env;            /* the sizes timed */
+	kiln_env bench_env;            /* the primary size: the timed size with the most traffic;
+					* bound, breakdown, counters and fit_note describe it */
 	char bound[16];                /* modeled: the first launch's deciding term */
+	kiln_size_timing size[KILN_TIME_MAX_SIZES]; /* every size timed, in bench order; time_us,
+					* min_us, spread, roofline and bandwidth above combine them */
+	size_t nsizes;
+	char *sizes_json;              /* owned: [{"sizes", "weight", "time_us", ..., "breakdown"}] */
+	char how[640];                 /* how the time was obtained, one line: measured or modeled,
+					* the sizes run for counters, the bench sizes extrapolated to */
 	bool cupti;                    /* cuda: durations from CUPTI (false: CUDA events); one source */
 	char source_why[320];          /* cuda: why that source */
 	double sm_mhz[2];              /* cuda: SM clock seen after warm-up and at the end (0: unknown) */

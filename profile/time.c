@@ -1,10 +1,11 @@
 /* profile: timing, the glue from a verified candidate to a number. emu: the plan runs
  * through kiln_verify (so the very runs whose counters are used are checked against the
  * reference) at the two verification sizes with the most traffic, per-launch counters
- * are extrapolated linearly in the target's traffic to the bench size and modeled on a
- * GPU spec (profile/cost) — deterministic, bit for bit, for the same input. cuda: the
- * plan runs at the bench size on rotated input copies and the backend's time_plan hook
- * (device_cuda.c) measures it. */
+ * are extrapolated linearly in the target's traffic to each bench size and modeled on a
+ * GPU spec (profile/cost) — deterministic, bit for bit, for the same input; one emulator
+ * run serves every bench size. cuda: the plan runs at each bench size on rotated input
+ * copies and the backend's time_plan hook (device_cuda.c) measures it. With every_size
+ * the time is the objective: the weighted geometric mean of the per-size times. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -124,6 +125,8 @@ static kiln_err traffic_at(double *out, const kiln_target *t, const kiln_env *en
 	*out = (double)v;
 	return e;
 }
+
+static void add_raw(cJSON *o, const char *key, const char *text);
 
 static char *print_free(cJSON *j)
 {
@@ -463,29 +466,251 @@ static cJSON *launch_json(const kiln_plan *p, size_t li, const kiln_cost_launch 
 	return j;
 }
 
+/* The bench sizes timed, in bench order: every one, or only o->bench_size. */
+static size_t sizes_timed(size_t *idx, const tctx *c)
+{
+	if (!c->o->every_size) {
+		idx[0] = c->o->bench_size;
+		return 1;
+	}
+	size_t n = c->t->nbench_sizes < KILN_TIME_MAX_SIZES ? c->t->nbench_sizes : KILN_TIME_MAX_SIZES;
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	return n;
+}
+
+/* The size with the most traffic (the later one on a tie): what users run at scale. */
+static kiln_err primary_size(size_t *out, const tctx *c, const size_t *idx, size_t n)
+{
+	double best = -1;
+	for (size_t k = 0; k < n; k++) {
+		kiln_env env;
+		double tr;
+		kiln_err e = size_env(&env, c, true, idx[k], 0);
+		if (e || (e = traffic_at(&tr, c->t, &env)))
+			return e;
+		if (tr >= best) {
+			best = tr;
+			*out = k;
+		}
+	}
+	return 0;
+}
+
+static void size_record(kiln_size_timing *st, const tctx *c, size_t bi, double time_us, double traffic, double floor_b,
+			double peak_gbs)
+{
+	kiln_target_sizes(&st->sizes, c->t, true, bi);
+	st->weight = kiln_target_bench_weight(c->t, bi);
+	st->time_us = st->min_us = time_us;
+	st->traffic_bytes = traffic;
+	st->traffic_floor_bytes = floor_b;
+	st->bandwidth_gbs = time_us > 0 ? floor_b / time_us / 1e3 : 0;
+	st->roofline = peak_gbs > 0 ? st->bandwidth_gbs / peak_gbs : 0;
+}
+
+static void add_sizes_obj(cJSON *o, const kiln_env *env)
+{
+	cJSON *sz = cJSON_AddObjectToObject(o, "sizes");
+	for (size_t i = 0; sz && i < env->n; i++)
+		cJSON_AddNumberToObject(sz, env->names[i], (double)env->values[i]);
+}
+
+/* One size's record as JSON (breakdown: the cost model's per-launch terms, or NULL). */
+static cJSON *size_json(const kiln_size_timing *st, cJSON *breakdown)
+{
+	const named_num f[] = {
+		{"weight", st->weight}, {"time_us", st->time_us}, {"min_us", st->min_us}, {"spread", st->spread},
+		{"reps", (double)st->reps}, {"traffic_bytes", st->traffic_bytes},
+		{"traffic_floor_bytes", st->traffic_floor_bytes}, {"bandwidth_gbs", st->bandwidth_gbs},
+		{"roofline", st->roofline},
+	};
+	cJSON *j = named_json(NULL, NULL, f, KILN_ARRAY_LEN(f));
+	if (!j) {
+		cJSON_Delete(breakdown);
+		return NULL;
+	}
+	add_sizes_obj(j, &st->sizes);
+	if (st->bound[0])
+		cJSON_AddStringToObject(j, "bound", st->bound);
+	cJSON_AddBoolToObject(j, "fit_raised_to_floor", st->fit_raised);
+	cJSON_AddItemToObject(j, "breakdown", breakdown ? breakdown : cJSON_CreateArray());
+	return j;
+}
+
+/* "B=64,T=4096" */
+static void env_text(char *out, size_t n, const kiln_env *env)
+{
+	size_t at = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < env->n && at < n; i++)
+		at += (size_t)snprintf(out + at, n - at, "%s%s=%lld", i ? "," : "", env->names[i], (long long)env->values[i]);
+}
+
+/* The top-level numbers from one size (one size timed, or the primary before combining). */
+static void take_size(kiln_timing *out, const kiln_size_timing *st)
+{
+	out->time_us = st->time_us;
+	out->min_us = st->min_us;
+	out->traffic_bytes = st->traffic_bytes;
+	out->traffic_floor_bytes = st->traffic_floor_bytes;
+	out->bandwidth_gbs = st->bandwidth_gbs;
+	out->roofline = st->roofline;
+}
+
+/* Combines the sizes into the objective and the top-level fields: time, min, traffic,
+ * floor and roofline as weighted geometric means (so bandwidth and roofline stay
+ * floor / time), spread as the weighted mean (measured; modeled keeps the tie band). */
+static void combine_sizes(kiln_timing *out)
+{
+	double w = 0, lm = 0, ltr = 0, lf = 0, sp = 0;
+	int64_t reps = -1;
+	if (out->nsizes < 2)
+		return; /* one size: its own numbers, exactly */
+	for (size_t k = 0; k < out->nsizes; k++) {
+		const kiln_size_timing *st = &out->size[k];
+		double wk = st->weight > 0 ? st->weight : 1;
+		w += wk;
+		lm += wk * log(st->min_us > 0 ? st->min_us : st->time_us);
+		ltr += wk * log(st->traffic_bytes > 0 ? st->traffic_bytes : 1);
+		lf += wk * log(st->traffic_floor_bytes > 0 ? st->traffic_floor_bytes : 1);
+		sp += wk * st->spread;
+		reps = reps < 0 || st->reps < reps ? st->reps : reps;
+	}
+	if (!(w > 0))
+		return;
+	double rl = out->time_us > 0 && out->bandwidth_gbs > 0 ? out->roofline / out->bandwidth_gbs : 0; /* 1 / peak */
+	out->time_us = kiln_time_objective(out->size, out->nsizes);
+	out->min_us = exp(lm / w);
+	out->traffic_bytes = exp(ltr / w);
+	out->traffic_floor_bytes = exp(lf / w);
+	if (!out->modeled) {
+		out->spread = sp / w;
+		out->reps = reps;
+	}
+	out->bandwidth_gbs = out->time_us > 0 ? out->traffic_floor_bytes / out->time_us / 1e3 : 0;
+	out->roofline = out->bandwidth_gbs * rl;
+}
+
+double kiln_time_objective(const kiln_size_timing *s, size_t n)
+{
+	double w = 0, l = 0;
+	if (n == 1)
+		return s[0].time_us > 0 ? s[0].time_us : 0;
+	for (size_t k = 0; k < n; k++) {
+		double wk = s[k].weight > 0 ? s[k].weight : 1;
+		if (!(s[k].time_us > 0))
+			return 0;
+		w += wk;
+		l += wk * log(s[k].time_us);
+	}
+	return w > 0 ? exp(l / w) : 0;
+}
+
+/* One bench size modeled from the fit runs: st filled; for the primary size (cj non-NULL)
+ * the launches' counters at that size go into cj and the model result into out. */
+static kiln_err emu_model_size(kiln_timing *out, kiln_size_timing *st, cJSON **bd, tctx *c, const kiln_gpu_spec *spec,
+			       const fit_runs *fr, size_t bi, cJSON *cj)
+{
+	const kiln_plan *p = c->o->plan;
+	kiln_env bench;
+	double s;
+	fit_check fc = {0};
+	kiln_cost_result res;
+	kiln_cost_launch *ls = kiln_calloc(p->nlaunches ? p->nlaunches : 1, sizeof(*ls));
+	kiln_err e = ls ? 0 : KILN_ENOMEM;
+	if (e || (e = size_env(&bench, c, true, bi, (int64_t)spec->sm_count)) || (e = traffic_at(&s, c->t, &bench)) ||
+	    (e = kiln_target_traffic_floor(&fc.floor_bytes, c->t, &bench, c->o->seed, s)))
+		goto done;
+	for (size_t li = 0; li < p->nlaunches; li++)
+		if ((e = bench_launch(&ls[li], c, li, fr, &bench, s)))
+			goto done;
+	if ((e = model_with_floor(&res, &fc, spec, ls, p->nlaunches, fr, s)))
+		goto done;
+	double ranked = c->o->rank == KILN_RANK_KERNELS ? res.kernel_us : res.time_us; /* what time means */
+	size_record(st, c, bi, ranked, s, fc.floor_bytes, 0);
+	st->roofline = kiln_cost_roofline(spec, fc.floor_bytes, ranked);
+	st->spread = TIE_BAND;
+	st->kernel_us = res.kernel_us;
+	st->gap_us = res.gap_us;
+	st->fit_raised = fc.raised;
+	snprintf(st->bound, sizeof(st->bound), "%s", res.nlaunches && res.launch[0].bound ? res.launch[0].bound : "");
+	*bd = breakdown_to_json(&res);
+	if (!cj)
+		goto done;
+	cJSON *arr = cJSON_AddArrayToObject(cj, "launches");
+	for (size_t li = 0; arr && li < p->nlaunches; li++)
+		cJSON_AddItemToArray(arr, launch_json(p, li, &ls[li], fr->r));
+	cJSON *sc = cJSON_AddArrayToObject(cj, "traffic_scales");
+	for (size_t k = 2; sc && k-- > 0;)
+		cJSON_AddItemToArray(sc, cJSON_CreateNumber(fr->s[k]));
+	cJSON_AddItemToArray(sc, cJSON_CreateNumber(s));
+	cJSON_AddItemToObject(cj, "fit", fit_json(&fc));
+	cJSON_AddItemToObject(cj, "breakdown", breakdown_to_json(&res));
+	out->model = res;
+	out->fit_raised = fc.raised;
+	if (fc.raised)
+		snprintf(out->fit_note, sizeof(out->fit_note),
+			 "the counter fit undercounts: %.4g DRAM bytes modeled, under the %.4g bytes any correct kernel "
+			 "moves at the bench size; counters taken conservatively (the largest size's rate per byte, no "
+			 "intercept) and DRAM at least that floor", fc.fit_dram_bytes, fc.floor_bytes);
+	out->bench_env = bench;
+	snprintf(out->bound, sizeof(out->bound), "%s", st->bound);
+done:
+	free(ls);
+	return e;
+}
+
+/* "modeled on <gpu> by the cost model: counters measured on the emulator at B=4,T=4099
+ * and B=3,T=513 (verification sizes), extrapolated linearly in traffic to each bench size
+ * B=64,T=4096 and B=512,T=8192; ..." */
+static void emu_how(kiln_timing *out, const tctx *c, const fit_runs *fr, const kiln_gpu_spec *spec)
+{
+	char a[256], b[256], sz[KILN_TIME_MAX_SIZES * 80] = "";
+	kiln_env ea, eb;
+	kiln_env_init(&ea);
+	kiln_env_init(&eb);
+	for (size_t i = 0; i < c->t->nsymbols; i++) { /* symbols only */
+		int64_t va = 0, vb = 0;
+		kiln_env_get(&fr->r[0]->env, c->t->symbols[i].name, &va);
+		kiln_env_get(&fr->r[1]->env, c->t->symbols[i].name, &vb);
+		kiln_env_set(&ea, c->t->symbols[i].name, va);
+		kiln_env_set(&eb, c->t->symbols[i].name, vb);
+	}
+	env_text(a, sizeof(a), &ea);
+	env_text(b, sizeof(b), &eb);
+	size_t at = 0;
+	for (size_t k = 0; k < out->nsizes && at < sizeof(sz); k++) {
+		char one[160];
+		env_text(one, sizeof(one), &out->size[k].sizes);
+		at += (size_t)snprintf(sz + at, sizeof(sz) - at, "%s%s", k ? (k + 1 == out->nsizes ? " and " : ", ") : "", one);
+	}
+	char *how = kiln_asprintf("modeled, not measured: the emulator ran the plan at the verification size%s %s%s%s for "
+				  "counters; they are extrapolated linearly in traffic to the bench size%s %s and modeled on %s",
+				  fr->r[0] == fr->r[1] ? "" : "s", a, fr->r[0] == fr->r[1] ? "" : " and ",
+				  fr->r[0] == fr->r[1] ? "" : b, out->nsizes > 1 ? "s" : "", sz, spec->name);
+	snprintf(out->how, sizeof(out->how), "%s", how ? how : "modeled");
+	free(how);
+}
+
 static kiln_err time_emu(kiln_timing *out, tctx *c)
 {
 	const kiln_time_options *o = c->o;
 	const kiln_plan *p = o->plan;
 	kiln_gpu_spec spec;
 	kiln_plan_record *recs = NULL;
-	kiln_cost_launch *ls = NULL;
-	size_t nrec = 0, idx[2];
-	double s;
+	size_t nrec = 0, idx[2], bidx[KILN_TIME_MAX_SIZES], nb, prim = 0;
 	fit_runs fr;
-	fit_check fc = {0};
-	kiln_env bench;
-	cJSON *cj = NULL;
+	cJSON *cj = NULL, *sj = NULL;
 	kiln_err e;
 	if (p->nlaunches > KILN_PLAN_MAX_LAUNCHES)
 		return kiln_error_set(KILN_EUNSUPPORTED, "timing: the cost model takes plans of at most %d launches", KILN_PLAN_MAX_LAUNCHES);
+	nb = sizes_timed(bidx, c);
 	if ((e = kiln_cost_spec_load(&spec, o->gpu, NULL)) || (e = knob_setup(c)) || (e = compile_for(c, spec.arch)) ||
-	    (e = pick_sizes(c, idx, fr.s)) ||
-	    (e = size_env(&bench, c, true, o->bench_size, (int64_t)spec.sm_count)) || (e = traffic_at(&s, c->t, &bench)) ||
-	    (e = kiln_target_traffic_floor(&fc.floor_bytes, c->t, &bench, o->seed, s)))
+	    (e = pick_sizes(c, idx, fr.s)) || (e = primary_size(&prim, c, bidx, nb)))
 		return e;
 	/* a verify run at each size, maybe re-run for the "written" check */
-	if (!(recs = kiln_calloc(8, sizeof(*recs))) || !(ls = kiln_calloc(p->nlaunches ? p->nlaunches : 1, sizeof(*ls)))) {
+	if (!(recs = kiln_calloc(8, sizeof(*recs)))) {
 		e = KILN_ENOMEM;
 		goto done;
 	}
@@ -502,51 +727,35 @@ static kiln_err time_emu(kiln_timing *out, tctx *c)
 		}
 	}
 	cj = cJSON_CreateObject();
-	cJSON *arr = cj ? cJSON_AddArrayToObject(cj, "launches") : NULL;
-	for (size_t li = 0; li < p->nlaunches; li++)
-		if ((e = bench_launch(&ls[li], c, li, &fr, &bench, s)))
+	sj = cJSON_CreateArray();
+	for (size_t k = 0; k < nb; k++) {
+		cJSON *bd = NULL;
+		if ((e = emu_model_size(out, &out->size[k], &bd, c, &spec, &fr, bidx[k], k == prim ? cj : NULL)))
 			goto done;
-	if ((e = model_with_floor(&out->model, &fc, &spec, ls, p->nlaunches, &fr, s)))
-		goto done;
-	for (size_t li = 0; arr && li < p->nlaunches; li++)
-		cJSON_AddItemToArray(arr, launch_json(p, li, &ls[li], fr.r));
-	if (cj) {
-		cJSON *sc = cJSON_AddArrayToObject(cj, "traffic_scales");
-		for (size_t k = 2; sc && k-- > 0;)
-			cJSON_AddItemToArray(sc, cJSON_CreateNumber(fr.s[k]));
-		cJSON_AddItemToArray(sc, cJSON_CreateNumber(s));
-		cJSON_AddItemToObject(cj, "fit", fit_json(&fc));
-		cJSON_AddItemToObject(cj, "breakdown", breakdown_to_json(&out->model));
+		out->nsizes = k + 1;
+		cJSON_AddItemToArray(sj, size_json(&out->size[k], bd));
 	}
 	out->modeled = true;
-	out->kernel_us = out->model.kernel_us;
+	out->kernel_us = out->model.kernel_us; /* the primary size's split */
 	out->gap_us = out->model.gap_us;
 	out->graph = p->graph;
-	out->time_us = out->min_us = o->rank == KILN_RANK_KERNELS ? out->model.kernel_us : out->model.time_us;
 	out->spread = TIE_BAND;
 	out->reps = 0;
-	out->traffic_bytes = s;
-	out->traffic_floor_bytes = fc.floor_bytes;
-	out->fit_raised = fc.raised;
-	if (fc.raised)
-		snprintf(out->fit_note, sizeof(out->fit_note),
-			 "the counter fit undercounts: %.4g DRAM bytes modeled, under the %.4g bytes any correct kernel "
-			 "moves at the bench size; counters taken conservatively (the largest size's rate per byte, no "
-			 "intercept) and DRAM at least that floor", fc.fit_dram_bytes, fc.floor_bytes);
-	out->bench_env = bench;
-	out->bandwidth_gbs = out->time_us > 0 ? fc.floor_bytes / out->time_us / 1e3 : 0;
-	out->roofline = kiln_cost_roofline(&spec, fc.floor_bytes, out->time_us);
+	take_size(out, &out->size[prim]);
+	combine_sizes(out);
+	emu_how(out, c, &fr, &spec);
 	snprintf(out->device, sizeof(out->device), "%s", spec.name);
-	snprintf(out->bound, sizeof(out->bound), "%s", out->model.nlaunches && out->model.launch[0].bound ? out->model.launch[0].bound : "");
 	out->counters_json = print_free(cj);
 	cj = NULL;
+	out->sizes_json = print_free(sj);
+	sj = NULL;
 	out->spec_json = print_free(spec_to_json(&spec));
 	out->breakdown_json = print_free(breakdown_to_json(&out->model));
-	if (!out->counters_json || !out->spec_json || !out->breakdown_json)
+	if (!out->counters_json || !out->spec_json || !out->breakdown_json || !out->sizes_json)
 		e = kiln_error_set(KILN_ENOMEM, "timing: out of memory");
 done:
 	cJSON_Delete(cj);
-	free(ls);
+	cJSON_Delete(sj);
 	free(recs);
 	return e;
 }
@@ -720,24 +929,23 @@ static kiln_err verify_after(const tctx *c)
 	return verify_once(c, NULL, 0, "after the timed reps the same module");
 }
 
-static kiln_err time_cuda(kiln_timing *out, tctx *c)
+/* One bench size measured on rotated input copies, its outputs checked after the reps:
+ * st filled, the measurement's source fields in out, its samples (owned) in *samples. */
+static kiln_err cuda_size(kiln_size_timing *st, char **samples, kiln_timing *out, tctx *c, kiln_module *mod, size_t bi)
 {
 	const kiln_time_options *o = c->o;
 	const kiln_device_info *di = kiln_device_info_get(o->device);
 	kiln_inputs *in = NULL;
+	kiln_timing one;
 	cuda_run r;
 	kiln_err e;
 	memset(&r, 0, sizeof(r));
+	memset(&one, 0, sizeof(one));
 	r.c = c;
-	if (!o->device->time_plan)
-		return kiln_error_set(KILN_EUNSUPPORTED, "timing: device %s cannot time", di->name);
-	if ((e = knob_setup(c)) || (e = compile_for(c, di->arch)) ||
-	    (e = kiln_device_module_load(o->device, &r.mod, c->comp)) ||
-	    (e = size_env(&r.env, c, true, o->bench_size, 0)) || (e = traffic_at(&out->traffic_bytes, c->t, &r.env)) ||
-	    (e = kiln_target_traffic_floor(&out->traffic_floor_bytes, c->t, &r.env, o->seed, out->traffic_bytes)))
-		goto done;
-	out->bench_env = r.env;
-	if ((e = kiln_inputs_generate(&in, c->t, &r.env, o->seed)))
+	r.mod = mod;
+	if ((e = size_env(&r.env, c, true, bi, 0)) || (e = traffic_at(&one.traffic_bytes, c->t, &r.env)) ||
+	    (e = kiln_target_traffic_floor(&one.traffic_floor_bytes, c->t, &r.env, o->seed, one.traffic_bytes)) ||
+	    (e = kiln_inputs_generate(&in, c->t, &r.env, o->seed)))
 		goto done;
 	size_t ws = 0;
 	for (size_t b = 0; b < in->n; b++)
@@ -767,16 +975,93 @@ static kiln_err time_cuda(kiln_timing *out, tctx *c)
 	}
 	kiln_inputs_free(in);
 	in = NULL;
-	if ((e = cuda_measure(out, c, &r, di)) || (e = check_timed_outputs(c, &r)) || (e = verify_after(c)))
+	if ((e = cuda_measure(&one, c, &r, di)) || (e = check_timed_outputs(c, &r)))
 		goto done;
-	out->spec_json = print_free(device_json(di));
+	size_record(st, c, bi, one.time_us, one.traffic_bytes, one.traffic_floor_bytes, di->peak_bw_gbs);
+	st->min_us = one.min_us;
+	st->spread = one.spread;
+	st->reps = one.reps;
+	st->kernel_us = one.kernel_us;
+	st->gap_us = one.gap_us;
+	out->graph = one.graph;
+	out->cupti = one.cupti;
+	memcpy(out->source_why, one.source_why, sizeof(out->source_why));
+	if (!out->sm_mhz[0])
+		out->sm_mhz[0] = one.sm_mhz[0];
+	out->sm_mhz[1] = one.sm_mhz[1];
+	out->warmup_s += one.warmup_s;
+	out->invalid_reps += one.invalid_reps;
+	out->cupti_dropped += one.cupti_dropped;
+	memcpy(out->device, one.device, sizeof(out->device));
+	*samples = one.samples_json;
+	one.samples_json = NULL;
 done:
 	for (size_t i = 0; r.addr && i < r.ncopies * r.nbuf; i++)
 		if (r.addr[i])
 			kiln_device_mem_free(o->device, r.addr[i]);
 	free(r.addr);
 	kiln_inputs_free(in);
-	kiln_module_free(r.mod);
+	kiln_timing_free(&one);
+	return e;
+}
+
+static void cuda_how(kiln_timing *out)
+{
+	size_t at = (size_t)snprintf(out->how, sizeof(out->how), "measured on %s (%s): every bench size run on the GPU:",
+				     out->device, out->cupti ? "CUPTI kernel records" : "CUDA events");
+	for (size_t k = 0; k < out->nsizes && at < sizeof(out->how); k++) {
+		char one[160];
+		env_text(one, sizeof(one), &out->size[k].sizes);
+		at += (size_t)snprintf(out->how + at, sizeof(out->how) - at, "%s %s (median of %lld reps)", k ? "," : "",
+				       one, (long long)out->size[k].reps);
+	}
+}
+
+static kiln_err time_cuda(kiln_timing *out, tctx *c)
+{
+	const kiln_time_options *o = c->o;
+	const kiln_device_info *di = kiln_device_info_get(o->device);
+	kiln_module *mod = NULL;
+	size_t bidx[KILN_TIME_MAX_SIZES], nb = sizes_timed(bidx, c), prim = 0;
+	cJSON *sj = cJSON_CreateArray();
+	kiln_err e = sj ? 0 : KILN_ENOMEM;
+	if (!e && !o->device->time_plan)
+		e = kiln_error_set(KILN_EUNSUPPORTED, "timing: device %s cannot time", di->name);
+	if (e || (e = knob_setup(c)) || (e = compile_for(c, di->arch)) ||
+	    (e = kiln_device_module_load(o->device, &mod, c->comp)) || (e = primary_size(&prim, c, bidx, nb)))
+		goto done;
+	for (size_t k = 0; k < nb; k++) {
+		char *samples = NULL;
+		if ((e = cuda_size(&out->size[k], &samples, out, c, mod, bidx[k])))
+			goto done;
+		out->nsizes = k + 1;
+		cJSON *j = size_json(&out->size[k], NULL);
+		add_raw(j, "samples", samples);
+		cJSON_AddItemToArray(sj, j);
+		if (k == prim) {
+			out->samples_json = samples;
+			out->bench_env = out->size[k].sizes;
+		} else {
+			free(samples);
+		}
+	}
+	if ((e = verify_after(c)))
+		goto done;
+	take_size(out, &out->size[prim]);
+	out->spread = out->size[prim].spread;
+	out->reps = out->size[prim].reps;
+	out->kernel_us = out->size[prim].kernel_us;
+	out->gap_us = out->size[prim].gap_us;
+	combine_sizes(out);
+	cuda_how(out);
+	out->spec_json = print_free(device_json(di));
+	out->sizes_json = print_free(sj);
+	sj = NULL;
+	if (!out->spec_json || !out->sizes_json)
+		e = kiln_error_set(KILN_ENOMEM, "timing: out of memory");
+done:
+	cJSON_Delete(sj);
+	kiln_module_free(mod);
 	return e;
 }
 
@@ -816,6 +1101,9 @@ kiln_err kiln_time(kiln_timing *out, const kiln_time_options *o)
 	memset(&c, 0, sizeof(c));
 	if (!o || !o->target || !o->source || !o->plan || !o->device)
 		return kiln_error_set(KILN_EINVAL, "timing: target, source, plan and device are required");
+	if (o->every_size && o->target->nbench_sizes > KILN_TIME_MAX_SIZES)
+		return kiln_error_set(KILN_EINVAL, "timing: target %s has %zu bench sizes, at most %d are timed",
+				      o->target->name, o->target->nbench_sizes, KILN_TIME_MAX_SIZES);
 	if (o->bench_size >= o->target->nbench_sizes)
 		return kiln_error_set(KILN_EINVAL, "timing: bench size %zu is out of range (target %s has %zu)", o->bench_size,
 				      o->target->name, o->target->nbench_sizes);
@@ -846,7 +1134,9 @@ void kiln_timing_free(kiln_timing *t)
 	free(t->spec_json);
 	free(t->breakdown_json);
 	free(t->resources_json);
+	free(t->sizes_json);
 	t->samples_json = t->counters_json = t->spec_json = t->breakdown_json = t->resources_json = NULL;
+	t->sizes_json = NULL;
 }
 
 static void add_raw(cJSON *o, const char *key, const char *text)
@@ -913,6 +1203,12 @@ char *kiln_timing_to_json(const kiln_timing *t)
 	if (sz)
 		for (size_t i = 0; i < t->bench_env.n; i++)
 			cJSON_AddNumberToObject(sz, t->bench_env.names[i], (double)t->bench_env.values[i]);
+	cJSON_AddNumberToObject(o, "nsizes", (double)t->nsizes);
+	cJSON_AddStringToObject(o, "objective", t->nsizes > 1 ? "the weighted geometric mean of the per-size times (time_us, "
+				"min_us, traffic and roofline combine the sizes; sizes is the primary size, the one with "
+				"the most traffic, which bound, breakdown and counters describe)" : "the one size's time");
+	cJSON_AddStringToObject(o, "how", t->how);
+	add_raw(o, "per_size", t->sizes_json);
 	add_raw(o, "samples", t->samples_json);
 	add_raw(o, "counters", t->counters_json);
 	add_raw(o, "spec", t->spec_json);

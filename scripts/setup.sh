@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kiln set-up: installs the missing Debian packages, configures and builds, then either
 # runs a real search (`run`, the default) or the whole test suite (`test`).
-#   bash scripts/setup.sh run  [TARGET]   # build + a real search (emulator + tuner with no GPU/key)
+#   bash scripts/setup.sh run  [TARGET ...] # build + a real search (no GPU/key: the tuner on every
+#                                         # built-in target on the emulator, then a result table)
 #   bash scripts/setup.sh test            # build + unit, integration, sanitizer and fuzz tests
 # The CUDA toolkit must already be installed (CUDA_PATH or /usr/local/cuda).
 set -euo pipefail
@@ -35,14 +36,14 @@ ninja -C build >/dev/null
 
 case "$mode" in
 run)
-	target=${2:-adamw}
-	exec bash scripts/main-job.sh "$target"
+	if [ $# -gt 0 ]; then shift; fi
+	exec bash scripts/main-job.sh "$@"
 	;;
 test)
 	exec bash scripts/test.sh
 	;;
 *)
-	echo "usage: bash scripts/setup.sh run [TARGET] | test" >&2
+	echo "usage: bash scripts/setup.sh run [TARGET ...] | test" >&2
 	exit 2
 	;;
 esac

@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,11 +509,71 @@ kiln_err kiln_inputs_step(kiln_inputs *in, const kiln_target *t, size_t k)
 	return draw_all(in, t, in->seed + 0x9e3779b97f4a7c15ull * k, DRAW_IN);
 }
 
+/* The floor is the same for every candidate of a run (one seed, the bench sizes) and
+ * drawing the masks of a 4M-token size costs more than modeling it: floors are memoized
+ * per (target folder, sizes, seed, declared bytes), and kiln run warms the memo before it
+ * forks its evaluation children (kiln_target_floors_warm), which inherit it. */
+#define FLOOR_MEMO 16
+typedef struct floor_memo {
+	char dir[256];
+	kiln_env sizes;
+	uint64_t seed;
+	double declared, floor;
+} floor_memo;
+static floor_memo floor_memo_v[FLOOR_MEMO];
+static size_t floor_memo_n;
+static pthread_mutex_t floor_memo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool floor_memo_get(double *out, const kiln_target *t, const kiln_env *sizes, uint64_t seed, double declared)
+{
+	bool hit = false;
+	pthread_mutex_lock(&floor_memo_lock);
+	for (size_t i = 0; !hit && i < floor_memo_n; i++) {
+		const floor_memo *m = &floor_memo_v[i];
+		hit = m->seed == seed && m->declared == declared && strcmp(m->dir, t->dir ? t->dir : "") == 0 &&
+		      m->sizes.n == sizes->n && memcmp(m->sizes.values, sizes->values, sizes->n * sizeof(int64_t)) == 0;
+		if (hit)
+			*out = m->floor;
+	}
+	pthread_mutex_unlock(&floor_memo_lock);
+	return hit;
+}
+
+static void floor_memo_put(const kiln_target *t, const kiln_env *sizes, uint64_t seed, double declared, double floor)
+{
+	if (t->dir && strlen(t->dir) >= sizeof(floor_memo_v[0].dir))
+		return;
+	pthread_mutex_lock(&floor_memo_lock);
+	floor_memo *m = &floor_memo_v[floor_memo_n < FLOOR_MEMO ? floor_memo_n++ : (size_t)(seed % FLOOR_MEMO)];
+	snprintf(m->dir, sizeof(m->dir), "%s", t->dir ? t->dir : "");
+	m->sizes = *sizes;
+	m->seed = seed;
+	m->declared = declared;
+	m->floor = floor;
+	pthread_mutex_unlock(&floor_memo_lock);
+}
+
+kiln_err kiln_target_floors_warm(const kiln_target *t, uint64_t seed)
+{
+	for (size_t k = 0; k < t->nbench_sizes; k++) {
+		kiln_env env;
+		int64_t declared;
+		double floor;
+		kiln_err e = kiln_target_sizes(&env, t, true, k);
+		if (e || (e = kiln_expr_eval(&declared, t->traffic_bytes, &env, "traffic_bytes")) ||
+		    (e = kiln_target_traffic_floor(&floor, t, &env, seed, (double)declared)))
+			return e;
+	}
+	return KILN_OK;
+}
+
 kiln_err kiln_target_traffic_floor(double *out, const kiln_target *t, const kiln_env *sizes, uint64_t seed,
 				   double declared)
 {
 	kiln_inputs *in = NULL;
 	*out = declared;
+	if (floor_memo_get(out, t, sizes, seed, declared))
+		return KILN_OK;
 	kiln_err e = generate(&in, t, sizes, seed, -1, true);
 	for (size_t i = 0; !e && i < in->n; i++) {
 		const kiln_buffer_spec *b = in->bufs[i].spec;
@@ -527,6 +588,8 @@ kiln_err kiln_target_traffic_floor(double *out, const kiln_target *t, const kiln
 	}
 	if (!e && *out < 0)
 		*out = 0;
+	if (!e)
+		floor_memo_put(t, sizes, seed, declared, *out);
 	kiln_inputs_free(in);
 	return e;
 }

@@ -26,6 +26,7 @@ void kiln_target_free(kiln_target *t)
 		free(t->symbols[i].bench);
 	}
 	free(t->symbols);
+	free(t->bench_weights);
 	for (size_t i = 0; i < t->nbuffers; i++) {
 		kiln_buffer_spec *b = &t->buffers[i];
 		free(b->name);
@@ -700,7 +701,7 @@ kiln_err kiln_target_load(kiln_target **out, const char *dir)
 {
 	static const char *const keys[] = {"name", "family", "summary", "math", "symbols", "buffers",
 					   "scalars", "tolerance", "traffic_bytes", "reference", "knobs",
-					   "notes", "regimes", "multistep", NULL};
+					   "notes", "regimes", "multistep", "bench_weights", NULL};
 	kiln_target *t = NULL;
 	cJSON *root = NULL;
 	char *file = NULL;
@@ -738,7 +739,8 @@ kiln_err kiln_target_load(kiln_target **out, const char *dir)
 	    (e = need_string(&t->summary, root, "summary", file)) ||
 	    (e = need_string(&t->math, root, "math", file)))
 		goto done;
-	if ((e = load_symbols(t, root, ns, file)) || (e = load_buffers(t, root, ns, file)) ||
+	if ((e = load_symbols(t, root, ns, file)) || (e = kiln_target_load_bench_weights(t, root, file)) ||
+	    (e = load_buffers(t, root, ns, file)) ||
 	    (e = load_scalars(t, root, ns, file)) || (e = load_knobs(t, root, ns, file)) ||
 	    (e = load_tolerances(t, root, file)) || (e = load_regimes(t, root, file)) ||
 	    (e = load_multistep(t, root, file)))

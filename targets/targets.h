@@ -147,7 +147,10 @@ typedef struct kiln_target {
 	kiln_regime *regimes;   /* named input regimes besides the default (may be none) */
 	size_t nregimes;
 	kiln_multistep multistep;
+	double *bench_weights;  /* one per bench size (target.json bench_weights, --size @W); NULL = all 1 */
 } kiln_target;
+
+#define KILN_TARGET_MAX_BENCH 8 /* bench sizes: every one is timed for every candidate */
 
 /* Loads and validates <dir>/target.json. Every mistake is KILN_EINVAL with one line
  * naming the file, the field path and what was expected. Caller frees. */
@@ -162,6 +165,17 @@ const char *kiln_targets_builtin_dir(void);
 void kiln_target_free(kiln_target *t);
 /* The idx-th verification (bench=false) or benchmark size as an environment. */
 kiln_err kiln_target_sizes(kiln_env *out, const kiln_target *t, bool bench, size_t idx);
+/* The weight of bench size idx in the objective (1 without bench_weights). */
+double kiln_target_bench_weight(const kiln_target *t, size_t idx);
+/* `kiln run/bench --size`: each spec is "SYM=V,SYM=V[@WEIGHT]" giving every symbol (values
+ * 1..2^40, weight default 1); a spec starting with '+' adds its size to the target's
+ * list, and when any spec lacks the '+' the given sizes replace the list. A size given
+ * twice keeps the later weight. At most KILN_TARGET_MAX_BENCH sizes in all. Errors are
+ * one line naming the spec (KILN_EINVAL); on error t is unchanged. */
+kiln_err kiln_target_set_bench_sizes(kiln_target *t, const char *const *specs, size_t n);
+/* Bench size idx as a --size spec, "B=64,T=4096@1" (what kiln run stores so --resume
+ * times the same sizes); KILN_EINVAL when it does not fit in n bytes. */
+kiln_err kiln_target_bench_spec(char *out, size_t n, const kiln_target *t, size_t idx);
 /* Elements of buffer b at these sizes. */
 kiln_err kiln_target_count(size_t *out, const kiln_target *t, const kiln_buffer_spec *b,
 			   const kiln_env *sizes);
@@ -224,6 +238,10 @@ void kiln_inputs_free(kiln_inputs *in);
  * kernel need not load them; inout ones count twice), counted on the mask drawn from
  * `seed` exactly as kiln_inputs_generate draws it (only the masks are generated). Equal to
  * declared for targets without masks. */
+/* Memoized per (target folder, sizes, seed, declared) in this process, so a parent that
+ * computes it before forking (kiln_target_floors_warm: every bench size) spares its
+ * children the mask draws. */
+kiln_err kiln_target_floors_warm(const kiln_target *t, uint64_t seed);
 kiln_err kiln_target_traffic_floor(double *out, const kiln_target *t, const kiln_env *sizes, uint64_t seed,
 				   double declared);
 

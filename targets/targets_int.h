@@ -64,6 +64,10 @@ bool kiln_name_reserved(const char *s);
 struct cJSON;
 kiln_err kiln_json_expr(char **out, const struct cJSON *it, const char *where);
 
+/* target.json's optional bench_weights (after the symbols): one positive number per bench
+ * size; also caps the bench sizes at KILN_TARGET_MAX_BENCH. */
+kiln_err kiln_target_load_bench_weights(kiln_target *t, const struct cJSON *root, const char *file);
+
 /* Index of the named buffer in t->buffers, or -1. */
 long kiln_target_buffer_index(const kiln_target *t, const char *name);
 

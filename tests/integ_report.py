@@ -127,6 +127,8 @@ def main():
                 raw = f.read()
             check("+#define BLOCK 512" in raw and "Candidate %d" % ids["winner"] in raw, "winner and its diff")
             check("$0.33" in raw, "dollars spent")
+            check("per bench size (us)" in raw and "n=16777216: 153.8; n=268435456: 2420" in raw,
+                  "the best table gives every bench size's time")
             # the running tuner run: no LLM, no tree edits, still a full page
             html2 = os.path.join(own, "tune.html")
             kiln(wd, "report", ids["run_tune"], "-o", html2)

@@ -118,6 +118,9 @@ def fake_checks(wd, ids):
     check(sum(1 for c in log if c["is_best"]) == 1, "one run best")
     text = kiln(wd, "log", "adamw").stdout
     check("* a new best when it ran" in text and "~ modeled time" in text, "log: legend for * and ~")
+    check("PER SIZE (us)" in text and "153.8/2420" in text and "weighted geometric mean" in text,
+          "log: every bench size's time and what TIME is")
+    check(all(len(c["sizes"]) == 2 for c in log if c["outcome"] == "passed"), "log --json: sizes of every passed one")
     check("FAIL mismatch" in text and "compile error" in text and "FAIL race" in text, "verdicts in text")
     check("%6d*" % ids["winner"] in text, "new best marked with *")
     check(len(kiln_json(wd, "log", "adamw", "--passed")) == 8, "--passed")
@@ -144,6 +147,10 @@ def fake_checks(wd, ids):
     check(doc["timing"].get("fit", {}).get("holds") is True, "show --json: the counter fit")
     text = kiln(wd, "show", ids["winner"]).stdout
     check("launch 0: dram-bound, 2420 us; occupancy 1.00" in text, "show: the breakdown in text")
+    check("size n=16777216 (weight 1): " in text and "size n=268435456 (weight 1): 2420 us" in text,
+          "show: every bench size's time")
+    check([z["sizes"] for z in doc["timing"]["sizes"]] == [{"n": 16777216}, {"n": 268435456}],
+          "show --json: timing.sizes lists the bench sizes")
     check([a["id"] for a in doc["ancestry"]] == [0, 2, 4, 7], "show: ancestry root..node")
     check(doc["node"]["title"] == "float4 x4 with 512 threads", "show: node")
     check(doc["llm_call"]["model"] == "gpt-5" and "prompt" not in doc["llm_call"], "show: llm call without prompt")

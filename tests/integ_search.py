@@ -243,6 +243,20 @@ def main():
         fail("the improve prompt does not say what the time is: %s" % pr[5][:3000])
     if "-bound" not in pr[5] or "occupancy" not in pr[5]:
         fail("the improve prompt lacks the cost model's per-launch breakdown")
+    # per bench size: the time, roofline, bound and launches; how the time was obtained
+    for want in ("size n=16777216 (weight 1): ", "size n=268435456 (weight 1): ", ", bound by ",
+                 "the weighted geometric mean over the bench sizes below",
+                 "how the time was obtained: modeled, not measured: the emulator ran the plan at the verification "
+                 "sizes n=65539 and n=1000 for counters; they are extrapolated linearly in traffic to the bench "
+                 "sizes n=16777216 and n=268435456"):
+        if want not in pr[5]:
+            fail("the improve prompt lacks %r: %s" % (want, pr[5][-4000:]))
+    if pr[5].count("  launch 0: ") != 2:
+        fail("the improve prompt does not give each bench size its launch breakdown")
+    for i, text in enumerate(pr):
+        if "benchmarked at" in text or ("Bench sizes: every candidate is timed at each of these 2 sizes: "
+                                        "n=16777216 (weight 1); n=268435456 (weight 1)") not in text:
+            fail("prompt %d does not list the bench sizes as whole sizes" % i)
     # a new family (an action under the root, started from the seed) also sees the run's best
     for text in pr[7:]:
         for a in (2, 3):

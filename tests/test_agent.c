@@ -389,6 +389,17 @@ static void test_agent__beyond_the_physical_limit_never_wins(void **state)
 	assert_string_equal(ev.failed_check, "physical-limit");
 	assert_non_null(strstr(ev.message, "physically impossible"));
 	kiln_eval_free(&ev);
+	/* over several bench sizes: one size past the limit fails, however the mean looks */
+	memset(&ev, 0, sizeof ev);
+	ev.outcome = KILN_OUT_PASSED;
+	ev.has_timing = true;
+	ev.time_us = 40;
+	ev.roofline = 0.8;
+	ev.roofline_max = 1.1;
+	kiln_eval_check_physical(&ev);
+	assert_int_equal(ev.outcome, KILN_OUT_FAILED);
+	assert_non_null(strstr(ev.message, "at one of the bench sizes"));
+	kiln_eval_free(&ev);
 }
 
 /* An unpriced model's spend is "unknown" in the progress line and kiln runs, never $0. */
@@ -437,6 +448,15 @@ static void test_agent__new_family_prompt_shows_the_best(void **state)
 	assert_int_equal(kiln_prompt_build(&p, &in), 0);
 	assert_non_null(strstr(p.prefix, "Declared traffic: 9*B*T + 4*B bytes, masked positions included"));
 	assert_non_null(strstr(p.prefix, "masked elements of logp_new logp_old, so the roofline"));
+	/* the bench sizes as whole sizes (no "64 512 / 4096 8192" to read across), weights, objective */
+	assert_non_null(strstr(p.prefix, "timed at each of these 2 sizes: B=256, T=4096 (weight 1); B=512, T=8192 (weight 1)."));
+	assert_non_null(strstr(p.prefix, "weighted geometric mean of the per-size speedups over the seed"));
+	assert_null(strstr(p.prefix, "benchmarked at"));
+	kiln_prompt_free(&p);
+	const char *sz[] = {"B=512,T=8192@3"};
+	assert_int_equal(kiln_target_set_bench_sizes(t, sz, 1), 0);
+	assert_int_equal(kiln_prompt_build(&p, &in), 0);
+	assert_non_null(strstr(p.prefix, "Bench size: every candidate is timed at this size: B=512, T=8192 (weight 3). The objective is the time at this size."));
 	kiln_prompt_free(&p);
 	kiln_target_free(t);
 }

@@ -659,15 +659,61 @@ static void test_archive__wm_revisions_as_deltas(void **state)
 /* A history.db written by kiln at schema v1 (tests/fixtures/history-v1.db: a 30-iteration
  * llm run against fake_llm, prompts shortened) opens read-only as it is, migrates on the
  * first read-write open, and every world-model revision reads back as it was stored. */
-static void test_archive__migrates_v1_history(void **state)
+/* Copies tests/fixtures/history-v1.db (written by the v1 code) to the fixture's path. */
+static void copy_v1_fixture(const fixture *f)
 {
-	fixture *f = *state;
 	const char *root = getenv("KILN_SOURCE_ROOT");
 	char *src = kiln_asprintf("%s/tests/fixtures/history-v1.db", root ? root : ".");
 	char *cmd = kiln_asprintf("cp '%s' '%s'", src, f->db_path);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
 	free(src);
+}
+
+/* Schema v3 adds timings.sizes (every bench size's time): an older file's timings are
+ * kept with sizes NULL, and new rows carry the per-size JSON. */
+static void test_archive__migrates_size_times(void **state)
+{
+	fixture *f = *state;
+	copy_v1_fixture(f);
+	long long before = raw_int(f->db_path, "SELECT count(*) FROM timings");
+	double sum = (double)raw_int(f->db_path, "SELECT CAST(sum(time_us) * 1000 AS INTEGER) FROM timings");
+	assert_true(before > 0);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM pragma_table_info('timings') WHERE name = 'sizes'"), 0);
+	kiln_db *db = NULL;
+	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), 0); /* read as it is */
+	assert_false(kiln_db_has_size_times(db));
+	kiln_db_close(db);
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	assert_int_equal(kiln_db_schema_version(db), KILN_DB_SCHEMA_VERSION);
+	assert_true(kiln_db_has_size_times(db));
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM pragma_table_info('timings') WHERE name = 'sizes'"), 1);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM timings"), before);
+	assert_int_equal(raw_int(f->db_path, "SELECT count(*) FROM timings WHERE sizes IS NULL"), before);
+	assert_true((double)raw_int(f->db_path, "SELECT CAST(sum(time_us) * 1000 AS INTEGER) FROM timings") == sum);
+	/* a new row keeps its per-size times; invalid JSON there is refused */
+	int64_t run = add_run(db, "adamw"), id = 0;
+	kiln_candidate_rec c = cand(run, 0, "/* seed */");
+	c.is_seed = c.new_best = true;
+	kiln_verify_rec v = verify_pass();
+	kiln_timing_rec t = timing(40.0);
+	t.sizes_json = "[{\"sizes\":{\"n\":16777216},\"weight\":1,\"time_us\":20},"
+		       "{\"sizes\":{\"n\":268435456},\"weight\":1,\"time_us\":80}]";
+	assert_int_equal(kiln_db_candidate_commit(db, &id, &c, &compile_ok, &v, &t), 0);
+	char *q = kiln_asprintf("SELECT json_extract(sizes, '$[1].time_us') FROM timings WHERE candidate_id = %lld",
+				(long long)id);
+	assert_int_equal(raw_int(f->db_path, q), 80);
+	free(q);
+	kiln_candidate_rec c2 = cand(run, 1, "/* other */");
+	t.sizes_json = "[{";
+	assert_int_not_equal(kiln_db_candidate_commit(db, &id, &c2, &compile_ok, &v, &t), 0);
+	kiln_db_close(db);
+}
+
+static void test_archive__migrates_v1_history(void **state)
+{
+	fixture *f = *state;
+	copy_v1_fixture(f);
 	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 1);
 	int n = (int)raw_int(f->db_path, "SELECT count(*) FROM wm_revisions");
 	assert_true(n > 16);
@@ -731,7 +777,8 @@ static void test_archive__changed_column_v3(void **state)
 	kiln_candidate_infos_free(ci, 1);
 	kiln_db_close(db);
 	/* the file as schema v2 wrote it */
-	raw_exec(f->db_path, "ALTER TABLE candidates DROP COLUMN changed; PRAGMA user_version = 2;");
+	raw_exec(f->db_path, "ALTER TABLE candidates DROP COLUMN changed; ALTER TABLE timings DROP COLUMN sizes; "
+			     "PRAGMA user_version = 2;");
 	assert_int_equal(kiln_db_open(&db, f->db_path, KILN_DB_READONLY), 0);
 	assert_int_equal(kiln_db_candidate_get(db, &ci, id), 0);
 	assert_null(ci->changed);
@@ -744,7 +791,7 @@ static void test_archive__changed_column_v3(void **state)
 	kiln_db_close(db);
 	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 2); /* a reader changes nothing */
 	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
-	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(f->db_path, "PRAGMA user_version"), KILN_DB_SCHEMA_VERSION);
 	c = cand(run, 1, "/* b */");
 	c.changed = "+1 -1 lines";
 	assert_int_equal(kiln_db_candidate_commit(db, &id, &c, NULL, NULL, NULL), 0);
@@ -884,6 +931,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_archive__wm_revisions_as_deltas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__migrates_v1_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__changed_column_v3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive__migrates_size_times, setup, teardown),
 		cmocka_unit_test(test_archive__promote_device_only),
 		cmocka_unit_test_setup_teardown(test_archive__git_commits_and_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__git_tags_increment, setup, teardown),

@@ -547,6 +547,11 @@ static void test_targets__load_malformed(void **state)
 		{"\"uniform(-2, 2)\"", "\"special(uniform(-2, 2), nan=0.1\"", "buffers[2].init", "expected ', kind=p' or ')'"},
 		{"\"uniform(-2, 2)\"", "\"special(special(uniform(-2, 2), nan=0.1), zero=0.1)\"", "buffers[2].init", "cannot wrap"},
 		{"\"uniform(-2, 2)\"", "\"mask_holes(1.5)\"", "buffers[2].init", "pvalid must be in [0, 1]"},
+		{"\"notes\":", "\"bench_weights\": [1, 2], \"notes\":", "bench_weights", "has 2 weights but the symbols give 1 bench sizes"},
+		{"\"notes\":", "\"bench_weights\": [0], \"notes\":", "bench_weights[0]", "expected a positive number"},
+		{"\"notes\":", "\"bench_weights\": [\"1\"], \"notes\":", "bench_weights[0]", "expected a positive number"},
+		{"\"notes\":", "\"bench_weights\": 2, \"notes\":", "bench_weights", "expected an array of positive numbers"},
+		{"\"bench\": [512]", "\"bench\": [1,2,3,4,5,6,7,8,9]", "symbols", "9 bench sizes, at most 8"},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(cases); i++) {
 		char sub[32];
@@ -574,6 +579,67 @@ static void test_targets__load_malformed(void **state)
 	assert_int_equal(kiln_target_load(&t, dir), KILN_EINVAL);
 	assert_contains(kiln_error_last(), seed);
 	free(seed);
+	free(dir);
+}
+
+/* bench_weights weigh the bench sizes; --size specs replace ("B=..,T=..") or add
+ * ("+B=..") sizes with an optional "@W" weight, and every bad spec is one line naming it
+ * with the target unchanged. */
+static void test_targets__bench_sizes_and_weights(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	/* B has two bench sizes, T one (broadcast), weights 1 and 3 */
+	char *dir = make_target("weights", "toy", "\"bench\": [512] },", "\"bench\": [64, 512] },", NULL);
+	char *path = kiln_path_join(dir, "target.json");
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(kiln_file_read(&text, &len, path, 1u << 20), 0);
+	char *with = kiln_asprintf("%.*s\"bench_weights\": [1, 3],\n%s", (int)(strstr(text, "\"notes\"") - text), text,
+				   strstr(text, "\"notes\""));
+	write_file(dir, "target.json", with);
+	assert_int_equal(kiln_target_load(&t, dir), 0);
+	assert_int_equal(t->nbench_sizes, 2);
+	assert_true(kiln_target_bench_weight(t, 0) == 1 && kiln_target_bench_weight(t, 1) == 3);
+	char spec[128];
+	assert_int_equal(kiln_target_bench_spec(spec, sizeof spec, t, 1), 0);
+	assert_string_equal(spec, "B=512,T=8192@3");
+	/* adding one: the list grows, weights kept, the new size weighs 1 */
+	const char *add[] = {"+B=1024,T=4096"};
+	assert_int_equal(kiln_target_set_bench_sizes(t, add, 1), 0);
+	assert_int_equal(t->nbench_sizes, 3);
+	kiln_env env;
+	assert_int_equal(kiln_target_sizes(&env, t, true, 2), 0);
+	assert_true(env.values[0] == 1024 && env.values[1] == 4096);
+	assert_true(kiln_target_bench_weight(t, 1) == 3 && kiln_target_bench_weight(t, 2) == 1);
+	/* replacing: only the given sizes, in order, with their weights */
+	const char *rep[] = {"T=100,B=7@2.5", "+B=9,T=9"};
+	assert_int_equal(kiln_target_set_bench_sizes(t, rep, 2), 0);
+	assert_int_equal(t->nbench_sizes, 2);
+	assert_int_equal(kiln_target_sizes(&env, t, true, 0), 0);
+	assert_true(env.values[0] == 7 && env.values[1] == 100);
+	assert_true(kiln_target_bench_weight(t, 0) == 2.5 && kiln_target_bench_weight(t, 1) == 1);
+	/* bad specs: one line naming the spec, the list unchanged */
+	static const struct { const char *spec, *what; } bad[] = {
+		{"B=1", "symbol T is missing"}, {"B=1,T=2,Q=3", "no symbol 'Q'"}, {"B=0,T=2", "B must be an integer"},
+		{"B=1,T=x", "T must be an integer"}, {"B=1,B=2,T=3", "symbol B given twice"}, {"B=1,T=2@0", "weight"},
+		{"B=1,T=2@", "weight"}, {"B1,T=2", "expected SYMBOL=VALUE"}, {"+", "expected SYMBOL=VALUE"},
+	};
+	for (size_t i = 0; i < KILN_ARRAY_LEN(bad); i++) {
+		const char *one[] = {bad[i].spec};
+		assert_int_equal(kiln_target_set_bench_sizes(t, one, 1), KILN_EINVAL);
+		assert_contains(kiln_error_last(), bad[i].spec);
+		assert_contains(kiln_error_last(), bad[i].what);
+		assert_null(strchr(kiln_error_last(), '\n'));
+		assert_int_equal(t->nbench_sizes, 2);
+	}
+	const char *many[] = {"+B=1,T=1", "+B=2,T=1", "+B=3,T=1", "+B=4,T=1", "+B=5,T=1", "+B=6,T=1", "+B=7,T=7"};
+	assert_int_equal(kiln_target_set_bench_sizes(t, many, 7), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "at most 8");
+	kiln_target_free(t);
+	free(with);
+	free(text);
+	free(path);
 	free(dir);
 }
 
@@ -1137,6 +1203,7 @@ int main(void)
 		cmocka_unit_test(test_targets__dtype_store_load),
 		cmocka_unit_test(test_targets__load_valid),
 		cmocka_unit_test(test_targets__load_malformed),
+		cmocka_unit_test(test_targets__bench_sizes_and_weights),
 		cmocka_unit_test(test_targets__plan_valid),
 		cmocka_unit_test(test_targets__plan_block_limit),
 		cmocka_unit_test(test_targets__plan_graph_opt_in),

@@ -129,6 +129,19 @@ static kiln_timing time_on(const kiln_target *t, const char *src, const char *pl
 	return time_ranked(t, src, plan_json, bs, KILN_RANK_LAUNCHES);
 }
 
+/* Options timing the scalar lion kernel (seed 7); *plan is the caller's to free. */
+static kiln_time_options lion_scalar(kiln_plan **plan)
+{
+	assert_int_equal(kiln_plan_parse(plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
+	kiln_time_options o = {0};
+	o.target = lion;
+	o.source = scalar_cu;
+	o.plan = *plan;
+	o.device = dev;
+	o.seed = 7;
+	return o;
+}
+
 static double time_lion(const char *src, const char *plan_json)
 {
 	kiln_timing tm = time_on(lion, src, plan_json, 0);
@@ -257,6 +270,90 @@ static void test_time__extrapolates_to_bench_size(void **state)
 	assert_true(tm.traffic_bytes == 20 * n);
 	cJSON_Delete(j);
 	kiln_timing_free(&tm);
+}
+
+/* The objective over bench sizes is the weighted geometric mean of the times: ranking by
+ * it ranks by the weighted geometric mean of the speedups over any baseline, and weights
+ * can flip which of two candidates wins. */
+static void test_time__objective_is_weighted_geomean(void **state)
+{
+	(void)state;
+	kiln_size_timing a[2], b[2], seed[2];
+	memset(a, 0, sizeof a);
+	memset(b, 0, sizeof b);
+	memset(seed, 0, sizeof seed);
+	double ta[2] = {10, 100}, tb[2] = {20, 60}, ts[2] = {40, 150};
+	for (int k = 0; k < 2; k++) {
+		a[k].time_us = ta[k];
+		b[k].time_us = tb[k];
+		seed[k].time_us = ts[k];
+		a[k].weight = b[k].weight = seed[k].weight = 1;
+	}
+	/* equal weights: A (sqrt 1000) beats B (sqrt 1200) */
+	assert_true(fabs(kiln_time_objective(a, 2) - sqrt(1000.0)) < 1e-9);
+	assert_true(kiln_time_objective(a, 2) < kiln_time_objective(b, 2));
+	/* the speedup of the objective is the geometric mean of the per-size speedups */
+	double sp = kiln_time_objective(seed, 2) / kiln_time_objective(a, 2);
+	assert_true(fabs(sp - sqrt((40.0 / 10) * (150.0 / 100))) < 1e-9);
+	/* weighting the large size 3:1 makes B, faster there, the winner */
+	a[1].weight = b[1].weight = seed[1].weight = 3;
+	assert_true(fabs(kiln_time_objective(a, 2) - pow(10.0, 1.75)) < 1e-9);
+	assert_true(kiln_time_objective(b, 2) < kiln_time_objective(a, 2));
+	sp = kiln_time_objective(seed, 2) / kiln_time_objective(b, 2);
+	assert_true(fabs(sp - pow(40.0 / 20, 0.25) * pow(150.0 / 60, 0.75)) < 1e-9);
+	/* one size is that size's time exactly; a size without a time has no objective */
+	assert_true(kiln_time_objective(a, 1) == 10);
+	b[0].time_us = 0;
+	assert_true(kiln_time_objective(b, 2) == 0);
+}
+
+/* every_size: one emulator run serves every bench size; each size's modeled time equals
+ * timing that size alone, the time is their geometric mean, and the record says how. */
+static void test_time__every_size_models_each_bench_size(void **state)
+{
+	(void)state;
+	kiln_plan *plan = NULL;
+	kiln_timing all, one[2];
+	kiln_time_options o = lion_scalar(&plan);
+	for (size_t k = 0; k < 2; k++) {
+		o.bench_size = k;
+		assert_int_equal(kiln_time(&one[k], &o), 0);
+		assert_int_equal(one[k].nsizes, 1);
+	}
+	o.bench_size = 0;
+	o.every_size = true;
+	assert_int_equal(kiln_time(&all, &o), 0);
+	assert_int_equal(all.nsizes, 2);
+	for (size_t k = 0; k < 2; k++) {
+		assert_true(all.size[k].time_us == one[k].time_us);
+		assert_true(all.size[k].roofline == one[k].roofline);
+		assert_true(all.size[k].weight == 1);
+		assert_string_equal(all.size[k].bound, one[k].bound);
+	}
+	assert_true(fabs(all.time_us - sqrt(one[0].time_us * one[1].time_us)) < 1e-9 * all.time_us);
+	/* the primary size (most traffic) is n = 2^28: its counters and breakdown ride along */
+	int64_t n = 0;
+	assert_true(kiln_env_get(&all.bench_env, "n", &n) && n == 268435456);
+	assert_string_equal(all.counters_json, one[1].counters_json);
+	/* roofline stays floor / time / peak over the combined numbers */
+	assert_true(fabs(all.roofline - all.traffic_floor_bytes / 3352e3 / all.time_us) < 1e-9);
+	assert_non_null(strstr(all.how, "modeled, not measured"));
+	assert_non_null(strstr(all.how, "n=65539"));
+	assert_non_null(strstr(all.how, "n=16777216 and n=268435456"));
+	cJSON *sj = cJSON_Parse(all.sizes_json);
+	assert_int_equal(cJSON_GetArraySize(sj), 2);
+	const cJSON *s1 = cJSON_GetArrayItem(sj, 1);
+	assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s1, "time_us")) == one[1].time_us);
+	assert_true(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s1, "breakdown")) == 1);
+	cJSON_Delete(sj);
+	char *js = kiln_timing_to_json(&all);
+	assert_non_null(strstr(js, "\"per_size\""));
+	assert_non_null(strstr(js, "\"how\""));
+	free(js);
+	kiln_timing_free(&all);
+	kiln_timing_free(&one[0]);
+	kiln_timing_free(&one[1]);
+	kiln_plan_free(plan);
 }
 
 static void test_time__every_seed_roofline_in_0_1(void **state)
@@ -470,13 +567,7 @@ static void test_time__other_gpu_spec(void **state)
 {
 	(void)state;
 	kiln_plan *plan = NULL;
-	assert_int_equal(kiln_plan_parse(&plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
-	kiln_time_options o = {0};
-	o.target = lion;
-	o.source = scalar_cu;
-	o.plan = plan;
-	o.device = dev;
-	o.seed = 7;
+	kiln_time_options o = lion_scalar(&plan);
 	kiln_timing h100, a100;
 	assert_int_equal(kiln_time(&h100, &o), 0);
 	o.gpu = "a100_sxm";
@@ -555,6 +646,25 @@ static void test_time__cuda_backend_on_a_fake_driver(void **state)
 	assert_non_null(strstr(j, "Fake H100"));
 	free(j);
 	kiln_timing_free(&tm);
+	/* every bench size measured in turn (B=256,T=4096 and B=512,T=8192), each with its own
+	 * reps and output check; the time is their geometric mean and says how it was taken */
+	o.every_size = true;
+	if (kiln_time(&tm, &o))
+		fail_msg("kiln_time every size on the fake driver: %s", kiln_error_last());
+	assert_int_equal(tm.nsizes, 2);
+	for (size_t k = 0; k < 2; k++) {
+		assert_int_equal(tm.size[k].reps, 10);
+		assert_true(tm.size[k].time_us > 9.99 && tm.size[k].time_us < 10.01);
+		assert_true(tm.size[k].roofline > 0 && tm.size[k].traffic_floor_bytes < tm.size[k].traffic_bytes);
+	}
+	assert_true(tm.size[1].traffic_bytes == 13.0 * 512 * 8192);
+	assert_true(tm.time_us > 9.99 && tm.time_us < 10.01);
+	assert_non_null(strstr(tm.how, "measured on Fake H100"));
+	assert_non_null(strstr(tm.how, "B=256,T=4096 (median of 10 reps), B=512,T=8192 (median of 10 reps)"));
+	if (!strstr(tm.sizes_json, "\"reps\":10,") || !strstr(tm.sizes_json, "\"samples\":[9.99"))
+		fail_msg("sizes_json: %s", tm.sizes_json);
+	kiln_timing_free(&tm);
+	o.every_size = false;
 	/* a kernel that stops working once timed: what the timed module computes at the bench
 	 * size after its repetitions is judged against the reference, and refused */
 	setenv("FAKE_CUDA_STOP_AFTER", "1", 1);
@@ -602,6 +712,8 @@ int main(void)
 		cmocka_unit_test(test_time__contended_atomic_is_slower),
 		cmocka_unit_test(test_time__deterministic),
 		cmocka_unit_test(test_time__extrapolates_to_bench_size),
+		cmocka_unit_test(test_time__objective_is_weighted_geomean),
+		cmocka_unit_test(test_time__every_size_models_each_bench_size),
 		cmocka_unit_test(test_time__every_seed_roofline_in_0_1),
 		cmocka_unit_test(test_time__refuses_kernel_wrong_on_later_launch),
 		cmocka_unit_test(test_time__other_gpu_spec),
