@@ -239,7 +239,7 @@ def main():
         fail("the debug prompt after the wrong kernel does not name the failed check")
     if "modeled" not in pr[5] or "counters" not in pr[5]:
         fail("the improve prompt lacks timing and counters")
-    if "(modeled on the emulator's cost model, sum of kernel times)" not in pr[5]:
+    if "(modeled on the emulator's cost model, sum of kernel times" not in pr[5]:
         fail("the improve prompt does not say what the time is: %s" % pr[5][:3000])
     if "-bound" not in pr[5] or "occupancy" not in pr[5]:
         fail("the improve prompt lacks the cost model's per-launch breakdown")
