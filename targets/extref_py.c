@@ -26,7 +26,7 @@ static const char driver_src[] =
 	"        json.dump({'ok': err is None, 'error': ' '.join(str(err or '').split())[:900]}, f)\n"
 	"    sys.exit(0)\n"
 	"def where(e):\n"
-	"    tb = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == m['reference']]\n"
+	"    tb = [f for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == os.path.abspath(m['reference'])]\n"
 	"    return ' (%s:%d)' % (tb[-1].filename, tb[-1].lineno) if tb else ''\n"
 	"try:\n"
 	"    import numpy as np\n"

@@ -175,6 +175,11 @@ kiln_err kiln_targets_search_path(char ***out, size_t *n, const char *targets_di
  * tree's targets/. */
 const char *kiln_targets_builtin_dir(void);
 void kiln_target_free(kiln_target *t);
+/* Writes a new target folder <parent>/<name> (parent NULL: ".") holding target.json,
+ * launch.json, seed.cu and reference.c (py: reference.py). from_cu (or NULL) is a
+ * kernel whose first __global__ function gives the launch, buffers, scalars and symbols.
+ * Never overwrites; *out_dir (caller frees) is the folder made. */
+kiln_err kiln_target_scaffold(char **out_dir, const char *name, const char *parent, const char *from_cu, bool py);
 /* The idx-th verification (bench=false) or benchmark size as an environment. */
 kiln_err kiln_target_sizes(kiln_env *out, const kiln_target *t, bool bench, size_t idx);
 /* Elements of buffer b at these sizes. */
