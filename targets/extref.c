@@ -232,7 +232,7 @@ static kiln_err compile_so(const kiln_target *t, const char *dir, const char *so
 	if (st != 0) {
 		char first[400];
 		first_error(first, sizeof first, log);
-		e = kiln_error_set(KILN_ECOMPILE, "target %s: %s does not compile with %s (exit %d): %s (the whole log: %s)",
+		e = kiln_error_set(KILN_EINVAL, "target %s: %s does not compile with %s (exit %d): %s (the whole log: %s)",
 				   t->name, t->ref_path, compiler(), st, first, log_path);
 		unlink(tmp);
 		goto done;
