@@ -219,6 +219,10 @@ int kiln_cmd_targets_check(int argc, char **argv)
 	}
 	printf("target %s (%s reference %s)\n", t->name,
 	       t->ref_kind == KILN_REF_C ? "C" : t->ref_kind == KILN_REF_PY ? "Python" : "built-in", t->reference);
+	if (t->ref_kind == KILN_REF_C)
+		printf("reference.c builds against %s/kiln/reference.h with %s\n",
+		       kiln_reference_include_dir() ? kiln_reference_include_dir() : "(not found)",
+		       getenv("CC") && *getenv("CC") ? getenv("CC") : "cc");
 	check_fill_in(&c, t);
 	if (kiln_plan_load(&plan, t->launch_path, t))
 		fix(&c, "%s", kiln_error_last());
