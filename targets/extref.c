@@ -434,6 +434,11 @@ kiln_err kiln_extref_run_c(const kiln_target *t, kiln_ref_io *io)
 		goto done;
 	}
 	if (pid == 0) {
+		/* the default dispositions: a crash must kill the child, not reach a handler of the
+		 * parent's (a test framework's, a sanitizer's) in a copy of the parent */
+		static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM, SIGINT, SIGALRM};
+		for (size_t i = 0; i < KILN_ARRAY_LEN(sigs); i++)
+			signal(sigs[i], SIG_DFL);
 		dup2(2, 1); /* what the reference prints must not mix with kiln's --json */
 		hdr->rc = fn(&cio);
 		hdr->done = 1;
