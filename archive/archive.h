@@ -350,6 +350,15 @@ kiln_err kiln_git_commit_detached(char out_oid[41], const char *archive_dir, con
  * knobs: the names a knob default may test. Else KILN_EVERIFY "line N: what". */
 kiln_err kiln_promote_check_device_only(const char *source, const char *const *knobs, size_t nknobs);
 
+/* NAME.py of `kiln promote --python` (archive/promote_py.c): a PyTorch module loading
+ * NAME.fatbin with ctypes on libcuda. spec_json: {"buffers": [{name, dtype, shape, role}],
+ * "scalars": [{name, dtype, value}], "symbols": [names], "knobs": {name: int},
+ * "launches": [{kernel, grid[3], block[3], shared, args}], "scratch": [{name, dtype, count}]}
+ * (kiln expressions as strings). summary and provenance go into docstrings. Names that
+ * are not Python identifiers or are keywords are KILN_EINVAL. Caller frees *out. */
+kiln_err kiln_promote_python(char **out, const char *name, const char *spec_json, const char *summary,
+			     const char *provenance);
+
 /* Translates a launch expression (the targets' grammar) into a C expression of type long
  * long: names go through map (the C text for a name, or NULL for an unknown name ->
  * KILN_EINVAL), ceil_div/min/max become calls of <prefix>ceil_div / <prefix>min /

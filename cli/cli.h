@@ -48,6 +48,10 @@ bool kiln_cli_take_defines(int argc, char **argv, const char **defs, size_t max,
 bool kiln_cli_take_repeated(int argc, char **argv, const char *name, const char **vals, size_t max, size_t *n,
 			    char **rest, int *nrest, const char *cmd);
 
+/* `kiln targets new` and `kiln targets check` (cmd_targets_new.c), argv[0] = "new"/"check". */
+int kiln_cmd_targets_new(int argc, char **argv);
+int kiln_cmd_targets_check(int argc, char **argv);
+
 /* Prints "kiln <cmd>: <last error>" to stderr and returns KILN_EXIT_ERROR (or
  * KILN_EXIT_USAGE / KILN_EXIT_FAIL as the code implies). */
 int kiln_cli_fail(const char *cmd, kiln_err e);

@@ -21,7 +21,7 @@
 #define MAX_DEFINES 48
 
 static const char usage[] = "kiln promote TARGET [CANDIDATE] --to DIR [--arch sm_80,sm_90] [--name NAME] "
-			    "[--seeds N] [--threads N] [--json] [--workdir DIR] [--targets-dir DIR]";
+			    "[--seeds N] [--threads N] [--python] [--json] [--workdir DIR] [--targets-dir DIR]";
 static const char help[] =
 	"Re-verifies a candidate with fresh seeds and every emulator check, then once at the bench size\n"
 	"on the emulator (the largest that fits KILN_VERIFY_BENCH_MEM_GIB, default 16; can take minutes;\n"
@@ -35,6 +35,9 @@ static const char help[] =
 	"  --name NAME     file and function prefix (default: TARGET)\n"
 	"  --seeds N       fresh input sets per size for the re-verification (default 5)\n"
 	"  --threads N     verification threads (default $KILN_THREADS, else all cores)\n"
+	"  --python        also NAME.py: a PyTorch module loading NAME.fatbin with ctypes on libcuda,\n"
+	"                  NAME(tensors..., scalars...) checks dtype, device, layout and shape and\n"
+	"                  launches on torch's current stream\n"
 	"  --json          print the manifest\n";
 
 typedef struct promote {
@@ -56,6 +59,7 @@ typedef struct promote {
 	kiln_fatbin *fatbin;
 	char oid[41];
 	bool detached;
+	bool python;            /* --python: also NAME.py */
 	cJSON *tags;
 } promote;
 
@@ -701,6 +705,82 @@ static kiln_err cu_text(char **out, const promote *pr)
 	return KILN_OK;
 }
 
+static cJSON *str_array(char *const *v, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(v[i] ? v[i] : "1"));
+	return a;
+}
+
+/* The launch spec NAME.py embeds: buffers, scalars, symbols, knob values, launches and
+ * scratch, expressions as kiln writes them. */
+static char *python_spec(const promote *pr)
+{
+	const kiln_target *t = pr->t;
+	cJSON *s = cJSON_CreateObject(), *bufs = cJSON_AddArrayToObject(s, "buffers");
+	cJSON *scs = cJSON_AddArrayToObject(s, "scalars"), *syms = cJSON_AddArrayToObject(s, "symbols");
+	cJSON *knobs = cJSON_AddObjectToObject(s, "knobs"), *ls = cJSON_AddArrayToObject(s, "launches");
+	cJSON *scr = cJSON_AddArrayToObject(s, "scratch");
+	for (size_t i = 0; i < t->nbuffers; i++) {
+		const kiln_buffer_spec *b = &t->buffers[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", b->name);
+		cJSON_AddStringToObject(o, "dtype", kiln_dtype_name(b->dtype));
+		cJSON_AddItemToObject(o, "shape", str_array(b->shape, b->ndim));
+		cJSON_AddStringToObject(o, "role", b->role == KILN_ROLE_IN ? "in" : b->role == KILN_ROLE_OUT ? "out" : "inout");
+		cJSON_AddItemToArray(bufs, o);
+	}
+	for (size_t i = 0; i < t->nscalars; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", t->scalars[i].name);
+		cJSON_AddStringToObject(o, "dtype", kiln_dtype_name(t->scalars[i].dtype));
+		cJSON_AddNumberToObject(o, "value", t->scalars[i].value);
+		cJSON_AddItemToArray(scs, o);
+	}
+	for (size_t i = 0; i < t->nsymbols; i++)
+		cJSON_AddItemToArray(syms, cJSON_CreateString(t->symbols[i].name));
+	for (size_t i = 0; i < t->nknobs; i++) {
+		long long v;
+		if (knob_value(pr, t->knobs[i].name, &v))
+			cJSON_AddNumberToObject(knobs, t->knobs[i].name, (double)v);
+	}
+	for (size_t i = 0; i < pr->plan->nlaunches; i++) {
+		const kiln_launch *l = &pr->plan->launches[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "kernel", l->kernel);
+		cJSON_AddItemToObject(o, "grid", str_array(l->grid, 3));
+		cJSON_AddItemToObject(o, "block", str_array(l->block, 3));
+		cJSON_AddStringToObject(o, "shared", l->shared_bytes ? l->shared_bytes : "0");
+		cJSON_AddItemToObject(o, "args", str_array(l->args, l->nargs));
+		cJSON_AddItemToArray(ls, o);
+	}
+	for (size_t i = 0; i < pr->plan->nscratch; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", pr->plan->scratch[i].name);
+		cJSON_AddStringToObject(o, "dtype", kiln_dtype_name(pr->plan->scratch[i].dtype));
+		cJSON_AddStringToObject(o, "count", pr->plan->scratch[i].count);
+		cJSON_AddItemToArray(scr, o);
+	}
+	char *text = cJSON_PrintUnformatted(s);
+	cJSON_Delete(s);
+	return text;
+}
+
+static kiln_err write_python(cJSON *files, const promote *pr)
+{
+	char *spec = python_spec(pr), *py = NULL;
+	char *prov = kiln_asprintf("candidate %.0f of target %s, run %.0f, archive commit %s", kiln_cli_jnum(pr->cand, "id"),
+				   pr->t->name, kiln_cli_jnum(pr->cand, "run_id"), pr->oid);
+	kiln_err e = spec && prov ? kiln_promote_python(&py, pr->name, spec, pr->t->summary, prov) : KILN_ENOMEM;
+	if (!e)
+		e = write_file(files, pr, "py", py, strlen(py));
+	cJSON_free(spec);
+	free(prov);
+	free(py);
+	return e;
+}
+
 static kiln_err write_outputs(promote *pr, cJSON **out_manifest)
 {
 	char *header = NULL, *text = NULL;
@@ -716,6 +796,8 @@ static kiln_err write_outputs(promote *pr, cJSON **out_manifest)
 		e = write_file(files, pr, "h", header, strlen(header));
 	if (!e)
 		e = write_file(files, pr, "fatbin", pr->fatbin->data, pr->fatbin->len);
+	if (!e && pr->python)
+		e = write_python(files, pr);
 	if (!e)
 		e = tag_all(pr);
 	if (!e) {
@@ -766,7 +848,7 @@ static void print_summary(const promote *pr, const cJSON *m)
 	printf(", fatbin for");
 	for (size_t i = 0; i < pr->narchs; i++)
 		printf(" %s", pr->archs[i]);
-	printf("\n  %s/%s.{cu,h,fatbin,json}\n  archive commit %s%s\n", pr->out_dir, pr->name, pr->oid,
+	printf("\n  %s/%s.{cu,h,fatbin,json%s}\n  archive commit %s%s\n", pr->out_dir, pr->name, pr->python ? ",py" : "", pr->oid,
 	       pr->detached ? " (detached: the candidate was never a new best)" : "");
 	cJSON_ArrayForEach(tag, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "archive"), "tags"))
 		printf("  tag %s\n", tag->valuestring);
@@ -781,7 +863,8 @@ int kiln_cmd_promote(int argc, char **argv)
 	cJSON *m = NULL;
 	kiln_cli_opt opts[] = {{"to", 1, &pr.out_dir, NULL}, {"arch", 1, &arch, NULL}, {"name", 1, &pr.name, NULL},
 			       {"seeds", 1, &seeds, NULL}, {"json", 0, NULL, &json}, {"workdir", 1, &workdir, NULL},
-			       {"targets-dir", 1, &tdir, NULL}, {"threads", 1, &threads_s, NULL}, {0}};
+			       {"targets-dir", 1, &tdir, NULL}, {"threads", 1, &threads_s, NULL},
+			       {"python", 0, NULL, &pr.python}, {0}};
 	if (!kiln_cli_parse(argc, argv, opts, pos, 2, &npos, usage, help, &rc))
 		return rc;
 	long nseeds = seeds ? strtol(seeds, NULL, 10) : 5;

@@ -14,30 +14,51 @@
 
 #define PEAK_BYTES_PER_S 3.35e12 /* H100 SXM HBM3 */
 
-static const char usage_line[] = "kiln targets [--json] [--targets-dir DIR] | kiln targets show NAME [--json] [--targets-dir DIR]";
+static const char usage_line[] = "kiln targets [--json] [--targets-dir DIR] | kiln targets show NAME [--json] [--targets-dir DIR] | "
+				 "kiln targets new NAME [--from KERNEL.cu] [--dir DIR] [--ref c|py] | kiln targets check DIR";
 
 static const char help_text[] =
 	"Lists the kernel targets (name, family, summary), or shows one target in full.\n"
 	"  show NAME          everything target.json declares, with sizes in bytes and the\n"
 	"                     ideal time of the traffic at 3.35 TB/s (H100 HBM3)\n"
 	"  --json             print JSON (an array for the list, an object for show)\n"
-	"  --targets-dir DIR  look in DIR first (default: $KILN_TARGETS_DIR, else the built-in targets)\n"
+	"  new NAME           scaffold a target folder of your own (kiln targets new --help)\n"
+	"  check DIR          what to fix before searching a target folder (kiln targets check --help)\n"
+	"  --targets-dir DIR  look in DIR first, then in $KILN_TARGETS_DIR's folders (colon-separated),\n"
+	"                     then in the built-in targets\n"
 	"Exit: 0 ok, 2 usage, 3 a target could not be loaded.\n";
 
-static int list_targets(const char *dir, bool json)
+/* True when an earlier folder of the search path already listed `name`. */
+static bool shadowed(char **seen, size_t nseen, const char *name)
+{
+	for (size_t i = 0; i < nseen; i++)
+		if (strcmp(seen[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Lists one folder of the search path; names listed already are skipped (the earlier
+ * folder wins, as in kiln_target_find) and the new ones appended to *seen. */
+static int list_folder(const char *base, cJSON *arr, char ***seen, size_t *nseen)
 {
 	char **names = NULL;
 	size_t n = 0;
 	int rc = KILN_EXIT_OK;
-	kiln_err e = kiln_targets_list(&names, &n, dir);
+	kiln_err e = kiln_targets_list(&names, &n, base);
 	if (e)
 		return kiln_cli_fail("targets", e);
-	cJSON *arr = json ? cJSON_CreateArray() : NULL;
-	const char *base = dir && *dir ? dir : kiln_targets_builtin_dir();
-	if (n == 0 && !json)
-		fprintf(stderr, "kiln targets: no targets in %s (a target is a folder with target.json)\n", base);
 	for (size_t i = 0; i < n; i++) {
 		kiln_target *t = NULL;
+		if (shadowed(*seen, *nseen, names[i]))
+			continue;
+		char **ns = kiln_realloc(*seen, (*nseen + 1) * sizeof(char *));
+		if (!ns || !(ns[*nseen] = kiln_strdup(names[i]))) {
+			*seen = ns ? ns : *seen;
+			rc = kiln_cli_fail("targets", kiln_error_set(KILN_ENOMEM, "out of memory"));
+			break;
+		}
+		*seen = ns;
+		(*nseen)++;
 		char *path = kiln_path_join(base, names[i]);
 		e = path ? kiln_target_load(&t, path) : KILN_ENOMEM;
 		free(path);
@@ -56,12 +77,35 @@ static int list_targets(const char *dir, bool json)
 			cJSON_AddStringToObject(o, "name", t->name);
 			cJSON_AddStringToObject(o, "family", t->family);
 			cJSON_AddStringToObject(o, "summary", t->summary);
+			cJSON_AddStringToObject(o, "dir", t->dir);
 			cJSON_AddItemToArray(arr, o);
 		} else {
 			printf("%-18s %-12s %s\n", t->name, t->family, t->summary);
 		}
 		kiln_target_free(t);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+/* Every folder of the search path (--targets-dir, $KILN_TARGETS_DIR, the built-ins). */
+static int list_targets(const char *dir, bool json)
+{
+	char **dirs = NULL, **seen = NULL;
+	size_t nd = 0, nseen = 0;
+	int rc = KILN_EXIT_OK;
+	kiln_err e = kiln_targets_search_path(&dirs, &nd, dir);
+	if (e)
+		return kiln_cli_fail("targets", e);
+	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	for (size_t i = 0; i < nd; i++) {
+		int r = list_folder(dirs[i], arr, &seen, &nseen);
+		rc = rc ? rc : r;
+	}
+	if (nseen == 0 && !json)
+		fprintf(stderr, "kiln targets: no targets found (a target is a folder with target.json)\n");
 	if (arr) {
 		char *text = cJSON_Print(arr);
 		if (text)
@@ -71,9 +115,12 @@ static int list_targets(const char *dir, bool json)
 		cJSON_free(text);
 		cJSON_Delete(arr);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	for (size_t i = 0; i < nseen; i++)
+		free(seen[i]);
+	free(seen);
+	for (size_t i = 0; i < nd; i++)
+		free(dirs[i]);
+	free(dirs);
 	return rc;
 }
 
@@ -401,6 +448,10 @@ int kiln_cmd_targets(int argc, char **argv)
 	bool json = false;
 	int npos = 0, rc = KILN_EXIT_OK;
 	kiln_cli_opt opts[] = {{"json", 0, NULL, &json}, {"targets-dir", 1, &dir, NULL}, {0}};
+	if (argc > 1 && strcmp(argv[1], "new") == 0)
+		return kiln_cmd_targets_new(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "check") == 0)
+		return kiln_cmd_targets_check(argc - 1, argv + 1);
 	if (!kiln_cli_parse(argc, argv, opts, pos, 2, &npos, usage_line, help_text, &rc))
 		return rc;
 	if (npos == 0)

@@ -13,7 +13,7 @@ root=$PWD
 need=(meson ninja-build pkg-config gcc libcurl4-openssl-dev libcjson-dev libsqlite3-dev
       libgit2-dev libcmocka-dev python3 git)
 if [ "$mode" = test ]; then
-	need+=(clang libclang-rt-14-dev chromium chromium-driver)
+	need+=(clang libclang-rt-14-dev chromium chromium-driver python3-numpy) # numpy: reference.py tests
 fi
 missing=()
 for p in "${need[@]}"; do

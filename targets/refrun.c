@@ -47,6 +47,38 @@ int64_t kiln_ref_symbol(const kiln_ref_io *io, const char *name)
 	return io && name && kiln_env_get(io->sizes, name, &v) ? v : -1;
 }
 
+/* True when no in/inout buffer holds a NaN or an Inf: then an external reference's
+ * NaN output is a bug in the reference, not a value a kernel must reproduce. */
+static bool inputs_finite(const kiln_target *t, const kiln_refdata *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		for (size_t j = 0; t->buffers[i].role != KILN_ROLE_OUT && j < r->count[i]; j++)
+			if (!isfinite(r->values[i][j]))
+				return false;
+	return true;
+}
+
+/* An external reference's answer: NaN only where some input was not finite, slack
+ * finite and >= 0. Built-in references are trusted and not checked. */
+static kiln_err check_external(const kiln_target *t, const kiln_refdata *r, bool finite_in)
+{
+	const char *file = t->ref_kind == KILN_REF_C ? "reference.c" : "reference.py";
+	for (size_t i = 0; i < r->n; i++) {
+		if (t->buffers[i].role == KILN_ROLE_IN)
+			continue;
+		for (size_t j = 0; j < r->count[i]; j++) {
+			if (finite_in && isnan(r->values[i][j]))
+				return kiln_error_set(KILN_EINVAL, "target %s: %s gave NaN for %s[%zu] although every input is "
+						      "finite (a kernel must not produce NaN there: fix the reference)",
+						      t->name, file, t->buffers[i].name, j);
+			if (!(r->slack[i][j] >= 0) || isinf(r->slack[i][j]))
+				return kiln_error_set(KILN_EINVAL, "target %s: %s gave slack %g for %s[%zu] (slack must be "
+						      "finite and >= 0)", t->name, file, r->slack[i][j], t->buffers[i].name, j);
+		}
+	}
+	return KILN_OK;
+}
+
 void kiln_refdata_free(kiln_refdata *r)
 {
 	if (!r)
@@ -66,7 +98,7 @@ kiln_err kiln_reference_run(kiln_refdata **out, const kiln_target *t, const kiln
 	kiln_refdata *r = NULL;
 	kiln_err e = KILN_ENOMEM;
 	*out = NULL;
-	if (!t->ref_fn)
+	if (!t->ref_fn && t->ref_kind == KILN_REF_BUILTIN)
 		return kiln_error_set(KILN_EINVAL, "target %s: reference \"%s\" is not resolved", t->name,
 				      t->reference ? t->reference : "");
 	if (in->n != t->nbuffers)
@@ -90,9 +122,14 @@ kiln_err kiln_reference_run(kiln_refdata **out, const kiln_target *t, const kiln
 			goto done;
 	}
 	kiln_ref_io io = {t, &in->sizes, r->values, r->slack, r->count, n,
-			  in->scalars && in->nscalars == t->nscalars ? in->scalars : NULL};
+			  in->scalars && in->nscalars == t->nscalars ? in->scalars : NULL, NULL};
 	kiln_error_clear();
-	if ((e = t->ref_fn(&io))) {
+	if (t->ref_fn == NULL) {
+		bool finite_in = inputs_finite(t, r);
+		if ((e = t->ref_kind == KILN_REF_C ? kiln_extref_run_c(t, &io) : kiln_extref_run_py(t, &io)) ||
+		    (e = check_external(t, r, finite_in)))
+			goto done;
+	} else if ((e = t->ref_fn(&io))) {
 		if (kiln_error_last()[0])
 			kiln_error_wrap(e, "target %s: reference %s", t->name, t->reference);
 		else

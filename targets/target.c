@@ -8,9 +8,11 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WHERE_MAX 1024
 #define MAX_DIMS 8
@@ -55,6 +57,7 @@ void kiln_target_free(kiln_target *t)
 	free(t->dir);
 	free(t->traffic_bytes);
 	free(t->reference);
+	free(t->ref_path);
 	free(t->seed_path);
 	free(t->launch_path);
 	free(t->notes);
@@ -697,6 +700,47 @@ static void base_name(char *out, size_t cap, const char *dir)
 	out[n] = 0;
 }
 
+/* "reference": a built-in's name, or "reference.c" / "reference.py" in the target
+ * folder; absent: the folder's reference.c or reference.py (exactly one of them). */
+static kiln_err resolve_reference(kiln_target *t, const cJSON *root, const char *file)
+{
+	static const char *const files[2] = {"reference.c", "reference.py"};
+	const char *s = NULL;
+	kiln_err e;
+	if ((e = kiln_json_opt_string(&s, root, "reference", file)))
+		return e;
+	if (!s) {
+		bool have[2];
+		for (int i = 0; i < 2; i++) {
+			char *p = kiln_path_join(t->dir, files[i]);
+			have[i] = p && kiln_path_exists(p);
+			free(p);
+		}
+		if (have[0] == have[1])
+			return kiln_error_set(KILN_EINVAL, "%s: reference: %s (name a built-in, \"reference.c\" or "
+					      "\"reference.py\")", file,
+					      have[0] ? "the folder has both reference.c and reference.py; say which"
+						      : "missing, and the folder has no reference.c or reference.py");
+		s = files[have[0] ? 0 : 1];
+	}
+	if ((e = dup_into(&t->reference, s)))
+		return e;
+	for (int i = 0; i < 2; i++) {
+		if (strcmp(s, files[i]) != 0)
+			continue;
+		t->ref_kind = i == 0 ? KILN_REF_C : KILN_REF_PY;
+		if (!(t->ref_path = kiln_path_join(t->dir, s)))
+			return KILN_ENOMEM;
+		if (!kiln_path_exists(t->ref_path))
+			return kiln_error_set(KILN_EINVAL, "%s: reference: %s: no such file", file, t->ref_path);
+		return KILN_OK;
+	}
+	if (!(t->ref_fn = kiln_reference_lookup(s)))
+		return kiln_error_set(KILN_EINVAL, "%s: reference: no built-in reference named \"%s\" (or give "
+				      "\"reference.c\" / \"reference.py\" in the target folder)", file, s);
+	return KILN_OK;
+}
+
 kiln_err kiln_target_load(kiln_target **out, const char *dir)
 {
 	static const char *const keys[] = {"name", "family", "summary", "math", "symbols", "buffers",
@@ -759,12 +803,8 @@ kiln_err kiln_target_load(kiln_target **out, const char *dir)
 	if ((e = kiln_json_expr(&t->traffic_bytes, traffic, where)) ||
 	    (e = kiln_expr_check(t->traffic_bytes, ns->v, ns->nexpr, where)))
 		goto done;
-	if ((e = need_string(&t->reference, root, "reference", file)))
+	if ((e = resolve_reference(t, root, file)))
 		goto done;
-	if (!(t->ref_fn = kiln_reference_lookup(t->reference))) {
-		e = kiln_error_set(KILN_EINVAL, "%s: reference: no built-in reference named \"%s\"", file, t->reference);
-		goto done;
-	}
 	s = NULL;
 	if ((e = kiln_json_opt_string(&s, root, "notes", file)) || (s && (e = dup_into(&t->notes, s))))
 		goto done;
@@ -790,41 +830,117 @@ done:
 	return e;
 }
 
+bool kiln_targets_data_find(char *out, size_t cap, const char *installed_rel, const char *source_rel,
+			    const char *probe)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0) {
+			if (n <= 0)
+				continue;
+			exe[n] = 0;
+			char *slash = strrchr(exe, '/');
+			if (!slash)
+				continue;
+			*slash = 0;
+			snprintf(out, cap, "%s/../%s", exe, installed_rel);
+		} else {
+			snprintf(out, cap, "%s/%s", KILN_SOURCE_ROOT, source_rel);
+		}
+		char *p = kiln_path_join(out, probe);
+		bool yes = p && kiln_path_exists(p);
+		free(p);
+		if (yes) {
+			char real[4096];
+			if (realpath(out, real))
+				snprintf(out, cap, "%s", real);
+			return true;
+		}
+	}
+	return false;
+}
+
+static char dir_builtin[4096];
+
+static void find_builtin(void)
+{
+	if (!kiln_targets_data_find(dir_builtin, sizeof dir_builtin, "share/kiln/targets", "targets", "adamw/target.json"))
+		snprintf(dir_builtin, sizeof dir_builtin, "%s/targets", KILN_SOURCE_ROOT);
+}
+
 const char *kiln_targets_builtin_dir(void)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, find_builtin);
+	return dir_builtin;
+}
+
+kiln_err kiln_targets_search_path(char ***out, size_t *n, const char *targets_dir)
+{
 	const char *env = getenv("KILN_TARGETS_DIR");
-	return env && *env ? env : KILN_SOURCE_ROOT "/targets";
+	char **v = kiln_calloc(2 + (env ? strlen(env) : 0) + 1, sizeof(char *));
+	size_t k = 0;
+	*out = NULL;
+	*n = 0;
+	if (!v)
+		return kiln_error_set(KILN_ENOMEM, "out of memory");
+	if (targets_dir && *targets_dir && !(v[k++] = kiln_strdup(targets_dir)))
+		goto oom;
+	for (const char *p = env; p && *p;) {
+		size_t len = strcspn(p, ":");
+		if (len && !(v[k++] = kiln_strndup(p, len)))
+			goto oom;
+		p += len + (p[len] == ':');
+	}
+	if (!(v[k++] = kiln_strdup(kiln_targets_builtin_dir())))
+		goto oom;
+	*out = v;
+	*n = k;
+	return KILN_OK;
+oom:
+	for (size_t i = 0; i < k; i++)
+		free(v[i]);
+	free(v);
+	return kiln_error_set(KILN_ENOMEM, "out of memory");
 }
 
 kiln_err kiln_target_find(kiln_target **out, const char *name, const char *targets_dir)
 {
+	char **dirs = NULL;
+	size_t nd = 0;
+	kiln_err e;
 	*out = NULL;
 	if (!name || !*name)
 		return kiln_error_set(KILN_EINVAL, "no target name given");
 	if (strchr(name, '/'))
 		return kiln_target_load(out, name);
-	const char *dirs[2] = {targets_dir, kiln_targets_builtin_dir()};
-	for (size_t i = 0; i < 2; i++) {
-		if (!dirs[i] || !*dirs[i])
-			continue;
+	if ((e = kiln_targets_search_path(&dirs, &nd, targets_dir)))
+		return e;
+	e = KILN_ENOTFOUND;
+	for (size_t i = 0; i < nd && e == KILN_ENOTFOUND; i++) {
 		char *dir = kiln_path_join(dirs[i], name);
 		char *file = dir ? kiln_path_join(dir, "target.json") : NULL;
-		if (!file) {
-			free(dir);
-			return kiln_error_set(KILN_ENOMEM, "out of memory");
-		}
-		bool here = kiln_path_exists(file);
+		if (!file)
+			e = kiln_error_set(KILN_ENOMEM, "out of memory");
+		else if (kiln_path_exists(file))
+			e = kiln_target_load(out, dir);
 		free(file);
-		if (here) {
-			kiln_err e = kiln_target_load(out, dir);
-			free(dir);
-			return e;
-		}
 		free(dir);
 	}
-	return kiln_error_set(KILN_ENOTFOUND, "no target named \"%s\" in %s%s%s (see `kiln targets`)", name,
-			      targets_dir && *targets_dir ? targets_dir : "",
-			      targets_dir && *targets_dir ? " or " : "", kiln_targets_builtin_dir());
+	if (e == KILN_ENOTFOUND) {
+		kiln_buf b;
+		kiln_buf_init(&b, 8192);
+		for (size_t i = 0; i < nd; i++)
+			(void)kiln_buf_printf(&b, "%s%s", i ? ", " : "", dirs[i]);
+		kiln_error_set(KILN_ENOTFOUND, "no target named \"%s\" in %s (see `kiln targets`)", name,
+			       b.data ? b.data : "");
+		kiln_buf_free(&b);
+	}
+	for (size_t i = 0; i < nd; i++)
+		free(dirs[i]);
+	free(dirs);
+	return e;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -123,6 +123,13 @@ typedef struct kiln_multistep {
 typedef struct kiln_ref_io kiln_ref_io;
 typedef kiln_err (*kiln_ref_fn)(kiln_ref_io *io);
 
+/* Where a target's reference comes from (target.json "reference"). */
+typedef enum kiln_ref_kind {
+	KILN_REF_BUILTIN, /* a function compiled into kiln, by name */
+	KILN_REF_C,       /* <dir>/reference.c against kiln/reference.h, compiled on first use */
+	KILN_REF_PY,      /* <dir>/reference.py, run by python3 with numpy */
+} kiln_ref_kind;
+
 typedef struct kiln_target {
 	char *name, *family, *summary, *math;
 	char *dir;              /* the target folder */
@@ -137,8 +144,10 @@ typedef struct kiln_target {
 	kiln_tolerance *tolerances; /* one per out/inout buffer */
 	size_t ntolerances;
 	char *traffic_bytes;    /* expression over symbols: the fewest bytes a kernel must move */
-	char *reference;        /* name of the float64 reference */
-	kiln_ref_fn ref_fn;     /* resolved from the built-in registry */
+	char *reference;        /* name of the float64 reference, or the file "reference.c" / "reference.py" */
+	kiln_ref_fn ref_fn;     /* resolved from the built-in registry (KILN_REF_BUILTIN) */
+	kiln_ref_kind ref_kind;
+	char *ref_path;         /* <dir>/reference.c or .py for external references, else NULL */
 	kiln_knob *knobs;
 	size_t nknobs;
 	char *seed_path;        /* <dir>/seed.cu */
@@ -155,14 +164,25 @@ typedef struct kiln_target {
 /* Loads and validates <dir>/target.json. Every mistake is KILN_EINVAL with one line
  * naming the file, the field path and what was expected. Caller frees. */
 kiln_err kiln_target_load(kiln_target **out, const char *dir);
-/* Finds a target by name in targets_dir, else $KILN_TARGETS_DIR, else the built-in
- * targets folder. A name containing '/' is taken as a folder path. */
+/* Finds a target by name in targets_dir, else each folder of $KILN_TARGETS_DIR (a
+ * colon-separated list), else the built-in targets folder. A name containing '/' is
+ * taken as a folder path. */
 kiln_err kiln_target_find(kiln_target **out, const char *name, const char *targets_dir);
 /* Names of the targets in a folder (NULL: the built-in one), sorted; caller frees
  * each name and the array. */
 kiln_err kiln_targets_list(char ***out, size_t *n, const char *targets_dir);
+/* The folders kiln_target_find searches, in order (targets_dir, $KILN_TARGETS_DIR's,
+ * the built-in one); caller frees each and the array. */
+kiln_err kiln_targets_search_path(char ***out, size_t *n, const char *targets_dir);
+/* The built-in targets: <binary>/../share/kiln/targets when installed, else the source
+ * tree's targets/. */
 const char *kiln_targets_builtin_dir(void);
 void kiln_target_free(kiln_target *t);
+/* Writes a new target folder <parent>/<name> (parent NULL: ".") holding target.json,
+ * launch.json, seed.cu and reference.c (py: reference.py). from_cu (or NULL) is a
+ * kernel whose first __global__ function gives the launch, buffers, scalars and symbols.
+ * Never overwrites; *out_dir (caller frees) is the folder made. */
+kiln_err kiln_target_scaffold(char **out_dir, const char *name, const char *parent, const char *from_cu, bool py);
 /* The idx-th verification (bench=false) or benchmark size as an environment. */
 kiln_err kiln_target_sizes(kiln_env *out, const kiln_target *t, bool bench, size_t idx);
 /* The weight of bench size idx in the objective (1 without bench_weights). */
@@ -201,6 +221,13 @@ size_t kiln_ref_count(const kiln_ref_io *io, const char *name);
 double kiln_ref_scalar(const kiln_ref_io *io, const char *name);
 int64_t kiln_ref_symbol(const kiln_ref_io *io, const char *name);
 kiln_ref_fn kiln_reference_lookup(const char *name);
+/* External references: where compiled reference.c objects are cached (NULL: the
+ * default, $KILN_REF_CACHE, else $XDG_CACHE_HOME/kiln/references, else
+ * ~/.cache/kiln/references); the deadline of one run ($KILN_REF_TIMEOUT seconds, else
+ * 300); the folder holding kiln/reference.h (NULL when not found). */
+void kiln_reference_cache_set(const char *dir);
+double kiln_reference_timeout_s(void);
+const char *kiln_reference_include_dir(void);
 
 /* ---- inputs: one seeded draw of every buffer at one size ---- */
 typedef struct kiln_hostbuf {

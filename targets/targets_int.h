@@ -17,7 +17,22 @@ struct kiln_ref_io {
 	size_t *count;          /* elements of each buffer */
 	size_t n;               /* = t->nbuffers */
 	const double *scalars;  /* the input set's scalar values (t->nscalars), or NULL: the target's */
+	char *fail_msg;         /* external C references: kiln_ref_fail's message (512 bytes), or NULL */
 };
+
+/* ---- external references (extref.c: reference.c, extref_py.c: reference.py) ----
+ * Each computes io's out/inout buffers (and slack) in a child process with the
+ * deadline kiln_reference_timeout_s(); a crash, hang, compile or protocol error is a
+ * one-line error naming the target. */
+kiln_err kiln_extref_run_c(const kiln_target *t, kiln_ref_io *io);
+kiln_err kiln_extref_run_py(const kiln_target *t, kiln_ref_io *io);
+/* Waits for child pid until the deadline (then kills it, its process group too when
+ * group): KILN_ETIMEOUT for a hang, KILN_EFAULT for a crash, naming `what`. */
+kiln_err kiln_extref_wait(int *status, int pid, bool group, const kiln_target *t, const char *what);
+/* Finds an installed data folder: <binary>/../<installed_rel> when it holds `probe`, else
+ * KILN_SOURCE_ROOT/<source_rel> when it does; false when neither. */
+bool kiln_targets_data_find(char *out, size_t cap, const char *installed_rel, const char *source_rel,
+			    const char *probe);
 
 /* A parsed init string, e.g. "normal(0, 0.01)" -> {KILN_INIT_NORMAL, {0, 0.01}, 2}. */
 typedef enum kiln_init_kind {

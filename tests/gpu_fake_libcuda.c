@@ -414,7 +414,9 @@ EXPORT CUresult CUDAAPI cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdev
 EXPORT CUresult CUDAAPI cuDeviceTotalMem_v2(size_t *b, CUdevice d) { (void)d; *b = (size_t)8 << 30; return CUDA_SUCCESS; }
 EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d) { *c = (CUcontext)(uintptr_t)(0x100 + d); return CUDA_SUCCESS; }
 EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice d) { (void)d; return CUDA_SUCCESS; }
-EXPORT CUresult CUDAAPI cuCtxSetCurrent(CUcontext c) { (void)c; return gate(); }
+static CUcontext current_ctx; /* cuCtxGetCurrent: NULL until set (promoted NAME.py retains the primary one) */
+EXPORT CUresult CUDAAPI cuCtxSetCurrent(CUcontext c) { current_ctx = c; return gate(); }
+EXPORT CUresult CUDAAPI cuCtxGetCurrent(CUcontext *c) { *c = current_ctx; return CUDA_SUCCESS; }
 EXPORT CUresult CUDAAPI cuCtxSynchronize(void) { return gate_sync(); }
 EXPORT CUresult CUDAAPI cuCtxGetDevice(CUdevice *d) { *d = 0; return gate(); }
 

@@ -1110,6 +1110,264 @@ static void test_targets__reference_run(void **state)
 	kiln_target_free(t);
 }
 
+/* ---- external references (reference.c / reference.py) and scaffolding ---- */
+
+static const char toy_ref_c[] =
+	"#include <kiln/reference.h>\n"
+	"int kiln_reference(kiln_ref_io *io)\n{\n"
+	"\tdouble *x = kiln_ref_buf(io, \"x\"), *mask = kiln_ref_buf(io, \"mask\"), *y = kiln_ref_buf(io, \"y\");\n"
+	"\tdouble *h = kiln_ref_buf(io, \"h\"), *ys = kiln_ref_slack(io, \"y\");\n"
+	"\tif (!x || !mask || !y || !h || !ys || kiln_ref_slack(io, \"x\") || kiln_ref_buf(io, \"nope\"))\n"
+	"\t\treturn kiln_ref_fail(io, \"toy: accessors %d\", 1);\n"
+	"\tdouble alpha = kiln_ref_scalar(io, \"alpha\");\n"
+	"\tfor (size_t i = 0; i < kiln_ref_count(io, \"y\"); i++) {\n"
+	"\t\ty[i] = mask[i] ? alpha * x[i] : 0.0;\n\t\tys[i] = 0.5;\n\t}\n"
+	"\tfor (size_t i = 0; i < kiln_ref_count(io, \"h\"); i++)\n\t\th[i] *= 2;\n"
+	"\treturn kiln_ref_symbol(io, \"B\") > 0 ? 0 : kiln_ref_fail(io, \"no B\");\n}\n";
+
+static const char toy_ref_py[] =
+	"import numpy as np\n"
+	"def reference(inputs, scalars, sizes):\n"
+	"    m = inputs['mask'] != 0\n"
+	"    assert inputs['x'].shape == (sizes['B'], sizes['T']) and 'y' not in inputs\n"
+	"    y = np.where(m, scalars['alpha'] * np.where(m, inputs['x'], 0.0), 0.0)\n"
+	"    return {'y': y, 'h': inputs['h'] * 2}, {'y': 0.5}\n";
+
+/* A toy target whose reference is the given file; returns it loaded. */
+static kiln_target *ext_toy(const char *sub, const char *file, const char *text)
+{
+	char ref[64];
+	snprintf(ref, sizeof ref, "\"reference\": \"%s\"", file);
+	char *dir = make_target(sub, "toy", "\"reference\": \"adamw\"", ref, NULL);
+	write_file(dir, file, text);
+	kiln_target *t = NULL;
+	if (kiln_target_load(&t, dir))
+		fail_msg("%s", kiln_error_last());
+	free(dir);
+	return t;
+}
+
+/* The external reference's answer equals the built-in toy_ref's, bit for bit. */
+static void assert_same_as_toy(kiln_target *t)
+{
+	kiln_env env;
+	kiln_inputs *in = NULL;
+	kiln_refdata *a = NULL, *b = NULL;
+	kiln_target_sizes(&env, t, false, 2);
+	assert_int_equal(kiln_inputs_generate(&in, t, &env, 9), 0);
+	if (kiln_reference_run(&a, t, in))
+		fail_msg("%s", kiln_error_last());
+	kiln_ref_kind kind = t->ref_kind;
+	t->ref_fn = toy_ref;
+	t->ref_kind = KILN_REF_BUILTIN;
+	assert_int_equal(kiln_reference_run(&b, t, in), 0);
+	t->ref_fn = NULL;
+	t->ref_kind = kind;
+	for (size_t i = 0; i < a->n; i++)
+		for (size_t j = 0; j < a->count[i]; j++) {
+			if (memcmp(&a->values[i][j], &b->values[i][j], sizeof(double)) &&
+			    !(isnan(a->values[i][j]) && isnan(b->values[i][j])))
+				fail_msg("buffer %zu [%zu]: %.17g vs %.17g", i, j, a->values[i][j], b->values[i][j]);
+			if (a->slack[i] && a->slack[i][j] != b->slack[i][j])
+				fail_msg("slack %zu [%zu]: %g vs %g", i, j, a->slack[i][j], b->slack[i][j]);
+		}
+	kiln_refdata_free(a);
+	kiln_refdata_free(b);
+	kiln_inputs_free(in);
+}
+
+/* Runs t's reference on a small set and returns the error code (message in kiln_error_last). */
+static kiln_err run_small(kiln_target *t)
+{
+	kiln_env env;
+	kiln_inputs *in = NULL;
+	kiln_refdata *r = NULL;
+	kiln_target_sizes(&env, t, false, 1);
+	assert_int_equal(kiln_inputs_generate(&in, t, &env, 3), 0);
+	kiln_err e = kiln_reference_run(&r, t, in);
+	kiln_refdata_free(r);
+	kiln_inputs_free(in);
+	return e;
+}
+
+static void test_targets__external_c(void **state)
+{
+	(void)state;
+	char *cache = kiln_path_join(tmp_root, "refcache");
+	kiln_reference_cache_set(cache);
+	kiln_target *t = ext_toy("extc", "reference.c", toy_ref_c);
+	assert_int_equal(t->ref_kind, KILN_REF_C);
+	assert_null(t->ref_fn);
+	assert_same_as_toy(t);
+	assert_same_as_toy(t); /* loaded once per process: the second run reuses it */
+	kiln_target_free(t);
+	static const struct {
+		const char *body, *want;
+		kiln_err code;
+	} bad[] = {
+		{"int kiln_reference(kiln_ref_io *io) { return 0 }\n", "does not compile", KILN_EINVAL},
+		{"int kiln_reference(kiln_ref_io *io) { *(volatile int *)0 = 1; return 0; }\n", "crashed (signal 11",
+		 KILN_EFAULT},
+		{"int kiln_reference(kiln_ref_io *io) { for (;;) { volatile int x = 0; (void)x; } }\n", "did not finish",
+		 KILN_ETIMEOUT},
+		{"int kiln_reference(kiln_ref_io *io) { return kiln_ref_fail(io, \"bad %s\", \"z\"); }\n",
+		 "reference.c failed (returned -1): bad z", KILN_EINVAL},
+		{"int kiln_reference(kiln_ref_io *io) { kiln_ref_slack(io, \"y\")[0] = -1; return 0; }\n",
+		 "gave slack -1 for y[0]", KILN_EINVAL},
+	};
+	setenv("KILN_REF_TIMEOUT", "0.5", 1);
+	for (size_t i = 0; i < KILN_ARRAY_LEN(bad); i++) {
+		char sub[32], text[512];
+		snprintf(sub, sizeof sub, "extbad%zu", i);
+		snprintf(text, sizeof text, "#include <kiln/reference.h>\n%s", bad[i].body);
+		t = ext_toy(sub, "reference.c", text);
+		assert_int_equal(run_small(t), bad[i].code);
+		assert_contains(kiln_error_last(), bad[i].want);
+		assert_contains(kiln_error_last(), "target toy");
+		kiln_target_free(t);
+	}
+	unsetenv("KILN_REF_TIMEOUT");
+	kiln_reference_cache_set(NULL);
+	free(cache);
+}
+
+/* python3 with numpy: $KILN_PYTHON, python3 or /usr/bin/python3 (set as KILN_PYTHON). */
+static bool have_numpy(void)
+{
+	const char *c[] = {getenv("KILN_PYTHON"), "python3", "/usr/bin/python3"};
+	for (size_t i = 0; i < 3; i++) {
+		char cmd[512];
+		if (!c[i] || !*c[i])
+			continue;
+		snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", c[i]);
+		if (system(cmd) == 0) {
+			setenv("KILN_PYTHON", c[i], 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void test_targets__external_py(void **state)
+{
+	(void)state;
+	if (!have_numpy()) {
+		print_message("no python3 with numpy (apt-get install python3-numpy): skipped\n");
+		skip();
+	}
+	kiln_target *t = ext_toy("extpy", "reference.py", toy_ref_py);
+	assert_int_equal(t->ref_kind, KILN_REF_PY);
+	assert_same_as_toy(t);
+	kiln_target_free(t);
+	t = ext_toy("extpy2", "reference.py", "def reference(inputs, scalars, sizes):\n    return {'y': 0}\n");
+	assert_int_equal(run_small(t), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "expected exactly ['h', 'y']");
+	kiln_target_free(t);
+}
+
+static void test_targets__reference_resolution(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	char *dir = make_target("res1", "toy", "  \"reference\": \"adamw\",\n", "", NULL);
+	assert_int_equal(kiln_target_load(&t, dir), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "reference: missing, and the folder has no reference.c or reference.py");
+	write_file(dir, "reference.py", "def reference(i, s, z):\n    return {}\n");
+	assert_int_equal(kiln_target_load(&t, dir), 0);
+	assert_int_equal(t->ref_kind, KILN_REF_PY);
+	assert_contains(t->ref_path, "res1/toy/reference.py");
+	kiln_target_free(t);
+	write_file(dir, "reference.c", "int kiln_reference(void *io) { return 0; }\n");
+	assert_int_equal(kiln_target_load(&t, dir), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "has both reference.c and reference.py; say which");
+	free(dir);
+	dir = make_target("res2", "toy", "\"reference\": \"adamw\"", "\"reference\": \"reference.c\"", NULL);
+	assert_int_equal(kiln_target_load(&t, dir), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "reference.c: no such file");
+	free(dir);
+	dir = make_target("res3", "toy", "\"reference\": \"adamw\"", "\"reference\": \"nonesuch\"", NULL);
+	assert_int_equal(kiln_target_load(&t, dir), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "no built-in reference named \"nonesuch\"");
+	free(dir);
+}
+
+static void test_targets__search_path(void **state)
+{
+	(void)state;
+	char **dirs = NULL;
+	size_t n = 0;
+	setenv("KILN_TARGETS_DIR", "/a/b::/c", 1);
+	assert_int_equal(kiln_targets_search_path(&dirs, &n, "/mine"), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(dirs[0], "/mine");
+	assert_string_equal(dirs[1], "/a/b");
+	assert_string_equal(dirs[2], "/c");
+	assert_string_equal(dirs[3], kiln_targets_builtin_dir());
+	for (size_t i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+	/* a folder of $KILN_TARGETS_DIR adds to the built-ins */
+	char *dir = make_target("envlib", "toy", NULL, NULL, NULL), *lib = kiln_path_join(tmp_root, "envlib");
+	setenv("KILN_TARGETS_DIR", lib, 1);
+	kiln_target *t = NULL;
+	assert_int_equal(kiln_target_find(&t, "toy", NULL), 0);
+	kiln_target_free(t);
+	assert_int_equal(kiln_target_find(&t, "lion", NULL), 0);
+	kiln_target_free(t);
+	unsetenv("KILN_TARGETS_DIR");
+	free(lib);
+	free(dir);
+}
+
+static void test_targets__scaffold(void **state)
+{
+	(void)state;
+	char *parent = kiln_path_join(tmp_root, "scaffold"), *made = NULL, *cu = kiln_path_join(tmp_root, "k.cu");
+	write_file(tmp_root, "k.cu",
+		   "#define BLOCK 128\nextern \"C\" __global__ void __launch_bounds__(BLOCK)\n"
+		   "my_kernel(float *__restrict__ out, const __nv_bfloat16 *in, const unsigned char *mask,\n"
+		   "          float scale, int k, long long rows, long long cols)\n{ }\n");
+	assert_int_equal(kiln_target_scaffold(&made, "mine", parent, cu, true), 0);
+	kiln_target *t = NULL;
+	if (kiln_target_load(&t, made))
+		fail_msg("%s", kiln_error_last());
+	assert_int_equal(t->nbuffers, 3);
+	assert_string_equal(t->buffers[0].name, "out");
+	assert_int_equal(t->buffers[0].role, KILN_ROLE_INOUT);
+	assert_int_equal(t->buffers[1].dtype, KILN_BF16);
+	assert_int_equal(t->buffers[1].role, KILN_ROLE_IN);
+	assert_int_equal(t->buffers[2].dtype, KILN_U8);
+	assert_int_equal(t->nscalars, 2);
+	assert_int_equal(t->scalars[1].dtype, KILN_I32);
+	assert_int_equal(t->nsymbols, 2);
+	assert_string_equal(t->symbols[1].name, "cols");
+	assert_int_equal(t->ref_kind, KILN_REF_PY);
+	kiln_plan *p = NULL;
+	if (kiln_plan_load(&p, t->launch_path, t))
+		fail_msg("%s", kiln_error_last());
+	assert_string_equal(p->launches[0].kernel, "my_kernel");
+	assert_int_equal(p->launches[0].nargs, 7);
+	kiln_plan_free(p);
+	kiln_target_free(t);
+	free(made);
+	assert_int_equal(kiln_target_scaffold(&made, "mine", parent, cu, true), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "already exists");
+	write_file(tmp_root, "k.cu", "extern \"C\" __global__ void k(float **pp, long long n) {}\n");
+	assert_int_equal(kiln_target_scaffold(&made, "mine2", parent, cu, false), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "parameter pp is a pointer to a pointer");
+	write_file(tmp_root, "k.cu", "extern \"C\" __global__ void k(float4 *v, long long n) {}\n");
+	assert_int_equal(kiln_target_scaffold(&made, "mine3", parent, cu, false), KILN_EINVAL);
+	assert_contains(kiln_error_last(), "parameter v has type \"float4\" *");
+	assert_int_equal(kiln_target_scaffold(&made, "min", parent, NULL, false), KILN_EINVAL); /* reserved */
+	assert_int_equal(kiln_target_scaffold(&made, "axpy", parent, NULL, false), 0);
+	assert_int_equal(kiln_target_load(&t, made), 0);
+	assert_int_equal(t->ref_kind, KILN_REF_C);
+	kiln_target_free(t);
+	free(made);
+	free(cu);
+	free(parent);
+}
+
 /* ---- finding and listing ---- */
 
 static void test_targets__find_and_list(void **state)
@@ -1214,6 +1472,11 @@ int main(void)
 		cmocka_unit_test(test_targets__reference_run),
 		cmocka_unit_test(test_targets__find_and_list),
 		cmocka_unit_test(test_targets__builtin_targets),
+		cmocka_unit_test(test_targets__external_c),
+		cmocka_unit_test(test_targets__external_py),
+		cmocka_unit_test(test_targets__reference_resolution),
+		cmocka_unit_test(test_targets__search_path),
+		cmocka_unit_test(test_targets__scaffold),
 	};
 	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

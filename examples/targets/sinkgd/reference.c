@@ -1,0 +1,56 @@
+/* sinkgd reference: the SinkGD update of Scetbon et al. 2025, "Gradient
+ * Multi-Normalization for Stateless and Scalable LLM Training" (Algorithm SinkGD):
+ * X = G, then L times a row l2 normalization to norm sqrt(cols) followed by a column
+ * normalization to norm sqrt(rows), then W -= lr*X. The paper divides by the norm; we
+ * floor it at 1e-12 so that a zero row or column stays zero instead of 0/0. L is an input
+ * of the paper's algorithm; this target fixes L = 3. float64. Each W element gets a slack
+ * of 64 fp32 roundings of lr*|X|: an fp32 kernel rounds X in every pass.
+ * Written against the public kiln/reference.h, as any user's reference.c. */
+#include <kiln/reference.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+#define ITERS 3
+#define EPS32 1.1920928955078125e-07
+
+int kiln_reference(kiln_ref_io *io)
+{
+	int64_t rows = kiln_ref_symbol(io, "rows"), cols = kiln_ref_symbol(io, "cols");
+	double lr = kiln_ref_scalar(io, "lr");
+	double *w = kiln_ref_buf(io, "W"), *g = kiln_ref_buf(io, "G"), *slack = kiln_ref_slack(io, "W");
+	if (rows < 0 || cols < 0 || !w || !g || !slack || isnan(lr))
+		return kiln_ref_fail(io, "sinkgd needs symbols rows, cols, buffers W, G and scalar lr");
+	size_t n = (size_t)(rows * cols);
+	if (kiln_ref_count(io, "W") != n || kiln_ref_count(io, "G") != n)
+		return kiln_ref_fail(io, "W and G must be [rows, cols]");
+	double *x = malloc((n ? n : 1) * sizeof(double));
+	if (!x)
+		return kiln_ref_fail(io, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		x[i] = g[i];
+	for (int it = 0; it < ITERS; it++) {
+		for (int64_t r = 0; r < rows; r++) {
+			double ss = 0;
+			for (int64_t c = 0; c < cols; c++)
+				ss += x[r * cols + c] * x[r * cols + c];
+			double s = sqrt((double)cols) / fmax(sqrt(ss), 1e-12);
+			for (int64_t c = 0; c < cols; c++)
+				x[r * cols + c] *= s;
+		}
+		for (int64_t c = 0; c < cols; c++) {
+			double ss = 0;
+			for (int64_t r = 0; r < rows; r++)
+				ss += x[r * cols + c] * x[r * cols + c];
+			double s = sqrt((double)rows) / fmax(sqrt(ss), 1e-12);
+			for (int64_t r = 0; r < rows; r++)
+				x[r * cols + c] *= s;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		w[i] -= lr * x[i];
+		slack[i] = 64 * EPS32 * fabs(lr * x[i]);
+	}
+	free(x);
+	return 0;
+}
