@@ -110,6 +110,7 @@ typedef struct warp {
 	uint32_t fence_t;     /* time of the warp's last fence (0 none): what a release store publishes */
 	uint8_t fence_cta;    /* that fence was .cta scope */
 	uint32_t vmin;        /* min over the other warps j of vc[this][j] */
+	const uint32_t *vcrow; /* vc[this]: this warp's row of its block's clocks */
 	uint32_t full_t;      /* the last block-wide barrier this warp passed: every access
 			       * by any warp of the block up to it is ordered before its next ones */
 	uint32_t spin_pc;     /* spin detection: pc and value hash of the last flag read */
@@ -269,7 +270,8 @@ static void enter_block(ctx *x, blk *b)
 /* Accesses of warp `other` of w's block at time t happened before w's next access. */
 static inline bool hb_local(const ctx *x, const warp *w, uint32_t other, uint32_t t)
 {
-	return t <= x->cur->vc[w->id * x->nwarps + other] || t <= w->fx;
+	(void)x;
+	return t <= w->vcrow[other] || t <= w->fx;
 }
 
 static void tid_of(const ctx *x, uint32_t lin, uint32_t t[3])
@@ -541,7 +543,7 @@ static bool multi_unordered(const ctx *x, const race_ent *e, const warp *w)
 	return e->oepoch > w->vmin && e->oepoch > w->fx && e->oepoch > w->full_t;
 }
 
-static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint16_t tid,
+static inline __attribute__((always_inline)) bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint16_t tid,
 			  uint32_t line, uint32_t *oline, uint32_t *otid, bool sync)
 {
 	if (!(sync && e->wsy) && !hb_local(x, w, e->wtid / 32u, e->wepoch) &&
@@ -560,7 +562,8 @@ static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool w
 	return false;
 }
 
-static void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid, const emu_inst *in, bool write, bool sync)
+static inline __attribute__((always_inline)) void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid,
+							     const emu_inst *in, bool write, bool sync)
 {
 	uint32_t line = in->line;
 	if (write) {
@@ -633,7 +636,8 @@ static kiln_err race_fault(ctx *x, const warp *w, int l, const emu_inst *in, uin
 }
 
 /* racecheck on [off, off+n) of shared memory by lane l of warp w. */
-static kiln_err race_check(ctx *x, warp *w, int l, const emu_inst *in, uint32_t off, uint32_t n, bool write)
+static inline __attribute__((always_inline)) kiln_err race_check(ctx *x, warp *w, int l, const emu_inst *in, uint32_t off,
+								    uint32_t n, bool write)
 {
 	uint16_t tid = (uint16_t)(w->id * 32 + (uint32_t)l);
 	uint32_t oline = 0, otid = 0;
@@ -677,7 +681,7 @@ static bool hb_global(const ctx *x, const warp *w, uint32_t gid, uint32_t wid, u
 {
 	if (t <= w->fx)
 		return true;
-	return gid == x->cur->gid && t <= x->cur->vc[w->id * x->nwarps + wid];
+	return gid == x->cur->gid && t <= w->vcrow[wid];
 }
 
 static kiln_err grace_fault(ctx *x, const warp *w, int l, const emu_inst *in, const emu_alloc *a, uint64_t addr,
@@ -1658,7 +1662,8 @@ static void bar_reset(const ctx *x, bar_state *bs, uint32_t expect)
 	bs->any = 0;
 	bs->fx = 0;
 	bs->arr_t = UINT32_MAX;
-	memset(bs->vc, 0, x->nwarps * sizeof *bs->vc);
+	if (x->grace)
+		memset(bs->vc, 0, x->nwarps * sizeof *bs->vc);
 }
 
 /* Warp w arrives at barrier id of its block, which expects nw warps (0: all live). */
@@ -1670,7 +1675,7 @@ static void bar_join(ctx *x, warp *w, uint32_t id, uint32_t nw)
 	if (!bs->arrived)
 		bar_reset(x, bs, nw);
 	bs->arrived++;
-	for (uint32_t j = 0; j < x->nwarps; j++)
+	for (uint32_t j = 0; x->grace && j < x->nwarps; j++) /* the clocks only serve the racecheck */
 		bs->vc[j] = row[j] > bs->vc[j] ? row[j] : bs->vc[j];
 	bs->vc[w->id] = x->now;
 	bs->fx = w->fx > bs->fx ? w->fx : bs->fx;
@@ -1706,7 +1711,7 @@ static void bar_try(ctx *x, blk *b, uint32_t id)
 			w->p[w->bar_d] = (w->p[w->bar_d] & ~bw) | (v ? bw : 0);
 		}
 		uint32_t *row = b->vc + (size_t)wi * x->nwarps, mn = UINT32_MAX, mx = 0;
-		for (uint32_t j = 0; j < x->nwarps; j++) {
+		for (uint32_t j = 0; x->grace && j < x->nwarps; j++) {
 			row[j] = bs->vc[j] > row[j] ? bs->vc[j] : row[j];
 			mn = row[j] < mn && j != wi ? row[j] : mn;
 			mx = bs->vc[j] > mx ? bs->vc[j] : mx;
@@ -2407,7 +2412,7 @@ static void start_block(ctx *x, blk *b, uint64_t lin, uint32_t slot)
 			memset(b->sh_init, 0, x->shared_size);
 	}
 	uint32_t t = ++x->now;
-	for (size_t i = 0; i < (size_t)x->nwarps * x->nwarps; i++)
+	for (size_t i = 0; x->grace && i < (size_t)x->nwarps * x->nwarps; i++)
 		b->vc[i] = t;
 	for (uint32_t i = 0; i < NBAR; i++)
 		b->bar[i].arrived = 0;
@@ -2654,6 +2659,7 @@ static kiln_err slot_alloc(ctx *x, blk *b)
 		w->id = wi;
 		w->b = b;
 		w->p = preds + (size_t)wi * k->npreds;
+		w->vcrow = b->vc + (size_t)wi * x->nwarps;
 	}
 	return 0;
 }
