@@ -1424,6 +1424,8 @@ static void test_emu__named_barriers_and_deadlock(void **state)
 		count = 64;
 		assert_int_equal(launch1(e, m, "reuse3", 1, 128, 0, a, NULL), KILN_EFAULT);
 		assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_RACE);
+		if (sched < 2) /* warp 0 read first: the write names it */
+			assert_non_null(strstr(kiln_error_last(), "the read by warp 0 is not ordered"));
 		count = 96; /* warp 0 joins the named barrier: ordered */
 		assert_int_equal(launch1(e, m, "reuse3", 1, 128, 0, a, NULL), 0);
 	}

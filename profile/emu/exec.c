@@ -129,6 +129,7 @@ typedef struct race_ent {
 	uint32_t wline, rline;
 	uint8_t rmulti;
 	uint8_t mwarp;        /* rmulti: the warp of the read at mepoch */
+	uint8_t owarp;        /* rmulti: the warp of the read at oepoch (fault messages) */
 	uint32_t mepoch;      /* rmulti: latest time of the reads by warps other than rtid's */
 	uint32_t oepoch;      /* rmulti: latest time of the reads by warps other than mwarp's */
 	uint8_t wsy, rsy;     /* the write / read was volatile (a flag): flags never conflict */
@@ -552,11 +553,19 @@ static inline __attribute__((always_inline)) bool race_conflict(const ctx *x, co
 		*otid = e->wtid;
 		return true;
 	}
-	if (write && !(sync && e->rsy) && ((e->rmulti && multi_unordered(x, e, w)) ||
-		      (!hb_local(x, w, e->rtid / 32u, e->repoch) &&
-		       (e->rtid / 32 != w->id || same_warp_conflict(w, tid, line, e->rtid, e->rline, e->wsync_r))))) {
+	if (!write || (sync && e->rsy))
+		return false;
+	if (!hb_local(x, w, e->rtid / 32u, e->repoch) &&
+	    (e->rtid / 32 != w->id || same_warp_conflict(w, tid, line, e->rtid, e->rline, e->wsync_r))) {
 		*oline = e->rline;
 		*otid = e->rtid;
+		return true;
+	}
+	if (e->rmulti && multi_unordered(x, e, w)) {
+		/* an older read by another warp: line 0, the warp when it is the one known */
+		*oline = 0;
+		*otid = (e->mwarp != w->id && e->mepoch > w->fx && !hb_local(x, w, e->mwarp, e->mepoch) ? e->mwarp : e->owarp) *
+			32u;
 		return true;
 	}
 	return false;
@@ -594,16 +603,20 @@ static inline __attribute__((always_inline)) void race_note(const ctx *x, race_e
 			e->mepoch = e->repoch;
 			e->mwarp = pw;
 			e->oepoch = 0;
+			e->owarp = pw;
 		} else if (pw == e->mwarp) {
 			e->mepoch = e->repoch > e->mepoch ? e->repoch : e->mepoch;
 		} else {
-			uint32_t older = e->mepoch;
-			e->oepoch = older > e->oepoch ? older : e->oepoch;
+			if (e->mepoch > e->oepoch) {
+				e->oepoch = e->mepoch;
+				e->owarp = e->mwarp;
+			}
 			if (e->repoch >= e->mepoch) {
 				e->mepoch = e->repoch;
 				e->mwarp = pw;
-			} else {
-				e->oepoch = e->repoch > e->oepoch ? e->repoch : e->oepoch;
+			} else if (e->repoch > e->oepoch) {
+				e->oepoch = e->repoch;
+				e->owarp = pw;
 			}
 		}
 		e->rmulti = 1;
@@ -630,6 +643,10 @@ static kiln_err race_fault(ctx *x, const warp *w, int l, const emu_inst *in, uin
 	f->alloc_base = 0;
 	f->alloc_size = x->shared_size;
 	tid_of(x, otid, f->other_thread);
+	if (!oline) /* reads by several warps */
+		return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
+			     "write of shared byte %u: the read by warp %u is not ordered before it (no block-wide barrier; one with the last reader orders no other)",
+			     byte, otid / 32);
 	return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
 		     "%s of shared byte %u conflicts with thread (%u,%u,%u) at PTX line %u with no barrier (or __syncwarp, for lanes of one warp) between",
 		     write ? "write" : "read", byte, f->other_thread[0], f->other_thread[1], f->other_thread[2], oline);
