@@ -1288,6 +1288,12 @@ static const char *sched_src =
 	"  __shared__ int v; if (threadIdx.x == 0) v = 7;\n"
 	"  if (threadIdx.x < 32) asm volatile(\"bar.arrive 1, %0;\" :: \"r\"(count) : \"memory\");\n"
 	"  else { asm volatile(\"bar.sync 1, %0;\" :: \"r\"(count) : \"memory\"); out[threadIdx.x] = v; } }\n"
+	"extern \"C\" __global__ void reuse3(int *out, int count) {\n"
+	"  __shared__ int s; if (threadIdx.x == 0) s = 5; __syncthreads(); int w = threadIdx.x / 32, v = 0;\n"
+	"  if (w == 0) { v = s; if (count == 96) asm volatile(\"bar.sync 1, %0;\" :: \"r\"(count) : \"memory\"); }\n"
+	"  else if (w == 1) { v = s; asm volatile(\"bar.sync 1, %0;\" :: \"r\"(count) : \"memory\"); }\n"
+	"  else if (w == 2) { asm volatile(\"bar.sync 1, %0;\" :: \"r\"(count) : \"memory\"); v = s; if (threadIdx.x == 64) s = v + 1; }\n"
+	"  out[threadIdx.x] = v; }\n"
 	"extern \"C\" __global__ void popc(int *out) {\n"
 	"  out[threadIdx.x] = __syncthreads_count(threadIdx.x % 3 == 0); }\n"
 	"extern \"C\" __global__ void clocks(unsigned long long *t, unsigned *sm) {\n"
@@ -1410,6 +1416,20 @@ static void test_emu__named_barriers_and_deadlock(void **state)
 	count = 33;
 	assert_int_equal(launch1(e, m, "named", 1, 128, 0, a, NULL), KILN_EFAULT);
 	assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_TRAP);
+	/* warp 2 overwrites a word after a named barrier with warp 1, the latest reader; warp 0
+	 * read it too, unordered (no block-wide barrier between): a race, on every schedule */
+	for (int sched = 0; sched < 3; sched++) {
+		kiln_emu_set_schedule(e, sched == 0 ? KILN_EMU_SCHED_FORWARD : sched == 1 ? KILN_EMU_SCHED_REVERSE :
+			      KILN_EMU_SCHED_SEEDED, 3);
+		count = 64;
+		assert_int_equal(launch1(e, m, "reuse3", 1, 128, 0, a, NULL), KILN_EFAULT);
+		assert_int_equal(kiln_emu_last_fault(e)->kind, KILN_EMU_FAULT_RACE);
+		if (sched < 2) /* warp 0 read first: the write names it */
+			assert_non_null(strstr(kiln_error_last(), "the read by warp 0 is not ordered"));
+		count = 96; /* warp 0 joins the named barrier: ordered */
+		assert_int_equal(launch1(e, m, "reuse3", 1, 128, 0, a, NULL), 0);
+	}
+	kiln_emu_set_schedule(e, KILN_EMU_SCHED_SEEDED, 1);
 	const void *p[] = {&dout};
 	assert_int_equal(launch1(e, m, "popc", 1, 100, 0, p, NULL), 0);
 	kiln_emu_read(e, out, dout, 100 * sizeof(int));

@@ -110,6 +110,7 @@ typedef struct warp {
 	uint32_t fence_t;     /* time of the warp's last fence (0 none): what a release store publishes */
 	uint8_t fence_cta;    /* that fence was .cta scope */
 	uint32_t vmin;        /* min over the other warps j of vc[this][j] */
+	const uint32_t *vcrow; /* vc[this]: this warp's row of its block's clocks */
 	uint32_t full_t;      /* the last block-wide barrier this warp passed: every access
 			       * by any warp of the block up to it is ordered before its next ones */
 	uint32_t spin_pc;     /* spin detection: pc and value hash of the last flag read */
@@ -128,6 +129,7 @@ typedef struct race_ent {
 	uint32_t wline, rline;
 	uint8_t rmulti;
 	uint8_t mwarp;        /* rmulti: the warp of the read at mepoch */
+	uint8_t owarp;        /* rmulti: the warp of the read at oepoch (fault messages) */
 	uint32_t mepoch;      /* rmulti: latest time of the reads by warps other than rtid's */
 	uint32_t oepoch;      /* rmulti: latest time of the reads by warps other than mwarp's */
 	uint8_t wsy, rsy;     /* the write / read was volatile (a flag): flags never conflict */
@@ -141,6 +143,7 @@ typedef struct bar_state {
 	uint32_t popc;
 	uint8_t all, any;
 	uint32_t fx;
+	uint32_t arr_t;       /* the earliest bar.arrive (UINT32_MAX none): that warp ran on */
 	uint32_t *vc;         /* [nwarps] */
 } bar_state;
 
@@ -211,6 +214,9 @@ typedef struct ctx {
 	uint32_t *atom_cnt;   /* thread-level atomics at each */
 	uint32_t atom_n;      /* slots used */
 	uint64_t atom_max;    /* the most at one address */
+	uint64_t **rfree;     /* register files not held by a warp (last released first) */
+	uint64_t **rall;      /* every register file of this launch */
+	uint32_t nfree, nall;
 } ctx;
 
 #define ATOM_SLOTS 4096u /* contention is tracked for the first 4096 distinct addresses */
@@ -265,7 +271,8 @@ static void enter_block(ctx *x, blk *b)
 /* Accesses of warp `other` of w's block at time t happened before w's next access. */
 static inline bool hb_local(const ctx *x, const warp *w, uint32_t other, uint32_t t)
 {
-	return t <= x->cur->vc[w->id * x->nwarps + other] || t <= w->fx;
+	(void)x;
+	return t <= w->vcrow[other] || t <= w->fx;
 }
 
 static void tid_of(const ctx *x, uint32_t lin, uint32_t t[3])
@@ -537,7 +544,7 @@ static bool multi_unordered(const ctx *x, const race_ent *e, const warp *w)
 	return e->oepoch > w->vmin && e->oepoch > w->fx && e->oepoch > w->full_t;
 }
 
-static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint16_t tid,
+static inline __attribute__((always_inline)) bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool write, uint16_t tid,
 			  uint32_t line, uint32_t *oline, uint32_t *otid, bool sync)
 {
 	if (!(sync && e->wsy) && !hb_local(x, w, e->wtid / 32u, e->wepoch) &&
@@ -546,17 +553,26 @@ static bool race_conflict(const ctx *x, const race_ent *e, const warp *w, bool w
 		*otid = e->wtid;
 		return true;
 	}
-	if (write && !(sync && e->rsy) && ((e->rmulti && multi_unordered(x, e, w)) ||
-		      (!hb_local(x, w, e->rtid / 32u, e->repoch) &&
-		       (e->rtid / 32 != w->id || same_warp_conflict(w, tid, line, e->rtid, e->rline, e->wsync_r))))) {
+	if (!write || (sync && e->rsy))
+		return false;
+	if (!hb_local(x, w, e->rtid / 32u, e->repoch) &&
+	    (e->rtid / 32 != w->id || same_warp_conflict(w, tid, line, e->rtid, e->rline, e->wsync_r))) {
 		*oline = e->rline;
 		*otid = e->rtid;
+		return true;
+	}
+	if (e->rmulti && multi_unordered(x, e, w)) {
+		/* an older read by another warp: line 0, the warp when it is the one known */
+		*oline = 0;
+		*otid = (e->mwarp != w->id && e->mepoch > w->fx && !hb_local(x, w, e->mwarp, e->mepoch) ? e->mwarp : e->owarp) *
+			32u;
 		return true;
 	}
 	return false;
 }
 
-static void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid, const emu_inst *in, bool write, bool sync)
+static inline __attribute__((always_inline)) void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid,
+							     const emu_inst *in, bool write, bool sync)
 {
 	uint32_t line = in->line;
 	if (write) {
@@ -570,7 +586,10 @@ static void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid, const em
 	}
 	if (sync && e->wsy && e->rel > w->fx) /* acquire: reading a flag sees its release */
 		w->fx = e->rel;
-	if (hb_local(x, w, e->rtid / 32u, e->repoch)) {
+	/* the last read is ordered before this one: the record restarts with it, unless older
+	 * reads by several warps are not (a read ordered after the latest reader through a
+	 * named barrier knows nothing of a third warp's read: it stays recorded) */
+	if (hb_local(x, w, e->rtid / 32u, e->repoch) && !(e->rmulti && multi_unordered(x, e, w))) {
 		e->rsy = sync;
 		e->repoch = x->now;
 		e->rtid = tid;
@@ -584,16 +603,20 @@ static void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid, const em
 			e->mepoch = e->repoch;
 			e->mwarp = pw;
 			e->oepoch = 0;
+			e->owarp = pw;
 		} else if (pw == e->mwarp) {
 			e->mepoch = e->repoch > e->mepoch ? e->repoch : e->mepoch;
 		} else {
-			uint32_t older = e->mepoch;
-			e->oepoch = older > e->oepoch ? older : e->oepoch;
+			if (e->mepoch > e->oepoch) {
+				e->oepoch = e->mepoch;
+				e->owarp = e->mwarp;
+			}
 			if (e->repoch >= e->mepoch) {
 				e->mepoch = e->repoch;
 				e->mwarp = pw;
-			} else {
-				e->oepoch = e->repoch > e->oepoch ? e->repoch : e->oepoch;
+			} else if (e->repoch > e->oepoch) {
+				e->oepoch = e->repoch;
+				e->owarp = pw;
 			}
 		}
 		e->rmulti = 1;
@@ -602,6 +625,10 @@ static void race_note(const ctx *x, race_ent *e, warp *w, uint16_t tid, const em
 		e->rtid = tid;
 		e->rline = line;
 		e->wsync_r = w->wsync;
+	} else {
+		/* this warp read it last: a writer must follow its latest read (the lane and
+		 * line of the first one stay for the checks inside the warp) */
+		e->repoch = x->now;
 	}
 }
 
@@ -616,13 +643,18 @@ static kiln_err race_fault(ctx *x, const warp *w, int l, const emu_inst *in, uin
 	f->alloc_base = 0;
 	f->alloc_size = x->shared_size;
 	tid_of(x, otid, f->other_thread);
+	if (!oline) /* reads by several warps */
+		return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
+			     "write of shared byte %u: the read by warp %u is not ordered before it (no block-wide barrier; one with the last reader orders no other)",
+			     byte, otid / 32);
 	return fault(x, KILN_EMU_FAULT_RACE, w, l, in,
 		     "%s of shared byte %u conflicts with thread (%u,%u,%u) at PTX line %u with no barrier (or __syncwarp, for lanes of one warp) between",
 		     write ? "write" : "read", byte, f->other_thread[0], f->other_thread[1], f->other_thread[2], oline);
 }
 
 /* racecheck on [off, off+n) of shared memory by lane l of warp w. */
-static kiln_err race_check(ctx *x, warp *w, int l, const emu_inst *in, uint32_t off, uint32_t n, bool write)
+static inline __attribute__((always_inline)) kiln_err race_check(ctx *x, warp *w, int l, const emu_inst *in, uint32_t off,
+								    uint32_t n, bool write)
 {
 	uint16_t tid = (uint16_t)(w->id * 32 + (uint32_t)l);
 	uint32_t oline = 0, otid = 0;
@@ -666,7 +698,7 @@ static bool hb_global(const ctx *x, const warp *w, uint32_t gid, uint32_t wid, u
 {
 	if (t <= w->fx)
 		return true;
-	return gid == x->cur->gid && t <= x->cur->vc[w->id * x->nwarps + wid];
+	return gid == x->cur->gid && t <= w->vcrow[wid];
 }
 
 static kiln_err grace_fault(ctx *x, const warp *w, int l, const emu_inst *in, const emu_alloc *a, uint64_t addr,
@@ -1646,7 +1678,9 @@ static void bar_reset(const ctx *x, bar_state *bs, uint32_t expect)
 	bs->all = 1;
 	bs->any = 0;
 	bs->fx = 0;
-	memset(bs->vc, 0, x->nwarps * sizeof *bs->vc);
+	bs->arr_t = UINT32_MAX;
+	if (x->grace)
+		memset(bs->vc, 0, x->nwarps * sizeof *bs->vc);
 }
 
 /* Warp w arrives at barrier id of its block, which expects nw warps (0: all live). */
@@ -1658,7 +1692,7 @@ static void bar_join(ctx *x, warp *w, uint32_t id, uint32_t nw)
 	if (!bs->arrived)
 		bar_reset(x, bs, nw);
 	bs->arrived++;
-	for (uint32_t j = 0; j < x->nwarps; j++)
+	for (uint32_t j = 0; x->grace && j < x->nwarps; j++) /* the clocks only serve the racecheck */
 		bs->vc[j] = row[j] > bs->vc[j] ? row[j] : bs->vc[j];
 	bs->vc[w->id] = x->now;
 	bs->fx = w->fx > bs->fx ? w->fx : bs->fx;
@@ -1673,7 +1707,10 @@ static void bar_try(ctx *x, blk *b, uint32_t id)
 	uint32_t expect = bs->expect ? bs->expect : b->live;
 	if (!bs->arrived || bs->arrived < expect)
 		return;
-	bool full = expect >= b->live; /* every live warp arrived: a block-wide barrier */
+	/* a block-wide barrier: it waits for every warp of the block (a warp that exited
+	 * counts as arrived). A named barrier whose count only happens to match the warps
+	 * still live orders nothing about the ones that exited. */
+	bool full = !bs->expect || bs->expect >= x->nwarps;
 	bs->arrived = 0;
 	x->progress++;
 	for (uint32_t wi = 0; wi < x->nwarps; wi++) {
@@ -1691,12 +1728,13 @@ static void bar_try(ctx *x, blk *b, uint32_t id)
 			w->p[w->bar_d] = (w->p[w->bar_d] & ~bw) | (v ? bw : 0);
 		}
 		uint32_t *row = b->vc + (size_t)wi * x->nwarps, mn = UINT32_MAX, mx = 0;
-		for (uint32_t j = 0; j < x->nwarps; j++) {
+		for (uint32_t j = 0; x->grace && j < x->nwarps; j++) {
 			row[j] = bs->vc[j] > row[j] ? bs->vc[j] : row[j];
 			mn = row[j] < mn && j != wi ? row[j] : mn;
 			mx = bs->vc[j] > mx ? bs->vc[j] : mx;
 		}
 		w->vmin = mn;
+		mx = bs->arr_t < mx ? bs->arr_t : mx; /* a warp that only arrived may access after it */
 		if (full && mx > w->full_t)
 			w->full_t = mx;
 		w->fx = bs->fx > w->fx ? bs->fx : w->fx;
@@ -1727,6 +1765,9 @@ static void bar_wait(ctx *x, warp *w)
 static void bar_arrive(ctx *x, warp *w, uint32_t id, uint32_t nw)
 {
 	bar_join(x, w, id, nw);
+	bar_state *bs = &w->b->bar[id];
+	if (bs->vc[w->id] < bs->arr_t)
+		bs->arr_t = bs->vc[w->id];
 	bar_try(x, w->b, id);
 }
 
@@ -2369,7 +2410,6 @@ static uint64_t sreg_value(const ctx *x, const blk *b, int id, uint32_t warp_id,
  * warp to its next barrier (or spin). */
 static void start_block(ctx *x, blk *b, uint64_t lin, uint32_t slot)
 {
-	const emu_kernel *k = x->k;
 	uint64_t g = x->emu->sched == KILN_EMU_SCHED_REVERSE ? x->nblocks - 1 - lin : lin;
 	b->ctaid[0] = (uint32_t)(g % x->grid[0]);
 	b->ctaid[1] = (uint32_t)(g / x->grid[0] % x->grid[1]);
@@ -2389,7 +2429,7 @@ static void start_block(ctx *x, blk *b, uint64_t lin, uint32_t slot)
 			memset(b->sh_init, 0, x->shared_size);
 	}
 	uint32_t t = ++x->now;
-	for (size_t i = 0; i < (size_t)x->nwarps * x->nwarps; i++)
+	for (size_t i = 0; x->grace && i < (size_t)x->nwarps * x->nwarps; i++)
 		b->vc[i] = t;
 	for (uint32_t i = 0; i < NBAR; i++)
 		b->bar[i].arrived = 0;
@@ -2416,17 +2456,53 @@ static void start_block(ctx *x, blk *b, uint64_t lin, uint32_t slot)
 		w->full_t = t;
 		w->spin_pc = UINT32_MAX;
 		w->b = b;
+		w->r = NULL; /* a register file when it first runs (regs_acquire) */
 		w->p[0] = 0;
 		w->p[1] = FULL;
+	}
+}
+
+/* A warp about to run for the first time takes a register file: the one released last
+ * (still in cache) or a new one with the immediates and symbol addresses filled; its
+ * special registers are filled here. Files go back when a warp exits (regs_release), so
+ * warps that run to completion in turn share a few files instead of one per resident
+ * warp. Other registers keep what the file held (a PTX register read before it is
+ * written is undefined). */
+static kiln_err regs_acquire(ctx *x, warp *w)
+{
+	const emu_kernel *k = x->k;
+	if (x->nfree) {
+		w->r = x->rfree[--x->nfree];
+	} else {
+		uint64_t *r = kiln_calloc((size_t)k->nregs * 32 + 1, 8);
+		if (!r)
+			return kiln_error_set(KILN_ENOMEM, "emulator: out of memory launching %s", k->name);
 		for (uint32_t i = 0; i < k->nconsts; i++) {
 			const emu_const *c = &k->consts[i];
-			if (c->kind != CONST_SREG)
+			if (c->kind == CONST_SREG)
 				continue;
-			uint64_t *Rr = w->r + (size_t)c->reg * 32;
+			uint64_t v = c->kind == CONST_IMM ? c->value : x->symaddr[c->sym] + c->value;
 			for (int l = 0; l < 32; l++)
-				Rr[l] = sreg_value(x, b, c->sym, wi, l);
+				r[(size_t)c->reg * 32 + (uint32_t)l] = v;
 		}
+		x->rall[x->nall++] = r;
+		w->r = r;
 	}
+	for (uint32_t i = 0; i < k->nconsts; i++) {
+		const emu_const *c = &k->consts[i];
+		if (c->kind != CONST_SREG)
+			continue;
+		uint64_t *Rr = w->r + (size_t)c->reg * 32;
+		for (int l = 0; l < 32; l++)
+			Rr[l] = sreg_value(x, w->b, c->sym, w->id, l);
+	}
+	return 0;
+}
+
+static void regs_release(ctx *x, warp *w)
+{
+	x->rfree[x->nfree++] = w->r;
+	w->r = NULL;
 }
 
 static kiln_err deadlock(ctx *x, blk *b)
@@ -2458,6 +2534,7 @@ static kiln_err after_warp(ctx *x, blk *b, warp *w)
 	if (w->state == W_BAR && !w->arrived) {
 		bar_wait(x, w);
 	} else if (w->state == W_DONE) {
+		regs_release(x, w);
 		b->live--;
 		x->progress++;
 		for (uint32_t id = 0; id < NBAR; id++)
@@ -2515,6 +2592,8 @@ static kiln_err run_grid(ctx *x)
 			return 0;
 		}
 		enter_block(x, b);
+		if (!w->r && regs_acquire(x, w))
+			return KILN_ENOMEM;
 		w->qleft = seeded ? 1 + (uint32_t)(rng_next(&x->rng) % (2 * x->quantum)) : UINT32_MAX;
 		x->now++;
 		w->spun = 0;
@@ -2557,10 +2636,8 @@ static uint32_t occupancy(const ctx *x)
 
 static void slot_free(blk *b)
 {
-	if (b->warps) {
-		free(b->warps[0].r);
+	if (b->warps)
 		free(b->warps[0].p);
-	}
 	free(b->warps);
 	free(b->local);
 	free(b->shared);
@@ -2576,16 +2653,12 @@ static kiln_err slot_alloc(ctx *x, blk *b)
 {
 	const emu_kernel *k = x->k;
 	const kiln_emu_options *o = &x->emu->opt;
-	uint64_t *regs = kiln_malloc((size_t)k->nregs * 32 * 8 * x->nwarps + 8);
 	uint32_t *preds = kiln_calloc((size_t)k->npreds * x->nwarps + 1, sizeof *preds);
 	b->warps = kiln_calloc(x->nwarps, sizeof *b->warps);
-	if (b->warps) {
-		b->warps[0].r = regs;
+	if (b->warps)
 		b->warps[0].p = preds;
-	} else {
-		free(regs);
+	else
 		free(preds);
-	}
 	b->local = x->local_stride ? kiln_calloc((size_t)x->local_stride * x->nwarps * 32, 1) : NULL;
 	b->shared = kiln_malloc(x->shared_size + 16);
 	b->sh_init = o->initcheck ? kiln_malloc(x->shared_size + 16) : NULL;
@@ -2593,27 +2666,17 @@ static kiln_err slot_alloc(ctx *x, blk *b)
 	b->race_b = b->race ? kiln_calloc(x->shared_size, sizeof *b->race_b) : NULL;
 	b->vc = kiln_calloc((size_t)x->nwarps * x->nwarps, sizeof *b->vc);
 	b->bar[0].vc = kiln_calloc((size_t)x->nwarps * NBAR, sizeof *b->vc);
-	if (!regs || !preds || !b->warps || (x->local_stride && !b->local) || !b->shared || (o->initcheck && !b->sh_init) ||
+	if (!preds || !b->warps || (x->local_stride && !b->local) || !b->shared || (o->initcheck && !b->sh_init) ||
 	    (o->racecheck && x->shared_size && (!b->race || !b->race_b)) || !b->vc || !b->bar[0].vc)
 		return KILN_ENOMEM;
 	for (uint32_t i = 1; i < NBAR; i++)
 		b->bar[i].vc = b->bar[0].vc + (size_t)i * x->nwarps;
-	memset(regs, 0, (size_t)k->nregs * 32 * 8 * x->nwarps);
 	for (uint32_t wi = 0; wi < x->nwarps; wi++) {
 		warp *w = &b->warps[wi];
 		w->id = wi;
 		w->b = b;
-		w->r = regs + (size_t)wi * k->nregs * 32;
 		w->p = preds + (size_t)wi * k->npreds;
-		for (uint32_t i = 0; i < k->nconsts; i++) {
-			const emu_const *c = &k->consts[i];
-			if (c->kind == CONST_SREG)
-				continue;
-			uint64_t v = c->kind == CONST_IMM ? c->value : x->symaddr[c->sym] + c->value;
-			uint64_t *Rr = w->r + (size_t)c->reg * 32;
-			for (int l = 0; l < 32; l++)
-				Rr[l] = v;
-		}
+		w->vcrow = b->vc + (size_t)wi * x->nwarps;
 	}
 	return 0;
 }
@@ -2703,7 +2766,9 @@ kiln_err kiln_emu_launch(kiln_emu *emu, const kiln_emu_module *mod, const char *
 	params = kiln_calloc(k->param_bytes + 8, 1);
 	x.slots = kiln_calloc(x.nslots, sizeof *x.slots);
 	x.sm_of_slot = kiln_calloc(x.nslots, sizeof *x.sm_of_slot);
-	if (!params || !x.slots || !x.sm_of_slot) {
+	x.rfree = kiln_calloc((size_t)x.nslots * x.nwarps, sizeof *x.rfree);
+	x.rall = kiln_calloc((size_t)x.nslots * x.nwarps, sizeof *x.rall);
+	if (!params || !x.slots || !x.sm_of_slot || !x.rfree || !x.rall) {
 		err = kiln_error_set(KILN_ENOMEM, "emulator: out of memory launching %s", kernel);
 		goto done;
 	}
@@ -2766,6 +2831,10 @@ done:
 		slot_free(&x.slots[s]);
 	free(x.slots);
 	free(x.sm_of_slot);
+	for (uint32_t i = 0; i < x.nall; i++)
+		free(x.rall[i]);
+	free(x.rfree);
+	free(x.rall);
 	free(x.atom_addr);
 	free(x.atom_cnt);
 	return err;
