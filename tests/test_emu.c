@@ -1031,25 +1031,30 @@ static kiln_err parse_str(const char *ptx)
 static void test_emu__parser_errors(void **state)
 {
 	(void)state;
+	/* a kernel body (after the header, on line 6), the error and a part of its message */
+	static const struct { const char *body; kiln_err err; const char *msg; } cases[] = {
+		{".reg .b32 %r<3>;\nadd.s32 %r1, %r2, %r9;\n", KILN_EINVAL, "x.ptx:7:"},
+		{".reg .b32 %r<3>;\nbra $L_nowhere;\n", KILN_EINVAL, "unknown label"},
+		{".reg .b32 %r<3>;\nmov.u32 %r1, 5\n", KILN_EINVAL, "x.ptx:8:"},
+		{".reg .b64 %rd<3>;\nwgmma.fence.sync.aligned;\n", KILN_EUNSUPPORTED,
+		 "not supported by the emulator: wgmma.fence.sync.aligned (line 7)"},
+		{".reg .b64 %rd<3>;\nmbarrier.init.shared.b64 [%rd1], 1;\n", KILN_EUNSUPPORTED, "mbarrier.init"},
+		{".reg .b32 %r<3>;\nfrobnicate.u32 %r1, %r2;\n", KILN_EUNSUPPORTED, "frobnicate.u32"},
+		/* the opcode table's operand count (createpolicy read a missing destination before) */
+		{"createpolicy.fractional.L2::evict_last.b64;\n", KILN_EINVAL,
+		 "x.ptx:6: createpolicy.fractional.L2::evict_last.b64: expected 1 operand, found 0"},
+		/* a row marked unsupported is refused before its operands are read */
+		{"tex.2d.v4.f32.f32 {,, [[;\n", KILN_EUNSUPPORTED,
+		 "not supported by the emulator: tex.2d.v4.f32.f32 (line 6)"},
+	};
 	const char *hdr = ".version 8.0\n.target sm_90\n.address_size 64\n";
 	char buf[1024];
-	snprintf(buf, sizeof buf, "%s.visible .entry k()\n{\n.reg .b32 %%r<3>;\nadd.s32 %%r1, %%r2, %%r9;\nret;\n}\n", hdr);
-	assert_int_equal(parse_str(buf), KILN_EINVAL);
-	assert_non_null(strstr(kiln_error_last(), "x.ptx:7:"));
-	snprintf(buf, sizeof buf, "%s.visible .entry k()\n{\n.reg .b32 %%r<3>;\nbra $L_nowhere;\nret;\n}\n", hdr);
-	assert_int_equal(parse_str(buf), KILN_EINVAL);
-	assert_non_null(strstr(kiln_error_last(), "unknown label"));
-	snprintf(buf, sizeof buf, "%s.visible .entry k()\n{\n.reg .b32 %%r<3>;\nmov.u32 %%r1, 5\nret;\n}\n", hdr);
-	assert_int_equal(parse_str(buf), KILN_EINVAL);
-	assert_non_null(strstr(kiln_error_last(), "x.ptx:8:"));
-	snprintf(buf, sizeof buf, "%s.visible .entry k()\n{\n.reg .b64 %%rd<3>;\nwgmma.fence.sync.aligned;\nret;\n}\n", hdr);
-	assert_int_equal(parse_str(buf), KILN_EUNSUPPORTED);
-	assert_non_null(strstr(kiln_error_last(), "not supported by the emulator: wgmma.fence.sync.aligned (line 7)"));
-	snprintf(buf, sizeof buf, "%s.visible .entry k()\n{\n.reg .b64 %%rd<3>;\nmbarrier.init.shared.b64 [%%rd1], 1;\nret;\n}\n", hdr);
-	assert_int_equal(parse_str(buf), KILN_EUNSUPPORTED);
-	snprintf(buf, sizeof buf, "%s.visible .entry k()\n{\n.reg .b32 %%r<3>;\nfrobnicate.u32 %%r1, %%r2;\nret;\n}\n", hdr);
-	assert_int_equal(parse_str(buf), KILN_EUNSUPPORTED);
-	assert_non_null(strstr(kiln_error_last(), "frobnicate.u32"));
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		snprintf(buf, sizeof buf, "%s.visible .entry k()\n{\n%sret;\n}\n", hdr, cases[i].body);
+		assert_int_equal(parse_str(buf), cases[i].err);
+		if (!strstr(kiln_error_last(), cases[i].msg))
+			fail_msg("case %zu: '%s' lacks '%s'", i, kiln_error_last(), cases[i].msg);
+	}
 	snprintf(buf, sizeof buf, "%s.visible .entry k(\n{\n", hdr);
 	assert_int_equal(parse_str(buf), KILN_EINVAL);
 	/* garbage never crashes */

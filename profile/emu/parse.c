@@ -1,9 +1,10 @@
 /* parse: PTX text -> kiln_emu_module. A line-aware lexer feeds a recursive-descent
- * parser that decodes each instruction once into an emu_inst with register-index
- * operands (immediates, symbols and special registers become pre-filled registers), then
- * each .entry is flattened with its device functions inlined. Every error names the
- * line; opcodes or modifiers the emulator cannot run are KILN_EUNSUPPORTED, never
- * silently skipped. */
+ * parser that decodes each instruction once, by its row of the opcode table (optab), into
+ * an emu_inst with register-index operands (immediates, symbols and special registers
+ * become pre-filled registers), then each .entry is flattened with its device functions
+ * inlined. Every error names the line; opcodes or modifiers the emulator cannot run are
+ * KILN_EUNSUPPORTED, never silently skipped. */
+#include <assert.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,11 +38,11 @@ typedef struct parser {
 	/* current function */
 	int32_t fidx;
 	struct scope_ent *scope;
-	size_t nscope, capscope;
+	uint32_t nscope, capscope;
 	struct label_ent *labels;
-	size_t nlabels, caplabels;
+	uint32_t nlabels, caplabels;
 	struct fixup *fixups;
-	size_t nfixups, capfixups;
+	uint32_t nfixups, capfixups;
 } parser;
 
 struct scope_ent {
@@ -419,14 +420,8 @@ static int32_t find_func(parser *p, const char *name, size_t n)
 
 static kiln_err scope_push(parser *p, const struct scope_ent *e)
 {
-	if (p->nscope == p->capscope) {
-		size_t nc = p->capscope ? p->capscope * 2 : 64;
-		struct scope_ent *q = kiln_realloc(p->scope, nc * sizeof *q);
-		if (!q)
-			return KILN_ENOMEM;
-		p->scope = q;
-		p->capscope = nc;
-	}
+	if (grow((void **)&p->scope, &p->capscope, p->nscope, sizeof *p->scope))
+		return KILN_ENOMEM;
 	p->scope[p->nscope++] = *e;
 	return 0;
 }
@@ -1204,28 +1199,27 @@ static kiln_err src(parser *p, const opnd *o, emu_type ty, uint32_t *out)
 	}
 }
 
-static kiln_err dst(parser *p, const opnd *o, uint32_t *out)
+/* A destination register: a value register, or a predicate when pred; '_' is a new one. */
+static kiln_err dst_of(parser *p, const opnd *o, bool pred, uint32_t *out)
 {
-	if (o->kind == O_REG) {
+	if (o->kind == (pred ? O_PRED : O_REG)) {
 		*out = o->reg;
 		return 0;
 	}
 	if (o->kind == O_SINK) {
-		*out = p->nregs++;
+		*out = pred ? p->npreds++ : p->nregs++;
 		return 0;
 	}
+	if (pred)
+		return perr(p, o->line, "expected a predicate destination");
 	if (o->kind == O_PRED)
 		return perr(p, o->line, "predicate register where a value register is expected");
 	return perr(p, o->line, "destination must be a register");
 }
 
-/* The common shape "d, a, b, c": a destination and three sources of the given types. */
-static kiln_err dst_abc(parser *p, const opnd *o, emu_inst *in, emu_type ta, emu_type tb, emu_type tc)
+static kiln_err dst(parser *p, const opnd *o, uint32_t *out)
 {
-	if (dst(p, &o[0], &in->d) || src(p, &o[1], ta, &in->a) || src(p, &o[2], tb, &in->b) ||
-	    src(p, &o[3], tc, &in->c))
-		return p->err;
-	return 0;
+	return dst_of(p, o, false, out);
 }
 
 /* A predicate source; an immediate is a constant predicate and its '-' is not a '!'. */
@@ -1246,15 +1240,7 @@ static kiln_err psrc(parser *p, opnd *o, uint32_t *out)
 
 static kiln_err pdst(parser *p, const opnd *o, uint32_t *out)
 {
-	if (o->kind == O_PRED) {
-		*out = o->reg;
-		return 0;
-	}
-	if (o->kind == O_SINK) {
-		*out = p->npreds++;
-		return 0;
-	}
-	return perr(p, o->line, "expected a predicate destination");
+	return dst_of(p, o, true, out);
 }
 
 /* ---------------------------------------------------------------- instructions */
@@ -1411,14 +1397,8 @@ static kiln_err add_fixup(parser *p, const opnd *o, uint32_t inst)
 {
 	if (o->kind != O_NAME)
 		return perr(p, o->line, "branch target must be a label");
-	if (p->nfixups == p->capfixups) {
-		size_t nc = p->capfixups ? p->capfixups * 2 : 64;
-		struct fixup *q = kiln_realloc(p->fixups, nc * sizeof *q);
-		if (!q)
-			return KILN_ENOMEM;
-		p->fixups = q;
-		p->capfixups = nc;
-	}
+	if (grow((void **)&p->fixups, &p->capfixups, p->nfixups, sizeof *p->fixups))
+		return KILN_ENOMEM;
 	p->fixups[p->nfixups].name = o->name;
 	p->fixups[p->nfixups].len = o->len;
 	p->fixups[p->nfixups].inst = inst;
@@ -1449,12 +1429,872 @@ static kiln_err addr_op(parser *p, const opnd *o, emu_inst *in)
 
 static kiln_err decode_call(parser *p, mods *m, uint32_t guard, bool gneg, uint32_t line);
 
-static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
+/* ---------------------------------------------------------------- the opcode table */
+/* Every PTX base opcode is one row of optab (sorted by name, looked up with bsearch): its
+ * emu_op (and the float and half variants of arithmetic), operand count, counter class,
+ * destination and sources in operand order (emu_inst field, type of a literal). decode()
+ * checks the count and type, runs the row's handler, which reads the modifiers, and then
+ * decodes the operands the row names, unless the handler (an irregular opcode: mov, setp,
+ * ld/st, atom, bar, cvt ...) decoded them itself and returned DEC_DONE. */
+typedef struct op_row op_row;
+
+typedef struct dec {
+	parser *p;
+	mods *m;
+	opnd *o;           /* the n operands */
+	int n;
+	emu_inst *in;
+	emu_type t0, t1;   /* first and second type modifier (b32, then t0, when absent) */
+	const op_row *row;
+} dec;
+
+#define DEC_DONE 1 /* a handler's "operands decoded": decode() does not read the row's */
+typedef kiln_err (*dec_fn)(dec *x, parser *p, mods *m, emu_inst *in);
+
+/* Operand 0 as destination: none, a value register, a predicate, a value register with an
+ * optional predicate "d|p". */
+enum { DK_NONE, DK_REG, DK_PRED, DK_PAIR };
+/* Where a source goes: emu_inst.a/b/c/e; SF_PC a predicate into c; SF_MASK into e, all
+ * lanes when the operand is absent (the member mask of shfl.sync). SF_END ends the list. */
+enum { SF_END, SF_A, SF_B, SF_C, SF_E, SF_PC, SF_MASK };
+/* How a source's literal is typed: the first or second type modifier, a fixed type, or
+ * TY_MADC (the addend of mad: t0, 64-bit for mad.wide). */
+enum { TY_T0, TY_T1, TY_B32, TY_U32, TY_S32, TY_U64, TY_MADC };
+enum {
+	R_TYPE = 1,       /* a type modifier is required (checked after the operand count) */
+	R_TYPE_FIRST = 2, /* ... checked before the operand count */
+	R_FCLS = 4,       /* counter class from the float type (fclass) */
+	R_CARRY = 8,      /* addc/subc/madc: reads the carry flag */
+	R_UNSUP = 16,     /* valid PTX the emulator cannot run: refused before its operands */
+};
+
+struct op_row {
+	const char *name;
+	uint16_t op, op_f, op_h; /* emu_op; for float and half types (0: none; and/or/xor/not:
+	                            op_f is the .pred form) */
+	uint8_t lo, hi;          /* operand count */
+	uint8_t flags;           /* R_* */
+	uint8_t cls;             /* counter class */
+	uint8_t dst;             /* DK_* of operand 0 */
+	uint8_t src[4][2];       /* SF_*, TY_* of the operands after the destination */
+	dec_fn fn;               /* reads modifiers or decodes an irregular opcode; NULL: none */
+};
+
+static kiln_err need_type(const dec *x)
 {
-	emu_type t0 = m->ntypes > 0 ? (emu_type)m->types[0] : EMU_B32;
-	emu_type t1 = m->ntypes > 1 ? (emu_type)m->types[1] : t0;
-	in->type = (uint8_t)t0;
-	in->type2 = (uint8_t)t1;
+	if (x->m->ntypes < 1)
+		return perr(x->p, x->m->line, "%.*s: missing type", (int)x->m->oplen, x->m->op);
+	return 0;
+}
+
+/* A register pair's predicate "d|p" (shfl, match, setp): d2, a fresh one for "|_". */
+static void dst_pair(parser *p, const opnd *o, emu_inst *in)
+{
+	in->d2 = EMU_NOREG;
+	if (o->has_pair)
+		in->d2 = o->pair == EMU_NOPRED ? p->npreds++ : o->pair;
+}
+
+/* The member mask of shfl/vote.sync: operand i, or all lanes when it is absent. */
+static kiln_err src_mask(dec *x, int i, uint32_t *out)
+{
+	if (i < x->n)
+		return src(x->p, &x->o[i], EMU_U32, out);
+	opnd full;
+	memset(&full, 0, sizeof full);
+	full.kind = O_INT;
+	full.imm = 0xFFFFFFFFu;
+	return src(x->p, &full, EMU_U32, out);
+}
+
+static emu_type slot_type(const dec *x, int ty)
+{
+	static const emu_type fixed[] = {[TY_B32] = EMU_B32, [TY_U32] = EMU_U32, [TY_S32] = EMU_S32,
+					 [TY_U64] = EMU_U64};
+	if (ty == TY_T0)
+		return x->t0;
+	if (ty == TY_T1)
+		return x->t1;
+	if (ty == TY_MADC && x->in->op == OP_MAD_WIDE)
+		return emu_type_is_signed(x->t0) ? EMU_S64 : EMU_U64;
+	return ty == TY_MADC ? x->t0 : fixed[ty];
+}
+
+/* The operands a row describes, in order: the destination, then each source. */
+static kiln_err dec_operands(dec *x)
+{
+	const op_row *r = x->row;
+	parser *p = x->p;
+	emu_inst *in = x->in;
+	kiln_err e = 0;
+	if (r->dst == DK_PRED)
+		e = pdst(p, &x->o[0], &in->d);
+	else if (r->dst != DK_NONE)
+		e = dst(p, &x->o[0], &in->d);
+	if (e)
+		return e;
+	if (r->dst == DK_PAIR)
+		dst_pair(p, &x->o[0], in);
+	int i = r->dst != DK_NONE;
+	for (int s = 0; s < 4 && r->src[s][0] != SF_END; s++, i++) {
+		uint8_t f = r->src[s][0];
+		uint32_t *out = f == SF_A ? &in->a : f == SF_B ? &in->b : f == SF_E || f == SF_MASK ? &in->e : &in->c;
+		if (f == SF_PC)
+			e = psrc(p, &x->o[i], out);
+		else if (f == SF_MASK)
+			e = src_mask(x, i, out);
+		else
+			e = src(p, &x->o[i], slot_type(x, r->src[s][1]), out);
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
+/* Operand helpers of the handlers below (they name their parser p, operands o, inst in). */
+#define SRC(i, field, ty) do { kiln_err e_ = src(p, &o[i], ty, &in->field); if (e_) return e_; } while (0)
+#define DST(i) do { if (dst(p, &o[i], &in->d)) return p->err; } while (0)
+#define NEED(lo, hi) do { if (need_ops(p, m, x->n, lo, hi)) return p->err; } while (0)
+
+/* The elements of a vector operand "{a, b, ...}" as destinations or sources of type ty. */
+static kiln_err vec_elems(dec *x, const opnd *v, bool out, emu_type ty)
+{
+	for (uint32_t i = 0; i < v->nvec; i++) {
+		opnd tmp;
+		memset(&tmp, 0, sizeof tmp);
+		tmp.kind = v->vec[i].kind;
+		tmp.reg = v->vec[i].reg;
+		tmp.imm = v->vec[i].imm;
+		tmp.dval = v->vec[i].dval;
+		tmp.line = x->m->line;
+		kiln_err e = out ? dst(x->p, &tmp, &x->in->v[i]) : src(x->p, &tmp, ty, &x->in->v[i]);
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
+/* mov: predicates, vector pack/unpack, %clock, or a plain copy. */
+static kiln_err dec_mov(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	if (x->t0 == EMU_PRED) {
+		in->op = OP_MOV_PRED;
+		if (pdst(p, &o[0], &in->d) || psrc(p, &o[1], &in->a))
+			return p->err;
+		in->mode2 = o[1].neg;
+		return DEC_DONE;
+	}
+	if (o[0].kind == O_VEC || o[1].kind == O_VEC) {
+		opnd *v = o[0].kind == O_VEC ? &o[0] : &o[1];
+		if (o[0].kind == O_VEC && o[1].kind == O_VEC)
+			return perr(p, m->line, "mov: both operands are vectors");
+		uint32_t tot = emu_type_size(x->t0);
+		if (v->nvec < 2 || v->nvec > 4 || tot % v->nvec)
+			return perr(p, m->line, "mov: vector of %u elements does not fit .%s", v->nvec, "type");
+		in->size = (uint8_t)(tot / v->nvec);
+		in->vec = (uint8_t)v->nvec;
+		emu_type et = in->size == 1 ? EMU_B8 : in->size == 2 ? EMU_B16 : in->size == 4 ? EMU_B32 : EMU_B64;
+		kiln_err e = vec_elems(x, v, o[0].kind == O_VEC, et);
+		if (e)
+			return e;
+		if (o[0].kind == O_VEC) {
+			in->op = OP_UNPACK;
+			SRC(1, a, x->t0);
+		} else {
+			in->op = OP_PACK;
+			DST(0);
+		}
+		return DEC_DONE;
+	}
+	if (o[1].kind == O_SREG && o[1].sreg >= 1000) {
+		in->op = OP_CLOCK;
+		in->mode = (uint8_t)(o[1].sreg - 1000);
+		DST(0);
+		return DEC_DONE;
+	}
+	return 0; /* OP_MOV d, a */
+}
+
+/* setp (to a predicate, optionally |q) and set (to a value): comparison, optional combine. */
+static kiln_err dec_setp(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	bool isset = in->op == OP_SET;
+	int cmp = mods_cmp(m);
+	if (cmp < 0)
+		return perr(p, m->line, "%.*s: missing comparison", (int)m->oplen, m->op);
+	in->mode = (uint8_t)cmp;
+	in->mode2 = has(m, "and") ? BOOL_AND : has(m, "or") ? BOOL_OR : has(m, "xor") ? BOOL_XOR : BOOL_NONE;
+	if (need_type(x))
+		return p->err;
+	emu_type st = isset ? x->t1 : x->t0;
+	if (isset && m->ntypes < 2)
+		return perr(p, m->line, "set: needs a destination and a source type");
+	in->type2 = (uint8_t)st;
+	in->cls = (uint8_t)(emu_type_is_float(st) ? fclass(st) : CLS_INT);
+	NEED(in->mode2 ? 4 : 3, in->mode2 ? 4 : 3);
+	if (isset) {
+		DST(0);
+	} else {
+		if (pdst(p, &o[0], &in->d))
+			return p->err;
+		dst_pair(p, &o[0], in);
+	}
+	SRC(1, a, st);
+	SRC(2, b, st);
+	if (in->mode2) {
+		if (psrc(p, &o[3], &in->c))
+			return p->err;
+		if (o[3].neg)
+			in->mode2 |= 0x80;
+	}
+	return DEC_DONE;
+}
+
+/* and/or/xor/not/cnot: on predicates (operands may be negated) or as bitwise ops. */
+static kiln_err dec_logic(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	if (x->t0 != EMU_PRED)
+		return 0;
+	in->op = x->row->op_f;
+	if (!in->op) /* cnot */
+		return punsup(p, m->line, m->op, m->oplen);
+	if (pdst(p, &o[0], &in->d) || psrc(p, &o[1], &in->a))
+		return p->err;
+	if (o[1].neg)
+		in->mode2 |= 1;
+	if (x->n == 3) {
+		if (psrc(p, &o[2], &in->b))
+			return p->err;
+		if (o[2].neg)
+			in->mode2 |= 2;
+	}
+	return DEC_DONE;
+}
+
+/* Integer arithmetic: .hi/.wide forms, .cc and the carry-reading addc/subc/madc. */
+static kiln_err arith_int(dec *x, bool carry)
+{
+	mods *m = x->m;
+	emu_inst *in = x->in;
+	if (!x->row->op)
+		return perr(x->p, m->line, "%.*s: needs a float type", (int)m->oplen, m->op);
+	in->op = x->row->op;
+	bool hi = has(m, "hi"), wide = has(m, "wide");
+	has(m, "lo");
+	if (in->op == OP_MUL_LO && hi)
+		in->op = OP_MUL_HI;
+	else if (in->op == OP_MUL_LO && wide)
+		in->op = OP_MUL_WIDE;
+	else if (in->op == OP_MAD_LO && hi)
+		in->op = OP_MAD_HI;
+	else if (in->op == OP_MAD_LO && wide)
+		in->op = OP_MAD_WIDE;
+	if (carry && in->op != OP_ADD && in->op != OP_SUB && in->op != OP_MAD_LO && in->op != OP_MAD_HI)
+		return punsup(x->p, m->line, m->op, m->oplen);
+	return 0;
+}
+
+/* Float arithmetic: div needs .approx, .full or a rounding. */
+static kiln_err arith_float(dec *x)
+{
+	mods *m = x->m;
+	emu_inst *in = x->in;
+	if (!x->row->op_f)
+		return punsup(x->p, m->line, m->op, m->oplen);
+	in->op = x->row->op_f;
+	in->cls = (uint8_t)fclass(x->t0);
+	if (in->op == OP_FDIV && !(in->flags & F_APPROX) && !in->rnd && !has(m, "full"))
+		return perr(x->p, m->line, "div.%s needs .approx, .full or a rounding modifier",
+			    x->t0 == EMU_F64 ? "f64" : "f32");
+	if (has(m, "full")) {
+		in->flags |= F_APPROX;
+		in->mode = 2; /* div.full: exec tells it from div.approx */
+	}
+	return 0;
+}
+
+/* add sub mul mad fma div rem abs neg min max addc subc madc: int, float or half op. */
+static kiln_err dec_arith(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	emu_type t0 = x->t0;
+	/* extended precision: .cc writes the carry flag, addc/subc/madc read it */
+	bool carry_out = has(m, "cc"), carry_in = x->row->flags & R_CARRY;
+	if (carry_out || carry_in) {
+		if (emu_type_is_float(t0) || is_half(t0) || (emu_type_size(t0) != 4 && emu_type_size(t0) != 8))
+			return punsup(p, m->line, m->op, m->oplen);
+		in->flags |= carry_out ? F_CC : 0;
+		in->mode2 = carry_in;
+	}
+	if (has(m, "NaN"))
+		in->mode = 1;
+	if (has(m, "xorsign") || has(m, "abs") || has(m, "relu"))
+		return punsup(p, m->line, m->op, m->oplen);
+	if (is_half(t0)) {
+		if (!x->row->op_h)
+			return punsup(p, m->line, m->op, m->oplen);
+		in->op = x->row->op_h;
+		in->cls = CLS_HALF2;
+		return 0;
+	}
+	return emu_type_is_float(t0) ? arith_float(x) : arith_int(x, carry_out || carry_in);
+}
+
+/* mul24 / mad24: .hi takes the high half of the 48-bit product. */
+static kiln_err dec_mul24(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	bool hi = has(m, "hi");
+	has(m, "lo");
+	if (hi && in->op == OP_MAD24_LO)
+		in->mode = 1; /* mad24.hi: OP_MAD24_LO with the high half of the product */
+	else if (hi)
+		in->op = OP_MUL24_HI;
+	return 0;
+}
+
+/* One of two modifiers the opcode needs: 1 for `first` (looked for first), 0 for `second`,
+ * neither is the error `missing`. */
+static kiln_err mods_either(parser *p, mods *m, const char *first, const char *second, const char *missing)
+{
+	if (has(m, first))
+		return 1;
+	if (has(m, second))
+		return 0;
+	return perr(p, m->line, "%s", missing);
+}
+
+static kiln_err dec_shf(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	kiln_err l = mods_either(p, m, "l", "r", "shf: needs .l or .r");
+	kiln_err clamp = l < 0 ? l : mods_either(p, m, "clamp", "wrap", "shf: needs .wrap or .clamp");
+	if (clamp < 0)
+		return clamp;
+	in->flags |= clamp ? F_CLAMP : 0;
+	in->op = l ? OP_SHF_L : OP_SHF_R;
+	return 0;
+}
+
+static kiln_err dec_bfind(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	if (has(m, "shiftamt"))
+		in->mode = 1;
+	return 0;
+}
+
+/* The index of the last of names[0..n) present as a modifier, or -1. */
+static int mods_pick(mods *m, const char *const *names, int n)
+{
+	int k = -1;
+	for (int i = 0; i < n; i++)
+		if (has(m, names[i]))
+			k = i;
+	return k;
+}
+
+/* in->mode: the index of the last of names[0..n) present; none is the error `missing`. */
+static kiln_err mods_mode(dec *x, const char *const *names, int n, const char *missing)
+{
+	int k = mods_pick(x->m, names, n);
+	if (k < 0)
+		return perr(x->p, x->m->line, "%s", missing);
+	x->in->mode = (uint8_t)k;
+	return 0;
+}
+
+static kiln_err dec_prmt(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	static const char *const pm[] = {"f4e", "b4e", "rc8", "ecl", "ecr", "rc16"};
+	in->mode = (uint8_t)(mods_pick(m, pm, 6) + 1);
+	return 0;
+}
+
+static kiln_err dec_lop3(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	if (x->o[4].kind != O_INT || x->o[4].imm > 255)
+		return perr(p, m->line, "lop3: the lookup table must be an immediate 0-255");
+	in->mode = (uint8_t)x->o[4].imm;
+	return 0;
+}
+
+/* dp4a / dp2a.lo / dp2a.hi with two source types */
+static kiln_err dec_dp(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	if (m->ntypes != 2)
+		return perr(p, m->line, "%.*s: needs two source types", (int)m->oplen, m->op);
+	kiln_err hi = in->op == OP_DP2A ? mods_either(p, m, "hi", "lo", "dp2a: needs .lo or .hi") : 0;
+	in->mode = (uint8_t)hi;
+	return hi < 0 ? hi : 0;
+}
+
+/* rcp sqrt rsqrt ex2 lg2 sin cos tanh: f32/f64 (.approx or a rounding), ex2/tanh also half. */
+static kiln_err dec_mufu(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	emu_type t0 = x->t0;
+	if (!emu_type_is_float(t0))
+		return perr(p, m->line, "%.*s: needs a float type", (int)m->oplen, m->op);
+	/* ex2 / tanh also exist for f16, bf16 and their x2 packings (.approx only) */
+	if (t0 != EMU_F32 && t0 != EMU_F64 &&
+	    ((in->op != OP_EX2 && in->op != OP_TANH) || !is_half(t0) || !(in->flags & F_APPROX)))
+		return punsup(p, m->line, m->op, m->oplen);
+	if (!(in->flags & F_APPROX) && !in->rnd)
+		return perr(p, m->line, "%.*s: needs .approx or a rounding modifier", (int)m->oplen, m->op);
+	in->cls = t0 == EMU_F64 ? CLS_FP64 : CLS_MUFU;
+	return 0;
+}
+
+static kiln_err dec_testp(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	static const char *const tn[] = {"finite", "infinite", "number", "notanumber", "normal", "subnormal"};
+	return mods_mode(x, tn, 6, "testp: missing test");
+}
+
+/* cvt: two types; .satfinite/.relu narrowing; f32 pairs packed into f16x2/bf16x2. */
+static kiln_err dec_cvt(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	emu_type t0 = x->t0, t1 = x->t1;
+	if (m->ntypes < 2) /* NVRTC's cvt always has two: a type we do not know (fp8, tf32 ...) */
+		return punsup(p, m->line, m->op, m->oplen);
+	bool satf = has(m, "satfinite"), relu = has(m, "relu");
+	if (t0 == EMU_B128)
+		return punsup(p, m->line, m->op, m->oplen);
+	if (satf || relu) {
+		/* .satfinite / .relu: only float narrowing to f16, bf16 (and their x2) here */
+		if (t1 != EMU_F32 || (t0 != EMU_F16 && t0 != EMU_BF16 && t0 != EMU_F16X2 && t0 != EMU_BF16X2))
+			return punsup(p, m->line, m->op, m->oplen);
+		in->mode = (uint8_t)((satf ? 1 : 0) | (relu ? 2 : 0));
+	}
+	bool pack = t0 == EMU_F16X2 || t0 == EMU_BF16X2;
+	if (pack && t1 != EMU_F32)
+		return punsup(p, m->line, m->op, m->oplen);
+	NEED(2 + pack, 2 + pack);
+	in->op = pack ? OP_CVT_PACK : OP_CVT;
+	DST(0);
+	SRC(1, a, t1);
+	if (pack)
+		SRC(2, b, t1);
+	return DEC_DONE;
+}
+
+static kiln_err dec_cvta(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	bool to = has(m, "to");
+	int sp = mods_space(m);
+	if (sp == KILN_EMU_SPACE_NONE || sp == KILN_EMU_SPACE_PARAM)
+		return punsup(p, m->line, m->op, m->oplen);
+	in->space = (uint8_t)sp;
+	in->mode = to;
+	return 0;
+}
+
+/* ld / ldu / st: space, vector width, memory order, then address and value(s). */
+static kiln_err dec_ldst(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	emu_type t0 = x->t0;
+	bool st = in->op == OP_ST;
+	bool hint = has(m, "L2::cache_hint");
+	NEED(2, hint ? 3 : 2);
+	if (need_type(x))
+		return p->err;
+	int sp = mods_space(m);
+	if (has(m, "v2"))
+		in->vec = 2;
+	else if (has(m, "v4"))
+		in->vec = 4;
+	else if (has(m, "v8"))
+		return punsup(p, m->line, m->op, m->oplen);
+	if (has(m, "nc"))
+		in->flags |= F_NC;
+	in->mode2 = mods_order(m, false);
+	if (in->mode2 & MO_SYNC)
+		in->flags |= F_VOLATILE;
+	in->size = (uint8_t)emu_type_size(t0);
+	if (t0 == EMU_B128 || t0 == EMU_PRED)
+		return punsup(p, m->line, m->op, m->oplen);
+	in->space = (uint8_t)sp;
+	opnd *ad = st ? &x->o[0] : &x->o[1];
+	opnd *val = st ? &x->o[1] : &x->o[0];
+	if (addr_op(p, ad, in))
+		return p->err;
+	if (in->vec > 1) {
+		if (val->kind != O_VEC || val->nvec != in->vec)
+			return perr(p, m->line, "%.*s: expected a %u-element vector", (int)m->oplen, m->op, in->vec);
+		kiln_err e = vec_elems(x, val, !st, t0);
+		if (e)
+			return e;
+	} else {
+		kiln_err e = st ? src(p, val, t0, &in->v[0]) : dst(p, val, &in->v[0]);
+		if (e)
+			return e;
+	}
+	if (sp == KILN_EMU_SPACE_PARAM && in->sym < 0)
+		return punsup(p, m->line, "ld.param through a register address", 36);
+	return DEC_DONE;
+}
+
+/* atom / red: operation, order, space; atom returns the old value, cas has two sources. */
+static kiln_err dec_atom(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	emu_type t0 = x->t0;
+	bool red = in->op == OP_RED;
+	if (need_type(x))
+		return p->err;
+	static const char *const an[] = {"add", "min", "max", "exch", "cas", "and", "or", "xor", "inc", "dec"};
+	int k = mods_pick(m, an, 10);
+	if (k < 0)
+		return perr(p, m->line, "%.*s: missing operation", (int)m->oplen, m->op);
+	if (has(m, "v2") || has(m, "v4") || has(m, "v8"))
+		return punsup(p, m->line, m->op, m->oplen);
+	in->mode = (uint8_t)k;
+	in->mode2 = mods_order(m, true);
+	in->space = (uint8_t)mods_space(m);
+	in->size = (uint8_t)emu_type_size(t0);
+	/* half atomics: atom/red.add.noftz.{f16,f16x2,bf16,bf16x2} only */
+	if (t0 == EMU_B128 || (is_half(t0) && (k != ATOM_ADD || !has(m, "noftz"))))
+		return punsup(p, m->line, m->op, m->oplen);
+	int nsrc = k == ATOM_CAS ? 2 : 1;
+	int base = red ? 0 : 1;
+	NEED(base + 1 + nsrc, base + 1 + nsrc);
+	if (!red)
+		DST(0);
+	if (addr_op(p, &o[base], in))
+		return p->err;
+	SRC(base + 1, b, t0);
+	if (nsrc == 2)
+		SRC(base + 2, c, t0);
+	return DEC_DONE;
+}
+
+static kiln_err dec_shfl(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	static const char *const sn[] = {"up", "down", "bfly", "idx"};
+	return mods_mode(x, sn, 4, "shfl: missing mode");
+}
+
+/* vote.all/any/uni to a predicate, vote.ballot to a value; optional member mask. */
+static kiln_err dec_vote(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	static const char *const vn[] = {"all", "any", "uni", "ballot"};
+	if (mods_mode(x, vn, 4, "vote: missing mode"))
+		return p->err;
+	if (in->mode == VOTE_BALLOT)
+		DST(0);
+	else if (pdst(p, &o[0], &in->d))
+		return p->err;
+	if (psrc(p, &o[1], &in->a))
+		return p->err;
+	in->mode2 = o[1].neg;
+	kiln_err e = src_mask(x, 2, &in->e);
+	return e ? e : DEC_DONE;
+}
+
+static kiln_err dec_match(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	kiln_err all = mods_either(p, m, "all", "any", "match: needs .any or .all");
+	in->mode = (uint8_t)all;
+	return all < 0 ? all : 0;
+}
+
+static kiln_err dec_redux(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	static const char *const rn[] = {"add", "min", "max", "and", "or", "xor"};
+	static const int rk[] = {ATOM_ADD, ATOM_MIN, ATOM_MAX, ATOM_AND, ATOM_OR, ATOM_XOR};
+	int k = mods_pick(m, rn, 6);
+	if (k < 0 || emu_type_is_float(x->t0))
+		return punsup(p, m->line, m->op, m->oplen);
+	in->mode = (uint8_t)rk[k];
+	return 0;
+}
+
+/* bar / barrier: .warp.sync, .arrive, .red.{popc,and,or}, or .sync with an optional count. */
+static kiln_err dec_bar(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	int n = x->n;
+	if (has(m, "warp")) {
+		NEED(1, 1);
+		in->op = OP_WARPSYNC;
+		SRC(0, a, EMU_U32);
+		return DEC_DONE;
+	}
+	if (has(m, "arrive")) { /* bar.arrive a, b: counts, does not wait */
+		NEED(2, 2);
+		in->mode = BAR_ARRIVE;
+		SRC(0, a, EMU_U32);
+		SRC(1, b, EMU_U32);
+		return DEC_DONE;
+	}
+	has(m, "sync");
+	if (has(m, "red")) {
+		int k = has(m, "popc") ? 1 : has(m, "and") ? 2 : has(m, "or") ? 3 : 0;
+		if (!k)
+			return perr(p, m->line, "bar.red: needs .popc, .and or .or");
+		in->mode = (uint8_t)k;
+		NEED(3, 4);
+		if (k == 1)
+			DST(0);
+		else if (pdst(p, &o[0], &in->d))
+			return p->err;
+		SRC(1, a, EMU_U32);
+		if (n == 4)
+			SRC(2, b, EMU_U32);
+		if (psrc(p, &o[n - 1], &in->c))
+			return p->err;
+		in->mode2 = o[n - 1].neg;
+		return DEC_DONE;
+	}
+	NEED(1, 2);
+	SRC(0, a, EMU_U32);
+	if (n == 2)
+		SRC(1, b, EMU_U32);
+	return DEC_DONE;
+}
+
+/* Instructions with no effect here (hints, prefetches): every modifier is accepted, but a
+ * proxy fence of tensor maps or the async proxy is not supported. */
+static kiln_err dec_nop(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	m->used = 0xFFFFFFFFu;
+	if (has(m, "proxy") && (has(m, "tensormap") || has(m, "async")))
+		return punsup(p, m->line, m->op, m->oplen);
+	return DEC_DONE;
+}
+
+/* membar / fence order this warp's memory accesses: a release for the global racecheck */
+static kiln_err dec_fence(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	kiln_err e = dec_nop(x, p, m, in);
+	if (e == DEC_DONE) {
+		in->op = OP_FENCE;
+		in->mode = has(m, "cta") ? 1 : 0;
+	}
+	return e;
+}
+
+/* nanosleep: the warp yields to the scheduler */
+static kiln_err dec_nanosleep(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	m->used = 0xFFFFFFFFu;
+	return DEC_DONE;
+}
+
+/* createpolicy: the policy is a 64-bit zero (cache hints have no effect here) */
+static kiln_err dec_createpolicy(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	m->used = 0xFFFFFFFFu;
+	DST(0);
+	opnd z;
+	memset(&z, 0, sizeof z);
+	z.kind = O_INT;
+	kiln_err e = src(p, &z, EMU_U64, &in->a);
+	return e ? e : DEC_DONE;
+}
+
+/* cp.async (4, 8 or 16 bytes global to shared, optional source size) and its groups. */
+static kiln_err dec_cp(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	opnd *o = x->o;
+	if (has(m, "bulk") || has(m, "tensor") || has(m, "mbarrier"))
+		return punsup(p, m->line, m->op, m->oplen);
+	if (!has(m, "async"))
+		return punsup(p, m->line, m->op, m->oplen);
+	if (has(m, "commit_group") || has(m, "wait_group") || has(m, "wait_all")) {
+		m->used = 0xFFFFFFFFu;
+		in->op = OP_NOP;
+		in->cls = CLS_OTHER;
+		return DEC_DONE;
+	}
+	has(m, "ca");
+	has(m, "cg");
+	NEED(3, 4);
+	if (o[2].kind != O_INT || (o[2].imm != 4 && o[2].imm != 8 && o[2].imm != 16))
+		return perr(p, m->line, "cp.async: copy size must be 4, 8 or 16");
+	in->size = (uint8_t)o[2].imm;
+	emu_inst dummy;
+	memset(&dummy, 0, sizeof dummy);
+	dummy.sym = -1;
+	if (addr_op(p, &o[0], in) || addr_op(p, &o[1], &dummy))
+		return p->err;
+	if (dummy.sym >= 0)
+		return punsup(p, m->line, "cp.async from a symbol", 22);
+	in->b = dummy.a;
+	in->c = (uint32_t)dummy.imm; /* source offset (fits: NVRTC emits small offsets) */
+	in->e = EMU_NOREG;
+	if (x->n == 4)
+		SRC(3, e, EMU_U32);
+	return DEC_DONE;
+}
+
+static kiln_err dec_bra(dec *x, parser *p, mods *m, emu_inst *in)
+{
+	kiln_err e = add_fixup(p, &x->o[0], cur(p)->ncode - 1);
+	return e ? e : DEC_DONE;
+}
+#undef SRC
+#undef DST
+#undef NEED
+
+#define S(f, t) {SF_##f, TY_##t}
+#define NO_SRC {{SF_END, TY_T0}}
+#define ANY 0, 8 /* any operand count (the handler checks it) */
+#define UNSUP(name) {name, 0, 0, 0, ANY, R_UNSUP, CLS_INT, DK_NONE, NO_SRC, NULL}
+/* name, op, op_f, op_h, lo, hi, flags, cls, dst, sources, handler; sorted by name */
+static const op_row optab[] = {
+	{"abs", OP_ABS, OP_FABS, OP_HABS, 2, 2, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0)}, dec_arith},
+	{"activemask", OP_ACTIVEMASK, 0, 0, 1, 1, 0, CLS_SHFL, DK_REG, NO_SRC, NULL},
+	{"add", OP_ADD, OP_FADD, OP_HADD, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	{"addc", OP_ADD, 0, 0, 3, 3, R_TYPE_FIRST | R_CARRY, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	UNSUP("alloca"),
+	{"and", OP_AND, OP_AND_PRED, 0, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_logic},
+	{"applypriority", OP_NOP, 0, 0, ANY, 0, CLS_OTHER, DK_NONE, NO_SRC, dec_nop},
+	{"atom", OP_ATOM, 0, 0, ANY, 0, CLS_MEM, DK_NONE, NO_SRC, dec_atom},
+	{"bar", OP_BAR, 0, 0, ANY, 0, CLS_BAR, DK_NONE, NO_SRC, dec_bar},
+	{"barrier", OP_BAR, 0, 0, ANY, 0, CLS_BAR, DK_NONE, NO_SRC, dec_bar},
+	{"bfe", OP_BFE, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, T0), S(B, U32), S(C, U32)}, NULL},
+	{"bfi", OP_BFI, 0, 0, 5, 5, 0, CLS_INT, DK_REG, {S(A, T0), S(B, T0), S(C, U32), S(E, U32)}, NULL},
+	{"bfind", OP_BFIND, 0, 0, 2, 2, 0, CLS_INT, DK_REG, {S(A, T0)}, dec_bfind},
+	UNSUP("bmsk"),
+	{"bra", OP_BRA, 0, 0, 1, 1, 0, CLS_CTRL, DK_NONE, NO_SRC, dec_bra},
+	{"brev", OP_BREV, 0, 0, 2, 2, 0, CLS_INT, DK_REG, {S(A, T0)}, NULL},
+	{"brkpt", OP_TRAP, 0, 0, ANY, 0, CLS_CTRL, DK_NONE, NO_SRC, NULL},
+	UNSUP("brx"),
+	UNSUP("clusterlaunchcontrol"),
+	{"clz", OP_CLZ, 0, 0, 2, 2, 0, CLS_INT, DK_REG, {S(A, T0)}, NULL},
+	{"cnot", OP_CNOT, 0, 0, 2, 2, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0)}, dec_logic},
+	{"copysign", OP_COPYSIGN, 0, 0, 3, 3, R_FCLS, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, NULL},
+	{"cos", OP_COS, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mufu},
+	{"cp", OP_CP_ASYNC, 0, 0, ANY, 0, CLS_MEM, DK_NONE, NO_SRC, dec_cp},
+	{"createpolicy", OP_MOV, 0, 0, 1, 8, 0, CLS_INT, DK_NONE, NO_SRC, dec_createpolicy},
+	{"cvt", OP_CVT, 0, 0, ANY, 0, CLS_CVT, DK_NONE, NO_SRC, dec_cvt},
+	{"cvta", OP_CVTA, 0, 0, 2, 2, 0, CLS_INT, DK_REG, {S(A, U64)}, dec_cvta},
+	{"discard", OP_NOP, 0, 0, ANY, 0, CLS_OTHER, DK_NONE, NO_SRC, dec_nop},
+	{"div", OP_DIV, OP_FDIV, 0, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	{"dp2a", OP_DP2A, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, B32), S(B, B32), S(C, B32)}, dec_dp},
+	{"dp4a", OP_DP4A, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, B32), S(B, B32), S(C, B32)}, dec_dp},
+	UNSUP("elect"),
+	{"ex2", OP_EX2, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mufu},
+	{"exit", OP_EXIT, 0, 0, 0, 0, 0, CLS_CTRL, DK_NONE, NO_SRC, NULL},
+	{"fence", OP_FENCE, 0, 0, ANY, 0, CLS_OTHER, DK_NONE, NO_SRC, dec_fence},
+	{"fma", 0, OP_FFMA, OP_HFMA, 4, 4, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0), S(C, MADC)}, dec_arith},
+	{"fns", OP_FNS, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, B32), S(B, U32), S(C, S32)}, NULL},
+	UNSUP("getctarank"),
+	UNSUP("griddepcontrol"),
+	UNSUP("istypep"),
+	{"ld", OP_LD, 0, 0, ANY, 0, CLS_MEM, DK_NONE, NO_SRC, dec_ldst},
+	UNSUP("ldmatrix"),
+	{"ldu", OP_LD, 0, 0, ANY, 0, CLS_MEM, DK_NONE, NO_SRC, dec_ldst},
+	{"lg2", OP_LG2, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mufu},
+	{"lop3", OP_LOP3, 0, 0, 5, 5, 0, CLS_INT, DK_REG, {S(A, B32), S(B, B32), S(C, B32)}, dec_lop3},
+	{"mad", OP_MAD_LO, OP_FFMA, OP_HFMA, 4, 4, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0), S(C, MADC)}, dec_arith},
+	{"mad24", OP_MAD24_LO, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, T0), S(B, T0), S(C, T0)}, dec_mul24},
+	{"madc", OP_MAD_LO, 0, 0, 4, 4, R_TYPE_FIRST | R_CARRY, CLS_INT, DK_REG, {S(A, T0), S(B, T0), S(C, MADC)}, dec_arith},
+	{"match", OP_MATCH, 0, 0, 3, 3, 0, CLS_SHFL, DK_PAIR, {S(A, T0), S(E, U32)}, dec_match},
+	{"max", OP_MAX, OP_FMAX, OP_HMAX, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	UNSUP("mbarrier"),
+	{"membar", OP_FENCE, 0, 0, ANY, 0, CLS_OTHER, DK_NONE, NO_SRC, dec_fence},
+	{"min", OP_MIN, OP_FMIN, OP_HMIN, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	UNSUP("mma"),
+	{"mov", OP_MOV, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mov},
+	{"mul", OP_MUL_LO, OP_FMUL, OP_HMUL, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	{"mul24", OP_MUL24_LO, 0, 0, 3, 3, 0, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_mul24},
+	UNSUP("multimem"),
+	{"nanosleep", OP_NANOSLEEP, 0, 0, ANY, 0, CLS_OTHER, DK_NONE, NO_SRC, dec_nanosleep},
+	{"neg", OP_NEG, OP_FNEG, OP_HNEG, 2, 2, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0)}, dec_arith},
+	{"not", OP_NOT, OP_NOT_PRED, 0, 2, 2, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0)}, dec_logic},
+	{"or", OP_OR, OP_OR_PRED, 0, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_logic},
+	{"pmevent", OP_NOP, 0, 0, ANY, 0, CLS_OTHER, DK_NONE, NO_SRC, dec_nop},
+	{"popc", OP_POPC, 0, 0, 2, 2, 0, CLS_INT, DK_REG, {S(A, T0)}, NULL},
+	{"prefetch", OP_NOP, 0, 0, ANY, 0, CLS_OTHER, DK_NONE, NO_SRC, dec_nop},
+	{"prefetchu", OP_NOP, 0, 0, ANY, 0, CLS_OTHER, DK_NONE, NO_SRC, dec_nop},
+	{"prmt", OP_PRMT, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, B32), S(B, B32), S(C, B32)}, dec_prmt},
+	{"rcp", OP_RCP, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mufu},
+	{"red", OP_RED, 0, 0, ANY, 0, CLS_MEM, DK_NONE, NO_SRC, dec_atom},
+	{"redux", OP_REDUX, 0, 0, 3, 3, 0, CLS_SHFL, DK_REG, {S(A, T0), S(E, U32)}, dec_redux},
+	{"rem", OP_REM, 0, 0, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	{"ret", OP_RET, 0, 0, 0, 0, 0, CLS_CTRL, DK_NONE, NO_SRC, NULL},
+	{"rsqrt", OP_RSQRT, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mufu},
+	{"sad", OP_SAD, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, T0), S(B, T0), S(C, T0)}, NULL},
+	{"selp", OP_SELP, 0, 0, 4, 4, R_TYPE, CLS_INT, DK_REG, {S(A, T0), S(B, T0), S(PC, T0)}, NULL},
+	{"set", OP_SET, 0, 0, ANY, 0, CLS_INT, DK_NONE, NO_SRC, dec_setp},
+	UNSUP("setmaxnreg"),
+	{"setp", OP_SETP, 0, 0, ANY, 0, CLS_INT, DK_NONE, NO_SRC, dec_setp},
+	{"shf", OP_SHF_L, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, B32), S(B, B32), S(C, U32)}, dec_shf},
+	{"shfl", OP_SHFL, 0, 0, 4, 5, 0, CLS_SHFL, DK_PAIR, {S(A, B32), S(B, U32), S(C, U32), S(MASK, U32)}, dec_shfl},
+	{"shl", OP_SHL, 0, 0, 3, 3, 0, CLS_INT, DK_REG, {S(A, T0), S(B, U32)}, NULL},
+	{"shr", OP_SHR, 0, 0, 3, 3, 0, CLS_INT, DK_REG, {S(A, T0), S(B, U32)}, NULL},
+	{"sin", OP_SIN, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mufu},
+	{"slct", OP_SLCT, 0, 0, 4, 4, 0, CLS_INT, DK_REG, {S(A, T0), S(B, T0), S(C, T1)}, NULL},
+	{"sqrt", OP_SQRT, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mufu},
+	{"st", OP_ST, 0, 0, ANY, 0, CLS_MEM, DK_NONE, NO_SRC, dec_ldst},
+	UNSUP("stackrestore"),
+	UNSUP("stacksave"),
+	UNSUP("stmatrix"),
+	{"sub", OP_SUB, OP_FSUB, OP_HSUB, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	{"subc", OP_SUB, 0, 0, 3, 3, R_TYPE_FIRST | R_CARRY, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_arith},
+	UNSUP("suld"),
+	UNSUP("suq"),
+	UNSUP("sured"),
+	UNSUP("sust"),
+	UNSUP("szext"),
+	{"tanh", OP_TANH, 0, 0, 2, 2, R_TYPE, CLS_INT, DK_REG, {S(A, T0)}, dec_mufu},
+	UNSUP("tcgen05"),
+	{"testp", OP_TESTP, 0, 0, 2, 2, R_FCLS, CLS_INT, DK_PRED, {S(A, T0)}, dec_testp},
+	UNSUP("tex"),
+	UNSUP("tld4"),
+	{"trap", OP_TRAP, 0, 0, ANY, 0, CLS_CTRL, DK_NONE, NO_SRC, NULL},
+	UNSUP("txq"),
+	{"vote", OP_VOTE, 0, 0, 2, 3, 0, CLS_SHFL, DK_NONE, NO_SRC, dec_vote},
+	UNSUP("wgmma"),
+	UNSUP("wmma"),
+	{"xor", OP_XOR, OP_XOR_PRED, 0, 3, 3, R_TYPE_FIRST, CLS_INT, DK_REG, {S(A, T0), S(B, T0)}, dec_logic},
+};
+#undef S
+#undef NO_SRC
+#undef ANY
+#undef UNSUP
+
+/* optab's order, which op_find's bsearch needs (asserted by kiln_emu_module_parse) */
+static bool optab_sorted(void)
+{
+	for (size_t i = 1; i < KILN_ARRAY_LEN(optab); i++)
+		if (strcmp(optab[i - 1].name, optab[i].name) >= 0)
+			return false;
+	return true;
+}
+
+struct op_key { const char *s; size_t n; };
+
+static int op_cmp(const void *key, const void *row)
+{
+	const struct op_key *k = key;
+	const char *name = ((const op_row *)row)->name;
+	int c = strncmp(k->s, name, k->n);
+	return c ? c : name[k->n] ? -1 : 0;
+}
+
+/* The row of an instruction's base opcode (the text before its first '.'), or NULL. */
+static const op_row *op_find(const mods *m)
+{
+	struct op_key k = {m->op, 0};
+	while (k.n < m->oplen && m->op[k.n] != '.')
+		k.n++;
+	return bsearch(&k, optab, KILN_ARRAY_LEN(optab), sizeof optab[0], op_cmp);
+}
+
+/* One instruction from its row: the modifiers every opcode takes (.ftz .sat .approx and a
+ * rounding), the operand count and type checks, the row's handler, then its operands. */
+static kiln_err decode(parser *p, mods *m, const op_row *r, opnd *o, int n, emu_inst *in)
+{
+	dec x = {p, m, o, n, in, EMU_B32, EMU_B32, r};
+	x.t0 = m->ntypes > 0 ? (emu_type)m->types[0] : EMU_B32;
+	x.t1 = m->ntypes > 1 ? (emu_type)m->types[1] : x.t0;
+	in->type = (uint8_t)x.t0;
+	in->type2 = (uint8_t)x.t1;
 	in->cls = CLS_INT;
 	if (has(m, "ftz"))
 		in->flags |= F_FTZ;
@@ -1464,741 +2304,18 @@ static kiln_err decode(parser *p, mods *m, opnd *o, int n, emu_inst *in)
 		in->flags |= F_APPROX;
 	in->rnd = (uint8_t)mods_rnd(m);
 	in->nops = (uint8_t)n;
-
-#define NEED(lo, hi) do { if (need_ops(p, m, n, lo, hi)) return p->err; } while (0)
-#define SRC(i, field, ty) do { if (src(p, &o[i], ty, &in->field)) return p->err; } while (0)
-#define DST(i) do { if (dst(p, &o[i], &in->d)) return p->err; } while (0)
-#define ABC(ta, tb, tc) do { if (dst_abc(p, o, in, ta, tb, tc)) return p->err; } while (0)
-#define NEEDTYPE() do { if (m->ntypes < 1) return perr(p, m->line, "%.*s: missing type", (int)m->oplen, m->op); } while (0)
-
-	if (base_is(m, "mov")) {
-		NEED(2, 2);
-		NEEDTYPE();
-		if (t0 == EMU_PRED) {
-			in->op = OP_MOV_PRED;
-			if (pdst(p, &o[0], &in->d) || psrc(p, &o[1], &in->a))
-				return p->err;
-			in->mode2 = o[1].neg;
-			return 0;
-		}
-		if (o[0].kind == O_VEC || o[1].kind == O_VEC) {
-			opnd *v = o[0].kind == O_VEC ? &o[0] : &o[1];
-			if (o[0].kind == O_VEC && o[1].kind == O_VEC)
-				return perr(p, m->line, "mov: both operands are vectors");
-			uint32_t tot = emu_type_size(t0);
-			if (v->nvec < 2 || v->nvec > 4 || tot % v->nvec)
-				return perr(p, m->line, "mov: vector of %u elements does not fit .%s", v->nvec, "type");
-			in->size = (uint8_t)(tot / v->nvec);
-			in->vec = (uint8_t)v->nvec;
-			emu_type et = in->size == 1 ? EMU_B8 : in->size == 2 ? EMU_B16 : in->size == 4 ? EMU_B32 : EMU_B64;
-			for (uint32_t i = 0; i < v->nvec; i++) {
-				velem *e = &v->vec[i];
-				opnd tmp;
-				memset(&tmp, 0, sizeof tmp);
-				tmp.kind = e->kind;
-				tmp.reg = e->reg;
-				tmp.imm = e->imm;
-				tmp.dval = e->dval;
-				tmp.line = m->line;
-				if (o[0].kind == O_VEC) {
-					if (dst(p, &tmp, &in->v[i]))
-						return p->err;
-				} else if (src(p, &tmp, et, &in->v[i])) {
-					return p->err;
-				}
-			}
-			if (o[0].kind == O_VEC) {
-				in->op = OP_UNPACK;
-				SRC(1, a, t0);
-			} else {
-				in->op = OP_PACK;
-				DST(0);
-			}
-			return 0;
-		}
-		if (o[1].kind == O_SREG && o[1].sreg >= 1000) {
-			in->op = OP_CLOCK;
-			in->mode = (uint8_t)(o[1].sreg - 1000);
-			DST(0);
-			return 0;
-		}
-		in->op = OP_MOV;
-		DST(0);
-		SRC(1, a, t0);
-		return 0;
-	}
-	if (base_is(m, "selp")) {
-		NEED(4, 4);
-		NEEDTYPE();
-		in->op = OP_SELP;
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, b, t0);
-		return psrc(p, &o[3], &in->c);
-	}
-	if (base_is(m, "slct")) {
-		NEED(4, 4);
-		in->op = OP_SLCT;
-		ABC(t0, t0, t1);
-		return 0;
-	}
-	if (base_is(m, "setp") || base_is(m, "set")) {
-		bool isset = base_is(m, "set");
-		int cmp = mods_cmp(m);
-		if (cmp < 0)
-			return perr(p, m->line, "%.*s: missing comparison", (int)m->oplen, m->op);
-		in->mode = (uint8_t)cmp;
-		in->mode2 = has(m, "and") ? BOOL_AND : has(m, "or") ? BOOL_OR : has(m, "xor") ? BOOL_XOR : BOOL_NONE;
-		NEEDTYPE();
-		emu_type st = isset ? t1 : t0;
-		if (isset && m->ntypes < 2)
-			return perr(p, m->line, "set: needs a destination and a source type");
-		in->type2 = (uint8_t)st;
-		in->cls = (uint8_t)(emu_type_is_float(st) ? fclass(st) : CLS_INT);
-		NEED(in->mode2 ? 4 : 3, in->mode2 ? 4 : 3);
-		if (isset) {
-			in->op = OP_SET;
-			DST(0);
-		} else {
-			in->op = OP_SETP;
-			if (pdst(p, &o[0], &in->d))
-				return p->err;
-			in->d2 = EMU_NOREG;
-			if (o[0].has_pair)
-				in->d2 = o[0].pair == EMU_NOPRED ? p->npreds++ : o[0].pair;
-		}
-		SRC(1, a, st);
-		SRC(2, b, st);
-		if (in->mode2) {
-			if (psrc(p, &o[3], &in->c))
-				return p->err;
-			if (o[3].neg)
-				in->mode2 |= 0x80;
-		}
-		return 0;
-	}
-	if (base_is(m, "and") || base_is(m, "or") || base_is(m, "xor") || base_is(m, "not") ||
-	    base_is(m, "cnot")) {
-		NEEDTYPE();
-		bool un = base_is(m, "not") || base_is(m, "cnot");
-		NEED(un ? 2 : 3, un ? 2 : 3);
-		if (t0 == EMU_PRED) {
-			in->op = base_is(m, "and") ? OP_AND_PRED : base_is(m, "or") ? OP_OR_PRED :
-				 base_is(m, "xor") ? OP_XOR_PRED : OP_NOT_PRED;
-			if (base_is(m, "cnot"))
-				return punsup(p, m->line, m->op, m->oplen);
-			if (pdst(p, &o[0], &in->d) || psrc(p, &o[1], &in->a))
-				return p->err;
-			if (o[1].neg)
-				in->mode2 |= 1;
-			if (!un) {
-				if (psrc(p, &o[2], &in->b))
-					return p->err;
-				if (o[2].neg)
-					in->mode2 |= 2;
-			}
-			return 0;
-		}
-		in->op = base_is(m, "and") ? OP_AND : base_is(m, "or") ? OP_OR : base_is(m, "xor") ? OP_XOR :
-			 base_is(m, "not") ? OP_NOT : OP_CNOT;
-		DST(0);
-		SRC(1, a, t0);
-		if (!un)
-			SRC(2, b, t0);
-		return 0;
-	}
-	/* arithmetic that exists for int and float types */
-	static const struct { const char *n; int iop, fop, hop, nsrc; } arith[] = {
-		{"add", OP_ADD, OP_FADD, OP_HADD, 2}, {"sub", OP_SUB, OP_FSUB, OP_HSUB, 2},
-		{"mul", OP_MUL_LO, OP_FMUL, OP_HMUL, 2}, {"mad", OP_MAD_LO, OP_FFMA, OP_HFMA, 3},
-		{"fma", -1, OP_FFMA, OP_HFMA, 3}, {"div", OP_DIV, OP_FDIV, -1, 2},
-		{"rem", OP_REM, -1, -1, 2}, {"abs", OP_ABS, OP_FABS, OP_HABS, 1},
-		{"neg", OP_NEG, OP_FNEG, OP_HNEG, 1}, {"min", OP_MIN, OP_FMIN, OP_HMIN, 2},
-		{"max", OP_MAX, OP_FMAX, OP_HMAX, 2}, {"addc", OP_ADD, -1, -1, 2},
-		{"subc", OP_SUB, -1, -1, 2}, {"madc", OP_MAD_LO, -1, -1, 3},
-	};
-	for (size_t i = 0; i < KILN_ARRAY_LEN(arith); i++) {
-		if (!base_is(m, arith[i].n))
-			continue;
-		NEEDTYPE();
-		NEED(1 + arith[i].nsrc, 1 + arith[i].nsrc);
-		/* extended precision: .cc writes the carry flag, addc/subc/madc read it */
-		bool carry_out = has(m, "cc"), carry_in = base_is(m, "addc") || base_is(m, "subc") || base_is(m, "madc");
-		if (carry_out || carry_in) {
-			if (emu_type_is_float(t0) || is_half(t0) || (emu_type_size(t0) != 4 && emu_type_size(t0) != 8))
-				return punsup(p, m->line, m->op, m->oplen);
-			in->flags |= carry_out ? F_CC : 0;
-			in->mode2 = carry_in;
-		}
-		if (has(m, "NaN"))
-			in->mode = 1;
-		if (has(m, "xorsign") || has(m, "abs") || has(m, "relu"))
-			return punsup(p, m->line, m->op, m->oplen);
-		if (is_half(t0)) {
-			if (arith[i].hop < 0)
-				return punsup(p, m->line, m->op, m->oplen);
-			in->op = (uint16_t)arith[i].hop;
-			in->cls = CLS_HALF2;
-		} else if (emu_type_is_float(t0)) {
-			if (arith[i].fop < 0)
-				return punsup(p, m->line, m->op, m->oplen);
-			in->op = (uint16_t)arith[i].fop;
-			in->cls = (uint8_t)fclass(t0);
-			if (in->op == OP_FDIV && !(in->flags & F_APPROX) && !in->rnd && !has(m, "full"))
-				return perr(p, m->line, "div.%s needs .approx, .full or a rounding modifier",
-					    t0 == EMU_F64 ? "f64" : "f32");
-			if (has(m, "full")) {
-				in->flags |= F_APPROX;
-				in->mode = 2; /* div.full: exec tells it from div.approx */
-			}
-		} else {
-			if (arith[i].iop < 0)
-				return perr(p, m->line, "%.*s: needs a float type", (int)m->oplen, m->op);
-			in->op = (uint16_t)arith[i].iop;
-			bool hi = has(m, "hi"), wide = has(m, "wide");
-			has(m, "lo");
-			if (in->op == OP_MUL_LO && hi)
-				in->op = OP_MUL_HI;
-			else if (in->op == OP_MUL_LO && wide)
-				in->op = OP_MUL_WIDE;
-			else if (in->op == OP_MAD_LO && hi)
-				in->op = OP_MAD_HI;
-			else if (in->op == OP_MAD_LO && wide)
-				in->op = OP_MAD_WIDE;
-			if ((carry_out || carry_in) && in->op != OP_ADD && in->op != OP_SUB && in->op != OP_MAD_LO &&
-			    in->op != OP_MAD_HI)
-				return punsup(p, m->line, m->op, m->oplen);
-		}
-		DST(0);
-		emu_type st = t0;
-		SRC(1, a, st);
-		if (arith[i].nsrc >= 2)
-			SRC(2, b, st);
-		if (arith[i].nsrc >= 3) {
-			emu_type ct = (in->op == OP_MAD_WIDE) ? (emu_type_is_signed(t0) ? EMU_S64 : EMU_U64) : st;
-			SRC(3, c, ct);
-		}
-		return 0;
-	}
-	if (base_is(m, "mul24") || base_is(m, "mad24")) {
-		bool mad = base_is(m, "mad24");
-		NEED(mad ? 4 : 3, mad ? 4 : 3);
-		bool hi = has(m, "hi");
-		has(m, "lo");
-		in->op = mad ? OP_MAD24_LO : hi ? OP_MUL24_HI : OP_MUL24_LO;
-		if (mad && hi)
-			in->mode = 1; /* mad24.hi: OP_MAD24_LO with the high half of the product */
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, b, t0);
-		if (mad)
-			SRC(3, c, t0);
-		return 0;
-	}
-	if (base_is(m, "sad")) {
-		NEED(4, 4);
-		in->op = OP_SAD;
-		ABC(t0, t0, t0);
-		return 0;
-	}
-	if (base_is(m, "shl") || base_is(m, "shr")) {
-		NEED(3, 3);
-		in->op = base_is(m, "shl") ? OP_SHL : OP_SHR;
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, b, EMU_U32);
-		return 0;
-	}
-	if (base_is(m, "shf")) {
-		NEED(4, 4);
-		bool l = has(m, "l");
-		if (!l && !has(m, "r"))
-			return perr(p, m->line, "shf: needs .l or .r");
-		if (has(m, "clamp"))
-			in->flags |= F_CLAMP;
-		else if (!has(m, "wrap"))
-			return perr(p, m->line, "shf: needs .wrap or .clamp");
-		in->op = l ? OP_SHF_L : OP_SHF_R;
-		ABC(EMU_B32, EMU_B32, EMU_U32);
-		return 0;
-	}
-	if (base_is(m, "popc") || base_is(m, "clz") || base_is(m, "brev") || base_is(m, "bfind")) {
-		NEED(2, 2);
-		in->op = base_is(m, "popc") ? OP_POPC : base_is(m, "clz") ? OP_CLZ : base_is(m, "brev") ? OP_BREV : OP_BFIND;
-		if (in->op == OP_BFIND && has(m, "shiftamt"))
-			in->mode = 1;
-		DST(0);
-		SRC(1, a, t0);
-		return 0;
-	}
-	if (base_is(m, "bfe")) {
-		NEED(4, 4);
-		in->op = OP_BFE;
-		ABC(t0, EMU_U32, EMU_U32);
-		return 0;
-	}
-	if (base_is(m, "bfi")) {
-		NEED(5, 5);
-		in->op = OP_BFI;
-		ABC(t0, t0, EMU_U32);
-		SRC(4, e, EMU_U32);
-		return 0;
-	}
-	if (base_is(m, "prmt")) {
-		NEED(4, 4);
-		static const char *const pm[] = {"f4e", "b4e", "rc8", "ecl", "ecr", "rc16"};
-		for (int i = 0; i < 6; i++)
-			if (has(m, pm[i]))
-				in->mode = (uint8_t)(i + 1);
-		in->op = OP_PRMT;
-		ABC(EMU_B32, EMU_B32, EMU_B32);
-		return 0;
-	}
-	if (base_is(m, "lop3")) {
-		NEED(5, 5);
-		if (o[4].kind != O_INT || o[4].imm > 255)
-			return perr(p, m->line, "lop3: the lookup table must be an immediate 0-255");
-		in->op = OP_LOP3;
-		in->mode = (uint8_t)o[4].imm;
-		ABC(EMU_B32, EMU_B32, EMU_B32);
-		return 0;
-	}
-	if (base_is(m, "dp4a") || base_is(m, "dp2a")) {
-		NEED(4, 4);
-		if (m->ntypes != 2)
-			return perr(p, m->line, "%.*s: needs two source types", (int)m->oplen, m->op);
-		in->op = OP_DP4A;
-		if (base_is(m, "dp2a")) {
-			bool hi = has(m, "hi");
-			if (!hi && !has(m, "lo"))
-				return perr(p, m->line, "dp2a: needs .lo or .hi");
-			in->op = OP_DP2A;
-			in->mode = hi;
-		}
-		ABC(EMU_B32, EMU_B32, EMU_B32);
-		return 0;
-	}
-	if (base_is(m, "fns")) {
-		NEED(4, 4);
-		in->op = OP_FNS;
-		ABC(EMU_B32, EMU_U32, EMU_S32);
-		return 0;
-	}
-	static const struct { const char *n; int op; } unary_f[] = {
-		{"rcp", OP_RCP}, {"sqrt", OP_SQRT}, {"rsqrt", OP_RSQRT}, {"ex2", OP_EX2}, {"lg2", OP_LG2},
-		{"sin", OP_SIN}, {"cos", OP_COS}, {"tanh", OP_TANH},
-	};
-	for (size_t i = 0; i < KILN_ARRAY_LEN(unary_f); i++) {
-		if (!base_is(m, unary_f[i].n))
-			continue;
-		NEED(2, 2);
-		NEEDTYPE();
-		in->op = (uint16_t)unary_f[i].op;
-		if (!emu_type_is_float(t0))
-			return perr(p, m->line, "%.*s: needs a float type", (int)m->oplen, m->op);
-		/* ex2 / tanh also exist for f16, bf16 and their x2 packings (.approx only) */
-		if (t0 != EMU_F32 && t0 != EMU_F64 &&
-		    ((in->op != OP_EX2 && in->op != OP_TANH) || !is_half(t0) || !(in->flags & F_APPROX)))
-			return punsup(p, m->line, m->op, m->oplen);
-		if (!(in->flags & F_APPROX) && !in->rnd)
-			return perr(p, m->line, "%.*s: needs .approx or a rounding modifier", (int)m->oplen, m->op);
-		in->cls = t0 == EMU_F64 ? CLS_FP64 : CLS_MUFU;
-		DST(0);
-		SRC(1, a, t0);
-		return 0;
-	}
-	if (base_is(m, "copysign")) {
-		NEED(3, 3);
-		in->op = OP_COPYSIGN;
-		in->cls = (uint8_t)fclass(t0);
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, b, t0);
-		return 0;
-	}
-	if (base_is(m, "testp")) {
-		NEED(2, 2);
-		static const char *const tn[] = {"finite", "infinite", "number", "notanumber", "normal", "subnormal"};
-		int k = -1;
-		for (int i = 0; i < 6; i++)
-			if (has(m, tn[i]))
-				k = i;
-		if (k < 0)
-			return perr(p, m->line, "testp: missing test");
-		in->op = OP_TESTP;
-		in->mode = (uint8_t)k;
-		in->cls = (uint8_t)fclass(t0);
-		if (pdst(p, &o[0], &in->d))
-			return p->err;
-		SRC(1, a, t0);
-		return 0;
-	}
-	if (base_is(m, "cvt")) {
-		if (m->ntypes < 2) /* NVRTC's cvt always has two: a type we do not know (fp8, tf32 ...) */
-			return punsup(p, m->line, m->op, m->oplen);
-		in->cls = CLS_CVT;
-		bool satf = has(m, "satfinite"), relu = has(m, "relu");
-		if (t0 == EMU_B128)
-			return punsup(p, m->line, m->op, m->oplen);
-		if (satf || relu) {
-			/* .satfinite / .relu: only float narrowing to f16, bf16 (and their x2) here */
-			if (t1 != EMU_F32 || (t0 != EMU_F16 && t0 != EMU_BF16 && t0 != EMU_F16X2 && t0 != EMU_BF16X2))
-				return punsup(p, m->line, m->op, m->oplen);
-			in->mode = (uint8_t)((satf ? 1 : 0) | (relu ? 2 : 0));
-		}
-		if (t0 == EMU_F16X2 || t0 == EMU_BF16X2) {
-			if (t1 != EMU_F32)
-				return punsup(p, m->line, m->op, m->oplen);
-			NEED(3, 3);
-			in->op = OP_CVT_PACK;
-			DST(0);
-			SRC(1, a, t1);
-			SRC(2, b, t1);
-			return 0;
-		}
-		NEED(2, 2);
-		in->op = OP_CVT;
-		DST(0);
-		SRC(1, a, t1);
-		return 0;
-	}
-	if (base_is(m, "cvta")) {
-		NEED(2, 2);
-		bool to = has(m, "to");
-		int sp = mods_space(m);
-		if (sp == KILN_EMU_SPACE_NONE || sp == KILN_EMU_SPACE_PARAM)
-			return punsup(p, m->line, m->op, m->oplen);
-		in->op = OP_CVTA;
-		in->space = (uint8_t)sp;
-		in->mode = to;
-		DST(0);
-		SRC(1, a, EMU_U64);
-		return 0;
-	}
-	if (base_is(m, "ld") || base_is(m, "ldu") || base_is(m, "st")) {
-		bool st = base_is(m, "st");
-		bool hint = has(m, "L2::cache_hint");
-		NEED(2, hint ? 3 : 2);
-		NEEDTYPE();
-		int sp = mods_space(m);
-		if (has(m, "v2"))
-			in->vec = 2;
-		else if (has(m, "v4"))
-			in->vec = 4;
-		else if (has(m, "v8"))
-			return punsup(p, m->line, m->op, m->oplen);
-		if (has(m, "nc"))
-			in->flags |= F_NC;
-		in->mode2 = mods_order(m, false);
-		if (in->mode2 & MO_SYNC)
-			in->flags |= F_VOLATILE;
-		in->size = (uint8_t)emu_type_size(t0);
-		if (t0 == EMU_B128 || t0 == EMU_PRED)
-			return punsup(p, m->line, m->op, m->oplen);
-		in->space = (uint8_t)sp;
-		in->cls = CLS_MEM;
-		in->op = st ? OP_ST : OP_LD;
-		opnd *ad = st ? &o[0] : &o[1];
-		opnd *val = st ? &o[1] : &o[0];
-		if (addr_op(p, ad, in))
-			return p->err;
-		if (in->vec > 1) {
-			if (val->kind != O_VEC || val->nvec != in->vec)
-				return perr(p, m->line, "%.*s: expected a %u-element vector", (int)m->oplen, m->op, in->vec);
-			for (uint32_t i = 0; i < in->vec; i++) {
-				opnd tmp;
-				memset(&tmp, 0, sizeof tmp);
-				tmp.kind = val->vec[i].kind;
-				tmp.reg = val->vec[i].reg;
-				tmp.imm = val->vec[i].imm;
-				tmp.dval = val->vec[i].dval;
-				tmp.line = m->line;
-				if (st ? src(p, &tmp, t0, &in->v[i]) : dst(p, &tmp, &in->v[i]))
-					return p->err;
-			}
-		} else {
-			if (st ? src(p, val, t0, &in->v[0]) : dst(p, val, &in->v[0]))
-				return p->err;
-		}
-		if (sp == KILN_EMU_SPACE_PARAM && in->sym < 0)
-			return punsup(p, m->line, "ld.param through a register address", 36);
-		return 0;
-	}
-	if (base_is(m, "atom") || base_is(m, "red")) {
-		bool red = base_is(m, "red");
-		NEEDTYPE();
-		static const char *const an[] = {"add", "min", "max", "exch", "cas", "and", "or", "xor", "inc", "dec"};
-		int k = -1;
-		for (int i = 0; i < 10; i++)
-			if (has(m, an[i]))
-				k = i;
-		if (k < 0)
-			return perr(p, m->line, "%.*s: missing operation", (int)m->oplen, m->op);
-		if (has(m, "v2") || has(m, "v4") || has(m, "v8"))
-			return punsup(p, m->line, m->op, m->oplen);
-		in->mode = (uint8_t)k;
-		in->mode2 = mods_order(m, true);
-		int sp = mods_space(m);
-		in->space = (uint8_t)sp;
-		in->size = (uint8_t)emu_type_size(t0);
-		in->cls = CLS_MEM;
-		in->op = red ? OP_RED : OP_ATOM;
-		/* half atomics: atom/red.add.noftz.{f16,f16x2,bf16,bf16x2} only */
-		if (t0 == EMU_B128 || (is_half(t0) && (k != ATOM_ADD || !has(m, "noftz"))))
-			return punsup(p, m->line, m->op, m->oplen);
-		int nsrc = k == ATOM_CAS ? 2 : 1;
-		int base = red ? 0 : 1;
-		NEED(base + 1 + nsrc, base + 1 + nsrc);
-		if (!red)
-			DST(0);
-		if (addr_op(p, &o[base], in))
-			return p->err;
-		SRC(base + 1, b, t0);
-		if (nsrc == 2)
-			SRC(base + 2, c, t0);
-		return 0;
-	}
-	if (base_is(m, "shfl")) {
-		NEED(4, 5);
-		static const char *const sn[] = {"up", "down", "bfly", "idx"};
-		int k = -1;
-		for (int i = 0; i < 4; i++)
-			if (has(m, sn[i]))
-				k = i;
-		if (k < 0)
-			return perr(p, m->line, "shfl: missing mode");
-		in->op = OP_SHFL;
-		in->mode = (uint8_t)k;
-		in->cls = CLS_SHFL;
-		DST(0);
-		in->d2 = EMU_NOREG;
-		if (o[0].has_pair)
-			in->d2 = o[0].pair == EMU_NOPRED ? p->npreds++ : o[0].pair;
-		SRC(1, a, EMU_B32);
-		SRC(2, b, EMU_U32);
-		SRC(3, c, EMU_U32);
-		if (n == 5)
-			SRC(4, e, EMU_U32);
-		else {
-			opnd full;
-			memset(&full, 0, sizeof full);
-			full.kind = O_INT;
-			full.imm = 0xFFFFFFFFu;
-			if (src(p, &full, EMU_U32, &in->e))
-				return p->err;
-		}
-		return 0;
-	}
-	if (base_is(m, "vote")) {
-		NEED(2, 3);
-		static const char *const vn[] = {"all", "any", "uni", "ballot"};
-		int k = -1;
-		for (int i = 0; i < 4; i++)
-			if (has(m, vn[i]))
-				k = i;
-		if (k < 0)
-			return perr(p, m->line, "vote: missing mode");
-		in->op = OP_VOTE;
-		in->mode = (uint8_t)k;
-		in->cls = CLS_SHFL;
-		if (k == VOTE_BALLOT)
-			DST(0);
-		else if (pdst(p, &o[0], &in->d))
-			return p->err;
-		if (psrc(p, &o[1], &in->a))
-			return p->err;
-		in->mode2 = o[1].neg;
-		if (n == 3)
-			SRC(2, e, EMU_U32);
-		else {
-			opnd full;
-			memset(&full, 0, sizeof full);
-			full.kind = O_INT;
-			full.imm = 0xFFFFFFFFu;
-			if (src(p, &full, EMU_U32, &in->e))
-				return p->err;
-		}
-		return 0;
-	}
-	if (base_is(m, "match")) {
-		NEED(3, 3);
-		bool all = has(m, "all");
-		if (!all && !has(m, "any"))
-			return perr(p, m->line, "match: needs .any or .all");
-		in->op = OP_MATCH;
-		in->mode = all;
-		in->cls = CLS_SHFL;
-		DST(0);
-		in->d2 = EMU_NOREG;
-		if (o[0].has_pair)
-			in->d2 = o[0].pair == EMU_NOPRED ? p->npreds++ : o[0].pair;
-		SRC(1, a, t0);
-		SRC(2, e, EMU_U32);
-		return 0;
-	}
-	if (base_is(m, "redux")) {
-		NEED(3, 3);
-		static const char *const rn[] = {"add", "min", "max", "and", "or", "xor"};
-		static const int rk[] = {ATOM_ADD, ATOM_MIN, ATOM_MAX, ATOM_AND, ATOM_OR, ATOM_XOR};
-		int k = -1;
-		for (int i = 0; i < 6; i++)
-			if (has(m, rn[i]))
-				k = rk[i];
-		if (k < 0 || emu_type_is_float(t0))
-			return punsup(p, m->line, m->op, m->oplen);
-		in->op = OP_REDUX;
-		in->mode = (uint8_t)k;
-		in->cls = CLS_SHFL;
-		DST(0);
-		SRC(1, a, t0);
-		SRC(2, e, EMU_U32);
-		return 0;
-	}
-	if (base_is(m, "activemask")) {
-		NEED(1, 1);
-		in->op = OP_ACTIVEMASK;
-		in->cls = CLS_SHFL;
-		DST(0);
-		return 0;
-	}
-	if (base_is(m, "bar") || base_is(m, "barrier")) {
-		if (has(m, "warp")) {
-			NEED(1, 1);
-			in->op = OP_WARPSYNC;
-			in->cls = CLS_BAR;
-			SRC(0, a, EMU_U32);
-			return 0;
-		}
-		in->op = OP_BAR;
-		in->cls = CLS_BAR;
-		in->b = EMU_NOREG;
-		if (has(m, "arrive")) { /* bar.arrive a, b: counts, does not wait */
-			NEED(2, 2);
-			in->mode = BAR_ARRIVE;
-			SRC(0, a, EMU_U32);
-			SRC(1, b, EMU_U32);
-			return 0;
-		}
-		has(m, "sync");
-		if (has(m, "red")) {
-			int k = has(m, "popc") ? 1 : has(m, "and") ? 2 : has(m, "or") ? 3 : 0;
-			if (!k)
-				return perr(p, m->line, "bar.red: needs .popc, .and or .or");
-			in->mode = (uint8_t)k;
-			NEED(3, 4);
-			if (k == 1)
-				DST(0);
-			else if (pdst(p, &o[0], &in->d))
-				return p->err;
-			SRC(1, a, EMU_U32);
-			if (n == 4)
-				SRC(2, b, EMU_U32);
-			if (psrc(p, &o[n - 1], &in->c))
-				return p->err;
-			in->mode2 = o[n - 1].neg;
-			return 0;
-		}
-		NEED(1, 2);
-		SRC(0, a, EMU_U32);
-		if (n == 2)
-			SRC(1, b, EMU_U32);
-		return 0;
-	}
-	if ((base_is(m, "membar") || base_is(m, "fence")) &&
-	    !(has(m, "proxy") && (has(m, "tensormap") || has(m, "async")))) {
-		/* orders this warp's memory accesses: a release for the global racecheck */
-		m->used = 0xFFFFFFFFu;
-		in->op = OP_FENCE;
-		in->mode = has(m, "cta") ? 1 : 0;
-		in->cls = CLS_OTHER;
-		return 0;
-	}
-	if (base_is(m, "nanosleep")) {
-		m->used = 0xFFFFFFFFu;
-		in->op = OP_NANOSLEEP; /* the warp yields to the scheduler */
-		in->cls = CLS_OTHER;
-		return 0;
-	}
-	if (base_is(m, "membar") || base_is(m, "fence") || base_is(m, "prefetch") ||
-	    base_is(m, "prefetchu") || base_is(m, "pmevent") ||
-	    base_is(m, "discard") || base_is(m, "applypriority")) {
-		m->used = 0xFFFFFFFFu;
-		if (has(m, "proxy") && (has(m, "tensormap") || has(m, "async")))
-			return punsup(p, m->line, m->op, m->oplen);
-		in->op = OP_NOP;
-		in->cls = CLS_OTHER;
-		return 0;
-	}
-	if (base_is(m, "createpolicy")) {
-		m->used = 0xFFFFFFFFu;
-		in->op = OP_MOV;
-		DST(0);
-		opnd z;
-		memset(&z, 0, sizeof z);
-		z.kind = O_INT;
-		return src(p, &z, EMU_U64, &in->a);
-	}
-	if (base_is(m, "cp")) {
-		if (has(m, "bulk") || has(m, "tensor") || has(m, "mbarrier"))
-			return punsup(p, m->line, m->op, m->oplen);
-		if (!has(m, "async"))
-			return punsup(p, m->line, m->op, m->oplen);
-		if (has(m, "commit_group") || has(m, "wait_group") || has(m, "wait_all")) {
-			m->used = 0xFFFFFFFFu;
-			in->op = OP_NOP;
-			in->cls = CLS_OTHER;
-			return 0;
-		}
-		has(m, "ca");
-		has(m, "cg");
-		NEED(3, 4);
-		if (o[2].kind != O_INT || (o[2].imm != 4 && o[2].imm != 8 && o[2].imm != 16))
-			return perr(p, m->line, "cp.async: copy size must be 4, 8 or 16");
-		in->op = OP_CP_ASYNC;
-		in->cls = CLS_MEM;
-		in->size = (uint8_t)o[2].imm;
-		emu_inst dummy;
-		memset(&dummy, 0, sizeof dummy);
-		dummy.sym = -1;
-		if (addr_op(p, &o[0], in) || addr_op(p, &o[1], &dummy))
-			return p->err;
-		if (dummy.sym >= 0)
-			return punsup(p, m->line, "cp.async from a symbol", 22);
-		in->b = dummy.a;
-		in->c = (uint32_t)dummy.imm; /* source offset (fits: NVRTC emits small offsets) */
-		in->e = EMU_NOREG;
-		if (n == 4)
-			SRC(3, e, EMU_U32);
-		return 0;
-	}
-	if (base_is(m, "bra")) {
-		NEED(1, 1);
-		in->op = OP_BRA;
-		in->cls = CLS_CTRL;
-		return add_fixup(p, &o[0], cur(p)->ncode - 1);
-	}
-	if (base_is(m, "exit")) {
-		NEED(0, 0);
-		in->op = OP_EXIT;
-		in->cls = CLS_CTRL;
-		return 0;
-	}
-	if (base_is(m, "ret")) {
-		NEED(0, 0);
-		in->op = OP_RET;
-		in->cls = CLS_CTRL;
-		return 0;
-	}
-	if (base_is(m, "trap") || base_is(m, "brkpt")) {
-		in->op = OP_TRAP;
-		in->cls = CLS_CTRL;
-		return 0;
-	}
-	return punsup(p, m->line, m->op, m->oplen);
-#undef NEED
-#undef SRC
-#undef DST
-#undef NEEDTYPE
+	if (!r || (r->flags & R_UNSUP))
+		return punsup(p, m->line, m->op, m->oplen);
+	if ((r->flags & R_TYPE_FIRST) && need_type(&x))
+		return p->err;
+	if (need_ops(p, m, n, r->lo, r->hi) || ((r->flags & R_TYPE) && need_type(&x)))
+		return p->err;
+	in->op = r->op;
+	in->cls = (uint8_t)((r->flags & R_FCLS) ? fclass(x.t0) : r->cls);
+	kiln_err e = r->fn ? r->fn(&x, p, m, in) : 0;
+	if (e)
+		return e == DEC_DONE ? 0 : e;
+	return dec_operands(&x);
 }
 
 /* ---------------------------------------------------------------- function bodies */
@@ -2299,14 +2416,8 @@ static kiln_err add_label(parser *p, tok *t)
 	for (size_t i = 0; i < p->nlabels; i++)
 		if (p->labels[i].len == t->len && memcmp(p->labels[i].name, t->s, t->len) == 0)
 			return perr(p, t->line, "label '%.*s' defined twice", (int)t->len, t->s);
-	if (p->nlabels == p->caplabels) {
-		size_t nc = p->caplabels ? p->caplabels * 2 : 64;
-		struct label_ent *q = kiln_realloc(p->labels, nc * sizeof *q);
-		if (!q)
-			return KILN_ENOMEM;
-		p->labels = q;
-		p->caplabels = nc;
-	}
+	if (grow((void **)&p->labels, &p->caplabels, p->nlabels, sizeof *p->labels))
+		return KILN_ENOMEM;
 	p->labels[p->nlabels].name = t->s;
 	p->labels[p->nlabels].len = t->len;
 	p->labels[p->nlabels].at = cur(p)->ncode;
@@ -2362,14 +2473,9 @@ static kiln_err parse_instruction(parser *p)
 	}
 	if (base_is(&m, "call"))
 		return decode_call(p, &m, guard, gneg, line);
-	static const char *const unsup[] = {"wgmma", "mbarrier", "tcgen05", "mma", "wmma", "ldmatrix",
-					    "stmatrix", "tex", "tld4", "suld", "sust", "sured", "txq",
-					    "suq", "setmaxnreg", "elect", "getctarank", "griddepcontrol",
-					    "multimem", "istypep", "alloca", "stacksave", "stackrestore",
-					    "brx", "bmsk", "szext", "clusterlaunchcontrol", NULL};
-	for (const char *const *u = unsup; *u; u++)
-		if (base_is(&m, *u))
-			return punsup(p, line, t->s, t->len);
+	const op_row *row = op_find(&m);
+	if (row && (row->flags & R_UNSUP))
+		return punsup(p, line, t->s, t->len);
 	opnd ops[8];
 	int n = 0;
 	if (!is_punct(peek(p), ';')) {
@@ -2390,12 +2496,35 @@ static kiln_err parse_instruction(parser *p)
 		return KILN_ENOMEM;
 	in->line = line;
 	uint32_t at = cur(p)->ncode - 1;
-	if (decode(p, &m, ops, n, in))
+	if (decode(p, &m, row, ops, n, in))
 		return p->err;
 	in = &cur(p)->code[at];
 	in->guard = (uint16_t)guard;
 	in->gneg = gneg;
 	return check_mods(p, &m);
+}
+
+/* The messages and capacity of a call's return or argument list. */
+struct call_list { const char *bad, *nonparam, *many; uint32_t cap; };
+
+/* The .param symbols of a call's return or argument list, up to its ')' (not consumed). */
+static kiln_err call_syms(parser *p, uint32_t line, const struct call_list *l, int32_t *out, uint32_t *n)
+{
+	while (!is_punct(peek(p), ')')) {
+		tok *t = next(p);
+		opnd o;
+		memset(&o, 0, sizeof o);
+		if (t->kind != T_WORD || parse_name_operand(p, t, &o))
+			return p->err ? p->err : perr(p, t->line, "%s", l->bad);
+		if (o.kind != O_SYM || !p->mod->syms[o.sym].is_fparam)
+			return punsup(p, line, l->nonparam, strlen(l->nonparam));
+		if (*n == l->cap)
+			return perr(p, line, "%s", l->many);
+		out[(*n)++] = o.sym;
+		if (!accept(p, ','))
+			break;
+	}
+	return 0;
 }
 
 static kiln_err decode_call(parser *p, mods *m, uint32_t guard, bool gneg, uint32_t line)
@@ -2405,21 +2534,13 @@ static kiln_err decode_call(parser *p, mods *m, uint32_t guard, bool gneg, uint3
 		return p->err;
 	emu_call c;
 	memset(&c, 0, sizeof c);
+	static const struct call_list rets = {"bad call return operand", "call with non-.param return operands",
+					      "too many call return values", 8};
+	static const struct call_list args = {"bad call argument", "call with non-.param arguments",
+					      "too many call arguments", 32};
 	if (accept(p, '(')) {
-		while (!is_punct(peek(p), ')')) {
-			tok *t = next(p);
-			opnd o;
-			memset(&o, 0, sizeof o);
-			if (t->kind != T_WORD || parse_name_operand(p, t, &o))
-				return p->err ? p->err : perr(p, t->line, "bad call return operand");
-			if (o.kind != O_SYM || !p->mod->syms[o.sym].is_fparam)
-				return punsup(p, line, "call with non-.param return operands", 35);
-			if (c.nret == 8)
-				return perr(p, line, "too many call return values");
-			c.ret[c.nret++] = o.sym;
-			if (!accept(p, ','))
-				break;
-		}
+		if (call_syms(p, line, &rets, c.ret, &c.nret))
+			return p->err;
 		if (expect(p, ')') || expect(p, ','))
 			return p->err;
 	}
@@ -2435,22 +2556,8 @@ static kiln_err decode_call(parser *p, mods *m, uint32_t guard, bool gneg, uint3
 	}
 	c.callee = callee;
 	if (accept(p, ',')) {
-		if (expect(p, '('))
+		if (expect(p, '(') || call_syms(p, line, &args, c.args, &c.nargs))
 			return p->err;
-		while (!is_punct(peek(p), ')')) {
-			tok *t = next(p);
-			opnd o;
-			memset(&o, 0, sizeof o);
-			if (t->kind != T_WORD || parse_name_operand(p, t, &o))
-				return p->err ? p->err : perr(p, t->line, "bad call argument");
-			if (o.kind != O_SYM || !p->mod->syms[o.sym].is_fparam)
-				return punsup(p, line, "call with non-.param arguments", 30);
-			if (c.nargs == 32)
-				return perr(p, line, "too many call arguments");
-			c.args[c.nargs++] = o.sym;
-			if (!accept(p, ','))
-				break;
-		}
 		if (expect(p, ')'))
 			return p->err;
 		if (accept(p, ','))
@@ -2477,7 +2584,7 @@ static kiln_err decode_call(parser *p, mods *m, uint32_t guard, bool gneg, uint3
 
 static kiln_err parse_body(parser *p)
 {
-	size_t marks[64];
+	uint32_t marks[64];
 	int depth = 0;
 	marks[depth++] = p->nscope;
 	while (depth > 0) {
@@ -2561,6 +2668,18 @@ typedef struct flat {
 	uint32_t nregs;
 } flat;
 
+/* An instruction the flattening adds (a device printf, a parameter copy): unguarded. */
+static void flat_inst(emu_inst *in, uint16_t op, uint32_t line)
+{
+	memset(in, 0, sizeof *in);
+	in->op = op;
+	in->cls = CLS_OTHER;
+	in->guard = EMU_NOPRED;
+	in->line = line;
+	in->d = in->d2 = in->a = in->b = in->c = in->e = EMU_NOREG;
+	in->sym = -1;
+}
+
 static kiln_err flat_emit(flat *fl, const emu_inst *in, uint32_t *at)
 {
 	if (grow((void **)&fl->code, &fl->cap, fl->n, sizeof *fl->code))
@@ -2618,6 +2737,22 @@ static kiln_err reach(flat *fl, int32_t fi)
 static uint32_t frame_addr(flat *fl, const emu_sym *s)
 {
 	return fl->local_total + fl->frame_base[s->func] + s->offset;
+}
+
+/* A call's parameter copies (cp, an OP_PCOPY) of n .param symbols from[k] to to[k]. */
+static kiln_err flat_copies(flat *fl, emu_inst *cp, const int32_t *from, const int32_t *to, uint32_t n)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		const emu_sym *f = &fl->p->mod->syms[from[k]];
+		const emu_sym *t = &fl->p->mod->syms[to[k]];
+		cp->imm = frame_addr(fl, t);
+		cp->target = frame_addr(fl, f);
+		cp->e = f->size < t->size ? f->size : t->size;
+		kiln_err err = flat_emit(fl, cp, NULL);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 static kiln_err sym_reg(flat *fl, int32_t sym, uint32_t *out)
@@ -2733,13 +2868,7 @@ static kiln_err flat_func(flat *fl, int32_t fi)
 			if (!g->has_body && strcmp(g->name, "vprintf") == 0 && c->nargs == 2) {
 				/* vprintf(format, argument buffer): both pointers in the call frame */
 				emu_inst pf;
-				memset(&pf, 0, sizeof pf);
-				pf.op = OP_PRINTF;
-				pf.cls = CLS_OTHER;
-				pf.guard = EMU_NOPRED;
-				pf.line = in.line;
-				pf.d = pf.d2 = pf.a = pf.b = pf.c = pf.e = EMU_NOREG;
-				pf.sym = -1;
+				flat_inst(&pf, OP_PRINTF, in.line);
 				pf.imm = frame_addr(fl, &p->mod->syms[c->args[0]]);
 				pf.target = frame_addr(fl, &p->mod->syms[c->args[1]]);
 				pf.e = c->nret ? frame_addr(fl, &p->mod->syms[c->ret[0]]) : EMU_NOREG;
@@ -2750,37 +2879,17 @@ static kiln_err flat_func(flat *fl, int32_t fi)
 				continue;
 			}
 			emu_inst cp;
-			memset(&cp, 0, sizeof cp);
-			cp.op = OP_PCOPY;
-			cp.cls = CLS_OTHER;
-			cp.guard = EMU_NOPRED;
-			cp.line = in.line;
-			cp.d = cp.d2 = cp.a = cp.b = cp.c = cp.e = EMU_NOREG;
-			cp.sym = -1;
-			for (uint32_t k = 0; k < c->nargs; k++) {
-				const emu_sym *from = &p->mod->syms[c->args[k]];
-				const emu_sym *to = &p->mod->syms[g->params[k]];
-				cp.imm = frame_addr(fl, to);
-				cp.target = frame_addr(fl, from);
-				cp.e = from->size < to->size ? from->size : to->size;
-				if ((err = flat_emit(fl, &cp, NULL)))
-					goto done;
-			}
+			flat_inst(&cp, OP_PCOPY, in.line);
+			if ((err = flat_copies(fl, &cp, c->args, g->params, c->nargs)))
+				goto done;
 			fl->stack[fl->depth++] = c->callee;
 			err = flat_func(fl, c->callee);
 			fl->depth--;
 			if (err)
 				goto done;
 			f = &p->mod->funcs[fi];
-			for (uint32_t k = 0; k < c->nret; k++) {
-				const emu_sym *from = &p->mod->syms[g->rets[k]];
-				const emu_sym *to = &p->mod->syms[c->ret[k]];
-				cp.imm = frame_addr(fl, to);
-				cp.target = frame_addr(fl, from);
-				cp.e = from->size < to->size ? from->size : to->size;
-				if ((err = flat_emit(fl, &cp, NULL)))
-					goto done;
-			}
+			if ((err = flat_copies(fl, &cp, g->rets, c->ret, c->nret)))
+				goto done;
 			if (guarded)
 				fl->code[skip_at].target = fl->n | 0x80000000u; /* absolute */
 			continue;
@@ -2997,6 +3106,7 @@ kiln_err kiln_emu_module_parse(kiln_emu_module **out, const char *ptx, size_t le
 	parser p;
 	kiln_err err = 0;
 	*out = NULL;
+	assert(optab_sorted());
 	memset(&p, 0, sizeof p);
 	p.name = name ? name : "ptx";
 	p.src = ptx;
