@@ -184,12 +184,14 @@ static void test_util__json_check_is_strict(void **state)
 	(void)state;
 	static const char *const good[] = {
 		"{}", "[]", " {\"a\": [1, -0.5, 2e10, 1E-3, true, false, null]} \n", "\"\\u00e9\\n\"", "0",
-		"-0", "\"caf\xc3\xa9\"", "[[[[]]]]", "{\"a\":{\"b\":{}}}"};
+		"-0", "\"caf\xc3\xa9\"", "[[[[]]]]", "{\"a\":{\"b\":{}}}", "\"\\ud83d\\ude00\"", "\"\\uD83D\\uDE00x\""};
 	static const char *const bad[] = {
 		"{} // comment", "{}x", "{} {}", "{\"a\": 01}", "[1,]", "{\"a\":1,}", "[+1]", "[.5]", "[1.]",
 		"[1e]", "[0x10]", "{\"a\":\"tab\there\"}", "\"\\x41\"", "\"\\u12\"", "/* c */ {}",
 		"{'a': 1}", "[NaN]", "[Infinity]", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "[", "{\"a\"}",
-		"{\"a\" 1}", "[1 2]", "", "   ", "tru", "[true false]", "{\"a\":1 \"b\":2}", "[}", "{]", "\xEF\xBB\xBF{}"};
+		"{\"a\" 1}", "[1 2]", "", "   ", "tru", "[true false]", "{\"a\":1 \"b\":2}", "[}", "{]", "\xEF\xBB\xBF{}",
+		/* lone surrogates (cJSON refuses them too: the fuzzer found the difference) */
+		"\"x\\udddd\"", "\"\\ud83d\"", "\"\\ud83dx\"", "\"\\ud83d\\u0041\"", "\"\\ud83d\\ud83d\"", "\"\\ud83d\\"};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(good); i++)
 		if (kiln_json_check(good[i], strlen(good[i]), "t") != 0)
 			fail_msg("rejected good JSON %zu (%s): %s", i, good[i], kiln_error_last());

@@ -66,6 +66,19 @@ static bool is_hex(unsigned char c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* The value of the four hex digits after "\\u" at j->s[at]; -1 when they are not there. */
+static long hex4(const jscan *j, size_t at)
+{
+	long v = 0;
+	for (size_t k = 2; k < 6; k++) {
+		if (at + k >= j->len || !is_hex(j->s[at + k]))
+			return -1;
+		unsigned char c = j->s[at + k];
+		v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	return v;
+}
+
 static bool scan_string(jscan *j)
 {
 	j->i++; /* the opening quote */
@@ -82,10 +95,18 @@ static bool scan_string(jscan *j)
 				break;
 			unsigned char e = j->s[j->i + 1];
 			if (e == 'u') {
-				for (size_t k = 2; k < 6; k++)
-					if (j->i + k >= j->len || !is_hex(j->s[j->i + k]))
-						return fail(j, "a \\u escape needs four hex digits");
+				long u = hex4(j, j->i);
+				if (u < 0)
+					return fail(j, "a \\u escape needs four hex digits");
+				if (u >= 0xDC00 && u <= 0xDFFF)
+					return fail(j, "a \\u escape is a lone low surrogate");
 				j->i += 6;
+				if (u >= 0xD800 && u <= 0xDBFF) { /* UTF-16: a low surrogate escape must follow */
+					long lo = j->i + 1 < j->len && j->s[j->i] == '\\' && j->s[j->i + 1] == 'u' ? hex4(j, j->i) : -1;
+					if (lo < 0xDC00 || lo > 0xDFFF)
+						return fail(j, "a \\u escape is a high surrogate without its low half");
+					j->i += 6;
+				}
 			} else if (strchr("\"\\/bfnrt", e) && e) {
 				j->i += 2;
 			} else
