@@ -76,6 +76,23 @@ static kiln_err ask(llm_state *st, const kiln_prompt_input *in, const char *purp
 	return e;
 }
 
+/* A prompt section's text; one that hit its cap ends with a mark saying so (its appends
+ * stopped at the first that did not fit: a kiln_buf's error is sticky). NULL only when
+ * out of memory. */
+static char *section_text(kiln_buf *b)
+{
+	bool cut = kiln_buf_error(b) == KILN_EOVERFLOW;
+	size_t max = b->max;
+	char *out = kiln_buf_detach(b);
+	if (out && cut) {
+		char *marked = kiln_asprintf("%s\n[... cut at the section's %zu-byte cap]\n", out, max);
+		free(out);
+		out = marked;
+		kiln_error_clear(); /* the cap is this section's, not the call's failure */
+	}
+	return out;
+}
+
 /* The seed's knob values as the prompt's prefix gives them: "BLOCK=256 ITEMS=4". */
 static char *knob_text(const llm_state *st)
 {
@@ -83,7 +100,7 @@ static char *knob_text(const llm_state *st)
 	kiln_buf_init(&b, 4096);
 	for (size_t i = 0; i < st->nk; i++)
 		kiln_buf_printf(&b, "%s%s", i ? " " : "", st->defines[i]);
-	char *out = kiln_buf_detach(&b);
+	char *out = section_text(&b);
 	return out ? out : kiln_strdup("");
 }
 
@@ -375,7 +392,7 @@ static char *breakdown_lines(const kiln_eval *ev)
 	if (note && *note)
 		kiln_buf_printf(&b, "%s\n", note);
 	cJSON_Delete(t);
-	char *out = kiln_buf_detach(&b);
+	char *out = section_text(&b);
 	return out ? out : kiln_strdup("");
 }
 
@@ -469,7 +486,7 @@ static char *attempts_table(const llm_state *st)
 		kiln_buf_free(&b);
 		return NULL;
 	}
-	return kiln_buf_detach(&b);
+	return section_text(&b);
 }
 
 /* One attempt at the current action: prompt, parse, evaluate, record. */

@@ -238,10 +238,17 @@ kiln_err kiln_prompt_build(kiln_prompt *out, const kiln_prompt_input *in)
 		quote(&var, "Your last reply to this task could not be used", in->retry_reason, EVIDENCE_MAX);
 		kiln_buf_puts(&var, "\nAnswer the same task again, in the format it asks for.\n");
 	}
-	if (!pre.data || !var.data) {
+	/* the appends above are unchecked: a kiln_buf's error is sticky, so one check here
+	 * fails the call rather than send a prompt with a hole in it */
+	kiln_err e = kiln_buf_check(&pre, "the prompt's stable prefix");
+	if (!e)
+		e = kiln_buf_check(&var, "the prompt's task");
+	if (!e && (!pre.data || !var.data))
+		e = kiln_error_set(KILN_ENOMEM, "building the prompt");
+	if (e) {
 		kiln_buf_free(&pre);
 		kiln_buf_free(&var);
-		return kiln_error_set(KILN_ENOMEM, "building the prompt");
+		return e;
 	}
 	out->prefix = kiln_buf_detach(&pre);
 	out->task = kiln_buf_detach(&var);

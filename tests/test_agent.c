@@ -461,6 +461,35 @@ static void test_agent__new_family_prompt_shows_the_best(void **state)
 	kiln_target_free(t);
 }
 
+/* A prompt over its 1 MiB cap fails the call with the reason; it is never sent with a
+ * hole where an append did not fit. */
+static void test_agent__prompt_over_cap_fails(void **state)
+{
+	(void)state;
+	kiln_target *t = NULL;
+	assert_int_equal(kiln_target_find(&t, "adamw", NULL), 0);
+	size_t n = (1u << 20) + 10;
+	char *huge = malloc(n + 1);
+	memset(huge, 'w', n);
+	huge[n] = 0;
+	kiln_prompt_input in = {0};
+	in.target = t;
+	in.kind = KILN_PROMPT_INIT;
+	in.world_model = huge;
+	in.search_state = "the state after the world model";
+	kiln_prompt p;
+	assert_int_equal(kiln_prompt_build(&p, &in), KILN_EOVERFLOW);
+	assert_non_null(strstr(kiln_error_last(), "the prompt's task exceeds the 1048576-byte cap"));
+	assert_null(p.prefix);
+	assert_null(p.task);
+	in.world_model = "a small tree";
+	assert_int_equal(kiln_prompt_build(&p, &in), 0);
+	assert_non_null(strstr(p.task, "the state after the world model"));
+	kiln_prompt_free(&p);
+	free(huge);
+	kiln_target_free(t);
+}
+
 /* Every prompt kind: the rules match the task (init and reflect ask only for an edit
  * script), the ABI's fine print and the seed's knob values are in the stable prefix, the
  * search state is in every prompt, and a retry repeats the task, the kernel and the reason. */
@@ -609,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_agent__cost_text_unknown_when_unpriced),
 		cmocka_unit_test(test_agent__new_family_prompt_shows_the_best),
 		cmocka_unit_test(test_agent__prompt_content_by_kind),
+		cmocka_unit_test(test_agent__prompt_over_cap_fails),
 		cmocka_unit_test(test_agent__summary_cuts_at_a_word),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
