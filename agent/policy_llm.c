@@ -438,12 +438,30 @@ static kiln_err note_failed_reply(llm_state *st)
 
 /* The time of a recorded attempt for the attempts table. The one place that formats it,
  * so per-size times slot in here. */
+/* "21.72 us modeled (B=256,T=4096: 14.76; B=512,T=8192: 31.96)": the objective, then
+ * each bench size's time when there are several. */
 static void attempt_time(kiln_buf *b, const kiln_candidate_info *c)
 {
-	if (c->has_timing && c->time_us > 0)
-		kiln_buf_printf(b, "%.4g us %s", c->time_us, c->modeled ? "modeled" : "measured");
-	else
+	if (!c->has_timing || !(c->time_us > 0)) {
 		kiln_buf_puts(b, "-");
+		return;
+	}
+	kiln_buf_printf(b, "%.4g us %s", c->time_us, c->modeled ? "modeled" : "measured");
+	cJSON *sizes = c->sizes_json ? cJSON_Parse(c->sizes_json) : NULL;
+	const cJSON *sz;
+	int k = 0;
+	if (cJSON_GetArraySize(sizes) > 1)
+		cJSON_ArrayForEach(sz, sizes) {
+			const cJSON *v;
+			kiln_buf_puts(b, k++ ? "; " : " (");
+			int i = 0;
+			cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(sz, "sizes"))
+				kiln_buf_printf(b, "%s%s=%.0f", i++ ? "," : "", v->string, v->valuedouble);
+			kiln_buf_printf(b, ": %.4g", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sz, "time_us")));
+		}
+	if (k)
+		kiln_buf_puts(b, ")");
+	cJSON_Delete(sizes);
 }
 
 static void attempt_verdict(char *out, size_t n, const kiln_candidate_info *c)

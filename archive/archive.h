@@ -178,6 +178,7 @@ typedef struct kiln_candidate_info {
 	/* timing */
 	bool has_timing, modeled;
 	double time_us, speedup, roofline;   /* NaN when unknown */
+	char *sizes_json;                    /* timings.sizes: every bench size's record, or NULL */
 } kiln_candidate_info;
 
 /* Candidates of a run in iteration order (kiln_candidate_infos_free). */

@@ -475,9 +475,13 @@ kiln_err kiln_db_open(kiln_db **out, const char *path, int flags)
 			goto done;
 		}
 		/* before v3: a connection-private view (the temp schema, never the file) adds the
-		 * missing column, so every query reads v3's shape */
+		 * missing column, so every query reads the current shape */
 		if (v < 3 && (e = kiln_db_exec(db, "CREATE TEMP VIEW candidates AS SELECT *, NULL AS changed FROM "
 					      "main.candidates", "reading an older schema")))
+			goto done;
+		/* before v4: the same for timings.sizes (one size, NULL) */
+		if (v < 4 && (e = kiln_db_exec(db, "CREATE TEMP VIEW timings AS SELECT *, NULL AS sizes FROM "
+					      "main.timings", "reading an older schema")))
 			goto done;
 	} else {
 		/* WAL: readers see the last committed state while a writer works */

@@ -434,7 +434,7 @@ fail:
 	"c.knobs, c.source_hash, c.hash, c.created, c.outcome, "                                   \
 	"cr.candidate_id, cr.ok, cr.log, cr.registers, cr.spill_store_bytes, cr.spill_load_bytes, " \
 	"cr.shared_bytes, v.candidate_id, v.passed, v.failed_check, v.message, v.worst_error, "     \
-	"t.candidate_id, t.kind, t.time_us, t.speedup, t.roofline, c.changed "                      \
+	"t.candidate_id, t.kind, t.time_us, t.speedup, t.roofline, c.changed, t.sizes "             \
 	"FROM candidates c LEFT JOIN compile_results cr ON cr.candidate_id = c.id "                \
 	"LEFT JOIN verifications v ON v.candidate_id = c.id "                                      \
 	"LEFT JOIN timings t ON t.candidate_id = c.id "
@@ -451,6 +451,7 @@ static kiln_err read_cand(void *item, sqlite3_stmt *st)
 		{&c->node_id, 5}, {&c->source, 6}, {&c->launch_json, 7}, {&c->knobs_json, 8},
 		{&c->source_hash, 9}, {&c->hash, 10}, {&c->created, 11}, {&c->outcome, 12},
 		{&c->compile_log, 15}, {&c->failed_check, 22}, {&c->verify_message, 23}, {&c->changed, 30},
+		{&c->sizes_json, 31},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_LEN(texts); i++) {
 		*texts[i].dst = kiln_db_col_dup(st, texts[i].col);
@@ -492,6 +493,7 @@ void kiln_candidate_infos_free(kiln_candidate_info *c, size_t n)
 		free(c[i].failed_check);
 		free(c[i].verify_message);
 		free(c[i].changed);
+		free(c[i].sizes_json);
 	}
 	free(c);
 }
