@@ -13,7 +13,7 @@
 static const char usage[] =
 	"kiln run TARGET [--iterations N] [--hours H] [--max-cost USD] [--max-tokens N] "
 	"[--policy auto|llm|tune] [--llm provider:model] [--device auto|emu|cuda] [--gpu SPEC] [--gpu-index N] "
-	"[--threads N] [--workdir DIR] [--json] | kiln run --resume [RUN]";
+	"[--parallel N] [--threads N] [--workdir DIR] [--json] | kiln run --resume [RUN]";
 static const char help[] =
 	"Searches for a faster kernel for TARGET and records every attempt.\n"
 	"  --iterations N      stop after N candidates (all sessions of the run)\n"
@@ -30,7 +30,10 @@ static const char help[] =
 	"  --gpu-index N       cuda: the GPU ordinal among CUDA_VISIBLE_DEVICES (sets KILN_GPU_INDEX)\n"
 	"  --seed S            tuner / selection seed (default: fresh, stored with the run)\n"
 	"  --seeds N           input sets per verification size (default 3)\n"
-	"  --threads N         verification threads, one emulator each (default $KILN_THREADS, else all cores)\n"
+	"  --parallel N        actions in flight: N LLM calls and evaluations at once (default: the number\n"
+	"                      of GPUs, 1 on the emulator; kept by --resume)\n"
+	"  --threads N         verification threads, one emulator each, shared by the parallel workers\n"
+	"                      (default $KILN_THREADS, else all cores)\n"
 	"  --timeout S         seconds one candidate's evaluation may take (default 600)\n"
 	"  --stagnation N      llm: attempts without improvement that close an action (default 3)\n"
 	"  --max-attempts N    llm: attempts per action (default 6)\n"
@@ -91,12 +94,12 @@ static void print_summary(const kiln_run_summary *r, bool json)
 		       kiln_cost_text(cost, sizeof cost, r->cost_usd, r->cost_usd > 0, r->unpriced_calls, 4));
 }
 
-int kiln_cmd_run(int argc, char **argv)
+static int run_main(int argc, char **argv)
 {
 	const char *workdir = NULL, *targets_dir = NULL, *policy = NULL, *llm = NULL, *base_url = NULL;
 	const char *device = NULL, *gpu = NULL, *iters = NULL, *hours = NULL, *cost = NULL;
 	const char *tokens = NULL, *seed = NULL, *seeds = NULL, *timeout = NULL, *threads_s = NULL, *gpu_index = NULL;
-	const char *stagnation = NULL, *max_attempts = NULL, *llm_timeout = NULL;
+	const char *stagnation = NULL, *max_attempts = NULL, *llm_timeout = NULL, *parallel = NULL;
 	bool json = false, resume = false, stream = false;
 	const kiln_cli_opt opts[] = {
 		{"workdir", 1, &workdir, NULL}, {"targets-dir", 1, &targets_dir, NULL},
@@ -107,7 +110,7 @@ int kiln_cmd_run(int argc, char **argv)
 		{"timeout", 1, &timeout, NULL}, {"resume", 0, NULL, &resume}, {"json", 0, NULL, &json},
 		{"stagnation", 1, &stagnation, NULL}, {"max-attempts", 1, &max_attempts, NULL},
 		{"llm-timeout", 1, &llm_timeout, NULL}, {"threads", 1, &threads_s, NULL},
-		{"gpu-index", 1, &gpu_index, NULL}, {0}};
+		{"gpu-index", 1, &gpu_index, NULL}, {"parallel", 1, &parallel, NULL}, {0}};
 	const char *pos[1];
 	int npos = 0, exit_now = 0;
 	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &exit_now))
@@ -122,7 +125,7 @@ int kiln_cmd_run(int argc, char **argv)
 		fprintf(stderr, "kiln run: a TARGET is required (kiln targets lists them)\nusage: %s\n", usage);
 		return KILN_EXIT_USAGE;
 	}
-	double d_iters = 0, d_tokens = 0, d_seeds = 0, d_seed = 0, d_stag = 0, d_max = 0;
+	double d_iters = 0, d_tokens = 0, d_seeds = 0, d_seed = 0, d_stag = 0, d_max = 0, d_par = 0;
 	kiln_run_options o;
 	memset(&o, 0, sizeof o);
 	if (!parse_num(iters, &d_iters, "--iterations") || !parse_num(hours, &o.hours, "--hours") ||
@@ -130,8 +133,13 @@ int kiln_cmd_run(int argc, char **argv)
 	    !parse_num(seeds, &d_seeds, "--seeds") || !parse_num(seed, &d_seed, "--seed") ||
 	    !parse_num(timeout, &o.eval_timeout_s, "--timeout") ||
 	    !parse_num(stagnation, &d_stag, "--stagnation") || !parse_num(max_attempts, &d_max, "--max-attempts") ||
-	    !parse_num(llm_timeout, &o.llm_timeout_s, "--llm-timeout"))
+	    !parse_num(llm_timeout, &o.llm_timeout_s, "--llm-timeout") || !parse_num(parallel, &d_par, "--parallel"))
 		return KILN_EXIT_USAGE;
+	if (parallel && (d_par < 1 || d_par > 64 || d_par != (double)(int)d_par)) {
+		fprintf(stderr, "kiln run: --parallel '%s': expected 1..64 actions in flight\nusage: %s\n", parallel, usage);
+		return KILN_EXIT_USAGE;
+	}
+	o.parallel = (size_t)d_par;
 	o.iterations = (int64_t)d_iters;
 	o.max_tokens = (int64_t)d_tokens;
 	o.stagnation = (int)d_stag;
@@ -172,4 +180,24 @@ int kiln_cmd_run(int argc, char **argv)
 	}
 	print_summary(&r, json);
 	return r.bench_failed ? KILN_EXIT_FAIL : KILN_EXIT_OK;
+}
+
+/* Under mpirun / srun the ranks but 0 are evaluation workers (agent/mpi.c); rank 0 runs the
+ * search and stops them when it ends. */
+int kiln_cmd_run(int argc, char **argv)
+{
+	int rank = 0, size = 1;
+	if (kiln_mpi_start(&rank, &size)) {
+		fprintf(stderr, "kiln run: %s\n", kiln_error_last());
+		return KILN_EXIT_ERROR;
+	}
+	if (rank > 0) {
+		kiln_err e = kiln_mpi_worker();
+		if (e)
+			fprintf(stderr, "kiln run: MPI worker rank %d: %s\n", rank, kiln_error_last());
+		return e ? KILN_EXIT_ERROR : KILN_EXIT_OK;
+	}
+	int rc = run_main(argc, argv);
+	kiln_mpi_finish();
+	return rc;
 }

@@ -12,7 +12,8 @@ root=$PWD
 need=(meson ninja-build pkg-config gcc libcurl4-openssl-dev libcjson-dev libsqlite3-dev
       libgit2-dev libcmocka-dev python3 git)
 if [ "$mode" = test ]; then
-	need+=(clang libclang-rt-14-dev chromium chromium-driver)
+	# Open MPI: kiln is built with -Dmpi=auto, so the MPI integration test runs
+	need+=(clang libclang-rt-14-dev chromium chromium-driver libopenmpi-dev openmpi-bin)
 fi
 missing=()
 for p in "${need[@]}"; do
