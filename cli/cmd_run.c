@@ -11,7 +11,7 @@
 #include "cli/cli.h"
 
 static const char usage[] =
-	"kiln run TARGET [--iterations N] [--hours H] [--max-cost USD] [--max-tokens N] "
+	"kiln run TARGET... | --all [--iterations N] [--hours H] [--max-cost USD] [--max-tokens N] "
 	"[--policy auto|llm|tune] [--llm provider:model] [--device auto|emu|cuda] [--gpu SPEC] [--gpu-index N] "
 	"[--parallel N] [--threads N] [--workdir DIR] [--json] | kiln run --resume [RUN]";
 static const char help[] =
@@ -37,6 +37,8 @@ static const char help[] =
 	"  --timeout S         seconds one candidate's evaluation may take (default 600)\n"
 	"  --stagnation N      llm: attempts without improvement that close an action (default 3)\n"
 	"  --max-attempts N    llm: attempts per action (default 6)\n"
+	"  --all               every target (kiln targets); with several TARGETs each gets its own run,\n"
+	"                      one after the other, and an equal share of each budget\n"
 	"  --resume [RUN]      continue run RUN (default: the latest) with its budgets\n"
 	"  --workdir DIR       history.db, archive/, cache/ (default $KILN_WORKDIR or ./.kiln)\n"
 	"  --targets-dir DIR   where to find TARGET\n"
@@ -94,13 +96,67 @@ static void print_summary(const kiln_run_summary *r, bool json)
 		       kiln_cost_text(cost, sizeof cost, r->cost_usd, r->cost_usd > 0, r->unpriced_calls, 4));
 }
 
+#define MAX_TARGETS 32
+
+/* Several targets in one coordinator: each gets its own run (world model, archive branch)
+ * and an equal share of every budget, one after the other with all the workers; a
+ * side-by-side table at the end. An interrupt stops the sequence. */
+static int run_several(kiln_run_options *o, const char *const *names, size_t n, bool json)
+{
+	char **listed = NULL;
+	size_t nl = 0;
+	if (!names) {
+		kiln_err le = kiln_targets_list(&listed, &nl, o->targets_dir);
+		if (le)
+			return kiln_cli_fail("run", le);
+		names = (const char *const *)listed;
+		n = nl < MAX_TARGETS ? nl : MAX_TARGETS;
+	}
+	double k = n ? (double)n : 1;
+	o->iterations = o->iterations > 0 ? (int64_t)((double)o->iterations / k + 0.999999) : 0;
+	o->hours /= k;
+	o->max_cost /= k;
+	o->max_tokens = (int64_t)((double)o->max_tokens / k);
+	kiln_run_summary *r = calloc(n ? n : 1, sizeof *r);
+	int rc = r ? KILN_EXIT_OK : KILN_EXIT_ERROR;
+	size_t done = 0;
+	for (; r && done < n; done++) {
+		o->target = names[done];
+		fprintf(stderr, "kiln run: target %zu of %zu: %s\n", done + 1, n, names[done]);
+		kiln_err e = kiln_run(&r[done], o);
+		if (e) {
+			rc = kiln_cli_fail("run", e);
+			snprintf(r[done].status, sizeof r[done].status, "failed");
+			continue;
+		}
+		print_summary(&r[done], json);
+		if (r[done].bench_failed && rc == KILN_EXIT_OK)
+			rc = KILN_EXIT_FAIL;
+		if (strcmp(r[done].status, "interrupted") == 0) {
+			done++;
+			break;
+		}
+	}
+	if (!json && r) {
+		printf("\n%-18s %5s %-12s %10s %12s %8s\n", "target", "run", "status", "candidates", "best us", "speedup");
+		for (size_t i = 0; i < done; i++)
+			printf("%-18s %5lld %-12s %10lld %12.3f %7.2fx\n", names[i], (long long)r[i].run_id, r[i].status,
+			       (long long)r[i].iterations, r[i].best_us, r[i].speedup);
+	}
+	free(r);
+	for (size_t i = 0; i < nl; i++)
+		free(listed[i]);
+	free(listed);
+	return rc;
+}
+
 static int run_main(int argc, char **argv)
 {
 	const char *workdir = NULL, *targets_dir = NULL, *policy = NULL, *llm = NULL, *base_url = NULL;
 	const char *device = NULL, *gpu = NULL, *iters = NULL, *hours = NULL, *cost = NULL;
 	const char *tokens = NULL, *seed = NULL, *seeds = NULL, *timeout = NULL, *threads_s = NULL, *gpu_index = NULL;
 	const char *stagnation = NULL, *max_attempts = NULL, *llm_timeout = NULL, *parallel = NULL;
-	bool json = false, resume = false, stream = false;
+	bool json = false, resume = false, stream = false, all = false;
 	const kiln_cli_opt opts[] = {
 		{"workdir", 1, &workdir, NULL}, {"targets-dir", 1, &targets_dir, NULL},
 		{"policy", 1, &policy, NULL}, {"llm", 1, &llm, NULL}, {"base-url", 1, &base_url, NULL},
@@ -110,10 +166,11 @@ static int run_main(int argc, char **argv)
 		{"timeout", 1, &timeout, NULL}, {"resume", 0, NULL, &resume}, {"json", 0, NULL, &json},
 		{"stagnation", 1, &stagnation, NULL}, {"max-attempts", 1, &max_attempts, NULL},
 		{"llm-timeout", 1, &llm_timeout, NULL}, {"threads", 1, &threads_s, NULL},
-		{"gpu-index", 1, &gpu_index, NULL}, {"parallel", 1, &parallel, NULL}, {0}};
-	const char *pos[1];
+		{"gpu-index", 1, &gpu_index, NULL}, {"parallel", 1, &parallel, NULL},
+		{"all", 0, NULL, &all}, {0}};
+	const char *pos[MAX_TARGETS];
 	int npos = 0, exit_now = 0;
-	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &exit_now))
+	if (!kiln_cli_parse(argc, argv, opts, pos, MAX_TARGETS, &npos, usage, help, &exit_now))
 		return exit_now;
 	if (!kiln_cli_gpu_index("run", gpu_index))
 		return KILN_EXIT_USAGE;
@@ -121,8 +178,9 @@ static int run_main(int argc, char **argv)
 		fprintf(stderr, "kiln run: --policy '%s': expected auto, llm or tune\nusage: %s\n", policy, usage);
 		return KILN_EXIT_USAGE;
 	}
-	if (!resume && npos != 1) {
-		fprintf(stderr, "kiln run: a TARGET is required (kiln targets lists them)\nusage: %s\n", usage);
+	if ((!resume && !all && npos < 1) || (resume && (npos > 1 || all)) || (all && npos > 0)) {
+		fprintf(stderr, "kiln run: %s\nusage: %s\n", resume ? "--resume takes at most one run id" :
+			all ? "--all or TARGETs, not both" : "a TARGET is required (kiln targets lists them)", usage);
 		return KILN_EXIT_USAGE;
 	}
 	double d_iters = 0, d_tokens = 0, d_seeds = 0, d_seed = 0, d_stag = 0, d_max = 0, d_par = 0;
@@ -166,6 +224,8 @@ static int run_main(int argc, char **argv)
 				return KILN_EXIT_USAGE;
 			}
 		}
+	} else if (all || npos > 1) {
+		return run_several(&o, all ? NULL : pos, (size_t)npos, json);
 	} else {
 		o.target = pos[0];
 	}

@@ -49,6 +49,8 @@ def rows(wd):
     try:
         if con.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             fail("integrity_check failed in %s" % wd)
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'candidates'").fetchone():
+            return []  # the schema is not written yet
         dup = con.execute("SELECT iteration FROM candidates GROUP BY run_id, iteration HAVING COUNT(*) > 1").fetchall()
         if dup:
             fail("iterations recorded twice: %r" % dup)

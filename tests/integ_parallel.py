@@ -5,7 +5,11 @@ that thinks), on a small copy of adamw on the emulator:
     PRAGMA integrity_check ok and the archive tip at the best;
 (2) SIGKILL during a --parallel 4 run at KILN_PARALLEL_KILLS (default 5) random points, each
     followed by --resume: nothing recorded is lost or recorded twice, and the run completes
-    its budget with every iteration exactly once."""
+    its budget with every iteration exactly once, and the candidates in flight at a kill are
+    evaluated again without a new LLM call;
+(3) `kiln run tiny tiny2` (the tuner, 2 configurations in flight): a run, an equal budget
+    share and an archive branch per target, and the side-by-side table."""
+import json
 import os
 import random
 import shutil
@@ -40,6 +44,18 @@ def db_check(db):
         return con.execute("SELECT id, iteration, node_id FROM candidates ORDER BY id").fetchall()
     finally:
         con.close()
+
+
+def in_flight(db):
+    """The LLM calls of candidates the checkpoint lists as sent to evaluation."""
+    con = sqlite3.connect(db)
+    try:
+        row = con.execute("SELECT state FROM checkpoints").fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    con.close()
+    pol = (json.loads(row[0]).get("policy") or {}) if row else {}
+    return {s["in_flight"]["llm_call"] for s in pol.get("slots", []) if "in_flight" in s}
 
 
 def final_check(wd, what):
@@ -93,6 +109,7 @@ def kills(port, tdir, tmp):
     wd = os.path.join(tmp, "wdkill")
     db = os.path.join(wd, "history.db")
     seen = set()
+    flying = set()  # LLM calls whose candidate was out for evaluation at a kill
     landed = 0
     started = False
     for attempt in range(KILLS + 20):
@@ -108,6 +125,7 @@ def kills(port, tdir, tmp):
         if os.path.exists(db):
             rows = db_check(db)
             started = started or bool(rows)
+            flying |= in_flight(db)
             now = {(r[0], r[1]) for r in rows}
             if not seen <= now:
                 fail("recorded candidates vanished after a kill: %r" % (seen - now))
@@ -117,7 +135,42 @@ def kills(port, tdir, tmp):
     if landed < KILLS:
         fail("only %d kills landed while the run was alive" % landed)
     rows = final_check(wd, "after %d kills" % landed)
-    print("ok   %d kills at random points, then --resume: %d iterations, each once" % (landed, len(rows)))
+    con = sqlite3.connect(db)
+    calls = {r[0] for r in con.execute("SELECT llm_call_id FROM candidates")}
+    con.close()
+    if not flying <= calls:
+        fail("candidates in flight at a kill were not evaluated on resume (LLM calls %r)" % (flying - calls))
+    print("ok   %d kills at random points, then --resume: %d iterations, each once; %d candidates in flight "
+          "at a kill evaluated again without a new LLM call" % (landed, len(rows), len(flying)))
+
+
+def several_targets(tdir, tmp):
+    """Two targets in one coordinator with the tuner, 2 configurations in flight: a run
+    each, an equal share of the iteration budget, an archive branch each, side by side."""
+    t2 = os.path.join(tdir, "tiny2")
+    shutil.copytree(os.path.join(tdir, "tiny"), t2)
+    p = os.path.join(t2, "target.json")
+    t = json.load(open(p))
+    t["name"] = "tiny2"
+    json.dump(t, open(p, "w"))
+    wd = os.path.join(tmp, "wdtwo")
+    p = subprocess.run([KILN, "run", "tiny", "tiny2", "--targets-dir", tdir, "--workdir", wd, "--policy", "tune",
+                        "--iterations", "8", "--seeds", "1", "--parallel", "2"], capture_output=True, text=True,
+                       timeout=300)
+    if p.returncode != 0:
+        fail("kiln run tiny tiny2 exited %d\n%s" % (p.returncode, p.stderr[-3000:]))
+    con = sqlite3.connect(os.path.join(wd, "history.db"))
+    runs = con.execute("SELECT r.target, r.status, COUNT(c.id) FROM runs r JOIN candidates c ON c.run_id = r.id "
+                       "GROUP BY r.id ORDER BY r.id").fetchall()
+    con.close()
+    if runs != [("tiny", "finished", 4), ("tiny2", "finished", 4)]:
+        fail("two targets: runs %r" % runs)
+    branches = subprocess.run(["git", "-C", os.path.join(wd, "archive"), "branch", "--list"], capture_output=True,
+                              text=True).stdout
+    table = p.stdout[p.stdout.index("target "):] if "target " in p.stdout else ""
+    if "tiny/" not in branches or "tiny2/" not in branches or "tiny2" not in table:
+        fail("two targets: branches %r, table %r" % (branches, table))
+    print("ok   kiln run tiny tiny2: a run, a budget share and an archive branch each")
 
 
 def main():
@@ -130,6 +183,7 @@ def main():
     try:
         speedup(port, tdir, tmp)
         kills(port, tdir, tmp)
+        several_targets(tdir, tmp)
     finally:
         srv.terminate()
         srv.wait()
