@@ -51,7 +51,7 @@ def in_flight(db):
     con = sqlite3.connect(db)
     try:
         row = con.execute("SELECT state FROM checkpoints").fetchone()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError:  # the schema is not written yet, or a writer holds it
         row = None
     con.close()
     pol = (json.loads(row[0]).get("policy") or {}) if row else {}
@@ -115,7 +115,13 @@ def kills(port, tdir, tmp):
     for attempt in range(KILLS + 20):
         p = run(["--resume"] if started else ["--parallel", "4"], port, tdir, wd)
         if landed < KILLS:
-            time.sleep(rng.uniform(0.5, 2.0 * DELAY + 1))
+            if landed == 0:  # the first kill lands while a candidate is out for evaluation
+                end = time.time() + 30
+                while time.time() < end and p.poll() is None and not flying:
+                    time.sleep(0.02)
+                    flying |= in_flight(db) if os.path.exists(db) else set()
+            else:
+                time.sleep(rng.uniform(0.5, 2.0 * DELAY + 1))
             if p.poll() is None:
                 os.kill(p.pid, signal.SIGKILL)
                 landed += 1
@@ -138,6 +144,8 @@ def kills(port, tdir, tmp):
     con = sqlite3.connect(db)
     calls = {r[0] for r in con.execute("SELECT llm_call_id FROM candidates")}
     con.close()
+    if not flying:
+        fail("no kill landed while a candidate was out for evaluation")
     if not flying <= calls:
         fail("candidates in flight at a kill were not evaluated on resume (LLM calls %r)" % (flying - calls))
     print("ok   %d kills at random points, then --resume: %d iterations, each once; %d candidates in flight "
