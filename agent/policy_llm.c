@@ -777,6 +777,8 @@ static kiln_err step(llm_state *st, bool *idle, bool *done)
 	kiln_search *s = st->s;
 	if (st->flying)
 		return reissue(st, done);
+	if (st->node > 0 && !node_open(s, st->node)) /* another slot's edit script closed it */
+		reset_action(st, -1);
 	if (st->node < 0) {
 		int64_t pend[64];
 		kiln_wm_select_options so = KILN_WM_SELECT_OPTIONS_INIT;
