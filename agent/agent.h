@@ -162,6 +162,8 @@ typedef struct kiln_run_options {
 				    * for this long; 0 = 30 */
 	int stagnation;            /* llm: attempts without improvement that end an action; 0 = 3 */
 	int max_attempts;          /* llm: attempts per action; 0 = 6 */
+	size_t parallel;           /* actions in flight; 0 = the number of GPUs (1 on the
+				    * emulator); verify_threads is shared among them */
 	FILE *log;                 /* progress output; NULL = stderr */
 	const char *const *bench_sizes; /* --size specs (kiln_target_set_bench_sizes); a new run
 				    * stores the sizes it ranks on and --resume reuses them */
@@ -195,6 +197,16 @@ char *kiln_cost_text(char *out, size_t n, double usd, bool any_priced, int64_t u
  * SIGINT/SIGTERM arrives (then the candidate in flight finishes, the checkpoint is
  * written and the status is "interrupted": not an error). */
 kiln_err kiln_run(kiln_run_summary *out, const kiln_run_options *o);
+
+/* ---- scale-out: `mpirun -n K kiln run ...` (agent/mpi.c) ----
+ * Starts MPI when the process was launched by mpirun/srun (and kiln was built with it):
+ * *rank, *size of MPI_COMM_WORLD; rank 0 and size 1 otherwise. A launch with several ranks
+ * of a kiln built without MPI is KILN_EINVAL on every rank but 0. */
+kiln_err kiln_mpi_start(int *rank, int *size);
+/* A worker rank's life: takes evaluation jobs from rank 0 until it says stop. */
+kiln_err kiln_mpi_worker(void);
+/* Rank 0: tells the workers to stop and finalises MPI (a no-op when not started). */
+void kiln_mpi_finish(void);
 
 /* While set (non-zero), kiln_child_run gives a running child at most grace_s more. */
 void kiln_child_set_stop(volatile sig_atomic_t *flag, double grace_s);

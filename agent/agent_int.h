@@ -34,6 +34,9 @@ typedef struct kiln_eval_job {
 	uint64_t timing_seed;       /* the timing input set: fixed for a run, so candidates are
 				     * compared on the same inputs (masks move modeled times) */
 	double timeout_s;
+	int gpu_index;              /* cuda: the worker's GPU ordinal (KILN_GPU_INDEX in the
+				     * child); -1 = the default */
+	int rank;                   /* 0: evaluate here; > 0: on that MPI worker rank */
 } kiln_eval_job;
 
 typedef enum kiln_outcome {
@@ -76,6 +79,18 @@ typedef struct kiln_eval {
 } kiln_eval;
 
 kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job);
+/* The child's part: compile, verify and time the job (its plan parsed) in a forked child
+ * with the job's deadline; r holds the child's JSON answer and how it ended. */
+kiln_err kiln_eval_in_child(kiln_child_result *r, const kiln_eval_job *job, const kiln_plan *plan);
+
+/* ---- MPI transport (mpi.c) ----
+ * Under mpirun, rank 0 coordinates and ranks 1..K-1 evaluate: a job goes to a worker as
+ * JSON, the worker runs kiln_eval_in_child and sends back the child's answer. */
+/* Worker ranks this coordinator has; 0 when not under MPI (or built without it). */
+int kiln_mpi_workers(void);
+/* Sends the job to worker `job->rank`, waits for its answer (other threads run meanwhile).
+ * Errors only when the worker could not take the job (target missing on its node...). */
+kiln_err kiln_mpi_eval(kiln_child_result *r, const kiln_eval_job *job);
 /* Compiles a candidate into the compile cache in a forked process while another one is
  * evaluated (the overlap of compile and evaluation); returns its pid or -1. */
 pid_t kiln_eval_precompile(const kiln_eval_job *job);
@@ -119,6 +134,19 @@ typedef struct kiln_search {
 	bool tty;
 	char bench_check[480];  /* the final winner's bench-size check (run.c) */
 	bool bench_failed;
+	/* work in flight (par.c); all of it is read and written under the search lock */
+	struct kiln_par *par;   /* NULL: one action at a time, no lock */
+	int64_t *holes;         /* iterations below `iteration` dispatched by an earlier session
+				 * and never recorded (killed in flight): issued again first */
+	size_t nholes;
+	int64_t reserved;       /* attempts in flight that have no iteration yet (their LLM call
+				 * is out): they count against the iteration budget */
+	int64_t asking, evaluating; /* LLM calls and evaluations in flight (the progress line) */
+	double cost_inflight;   /* USD reserved for LLM calls in flight (the cost budget) */
+	int64_t tokens_inflight;
+	int64_t calls;          /* answered LLM calls of this session (the per-call estimate) */
+	int64_t last_iteration; /* the iteration of the last recorded candidate */
+	char *policy_state;     /* the policy's last checkpoint state (kept by later ones) */
 } kiln_search;
 
 /* Verifies the run's best at the bench size on the emulator (final.c): result in
@@ -138,6 +166,8 @@ typedef struct kiln_cand {
 	int64_t llm_call_id;
 	bool is_seed;
 	const char *changed;    /* one line: what it changed; NULL = not recorded */
+	int64_t iteration;      /* assigned at dispatch (kiln_search_dispatch) when dispatched */
+	bool dispatched;        /* false: the record takes the next iteration itself */
 } kiln_cand;
 
 /* Records an evaluated candidate in one transaction and, when it is the run's new best,
@@ -161,6 +191,45 @@ pid_t kiln_search_precompile(kiln_search *s, const kiln_cand *c);
 bool kiln_search_should_stop(kiln_search *s);
 void kiln_search_progress(kiln_search *s, const char *what);
 kiln_err kiln_search_checkpoint(kiln_search *s, const char *policy_state_json);
+
+/* ---- work in flight (par.c) ----
+ * `--parallel N`: N threads each carry one action (LLM call -> evaluation -> record) under
+ * one search lock that is released only while a thread waits for the LLM or for its
+ * evaluation child, so the coordinator's state (history.db, the archive, the world model,
+ * the budgets) is written by one thread at a time, one transaction per result. With
+ * s->par NULL (one action at a time) the lock calls do nothing. */
+typedef struct kiln_par kiln_par;
+/* Actions in flight: o->parallel, or the number of GPUs (1 on the emulator). */
+size_t kiln_search_width(const kiln_search *s);
+void kiln_search_lock(kiln_search *s);
+void kiln_search_unlock(kiln_search *s);
+/* cuda with several slots: the GPU of the calling slot (one per GPU, round robin); -1
+ * otherwise (the device's default). */
+int kiln_search_gpu_of_slot(const kiln_search *s);
+/* Under mpirun: the worker rank of the calling slot (slot i -> rank i+1); 0 otherwise. */
+int kiln_search_worker_rank(void);
+/* Holds one iteration of the budget for an attempt whose candidate does not exist yet;
+ * false (and no hold) when the budget is spent by what is recorded and in flight. */
+bool kiln_search_reserve(kiln_search *s);
+void kiln_search_unreserve(kiln_search *s);
+/* The iteration of a candidate sent to evaluation: an earlier session's hole first, else
+ * the next number. Releases a reservation when `reserved`. */
+int64_t kiln_search_dispatch(kiln_search *s, bool reserved);
+/* Takes iteration `it` out of the holes (a re-issued candidate); false if it is not one. */
+bool kiln_search_take_hole(kiln_search *s, int64_t it);
+/* Cost and token budgets for one LLM call about to start: false when what is spent plus
+ * what calls in flight may cost (an estimate each: the session's mean so far) leaves no
+ * room; else the estimate is held in *held until kiln_search_call_end. */
+bool kiln_search_call_begin(kiln_search *s, double *held_usd, int64_t *held_tokens);
+void kiln_search_call_end(kiln_search *s, double held_usd, int64_t held_tokens);
+/* Runs fn(slot[i]) on n threads, each in a loop until the search must stop or fn sets
+ * *done; fn runs under the search lock. *idle: nothing to do now (every action in flight),
+ * wait for another slot's result. The first error stops every slot and is returned with
+ * its message. */
+typedef kiln_err (*kiln_slot_fn)(void *slot, bool *idle, bool *done);
+kiln_err kiln_search_run_slots(kiln_search *s, void *const *slots, size_t n, kiln_slot_fn fn);
+/* Iterations 0..s->iteration-1 not among the recorded ones become s->holes. */
+kiln_err kiln_search_find_holes(kiln_search *s, const int64_t *recorded, size_t n);
 
 /* ---- policies ---- */
 kiln_err kiln_policy_tune(kiln_search *s);

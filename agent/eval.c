@@ -190,6 +190,11 @@ static kiln_err child_fn(char **text, void *arg)
 		return KILN_ENOMEM;
 	bool ok = false;
 	kiln_device *dev = NULL;
+	if (cc->job->gpu_index >= 0) { /* this worker's GPU (a forked child: the env is its own) */
+		char ix[16];
+		snprintf(ix, sizeof ix, "%d", cc->job->gpu_index);
+		setenv("KILN_GPU_INDEX", ix, 1);
+	}
 	kiln_err e = child_compile(o, cc, &ok);
 	if (!e && ok && !(e = kiln_device_open(&dev, cc->job->device, NULL)))
 		e = child_verify_and_time(o, cc, dev);
@@ -358,6 +363,12 @@ void kiln_eval_check_physical(kiln_eval *ev)
 					  ev->time_us, 100.0 / r, r > ev->roofline ? " at one of the bench sizes" : ""));
 }
 
+kiln_err kiln_eval_in_child(kiln_child_result *r, const kiln_eval_job *job, const kiln_plan *plan)
+{
+	child_ctx cc = {job, plan};
+	return kiln_child_run(r, child_fn, &cc, job->timeout_s);
+}
+
 kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)
 {
 	memset(out, 0, sizeof *out);
@@ -378,9 +389,10 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)
 	}
 	if (e)
 		return e;
-	child_ctx cc = {job, plan};
 	kiln_child_result r;
-	e = kiln_child_run(&r, child_fn, &cc, job->timeout_s);
+	/* here in a forked child, or on an MPI worker rank (which runs the same child there and
+	 * sends back its answer): the same result JSON either way */
+	e = job->rank > 0 ? kiln_mpi_eval(&r, job) : kiln_eval_in_child(&r, job, plan);
 	kiln_plan_free(plan);
 	if (e)
 		return e;

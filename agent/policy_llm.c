@@ -22,13 +22,24 @@
 #define CALL_TRIES 2  /* a call that failed after the client's own retries is tried again once */
 #define MAX_DRY 8     /* attempts in a row without a usable reply stop the run */
 
+/* One slot: an action carried from selection to closing. `--parallel N` runs N of them
+ * (par.c); the defines and knob text are slot 0's, shared. */
 typedef struct llm_state {
 	kiln_search *s;
+	kiln_llm *llm;      /* this slot's client (s->llm for slot 0): one HTTP call at a time */
+	int slot;
+	struct llm_state *all; /* every slot (the actions in flight, the checkpoint) */
+	size_t nall;
 	char **defines;     /* the seed's knob values, "KNOB=V" */
 	size_t nk;
 	char *rejected;     /* the last edit script's rejected ops, for the next prompt */
 	char *knobs;        /* the defines as one line, for the prompt's prefix */
 	char *state;        /* the last search-state text */
+	/* the candidate sent to evaluation and not yet recorded (the checkpoint keeps it, so
+	 * --resume evaluates it again instead of asking the LLM again) */
+	bool flying;
+	int64_t fly_iteration, fly_node, fly_parent, fly_call;
+	char *fly_source, *fly_launch, *fly_changed;
 	/* the action in progress */
 	int64_t node;       /* -1: none */
 	int attempts, since_improve;
@@ -53,11 +64,23 @@ static kiln_err ask(llm_state *st, const kiln_prompt_input *in, const char *purp
 	for (int tries = 0; !e && tries < CALL_TRIES && !*text; tries++) {
 		if (kiln_search_should_stop(s))
 			break;
+		double held_usd;
+		int64_t held_tok;
+		if (!kiln_search_call_begin(s, &held_usd, &held_tok)) {
+			snprintf(s->stop_reason, sizeof s->stop_reason, "budget reached: what is spent and the LLM calls in flight leave no room for another call");
+			break;
+		}
 		kiln_llm_request rq = {NULL, p.prefix, p.task, purpose, 0};
 		kiln_llm_reply r;
-		if ((e = kiln_llm_complete(s->llm, &rq, &r)))
+		s->asking++;
+		kiln_search_unlock(s); /* other slots run while this one waits for the model */
+		e = kiln_llm_complete(st->llm, &rq, &r);
+		kiln_search_lock(s);
+		s->asking--;
+		kiln_search_call_end(s, held_usd, held_tok);
+		if (e)
 			break;
-		e = kiln_llm_record(s->db, s->run_id, s->llm, &rq, &r, call_id);
+		e = kiln_llm_record(s->db, s->run_id, st->llm, &rq, &r, call_id);
 		s->tokens += (r.prompt_tokens > 0 ? r.prompt_tokens : 0) + (r.completion_tokens > 0 ? r.completion_tokens : 0);
 		if (isfinite(r.cost_usd))
 			s->cost_usd += r.cost_usd;
@@ -507,10 +530,119 @@ static char *attempts_table(const llm_state *st)
 	return section_text(&b);
 }
 
-/* One attempt at the current action: prompt, parse, evaluate, record. */
-static kiln_err attempt(llm_state *st)
+static kiln_err checkpoint(llm_state *st);
+
+static void fly_clear(llm_state *st)
+{
+	st->flying = false;
+	free(st->fly_source);
+	free(st->fly_launch);
+	free(st->fly_changed);
+	st->fly_source = st->fly_launch = st->fly_changed = NULL;
+}
+
+/* The candidate leaves for evaluation: its iteration is fixed now, and the checkpoint
+ * keeps it until its result is recorded. */
+static kiln_err fly(llm_state *st, kiln_cand *c, bool reserved)
+{
+	c->iteration = kiln_search_dispatch(st->s, reserved);
+	c->dispatched = true;
+	if (!st->flying || st->fly_source != c->source) {
+		char *src = kiln_strdup(c->source), *launch = kiln_strdup(c->launch_json);
+		char *changed = c->changed ? kiln_strdup(c->changed) : NULL;
+		fly_clear(st);
+		st->fly_source = src;
+		st->fly_launch = launch;
+		st->fly_changed = changed;
+		if (!src || !launch || (c->changed && !changed))
+			return KILN_ENOMEM;
+	}
+	st->flying = true;
+	st->fly_iteration = c->iteration;
+	st->fly_node = c->node;
+	st->fly_parent = c->parent_id;
+	st->fly_call = c->llm_call_id;
+	return checkpoint(st);
+}
+
+static bool node_open(const kiln_search *s, int64_t id)
+{
+	kiln_wm_node n;
+	return id > 0 && kiln_wm_node_get(&n, s->wm, id) == 0 && n.status == KILN_WM_OPEN;
+}
+
+/* Evaluates a candidate of the current action and records what it taught: the attempt on
+ * the node (unless another slot's edit script closed or deleted it meanwhile), the next
+ * prompt's evidence, the progress line. */
+static kiln_err evaluate_attempt(llm_state *st, kiln_cand *c)
 {
 	kiln_search *s = st->s;
+	kiln_eval ev;
+	int64_t id = 0;
+	bool best = false, improved = false;
+	kiln_err e = kiln_search_evaluate(s, c, &ev, &id, &best);
+	if (!e && !ev.abandoned) {
+		bool passed = ev.outcome == KILN_OUT_PASSED;
+		kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev.time_us : 0,
+				     passed && !ev.modeled ? ev.spread * ev.time_us : 0, ev.modeled};
+		bool open = node_open(s, st->node);
+		if (open)
+			e = kiln_wm_record_attempt(s->wm, &improved, st->node, &a);
+		if (!e)
+			e = kiln_search_wm_save(s, NULL, NULL, 0);
+		st->attempts++;
+		st->since_improve = improved ? 0 : st->since_improve + 1;
+		st->last_id = id;
+		st->last_passed = passed;
+		free(st->last_source);
+		free(st->last_launch);
+		free(st->evidence);
+		st->last_source = kiln_strdup(c->source);
+		st->last_launch = kiln_strdup(c->launch_json);
+		st->evidence = evidence_of(&ev);
+		char *sum = kiln_eval_summary(&ev);
+		char what[640];
+		snprintf(what, sizeof what, "#%lld attempt %d: %s%s [%s]", (long long)st->node, st->attempts,
+			 sum ? sum : "", best ? " NEW BEST" : "", c->changed ? c->changed : "");
+		fly_clear(st); /* recorded (c->changed may be the flight's copy: used above); an abandoned one
+				* stays in the checkpoint */
+		free(sum);
+		kiln_search_progress(s, what);
+		if (!open) /* the action left the tree while this attempt was out */
+			reset_action(st, -1);
+	}
+	kiln_eval_free(&ev);
+	return e;
+}
+
+/* A candidate that was in flight when an earlier session stopped: evaluated again (a new
+ * iteration if its own was never recorded), without asking the LLM again. */
+static kiln_err reissue(llm_state *st, bool *done)
+{
+	kiln_search *s = st->s;
+	if (!kiln_search_reserve(s)) {
+		fly_clear(st);
+		*done = true;
+		return 0;
+	}
+	kiln_cand c = {st->fly_source, st->fly_launch, (const char *const *)st->defines, st->nk,
+		       node_open(s, st->fly_node) ? st->fly_node : -1, st->fly_parent, st->fly_call, false, st->fly_changed,
+		       0, false};
+	kiln_err e = fly(st, &c, true);
+	if (!e)
+		e = evaluate_attempt(st, &c);
+	return e;
+}
+
+/* One attempt at the current action: prompt, parse, evaluate, record. *done: the
+ * iteration budget is held by what is recorded and in flight. */
+static kiln_err attempt(llm_state *st, bool *done)
+{
+	kiln_search *s = st->s;
+	if (!kiln_search_reserve(s)) {
+		*done = true;
+		return 0;
+	}
 	kiln_prompt_input in;
 	char *tree, *action = node_text(s, st->node), *table = attempts_table(st);
 	int64_t parent = parent_best(s, st->node);
@@ -560,8 +692,9 @@ static kiln_err attempt(llm_state *st)
 	kiln_candidate_infos_free(pc, pc ? 1 : 0);
 	kiln_candidate_infos_free(bc, bc ? 1 : 0);
 	if (e || !got) {
+		kiln_search_unreserve(s);
 		kiln_reply_parts_free(&parts);
-		if (!e && !kiln_search_should_stop(s)) {
+		if (!e && !kiln_search_should_stop(s) && node_open(s, st->node)) {
 			kiln_search_progress(s, "the LLM's reply could not be used (counted as a failed attempt)");
 			e = note_failed_reply(st);
 			if (!e && ++st->dry >= MAX_DRY)
@@ -572,36 +705,10 @@ static kiln_err attempt(llm_state *st)
 	}
 	st->dry = 0;
 	kiln_cand c = {parts.kernel, parts.launch_json, (const char *const *)st->defines, st->nk,
-		       st->node, parent, call, false, changed};
-	kiln_eval ev;
-	int64_t id = 0;
-	bool best = false, improved = false;
-	e = kiln_search_evaluate(s, &c, &ev, &id, &best);
-	if (!e && !ev.abandoned) {
-		bool passed = ev.outcome == KILN_OUT_PASSED;
-		kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev.time_us : 0,
-				     passed && !ev.modeled ? ev.spread * ev.time_us : 0, ev.modeled};
-		e = kiln_wm_record_attempt(s->wm, &improved, st->node, &a);
-		if (!e)
-			e = kiln_search_wm_save(s, NULL, NULL, 0);
-		st->attempts++;
-		st->since_improve = improved ? 0 : st->since_improve + 1;
-		st->last_id = id;
-		st->last_passed = passed;
-		free(st->last_source);
-		free(st->last_launch);
-		free(st->evidence);
-		st->last_source = kiln_strdup(parts.kernel);
-		st->last_launch = kiln_strdup(parts.launch_json);
-		st->evidence = evidence_of(&ev);
-		char *sum = kiln_eval_summary(&ev);
-		char what[640];
-		snprintf(what, sizeof what, "#%lld attempt %d: %s%s [%s]", (long long)st->node, st->attempts,
-			 sum ? sum : "", best ? " NEW BEST" : "", changed ? changed : "");
-		free(sum);
-		kiln_search_progress(s, what);
-	}
-	kiln_eval_free(&ev);
+		       st->node, parent, call, false, changed, 0, false};
+	e = fly(st, &c, true);
+	if (!e)
+		e = evaluate_attempt(st, &c);
 	kiln_reply_parts_free(&parts);
 	free(changed);
 	return e;
@@ -688,35 +795,83 @@ static bool action_over(const llm_state *st)
 	return st->attempts >= max || st->since_improve >= stag;
 }
 
-/* ---- checkpoint: the action in progress, so --resume continues it ---- */
+/* ---- checkpoint: the actions in progress and the candidates in flight, so --resume
+ * continues them: {"node", "attempts", ... of slot 0, "slots": [{...}, ...]} ---- */
+
+static cJSON *slot_json(const llm_state *st)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "node", (double)st->node);
+	cJSON_AddNumberToObject(o, "attempts", st->attempts);
+	cJSON_AddNumberToObject(o, "since_improve", st->since_improve);
+	cJSON_AddNumberToObject(o, "last_id", (double)st->last_id);
+	cJSON_AddBoolToObject(o, "last_passed", st->last_passed);
+	if (st->flying) {
+		cJSON *f = cJSON_AddObjectToObject(o, "in_flight");
+		cJSON_AddNumberToObject(f, "iteration", (double)st->fly_iteration);
+		cJSON_AddNumberToObject(f, "node", (double)st->fly_node);
+		cJSON_AddNumberToObject(f, "parent", (double)st->fly_parent);
+		cJSON_AddNumberToObject(f, "llm_call", (double)st->fly_call);
+		cJSON_AddStringToObject(f, "source", st->fly_source);
+		cJSON_AddStringToObject(f, "launch", st->fly_launch);
+		if (st->fly_changed)
+			cJSON_AddStringToObject(f, "changed", st->fly_changed);
+	}
+	return o;
+}
 
 static kiln_err checkpoint(llm_state *st)
 {
-	char *js = kiln_asprintf("{\"node\": %lld, \"attempts\": %d, \"since_improve\": %d, \"last_id\": %lld, \"last_passed\": %s}",
-				 (long long)st->node, st->attempts, st->since_improve, (long long)st->last_id,
-				 st->last_passed ? "true" : "false");
+	cJSON *o = slot_json(&st->all[0]);
+	cJSON *arr = cJSON_AddArrayToObject(o, "slots");
+	for (size_t i = 0; arr && i < st->nall; i++)
+		cJSON_AddItemToArray(arr, slot_json(&st->all[i]));
+	char *js = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
 	kiln_err e = js ? kiln_search_checkpoint(st->s, js) : KILN_ENOMEM;
 	free(js);
 	return e;
 }
 
-static void restore(llm_state *st)
+static int64_t num_of(const cJSON *o, const char *key)
+{
+	return (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* An in-flight candidate comes back only if its iteration was never recorded. */
+static void restore_flight(llm_state *st, const cJSON *f)
 {
 	kiln_search *s = st->s;
-	char *state = NULL;
-	int64_t it;
-	if (kiln_db_checkpoint_get(s->db, &state, &it, s->run_id))
+	const char *src = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "source"));
+	const char *launch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "launch"));
+	int64_t it = num_of(f, "iteration");
+	bool unrecorded = it >= s->iteration;
+	for (size_t i = 0; !unrecorded && i < s->nholes; i++)
+		unrecorded = s->holes[i] == it;
+	if (!src || !launch || !unrecorded)
 		return;
-	cJSON *o = cJSON_Parse(state);
-	const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "policy");
+	const char *changed = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "changed"));
+	st->fly_source = kiln_strdup(src);
+	st->fly_launch = kiln_strdup(launch);
+	st->fly_changed = changed ? kiln_strdup(changed) : NULL;
+	st->flying = st->fly_source && st->fly_launch;
+	st->fly_iteration = it;
+	st->fly_node = num_of(f, "node");
+	st->fly_parent = num_of(f, "parent");
+	st->fly_call = num_of(f, "llm_call");
+}
+
+static void restore_slot(llm_state *st, const cJSON *p)
+{
+	kiln_search *s = st->s;
 	const cJSON *v;
 	kiln_wm_node n;
 	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(p, "node")) && v->valuedouble > 0 &&
 	    kiln_wm_node_get(&n, s->wm, (int64_t)v->valuedouble) == 0 && n.status == KILN_WM_OPEN) {
 		st->node = n.id;
-		st->attempts = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "attempts"));
-		st->since_improve = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "since_improve"));
-		st->last_id = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "last_id"));
+		st->attempts = (int)num_of(p, "attempts");
+		st->since_improve = (int)num_of(p, "since_improve");
+		st->last_id = num_of(p, "last_id");
 		st->last_passed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "last_passed"));
 		kiln_candidate_info *c = NULL;
 		if (st->last_id > 0 && kiln_db_candidate_get(s->db, &c, st->last_id) == 0) {
@@ -726,6 +881,31 @@ static void restore(llm_state *st)
 			kiln_candidate_infos_free(c, 1);
 		}
 	}
+	restore_flight(st, cJSON_GetObjectItemCaseSensitive(p, "in_flight"));
+}
+
+/* Slot i gets the stored slot i; a session narrower than the last one drops the extra
+ * actions (their in-flight iterations are filled by new work). */
+static void restore(llm_state *all, size_t n)
+{
+	kiln_search *s = all[0].s;
+	char *state = NULL;
+	int64_t it;
+	if (kiln_db_checkpoint_get(s->db, &state, &it, s->run_id))
+		return;
+	cJSON *o = cJSON_Parse(state);
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "policy");
+	const cJSON *slots = cJSON_GetObjectItemCaseSensitive(p, "slots");
+	if (cJSON_IsArray(slots)) {
+		for (size_t i = 0; i < n && i < (size_t)cJSON_GetArraySize(slots); i++)
+			restore_slot(&all[i], cJSON_GetArrayItem(slots, (int)i));
+	} else if (cJSON_IsObject(p)) {
+		restore_slot(&all[0], p);
+	}
+	for (size_t i = 0; i < n; i++) /* two slots on one action: the first keeps it */
+		for (size_t j = 0; j < i; j++)
+			if (all[i].node > 0 && all[i].node == all[j].node)
+				all[i].node = -1;
 	cJSON_Delete(o);
 	free(state);
 }
@@ -758,7 +938,7 @@ static kiln_err evaluate_seed(llm_state *st)
 	if (s->iteration > 0)
 		return 0;
 	kiln_cand c = {s->seed_source, s->seed_launch, (const char *const *)st->defines, st->nk,
-		       KILN_WM_ROOT, 0, 0, true, "the seed (the baseline)"};
+		       KILN_WM_ROOT, 0, 0, true, "the seed (the baseline)", 0, false};
 	kiln_eval ev;
 	int64_t id = 0;
 	kiln_err e = kiln_search_evaluate(s, &c, &ev, &id, NULL);
@@ -777,14 +957,36 @@ static kiln_err evaluate_seed(llm_state *st)
 	return e;
 }
 
-static kiln_err step(llm_state *st)
+/* The actions other slots carry: in flight, so selection hands out a different one. */
+static size_t pending_of(const llm_state *st, int64_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < st->nall; i++)
+		if (&st->all[i] != st && st->all[i].node > 0)
+			out[n++] = st->all[i].node;
+	return n;
+}
+
+static kiln_err step(llm_state *st, bool *idle, bool *done)
 {
 	kiln_search *s = st->s;
+	if (st->flying)
+		return reissue(st, done);
+	if (st->node > 0 && !node_open(s, st->node)) /* another slot's edit script closed it */
+		reset_action(st, -1);
 	if (st->node < 0) {
+		int64_t pend[64];
 		kiln_wm_select_options so = KILN_WM_SELECT_OPTIONS_INIT;
 		so.seed = s->seed;
+		so.pending = pend;
+		so.npending = pending_of(st, pend);
 		kiln_wm_choice ch;
 		kiln_err e = kiln_wm_select(&ch, s->wm, &so);
+		if (e == KILN_ENOTFOUND && so.npending > 0) { /* wait: other slots may open some */
+			kiln_error_clear();
+			*idle = true;
+			return 0;
+		}
 		if (e == KILN_ENOTFOUND) {
 			snprintf(s->stop_reason, sizeof s->stop_reason, "the world model has no open action left");
 			return 0;
@@ -798,37 +1000,97 @@ static kiln_err step(llm_state *st)
 			free(why);
 		}
 	}
-	kiln_err e = attempt(st);
-	if (!e && st->node >= 0 && action_over(st) && !kiln_search_should_stop(s))
+	kiln_err e = attempt(st, done);
+	if (!e && !*done && st->node >= 0 && action_over(st) && !kiln_search_should_stop(s))
 		e = close_action(st);
 	if (!e)
 		e = checkpoint(st);
 	return e;
 }
 
+static kiln_err slot_step(void *arg, bool *idle, bool *done)
+{
+	return step(arg, idle, done);
+}
+
+static void slot_free(llm_state *st)
+{
+	reset_action(st, -1);
+	fly_clear(st);
+	free(st->rejected);
+	free(st->state);
+	if (st->slot > 0)
+		kiln_llm_free(st->llm);
+}
+
+/* Slots 1..n-1: their own LLM clients (one HTTP call each at a time), slot 0's defines. */
+static kiln_err open_slots(llm_state *all, size_t n)
+{
+	kiln_search *s = all[0].s;
+	for (size_t i = 1; i < n; i++) {
+		llm_state *st = &all[i];
+		st->s = s;
+		st->slot = (int)i;
+		st->node = -1;
+		st->defines = all[0].defines;
+		st->nk = all[0].nk;
+		st->knobs = all[0].knobs;
+		kiln_err e = kiln_llm_clone(&st->llm, s->llm);
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
 kiln_err kiln_policy_llm(kiln_search *s)
 {
-	llm_state st;
-	memset(&st, 0, sizeof st);
-	st.s = s;
-	st.node = -1;
-	kiln_err e = seed_defines(&st);
-	if (!e && !(st.knobs = knob_text(&st)))
+	size_t n = kiln_search_width(s);
+	if (n > 64)
+		return kiln_error_set(KILN_EINVAL, "--parallel %zu: at most 64 actions in flight", n);
+	llm_state *all = kiln_calloc(n, sizeof *all);
+	void **slots = kiln_calloc(n, sizeof *slots);
+	if (!all || !slots) {
+		free(all);
+		free(slots);
+		return KILN_ENOMEM;
+	}
+	llm_state *st = &all[0];
+	st->s = s;
+	st->llm = s->llm;
+	st->node = -1;
+	for (size_t i = 0; i < n; i++) {
+		all[i].all = all;
+		all[i].nall = n;
+		slots[i] = &all[i];
+	}
+	kiln_err e = seed_defines(st);
+	if (!e && !(st->knobs = knob_text(st)))
 		e = KILN_ENOMEM;
 	if (!e)
-		e = evaluate_seed(&st);
+		e = open_slots(all, n);
+	if (!e)
+		e = evaluate_seed(st);
 	if (!e && !kiln_search_should_stop(s))
-		e = init_tree(&st);
+		e = init_tree(st);
 	if (!e && s->resumed)
-		restore(&st);
-	while (!e && !kiln_search_should_stop(s))
-		e = step(&st);
-	reset_action(&st, -1);
-	for (size_t i = 0; st.defines && i < st.nk; i++)
-		free(st.defines[i]);
-	free(st.defines);
-	free(st.rejected);
-	free(st.knobs);
-	free(st.state);
+		restore(all, n);
+	if (!e && n > 1 && !kiln_search_should_stop(s)) {
+		e = kiln_search_run_slots(s, slots, n, slot_step);
+		if (!e && !s->stop_reason[0] && !kiln_search_stop)
+			snprintf(s->stop_reason, sizeof s->stop_reason, "the world model has no open action left");
+	}
+	bool idle = false, done = false;
+	while (!e && n == 1 && !done && !kiln_search_should_stop(s))
+		e = step(st, &idle, &done);
+	if (!e) /* the actions and any candidate still in flight (interrupted) */
+		e = checkpoint(st);
+	for (size_t i = 0; i < n; i++)
+		slot_free(&all[i]);
+	for (size_t i = 0; st->defines && i < st->nk; i++)
+		free(st->defines[i]);
+	free(st->defines);
+	free(st->knobs);
+	free(all);
+	free(slots);
 	return e;
 }

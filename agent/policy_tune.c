@@ -3,7 +3,9 @@
  * random sample -> local search) through the same evaluate / record path as the LLM
  * policy. The world model gets one family per region of the first knob ("BLOCK=256"), so
  * a tuner run's history reads like any other. A resumed run replays its recorded
- * candidates through the tuner, which is deterministic for a given seed. */
+ * candidates through the tuner, which is deterministic for a given seed. With --parallel N,
+ * N configurations are evaluated at once (the tuner proposes the next before the last
+ * results are in; the seed goes first, alone, as the baseline). */
 #include "agent/agent_int.h"
 
 #include <cjson/cJSON.h>
@@ -20,12 +22,12 @@ typedef struct tune_state {
 	size_t nk;
 } tune_state;
 
-static kiln_err set_defines(tune_state *ts, const int64_t *values)
+static kiln_err set_defines(tune_state *ts, char **defines, const int64_t *values)
 {
 	for (size_t i = 0; i < ts->nk; i++) {
-		free(ts->defines[i]);
-		ts->defines[i] = kiln_asprintf("%s=%lld", ts->s->t->knobs[i].name, (long long)values[i]);
-		if (!ts->defines[i])
+		free(defines[i]);
+		defines[i] = kiln_asprintf("%s=%lld", ts->s->t->knobs[i].name, (long long)values[i]);
+		if (!defines[i])
 			return KILN_ENOMEM;
 	}
 	return 0;
@@ -128,7 +130,7 @@ static pid_t precompile_next(tune_state *ts)
 			break;
 	pid_t pid = -1;
 	if (n == ts->nk) {
-		kiln_cand c = {ts->s->seed_source, ts->s->seed_launch, (const char *const *)defs, n, -1, 0, 0, false, NULL};
+		kiln_cand c = {ts->s->seed_source, ts->s->seed_launch, (const char *const *)defs, n, -1, 0, 0, false, NULL, 0, false};
 		pid = kiln_search_precompile(ts->s, &c);
 	}
 	for (size_t i = 0; i < n; i++)
@@ -141,7 +143,9 @@ static const char *phase_name(kiln_tune_phase p)
 	return p == KILN_TUNE_SEED ? "seed" : p == KILN_TUNE_RANDOM ? "random" : "local";
 }
 
-static kiln_err tune_step(tune_state *ts, bool *exhausted)
+/* One configuration: proposed under the search lock, numbered at dispatch, evaluated with
+ * the lock released (other slots run meanwhile), recorded. `defines` is the slot's own. */
+static kiln_err tune_step(tune_state *ts, char **defines, bool *exhausted)
 {
 	kiln_search *s = ts->s;
 	int64_t values[KILN_ENV_MAX];
@@ -149,18 +153,22 @@ static kiln_err tune_step(tune_state *ts, bool *exhausted)
 	kiln_err e = kiln_tuner_next(ts->tu, values, &ph, exhausted);
 	if (e || *exhausted)
 		return e;
-	if ((e = set_defines(ts, values)))
+	if ((e = set_defines(ts, defines, values)))
 		return e;
 	bool is_seed = ph == KILN_TUNE_SEED && s->iteration == 0;
 	kiln_buf what; /* what changed: the knob values (the kernel is the seed's) */
 	kiln_buf_init(&what, 4096);
 	kiln_buf_puts(&what, is_seed ? "the seed at its knob values" : "knobs");
 	for (size_t i = 0; !is_seed && i < ts->nk; i++)
-		kiln_buf_printf(&what, " %s", ts->defines[i]);
+		kiln_buf_printf(&what, " %s", defines[i]);
 	char *changed = kiln_buf_detach(&what);
-	kiln_cand c = {s->seed_source, s->seed_launch, (const char *const *)ts->defines, ts->nk,
-		       family_of(ts, values), s->seed_id, 0, is_seed, changed};
-	pid_t pre = precompile_next(ts);
+	kiln_cand c = {s->seed_source, s->seed_launch, (const char *const *)defines, ts->nk,
+		       family_of(ts, values), s->seed_id, 0, is_seed, changed, 0, false};
+	if (s->par) {
+		c.iteration = kiln_search_dispatch(s, false);
+		c.dispatched = true;
+	}
+	pid_t pre = s->par ? -1 : precompile_next(ts); /* in parallel the slots overlap instead */
 	kiln_eval ev;
 	int64_t id = 0;
 	bool best = false;
@@ -180,7 +188,7 @@ static kiln_err tune_step(tune_state *ts, bool *exhausted)
 		char *sum = kiln_eval_summary(&ev);
 		size_t off = 0;
 		for (size_t i = 0; i < ts->nk && off < 200; i++)
-			off += (size_t)snprintf(what + off, sizeof what - off, "%s%s", i ? " " : "", ts->defines[i]);
+			off += (size_t)snprintf(what + off, sizeof what - off, "%s%s", i ? " " : "", defines[i]);
 		snprintf(what + off, sizeof what - off, " (%s): %s%s", phase_name(ph), sum ? sum : "",
 			 best ? " NEW BEST" : "");
 		free(sum);
@@ -188,6 +196,60 @@ static kiln_err tune_step(tune_state *ts, bool *exhausted)
 	}
 	kiln_eval_free(&ev);
 	free(changed);
+	return e;
+}
+
+static void stop_exhausted(kiln_search *s)
+{
+	snprintf(s->stop_reason, sizeof s->stop_reason, "the tuner tried every configuration");
+}
+
+typedef struct tune_slot {
+	tune_state *ts;
+	char **defines;
+} tune_slot;
+
+static kiln_err tune_slot_step(void *arg, bool *idle, bool *done)
+{
+	tune_slot *sl = arg;
+	(void)idle;
+	kiln_err e = tune_step(sl->ts, sl->defines, done);
+	if (!e && *done)
+		stop_exhausted(sl->ts->s);
+	return e;
+}
+
+/* N configurations at once; the seed (the baseline) is evaluated alone first. */
+static kiln_err tune_parallel(tune_state *ts, size_t width)
+{
+	kiln_search *s = ts->s;
+	bool exhausted = false;
+	kiln_err e = 0;
+	if (s->iteration == 0 && (e = tune_step(ts, ts->defines, &exhausted)))
+		return e;
+	if (exhausted) {
+		stop_exhausted(s);
+		return 0;
+	}
+	tune_slot *sl = kiln_calloc(width, sizeof *sl);
+	void **slots = kiln_calloc(width, sizeof *slots);
+	for (size_t i = 0; !e && sl && slots && i < width; i++) {
+		sl[i].ts = ts;
+		slots[i] = &sl[i];
+		if (!(sl[i].defines = kiln_calloc(ts->nk ? ts->nk : 1, sizeof(char *))))
+			e = KILN_ENOMEM;
+	}
+	if (!sl || !slots)
+		e = KILN_ENOMEM;
+	if (!e && !kiln_search_should_stop(s))
+		e = kiln_search_run_slots(s, slots, width, tune_slot_step);
+	for (size_t i = 0; sl && i < width; i++) {
+		for (size_t k = 0; sl[i].defines && k < ts->nk; k++)
+			free(sl[i].defines[k]);
+		free(sl[i].defines);
+	}
+	free(sl);
+	free(slots);
 	return e;
 }
 
@@ -219,11 +281,14 @@ kiln_err kiln_policy_tune(kiln_search *s)
 	if (!e && s->resumed)
 		e = replay(&ts);
 	bool exhausted = false;
-	while (!e && !kiln_search_should_stop(s)) {
-		if ((e = tune_step(&ts, &exhausted)))
+	size_t width = kiln_search_width(s);
+	if (!e && width > 1)
+		e = tune_parallel(&ts, width);
+	while (!e && width <= 1 && !kiln_search_should_stop(s)) {
+		if ((e = tune_step(&ts, ts.defines, &exhausted)))
 			break;
 		if (exhausted) {
-			snprintf(s->stop_reason, sizeof s->stop_reason, "the tuner tried every configuration");
+			stop_exhausted(s);
 			break;
 		}
 	}

@@ -178,7 +178,7 @@ kiln_err kiln_search_record(kiln_search *s, const kiln_cand *c, const kiln_eval 
 	char *knobs = knobs_json(c);
 	kiln_candidate_rec cr = {0};
 	cr.run_id = s->run_id;
-	cr.iteration = s->iteration;
+	cr.iteration = c->dispatched ? c->iteration : kiln_search_dispatch(s, false);
 	cr.node_id = c->node >= 0 ? node : NULL;
 	cr.parent_id = c->parent_id;
 	cr.source = c->source;
@@ -201,7 +201,9 @@ kiln_err kiln_search_record(kiln_search *s, const kiln_cand *c, const kiln_eval 
 	free(knobs);
 	if (e)
 		return e;
-	s->iteration++;
+	if (cr.iteration >= s->iteration)
+		s->iteration = cr.iteration + 1;
+	s->last_iteration = cr.iteration;
 	if (ev->outcome == KILN_OUT_PASSED)
 		s->passed++;
 	else
@@ -266,7 +268,8 @@ static kiln_err commit_candidate(kiln_search *s, const kiln_candidate_info *ci)
 	ev.outcome = KILN_OUT_PASSED;
 	ev.time_us = ci->time_us;
 	ev.modeled = ci->modeled;
-	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false, ci->changed};
+	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false, ci->changed,
+		       ci->iteration, true};
 	return commit_git(s, &c, &ev, ci->id, ci->iteration);
 }
 
@@ -330,6 +333,11 @@ static void fill_job(kiln_eval_job *job, const kiln_search *s, const kiln_cand *
 	job->timing_seed = s->seed;
 	kiln_target_floors_warm(s->t, s->seed); /* memoized: the evaluation children inherit it */
 	job->timeout_s = s->o->eval_timeout_s > 0 ? s->o->eval_timeout_s : 600;
+	job->gpu_index = kiln_search_gpu_of_slot(s);
+	job->rank = kiln_search_worker_rank();
+	size_t width = kiln_search_width(s);
+	if (width > 1 && strcmp(s->device, "emu") == 0) /* the workers share the cores */
+		job->threads = job->threads / width > 0 ? job->threads / width : 1;
 }
 
 pid_t kiln_search_precompile(kiln_search *s, const kiln_cand *c)
@@ -348,7 +356,11 @@ kiln_err kiln_search_evaluate(kiln_search *s, const kiln_cand *c, kiln_eval *ev,
 		*out_id = 0;
 	if (new_best)
 		*new_best = false;
+	s->evaluating++;
+	kiln_search_unlock(s); /* other slots run while this one waits for its child */
 	kiln_err e = kiln_eval_run(ev, &job);
+	kiln_search_lock(s);
+	s->evaluating--;
 	if (e || ev->abandoned)
 		return e;
 	return kiln_search_record(s, c, ev, out_id, new_best);
@@ -368,7 +380,7 @@ bool kiln_search_should_stop(kiln_search *s)
 		return true;
 	if (kiln_search_stop)
 		snprintf(s->stop_reason, sizeof s->stop_reason, "interrupted by a signal");
-	else if (o->iterations > 0 && s->iteration >= o->iterations)
+	else if (o->iterations > 0 && s->iteration - (int64_t)s->nholes >= o->iterations)
 		snprintf(s->stop_reason, sizeof s->stop_reason, "iteration budget reached (%lld)", (long long)o->iterations);
 	else if (o->hours > 0 && elapsed(s) >= o->hours * 3600)
 		snprintf(s->stop_reason, sizeof s->stop_reason, "time budget reached (%.2f h)", o->hours);
@@ -393,8 +405,12 @@ kiln_err kiln_search_checkpoint(kiln_search *s, const char *policy_state_json)
 		return KILN_ENOMEM;
 	kiln_err e = kiln_db_run_spent(s->db, s->run_id, spent);
 	if (!e) {
+		if (policy_state_json && policy_state_json != s->policy_state) { /* the last one is kept */
+			free(s->policy_state);
+			s->policy_state = kiln_strdup(policy_state_json);
+		}
 		char *state = kiln_asprintf("{\"spent\": %s, \"policy\": %s}", spent,
-					    policy_state_json ? policy_state_json : "null");
+					    s->policy_state ? s->policy_state : "null");
 		e = state ? kiln_db_checkpoint_put(s->db, s->run_id, s->iteration, state) : KILN_ENOMEM;
 		free(state);
 	}
@@ -409,7 +425,7 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	if (o->hours > 0)
 		snprintf(budget, sizeof budget, ", %.0f min left", (o->hours * 3600 - elapsed(s)) / 60);
 	else if (o->iterations > 0)
-		snprintf(budget, sizeof budget, ", %lld left", (long long)(o->iterations - s->iteration));
+		snprintf(budget, sizeof budget, ", %lld left", (long long)(o->iterations - s->iteration + (int64_t)s->nholes));
 	char best[96] = "no passing kernel yet";
 	if (s->best_id)
 		snprintf(best, sizeof best, "best %.3f us%s (%.2fx)", s->best_us, s->modeled ? " modeled" : "",
@@ -424,9 +440,13 @@ void kiln_search_progress(kiln_search *s, const char *what)
 	char *red = kiln_redact_dup(what), *safe = kiln_text_escape(red ? red : what, KILN_TEXT_LINE);
 	/* [N]: the iteration of the last recorded candidate, as history.db, result.json, the
 	 * commit, kiln show, kiln log and the report number it (the seed is 0) */
-	fprintf(s->log, "%s[%lld] %s | %s | %lld passed %lld failed%s%s%s", s->tty ? "\r\033[K" : "",
-		(long long)(s->iteration > 0 ? s->iteration - 1 : 0), safe ? safe : "?", best, (long long)s->passed, (long long)s->failed, money,
-		budget, s->tty ? "" : "\n");
+	char flight[96] = "";
+	if (s->par)
+		snprintf(flight, sizeof flight, " | %zu-wide: %lld asking, %lld evaluating", kiln_search_width(s),
+			 (long long)s->asking, (long long)s->evaluating);
+	fprintf(s->log, "%s[%lld] %s | %s | %lld passed %lld failed%s%s%s%s", s->tty ? "\r\033[K" : "",
+		(long long)s->last_iteration, safe ? safe : "?", best, (long long)s->passed, (long long)s->failed, money,
+		budget, flight, s->tty ? "" : "\n");
 	free(safe);
 	fflush(s->log);
 	free(red);

@@ -148,6 +148,7 @@ static char *config_json(const kiln_search *s)
 		if (kiln_target_bench_spec(spec, sizeof spec, s->t, i) == 0)
 			cJSON_AddItemToArray(bs, cJSON_CreateString(spec));
 	}
+	cJSON_AddNumberToObject(c, "parallel", (double)o->parallel);
 	char *text = cJSON_PrintUnformatted(c);
 	cJSON_Delete(c);
 	return text;
@@ -195,6 +196,9 @@ static void restore_options(kiln_run_options *o, const kiln_run_info *ri, cJSON 
 			o->stagnation = (int)v->valuedouble;
 		if (!o->max_attempts && cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(c, "max_attempts")))
 			o->max_attempts = (int)v->valuedouble;
+		if (!o->parallel && cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(c, "parallel")) &&
+		    v->valuedouble >= 1 && v->valuedouble <= 64)
+			o->parallel = (size_t)v->valuedouble;
 	}
 	*keep = c;
 }
@@ -246,7 +250,13 @@ static kiln_err restore_progress(kiln_search *s, const kiln_run_info *ri)
 	kiln_err e = kiln_db_candidates_list(s->db, &c, &n, s->run_id);
 	if (e)
 		return e;
+	int64_t *its = kiln_calloc(n ? n : 1, sizeof *its);
+	if (!its) {
+		kiln_candidate_infos_free(c, n);
+		return KILN_ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++) {
+		its[i] = c[i].iteration;
 		if (c[i].iteration + 1 > s->iteration)
 			s->iteration = c[i].iteration + 1;
 		if (c[i].has_timing && c[i].passed)
@@ -262,7 +272,13 @@ static kiln_err restore_progress(kiln_search *s, const kiln_run_info *ri)
 	}
 	s->seed_id = ri->seed_candidate;
 	s->best_id = ri->best_candidate;
+	s->last_iteration = s->iteration - 1;
+	/* a parallel session killed with work in flight left holes: issued again first */
+	e = kiln_search_find_holes(s, its, n);
+	free(its);
 	kiln_candidate_infos_free(c, n);
+	if (e)
+		return e;
 	cJSON *sp = cJSON_Parse(ri->spent_json ? ri->spent_json : "{}");
 	const cJSON *v;
 	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(sp, "seconds")))
@@ -391,8 +407,8 @@ static kiln_err start_run(kiln_search *s, kiln_run_options *o, cJSON **keep)
 		if (!e)
 			e = kiln_search_reconcile_archive(s);
 		if (!e)
-			fprintf(s->log, "kiln run: resuming run %lld of %s at iteration %lld\n", (long long)s->run_id,
-				s->t->name, (long long)s->iteration);
+			fprintf(s->log, "kiln run: resuming run %lld of %s at iteration %lld (%zu in flight when it stopped: issued again first)\n",
+				(long long)s->run_id, s->t->name, (long long)s->iteration, s->nholes);
 		return e;
 	}
 	if (!o->target)
@@ -425,7 +441,7 @@ static void summarize(kiln_run_summary *out, const kiln_search *s, const char *s
 	snprintf(out->policy, sizeof out->policy, "%s", s->llm ? "llm" : "tune");
 	snprintf(out->status, sizeof out->status, "%s", status);
 	snprintf(out->stop_reason, sizeof out->stop_reason, "%s", s->stop_reason);
-	out->iterations = s->iteration;
+	out->iterations = s->iteration - (int64_t)s->nholes;
 	out->passed = s->passed;
 	out->failed = s->failed;
 	out->seed_candidate = s->seed_id;
@@ -454,6 +470,8 @@ static void search_free(kiln_search *s, const char *llm_owned)
 	free(s->seed_source);
 	free(s->seed_launch);
 	free(s->cache_dir);
+	free(s->holes);
+	free(s->policy_state);
 	free((char *)llm_owned);
 }
 

@@ -13,7 +13,8 @@ root=$PWD
 need=(meson ninja-build pkg-config gcc libcurl4-openssl-dev libcjson-dev libsqlite3-dev
       libgit2-dev libcmocka-dev python3 git)
 if [ "$mode" = test ]; then
-	need+=(clang libclang-rt-14-dev chromium chromium-driver python3-numpy) # numpy: reference.py tests
+	# numpy: reference.py tests; Open MPI: kiln is built with -Dmpi=auto, so the MPI integration test runs
+	need+=(clang libclang-rt-14-dev chromium chromium-driver python3-numpy libopenmpi-dev openmpi-bin)
 fi
 missing=()
 for p in "${need[@]}"; do

@@ -6,7 +6,7 @@ Completions (POST /v1/chat/completions, or any path ending in /chat/completions)
 Anthropic Messages (POST /v1/messages, any path ending in /messages) from a JSON script,
 and logs every request it receives.
 
-    python3 tests/fake_llm.py --script S.json --log requests.jsonl [--port-file F]
+    python3 tests/fake_llm.py --script S.json --log requests.jsonl [--port-file F] [--delay S]
 
 It prints the port on the first line of stdout (and writes it to --port-file, atomically),
 then serves until SIGTERM/SIGINT. Base URL for kiln: http://127.0.0.1:PORT/v1
@@ -54,6 +54,9 @@ Entry fields (all optional):
                "529"         Anthropic's 529 overloaded_error
 In body, text and sse strings "{{api_key}}" becomes the key the request carried (for the
 key-leak tests) and "{{n}}" the request's sequence number.
+
+--delay S: every reply waits S seconds first (added to an entry's own delay): a model that
+thinks, for the tests of concurrent calls. Requests are served concurrently (a thread each).
 
 Log: one JSON object per request, in arrival order:
   {"n": 1, "t": EPOCH_S, "method": "POST", "path": "/v1/messages", "headers": {lowercase
@@ -330,7 +333,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def serve(self, entry, req, n):
-        time.sleep(entry.get("delay", 0))
+        time.sleep(entry.get("delay", 0) + self.server.delay)
         fault = entry.get("fault")
         anthropic = self.path.endswith("/messages")
         headers = dict(entry.get("headers", {}))
@@ -379,12 +382,14 @@ def main():
     ap.add_argument("--script", required=True, help="JSON script of replies")
     ap.add_argument("--log", required=True, help="JSONL request log (appended)")
     ap.add_argument("--port-file", help="write the port here too")
+    ap.add_argument("--delay", type=float, default=0, help="seconds every reply waits first")
     a = ap.parse_args()
     with open(a.script) as f:
         script = Script(json.load(f))
     srv = Server(("127.0.0.1", 0), Handler)
     srv.script = script
     srv.log_path = a.log
+    srv.delay = a.delay
     open(a.log, "a").close()
     port = srv.server_address[1]
     if a.port_file:

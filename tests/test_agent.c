@@ -624,6 +624,55 @@ static void test_agent__summary_cuts_at_a_word(void **state)
 	kiln_eval_free(&ev);
 }
 
+/* Iterations in flight: holes left by a killed session go first, reservations hold the
+ * iteration budget until dispatch, and LLM calls in flight hold the cost budget. */
+static void test_agent__dispatch_holes_and_budgets(void **state)
+{
+	(void)state;
+	kiln_run_options o;
+	memset(&o, 0, sizeof o);
+	o.iterations = 8;
+	o.max_cost = 1.0;
+	kiln_search s;
+	memset(&s, 0, sizeof s);
+	s.o = &o;
+	snprintf(s.device, sizeof s.device, "emu");
+	s.iteration = 6; /* 0..5 dispatched, 2 and 4 never recorded */
+	int64_t rec[] = {0, 1, 3, 5};
+	assert_int_equal(kiln_search_find_holes(&s, rec, 4), 0);
+	assert_int_equal(s.nholes, 2);
+	assert_true(kiln_search_reserve(&s)); /* 4 dispatched + 1 held < 8 */
+	assert_int_equal(kiln_search_dispatch(&s, true), 2);
+	assert_int_equal(s.reserved, 0);
+	assert_true(kiln_search_take_hole(&s, 4));
+	assert_false(kiln_search_take_hole(&s, 4));
+	assert_int_equal(kiln_search_dispatch(&s, false), 6);
+	assert_true(kiln_search_reserve(&s)); /* 7 dispatched + 1 held = 8: the last one */
+	assert_false(kiln_search_reserve(&s));
+	kiln_search_unreserve(&s); /* its reply was unusable */
+	assert_true(kiln_search_reserve(&s));
+	assert_int_equal(kiln_search_dispatch(&s, true), 7);
+	assert_true(kiln_search_should_stop(&s));
+	/* cost: a call starts while spent + held < budget; each holds the mean call so far */
+	s.stop_reason[0] = 0;
+	o.iterations = 0;
+	s.cost_usd = 0.6;
+	s.calls = 2;
+	double h1, h2, h3;
+	int64_t t1, t2, t3;
+	assert_true(kiln_search_call_begin(&s, &h1, &t1));
+	assert_true(fabs(h1 - 0.3) < 1e-12);
+	assert_true(kiln_search_call_begin(&s, &h2, &t2)); /* 0.9 < 1.0 */
+	assert_false(kiln_search_call_begin(&s, &h3, &t3)); /* 1.2 >= 1.0 */
+	kiln_search_call_end(&s, h1, t1);
+	s.cost_usd += 0.05; /* it cost less than held: room for another */
+	assert_true(kiln_search_call_begin(&s, &h3, &t3));
+	assert_int_equal(kiln_search_width(&s), 1); /* the emulator's default */
+	o.parallel = 3;
+	assert_int_equal(kiln_search_width(&s), 3);
+	free(s.holes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,6 +689,7 @@ int main(void)
 		cmocka_unit_test(test_agent__prompt_content_by_kind),
 		cmocka_unit_test(test_agent__prompt_over_cap_fails),
 		cmocka_unit_test(test_agent__summary_cuts_at_a_word),
+		cmocka_unit_test(test_agent__dispatch_holes_and_budgets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

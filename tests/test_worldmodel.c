@@ -717,6 +717,41 @@ static void test_worldmodel__stale_attempts_are_penalised(void **state)
 	kiln_wm_free(wm);
 }
 
+/* Actions in flight count as visits and are never handed out twice. */
+static void test_worldmodel__pending_actions_count_as_visited(void **state)
+{
+	(void)state;
+	kiln_wm *wm = three();
+	kiln_wm_select_options o = KILN_WM_SELECT_OPTIONS_INIT;
+	int64_t pend[2] = {1, 1};
+	o.pending = pend;
+	o.npending = 2;
+	kiln_wm_choice *all = NULL;
+	size_t n = 0;
+	assert_int_equal(kiln_wm_rank(&all, &n, wm, &o), 0);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(all[i].total_attempts, 2);
+		if (all[i].id == 1) {
+			assert_int_equal(all[i].pending, 2);
+			assert_int_equal(all[i].attempts, 2);
+		} else {
+			assert_int_equal(all[i].pending, 0);
+			assert_true(all[i].explore > 0.2 * sqrt(log(3.0) / 3) + 1e-12);
+		}
+	}
+	free(all);
+	kiln_wm_choice c;
+	assert_int_equal(kiln_wm_select(&c, wm, &o), 0);
+	assert_int_equal(c.id, 2); /* the best score is in flight: the next one */
+	int64_t every[3] = {1, 2, 3};
+	o.pending = every;
+	o.npending = 3;
+	assert_int_equal(kiln_wm_select(&c, wm, &o), KILN_ENOTFOUND);
+	assert_non_null(strstr(kiln_error_last(), "in flight"));
+	kiln_wm_free(wm);
+}
+
 static void test_worldmodel__selection_is_deterministic(void **state)
 {
 	(void)state;
@@ -1255,6 +1290,7 @@ int main(void)
 		cmocka_unit_test(test_worldmodel__selection_follows_score),
 		cmocka_unit_test(test_worldmodel__exploration_lifts_untried_node),
 		cmocka_unit_test(test_worldmodel__stale_attempts_are_penalised),
+		cmocka_unit_test(test_worldmodel__pending_actions_count_as_visited),
 		cmocka_unit_test(test_worldmodel__selection_is_deterministic),
 		cmocka_unit_test(test_worldmodel__noise_margin),
 		cmocka_unit_test(test_worldmodel__json_round_trip),

@@ -62,7 +62,7 @@ kiln_err kiln_wm_rank(kiln_wm_choice **out, size_t *n, const kiln_wm *wm,
 		o = *opt;
 	*out = NULL;
 	*n = 0;
-	int64_t *front = NULL, *fam = NULL, *fam_att = NULL;
+	int64_t *front = NULL, *fam = NULL, *fam_att = NULL, *pend = NULL;
 	size_t nf = 0;
 	ranked *r = NULL;
 	kiln_err e = kiln_wm_frontier(&front, &nf, wm);
@@ -74,14 +74,21 @@ kiln_err kiln_wm_rank(kiln_wm_choice **out, size_t *n, const kiln_wm *wm,
 	    !(r = kiln_calloc(nf, sizeof(*r))))
 		goto done;
 	int64_t total = 0;
+	if (!(pend = kiln_calloc(wm->n, sizeof(*pend))))
+		goto done;
+	for (size_t k = 0; k < o.npending; k++) { /* in flight: a visit whose result is not in yet */
+		const wm_node *x = wmi_find(wm, o.pending[k]);
+		if (x)
+			pend[x - wm->nodes]++;
+	}
 	for (size_t i = 1; i < wm->n; i++) {
-		total += wm->nodes[i].attempts;
+		total += wm->nodes[i].attempts + pend[i];
 		fam[i] = kiln_wm_family_of(wm, wm->nodes[i].id);
 	}
 	for (size_t i = 1; i < wm->n; i++) {
 		const wm_node *f = wmi_find(wm, fam[i]);
 		if (f)
-			fam_att[f - wm->nodes] += wm->nodes[i].attempts;
+			fam_att[f - wm->nodes] += wm->nodes[i].attempts + pend[i];
 	}
 	double lnN = log((double)total + 1);
 	for (size_t k = 0; k < nf; k++) {
@@ -93,11 +100,12 @@ kiln_err kiln_wm_rank(kiln_wm_choice **out, size_t *n, const kiln_wm *wm,
 		c->id = x->id;
 		c->family = fam[xi];
 		c->score = x->score;
-		c->attempts = x->attempts;
+		c->pending = pend[xi];
+		c->attempts = x->attempts + pend[xi];
 		c->family_attempts = fa;
 		c->total_attempts = total;
 		c->stale = x->stale;
-		c->explore = o.c_explore * sqrt(lnN / ((double)x->attempts + 1));
+		c->explore = o.c_explore * sqrt(lnN / ((double)c->attempts + 1));
 		c->family_bonus = o.c_family * sqrt(lnN / ((double)fa + 1));
 		c->penalty = o.stale_penalty * (double)x->stale;
 		c->total = c->score + c->explore + c->family_bonus - c->penalty;
@@ -114,6 +122,7 @@ kiln_err kiln_wm_rank(kiln_wm_choice **out, size_t *n, const kiln_wm *wm,
 	e = KILN_OK;
 done:
 	free(r);
+	free(pend);
 	free(fam_att);
 	free(fam);
 	free(front);
@@ -127,11 +136,17 @@ kiln_err kiln_wm_select(kiln_wm_choice *out, const kiln_wm *wm, const kiln_wm_se
 	kiln_err e = kiln_wm_rank(&all, &n, wm, opt);
 	if (e)
 		return e;
+	size_t k = 0;
+	while (k < n && all[k].pending > 0)
+		k++;
+	if (k < n)
+		*out = all[k];
+	free(all);
 	if (!n)
 		return kiln_error_set(KILN_ENOTFOUND, "world model: the frontier is empty (no open node "
 				      "under a solved one)");
-	*out = all[0];
-	free(all);
+	if (k == n)
+		return kiln_error_set(KILN_ENOTFOUND, "world model: every frontier action (%zu) is in flight", n);
 	return KILN_OK;
 }
 

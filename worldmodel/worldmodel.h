@@ -185,14 +185,18 @@ kiln_err kiln_wm_set_notes(kiln_wm *wm, int64_t id, const char *notes);
  *         - stale_penalty*stale
  * N: attempts over the tree (root aside), n: the node's attempts, F: its family's,
  * stale: the node's attempts since its best last improved. Ties (within 1e-12) are broken
- * by a hash of (seed, id), so a seed fixes the order. */
+ * by a hash of (seed, id), so a seed fixes the order. Actions in flight (a parallel search)
+ * count as attempts of their node and family (and of N), so the exploration term moves
+ * away from them before their results are in; kiln_wm_select never picks one. */
 typedef struct kiln_wm_select_options {
 	double c_explore;
 	double c_family;
 	double stale_penalty; /* per stale attempt */
 	uint64_t seed;
+	const int64_t *pending; /* node ids of actions in flight (may repeat); NULL = none */
+	size_t npending;
 } kiln_wm_select_options;
-#define KILN_WM_SELECT_OPTIONS_INIT {0.2, 0.1, 0.05, 0}
+#define KILN_WM_SELECT_OPTIONS_INIT {0.2, 0.1, 0.05, 0, NULL, 0}
 
 typedef struct kiln_wm_choice {
 	int64_t id;
@@ -202,12 +206,14 @@ typedef struct kiln_wm_choice {
 	double family_bonus;      /* UCB term for its family */
 	double penalty;           /* stale attempts */
 	double total;
-	int64_t attempts, family_attempts, total_attempts, stale;
+	int64_t attempts, family_attempts, total_attempts, stale; /* in-flight ones included */
+	int64_t pending;          /* actions in flight on this node */
 } kiln_wm_choice;
 /* Every frontier node, best first (caller frees *out; *n may be 0). opt NULL = defaults. */
 kiln_err kiln_wm_rank(kiln_wm_choice **out, size_t *n, const kiln_wm *wm,
 		      const kiln_wm_select_options *opt);
-/* The best frontier node; KILN_ENOTFOUND when the frontier is empty. */
+/* The best frontier node not in flight; KILN_ENOTFOUND when the frontier is empty or every
+ * frontier node is in flight (the message says which). */
 kiln_err kiln_wm_select(kiln_wm_choice *out, const kiln_wm *wm, const kiln_wm_select_options *opt);
 /* "#4: score 0.60 + explore 0.25 + family 0.08 - stale 0.10 = 0.83 (attempts: node 2,
  * family #1 3, all 9; 2 since its last improvement)"; caller frees *out. */

@@ -1,5 +1,5 @@
 /* llm: the client. One libcurl easy handle per kiln_llm (connections are reused), one HTTP
- * attempt at a time: connect timeout, idle (low-speed) timeout, per-attempt and whole-call
+ * attempt at a time (a parallel search clones one client per thread): connect timeout, idle (low-speed) timeout, per-attempt and whole-call
  * deadlines, TCP keep-alive. Retries with full-jitter backoff or the server's retry-after;
  * a circuit breaker pauses after N consecutive failed calls. The key lives only here and in
  * the request headers; every string handed out is scrubbed of it. */
@@ -155,6 +155,28 @@ kiln_err kiln_llm_new(kiln_llm **out, const kiln_llm_config *cfg)
 fail:
 	kiln_llm_free(c);
 	return e;
+}
+
+kiln_err kiln_llm_clone(kiln_llm **out, const kiln_llm *from)
+{
+	*out = NULL;
+	kiln_llm *c = kiln_calloc(1, sizeof *c);
+	if (!c)
+		return KILN_ENOMEM;
+	*c = *from;
+	c->base_url = kiln_strdup(from->base_url);
+	c->endpoint = kiln_strdup(from->endpoint);
+	c->key = from->key ? kiln_strdup(from->key) : NULL;
+	c->prices = NULL; /* the price was looked up once; the table stays with `from` */
+	c->curl = curl_easy_init();
+	c->consecutive_failures = c->pauses = 0;
+	kiln_rng_seed(&c->rng, kiln_seed_fresh());
+	if (!c->base_url || !c->endpoint || (from->key && !c->key) || !c->curl) {
+		kiln_llm_free(c);
+		return kiln_error_set(KILN_ENOMEM, "out of memory (or no libcurl handle) cloning the LLM client");
+	}
+	*out = c;
+	return KILN_OK;
 }
 
 void kiln_llm_free(kiln_llm *c)

@@ -45,6 +45,9 @@ typedef struct kiln_llm_config {
  * the base URL and the price table (a bad override file is an error). Caller frees. */
 kiln_err kiln_llm_new(kiln_llm **out, const kiln_llm_config *cfg);
 void kiln_llm_free(kiln_llm *c);
+/* A second client with from's configuration, key and price, and its own connection, retry
+ * state and circuit breaker: one per thread (a client is not shared between threads). */
+kiln_err kiln_llm_clone(kiln_llm **out, const kiln_llm *from);
 
 /* $KILN_LLM, else "openai:gpt-5" when OPENAI_API_KEY is set, else
  * "anthropic:claude-sonnet-4-5" when ANTHROPIC_API_KEY is set, else NULL. Borrowed. */
