@@ -36,7 +36,7 @@ typedef struct kiln_eval_job {
 	double timeout_s;
 	int gpu_index;              /* cuda: the worker's GPU ordinal (KILN_GPU_INDEX in the
 				     * child); -1 = the default */
-	int rank;                   /* 0: evaluate here; > 0: on that MPI worker rank */
+	int mpi_rank;               /* 0: evaluate here; > 0: on that MPI worker rank */
 } kiln_eval_job;
 
 typedef enum kiln_outcome {

@@ -392,7 +392,7 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)
 	kiln_child_result r;
 	/* here in a forked child, or on an MPI worker rank (which runs the same child there and
 	 * sends back its answer): the same result JSON either way */
-	e = job->rank > 0 ? kiln_mpi_eval(&r, job) : kiln_eval_in_child(&r, job, plan);
+	e = job->mpi_rank > 0 ? kiln_mpi_eval(&r, job) : kiln_eval_in_child(&r, job, plan);
 	kiln_plan_free(plan);
 	if (e)
 		return e;

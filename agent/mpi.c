@@ -136,6 +136,13 @@ static char *job_json(const kiln_eval_job *j)
 	snprintf(seed, sizeof seed, "%llu", (unsigned long long)j->timing_seed);
 	cJSON_AddStringToObject(o, "timing_seed", seed);
 	cJSON_AddNumberToObject(o, "timeout_s", j->timeout_s);
+	cJSON_AddStringToObject(o, "rank_time", kiln_rank_time_name(j->rank));
+	cJSON *bs = cJSON_AddArrayToObject(o, "bench_sizes"); /* the run's, --size included */
+	for (size_t i = 0; bs && i < j->target->nbench_sizes; i++) {
+		char spec[256];
+		if (kiln_target_bench_spec(spec, sizeof spec, j->target, i) == 0)
+			cJSON_AddItemToArray(bs, cJSON_CreateString(spec));
+	}
 	char *text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return text;
@@ -167,19 +174,19 @@ static kiln_err take_answer(kiln_child_result *r, const char *text, int rank)
 kiln_err kiln_mpi_eval(kiln_child_result *r, const kiln_eval_job *job)
 {
 	memset(r, 0, sizeof *r);
-	if (!started || job->rank <= 0 || job->rank >= world_size)
-		return kiln_error_set(KILN_EINVAL, "no MPI worker rank %d", job->rank);
+	if (!started || job->mpi_rank <= 0 || job->mpi_rank >= world_size)
+		return kiln_error_set(KILN_EINVAL, "no MPI worker rank %d", job->mpi_rank);
 	char *js = job_json(job);
 	if (!js)
 		return KILN_ENOMEM;
-	kiln_err e = send_text(js, job->rank, TAG_JOB);
+	kiln_err e = send_text(js, job->mpi_rank, TAG_JOB);
 	free(js);
 	char *answer = NULL;
 	int tag = 0;
 	if (!e)
-		e = recv_text(&answer, &tag, job->rank, TAG_RESULT);
+		e = recv_text(&answer, &tag, job->mpi_rank, TAG_RESULT);
 	if (!e)
-		e = take_answer(r, answer, job->rank);
+		e = take_answer(r, answer, job->mpi_rank);
 	free(answer);
 	return e;
 }
@@ -307,9 +314,16 @@ static kiln_err run_job(worker *w, const char *text, kiln_child_result *r)
 		job.timing_seed = ts ? strtoull(ts, NULL, 10) : 0;
 		job.timeout_s = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "timeout_s"));
 		job.gpu_index = -1; /* KILN_GPU_INDEX of this rank */
+		const cJSON *bs = cJSON_GetObjectItemCaseSensitive(o, "bench_sizes"), *b;
+		const char *specs[KILN_TARGET_MAX_BENCH];
+		size_t nspecs = 0;
+		cJSON_ArrayForEach(b, bs)
+			if (cJSON_IsString(b) && nspecs < KILN_TARGET_MAX_BENCH)
+				specs[nspecs++] = b->valuestring;
 		if (!job.device || !job.arch || !(job.timeout_s > 0))
 			e = kiln_error_set(KILN_EINVAL, "a job without device, arch or deadline");
-		else
+		else if (!(e = kiln_rank_time_parse(&job.rank, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "rank_time")))) &&
+			 (!nspecs || !(e = kiln_target_set_bench_sizes(w->t, specs, nspecs))))
 			e = kiln_eval_in_child(r, &job, plan);
 	}
 	kiln_plan_free(plan);
@@ -370,7 +384,7 @@ int kiln_mpi_workers(void)
 kiln_err kiln_mpi_eval(kiln_child_result *r, const kiln_eval_job *job)
 {
 	memset(r, 0, sizeof *r);
-	return kiln_error_set(KILN_EINVAL, "kiln was built without MPI: no worker rank %d", job->rank);
+	return kiln_error_set(KILN_EINVAL, "kiln was built without MPI: no worker rank %d", job->mpi_rank);
 }
 
 kiln_err kiln_mpi_worker(void)

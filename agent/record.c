@@ -334,7 +334,7 @@ static void fill_job(kiln_eval_job *job, const kiln_search *s, const kiln_cand *
 	kiln_target_floors_warm(s->t, s->seed); /* memoized: the evaluation children inherit it */
 	job->timeout_s = s->o->eval_timeout_s > 0 ? s->o->eval_timeout_s : 600;
 	job->gpu_index = kiln_search_gpu_of_slot(s);
-	job->rank = kiln_search_worker_rank();
+	job->mpi_rank = kiln_search_worker_rank();
 	size_t width = kiln_search_width(s);
 	if (width > 1 && strcmp(s->device, "emu") == 0) /* the workers share the cores */
 		job->threads = job->threads / width > 0 ? job->threads / width : 1;
