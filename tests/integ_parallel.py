@@ -27,6 +27,7 @@ KILN = os.environ["KILN_BIN"]
 DELAY = float(os.environ.get("KILN_PARALLEL_DELAY", "3"))
 KILLS = int(os.environ.get("KILN_PARALLEL_KILLS", "5"))
 BUDGET = 12
+KILL_BUDGET = 3 * BUDGET  # the kill run: long enough that every kill lands before it ends
 
 
 def db_check(db):
@@ -58,20 +59,20 @@ def in_flight(db):
     return {s["in_flight"]["llm_call"] for s in pol.get("slots", []) if "in_flight" in s}
 
 
-def final_check(wd, what):
+def final_check(wd, what, budget=BUDGET):
     rows = db_check(os.path.join(wd, "history.db"))
     its = sorted(r[1] for r in rows)
-    if its != list(range(BUDGET)):
-        fail("%s: iterations are not 0..%d exactly once: %r" % (what, BUDGET - 1, its))
+    if its != list(range(budget)):
+        fail("%s: iterations are not 0..%d exactly once: %r" % (what, budget - 1, its))
     finished(wd, what)
     return rows
 
 
-def run(args, port, tdir, wd, **kw):
+def run(args, port, tdir, wd, budget=BUDGET, **kw):
     cmd = [KILN, "run", "--workdir", wd] + args
     if "--resume" not in args:
         cmd += ["tiny", "--targets-dir", tdir, "--policy", "llm", "--llm", "openai-compatible:fake",
-                "--base-url", "http://127.0.0.1:%d/v1" % port, "--iterations", str(BUDGET), "--seed", "5",
+                "--base-url", "http://127.0.0.1:%d/v1" % port, "--iterations", str(budget), "--seed", "5",
                 "--seeds", "1", "--stagnation", "20", "--max-attempts", "20"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
@@ -113,7 +114,7 @@ def kills(port, tdir, tmp):
     landed = 0
     started = False
     for attempt in range(KILLS + 20):
-        p = run(["--resume"] if started else ["--parallel", "4"], port, tdir, wd)
+        p = run(["--resume"] if started else ["--parallel", "4"], port, tdir, wd, budget=KILL_BUDGET)
         if landed < KILLS:
             if landed == 0:  # the first kill lands while a candidate is out for evaluation
                 end = time.time() + 30
@@ -140,7 +141,7 @@ def kills(port, tdir, tmp):
             break
     if landed < KILLS:
         fail("only %d kills landed while the run was alive" % landed)
-    rows = final_check(wd, "after %d kills" % landed)
+    rows = final_check(wd, "after %d kills" % landed, KILL_BUDGET)
     con = sqlite3.connect(db)
     calls = {r[0] for r in con.execute("SELECT llm_call_id FROM candidates")}
     con.close()
