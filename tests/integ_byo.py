@@ -13,9 +13,9 @@ import subprocess
 import sys
 import tempfile
 
-KILN = os.environ["KILN_BIN"]
+from integ_byo_common import check, failed, kiln, numpy_python
+
 SRC = os.environ["KILN_SOURCE_ROOT"]
-fails = 0
 
 RELU = """// scaled leaky relu: y = x > 0 ? s*x : s*alpha*x
 #ifndef BLOCK
@@ -39,26 +39,6 @@ def reference(inputs, scalars, sizes):
     y = np.where(x > 0, scalars["s"] * x, scalars["s"] * scalars["alpha"] * x)
     return {"y": y}
 '''
-
-
-def check(ok, what, detail=""):
-    global fails
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        fails += 1
-        if detail:
-            print(detail[-4000:])
-
-
-def kiln(args, env, timeout=600):
-    return subprocess.run([KILN] + args, capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def numpy_python():
-    for p in [os.environ.get("KILN_PYTHON"), "python3", "/usr/bin/python3"]:
-        if p and shutil.which(p) and subprocess.run([p, "-c", "import numpy"], capture_output=True).returncode == 0:
-            return shutil.which(p)
-    return None
 
 
 def git_status():
@@ -163,7 +143,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     check(git_status() == before, "the source tree is untouched")
-    sys.exit(1 if fails else 0)
+    sys.exit(1 if failed() else 0)
 
 
 main()

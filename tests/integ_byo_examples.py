@@ -6,33 +6,12 @@ verification, so the references are not vacuous."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
-KILN = os.environ["KILN_BIN"]
+from integ_byo_common import check, failed, kiln, numpy_python
+
 SRC = os.environ["KILN_SOURCE_ROOT"]
-fails = 0
-
-
-def check(ok, what, detail=""):
-    global fails
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        fails += 1
-        if detail:
-            print(detail[-4000:])
-
-
-def kiln(args, env, timeout=600):
-    return subprocess.run([KILN] + args, capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def numpy_python():
-    for p in [os.environ.get("KILN_PYTHON"), "python3", "/usr/bin/python3"]:
-        if p and shutil.which(p) and subprocess.run([p, "-c", "import numpy"], capture_output=True).returncode == 0:
-            return shutil.which(p)
-    return None
 
 
 # one bug each, as a user's first attempt might have it
@@ -87,7 +66,7 @@ def main():
             print("skip grpo_loss: no python3 with numpy (apt-get install python3-numpy)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(1 if fails else 0)
+    sys.exit(1 if failed() else 0)
 
 
 main()

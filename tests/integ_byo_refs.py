@@ -9,32 +9,14 @@ run's history."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
-KILN = os.environ["KILN_BIN"]
-fails = 0
-
-
-def check(ok, what, detail=""):
-    global fails
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        fails += 1
-        if detail:
-            print(detail[-3000:])
-
-
-def numpy_python():
-    for p in [os.environ.get("KILN_PYTHON"), "python3", "/usr/bin/python3"]:
-        if p and shutil.which(p) and subprocess.run([p, "-c", "import numpy"], capture_output=True).returncode == 0:
-            return shutil.which(p)
-    return None
+from integ_byo_common import check, failed, kiln, numpy_python
 
 
 def run(args, env, timeout=300):
-    return subprocess.run([KILN] + args, capture_output=True, text=True, env=env, timeout=timeout)
+    return kiln(args, env, timeout)
 
 
 def scaffold(tmp, name, ref, env):
@@ -177,7 +159,7 @@ def main():
         history_kept(tmp, env)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(1 if fails else 0)
+    sys.exit(1 if failed() else 0)
 
 
 main()
