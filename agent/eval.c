@@ -132,17 +132,19 @@ static kiln_err timing_fault(cJSON *o, kiln_verdict *v, const kiln_device *dev)
 static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device *dev)
 {
 	const kiln_eval_job *j = cc->job;
-	kiln_verify_options vo = {0};
-	vo.target = j->target;
-	vo.source = j->source;
-	vo.source_name = "kernel.cu";
-	vo.plan = cc->plan;
-	vo.defines = j->defines;
-	vo.ndefines = j->ndefines;
-	vo.device = dev;
+	kiln_build_src src = KILN_BUILD_SRC_INIT;
+	src.target = j->target;
+	src.source = j->source;
+	src.source_name = "kernel.cu";
+	src.plan = cc->plan;
+	src.defines = j->defines;
+	src.ndefines = j->ndefines;
+	src.device = dev;
+	src.cache_dir = j->cache_dir;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src = src;
 	vo.nseeds = j->nseeds;
 	vo.threads = j->threads;
-	vo.cache_dir = j->cache_dir;
 	kiln_verdict v;
 	kiln_err e = kiln_verify(&v, &vo);
 	if (e)
@@ -154,17 +156,10 @@ static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device
 	free(vj);
 	if (!v.pass)
 		return 0;
-	kiln_time_options to = {0};
-	to.target = j->target;
-	to.source = j->source;
-	to.source_name = "kernel.cu";
-	to.plan = cc->plan;
-	to.defines = j->defines;
-	to.ndefines = j->ndefines;
-	to.device = dev;
+	kiln_time_options to = KILN_TIME_OPTIONS_INIT;
+	to.src = src;
 	to.gpu = j->gpu;
 	to.rank = j->rank;
-	to.cache_dir = j->cache_dir;
 	to.seed = j->timing_seed;
 	to.every_size = true; /* ranked on the weighted geometric mean over the bench sizes */
 	kiln_timing tm;

@@ -41,15 +41,15 @@ static kiln_err check_best(kiln_search *s, kiln_verdict *v)
 	    (e = kiln_device_open(&dev, "emu", NULL)))
 		goto done;
 	ndefs = knob_defines(defs, ci->knobs_json);
-	kiln_verify_options vo = {0};
-	vo.target = s->t;
-	vo.source = ci->source;
-	vo.source_name = "kernel.cu";
-	vo.plan = plan;
-	vo.defines = (const char *const *)defs;
-	vo.ndefines = ndefs;
-	vo.device = dev;
-	vo.cache_dir = s->cache_dir;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src.target = s->t;
+	vo.src.source = ci->source;
+	vo.src.source_name = "kernel.cu";
+	vo.src.plan = plan;
+	vo.src.defines = (const char *const *)defs;
+	vo.src.ndefines = ndefs;
+	vo.src.device = dev;
+	vo.src.cache_dir = s->cache_dir;
 	vo.bench_size = true;
 	vo.progress = s->log;
 	e = kiln_verify(v, &vo);

@@ -174,34 +174,29 @@ static kiln_err run_one(cand *c, const bench_cfg *b)
 	}
 	if ((e = knob_defines(c, b, src, plan_text)))
 		goto done;
-	kiln_verify_options vo = {0};
-	vo.defines = (const char *const *)c->defs;
-	vo.ndefines = c->ndefs;
-	vo.target = b->t;
-	vo.source = src;
-	vo.source_name = c->kernel;
-	vo.plan = plan;
-	vo.device = b->dev;
+	kiln_build_src bs = KILN_BUILD_SRC_INIT;
+	bs.target = b->t;
+	bs.source = src;
+	bs.source_name = c->kernel;
+	bs.plan = plan;
+	bs.defines = (const char *const *)c->defs;
+	bs.ndefines = c->ndefs;
+	bs.device = b->dev;
+	bs.cache_dir = b->cache_dir;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src = bs;
 	vo.threads = b->threads;
-	vo.cache_dir = b->cache_dir;
 	if ((e = kiln_verify(&c->verdict, &vo)))
 		goto done;
 	c->verified = c->verdict.pass;
 	if (!c->verified)
 		goto done;
-	kiln_time_options to = {0};
-	to.target = b->t;
-	to.source = src;
-	to.source_name = c->kernel;
-	to.plan = plan;
-	to.device = b->dev;
+	kiln_time_options to = KILN_TIME_OPTIONS_INIT;
+	to.src = bs;
 	to.gpu = b->gpu;
 	to.max_seconds = b->max_seconds;
 	to.rank = b->rank;
 	to.seed = b->seed;
-	to.cache_dir = b->cache_dir;
-	to.defines = (const char *const *)c->defs;
-	to.ndefines = c->ndefs;
 	to.every_size = true;
 	e = kiln_time(&c->timing, &to);
 	c->timed = !e;

@@ -220,17 +220,17 @@ static kiln_err reverify(promote *pr, size_t nseeds)
 	if (!e)
 		e = kiln_device_open(&dev, "emu", NULL);
 	if (!e) {
-		kiln_verify_options vo = {0};
-		vo.target = pr->t;
-		vo.source = pr->cu;
-		vo.source_name = "kernel.cu";
-		vo.plan = pr->plan;
-		vo.defines = (const char *const *)pr->defines;
-		vo.ndefines = pr->ndefines;
-		vo.device = dev;
+		kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+		vo.src.target = pr->t;
+		vo.src.source = pr->cu;
+		vo.src.source_name = "kernel.cu";
+		vo.src.plan = pr->plan;
+		vo.src.defines = (const char *const *)pr->defines;
+		vo.src.ndefines = pr->ndefines;
+		vo.src.device = dev;
 		vo.nseeds = nseeds;
 		vo.threads = pr->threads;
-		vo.cache_dir = kiln_path_exists(cache) ? cache : NULL;
+		vo.src.cache_dir = kiln_path_exists(cache) ? cache : NULL;
 		/* every exported architecture: code under __CUDA_ARCH__ differs per arch, so each
 		 * arch's PTX runs on the emulator (the device-only rule already refused that, this
 		 * also catches codegen that differs) */

@@ -167,14 +167,14 @@ static void check_seed(checker *c, const kiln_target *t, const kiln_plan *plan, 
 		fix_error(c, "the seed");
 		goto done;
 	}
-	kiln_verify_options vo = {0};
-	vo.target = t;
-	vo.source = src;
-	vo.source_name = t->seed_path;
-	vo.plan = plan;
-	vo.device = dev;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src.target = t;
+	vo.src.source = src;
+	vo.src.source_name = t->seed_path;
+	vo.src.plan = plan;
+	vo.src.device = dev;
 	vo.threads = threads;
-	vo.cache_dir = cache;
+	vo.src.cache_dir = cache;
 	kiln_verdict v;
 	if (kiln_verify(&v, &vo)) {
 		fix_error(c, "verifying the seed");

@@ -189,14 +189,14 @@ int kiln_cmd_verify(int argc, char **argv)
 		goto fail;
 	if (kiln_device_info_get(dev)->note[0] && !json)
 		fprintf(stderr, "kiln verify: %s\n", kiln_device_info_get(dev)->note);
-	kiln_verify_options vo = {0};
-	vo.target = t;
-	vo.source = src;
-	vo.source_name = kernel;
-	vo.plan = plan;
-	vo.defines = defs;
-	vo.ndefines = ndefs;
-	vo.device = dev;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src.target = t;
+	vo.src.source = src;
+	vo.src.source_name = kernel;
+	vo.src.plan = plan;
+	vo.src.defines = defs;
+	vo.src.ndefines = ndefs;
+	vo.src.device = dev;
 	vo.nseeds = (size_t)nk;
 	vo.seeds = nseeds ? seeds : NULL;
 	vo.nseeds_given = nseeds;
@@ -208,7 +208,7 @@ int kiln_cmd_verify(int argc, char **argv)
 		e = KILN_ENOMEM;
 		goto fail;
 	}
-	vo.cache_dir = cache;
+	vo.src.cache_dir = cache;
 	kiln_verdict v;
 	if ((e = kiln_verify(&v, &vo)))
 		goto fail;

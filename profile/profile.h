@@ -140,24 +140,36 @@ typedef struct kiln_plan_record {
 } kiln_plan_record;
 void kiln_device_record_plans(kiln_device *dev, kiln_plan_record *recs, size_t max, size_t *n);
 
+/* ---- a kernel source to build ----
+ * What verification and timing share: kiln_verify_options and kiln_time_options embed
+ * one as `src`, so a caller that verifies then times fills it once. Both resolve the
+ * defines the same way (profile/build.c). */
+typedef struct kiln_build_src {
+	const kiln_target *target;     /* required */
+	const char *source;            /* kernel source (required) */
+	const char *source_name;       /* for messages; NULL: "kernel.cu" */
+	const kiln_plan *plan;         /* required, parsed against target */
+	const char *const *defines;    /* "NAME=VALUE" with NAME a knob: an integer, also set in launch
+					* expressions (a knob not given takes its first listed value);
+					* any other define passes to NVRTC as is; at most 64 with the
+					* knobs not given */
+	size_t ndefines;
+	kiln_device *device;           /* required */
+	const char *cache_dir;         /* compile cache, or NULL */
+} kiln_build_src;
+#define KILN_BUILD_SRC_INIT {NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL}
+
 /* ---- verification ---- */
 #define KILN_VERIFY_MAX_SEEDS 32
 #define KILN_VERIFY_MAX_CHECKS 12
 
 typedef struct kiln_verify_options {
-	const kiln_target *target;     /* required */
-	const char *source;            /* kernel source (required) */
-	const char *source_name;       /* for messages; NULL: "kernel.cu" */
-	const kiln_plan *plan;         /* required, parsed against target */
-	const char *const *defines;    /* "NAME=VALUE": knobs (also set in launch expressions) */
-	size_t ndefines;
-	kiln_device *device;           /* required */
+	kiln_build_src src;            /* what to verify (required parts: see kiln_build_src) */
 	size_t nseeds;                 /* fresh seeds to draw; 0 = 3 (ignored when seeds given) */
 	const uint64_t *seeds;         /* explicit seeds (replay), or NULL */
 	size_t nseeds_given;
 	const size_t *sizes;           /* verification size indexes, or NULL = all */
 	size_t nsizes;
-	const char *cache_dir;         /* compile cache, or NULL */
 	const char *arch;              /* compile for this arch ("sm_80"; promote verifies each
 					* exported one), NULL = the device's */
 	bool skip_inputs_unchanged, skip_written, skip_nontrivial; /* check toggles */
@@ -171,6 +183,8 @@ typedef struct kiln_verify_options {
 	double bench_mem_gib;          /* 0 = KILN_VERIFY_BENCH_MEM_GIB or 16 */
 	FILE *progress;                /* NULL = quiet */
 } kiln_verify_options;
+/* Every field zero / NULL / false: the defaults above. */
+#define KILN_VERIFY_OPTIONS_INIT {.src = KILN_BUILD_SRC_INIT}
 
 typedef struct kiln_mismatch {
 	char buffer[KILN_NAME_MAX];
@@ -263,15 +277,8 @@ const char *kiln_rank_time_name(kiln_rank_time r);
 void kiln_rank_time_text(char *out, size_t n, kiln_rank_time r, size_t nlaunches, bool graph);
 
 typedef struct kiln_time_options {
-	const kiln_target *target;     /* required */
-	const char *source;            /* required */
-	const char *source_name;       /* NULL: "kernel.cu" */
-	const kiln_plan *plan;         /* required */
-	const char *const *defines;    /* "NAME=VALUE" (knobs not given take their first value) */
-	size_t ndefines;
-	kiln_device *device;           /* required */
+	kiln_build_src src;            /* what to time (required parts: see kiln_build_src) */
 	const char *gpu;               /* emu: spec name from data/gpus.json, NULL = default */
-	const char *cache_dir;         /* compile cache or NULL */
 	double max_seconds;            /* cuda time cap, 0 = default (3 s) */
 	uint64_t seed;                 /* input set (cuda: copy k draws seed + k); keep it fixed
 					* across the candidates of a target: data-dependent kernels
@@ -282,6 +289,8 @@ typedef struct kiln_time_options {
 					* then the objective, their weighted geometric mean */
 	kiln_rank_time rank;           /* what a size's time means (default: kernels + launch gaps) */
 } kiln_time_options;
+/* Every field zero / NULL / false: the defaults above. */
+#define KILN_TIME_OPTIONS_INIT {.src = KILN_BUILD_SRC_INIT}
 
 /* One bench size's time. The objective over several is their weighted geometric mean
  * (kiln_time_objective), so a candidate's speedup over the seed is the weighted

@@ -62,6 +62,27 @@ struct kiln_module {
 /* A fresh emulator device with dev's options: one per verification thread. */
 kiln_err kiln_device_emu_sibling(kiln_device **out, const kiln_device *dev);
 
+/* ---- a kernel source's knobs and compile options (build.c), for verify.c and time.c ---- */
+#define KILN_KNOBS_MAX_DEFINES 64
+typedef struct kiln_knob_defs {
+	kiln_env knobs;                        /* every knob's value: given, else its first listed one */
+	char *defs[KILN_KNOBS_MAX_DEFINES];    /* owned: the defines as compiled, the given ones in
+						* order, then "NAME=first" for each knob not given */
+	size_t ndefs;
+} kiln_knob_defs;
+
+/* Resolves the -D defines against t's knobs: "NAME=V" with NAME a knob sets it (V an
+ * integer in strtoll base 0, else KILN_EINVAL "define D: knob K needs an integer value");
+ * other defines (no '=', or not a knob) pass through as plain defines. who prefixes the
+ * "at most 64 defines" error ("verify", "timing"). On error *out may hold defines:
+ * kiln_knob_defs_free releases them either way. */
+kiln_err kiln_knobs_resolve(kiln_knob_defs *out, const kiln_target *t, const char *const *defines,
+			    size_t ndefines, const char *who);
+void kiln_knob_defs_free(kiln_knob_defs *k);
+/* Compile options for s with the resolved defines (borrowed from k) for arch. */
+void kiln_build_src_compile_options(kiln_compile_options *out, const kiln_build_src *s, const kiln_knob_defs *k,
+				    const char *arch, bool want_cubin);
+
 /* ---- verification's input sets (vplan.c plans them, verify.c runs them) ---- */
 typedef enum kiln_vset_kind {
 	KILN_VSET_LISTED,     /* a listed verification size x seed (regimes cycled) */

@@ -15,7 +15,6 @@
 #include "profile/profile_int.h"
 
 #define TIE_BAND 0.01          /* modeled: differences under 1% are ties */
-#define MAX_DEFINES 64
 #define MAX_COPIES 8
 #define DEFAULT_MAX_SECONDS 3.0
 
@@ -32,67 +31,23 @@ _Static_assert(sizeof(kiln_cost_counters) == sizeof(counter_names) / sizeof(coun
 typedef struct tctx {
 	const kiln_time_options *o;
 	const kiln_target *t;
-	kiln_env knobs;                /* knob values for launch expressions */
-	char *defs[MAX_DEFINES];       /* the defines as compiled: given + knob defaults */
-	size_t ndefs;
+	kiln_knob_defs kd;             /* knob values for launch expressions and the defines as
+					* compiled: given + knob defaults */
 	kiln_compiled *comp;
 } tctx;
 
 /* ---- shared pieces ---- */
 
-/* Knob values from -D NAME=V; knobs not given take their first listed value (as verify). */
-static kiln_err knob_setup(tctx *c)
-{
-	const kiln_time_options *o = c->o;
-	kiln_err e = 0;
-	kiln_env_init(&c->knobs);
-	if (o->ndefines + c->t->nknobs > MAX_DEFINES)
-		return kiln_error_set(KILN_EINVAL, "timing: at most %d defines", MAX_DEFINES);
-	for (size_t i = 0; i < o->ndefines; i++) {
-		const char *d = o->defines[i], *eq = strchr(d, '=');
-		if (!(c->defs[c->ndefs++] = kiln_strdup(d)))
-			return KILN_ENOMEM;
-		if (!eq)
-			continue;
-		for (size_t k = 0; k < c->t->nknobs; k++) {
-			size_t len = strlen(c->t->knobs[k].name);
-			char *end = NULL;
-			if ((size_t)(eq - d) != len || strncmp(d, c->t->knobs[k].name, len) != 0)
-				continue;
-			long long val = strtoll(eq + 1, &end, 0);
-			if (!eq[1] || *end)
-				return kiln_error_set(KILN_EINVAL, "define %s: knob %s needs an integer value", d, c->t->knobs[k].name);
-			if ((e = kiln_env_set(&c->knobs, c->t->knobs[k].name, val)))
-				return e;
-		}
-	}
-	for (size_t k = 0; k < c->t->nknobs; k++) {
-		const kiln_knob *kn = &c->t->knobs[k];
-		int64_t have;
-		if (kiln_env_get(&c->knobs, kn->name, &have) || !kn->n)
-			continue;
-		if ((e = kiln_env_set(&c->knobs, kn->name, kn->values[0])))
-			return e;
-		if (!(c->defs[c->ndefs++] = kiln_asprintf("%s=%lld", kn->name, (long long)kn->values[0])))
-			return KILN_ENOMEM;
-	}
-	return 0;
-}
-
+/* Resolves the knobs (-D NAME=V; knobs not given take their first listed value), then
+ * compiles with them for arch. */
 static kiln_err compile_for(tctx *c, const char *arch)
 {
-	kiln_compile_options co = KILN_COMPILE_OPTIONS_INIT;
-	co.source = c->o->source;
-	co.name = c->o->source_name ? c->o->source_name : "kernel.cu";
-	co.arch = arch;
-	co.flags = (const char *const *)c->o->plan->nvrtc_flags;
-	co.nflags = c->o->plan->nflags;
-	co.defines = (const char *const *)c->defs;
-	co.ndefines = c->ndefs;
-	co.want_cubin = true; /* registers come from nvJitLink's report */
-	co.cache_dir = c->o->cache_dir;
-	kiln_err e = kiln_compile(&c->comp, &co);
+	kiln_compile_options co;
+	kiln_err e = kiln_knobs_resolve(&c->kd, c->t, c->o->src.defines, c->o->src.ndefines, "timing");
 	if (e)
+		return e;
+	kiln_build_src_compile_options(&co, &c->o->src, &c->kd, arch, true); /* registers come from nvJitLink's report */
+	if ((e = kiln_compile(&c->comp, &co)))
 		return e;
 	if (!c->comp->ok)
 		return kiln_error_set(KILN_ECOMPILE, "timing: %s does not compile: %.300s", co.name,
@@ -111,8 +66,8 @@ static kiln_err keep_resources(kiln_timing *out, const tctx *c)
 static kiln_err size_env(kiln_env *out, const tctx *c, bool bench, size_t idx, int64_t sm_count)
 {
 	kiln_err e = kiln_target_sizes(out, c->t, bench, idx);
-	for (size_t k = 0; !e && k < c->knobs.n; k++)
-		e = kiln_env_set(out, c->knobs.names[k], c->knobs.values[k]);
+	for (size_t k = 0; !e && k < c->kd.knobs.n; k++)
+		e = kiln_env_set(out, c->kd.knobs.names[k], c->kd.knobs.values[k]);
 	if (!e && sm_count > 0)
 		e = kiln_env_set(out, "sm_count", sm_count);
 	return e;
@@ -231,22 +186,15 @@ static const kiln_plan_record *find_record(const kiln_plan_record *recs, size_t 
 static kiln_err verify_once(const tctx *c, const size_t *sizes, size_t nsizes, const char *when)
 {
 	const kiln_time_options *o = c->o;
-	kiln_verify_options vo = {0};
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
 	kiln_verdict *v = kiln_calloc(1, sizeof(*v));
 	if (!v)
 		return KILN_ENOMEM;
-	vo.target = c->t;
-	vo.source = o->source;
-	vo.source_name = o->source_name;
-	vo.plan = o->plan;
-	vo.defines = o->defines;
-	vo.ndefines = o->ndefines;
-	vo.device = o->device;
+	vo.src = o->src;
 	vo.seeds = &o->seed;
 	vo.nseeds_given = 1;
 	vo.sizes = sizes;
 	vo.nsizes = nsizes;
-	vo.cache_dir = o->cache_dir;
 	vo.skip_nontrivial = true; /* a property of the target, judged by kiln verify */
 	kiln_err e = kiln_verify(v, &vo);
 	if (!e && !v->pass)
@@ -259,9 +207,9 @@ static kiln_err verify_once(const tctx *c, const size_t *sizes, size_t nsizes, c
 static kiln_err emu_runs(tctx *c, const size_t idx[2], kiln_plan_record *recs, size_t maxrec, size_t *nrec)
 {
 	*nrec = 0;
-	kiln_device_record_plans(c->o->device, recs, maxrec, nrec);
+	kiln_device_record_plans(c->o->src.device, recs, maxrec, nrec);
 	kiln_err e = verify_once(c, idx, idx[0] == idx[1] ? 1 : 2, "the timing runs");
-	kiln_device_record_plans(c->o->device, NULL, 0, NULL);
+	kiln_device_record_plans(c->o->src.device, NULL, 0, NULL);
 	return e;
 }
 
@@ -298,7 +246,7 @@ static kiln_err bench_launch(kiln_cost_launch *out, const tctx *c, size_t li, co
 	kiln_cost_counters far, near;
 	double snear = fr->s[1];
 	kiln_dims d;
-	kiln_err e = kiln_plan_dims(&d, c->o->plan, li, bench);
+	kiln_err e = kiln_plan_dims(&d, c->o->src.plan, li, bench);
 	if (e)
 		return e;
 	memset(out, 0, sizeof(*out));
@@ -316,9 +264,9 @@ static kiln_err bench_launch(kiln_cost_launch *out, const tctx *c, size_t li, co
 	out->c.warps = out->blocks * ceil(out->threads_per_block / 32.0); /* exact at the bench size */
 	out->dyn_shared = d.shared_bytes;
 	out->static_shared = fr->r[0]->launch[li].static_shared;
-	const kiln_kernel_resources *kr = kiln_compile_kernel(c->comp, c->o->plan->launches[li].kernel);
+	const kiln_kernel_resources *kr = kiln_compile_kernel(c->comp, c->o->src.plan->launches[li].kernel);
 	out->regs_per_thread = kr && kr->registers > 0 ? kr->registers : 0;
-	out->graph = c->o->plan->graph;
+	out->graph = c->o->src.plan->graph;
 	return 0;
 }
 
@@ -612,7 +560,7 @@ double kiln_time_objective(const kiln_size_timing *s, size_t n)
 static kiln_err emu_model_size(kiln_timing *out, kiln_size_timing *st, cJSON **bd, tctx *c, const kiln_gpu_spec *spec,
 			       const fit_runs *fr, size_t bi, cJSON *cj)
 {
-	const kiln_plan *p = c->o->plan;
+	const kiln_plan *p = c->o->src.plan;
 	kiln_env bench;
 	double s;
 	fit_check fc = {0};
@@ -696,7 +644,7 @@ static void emu_how(kiln_timing *out, const tctx *c, const fit_runs *fr, const k
 static kiln_err time_emu(kiln_timing *out, tctx *c)
 {
 	const kiln_time_options *o = c->o;
-	const kiln_plan *p = o->plan;
+	const kiln_plan *p = o->src.plan;
 	kiln_gpu_spec spec;
 	kiln_plan_record *recs = NULL;
 	size_t nrec = 0, idx[2], bidx[KILN_TIME_MAX_SIZES], nb, prim = 0;
@@ -706,7 +654,7 @@ static kiln_err time_emu(kiln_timing *out, tctx *c)
 	if (p->nlaunches > KILN_PLAN_MAX_LAUNCHES)
 		return kiln_error_set(KILN_EUNSUPPORTED, "timing: the cost model takes plans of at most %d launches", KILN_PLAN_MAX_LAUNCHES);
 	nb = sizes_timed(bidx, c);
-	if ((e = kiln_cost_spec_load(&spec, o->gpu, NULL)) || (e = knob_setup(c)) || (e = compile_for(c, spec.arch)) ||
+	if ((e = kiln_cost_spec_load(&spec, o->gpu, NULL)) || (e = compile_for(c, spec.arch)) ||
 	    (e = pick_sizes(c, idx, fr.s)) || (e = primary_size(&prim, c, bidx, nb)))
 		return e;
 	/* a verify run at each size, maybe re-run for the "written" check */
@@ -722,7 +670,7 @@ static kiln_err time_emu(kiln_timing *out, tctx *c)
 			goto done;
 		if (!(fr.r[k] = find_record(recs, nrec, c->t, &env))) {
 			e = kiln_error_set(KILN_ERR, "timing: the verification runs left no counters (device %s)",
-					   kiln_device_info_get(o->device)->name);
+					   kiln_device_info_get(o->src.device)->name);
 			goto done;
 		}
 	}
@@ -775,7 +723,7 @@ static kiln_err cuda_run_once(void *ctx, size_t rep)
 	cuda_run *r = ctx;
 	const tctx *c = r->c;
 	size_t failed;
-	return kiln_plan_run(c->o->device, r->mod, c->t, c->o->plan, &r->env, NULL, r->addr + (rep % r->ncopies) * r->nbuf,
+	return kiln_plan_run(c->o->src.device, r->mod, c->t, c->o->src.plan, &r->env, NULL, r->addr + (rep % r->ncopies) * r->nbuf,
 			     0xffc00000u, NULL, &failed);
 }
 
@@ -837,10 +785,10 @@ static kiln_err cuda_measure(kiln_timing *out, tctx *c, cuda_run *r, const kiln_
 	kiln_time_samples sm;
 	memset(&sm, 0, sizeof(sm));
 	sm.rank = c->o->rank;
-	sm.graph = c->o->plan->graph;
+	sm.graph = c->o->src.plan->graph;
 	double cap = c->o->max_seconds > 0 ? c->o->max_seconds : DEFAULT_MAX_SECONDS;
-	kiln_device *dev = c->o->device;
-	kiln_err e = dev->time_plan(dev->impl, cuda_run_once, r, c->o->plan->nlaunches, cap, &sm);
+	kiln_device *dev = c->o->src.device;
+	kiln_err e = dev->time_plan(dev->impl, cuda_run_once, r, c->o->src.plan->nlaunches, cap, &sm);
 	if (!e && !sm.n)
 		e = kiln_error_set(KILN_EDEVICE, "timing: no repetition completed");
 	if (e)
@@ -881,7 +829,7 @@ done:
  * early exit after N launches) is refused instead of being timed as nearly empty. */
 static kiln_err check_timed_outputs(const tctx *c, cuda_run *r)
 {
-	kiln_device *dev = c->o->device;
+	kiln_device *dev = c->o->src.device;
 	kiln_inputs *in = NULL;
 	kiln_refdata *ref = NULL;
 	uint8_t **got = NULL;
@@ -934,7 +882,7 @@ static kiln_err verify_after(const tctx *c)
 static kiln_err cuda_size(kiln_size_timing *st, char **samples, kiln_timing *out, tctx *c, kiln_module *mod, size_t bi)
 {
 	const kiln_time_options *o = c->o;
-	const kiln_device_info *di = kiln_device_info_get(o->device);
+	const kiln_device_info *di = kiln_device_info_get(o->src.device);
 	kiln_inputs *in = NULL;
 	kiln_timing one;
 	cuda_run r;
@@ -968,8 +916,8 @@ static kiln_err cuda_size(kiln_size_timing *st, char **samples, kiln_timing *out
 		for (size_t b = 0; b < in->n; b++) {
 			const kiln_hostbuf *hb = &in->bufs[b];
 			uint64_t *a = &r.addr[k * r.nbuf + b];
-			if ((e = kiln_device_alloc(o->device, a, hb->bytes ? hb->bytes : 1)) ||
-			    (hb->bytes && (e = kiln_device_write(o->device, *a, hb->data, hb->bytes))))
+			if ((e = kiln_device_alloc(o->src.device, a, hb->bytes ? hb->bytes : 1)) ||
+			    (hb->bytes && (e = kiln_device_write(o->src.device, *a, hb->data, hb->bytes))))
 				goto done;
 		}
 	}
@@ -998,7 +946,7 @@ static kiln_err cuda_size(kiln_size_timing *st, char **samples, kiln_timing *out
 done:
 	for (size_t i = 0; r.addr && i < r.ncopies * r.nbuf; i++)
 		if (r.addr[i])
-			kiln_device_mem_free(o->device, r.addr[i]);
+			kiln_device_mem_free(o->src.device, r.addr[i]);
 	free(r.addr);
 	kiln_inputs_free(in);
 	kiln_timing_free(&one);
@@ -1020,15 +968,15 @@ static void cuda_how(kiln_timing *out)
 static kiln_err time_cuda(kiln_timing *out, tctx *c)
 {
 	const kiln_time_options *o = c->o;
-	const kiln_device_info *di = kiln_device_info_get(o->device);
+	const kiln_device_info *di = kiln_device_info_get(o->src.device);
 	kiln_module *mod = NULL;
 	size_t bidx[KILN_TIME_MAX_SIZES], nb = sizes_timed(bidx, c), prim = 0;
 	cJSON *sj = cJSON_CreateArray();
 	kiln_err e = sj ? 0 : KILN_ENOMEM;
-	if (!e && !o->device->time_plan)
+	if (!e && !o->src.device->time_plan)
 		e = kiln_error_set(KILN_EUNSUPPORTED, "timing: device %s cannot time", di->name);
-	if (e || (e = knob_setup(c)) || (e = compile_for(c, di->arch)) ||
-	    (e = kiln_device_module_load(o->device, &mod, c->comp)) || (e = primary_size(&prim, c, bidx, nb)))
+	if (e || (e = compile_for(c, di->arch)) ||
+	    (e = kiln_device_module_load(o->src.device, &mod, c->comp)) || (e = primary_size(&prim, c, bidx, nb)))
 		goto done;
 	for (size_t k = 0; k < nb; k++) {
 		char *samples = NULL;
@@ -1099,26 +1047,25 @@ kiln_err kiln_time(kiln_timing *out, const kiln_time_options *o)
 	kiln_err e;
 	memset(out, 0, sizeof(*out));
 	memset(&c, 0, sizeof(c));
-	if (!o || !o->target || !o->source || !o->plan || !o->device)
+	if (!o || !o->src.target || !o->src.source || !o->src.plan || !o->src.device)
 		return kiln_error_set(KILN_EINVAL, "timing: target, source, plan and device are required");
-	if (o->every_size && o->target->nbench_sizes > KILN_TIME_MAX_SIZES)
+	if (o->every_size && o->src.target->nbench_sizes > KILN_TIME_MAX_SIZES)
 		return kiln_error_set(KILN_EINVAL, "timing: target %s has %zu bench sizes, at most %d are timed",
-				      o->target->name, o->target->nbench_sizes, KILN_TIME_MAX_SIZES);
-	if (o->bench_size >= o->target->nbench_sizes)
+				      o->src.target->name, o->src.target->nbench_sizes, KILN_TIME_MAX_SIZES);
+	if (o->bench_size >= o->src.target->nbench_sizes)
 		return kiln_error_set(KILN_EINVAL, "timing: bench size %zu is out of range (target %s has %zu)", o->bench_size,
-				      o->target->name, o->target->nbench_sizes);
+				      o->src.target->name, o->src.target->nbench_sizes);
 	c.o = o;
-	c.t = o->target;
+	c.t = o->src.target;
 	out->rank = o->rank;
-	kiln_rank_time_text(out->time_def, sizeof(out->time_def), o->rank, o->plan->nlaunches, o->plan->graph);
-	if (kiln_device_info_get(o->device)->kind == KILN_DEVICE_CUDA)
+	kiln_rank_time_text(out->time_def, sizeof(out->time_def), o->rank, o->src.plan->nlaunches, o->src.plan->graph);
+	if (kiln_device_info_get(o->src.device)->kind == KILN_DEVICE_CUDA)
 		e = time_cuda(out, &c);
 	else
 		e = time_emu(out, &c);
 	if (!e)
 		e = keep_resources(out, &c);
-	for (size_t i = 0; i < c.ndefs; i++)
-		free(c.defs[i]);
+	kiln_knob_defs_free(&c.kd);
 	kiln_compiled_free(c.comp);
 	if (e == KILN_ENOMEM)
 		kiln_error_set(e, "timing: out of memory");

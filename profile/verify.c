@@ -17,8 +17,6 @@
 
 #include "profile/profile_int.h"
 
-#define MAX_DEFINES 64
-
 /* One input set being run by one thread. */
 typedef struct vctx {
 	const kiln_verify_options *o;
@@ -177,7 +175,7 @@ static int run_plan(vctx *c, const kiln_env *env, const uint64_t *addr, uint32_t
 	size_t failed = (size_t)-1;
 	kiln_device_counters cnt;
 	memset(&cnt, 0, sizeof(cnt));
-	kiln_err e = kiln_plan_run(c->dev, c->mod, c->t, c->o->plan, env, c->scalars, addr, pat, &cnt, &failed);
+	kiln_err e = kiln_plan_run(c->dev, c->mod, c->t, c->o->src.plan, env, c->scalars, addr, pat, &cnt, &failed);
 	v->counters = cnt;
 	v->thread_instructions += cnt.thread_instructions;
 	if (!e)
@@ -340,13 +338,13 @@ static int judge(vctx *c, const kiln_inputs *in, const kiln_refdata *ref, uint8_
 kiln_err kiln_verify_outputs(kiln_verdict *out, const kiln_target *t, const kiln_inputs *in,
 			     const kiln_refdata *ref, uint8_t **got, const char *where)
 {
-	kiln_verify_options o = {0};
+	kiln_verify_options o = KILN_VERIFY_OPTIONS_INIT;
 	vctx c;
 	memset(out, 0, sizeof(*out));
 	memset(&c, 0, sizeof(c));
 	out->pass = true;
 	out->worst_row = out->worst_col = -1;
-	o.target = t;
+	o.src.target = t;
 	o.skip_written = true; /* outputs were not poisoned by verify: "written" cannot be told */
 	c.o = &o;
 	c.t = t;
@@ -368,47 +366,6 @@ static void clock_warnings(kiln_verdict *v, const kiln_compiled *comp)
 			 "reads %s: results must not depend on timing (the emulator models time, a GPU varies it)",
 			 timer && clk ? "%clock and %globaltimer" : timer ? "%globaltimer" : "%clock");
 }
-
-/* Knob values: -D NAME=V for knobs; knobs not given take their first listed value. */
-static kiln_err knob_env(vctx *c, char **defs, size_t *ndefs)
-{
-	const kiln_verify_options *o = c->o;
-	kiln_err e = 0;
-	kiln_env_init(&c->knobs);
-	*ndefs = 0;
-	if (o->ndefines + c->t->nknobs > MAX_DEFINES)
-		return kiln_error_set(KILN_EINVAL, "verify: at most %d defines", MAX_DEFINES);
-	for (size_t i = 0; i < o->ndefines; i++) {
-		const char *d = o->defines[i], *eq = strchr(d, '=');
-		if (!(defs[(*ndefs)++] = kiln_strdup(d)))
-			return KILN_ENOMEM;
-		if (!eq)
-			continue;
-		char name[KILN_NAME_MAX];
-		snprintf(name, sizeof(name), "%.*s", (int)(eq - d), d);
-		for (size_t k = 0; k < c->t->nknobs; k++)
-			if (strcmp(c->t->knobs[k].name, name) == 0) {
-				char *end = NULL;
-				long long val = strtoll(eq + 1, &end, 0);
-				if (!eq[1] || *end)
-					return kiln_error_set(KILN_EINVAL, "define %s: knob %s needs an integer value", d, name);
-				if ((e = kiln_env_set(&c->knobs, name, val)))
-					return e;
-			}
-	}
-	for (size_t k = 0; k < c->t->nknobs; k++) {
-		int64_t dummy;
-		const kiln_knob *kn = &c->t->knobs[k];
-		if (kiln_env_get(&c->knobs, kn->name, &dummy) || !kn->n)
-			continue;
-		if ((e = kiln_env_set(&c->knobs, kn->name, kn->values[0])))
-			return e;
-		if (!(defs[(*ndefs)++] = kiln_asprintf("%s=%lld", kn->name, (long long)kn->values[0])))
-			return KILN_ENOMEM;
-	}
-	return 0;
-}
-
 
 /* ---- one input set ---- */
 
@@ -686,7 +643,7 @@ static void *worker_main(void *arg)
 {
 	vworker *w = arg;
 	vpool *p = w->p;
-	if (w->own && ((w->open_err = kiln_device_emu_sibling(&w->dev, p->o->device)) ||
+	if (w->own && ((w->open_err = kiln_device_emu_sibling(&w->dev, p->o->src.device)) ||
 		       (w->open_err = kiln_device_module_load(w->dev, &w->mod, p->comp))))
 		return NULL; /* the other threads take its sets */
 	pthread_mutex_lock(&p->mu);
@@ -717,7 +674,7 @@ static void *worker_main(void *arg)
 static size_t thread_count(const kiln_verify_options *o, size_t nsets)
 {
 	size_t n = o->threads ? o->threads : 1;
-	const kiln_device *dev = o->device;
+	const kiln_device *dev = o->src.device;
 	if (kiln_device_info_get(dev)->kind != KILN_DEVICE_EMU || dev->rec) /* timing records one device */
 		n = 1;
 	return n < nsets ? n : nsets ? nsets : 1;
@@ -742,7 +699,7 @@ static kiln_err pool_run(vpool *p, kiln_module *mod)
 		w[i].p = p;
 		w[i].own = i > 0;
 	}
-	w[0].dev = (kiln_device *)p->o->device;
+	w[0].dev = (kiln_device *)p->o->src.device;
 	w[0].mod = mod;
 	for (size_t i = 1; i < nt; i++)
 		started[i] = pthread_create(&th[i], NULL, worker_main, &w[i]) == 0;
@@ -827,13 +784,13 @@ static kiln_err verify_sets(kiln_verdict *out, const kiln_verify_options *o, con
 	kiln_err e = 0;
 	memset(&p, 0, sizeof(p));
 	p.o = o;
-	p.t = o->target;
+	p.t = o->src.target;
 	p.comp = comp;
 	p.knobs = knobs;
 	p.stop = -1;
 	p.pattern_seed = kiln_seed_fresh();
 	kiln_vset *sets = NULL;
-	if ((e = kiln_vplan_build(&sets, &p.n, o, o->target, o->plan, knobs, out->seeds, out->nseeds,
+	if ((e = kiln_vplan_build(&sets, &p.n, o, o->src.target, o->src.plan, knobs, out->seeds, out->nseeds,
 				  &out->extra_sizes)))
 		return e;
 	p.sets = sets;
@@ -852,7 +809,7 @@ static kiln_err verify_sets(kiln_verdict *out, const kiln_verify_options *o, con
 		char sz[200];
 		kiln_vplan_sizes_text(sz, sizeof(sz), &sets[0].sizes);
 		fprintf(o->progress, "verify: %s at the bench size %s on the emulator (this can take minutes)...\n",
-			o->target->name, sz);
+			o->src.target->name, sz);
 		fflush(o->progress);
 	}
 	if (!(e = pool_run(&p, mod)))
@@ -883,20 +840,19 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 {
 	kiln_err e = 0;
 	vctx c;
-	char *defs[MAX_DEFINES] = {0};
-	size_t ndefs = 0;
+	kiln_knob_defs kd = {0};
 	kiln_compiled *comp = NULL;
 	double t0 = kiln_now_s(), cpu0 = cpu_now();
 	memset(out, 0, sizeof(*out));
 	memset(&c, 0, sizeof(c));
 	out->worst_row = out->worst_col = -1;
 	out->pass = true;
-	if (!o || !o->target || !o->source || !o->plan || !o->device)
+	if (!o || !o->src.target || !o->src.source || !o->src.plan || !o->src.device)
 		return kiln_error_set(KILN_EINVAL, "verify: target, source, plan and device are required");
 	c.o = o;
-	c.t = o->target;
+	c.t = o->src.target;
 	c.v = out;
-	c.dev = o->device;
+	c.dev = o->src.device;
 	/* seeds */
 	if (o->seeds && o->nseeds_given) {
 		if (o->nseeds_given > KILN_VERIFY_MAX_SEEDS)
@@ -917,20 +873,13 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 					      o->sizes ? o->sizes[i] : 0, c.t->name, c.t->nverify_sizes);
 	if (o->regime && *o->regime && strcmp(o->regime, "default") != 0 && kiln_target_regime_index(c.t, o->regime) < 0)
 		return kiln_error_set(KILN_EINVAL, "verify: target %s has no regime \"%s\"", c.t->name, o->regime);
-	if ((e = knob_env(&c, defs, &ndefs)))
+	if ((e = kiln_knobs_resolve(&kd, c.t, o->src.defines, o->src.ndefines, "verify")))
 		goto done;
 	/* compile */
 	add_check(out, "compile");
-	kiln_compile_options co = KILN_COMPILE_OPTIONS_INIT;
-	co.source = o->source;
-	co.name = o->source_name ? o->source_name : "kernel.cu";
-	co.arch = o->arch ? o->arch : kiln_device_info_get(c.dev)->arch;
-	co.flags = (const char *const *)o->plan->nvrtc_flags;
-	co.nflags = o->plan->nflags;
-	co.defines = (const char *const *)defs;
-	co.ndefines = ndefs;
-	co.want_cubin = kiln_device_info_get(c.dev)->kind == KILN_DEVICE_CUDA;
-	co.cache_dir = o->cache_dir;
+	kiln_compile_options co;
+	kiln_build_src_compile_options(&co, &o->src, &kd, o->arch ? o->arch : kiln_device_info_get(c.dev)->arch,
+				       kiln_device_info_get(c.dev)->kind == KILN_DEVICE_CUDA);
 	if ((e = kiln_compile(&comp, &co)))
 		goto done;
 	if (!comp->ok) {
@@ -958,7 +907,7 @@ kiln_err kiln_verify(kiln_verdict *out, const kiln_verify_options *o)
 		add_check(out, "race");
 	}
 	bool nontrivial = false;
-	if ((e = verify_sets(out, o, &c.knobs, comp, c.mod, &nontrivial)) || !out->pass)
+	if ((e = verify_sets(out, o, &kd.knobs, comp, c.mod, &nontrivial)) || !out->pass)
 		goto done;
 	if (!o->skip_nontrivial && !o->bench_size) {
 		add_check(out, "nontrivial");
@@ -977,8 +926,7 @@ done:
 			out->pass ? "PASS" : "FAIL", out->seconds);
 	kiln_module_free(c.mod);
 	kiln_compiled_free(comp);
-	for (size_t i = 0; i < ndefs; i++)
-		free(defs[i]);
+	kiln_knob_defs_free(&kd);
 	if (e == KILN_ENOMEM)
 		kiln_error_set(e, "verify: out of memory");
 	return e;

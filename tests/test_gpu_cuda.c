@@ -150,11 +150,11 @@ static void test_gpu__verify_seed_on_gpu(void **state)
 	kiln_plan *plan = NULL;
 	assert_int_equal(load(lion->seed_path, &src), 0);
 	assert_int_equal(kiln_plan_load(&plan, lion->launch_path, lion), 0);
-	kiln_verify_options vo = {0};
-	vo.target = lion;
-	vo.source = src;
-	vo.plan = plan;
-	vo.device = dev;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src.target = lion;
+	vo.src.source = src;
+	vo.src.plan = plan;
+	vo.src.device = dev;
 	kiln_verdict v;
 	assert_int_equal(kiln_verify(&v, &vo), 0);
 	if (!v.pass)
@@ -168,11 +168,11 @@ static kiln_timing measure(const char *src, const char *plan_json)
 	kiln_plan *plan = NULL;
 	kiln_timing tm;
 	assert_int_equal(kiln_plan_parse(&plan, plan_json, strlen(plan_json), lion, "test plan"), 0);
-	kiln_time_options o = {0};
-	o.target = lion;
-	o.source = src;
-	o.plan = plan;
-	o.device = dev;
+	kiln_time_options o = KILN_TIME_OPTIONS_INIT;
+	o.src.target = lion;
+	o.src.source = src;
+	o.src.plan = plan;
+	o.src.device = dev;
 	o.seed = 3;
 	o.max_seconds = 2;
 	if (kiln_time(&tm, &o))
@@ -248,11 +248,11 @@ static void test_gpu__fault_poisons_the_context(void **state)
 	(void)state;
 	kiln_plan *plan = NULL;
 	assert_int_equal(kiln_plan_parse(&plan, null_json, strlen(null_json), lion, "test plan"), 0);
-	kiln_verify_options vo = {0};
-	vo.target = lion;
-	vo.source = null_cu;
-	vo.plan = plan;
-	vo.device = dev;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src.target = lion;
+	vo.src.source = null_cu;
+	vo.src.plan = plan;
+	vo.src.device = dev;
 	kiln_verdict v;
 	kiln_err e = kiln_verify(&v, &vo);
 	assert_true(e != 0 || !v.pass);

@@ -243,11 +243,11 @@ static void load_target(void)
 
 static kiln_err time_ranked(kiln_device *d, kiln_timing *tm, kiln_rank_time rank)
 {
-	kiln_time_options o = {0};
-	o.target = target;
-	o.source = src;
-	o.plan = plan;
-	o.device = d;
+	kiln_time_options o = KILN_TIME_OPTIONS_INIT;
+	o.src.target = target;
+	o.src.source = src;
+	o.src.plan = plan;
+	o.src.device = d;
 	o.seed = 1;
 	o.max_seconds = 2;
 	o.rank = rank;

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "profile/profile.h"
+#include "profile/profile_int.h"
 
 static char basedir[256], tmpdir[320];
 
@@ -128,11 +128,11 @@ static kiln_err verify_src(kiln_verdict *v, const char *src, const char *plan_te
 	const char *pt = plan_text ? plan_text : plan_json;
 	assert_int_equal(kiln_plan_parse(&p, pt, strlen(pt), t, "test plan"), 0);
 	assert_int_equal(kiln_device_open(&dev, "emu", &dopt), 0);
-	kiln_verify_options o = {0};
-	o.target = t;
-	o.source = src;
-	o.plan = p;
-	o.device = dev;
+	kiln_verify_options o = KILN_VERIFY_OPTIONS_INIT;
+	o.src.target = t;
+	o.src.source = src;
+	o.src.plan = p;
+	o.src.device = dev;
 	o.nseeds = 2;
 	o.seeds = seeds;
 	o.nseeds_given = nseeds;
@@ -541,6 +541,84 @@ static void test_profile__regimes_threads_caps(void **state)
 	snprintf(tmpdir, sizeof(tmpdir), "%s/toyaxpy", basedir);
 }
 
+/* The knob resolver verification and timing share (profile/build.c): knobs given as
+ * -D NAME=V set the value launch expressions see, knobs not given take their first
+ * listed value and get a define of it, other defines pass through unchanged. */
+static void test_profile__knobs_resolve(void **state)
+{
+	(void)state;
+	int64_t block[] = {128, 256}, items[] = {4, 1};
+	kiln_knob knobs[] = {{"BLOCK", block, 2}, {"ITEMS", items, 2}};
+	kiln_target t;
+	kiln_knob_defs kd;
+	int64_t v = 0;
+	memset(&t, 0, sizeof(t));
+	t.knobs = knobs;
+	t.nknobs = 2;
+	/* nothing given: every knob at its first value, one define each */
+	assert_int_equal(kiln_knobs_resolve(&kd, &t, NULL, 0, "verify"), 0);
+	assert_int_equal(kd.ndefs, 2);
+	assert_string_equal(kd.defs[0], "BLOCK=128");
+	assert_string_equal(kd.defs[1], "ITEMS=4");
+	assert_true(kiln_env_get(&kd.knobs, "BLOCK", &v) && v == 128);
+	assert_true(kiln_env_get(&kd.knobs, "ITEMS", &v) && v == 4);
+	kiln_knob_defs_free(&kd);
+	/* given ones first and in order (base 0: 0x10 is 16); a name that only starts like a
+	 * knob, a non-knob and a define without '=' pass through; BLOCK (no value) is no
+	 * knob value, so BLOCK still gets its first value appended */
+	const char *given[] = {"ITEMS=0x10", "BLOCKX=3", "FAST", "OTHER=7", "BLOCK"};
+	assert_int_equal(kiln_knobs_resolve(&kd, &t, given, 5, "timing"), 0);
+	assert_int_equal(kd.ndefs, 6);
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(kd.defs[i], given[i]);
+	assert_string_equal(kd.defs[5], "BLOCK=128");
+	assert_true(kiln_env_get(&kd.knobs, "ITEMS", &v) && v == 16);
+	assert_true(kiln_env_get(&kd.knobs, "BLOCK", &v) && v == 128);
+	assert_false(kiln_env_get(&kd.knobs, "OTHER", &v));
+	assert_false(kiln_env_get(&kd.knobs, "BLOCKX", &v));
+	assert_int_equal(kd.knobs.n, 2);
+	/* the compile options take the defines as resolved */
+	kiln_plan plan;
+	memset(&plan, 0, sizeof(plan));
+	kiln_build_src bs = KILN_BUILD_SRC_INIT;
+	bs.source = good_cu;
+	bs.plan = &plan;
+	kiln_compile_options co;
+	kiln_build_src_compile_options(&co, &bs, &kd, "sm_80", false);
+	assert_string_equal(co.name, "kernel.cu");
+	assert_string_equal(co.arch, "sm_80");
+	assert_ptr_equal(co.source, good_cu);
+	assert_int_equal(co.ndefines, 6);
+	assert_ptr_equal(co.defines, (const char *const *)kd.defs);
+	assert_false(co.want_cubin);
+	kiln_knob_defs_free(&kd);
+	/* a knob's value must be an integer, whole */
+	const char *bad[] = {"BLOCK=big", "ITEMS=", "BLOCK=12x", "ITEMS=1.5"};
+	const char *want[] = {"define BLOCK=big: knob BLOCK needs an integer value",
+			      "define ITEMS=: knob ITEMS needs an integer value",
+			      "define BLOCK=12x: knob BLOCK needs an integer value",
+			      "define ITEMS=1.5: knob ITEMS needs an integer value"};
+	for (size_t i = 0; i < 4; i++) {
+		const char *two[] = {"FAST", bad[i]};
+		assert_int_equal(kiln_knobs_resolve(&kd, &t, two, 2, "verify"), KILN_EINVAL);
+		assert_string_equal(kiln_error_last(), want[i]);
+		kiln_knob_defs_free(&kd); /* what was copied before the error */
+	}
+	/* at most 64 defines, the knobs' defaults counted */
+	const char *many[64];
+	for (size_t i = 0; i < 64; i++)
+		many[i] = "FAST";
+	assert_int_equal(kiln_knobs_resolve(&kd, &t, many, 62, "verify"), 0);
+	assert_int_equal(kd.ndefs, 64);
+	kiln_knob_defs_free(&kd);
+	assert_int_equal(kiln_knobs_resolve(&kd, &t, many, 63, "verify"), KILN_EINVAL);
+	assert_string_equal(kiln_error_last(), "verify: at most 64 defines");
+	kiln_knob_defs_free(&kd);
+	assert_int_equal(kiln_knobs_resolve(&kd, &t, many, 63, "timing"), KILN_EINVAL);
+	assert_string_equal(kiln_error_last(), "timing: at most 64 defines");
+	kiln_knob_defs_free(&kd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -558,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_profile__ulp_rule),
 		cmocka_unit_test(test_profile__half_exact_and_overflow),
 		cmocka_unit_test(test_profile__regimes_threads_caps),
+		cmocka_unit_test(test_profile__knobs_resolve),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -107,11 +107,11 @@ static kiln_timing time_ranked(const kiln_target *t, const char *src, const char
 	kiln_timing tm;
 	if (kiln_plan_parse(&plan, plan_json, strlen(plan_json), t, "test plan"))
 		fail_msg("plan: %s", kiln_error_last());
-	kiln_time_options o = {0};
-	o.target = t;
-	o.source = src;
-	o.plan = plan;
-	o.device = dev;
+	kiln_time_options o = KILN_TIME_OPTIONS_INIT;
+	o.src.target = t;
+	o.src.source = src;
+	o.src.plan = plan;
+	o.src.device = dev;
 	o.seed = 7;
 	o.bench_size = bs;
 	o.rank = rank;
@@ -133,11 +133,11 @@ static kiln_timing time_on(const kiln_target *t, const char *src, const char *pl
 static kiln_time_options lion_scalar(kiln_plan **plan)
 {
 	assert_int_equal(kiln_plan_parse(plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
-	kiln_time_options o = {0};
-	o.target = lion;
-	o.source = scalar_cu;
-	o.plan = *plan;
-	o.device = dev;
+	kiln_time_options o = KILN_TIME_OPTIONS_INIT;
+	o.src.target = lion;
+	o.src.source = scalar_cu;
+	o.src.plan = *plan;
+	o.src.device = dev;
 	o.seed = 7;
 	return o;
 }
@@ -389,19 +389,19 @@ static void test_time__refuses_kernel_wrong_on_later_launch(void **state)
 	(void)state;
 	kiln_plan *plan = NULL;
 	assert_int_equal(kiln_plan_parse(&plan, scalar_json, strlen(scalar_json), lion, "test plan"), 0);
-	kiln_time_options o = {0};
-	o.target = lion;
-	o.source = first_only_cu;
-	o.plan = plan;
-	o.device = dev;
+	kiln_time_options o = KILN_TIME_OPTIONS_INIT;
+	o.src.target = lion;
+	o.src.source = first_only_cu;
+	o.src.plan = plan;
+	o.src.device = dev;
 	o.seed = 7;
 	kiln_timing tm;
 	/* it passes a plain verification (one launch per input set on a fresh module)... */
-	kiln_verify_options vo = {0};
-	vo.target = lion;
-	vo.source = first_only_cu;
-	vo.plan = plan;
-	vo.device = dev;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src.target = lion;
+	vo.src.source = first_only_cu;
+	vo.src.plan = plan;
+	vo.src.device = dev;
 	vo.nseeds = 1;
 	size_t one_size = 3;
 	vo.sizes = &one_size;
@@ -416,7 +416,7 @@ static void test_time__refuses_kernel_wrong_on_later_launch(void **state)
 	assert_non_null(strstr(kiln_error_last(), "not timed"));
 	kiln_timing_free(&tm);
 	/* bad options and an unknown GPU spec are errors, not crashes */
-	o.source = scalar_cu;
+	o.src.source = scalar_cu;
 	o.gpu = "rtx9999";
 	assert_int_equal(kiln_time(&tm, &o), KILN_EINVAL);
 	o.gpu = NULL;
@@ -623,11 +623,11 @@ static void test_time__cuda_backend_on_a_fake_driver(void **state)
 	assert_int_equal(kiln_file_read(&src, &len, t->seed_path, 0), 0);
 	assert_int_equal(kiln_file_read(&pj, &len, t->launch_path, 0), 0);
 	assert_int_equal(kiln_plan_parse(&plan, pj, strlen(pj), t, "seed plan"), 0);
-	kiln_time_options o = {0};
-	o.target = t;
-	o.source = src;
-	o.plan = plan;
-	o.device = cd;
+	kiln_time_options o = KILN_TIME_OPTIONS_INIT;
+	o.src.target = t;
+	o.src.source = src;
+	o.src.plan = plan;
+	o.src.device = cd;
 	o.seed = 1;
 	kiln_timing tm;
 	setenv("FAKE_CUDA_RATIO_TOKEN", "1", 1); /* the fake computes the target on the host */
@@ -675,11 +675,11 @@ static void test_time__cuda_backend_on_a_fake_driver(void **state)
 	unsetenv("FAKE_CUDA_RATIO_TOKEN");
 
 	/* verification on the device: the fake now runs no kernel, so the outputs stay poisoned */
-	kiln_verify_options vo = {0};
-	vo.target = t;
-	vo.source = src;
-	vo.plan = plan;
-	vo.device = cd;
+	kiln_verify_options vo = KILN_VERIFY_OPTIONS_INIT;
+	vo.src.target = t;
+	vo.src.source = src;
+	vo.src.plan = plan;
+	vo.src.device = cd;
 	kiln_verdict v;
 	assert_int_equal(kiln_verify(&v, &vo), 0);
 	assert_false(v.pass);
