@@ -1,34 +1,19 @@
-/* targets: the registry of built-in float64 references (name -> function) and the
- * checked accessors they share. Kernel argument ABI, the contract every seed.cu and
- * candidate follows: launch.json "args" are passed in order; a buffer (or scratch) is a
- * device pointer of its dtype (f32 float*, bf16 __nv_bfloat16* or unsigned short*, u8
- * unsigned char*, bool const bool* / const unsigned char*); a scalar is passed by value
- * in its dtype (f32 float, i32 int, ...); a symbol, knob or sm_count is a long long. */
+/* targets: the lookup of built-in float64 references (name -> function, in the table
+ * generated from the target folders) and the checked accessors they share. Kernel
+ * argument ABI, the contract every seed.cu and candidate follows: launch.json "args" are
+ * passed in order; a buffer (or scratch) is a device pointer of its dtype (f32 float*,
+ * bf16 __nv_bfloat16* or unsigned short*, u8 unsigned char*, bool const bool* / const
+ * unsigned char*); a scalar is passed by value in its dtype (f32 float, i32 int, ...); a
+ * symbol, knob or sm_count is a long long. */
 #include "targets/references.h"
 
 #include <string.h>
 
-static const struct {
-	const char *name;
-	kiln_ref_fn fn;
-} refs[] = {
-	{"adamw", kiln_ref_adamw},
-	{"adamw_bf16", kiln_ref_adamw_bf16},
-	{"lion", kiln_ref_lion},
-	{"adam8bit", kiln_ref_adam8bit},
-	{"scale_rownorm", kiln_ref_scale_rownorm},
-	{"ratio_token", kiln_ref_ratio_token},
-	{"ratio_seq", kiln_ref_ratio_seq},
-	{"ratio_cumulative", kiln_ref_ratio_cumulative},
-	{"ratio_minprefix", kiln_ref_ratio_minprefix},
-	{NULL, NULL},
-};
-
 kiln_ref_fn kiln_reference_lookup(const char *name)
 {
-	for (size_t i = 0; name && refs[i].name; i++)
-		if (strcmp(refs[i].name, name) == 0)
-			return refs[i].fn;
+	for (size_t i = 0; name && kiln_ref_builtins[i].name; i++)
+		if (strcmp(kiln_ref_builtins[i].name, name) == 0)
+			return kiln_ref_builtins[i].fn;
 	return NULL;
 }
 

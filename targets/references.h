@@ -1,6 +1,6 @@
 /* targets: the built-in float64 references, one per target folder (targets/<name>/
- * reference.c), and the helpers they share. Private to targets/: the registry in
- * references.c maps a target.json "reference" name to its function. Each reference
+ * reference.c), and the helpers they share. Private to targets/: the registry generated
+ * from the folders maps a target.json "reference" name to its function. Each reference
  * reads its buffers, scalars and symbols through kiln_ref_io (targets_int.h) and
  * returns KILN_EINVAL naming the missing name when the target does not match it. */
 #ifndef KILN_TARGETS_REFERENCES_H
@@ -8,15 +8,15 @@
 
 #include "targets/targets_int.h"
 
-kiln_err kiln_ref_adamw(kiln_ref_io *io);
-kiln_err kiln_ref_adamw_bf16(kiln_ref_io *io);
-kiln_err kiln_ref_lion(kiln_ref_io *io);
-kiln_err kiln_ref_adam8bit(kiln_ref_io *io);
-kiln_err kiln_ref_scale_rownorm(kiln_ref_io *io);
-kiln_err kiln_ref_ratio_token(kiln_ref_io *io);
-kiln_err kiln_ref_ratio_seq(kiln_ref_io *io);
-kiln_err kiln_ref_ratio_cumulative(kiln_ref_io *io);
-kiln_err kiln_ref_ratio_minprefix(kiln_ref_io *io);
+/* The built-in references, one per folder targets/<name>/ with a target.json: its
+ * reference.c defines kiln_err kiln_ref_<name>(kiln_ref_io *io), and this table, generated
+ * from the folders (scripts/builtin_targets.py, the build's builtin_registry.c), maps
+ * target.json's "reference": "<name>" to it. Sorted by name, ended by {NULL, NULL}. */
+typedef struct kiln_ref_builtin {
+	const char *name;
+	kiln_ref_fn fn;
+} kiln_ref_builtin;
+extern const kiln_ref_builtin kiln_ref_builtins[];
 
 /* AdamW hyper-parameters as the kernel sees them, read from the scalars lr, beta1,
  * beta2, eps, weight_decay and step (>= 1), and one element's update in place

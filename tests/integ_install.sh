@@ -16,6 +16,15 @@ prefix=${prefix%/bin/kiln}
 check "kiln installed" test -x "$prefix/bin/kiln"
 check "kiln/reference.h installed" test -f "$prefix/include/kiln/reference.h"
 check "built-in targets installed" test -f "$prefix/share/kiln/targets/adamw/target.json"
+# every folder of targets/ with a target.json (README "Adding a built-in target"), each
+# with its target.json, launch.json and seed.cu and nothing else
+for d in "$KILN_SOURCE_ROOT"/targets/*/target.json; do
+	name=$(basename "$(dirname "$d")")
+	check "built-in target $name installed" \
+		test "$(ls "$prefix/share/kiln/targets/$name" | tr '\n' ' ')" = "launch.json seed.cu target.json "
+done
+check "no other target installed" test "$(ls "$prefix/share/kiln/targets" | wc -l)" -eq \
+	"$(ls "$KILN_SOURCE_ROOT"/targets/*/target.json | wc -l)"
 check "examples installed" test -f "$prefix/share/kiln/examples/targets/sinkgd/reference.c"
 check "docs installed" test -f "$prefix/share/doc/kiln/README.md"
 unset KILN_TARGETS_DIR

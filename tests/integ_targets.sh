@@ -2,7 +2,9 @@
 # Integration test of `kiln targets`: the built-in targets are listed (text and JSON),
 # `targets show adamw --json` is valid JSON with the traffic at the bench size, a user
 # folder given with --targets-dir is found, and a broken target.json is reported as one
-# line naming the file and the field, with exit code 3. Skips (77) until the built-in
+# line naming the file and the field, with exit code 3; the built-in targets are their
+# folders (scripts/builtin_targets.py: one registered reference per folder, a half-made or
+# newly added folder is a configure or build error). Skips (77) until the built-in
 # targets exist.
 set -u
 : "${KILN_BIN:?KILN_BIN must point at the kiln binary}"
@@ -88,5 +90,37 @@ check "unknown argument exits 2" test $? -eq 2
 "$KILN_BIN" targets show no_such_target >/dev/null 2>"$tmp/nf.err"
 check "unknown target exits 3" test $? -eq 3
 check "unknown target is named" grep -q 'no target named "no_such_target"' "$tmp/nf.err"
+
+# 7. a built-in target is its folder (README "Adding a built-in target"): the build
+# registers one reference per folder with a target.json, and a folder that is not a whole
+# target, or one added since meson configured, stops the configure or the build with a line
+# saying what to do
+gen="$KILN_SOURCE_ROOT/scripts/builtin_targets.py"
+python3 "$gen" list "$src" >"$tmp/builtin.txt"
+check "builtin_targets.py lists what kiln targets lists" \
+	test "$(cat "$tmp/builtin.txt")" = "$(cut -d' ' -f1 "$tmp/list.txt")"
+reg="${KILN_BUILD_ROOT:-}/targets/builtin_registry.c"
+if [ -f "$reg" ]; then
+	check "the build's registry has one row per folder" \
+		test "$(grep -c '^	{"[a-z0-9_]*", kiln_ref_[a-z0-9_]*},$' "$reg")" -eq "$want"
+	for name in $(cat "$tmp/builtin.txt"); do
+		check "registry row for $name" grep -qF "{\"$name\", kiln_ref_$name}," "$reg"
+	done
+fi
+mkdir -p "$tmp/bt"
+cp -r "$src/adamw" "$src/lion" "$tmp/bt/"
+python3 "$gen" registry "$tmp/bt.c" "$tmp/bt" adamw lion
+check "registry of a scratch folder" grep -qF '{"lion", kiln_ref_lion},' "$tmp/bt.c"
+python3 "$gen" registry "$tmp/bt.c" "$tmp/bt" adamw 2>"$tmp/bt.err"
+check "a folder added since configure fails the build" test $? -eq 1
+check "... saying to reconfigure" grep -q "new: lion; gone: -): run .meson setup --reconfigure" "$tmp/bt.err"
+rm "$tmp/bt/lion/reference.c"
+python3 "$gen" list "$tmp/bt" >/dev/null 2>"$tmp/bt.err"
+check "a folder without reference.c fails the configure" test $? -eq 1
+check "... naming the folder and the file" grep -q "targets/lion has a target.json but no reference.c" "$tmp/bt.err"
+rm -r "$tmp/bt/lion"
+cp -r "$src/adamw" "$tmp/bt/my-kernel"
+python3 "$gen" list "$tmp/bt" >/dev/null 2>"$tmp/bt.err"
+check "a folder name that is no C name fails the configure" grep -q "targets/my-kernel: a built-in target's folder name is its C name" "$tmp/bt.err"
 
 exit $fail

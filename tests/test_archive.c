@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <glob.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -813,18 +814,23 @@ static void test_archive__changed_column_v3(void **state)
 static void test_archive__promote_device_only(void **state)
 {
 	(void)state;
-	static const char *const seeds[] = {"adam8bit", "adamw", "adamw_bf16", "lion", "ratio_cumulative",
-					    "ratio_minprefix", "ratio_seq", "ratio_token", "scale_rownorm"};
 	const char *root = getenv("KILN_SOURCE_ROOT");
 	static const char *const knobs[] = {"BLOCK", "ITEMS", "QBLOCK"};
-	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
-		char *path = kiln_asprintf("%s/targets/%s/seed.cu", root ? root : ".", seeds[i]), *src = NULL;
+	char *pattern = kiln_asprintf("%s/targets/*/target.json", root ? root : ".");
+	glob_t g;
+	assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+	assert_true(g.gl_pathc >= 9); /* the built-in targets: every folder with a target.json */
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		char *path = kiln_asprintf("%.*sseed.cu", (int)(strlen(g.gl_pathv[i]) - strlen("target.json")),
+					   g.gl_pathv[i]), *src = NULL;
 		assert_int_equal(kiln_file_read(&src, NULL, path, 0), 0);
 		if (kiln_promote_check_device_only(src, knobs, 3) != 0)
-			fail_msg("%s: %s", seeds[i], kiln_error_last());
+			fail_msg("%s: %s", path, kiln_error_last());
 		free(src);
 		free(path);
 	}
+	globfree(&g);
+	free(pattern);
 	static const char *const ok[] = {
 		"#include <cuda_fp16.h>\nnamespace { __device__ __forceinline__ float sq(float x) { return x * x; } }\n"
 		"extern \"C\" __global__ void __launch_bounds__(256) k(float *a, int n = 3) {\n"

@@ -107,17 +107,35 @@ static void set_scalar(kiln_target *t, const char *name, double v)
 
 /* ---- registry ---- */
 
+/* A built-in target is its folder (README "Adding a built-in target"): the folders of
+ * targets/ with a target.json (the list `kiln targets` prints) are exactly the registry's
+ * names, in order, and each loads with the registry's function as its reference. */
 static void test_references__lookup(void **state)
 {
 	(void)state;
-	static const char *names[] = {"adamw", "adamw_bf16", "lion", "adam8bit", "scale_rownorm",
-				      "ratio_token", "ratio_seq", "ratio_cumulative", "ratio_minprefix"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		assert_non_null(kiln_reference_lookup(names[i]));
+	const char *root = getenv("KILN_SOURCE_ROOT");
+	char *dir = kiln_asprintf("%s/targets", root ? root : ".");
+	char **names = NULL;
+	size_t n = 0, i = 0;
+	assert_int_equal(kiln_targets_list(&names, &n, dir), KILN_OK);
+	assert_true(n >= 9);
+	for (; i < n && kiln_ref_builtins[i].name; i++) {
+		if (strcmp(names[i], kiln_ref_builtins[i].name) != 0)
+			fail_msg("folder targets/%s vs registry entry %s", names[i], kiln_ref_builtins[i].name);
+		assert_non_null(kiln_ref_builtins[i].fn);
+		assert_ptr_equal(kiln_reference_lookup(names[i]), kiln_ref_builtins[i].fn);
 		kiln_target *t = load(names[i]);
-		assert_ptr_equal(t->ref_fn, kiln_reference_lookup(names[i]));
+		assert_ptr_equal(t->ref_fn, kiln_ref_builtins[i].fn);
 		kiln_target_free(t);
 	}
+	if (i < n)
+		fail_msg("targets/%s has a target.json but no registered reference", names[i]);
+	if (kiln_ref_builtins[i].name)
+		fail_msg("reference %s is registered but targets/ has no such folder", kiln_ref_builtins[i].name);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(dir);
 	assert_null(kiln_reference_lookup("adamw2"));
 	assert_null(kiln_reference_lookup(""));
 	assert_null(kiln_reference_lookup(NULL));
