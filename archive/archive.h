@@ -318,6 +318,26 @@ struct cJSON;
 kiln_err kiln_db_query_json(kiln_db *db, struct cJSON **out, const char *sql,
 			    const char *const *params, size_t nparams, const char *what);
 
+/* ---- review queries of the CLI (archive/review.c; h-hist block) ---- */
+
+/* Every run (target NULL) or one target's, newest first, as the JSON array `kiln runs
+ * --json` prints (docs/review.md: run columns plus duration_s, candidates, passed,
+ * last_iteration, best_us, best_speedup, best_kind, llm_calls, cost_usd, unpriced_calls,
+ * tokens). Caller frees *out with cJSON_Delete. */
+kiln_err kiln_db_review_runs(kiln_db *db, struct cJSON **out, const char *target);
+/* RUN (all digits, < 19 of them: that run id) or TARGET (its newest run) into *out;
+ * KILN_ENOTFOUND when the history has none. */
+kiln_err kiln_db_run_find(kiln_db *db, int64_t *out, const char *ref);
+/* The distinct target names of the history's runs, sorted (kiln_db_run_targets_free). */
+kiln_err kiln_db_run_targets(kiln_db *db, char ***out, size_t *n);
+void kiln_db_run_targets_free(char **names, size_t n);
+/* The world-model revision of run_id recorded at or before iteration `at` (< 0: the
+ * newest) as `kiln tree --json` prints it: run, revision_id, iteration, revision_index,
+ * revisions, created, llm_call_id, edits, rejected, tree (null for an older revision stored
+ * as a delta: kiln_db_wm_tree rebuilds it), best_candidate. *out is NULL when the run has
+ * none; caller frees it with cJSON_Delete. */
+kiln_err kiln_db_review_wm(kiln_db *db, struct cJSON **out, int64_t run_id, int64_t at);
+
 /* A unified diff (3 lines of context) of two texts through libgit2, with "--- a_name" /
  * "+++ b_name" headers; "" when they are equal. Caller frees *out. */
 kiln_err kiln_diff_text(char **out, const char *a, const char *a_name, const char *b, const char *b_name);
