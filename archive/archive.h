@@ -318,6 +318,26 @@ struct cJSON;
 kiln_err kiln_db_query_json(kiln_db *db, struct cJSON **out, const char *sql,
 			    const char *const *params, size_t nparams, const char *what);
 
+/* ---- review queries of the CLI (archive/review.c; h-hist block) ---- */
+
+/* Every run (target NULL) or one target's, newest first, as the JSON array `kiln runs
+ * --json` prints (docs/review.md: run columns plus duration_s, candidates, passed,
+ * last_iteration, best_us, best_speedup, best_kind, llm_calls, cost_usd, unpriced_calls,
+ * tokens). Caller frees *out with cJSON_Delete. */
+kiln_err kiln_db_review_runs(kiln_db *db, struct cJSON **out, const char *target);
+/* RUN (all digits, < 19 of them: that run id) or TARGET (its newest run) into *out;
+ * KILN_ENOTFOUND when the history has none. */
+kiln_err kiln_db_run_find(kiln_db *db, int64_t *out, const char *ref);
+/* The distinct target names of the history's runs, sorted (kiln_db_run_targets_free). */
+kiln_err kiln_db_run_targets(kiln_db *db, char ***out, size_t *n);
+void kiln_db_run_targets_free(char **names, size_t n);
+/* The world-model revision of run_id recorded at or before iteration `at` (< 0: the
+ * newest) as `kiln tree --json` prints it: run, revision_id, iteration, revision_index,
+ * revisions, created, llm_call_id, edits, rejected, tree (null for an older revision stored
+ * as a delta: kiln_db_wm_tree rebuilds it), best_candidate. *out is NULL when the run has
+ * none; caller frees it with cJSON_Delete. */
+kiln_err kiln_db_review_wm(kiln_db *db, struct cJSON **out, int64_t run_id, int64_t at);
+
 /* A unified diff (3 lines of context) of two texts through libgit2, with "--- a_name" /
  * "+++ b_name" headers; "" when they are equal. Caller frees *out. */
 kiln_err kiln_diff_text(char **out, const char *a, const char *a_name, const char *b, const char *b_name);
@@ -343,6 +363,64 @@ kiln_err kiln_git_best_candidates(int64_t **out, size_t *n, const char *archive_
  * points at, parent the branch tip when there is one: for promoting a candidate that was
  * never a new best (the promote tag keeps it reachable). */
 kiln_err kiln_git_commit_detached(char out_oid[41], const char *archive_dir, const kiln_git_best *b);
+
+/* ---- the promote workflow (archive/promote_run.c; h-hist block) ---- */
+
+struct kiln_verdict;
+#define KILN_PROMOTE_MAX_ARCHS 24
+
+typedef struct kiln_promote_options {
+	kiln_db *db;              /* the history, read only (required) */
+	const char *workdir;      /* its cache/ and archive/ are used (required) */
+	const char *target;       /* name or folder (kiln_target_find; required) */
+	const char *targets_dir;  /* NULL: the default search */
+	const char *candidate;    /* row id or hash prefix; NULL: the fastest best of the target's runs */
+	const char *const *archs; /* "sm_90a", ... (at most KILN_PROMOTE_MAX_ARCHS, each < 16 bytes);
+				   * narchs 0: every toolkit arch from sm_80 up */
+	size_t narchs;
+	const char *out_dir;      /* created (required) */
+	const char *name;         /* file and function prefix; NULL: the target's name */
+	size_t nseeds;            /* fresh input sets per size for the re-verification */
+	size_t threads;           /* verification threads; 0: every core */
+	bool python;              /* also NAME.py (kiln_promote_python) */
+} kiln_promote_options;
+#define KILN_PROMOTE_OPTIONS_INIT {NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 5, 0, false}
+
+typedef enum kiln_promote_outcome {
+	KILN_PROMOTE_DONE,                /* files written, archive tagged */
+	KILN_PROMOTE_REFUSED_RECORDED,    /* the candidate did not pass when it was recorded */
+	KILN_PROMOTE_REFUSED_DEVICE_ONLY, /* the device-only rule (kiln_promote_check_device_only) */
+	KILN_PROMOTE_REFUSED_VERIFY,      /* the fresh re-verification failed (verdict, verdict_arch) */
+} kiln_promote_outcome;
+
+typedef struct kiln_promote_result {
+	kiln_promote_outcome outcome;
+	int64_t candidate_id;
+	char *target;                 /* the target's name */
+	char *recorded_outcome;       /* the candidate's recorded outcome ("passed", "failed", ...) */
+	char *reason;                 /* REFUSED_RECORDED: the failed check, else the message ("" for
+				       * none); REFUSED_DEVICE_ONLY: the rule's "line N: what"; else NULL */
+	struct kiln_verdict *verdict; /* the re-verification: the first failing arch's, else the last's */
+	char verdict_arch[16];        /* the arch of verdict; "" before any ran */
+	struct kiln_verdict *bench;   /* at the bench size; bench->sets == 0: not run */
+	char archs[KILN_PROMOTE_MAX_ARCHS][16]; /* the fatbin's architectures */
+	size_t narchs;
+	char oid[41];                 /* the archive commit tagged (DONE) */
+	bool detached;                /* the commit is a detached one: the candidate was never a new best */
+	struct cJSON *manifest;       /* DONE: NAME.json's content (archive.tags: the tags made) */
+} kiln_promote_result;
+
+/* `kiln promote`: chooses the candidate, refuses it (an outcome, with *out filled) when it
+ * did not pass when recorded or breaks the device-only rule, builds the fatbin (every arch
+ * of o->archs), re-verifies it on the emulator with o->nseeds fresh seeds per size once per
+ * distinct PTX and then at the bench size (kiln_verify_bench_check_wanted), refuses a
+ * failing one, else commits the archive (a detached commit for a candidate that was never
+ * a new best), writes out_dir/NAME.{cu,h,fatbin,json[,py]} and tags the commit
+ * promoted/<target>/<arch>/vN per arch. Errors (no such target or candidate, a candidate of
+ * another target, compile failure, I/O, git) are kiln_err with *out NULL; on success the
+ * caller frees *out with kiln_promote_result_free. */
+kiln_err kiln_promote(kiln_promote_result **out, const kiln_promote_options *o);
+void kiln_promote_result_free(kiln_promote_result *r);
 
 /* The device-only rule of promote (archive/device_only.c): KILN_OK when source reads the
  * same to NVRTC and to nvcc's host and device passes and holds no host code that can run

@@ -4,6 +4,7 @@
 #ifndef KILN_ARCHIVE_INT_H
 #define KILN_ARCHIVE_INT_H
 
+#include <math.h>
 #include <sqlite3.h>
 
 #include "archive/archive.h"
@@ -37,5 +38,56 @@ double kiln_db_col_real(sqlite3_stmt *st, int i); /* NaN when NULL */
 
 /* Schema v2 (wm_store.c): wm_revisions gains `delta`; stored trees become deltas. */
 kiln_err kiln_db_migrate_wm_deltas(kiln_db *db);
+
+/* ---- promote (promote_run.c, promote_header.c) ---- */
+#include <cjson/cJSON.h>
+
+#include "compile/compile.h"
+#include "profile/profile.h"
+#include "targets/targets.h"
+
+#define KILN_PROMOTE_MAX_DEFINES 48
+
+/* The state of one kiln_promote call; res receives what the caller sees. */
+typedef struct kiln_promotion {
+	const char *workdir, *out_dir, *name;
+	kiln_db *db;
+	kiln_target *t;
+	kiln_plan *plan;
+	cJSON *cand;            /* candidate + run + verification + timing columns */
+	char *cu;               /* NAME.cu: the exact bytes compiled, re-verified and written */
+	const char *archs[KILN_PROMOTE_MAX_ARCHS]; /* res->archs */
+	size_t narchs;
+	char *defines[KILN_PROMOTE_MAX_DEFINES];
+	size_t ndefines;
+	kiln_verdict *verdict;  /* res->verdict: the first failing arch's, else the last arch's */
+	const char *verdict_arch;
+	kiln_verdict *bench;    /* res->bench: at the bench size (bench->sets == 0: not run) */
+	size_t threads;
+	kiln_fatbin *fatbin;
+	bool python;            /* also NAME.py */
+	cJSON *tags;
+	kiln_promote_result *res;
+} kiln_promotion;
+
+/* The knob value of name: the candidate's knobs, else the target's first listed value. */
+bool kiln_promotion_knob(const kiln_promotion *pr, const char *name, long long *out);
+/* NAME.h / NAME.cu text (caller frees *out); the launch spec NAME.py embeds (NULL: no memory). */
+kiln_err kiln_promotion_header(char **out, const kiln_promotion *pr);
+kiln_err kiln_promotion_cu(char **out, const kiln_promotion *pr);
+char *kiln_promotion_python_spec(const kiln_promotion *pr);
+
+/* A candidate row's number (NaN when absent or not a number) / string (if_null otherwise). */
+static inline double promote_jnum(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static inline const char *promote_jstr(const cJSON *o, const char *key, const char *if_null)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : if_null;
+}
 
 #endif

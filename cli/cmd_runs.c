@@ -60,14 +60,15 @@ static void consider(char *out, size_t n, size_t *best, const char *name, const 
 static void closest_target(char *out, size_t n, kiln_db *db, const char *ref)
 {
 	size_t best = SIZE_MAX;
-	cJSON *rows = NULL;
-	const cJSON *r;
 	char **names = NULL;
 	size_t nn = 0;
 	*out = 0;
-	if (kiln_db_query_json(db, &rows, "SELECT DISTINCT target FROM runs ORDER BY target", NULL, 0, "listing targets") == 0)
-		cJSON_ArrayForEach(r, rows) consider(out, n, &best, kiln_cli_jstr(r, "target", NULL), ref);
-	cJSON_Delete(rows);
+	if (kiln_db_run_targets(db, &names, &nn) == 0)
+		for (size_t i = 0; i < nn; i++)
+			consider(out, n, &best, names[i], ref);
+	kiln_db_run_targets_free(names, nn);
+	names = NULL;
+	nn = 0;
 	if (kiln_targets_list(&names, &nn, NULL) == 0)
 		for (size_t i = 0; i < nn; i++)
 			consider(out, n, &best, names[i], ref);
@@ -83,30 +84,18 @@ int kiln_cli_run_resolve(int64_t *out, kiln_db *db, const char *cmd, const char 
 {
 	size_t n = strlen(ref);
 	bool digits = n > 0 && n < 19 && strspn(ref, "0123456789") == n;
-	cJSON *rows = NULL;
-	const char *p[1] = {ref};
-	kiln_err e = kiln_db_query_json(db, &rows, digits ? "SELECT id FROM runs WHERE id = ?1"
-							 : "SELECT id FROM runs WHERE target = ?1 ORDER BY id DESC LIMIT 1",
-					p, 1, "finding the run");
-	if (e)
-		return kiln_cli_fail(cmd, e);
-	cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rows, 0), "id");
-	int rc = KILN_EXIT_OK;
-	if (cJSON_IsNumber(id)) {
-		*out = (int64_t)id->valuedouble;
-	} else {
-		char near[96] = "";
-		if (!digits)
-			closest_target(near, sizeof(near), db, ref);
-		fprintf(stderr, "kiln %s: %s '", cmd, digits ? "no run" : "no run of target");
-		kiln_text_print(stderr, ref, KILN_TEXT_LINE);
-		fprintf(stderr, "' in the history (%s", *near ? "did you mean '" : "");
-		kiln_text_print(stderr, near, KILN_TEXT_LINE);
-		fprintf(stderr, "%ssee `kiln runs`)\n", *near ? "'? " : "");
-		rc = KILN_EXIT_ERROR;
-	}
-	cJSON_Delete(rows);
-	return rc;
+	kiln_err e = kiln_db_run_find(db, out, ref);
+	if (e != KILN_ENOTFOUND)
+		return e ? kiln_cli_fail(cmd, e) : KILN_EXIT_OK;
+	char near[96] = "";
+	if (!digits)
+		closest_target(near, sizeof(near), db, ref);
+	fprintf(stderr, "kiln %s: %s '", cmd, digits ? "no run" : "no run of target");
+	kiln_text_print(stderr, ref, KILN_TEXT_LINE);
+	fprintf(stderr, "' in the history (%s", *near ? "did you mean '" : "");
+	kiln_text_print(stderr, near, KILN_TEXT_LINE);
+	fprintf(stderr, "%ssee `kiln runs`)\n", *near ? "'? " : "");
+	return KILN_EXIT_ERROR;
 }
 
 int kiln_cli_fill_tree(kiln_db *db, cJSON *row, const char *id_key)
@@ -254,26 +243,6 @@ static bool pid_gone(const cJSON *run)
 	       errno == ESRCH;
 }
 
-static const char runs_sql[] =
-	"SELECT r.id, r.target, r.policy, r.llm_model, r.device, r.gpu, r.arch, r.started, r.ended, r.status,"
-	" r.pid, (julianday(coalesce(r.ended, strftime('%Y-%m-%dT%H:%M:%SZ','now'))) - julianday(r.started))"
-	" * 86400.0 AS duration_s,"
-	" (SELECT count(*) FROM candidates c WHERE c.run_id = r.id) AS candidates,"
-	" (SELECT count(*) FROM candidates c WHERE c.run_id = r.id AND c.outcome = 'passed') AS passed,"
-	" (SELECT max(iteration) FROM candidates c WHERE c.run_id = r.id) AS last_iteration,"
-	" r.seed_candidate, r.best_candidate,"
-	" (SELECT t.time_us FROM timings t WHERE t.candidate_id = r.best_candidate) AS best_us,"
-	" (SELECT t.speedup FROM timings t WHERE t.candidate_id = r.best_candidate) AS best_speedup,"
-	" (SELECT t.kind FROM timings t WHERE t.candidate_id = r.best_candidate) AS best_kind,"
-	" (SELECT count(*) FROM llm_calls l WHERE l.run_id = r.id) AS llm_calls,"
-	" (SELECT sum(l.cost_usd) FROM llm_calls l WHERE l.run_id = r.id) AS cost_usd,"
-	" (SELECT count(*) FROM llm_calls l WHERE l.run_id = r.id AND l.status = 'ok' AND l.cost_usd IS NULL)"
-	"  AS unpriced_calls,"
-	" (SELECT sum(coalesce(l.prompt_tokens, 0) + coalesce(l.completion_tokens, 0)) FROM llm_calls l"
-	"  WHERE l.run_id = r.id) AS tokens,"
-	" r.budgets, r.spent"
-	" FROM runs r WHERE ?1 IS NULL OR r.target = ?1 ORDER BY r.id DESC";
-
 /* s cut to `width` bytes ("..." at the end when cut, never inside a UTF-8 sequence), so
  * a long model or device name cannot push the columns after it out of line. */
 static const char *fit(char *out, size_t n, const char *s, size_t width)
@@ -328,8 +297,7 @@ int kiln_cmd_runs(int argc, char **argv)
 		return rc;
 	if ((rc = kiln_cli_history_open(&db, "runs", workdir)))
 		return rc;
-	const char *p[1] = {target};
-	kiln_err e = kiln_db_query_json(db, &rows, runs_sql, p, 1, "listing runs");
+	kiln_err e = kiln_db_review_runs(db, &rows, target);
 	if (e) {
 		rc = kiln_cli_fail("runs", e);
 		goto done;

@@ -41,9 +41,8 @@ int kiln_cmd_tree(int argc, char **argv)
 	int npos = 0, rc = KILN_EXIT_OK;
 	kiln_cli_opt opts[] = {{"at", 1, &at, NULL}, {"json", 0, NULL, &json}, {"workdir", 1, &workdir, NULL}, {0}};
 	kiln_db *db = NULL;
-	cJSON *rows = NULL;
+	cJSON *rev = NULL;
 	int64_t run = 0;
-	char run_buf[24];
 	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &rc))
 		return rc;
 	if (npos != 1 || (at && (!*at || strspn(at, "0123456789") != strlen(at)))) {
@@ -53,21 +52,11 @@ int kiln_cmd_tree(int argc, char **argv)
 	}
 	if ((rc = kiln_cli_history_open(&db, "tree", workdir)) || (rc = kiln_cli_run_resolve(&run, db, "tree", pos[0])))
 		goto done;
-	snprintf(run_buf, sizeof(run_buf), "%lld", (long long)run);
-	const char *p[2] = {run_buf, at};
-	kiln_err e = kiln_db_query_json(db, &rows,
-		"SELECT w.run_id AS run, w.id AS revision_id, w.iteration,"
-		" (SELECT count(*) FROM wm_revisions w2 WHERE w2.run_id = w.run_id AND w2.id <= w.id) AS revision_index,"
-		" (SELECT count(*) FROM wm_revisions w2 WHERE w2.run_id = w.run_id) AS revisions, w.created,"
-		" w.llm_call_id, w.edits, w.rejected, w.tree,"
-		" (SELECT best_candidate FROM runs WHERE id = w.run_id) AS best_candidate"
-		" FROM wm_revisions w WHERE w.run_id = ?1 AND (?2 IS NULL OR w.iteration <= ?2)"
-		" ORDER BY w.iteration DESC, w.id DESC LIMIT 1", p, 2, "reading the world model");
+	kiln_err e = kiln_db_review_wm(db, &rev, run, at ? strtoll(at, NULL, 10) : -1);
 	if (e) {
 		rc = kiln_cli_fail("tree", e);
 		goto done;
 	}
-	cJSON *rev = cJSON_GetArrayItem(rows, 0);
 	if (rev && (e = kiln_cli_fill_tree(db, rev, "revision_id"))) {
 		rc = kiln_cli_fail("tree", e);
 		goto done;
@@ -97,7 +86,7 @@ int kiln_cmd_tree(int argc, char **argv)
 		printf("rejected edit: op %.0f (%s): %s\n", kiln_cli_jnum(r, "index"), kiln_cli_jstr(r, "op", "?"),
 		       kiln_cli_jstr(r, "reason", "?"));
 done:
-	cJSON_Delete(rows);
+	cJSON_Delete(rev);
 	kiln_db_close(db);
 	return rc;
 }

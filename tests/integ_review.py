@@ -1,9 +1,11 @@
 """Integration test of `kiln runs/log/show/diff/tree` on a fake night of search (see
 tests/fake_history.c) or, with KILN_REVIEW_WORKDIR, on a real run's work directory (shape
 checks only): text and --json output, filters, abbreviated ids, usage and missing-history
-errors, and reading while another process holds a write transaction (WAL)."""
+errors, and reading while another process holds a write transaction (WAL). Also that the
+command table of cli/cli.h, `kiln --help` and README's CLI section agree."""
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -201,9 +203,39 @@ def fake_checks(wd, ids):
     check("no history database" in p.stderr, "missing history explained")
 
 
+def command_table_checks():
+    """README "Adding a CLI command": the KILN_COMMANDS table in cli/cli.h is the one list
+    of commands. Every row is dispatched (`kiln NAME --help` exits 0), listed by `kiln
+    --help` in table order, and documented in README's CLI section; README names no command
+    the table lacks."""
+    root = os.environ.get("KILN_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    with open(os.path.join(root, "cli", "cli.h")) as f:
+        header = f.read()
+    table = header[header.index("#define KILN_COMMANDS(X)"):]
+    table = table[:table.index("\n\n")]
+    names = re.findall(r"^\s*X\((\w+),", table, re.M)
+    check(len(names) >= 10, "cli.h: KILN_COMMANDS rows found (%d)" % len(names))
+    helptext = subprocess.run([KILN, "--help"], capture_output=True, text=True).stdout
+    listed = re.findall(r"^  (\w+) ", helptext, re.M)
+    check(listed == names, "kiln --help lists the table in order: %s vs %s" % (listed, names))
+    for n in names:
+        p = subprocess.run([KILN, n, "--help"], capture_output=True, text=True)
+        check(p.returncode == 0 and p.stdout.strip(), "kiln %s --help is dispatched and prints usage" % n)
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    cli = readme[readme.index("\n## CLI\n"):]
+    cli = cli[:cli.index("\n## ", 1)]
+    documented = set(re.findall(r"`kiln (\w+)", cli))
+    check(set(names) <= documented, "README's CLI section documents every command: missing %s"
+          % sorted(set(names) - documented))
+    check(documented <= set(names), "README's CLI section names only real commands: %s"
+          % sorted(documented - set(names)))
+
+
 def main():
     wd, ids, tmp = workdir()
     try:
+        command_table_checks()
         shape_checks(wd)
         if ids:
             fake_checks(wd, ids)

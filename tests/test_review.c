@@ -1,7 +1,8 @@
 /* Unit tests for the review layer of archive/ (report.c, promote.c) on a realistic fake
  * history (tests/fake_history.c, built through the archive and world-model APIs in a temp
  * dir): rows as JSON, unified diffs, the HTML report's charts/rows/tree, finding a
- * candidate's archive commit, detached commits, launch expressions translated to C. */
+ * candidate's archive commit, detached commits, launch expressions translated to C, the
+ * queries of kiln runs/tree (review.c) and kiln_promote's refusals (promote_run.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,6 +263,88 @@ static void test_review__c_expr(void **state)
 	(void)state;
 }
 
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* The queries of kiln runs / kiln tree and the RUN|TARGET lookup (archive/review.c). */
+static void test_review__review_queries(void **state)
+{
+	fixture *f = *state;
+	int64_t id = -1;
+	assert_int_equal(kiln_db_run_find(f->db, &id, "1"), 0);
+	assert_int_equal(id, 1);
+	assert_int_equal(kiln_db_run_find(f->db, &id, "lion"), 0);
+	assert_int_equal(id, 2);
+	assert_int_equal(kiln_db_run_find(f->db, &id, "99"), KILN_ENOTFOUND);
+	assert_int_equal(id, 0);
+	assert_int_equal(kiln_db_run_find(f->db, &id, "adamw8bit"), KILN_ENOTFOUND);
+	assert_non_null(strstr(kiln_error_last(), "no run of target adamw8bit"));
+	char **names = NULL;
+	size_t n = 0;
+	assert_int_equal(kiln_db_run_targets(f->db, &names, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "adamw");
+	assert_string_equal(names[1], "lion");
+	kiln_db_run_targets_free(names, n);
+	cJSON *rows = NULL, *rev = NULL;
+	assert_int_equal(kiln_db_review_runs(f->db, &rows, NULL), 0);
+	assert_int_equal(cJSON_GetArraySize(rows), 2);
+	const cJSON *r = cJSON_GetArrayItem(rows, 1); /* newest first: run 1 is second */
+	assert_true(num(r, "id") == 1 && num(r, "candidates") == 15 && num(r, "passed") == 8 &&
+		    num(r, "last_iteration") == 14 && num(r, "llm_calls") == 19 && num(r, "best_candidate") == f->ids.winner);
+	cJSON_Delete(rows);
+	assert_int_equal(kiln_db_review_runs(f->db, &rows, "nope"), 0);
+	assert_int_equal(cJSON_GetArraySize(rows), 0);
+	cJSON_Delete(rows);
+	assert_int_equal(kiln_db_review_wm(f->db, &rev, 1, -1), 0);
+	assert_true(num(rev, "iteration") == 14 && num(rev, "revision_index") == 6 && num(rev, "revisions") == 6);
+	cJSON_Delete(rev);
+	assert_int_equal(kiln_db_review_wm(f->db, &rev, 1, 3), 0);
+	assert_true(num(rev, "iteration") == 0 && num(rev, "revision_index") == 1);
+	cJSON_Delete(rev);
+	assert_int_equal(kiln_db_review_wm(f->db, &rev, 99, -1), 0);
+	assert_null(rev);
+}
+
+/* kiln_promote's refusals and errors before anything is built: nothing is written. */
+static void test_review__promote_refusals(void **state)
+{
+	fixture *f = *state;
+	kiln_promote_options o = KILN_PROMOTE_OPTIONS_INIT;
+	kiln_promote_result *r = NULL;
+	char *out = kiln_path_join(f->dir, "promoted"), id[24];
+	const char *archs[] = {"sm_90"};
+	o.db = f->db;
+	o.workdir = f->dir;
+	o.target = "adamw";
+	o.out_dir = out;
+	o.archs = archs;
+	o.narchs = 1;
+	snprintf(id, sizeof(id), "%lld", (long long)f->ids.mismatch);
+	o.candidate = id;
+	assert_int_equal(kiln_promote(&r, &o), 0);
+	assert_int_equal(r->outcome, KILN_PROMOTE_REFUSED_RECORDED);
+	assert_int_equal(r->candidate_id, f->ids.mismatch);
+	assert_string_equal(r->recorded_outcome, "failed");
+	assert_string_equal(r->reason, "mismatch");
+	assert_string_equal(r->archs[0], "sm_90");
+	assert_null(r->manifest);
+	kiln_promote_result_free(r);
+	assert_false(kiln_path_exists(out));
+	o.target = "lion"; /* a candidate of adamw asked for as lion's */
+	assert_int_equal(kiln_promote(&r, &o), KILN_EINVAL);
+	assert_null(r);
+	assert_non_null(strstr(kiln_error_last(), "belongs to target adamw"));
+	o.target = "adamw";
+	o.nseeds = 0;
+	assert_int_equal(kiln_promote(&r, &o), KILN_EINVAL);
+	assert_false(kiln_path_exists(out));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +355,8 @@ int main(void)
 		cmocka_unit_test(test_review__report_html),
 		cmocka_unit_test(test_review__find_and_detached_commit),
 		cmocka_unit_test(test_review__c_expr),
+		cmocka_unit_test(test_review__review_queries),
+		cmocka_unit_test(test_review__promote_refusals),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
