@@ -379,11 +379,11 @@ static void test_agent__beyond_the_physical_limit_never_wins(void **state)
 	memset(&ev, 0, sizeof ev);
 	ev.outcome = KILN_OUT_PASSED;
 	ev.has_timing = true;
-	ev.time_us = 40;
-	ev.roofline = 0.97;
+	ev.timing.time_us = 40;
+	ev.timing.roofline = 0.97;
 	kiln_eval_check_physical(&ev);
 	assert_int_equal(ev.outcome, KILN_OUT_PASSED);
-	ev.roofline = 1.25; /* 25% faster than the bytes allow at peak bandwidth */
+	ev.timing.roofline = 1.25; /* 25% faster than the bytes allow at peak bandwidth */
 	kiln_eval_check_physical(&ev);
 	assert_int_equal(ev.outcome, KILN_OUT_FAILED);
 	assert_string_equal(ev.failed_check, "physical-limit");
@@ -393,8 +393,8 @@ static void test_agent__beyond_the_physical_limit_never_wins(void **state)
 	memset(&ev, 0, sizeof ev);
 	ev.outcome = KILN_OUT_PASSED;
 	ev.has_timing = true;
-	ev.time_us = 40;
-	ev.roofline = 0.8;
+	ev.timing.time_us = 40;
+	ev.timing.roofline = 0.8;
 	ev.roofline_max = 1.1;
 	kiln_eval_check_physical(&ev);
 	assert_int_equal(ev.outcome, KILN_OUT_FAILED);
