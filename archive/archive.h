@@ -379,6 +379,27 @@ struct cJSON;
 kiln_err kiln_db_query_json(kiln_db *db, struct cJSON **out, const char *sql,
 			    const char *const *params, size_t nparams, const char *what);
 
+/* ---- review reads of candidates (archive/review_cand.c); caller frees *out (cJSON_Delete) ---- */
+/* Everything about one candidate (ref as kiln_db_candidate_find) for `kiln show`:
+ * {"candidate","compile","verification","timing","node","ancestry","llm_call"} (docs/review.md);
+ * the call's prompt and reply only with with_prompt. */
+kiln_err kiln_db_candidate_doc(kiln_db *db, struct cJSON **out, const char *ref, bool with_prompt);
+/* One side of `kiln diff`: id, hash, run, iteration, node, outcome, failed check, kind, time,
+ * speedup, roofline, registers, spills, changed, knobs, launch and source. */
+kiln_err kiln_db_candidate_metrics(kiln_db *db, struct cJSON **out, const char *ref);
+
+typedef struct kiln_log_filter {
+	int64_t run_id;           /* 0 = every run */
+	const char *target;       /* NULL = every target */
+	int passed;               /* 1 passed only, 0 the others, -1 all */
+	const char *node_id;      /* world-model node ("12"); NULL = all */
+	const char *since;        /* ISO-8601 UTC time or prefix: recorded at or after; NULL = all */
+} kiln_log_filter;
+/* The rows of `kiln log` in run and iteration order: the candidate, its verdict and timing
+ * (sizes: the per-size times, null in a file before schema v3), new_best (a strict
+ * improvement on the run's earlier passing times) and is_best. */
+kiln_err kiln_db_log_rows(kiln_db *db, struct cJSON **out, const kiln_log_filter *f);
+
 /* A unified diff (3 lines of context) of two texts through libgit2, with "--- a_name" /
  * "+++ b_name" headers; "" when they are equal. Caller frees *out. */
 kiln_err kiln_diff_text(char **out, const char *a, const char *a_name, const char *b, const char *b_name);

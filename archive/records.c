@@ -211,6 +211,21 @@ done:
 	return KILN_OK;
 }
 
+/* collect() over sql bound with one integer (?1); *n 0 when no row matched. */
+static kiln_err collect_by(kiln_db *db, const char *sql, int64_t id, void **out, size_t *n, size_t size,
+			   kiln_err (*read)(void *item, sqlite3_stmt *st), void (*free_all)(void *, size_t),
+			   const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	*n = 0;
+	kiln_err e = kiln_db_prepare(db, &st, sql);
+	if (e)
+		return e;
+	sqlite3_bind_int64(st, 1, id);
+	return collect(db, st, out, n, size, read, free_all, what);
+}
+
 static kiln_err read_run_v(void *item, sqlite3_stmt *st)
 {
 	return read_run(item, st);
@@ -236,14 +251,10 @@ kiln_err kiln_db_runs_list(kiln_db *db, kiln_run_info **out, size_t *n, const ch
 
 kiln_err kiln_db_run_get(kiln_db *db, kiln_run_info **out, int64_t run_id)
 {
-	sqlite3_stmt *st = NULL;
 	size_t n = 0;
-	*out = NULL;
-	kiln_err e = kiln_db_prepare(db, &st, "SELECT " RUN_COLUMNS " FROM runs r WHERE r.id = ?");
+	kiln_err e = collect_by(db, "SELECT " RUN_COLUMNS " FROM runs r WHERE r.id = ?", run_id, (void **)out, &n,
+				sizeof(**out), read_run_v, free_runs_v, "reading a run");
 	if (e)
-		return e;
-	sqlite3_bind_int64(st, 1, run_id);
-	if ((e = collect(db, st, (void **)out, &n, sizeof(**out), read_run_v, free_runs_v, "reading a run")))
 		return e;
 	if (n == 0) {
 		free(*out);
@@ -468,14 +479,8 @@ static void free_cands_v(void *p, size_t n)
 
 kiln_err kiln_db_candidates_list(kiln_db *db, kiln_candidate_info **out, size_t *n, int64_t run_id)
 {
-	sqlite3_stmt *st = NULL;
-	*out = NULL;
-	*n = 0;
-	kiln_err e = kiln_db_prepare(db, &st, "SELECT " CAND_COLUMNS "WHERE c.run_id = ? ORDER BY c.iteration, c.id");
-	if (e)
-		return e;
-	sqlite3_bind_int64(st, 1, run_id);
-	return collect(db, st, (void **)out, n, sizeof(**out), read_cand, free_cands_v, "listing candidates");
+	return collect_by(db, "SELECT " CAND_COLUMNS "WHERE c.run_id = ? ORDER BY c.iteration, c.id", run_id, (void **)out,
+			  n, sizeof(**out), read_cand, free_cands_v, "listing candidates");
 }
 
 /* Runs a candidate query expected to give one row; n says how many it gave. */
@@ -486,14 +491,10 @@ static kiln_err cand_query(kiln_db *db, kiln_candidate_info **out, size_t *n, sq
 
 kiln_err kiln_db_candidate_get(kiln_db *db, kiln_candidate_info **out, int64_t id)
 {
-	sqlite3_stmt *st = NULL;
 	size_t n = 0;
-	*out = NULL;
-	kiln_err e = kiln_db_prepare(db, &st, "SELECT " CAND_COLUMNS "WHERE c.id = ?");
+	kiln_err e = collect_by(db, "SELECT " CAND_COLUMNS "WHERE c.id = ?", id, (void **)out, &n, sizeof(**out),
+				read_cand, free_cands_v, "reading a candidate");
 	if (e)
-		return e;
-	sqlite3_bind_int64(st, 1, id);
-	if ((e = cand_query(db, out, &n, st)))
 		return e;
 	if (n == 0) {
 		free(*out);
