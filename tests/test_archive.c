@@ -263,6 +263,13 @@ static void test_archive__record_fields_round_trip(void **state)
 	for (int k = 0; k < 3; k++) {
 		const kiln_record_desc *d = record_descs[k];
 		assert_true(d->nfields <= 32);
+		for (size_t i = 0; i < d->nfields; i++) /* one member, one column, one key per row */
+			for (size_t j = 0; j < i; j++) {
+				assert_int_not_equal(d->fields[i].offset, d->fields[j].offset);
+				assert_string_not_equal(d->fields[i].column, d->fields[j].column);
+				if (d->fields[i].key && d->fields[j].key)
+					assert_string_not_equal(d->fields[i].key, d->fields[j].key);
+			}
 		fill_distinct(recs[k], d, names[k]);
 		cJSON *o = cJSON_CreateObject();
 		assert_int_equal(kiln_record_to_json(o, d, recs[k]), 0);
@@ -301,6 +308,20 @@ static void test_archive__record_fields_round_trip(void **state)
 			field_text(a, sizeof a, recs[k], &d->fields[i]);
 			column_text(b, sizeof b, cJSON_GetArrayItem(rows, 0), &d->fields[i]);
 			assert_string_equal(a, b);
+		}
+		cJSON_Delete(rows);
+		/* the schema's columns are the rows' (and candidate_id) */
+		const char *tp[1] = {d->table};
+		const cJSON *col;
+		assert_int_equal(kiln_db_query_json(db, &rows, "SELECT name FROM pragma_table_info(?1)", tp, 1, "test"), 0);
+		assert_int_equal(cJSON_GetArraySize(rows), (int)d->nfields + 1);
+		cJSON_ArrayForEach(col, rows) {
+			const char *name = cJSON_GetObjectItemCaseSensitive(col, "name")->valuestring;
+			size_t i = 0;
+			while (i < d->nfields && strcmp(d->fields[i].column, name) != 0)
+				i++;
+			if (strcmp(name, "candidate_id") != 0 && i == d->nfields)
+				fail_msg("%s.%s has no row in archive/fields.c", d->table, name);
 		}
 		cJSON_Delete(rows);
 	}
