@@ -77,6 +77,10 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job);
 /* The child's part: compile, verify and time the job (its plan parsed) in a forked child
  * with the job's deadline; r holds the child's JSON answer and how it ended. */
 kiln_err kiln_eval_in_child(kiln_child_result *r, const kiln_eval_job *job, const kiln_plan *plan);
+/* The parent's part: reads the child's answer r into ev (zeroed, as kiln_eval_run sets it).
+ * An answer without a verdict, or with a compile or timing field missing, misspelt or ill-typed
+ * (archive/fields.c), is a failure named by how the child ended or by the field. */
+void kiln_eval_take_answer(kiln_eval *ev, const kiln_child_result *r, const kiln_eval_job *job);
 
 /* ---- MPI transport (mpi.c) ----
  * Under mpirun, rank 0 coordinates and ranks 1..K-1 evaluate: a job goes to a worker as

@@ -309,9 +309,7 @@ static void set_failure(kiln_eval *ev, const char *check, char *message)
 	ev->message = message;
 }
 
-/* Reads the child's answer; an answer without a verdict is a failure named by how the
- * child ended. */
-static void take_child(kiln_eval *ev, const kiln_child_result *r, const kiln_eval_job *job)
+void kiln_eval_take_answer(kiln_eval *ev, const kiln_child_result *r, const kiln_eval_job *job)
 {
 	cJSON *o = r->text && *r->text ? cJSON_Parse(r->text) : NULL;
 	const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "compile");
@@ -399,7 +397,7 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)
 	if (e)
 		return e;
 	out->abandoned = r.timed_out && kiln_search_stop;
-	take_child(out, &r, job);
+	kiln_eval_take_answer(out, &r, job);
 	kiln_child_result_free(&r);
 	out->wall_s = kiln_now_s() - t0;
 	return 0;
