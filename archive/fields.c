@@ -130,13 +130,13 @@ static void set_text(void *rec, const kiln_field *f, char *s)
 static void set_num(void *rec, const kiln_field *f, double v)
 {
 	char *p = (char *)rec + f->offset;
-	bool b = v != 0;
-	int i = (int)v;
-	int64_t l = (int64_t)v;
-	switch (f->type) {
-	case KILN_FIELD_BOOL: memcpy(p, &b, sizeof b); break;
-	case KILN_FIELD_INT: memcpy(p, &i, sizeof i); break;
-	case KILN_FIELD_INT64: memcpy(p, &l, sizeof l); break;
+	bool b;
+	int i;
+	int64_t l;
+	switch (f->type) { /* each cast only for its own type: (int)NaN is undefined */
+	case KILN_FIELD_BOOL: b = v != 0; memcpy(p, &b, sizeof b); break;
+	case KILN_FIELD_INT: i = (int)v; memcpy(p, &i, sizeof i); break;
+	case KILN_FIELD_INT64: l = (int64_t)v; memcpy(p, &l, sizeof l); break;
 	case KILN_FIELD_REAL: memcpy(p, &v, sizeof v); break;
 	default: break;
 	}
