@@ -48,6 +48,15 @@ static kiln_err changed_one(kiln_db *db, int64_t run_id, const char *what)
 	return KILN_OK;
 }
 
+/* Prepares sql with ?1 bound to id. */
+static kiln_err prepare_by(kiln_db *db, sqlite3_stmt **st, const char *sql, int64_t id)
+{
+	kiln_err e = kiln_db_prepare(db, st, sql);
+	if (!e)
+		sqlite3_bind_int64(*st, 1, id);
+	return e;
+}
+
 /* ---------------- runs ---------------- */
 
 kiln_err kiln_db_run_begin(kiln_db *db, int64_t *out_id, const kiln_run_rec *r)
@@ -219,11 +228,8 @@ static kiln_err collect_by(kiln_db *db, const char *sql, int64_t id, void **out,
 	sqlite3_stmt *st = NULL;
 	*out = NULL;
 	*n = 0;
-	kiln_err e = kiln_db_prepare(db, &st, sql);
-	if (e)
-		return e;
-	sqlite3_bind_int64(st, 1, id);
-	return collect(db, st, out, n, size, read, free_all, what);
+	kiln_err e = prepare_by(db, &st, sql, id);
+	return e ? e : collect(db, st, out, n, size, read, free_all, what);
 }
 
 static kiln_err read_run_v(void *item, sqlite3_stmt *st)
@@ -627,10 +633,9 @@ static kiln_err get_text_int(kiln_db *db, char **text, int64_t *num, int64_t run
 {
 	sqlite3_stmt *st = NULL;
 	*text = NULL;
-	kiln_err e = kiln_db_prepare(db, &st, sql);
+	kiln_err e = prepare_by(db, &st, sql, run_id);
 	if (e)
 		return e;
-	sqlite3_bind_int64(st, 1, run_id);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		if (!(*text = kiln_db_col_dup(st, 0)))
