@@ -49,13 +49,10 @@ typedef enum kiln_outcome {
 typedef struct kiln_eval {
 	kiln_outcome outcome;
 	bool abandoned;         /* interrupted by the user: not a verdict, record nothing */
-	/* compile */
-	bool has_compile, compile_ok;
-	char *compile_log, *toolkit, *cache_key, *resources_json;
-	int registers;
-	int64_t spill_store, spill_load, shared_bytes;
-	double compile_s;
-	bool cache_hit;
+	/* compile: the child's answer read by the fields of archive/fields.c (its texts owned,
+	 * freed by kiln_eval_free; arch is the parent's) */
+	bool has_compile;
+	kiln_compile_rec compile;
 	/* verification */
 	bool has_verify;
 	char *failed_check;     /* NULL on pass */
@@ -65,15 +62,13 @@ typedef struct kiln_eval {
 	char *worst_buffer;
 	char *seeds_json, *checks_json, *verdict_json;
 	double verify_s;
-	/* timing */
-	bool has_timing, modeled;
-	double time_us, min_us, spread, roofline, bandwidth_gbs; /* over several bench sizes: the
-				 * weighted geometric mean (the objective) */
+	/* timing: as compile (speedup is the parent's). Over several bench sizes time_us,
+	 * roofline and bandwidth_gbs are the weighted geometric mean (the objective) */
+	bool has_timing;
+	kiln_timing_rec timing;
 	double roofline_max;    /* the highest roofline of any bench size */
-	int64_t reps;
-	char *samples_json, *counters_json, *spec_json, *timing_json;
-	char *sizes_json;       /* the timing's per_size array (kiln_timing sizes_json) */
-	size_t nsizes;          /* its entries: the bench sizes timed */
+	char *timing_json;      /* the timing's whole record (kiln_timing_to_json) */
+	size_t nsizes;          /* the bench sizes timed (timing.sizes_json's entries) */
 	char *device;
 	double wall_s;
 } kiln_eval;
@@ -82,6 +77,10 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job);
 /* The child's part: compile, verify and time the job (its plan parsed) in a forked child
  * with the job's deadline; r holds the child's JSON answer and how it ended. */
 kiln_err kiln_eval_in_child(kiln_child_result *r, const kiln_eval_job *job, const kiln_plan *plan);
+/* The parent's part: reads the child's answer r into ev (zeroed, as kiln_eval_run sets it).
+ * An answer without a verdict, or with a compile or timing field missing, misspelt or ill-typed
+ * (archive/fields.c), is a failure named by how the child ended or by the field. */
+void kiln_eval_take_answer(kiln_eval *ev, const kiln_child_result *r, const kiln_eval_job *job);
 
 /* ---- MPI transport (mpi.c) ----
  * Under mpirun, rank 0 coordinates and ranks 1..K-1 evaluate: a job goes to a worker as

@@ -27,51 +27,60 @@ static kiln_err add_raw_json(cJSON *o, const char *key, const char *text)
 	return cJSON_AddItemToObject(o, key, v) ? 0 : KILN_ENOMEM;
 }
 
-static void add_compile(cJSON *o, const kiln_compiled *c)
+/* Keys of the child's answer beyond the record fields (archive/fields.c has those). */
+static const char key_limit[] = "resource_limit", key_detail[] = "detail";
+
+static kiln_err add_compile(cJSON *o, const kiln_compiled *c)
 {
 	cJSON *j = cJSON_AddObjectToObject(o, "compile");
-	int regs = -1;
-	int64_t st = 0, ld = 0, sh = -1;
+	kiln_compile_rec r = {0};
+	r.registers = -1;
+	r.shared_bytes = -1;
 	for (size_t i = 0; i < c->nkernels; i++) {
 		const kiln_kernel_resources *k = &c->kernels[i];
-		regs = k->registers > regs ? k->registers : regs;
-		st += k->spill_store_bytes > 0 ? k->spill_store_bytes : 0;
-		ld += k->spill_load_bytes > 0 ? k->spill_load_bytes : 0;
-		sh = k->shared_bytes > sh ? k->shared_bytes : sh;
+		r.registers = k->registers > r.registers ? k->registers : r.registers;
+		r.spill_store_bytes += k->spill_store_bytes > 0 ? k->spill_store_bytes : 0;
+		r.spill_load_bytes += k->spill_load_bytes > 0 ? k->spill_load_bytes : 0;
+		r.shared_bytes = k->shared_bytes > r.shared_bytes ? k->shared_bytes : r.shared_bytes;
 	}
-	cJSON_AddBoolToObject(j, "ok", c->ok);
-	cJSON_AddBoolToObject(j, "resource_limit", c->resource_limit);
-	cJSON_AddStringToObject(j, "log", c->log ? c->log : "");
-	cJSON_AddStringToObject(j, "toolkit", c->toolkit ? c->toolkit : "");
-	cJSON_AddStringToObject(j, "key", c->key);
-	cJSON_AddNumberToObject(j, "registers", regs);
-	cJSON_AddNumberToObject(j, "spill_store_bytes", (double)st);
-	cJSON_AddNumberToObject(j, "spill_load_bytes", (double)ld);
-	cJSON_AddNumberToObject(j, "shared_bytes", (double)sh);
-	cJSON_AddNumberToObject(j, "wall_s", c->wall_s);
-	cJSON_AddBoolToObject(j, "cache_hit", c->cache_hit);
+	r.ok = c->ok;
+	r.log = c->log ? c->log : "";
+	r.toolkit = c->toolkit ? c->toolkit : "";
+	r.cache_key = c->key;
+	r.wall_s = c->wall_s;
+	r.cache_hit = c->cache_hit;
 	char *res = c->ok ? kiln_compile_resources_json(c) : NULL;
-	add_raw_json(j, "resources", res);
+	r.resources_json = res;
+	kiln_err e = j ? kiln_record_to_json(j, &kiln_compile_desc, &r) : KILN_ENOMEM;
+	if (!e && !cJSON_AddBoolToObject(j, key_limit, c->resource_limit))
+		e = KILN_ENOMEM;
 	free(res);
+	return e;
 }
 
-static void add_timing(cJSON *o, const kiln_timing *tm)
+static kiln_err add_timing(cJSON *o, const kiln_timing *tm)
 {
 	cJSON *j = cJSON_AddObjectToObject(o, "timing");
-	cJSON_AddBoolToObject(j, "modeled", tm->modeled);
-	cJSON_AddNumberToObject(j, "time_us", tm->time_us);
-	cJSON_AddNumberToObject(j, "min_us", isfinite(tm->min_us) ? tm->min_us : tm->time_us);
-	cJSON_AddNumberToObject(j, "spread", isfinite(tm->spread) ? tm->spread : 0);
-	cJSON_AddNumberToObject(j, "reps", (double)tm->reps);
-	cJSON_AddNumberToObject(j, "roofline", isfinite(tm->roofline) ? tm->roofline : -1);
-	cJSON_AddNumberToObject(j, "bandwidth_gbs", isfinite(tm->bandwidth_gbs) ? tm->bandwidth_gbs : -1);
-	cJSON_AddStringToObject(j, "device", tm->device);
-	add_raw_json(j, "samples", tm->samples_json);
-	add_raw_json(j, "counters", tm->counters_json);
-	add_raw_json(j, "spec", tm->spec_json);
+	kiln_timing_rec r = {0};
+	r.device = tm->device;
+	r.modeled = tm->modeled;
+	r.time_us = tm->time_us;
+	r.min_us = isfinite(tm->min_us) ? tm->min_us : tm->time_us;
+	r.spread = isfinite(tm->spread) ? tm->spread : 0;
+	r.reps = tm->reps;
+	r.roofline = tm->roofline;
+	r.bandwidth_gbs = tm->bandwidth_gbs;
+	r.speedup = NAN; /* the parent's: it knows the seed */
+	r.samples_json = tm->samples_json;
+	r.counters_json = tm->counters_json;
+	r.spec_json = tm->spec_json;
+	r.sizes_json = tm->sizes_json;
 	char *all = kiln_timing_to_json(tm);
-	add_raw_json(j, "detail", all);
+	kiln_err e = j ? kiln_record_to_json(j, &kiln_timing_desc, &r) : KILN_ENOMEM;
+	if (!e)
+		e = add_raw_json(j, key_detail, all);
 	free(all);
+	return e;
 }
 
 typedef struct child_ctx {
@@ -104,10 +113,10 @@ static kiln_err child_compile(cJSON *o, const child_ctx *cc, bool *ok)
 	kiln_err e = kiln_compile(&c, &co);
 	if (e)
 		return e;
-	add_compile(o, c);
+	e = add_compile(o, c);
 	*ok = c->ok;
 	kiln_compiled_free(c);
-	return 0;
+	return e;
 }
 
 /* A kernel that faults only when timed (at the bench size, after many reps) fails with
@@ -172,9 +181,9 @@ static kiln_err child_verify_and_time(cJSON *o, const child_ctx *cc, kiln_device
 	}
 	if (!v.pass) /* it faulted while timed: the kernel's failure, recorded as its verdict */
 		return 0;
-	add_timing(o, &tm);
+	e = add_timing(o, &tm);
 	kiln_timing_free(&tm);
-	return 0;
+	return e;
 }
 
 static kiln_err child_fn(char **text, void *arg)
@@ -223,29 +232,22 @@ static char *dup_json(const cJSON *o, const char *key)
 	return v && !cJSON_IsNull(v) ? cJSON_PrintUnformatted(v) : NULL;
 }
 
-static void take_compile(kiln_eval *ev, const cJSON *c)
+static kiln_err take_compile(kiln_eval *ev, const cJSON *c)
 {
+	kiln_err e = kiln_record_from_json(&ev->compile, &kiln_compile_desc, c);
+	if (e)
+		return e;
 	ev->has_compile = true;
-	ev->compile_ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "ok"));
-	ev->compile_log = dup_str(c, "log");
-	ev->toolkit = dup_str(c, "toolkit");
-	ev->cache_key = dup_str(c, "key");
-	ev->registers = (int)num(c, "registers", -1);
-	ev->spill_store = (int64_t)num(c, "spill_store_bytes", -1);
-	ev->spill_load = (int64_t)num(c, "spill_load_bytes", -1);
-	ev->shared_bytes = (int64_t)num(c, "shared_bytes", -1);
-	ev->compile_s = num(c, "wall_s", 0);
-	ev->cache_hit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "cache_hit"));
-	ev->resources_json = dup_json(c, "resources");
-	if (!ev->compile_ok) {
+	if (!ev->compile.ok) {
 		ev->outcome = KILN_OUT_COMPILE_ERROR;
-		bool limit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "resource_limit"));
+		bool limit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, key_limit));
 		ev->failed_check = kiln_strdup(limit ? "resource-limit" : "compile");
 		ev->message = kiln_asprintf("%s: %.400s", limit ? "resource limit" : "compile error",
-					    ev->compile_log ? ev->compile_log : "");
+					    ev->compile.log ? ev->compile.log : "");
 		for (size_t n = ev->message ? strlen(ev->message) : 0; n && ev->message[n - 1] == '\n'; n--)
 			ev->message[n - 1] = '\0';
 	}
+	return 0;
 }
 
 static void take_verdict(kiln_eval *ev, const cJSON *v)
@@ -273,29 +275,24 @@ static void take_verdict(kiln_eval *ev, const cJSON *v)
 	}
 }
 
-static void take_timing(kiln_eval *ev, const cJSON *t)
+static kiln_err take_timing(kiln_eval *ev, const cJSON *t)
 {
+	kiln_err e = kiln_record_from_json(&ev->timing, &kiln_timing_desc, t);
+	if (e)
+		return e;
 	ev->has_timing = true;
 	ev->outcome = KILN_OUT_PASSED;
-	ev->modeled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "modeled"));
-	ev->time_us = num(t, "time_us", NAN);
-	ev->min_us = num(t, "min_us", NAN);
-	ev->spread = num(t, "spread", 0);
-	ev->reps = (int64_t)num(t, "reps", 1);
-	ev->roofline = num(t, "roofline", -1);
-	ev->bandwidth_gbs = num(t, "bandwidth_gbs", -1);
-	ev->samples_json = dup_json(t, "samples");
-	ev->counters_json = dup_json(t, "counters");
-	ev->spec_json = dup_json(t, "spec");
-	ev->timing_json = dup_json(t, "detail");
+	ev->timing_json = dup_json(t, key_detail);
+	cJSON *sizes = ev->timing.sizes_json ? cJSON_Parse(ev->timing.sizes_json) : NULL;
 	const cJSON *sz;
-	ev->roofline_max = ev->roofline;
-	cJSON_ArrayForEach(sz, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "detail"), "per_size"))
+	ev->roofline_max = ev->timing.roofline;
+	cJSON_ArrayForEach(sz, sizes)
 		ev->roofline_max = fmax(ev->roofline_max, num(sz, "roofline", -1));
-	ev->sizes_json = dup_json(cJSON_GetObjectItemCaseSensitive(t, "detail"), "per_size");
-	ev->nsizes = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "detail"), "per_size"));
+	ev->nsizes = (size_t)cJSON_GetArraySize(sizes);
+	cJSON_Delete(sizes);
 	free(ev->device);
-	ev->device = dup_str(t, "device");
+	ev->device = ev->timing.device ? kiln_strdup(ev->timing.device) : NULL;
+	return 0;
 }
 
 static void set_failure(kiln_eval *ev, const char *check, char *message)
@@ -307,20 +304,18 @@ static void set_failure(kiln_eval *ev, const char *check, char *message)
 	ev->message = message;
 }
 
-/* Reads the child's answer; an answer without a verdict is a failure named by how the
- * child ended. */
-static void take_child(kiln_eval *ev, const kiln_child_result *r, const kiln_eval_job *job)
+void kiln_eval_take_answer(kiln_eval *ev, const kiln_child_result *r, const kiln_eval_job *job)
 {
 	cJSON *o = r->text && *r->text ? cJSON_Parse(r->text) : NULL;
 	const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "compile");
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "verdict");
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "timing");
-	if (cJSON_IsObject(c))
-		take_compile(ev, c);
-	if (cJSON_IsObject(v))
+	kiln_err bad = c ? take_compile(ev, c) : 0; /* a malformed answer: the child's failure */
+	if (!bad && cJSON_IsObject(v))
 		take_verdict(ev, v);
-	if (cJSON_IsObject(t) && ev->outcome != KILN_OUT_FAILED)
-		take_timing(ev, t);
+	if (!bad && t && ev->outcome != KILN_OUT_FAILED)
+		bad = take_timing(ev, t);
+	char *bad_msg = bad ? kiln_strdup(kiln_error_last()) : NULL;
 	const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
 	int code = (int)num(o, "code", 0);
 	bool complete = ev->outcome == KILN_OUT_COMPILE_ERROR || ev->outcome == KILN_OUT_UNVERIFIABLE ||
@@ -338,12 +333,17 @@ static void take_child(kiln_eval *ev, const kiln_child_result *r, const kiln_eva
 		set_failure(ev, "resource-limit", kiln_asprintf("the evaluation ran out of its memory limit of %lld MiB (--max-memory): %s", mib, err));
 	else if (r->signal)
 		set_failure(ev, "crash", kiln_asprintf("the evaluation process died with signal %d (%s)", r->signal, strsignal(r->signal)));
+	else if (bad) {
+		set_failure(ev, "evaluate", bad_msg);
+		bad_msg = NULL;
+	}
 	else if (err)
 		set_failure(ev, ev->has_verify ? "timing" : "evaluate", kiln_asprintf("%s", err));
 	else if (!complete)
 		set_failure(ev, "evaluate", kiln_asprintf("the evaluation process exited %d without a verdict", r->exit_code));
 	else
 		kiln_eval_check_physical(ev);
+	free(bad_msg);
 	cJSON_Delete(o);
 }
 
@@ -351,11 +351,11 @@ void kiln_eval_check_physical(kiln_eval *ev)
 {
 	/* faster than the target's minimum traffic at peak bandwidth: a cheat or a broken
 	 * measurement, never a winner */
-	double r = fmax(ev->roofline, ev->roofline_max); /* at any bench size */
+	double r = fmax(ev->timing.roofline, ev->roofline_max); /* at any bench size */
 	if (ev->outcome == KILN_OUT_PASSED && ev->has_timing && r > 1.0)
 		set_failure(ev, "physical-limit",
 			    kiln_asprintf("%.3f us is %.0f%% of the time the traffic floor (the bytes any correct kernel moves, masked positions left out) needs at peak bandwidth%s: physically impossible, so the kernel skips work the timing cannot see or the timing is wrong",
-					  ev->time_us, 100.0 / r, r > ev->roofline ? " at one of the bench sizes" : ""));
+					  ev->timing.time_us, 100.0 / r, r > ev->timing.roofline ? " at one of the bench sizes" : ""));
 }
 
 kiln_err kiln_eval_in_child(kiln_child_result *r, const kiln_eval_job *job, const kiln_plan *plan)
@@ -369,7 +369,7 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)
 	memset(out, 0, sizeof *out);
 	out->worst_error = NAN;
 	out->worst_index = -1;
-	out->time_us = NAN;
+	out->timing.time_us = NAN;
 	out->device = kiln_strdup(job->device);
 	double t0 = kiln_now_s();
 	kiln_plan *plan = NULL;
@@ -392,7 +392,7 @@ kiln_err kiln_eval_run(kiln_eval *out, const kiln_eval_job *job)
 	if (e)
 		return e;
 	out->abandoned = r.timed_out && kiln_search_stop;
-	take_child(out, &r, job);
+	kiln_eval_take_answer(out, &r, job);
 	kiln_child_result_free(&r);
 	out->wall_s = kiln_now_s() - t0;
 	return 0;
@@ -429,10 +429,10 @@ void kiln_eval_free(kiln_eval *ev)
 {
 	if (!ev)
 		return;
-	char **strs[] = {&ev->compile_log, &ev->toolkit, &ev->cache_key, &ev->resources_json,
-			 &ev->failed_check, &ev->message, &ev->worst_buffer, &ev->seeds_json,
-			 &ev->checks_json, &ev->verdict_json, &ev->samples_json, &ev->counters_json,
-			 &ev->spec_json, &ev->timing_json, &ev->device, &ev->sizes_json};
+	char **strs[] = {&ev->failed_check, &ev->message, &ev->worst_buffer, &ev->seeds_json, &ev->checks_json,
+			 &ev->verdict_json, &ev->timing_json, &ev->device};
+	kiln_record_free(&ev->compile, &kiln_compile_desc);
+	kiln_record_free(&ev->timing, &kiln_timing_desc);
 	for (size_t i = 0; i < KILN_ARRAY_LEN(strs); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -442,9 +442,9 @@ void kiln_eval_free(kiln_eval *ev)
 char *kiln_eval_summary(const kiln_eval *ev)
 {
 	if (ev->outcome == KILN_OUT_PASSED)
-		return kiln_asprintf("passed, %.3f us %s (roofline %.0f%%)", ev->time_us,
-				     ev->modeled ? "modeled" : "measured",
-				     ev->roofline >= 0 ? ev->roofline * 100 : 0.0);
+		return kiln_asprintf("passed, %.3f us %s (roofline %.0f%%)", ev->timing.time_us,
+				     ev->timing.modeled ? "modeled" : "measured",
+				     ev->timing.roofline >= 0 ? ev->timing.roofline * 100 : 0.0);
 	const char *m = ev->message ? ev->message : "";
 	size_t cut = kiln_text_word_cut(m, 300); /* cut after a word, marked "..." */
 	return kiln_asprintf("%s %s: %.*s%s", ev->outcome == KILN_OUT_UNVERIFIABLE ? "unverifiable" : "failed",

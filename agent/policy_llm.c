@@ -434,11 +434,11 @@ static char *evidence_of(const kiln_eval *ev)
 	if (ev->outcome == KILN_OUT_PASSED) {
 		char *bd = breakdown_lines(ev), *def = time_def_of(ev);
 		char *text = kiln_asprintf("time %.3f us (%s%s%s), roofline %.1f%%, %.0f GB/s; registers %d, spills %lld/%lld bytes, static shared %lld bytes\n%scounters (at the bench size with the most traffic): %s%s%s",
-				     ev->time_us, ev->modeled ? "modeled on the emulator's cost model" : "measured",
+				     ev->timing.time_us, ev->timing.modeled ? "modeled on the emulator's cost model" : "measured",
 				     def ? def : "", ev->nsizes > 1 ? "; the weighted geometric mean over the bench sizes below" : "",
-				     ev->roofline * 100, ev->bandwidth_gbs, ev->registers, (long long)ev->spill_store,
-				     (long long)ev->spill_load, (long long)ev->shared_bytes, bd ? bd : "",
-				     ev->counters_json ? ev->counters_json : "{}", ev->message && *ev->message ? "\n" : "",
+				     ev->timing.roofline * 100, ev->timing.bandwidth_gbs, ev->compile.registers, (long long)ev->compile.spill_store_bytes,
+				     (long long)ev->compile.spill_load_bytes, (long long)ev->compile.shared_bytes, bd ? bd : "",
+				     ev->timing.counters_json ? ev->timing.counters_json : "{}", ev->message && *ev->message ? "\n" : "",
 				     ev->message ? ev->message : "");
 		free(bd);
 		free(def);
@@ -446,8 +446,8 @@ static char *evidence_of(const kiln_eval *ev)
 	}
 	return kiln_asprintf("check '%s' failed: %s%s%s", ev->failed_check ? ev->failed_check : "?",
 			     ev->message ? ev->message : "",
-			     ev->compile_log && *ev->compile_log ? "\ncompile log:\n" : "",
-			     ev->compile_log ? ev->compile_log : "");
+			     ev->compile.log && *ev->compile.log ? "\ncompile log:\n" : "",
+			     ev->compile.log ? ev->compile.log : "");
 }
 
 static kiln_err note_failed_reply(llm_state *st)
@@ -583,8 +583,8 @@ static kiln_err evaluate_attempt(llm_state *st, kiln_cand *c)
 	kiln_err e = kiln_search_evaluate(s, c, &ev, &id, &best);
 	if (!e && !ev.abandoned) {
 		bool passed = ev.outcome == KILN_OUT_PASSED;
-		kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev.time_us : 0,
-				     passed && !ev.modeled ? ev.spread * ev.time_us : 0, ev.modeled};
+		kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev.timing.time_us : 0,
+				     passed && !ev.timing.modeled ? ev.timing.spread * ev.timing.time_us : 0, ev.timing.modeled};
 		bool open = node_open(s, st->node);
 		if (open)
 			e = kiln_wm_record_attempt(s->wm, &improved, st->node, &a);
@@ -944,7 +944,7 @@ static kiln_err evaluate_seed(llm_state *st)
 	kiln_err e = kiln_search_evaluate(s, &c, &ev, &id, NULL);
 	if (!e && !ev.abandoned) {
 		bool passed = ev.outcome == KILN_OUT_PASSED;
-		kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev.time_us : 0, 0, ev.modeled};
+		kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev.timing.time_us : 0, 0, ev.timing.modeled};
 		if (passed)
 			e = kiln_wm_record_attempt(s->wm, NULL, KILN_WM_ROOT, &a);
 		char *sum = kiln_eval_summary(&ev);

@@ -69,9 +69,9 @@ static kiln_err note_attempt(tune_state *ts, const int64_t *values, const kiln_e
 {
 	kiln_search *s = ts->s;
 	bool passed = ev->outcome == KILN_OUT_PASSED;
-	kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev->time_us : 0,
-			     passed && !ev->modeled ? ev->spread * ev->time_us : 0, ev->modeled};
-	kiln_err e = kiln_tuner_report(ts->tu, values, passed, ev->time_us);
+	kiln_wm_attempt a = {passed, passed ? id : 0, passed ? ev->timing.time_us : 0,
+			     passed && !ev->timing.modeled ? ev->timing.spread * ev->timing.time_us : 0, ev->timing.modeled};
+	kiln_err e = kiln_tuner_report(ts->tu, values, passed, ev->timing.time_us);
 	if (!e)
 		e = kiln_wm_record_attempt(s->wm, NULL, family_of(ts, values), &a);
 	return e;
@@ -177,7 +177,7 @@ static kiln_err tune_step(tune_state *ts, char **defines, bool *exhausted)
 	if (!e && !ev.abandoned) {
 		e = note_attempt(ts, values, &ev, id);
 		if (!e && c.is_seed && ev.outcome == KILN_OUT_PASSED) { /* the baseline of speedups */
-			kiln_wm_attempt a = {true, id, ev.time_us, 0, ev.modeled};
+			kiln_wm_attempt a = {true, id, ev.timing.time_us, 0, ev.timing.modeled};
 			e = kiln_wm_record_attempt(s->wm, NULL, KILN_WM_ROOT, &a);
 		}
 		if (!e)

@@ -32,19 +32,9 @@ static const char *outcome_check(const kiln_eval *ev)
 
 static void fill_compile(kiln_compile_rec *cr, const kiln_search *s, const kiln_eval *ev)
 {
-	memset(cr, 0, sizeof *cr);
-	cr->ok = ev->compile_ok;
-	cr->log = ev->compile_log ? ev->compile_log : ev->message;
+	*cr = ev->compile;
+	cr->log = ev->compile.log ? ev->compile.log : ev->message;
 	cr->arch = s->arch;
-	cr->toolkit = ev->toolkit;
-	cr->cache_key = ev->cache_key;
-	cr->registers = ev->registers;
-	cr->spill_store_bytes = ev->spill_store;
-	cr->spill_load_bytes = ev->spill_load;
-	cr->shared_bytes = ev->shared_bytes;
-	cr->wall_s = ev->compile_s;
-	cr->cache_hit = ev->cache_hit;
-	cr->resources_json = ev->resources_json;
 }
 
 static void fill_verify(kiln_verify_rec *vr, const kiln_eval *ev)
@@ -66,34 +56,23 @@ static void fill_verify(kiln_verify_rec *vr, const kiln_eval *ev)
 
 static void fill_timing(kiln_timing_rec *tr, const kiln_search *s, const kiln_eval *ev)
 {
-	memset(tr, 0, sizeof *tr);
+	*tr = ev->timing;
 	tr->device = ev->device ? ev->device : s->device;
-	tr->modeled = ev->modeled;
-	tr->time_us = ev->time_us;
-	tr->min_us = ev->min_us;
-	tr->spread = ev->spread;
-	tr->reps = ev->reps;
-	tr->roofline = ev->roofline >= 0 ? ev->roofline : NAN;
-	tr->bandwidth_gbs = ev->bandwidth_gbs >= 0 ? ev->bandwidth_gbs : NAN;
-	tr->speedup = s->seed_us > 0 ? s->seed_us / ev->time_us : 1.0;
-	tr->samples_json = ev->samples_json;
-	tr->counters_json = ev->counters_json;
-	tr->spec_json = ev->spec_json;
-	tr->sizes_json = ev->sizes_json;
+	tr->speedup = s->seed_us > 0 ? s->seed_us / ev->timing.time_us : 1.0;
 }
 
 /* The noise margin: measured timings must beat the old best by their spread, modeled
  * ones by the world model's tie band. */
 static bool beats_best(const kiln_search *s, const kiln_eval *ev)
 {
-	if (ev->outcome != KILN_OUT_PASSED || !(ev->time_us > 0))
+	if (ev->outcome != KILN_OUT_PASSED || !(ev->timing.time_us > 0))
 		return false;
 	if (s->best_id == 0)
 		return true;
 	kiln_wm_options wo;
 	kiln_wm_get_options(&wo, s->wm);
-	return kiln_wm_is_new_best(s->best_us, s->best_spread_us, ev->time_us,
-				   ev->modeled ? 0 : ev->spread * ev->time_us, ev->modeled, wo.tie_band);
+	return kiln_wm_is_new_best(s->best_us, s->best_spread_us, ev->timing.time_us,
+				   ev->timing.modeled ? 0 : ev->timing.spread * ev->timing.time_us, ev->timing.modeled, wo.tie_band);
 }
 
 static char *result_json(const kiln_search *s, const kiln_cand *c, const kiln_eval *ev, int64_t id,
@@ -119,14 +98,14 @@ static char *result_json(const kiln_search *s, const kiln_cand *c, const kiln_ev
 	char *knobs = knobs_json(c);
 	cJSON_AddItemToObject(o, "knobs", knobs ? cJSON_Parse(knobs) : cJSON_CreateObject());
 	free(knobs);
-	cJSON_AddNumberToObject(o, "time_us", ev->time_us);
-	cJSON_AddNumberToObject(o, "speedup", s->seed_us > 0 ? s->seed_us / ev->time_us : 1.0);
-	cJSON_AddBoolToObject(o, "modeled", ev->modeled);
+	cJSON_AddNumberToObject(o, "time_us", ev->timing.time_us);
+	cJSON_AddNumberToObject(o, "speedup", s->seed_us > 0 ? s->seed_us / ev->timing.time_us : 1.0);
+	cJSON_AddBoolToObject(o, "modeled", ev->timing.modeled);
 	cJSON_AddStringToObject(o, "device", ev->device ? ev->device : s->device);
-	cJSON_AddStringToObject(o, "toolkit", ev->toolkit ? ev->toolkit : "");
+	cJSON_AddStringToObject(o, "toolkit", ev->compile.toolkit ? ev->compile.toolkit : "");
 	cJSON_AddItemToObject(o, "verdict", ev->verdict_json ? cJSON_Parse(ev->verdict_json) : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "timing", ev->timing_json ? cJSON_Parse(ev->timing_json) : cJSON_CreateNull());
-	cJSON_AddItemToObject(o, "samples_us", ev->samples_json ? cJSON_Parse(ev->samples_json) : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "samples_us", ev->timing.samples_json ? cJSON_Parse(ev->timing.samples_json) : cJSON_CreateNull());
 	char *text = cJSON_Print(o);
 	cJSON_Delete(o);
 	return text;
@@ -155,9 +134,9 @@ static kiln_err commit_git(kiln_search *s, const kiln_cand *c, const kiln_eval *
 	b.kernel_cu = c->source;
 	b.launch_json = c->launch_json;
 	b.result_json = res;
-	b.speedup = s->seed_us > 0 ? s->seed_us / ev->time_us : 1.0;
-	b.time_us = ev->time_us;
-	b.modeled = ev->modeled;
+	b.speedup = s->seed_us > 0 ? s->seed_us / ev->timing.time_us : 1.0;
+	b.time_us = ev->timing.time_us;
+	b.modeled = ev->timing.modeled;
 	b.candidate_id = id;
 	b.run_id = s->run_id;
 	b.body = body;
@@ -210,13 +189,13 @@ kiln_err kiln_search_record(kiln_search *s, const kiln_cand *c, const kiln_eval 
 		s->failed++;
 	if (c->is_seed && ev->outcome == KILN_OUT_PASSED) {
 		s->seed_id = id;
-		s->seed_us = ev->time_us;
+		s->seed_us = ev->timing.time_us;
 	}
 	if (best) {
 		s->best_id = id;
-		s->best_us = ev->time_us;
-		s->best_spread_us = ev->modeled ? 0 : ev->spread * ev->time_us;
-		s->modeled = ev->modeled;
+		s->best_us = ev->timing.time_us;
+		s->best_spread_us = ev->timing.modeled ? 0 : ev->timing.spread * ev->timing.time_us;
+		s->modeled = ev->timing.modeled;
 		if ((e = commit_git(s, c, ev, id, cr.iteration)))
 			return kiln_error_wrap(e, "candidate %lld is recorded as the new best, but the git archive commit failed (kiln run --resume repairs it)",
 					       (long long)id);
@@ -266,8 +245,8 @@ static kiln_err commit_candidate(kiln_search *s, const kiln_candidate_info *ci)
 	kiln_eval ev;
 	memset(&ev, 0, sizeof ev);
 	ev.outcome = KILN_OUT_PASSED;
-	ev.time_us = ci->time_us;
-	ev.modeled = ci->modeled;
+	ev.timing.time_us = ci->time_us;
+	ev.timing.modeled = ci->modeled;
 	kiln_cand c = {ci->source, ci->launch_json, NULL, 0, -1, ci->parent_id, ci->llm_call_id, false, ci->changed,
 		       ci->iteration, true};
 	return commit_git(s, &c, &ev, ci->id, ci->iteration);

@@ -150,6 +150,67 @@ typedef struct kiln_timing_rec {
 	const char *sizes_json;    /* [{"sizes", "weight", "time_us", ...}] every bench size (schema v3); may be NULL */
 } kiln_timing_rec;
 
+/* ---- the record fields, described once (archive/fields.c) ----
+ * One row per field of kiln_compile_rec, kiln_verify_rec and kiln_timing_rec: its C type and
+ * offset, the key the evaluation child sends it under, its history.db column, its unit and
+ * how `kiln show` prints it. The child's JSON (kiln_record_to_json), the parent's parse
+ * (kiln_record_from_json), the INSERT of kiln_db_candidate_commit and the review output all
+ * walk these rows, so a field is added, renamed or given a unit in one place. */
+struct cJSON;
+
+typedef enum kiln_field_type {
+	KILN_FIELD_BOOL,  /* bool */
+	KILN_FIELD_INT,   /* int */
+	KILN_FIELD_INT64, /* int64_t */
+	KILN_FIELD_REAL,  /* double; NaN = unknown (JSON null, SQL NULL) */
+	KILN_FIELD_TEXT,  /* const char *; NULL = JSON null, SQL NULL */
+	KILN_FIELD_JSON,  /* const char * holding JSON text; sent as the JSON value itself */
+} kiln_field_type;
+
+enum {
+	KILN_FIELD_REQUIRED = 1, /* the INSERT refuses a NULL text ("timing device is required") */
+	KILN_FIELD_COUNT = 2,    /* a negative number means unknown: stored as NULL */
+	KILN_FIELD_NONNEG = 4,   /* a negative number from the child is an error */
+	KILN_FIELD_AT_LEAST_1 = 8, /* stored as 1 when below (reps: modeled timings have none) */
+};
+
+typedef struct kiln_field {
+	const char *name;         /* the C member */
+	kiln_field_type type;
+	size_t offset;            /* offsetof into the record */
+	const char *key;          /* key in the evaluation child's answer; NULL = the parent fills it */
+	const char *column;       /* history.db column */
+	const char *unit;         /* "us", "GB/s", "bytes", "s"; NULL = none */
+	unsigned flags;           /* KILN_FIELD_REQUIRED ... */
+	const char *if_null;      /* TEXT/JSON stored instead of NULL ("[]"); NULL = NULL */
+	size_t cap;               /* TEXT: bytes stored (head and tail, kiln_text_cap); 0 = all */
+	const char *words[2];     /* BOOL stored as a word {false, true}; NULL = 0/1 */
+	const char *label, *fmt;  /* kiln show: "bandwidth GB/s", "%.0f"; NULL = not printed */
+} kiln_field;
+
+typedef struct kiln_record_desc {
+	const char *table;        /* "timings" */
+	const char *part;         /* "timing": the child answer's object, and messages */
+	const char *noun;         /* "timing" ("compile result"): messages */
+	const kiln_field *fields;
+	size_t nfields;
+} kiln_record_desc;
+
+/* The three parts of a candidate: kiln_compile_rec, kiln_verify_rec, kiln_timing_rec. */
+extern const kiln_record_desc kiln_compile_desc, kiln_verify_desc, kiln_timing_desc;
+
+/* Adds every field of rec that has a key to obj (numbers that are not finite as null, JSON
+ * texts parsed; one that does not parse goes as null). KILN_ENOMEM. */
+kiln_err kiln_record_to_json(struct cJSON *obj, const kiln_record_desc *d, const void *rec);
+/* Reads every keyed field of d from obj into rec, allocating its texts (kiln_record_free).
+ * Each key must be there with its type: a missing or misspelt key, a wrong type, a number that
+ * is not integral or out of range for an integer field, or negative for a KILN_FIELD_NONNEG
+ * one is KILN_EINVAL naming "<part>.<key>" (rec then holds what was read: free it). Null is
+ * accepted for REAL (NaN), TEXT and JSON (NULL). */
+kiln_err kiln_record_from_json(void *rec, const kiln_record_desc *d, const struct cJSON *obj);
+/* Frees the texts kiln_record_from_json allocated in rec and sets them NULL. */
+void kiln_record_free(void *rec, const kiln_record_desc *d);
+
 /* Writes a candidate and those of its parts that are non-NULL in ONE transaction: after a
  * crash either all of it is in history.db or none of it is. On any failure nothing is
  * visible and the error names the part and the candidate's run/iteration. */
@@ -337,6 +398,27 @@ void kiln_db_run_targets_free(char **names, size_t n);
  * as a delta: kiln_db_wm_tree rebuilds it), best_candidate. *out is NULL when the run has
  * none; caller frees it with cJSON_Delete. */
 kiln_err kiln_db_review_wm(kiln_db *db, struct cJSON **out, int64_t run_id, int64_t at);
+
+/* ---- review reads of candidates (archive/review_cand.c); caller frees *out (cJSON_Delete) ---- */
+/* Everything about one candidate (ref as kiln_db_candidate_find) for `kiln show`:
+ * {"candidate","compile","verification","timing","node","ancestry","llm_call"} (docs/review.md);
+ * the call's prompt and reply only with with_prompt. */
+kiln_err kiln_db_candidate_doc(kiln_db *db, struct cJSON **out, const char *ref, bool with_prompt);
+/* One side of `kiln diff`: id, hash, run, iteration, node, outcome, failed check, kind, time,
+ * speedup, roofline, registers, spills, changed, knobs, launch and source. */
+kiln_err kiln_db_candidate_metrics(kiln_db *db, struct cJSON **out, const char *ref);
+
+typedef struct kiln_log_filter {
+	int64_t run_id;           /* 0 = every run */
+	const char *target;       /* NULL = every target */
+	int passed;               /* 1 passed only, 0 the others, -1 all */
+	const char *node_id;      /* world-model node ("12"); NULL = all */
+	const char *since;        /* ISO-8601 UTC time or prefix: recorded at or after; NULL = all */
+} kiln_log_filter;
+/* The rows of `kiln log` in run and iteration order: the candidate, its verdict and timing
+ * (sizes: the per-size times, null in a file before schema v3), new_best (a strict
+ * improvement on the run's earlier passing times) and is_best. */
+kiln_err kiln_db_log_rows(kiln_db *db, struct cJSON **out, const kiln_log_filter *f);
 
 /* A unified diff (3 lines of context) of two texts through libgit2, with "--- a_name" /
  * "+++ b_name" headers; "" when they are equal. Caller frees *out. */

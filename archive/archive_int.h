@@ -36,6 +36,19 @@ char *kiln_db_col_dup(sqlite3_stmt *st, int i);
 int64_t kiln_db_col_int(sqlite3_stmt *st, int i, int64_t if_null);
 double kiln_db_col_real(sqlite3_stmt *st, int i); /* NaN when NULL */
 
+/* What history.db keeps of texts the model controls (a reply may be 8 MiB; its kernel is
+ * stored whole in candidates.source, so the reply is not kept twice): head and tail with a
+ * marker past these (kiln_text_cap). */
+#define KILN_DB_CAP_LLM_TEXT (256u << 10) /* llm_calls.prompt, reply, error (bytes) */
+#define KILN_DB_CAP_LOG (64u << 10)       /* compile_results.log */
+#define KILN_DB_CAP_MESSAGE (4u << 10)    /* verifications.message, events.message */
+
+/* A record's member as fields.c describes it (kiln_field): numbers (bool 0/1, NaN for a
+ * text), an integer, a text (borrowed from the record). */
+double kiln_field_num(const void *rec, const kiln_field *f);
+int64_t kiln_field_int(const void *rec, const kiln_field *f);
+const char *kiln_field_text(const void *rec, const kiln_field *f);
+
 /* Schema v2 (wm_store.c): wm_revisions gains `delta`; stored trees become deltas. */
 kiln_err kiln_db_migrate_wm_deltas(kiln_db *db);
 

@@ -23,13 +23,6 @@ static kiln_err step_done(kiln_db *db, sqlite3_stmt *st, const char *what)
 	return e;
 }
 
-/* What history.db keeps of texts the model controls (a reply may be 8 MiB; its kernel is
- * stored whole in candidates.source, so the reply is not kept twice): head and tail with a
- * marker past these (kiln_text_cap). */
-#define CAP_LLM_TEXT (256u << 10) /* llm_calls.prompt, reply, error (bytes) */
-#define CAP_LOG (64u << 10)       /* compile_results.log */
-#define CAP_MESSAGE (4u << 10)    /* verifications.message, events.message */
-
 static int bind_capped(sqlite3_stmt *st, int i, const char *s, size_t max)
 {
 	if (!s || strlen(s) <= max)
@@ -53,6 +46,15 @@ static kiln_err changed_one(kiln_db *db, int64_t run_id, const char *what)
 	if (sqlite3_changes(db->h) == 0)
 		return kiln_error_set(KILN_ENOTFOUND, "%s: run %lld not found", what, (long long)run_id);
 	return KILN_OK;
+}
+
+/* Prepares sql with ?1 bound to id. */
+static kiln_err prepare_by(kiln_db *db, sqlite3_stmt **st, const char *sql, int64_t id)
+{
+	kiln_err e = kiln_db_prepare(db, st, sql);
+	if (!e)
+		sqlite3_bind_int64(*st, 1, id);
+	return e;
 }
 
 /* ---------------- runs ---------------- */
@@ -218,6 +220,18 @@ done:
 	return KILN_OK;
 }
 
+/* collect() over sql bound with one integer (?1); *n 0 when no row matched. */
+static kiln_err collect_by(kiln_db *db, const char *sql, int64_t id, void **out, size_t *n, size_t size,
+			   kiln_err (*read)(void *item, sqlite3_stmt *st), void (*free_all)(void *, size_t),
+			   const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	*n = 0;
+	kiln_err e = prepare_by(db, &st, sql, id);
+	return e ? e : collect(db, st, out, n, size, read, free_all, what);
+}
+
 static kiln_err read_run_v(void *item, sqlite3_stmt *st)
 {
 	return read_run(item, st);
@@ -243,14 +257,10 @@ kiln_err kiln_db_runs_list(kiln_db *db, kiln_run_info **out, size_t *n, const ch
 
 kiln_err kiln_db_run_get(kiln_db *db, kiln_run_info **out, int64_t run_id)
 {
-	sqlite3_stmt *st = NULL;
 	size_t n = 0;
-	*out = NULL;
-	kiln_err e = kiln_db_prepare(db, &st, "SELECT " RUN_COLUMNS " FROM runs r WHERE r.id = ?");
+	kiln_err e = collect_by(db, "SELECT " RUN_COLUMNS " FROM runs r WHERE r.id = ?", run_id, (void **)out, &n,
+				sizeof(**out), read_run_v, free_runs_v, "reading a run");
 	if (e)
-		return e;
-	sqlite3_bind_int64(st, 1, run_id);
-	if ((e = collect(db, st, (void **)out, &n, sizeof(**out), read_run_v, free_runs_v, "reading a run")))
 		return e;
 	if (n == 0) {
 		free(*out);
@@ -283,84 +293,54 @@ static const char *outcome_of(const kiln_compile_rec *cr, const kiln_verify_rec 
 	return v->passed ? "passed" : "failed";
 }
 
-static kiln_err insert_compile(kiln_db *db, int64_t id, const kiln_compile_rec *r)
+/* Binds one field of rec (archive/fields.c) as history.db stores it: absent values as NULL. */
+static int bind_field(sqlite3_stmt *st, int i, const kiln_field *f, const void *rec)
 {
-	sqlite3_stmt *st = NULL;
-	kiln_err e;
-	if ((e = need(r->arch, "compile arch", "recording a compile result")) ||
-	    (e = kiln_db_prepare(db, &st,
-				 "INSERT INTO compile_results (candidate_id, ok, log, arch, toolkit, cache_key,"
-				 " registers, spill_store_bytes, spill_load_bytes, shared_bytes, wall_s,"
-				 " cache_hit, resources) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")))
-		return e;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, r->ok);
-	bind_capped(st, 3, r->log ? r->log : "", CAP_LOG);
-	kiln_db_bind_text(st, 4, r->arch);
-	kiln_db_bind_text(st, 5, r->toolkit);
-	kiln_db_bind_text(st, 6, r->cache_key);
-	kiln_db_bind_count(st, 7, r->registers);
-	kiln_db_bind_count(st, 8, r->spill_store_bytes);
-	kiln_db_bind_count(st, 9, r->spill_load_bytes);
-	kiln_db_bind_count(st, 10, r->shared_bytes);
-	kiln_db_bind_real(st, 11, r->wall_s);
-	sqlite3_bind_int(st, 12, r->cache_hit);
-	kiln_db_bind_text(st, 13, r->resources_json);
-	return step_done(db, st, "recording the compile result");
+	const char *s;
+	int64_t v;
+	switch (f->type) {
+	case KILN_FIELD_BOOL:
+		v = kiln_field_int(rec, f);
+		return f->words[0] ? kiln_db_bind_text(st, i, f->words[v != 0]) : sqlite3_bind_int(st, i, v != 0);
+	case KILN_FIELD_INT:
+	case KILN_FIELD_INT64:
+		v = kiln_field_int(rec, f);
+		if ((f->flags & KILN_FIELD_AT_LEAST_1) && v < 1)
+			v = 1;
+		return f->flags & KILN_FIELD_COUNT ? kiln_db_bind_count(st, i, v) : sqlite3_bind_int64(st, i, v);
+	case KILN_FIELD_REAL:
+		return kiln_db_bind_real(st, i, kiln_field_num(rec, f));
+	default:
+		s = kiln_field_text(rec, f);
+		s = s ? s : f->if_null;
+		return f->cap ? bind_capped(st, i, s, f->cap) : kiln_db_bind_text(st, i, s);
+	}
 }
 
-static kiln_err insert_verify(kiln_db *db, int64_t id, const kiln_verify_rec *r)
+/* INSERT INTO <d->table> (candidate_id, <every column of d>) with rec's fields. */
+static kiln_err insert_part(kiln_db *db, int64_t id, const kiln_record_desc *d, const void *rec)
 {
 	sqlite3_stmt *st = NULL;
-	kiln_err e;
-	if ((e = need(r->device, "verification device", "recording a verification")) ||
-	    (e = kiln_db_prepare(db, &st,
-				 "INSERT INTO verifications (candidate_id, passed, failed_check, message,"
-				 " worst_error, worst_index, worst_buffer, worst_set, seeds, checks_run,"
-				 " device, wall_s, details) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")))
+	char sql[1024], what[64];
+	size_t at = (size_t)snprintf(sql, sizeof sql, "INSERT INTO %s (candidate_id", d->table);
+	for (size_t i = 0; i < d->nfields; i++) {
+		const kiln_field *f = &d->fields[i];
+		if ((f->flags & KILN_FIELD_REQUIRED) && !kiln_field_text(rec, f))
+			return kiln_error_set(KILN_EINVAL, "recording a %s: %s %s is required", d->noun, d->part, f->column);
+		at += (size_t)snprintf(sql + at, sizeof sql - at, ", %s", f->column);
+	}
+	at += (size_t)snprintf(sql + at, sizeof sql - at, ") VALUES (?");
+	for (size_t i = 0; i < d->nfields; i++)
+		at += (size_t)snprintf(sql + at, sizeof sql - at, ",?");
+	snprintf(sql + at, sizeof sql - at, ")");
+	kiln_err e = kiln_db_prepare(db, &st, sql);
+	if (e)
 		return e;
 	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, r->passed);
-	kiln_db_bind_text(st, 3, r->failed_check);
-	bind_capped(st, 4, r->message, CAP_MESSAGE);
-	kiln_db_bind_real(st, 5, r->worst_error);
-	kiln_db_bind_count(st, 6, r->worst_index);
-	kiln_db_bind_text(st, 7, r->worst_buffer);
-	kiln_db_bind_count(st, 8, r->worst_set);
-	kiln_db_bind_text(st, 9, r->seeds_json ? r->seeds_json : "[]");
-	kiln_db_bind_text(st, 10, r->checks_json ? r->checks_json : "[]");
-	kiln_db_bind_text(st, 11, r->device);
-	kiln_db_bind_real(st, 12, r->wall_s);
-	kiln_db_bind_text(st, 13, r->details_json);
-	return step_done(db, st, "recording the verification");
-}
-
-static kiln_err insert_timing(kiln_db *db, int64_t id, const kiln_timing_rec *r)
-{
-	sqlite3_stmt *st = NULL;
-	kiln_err e;
-	if ((e = need(r->device, "timing device", "recording a timing")) ||
-	    (e = kiln_db_prepare(db, &st,
-				 "INSERT INTO timings (candidate_id, device, kind, time_us, min_us, spread,"
-				 " reps, roofline, bandwidth_gbs, speedup, samples, counters, spec, sizes)"
-				 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")))
-		return e;
-	sqlite3_bind_int64(st, 1, id);
-	kiln_db_bind_text(st, 2, r->device);
-	kiln_db_bind_text(st, 3, r->modeled ? "modeled" : "measured");
-	/* not finite -> NULL, which NOT NULL rejects: a timing without a time is an error */
-	kiln_db_bind_real(st, 4, r->time_us);
-	kiln_db_bind_real(st, 5, r->min_us);
-	kiln_db_bind_real(st, 6, r->spread);
-	sqlite3_bind_int64(st, 7, r->reps > 0 ? r->reps : 1);
-	kiln_db_bind_real(st, 8, r->roofline);
-	kiln_db_bind_real(st, 9, r->bandwidth_gbs);
-	kiln_db_bind_real(st, 10, r->speedup);
-	kiln_db_bind_text(st, 11, r->samples_json ? r->samples_json : "[]");
-	kiln_db_bind_text(st, 12, r->counters_json);
-	kiln_db_bind_text(st, 13, r->spec_json);
-	kiln_db_bind_text(st, 14, r->sizes_json);
-	return step_done(db, st, "recording the timing");
+	for (size_t i = 0; i < d->nfields; i++)
+		bind_field(st, (int)i + 2, &d->fields[i], rec);
+	snprintf(what, sizeof what, "recording the %s", d->noun);
+	return step_done(db, st, what);
 }
 
 kiln_err kiln_db_candidate_commit(kiln_db *db, int64_t *out_id, const kiln_candidate_rec *c,
@@ -402,9 +382,9 @@ kiln_err kiln_db_candidate_commit(kiln_db *db, int64_t *out_id, const kiln_candi
 	if ((e = step_done(db, st, "recording the candidate")))
 		goto fail;
 	id = sqlite3_last_insert_rowid(db->h);
-	if ((compile && (e = insert_compile(db, id, compile))) ||
-	    (verify && (e = insert_verify(db, id, verify))) ||
-	    (timing && (e = insert_timing(db, id, timing))))
+	if ((compile && (e = insert_part(db, id, &kiln_compile_desc, compile))) ||
+	    (verify && (e = insert_part(db, id, &kiln_verify_desc, verify))) ||
+	    (timing && (e = insert_part(db, id, &kiln_timing_desc, timing))))
 		goto fail;
 	if (c->is_seed || c->new_best) {
 		const char *sql = c->is_seed && c->new_best
@@ -505,14 +485,8 @@ static void free_cands_v(void *p, size_t n)
 
 kiln_err kiln_db_candidates_list(kiln_db *db, kiln_candidate_info **out, size_t *n, int64_t run_id)
 {
-	sqlite3_stmt *st = NULL;
-	*out = NULL;
-	*n = 0;
-	kiln_err e = kiln_db_prepare(db, &st, "SELECT " CAND_COLUMNS "WHERE c.run_id = ? ORDER BY c.iteration, c.id");
-	if (e)
-		return e;
-	sqlite3_bind_int64(st, 1, run_id);
-	return collect(db, st, (void **)out, n, sizeof(**out), read_cand, free_cands_v, "listing candidates");
+	return collect_by(db, "SELECT " CAND_COLUMNS "WHERE c.run_id = ? ORDER BY c.iteration, c.id", run_id, (void **)out,
+			  n, sizeof(**out), read_cand, free_cands_v, "listing candidates");
 }
 
 /* Runs a candidate query expected to give one row; n says how many it gave. */
@@ -523,14 +497,10 @@ static kiln_err cand_query(kiln_db *db, kiln_candidate_info **out, size_t *n, sq
 
 kiln_err kiln_db_candidate_get(kiln_db *db, kiln_candidate_info **out, int64_t id)
 {
-	sqlite3_stmt *st = NULL;
 	size_t n = 0;
-	*out = NULL;
-	kiln_err e = kiln_db_prepare(db, &st, "SELECT " CAND_COLUMNS "WHERE c.id = ?");
+	kiln_err e = collect_by(db, "SELECT " CAND_COLUMNS "WHERE c.id = ?", id, (void **)out, &n, sizeof(**out),
+				read_cand, free_cands_v, "reading a candidate");
 	if (e)
-		return e;
-	sqlite3_bind_int64(st, 1, id);
-	if ((e = cand_query(db, out, &n, st)))
 		return e;
 	if (n == 0) {
 		free(*out);
@@ -646,9 +616,9 @@ kiln_err kiln_db_llm_call_add(kiln_db *db, int64_t *out_id, const kiln_llm_call_
 	kiln_db_bind_count(st, 11, r->reasoning_tokens);
 	kiln_db_bind_real(st, 12, r->cost_usd);
 	kiln_db_bind_text(st, 13, r->purpose);
-	bind_capped(st, 14, r->prompt, CAP_LLM_TEXT);
-	bind_capped(st, 15, r->reply, CAP_LLM_TEXT);
-	bind_capped(st, 16, r->error, CAP_LLM_TEXT);
+	bind_capped(st, 14, r->prompt, KILN_DB_CAP_LLM_TEXT);
+	bind_capped(st, 15, r->reply, KILN_DB_CAP_LLM_TEXT);
+	bind_capped(st, 16, r->error, KILN_DB_CAP_LLM_TEXT);
 	kiln_db_bind_text(st, 17, now);
 	if ((e = step_done(db, st, what)))
 		return e;
@@ -663,10 +633,9 @@ static kiln_err get_text_int(kiln_db *db, char **text, int64_t *num, int64_t run
 {
 	sqlite3_stmt *st = NULL;
 	*text = NULL;
-	kiln_err e = kiln_db_prepare(db, &st, sql);
+	kiln_err e = prepare_by(db, &st, sql, run_id);
 	if (e)
 		return e;
-	sqlite3_bind_int64(st, 1, run_id);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		if (!(*text = kiln_db_col_dup(st, 0)))
@@ -698,7 +667,7 @@ kiln_err kiln_db_event_add(kiln_db *db, int64_t run_id, const char *level, const
 	kiln_db_bind_text(st, 2, now);
 	kiln_db_bind_text(st, 3, level);
 	kiln_db_bind_text(st, 4, kind);
-	bind_capped(st, 5, message, CAP_MESSAGE);
+	bind_capped(st, 5, message, KILN_DB_CAP_MESSAGE);
 	kiln_db_bind_text(st, 6, data_json);
 	return step_done(db, st, "recording an event");
 }

@@ -24,22 +24,6 @@ static const char help[] =
 	"                  (2026-11-29, 2026-11-29T23:30) or a duration ago (45m, 2h, 1d)\n"
 	"  --json          an array of objects (docs/review.md)\n";
 
-/* SIZES: the per-size times column (timings.sizes), NULL for an older file read as it is */
-#define LOG_SQL(SIZES) \
-	"SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id, c.created, c.outcome," \
-	" c.changed," \
-	" v.failed_check, v.message, t.kind, t.time_us, t.speedup, t.roofline, " SIZES " AS sizes," \
-	" (c.outcome = 'passed' AND t.time_us IS NOT NULL AND t.time_us < coalesce((SELECT min(t2.time_us)" \
-	"   FROM candidates c2 JOIN timings t2 ON t2.candidate_id = c2.id WHERE c2.run_id = c.run_id" \
-	"   AND c2.outcome = 'passed' AND c2.iteration < c.iteration), 1e300)) AS new_best," \
-	" (c.id = r.best_candidate) AS is_best" \
-	" FROM candidates c JOIN runs r ON r.id = c.run_id" \
-	" LEFT JOIN verifications v ON v.candidate_id = c.id LEFT JOIN timings t ON t.candidate_id = c.id" \
-	" WHERE (?1 IS NULL OR c.run_id = ?1) AND (?2 IS NULL OR r.target = ?2)" \
-	" AND (?3 IS NULL OR (c.outcome = 'passed') = ?3) AND (?4 IS NULL OR c.node_id = ?4)" \
-	" AND (?5 IS NULL OR c.created >= ?5) ORDER BY c.run_id, c.iteration, c.id"
-static const char log_sql[] = LOG_SQL("t.sizes"), log_sql_v2[] = LOG_SQL("NULL");
-
 /* --since: an ISO-8601 prefix kept as is (text comparison orders ISO times), or N[smhd] ago. */
 static bool since_time(char *out, size_t n, const char *s)
 {
@@ -159,7 +143,7 @@ int kiln_cmd_log(int argc, char **argv)
 			       {"since", 1, &since, NULL}, {"json", 0, NULL, &json}, {"workdir", 1, &workdir, NULL}, {0}};
 	kiln_db *db = NULL;
 	cJSON *rows = NULL;
-	char since_buf[40], run_buf[24];
+	char since_buf[40];
 	if (!kiln_cli_parse(argc, argv, opts, pos, 1, &npos, usage, help, &rc))
 		return rc;
 	if (npos != 1 || (passed && failed) || (since && !since_time(since_buf, sizeof(since_buf), since))) {
@@ -174,13 +158,10 @@ int kiln_cmd_log(int argc, char **argv)
 	int64_t run = 0;
 	if (is_run && (rc = kiln_cli_run_resolve(&run, db, "log", pos[0])))
 		goto done;
-	snprintf(run_buf, sizeof(run_buf), "%lld", (long long)run);
 	if (node && node[0] == '#')
 		node++;
-	const char *p[5] = {is_run ? run_buf : NULL, is_run ? NULL : pos[0], passed ? "1" : failed ? "0" : NULL, node,
-			    since ? since_buf : NULL};
-	kiln_err e = kiln_db_query_json(db, &rows, kiln_db_has_size_times(db) ? log_sql : log_sql_v2, p, 5,
-					"listing candidates");
+	kiln_log_filter f = {run, is_run ? NULL : pos[0], passed ? 1 : failed ? 0 : -1, node, since ? since_buf : NULL};
+	kiln_err e = kiln_db_log_rows(db, &rows, &f);
 	if (e) {
 		rc = kiln_cli_fail("log", e);
 		goto done;

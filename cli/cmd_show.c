@@ -12,134 +12,24 @@
 #include "archive/archive.h"
 #include "cli/cli.h"
 
-/* One row of sql (parameter: the candidate id) as an object, or JSON null when none. */
-static kiln_err one_row(cJSON **out, kiln_db *db, const char *sql, int64_t id, const char *what)
-{
-	char buf[24];
-	const char *p[1] = {buf};
-	cJSON *rows = NULL;
-	snprintf(buf, sizeof(buf), "%lld", (long long)id);
-	kiln_err e = kiln_db_query_json(db, &rows, sql, p, 1, what);
-	if (e)
-		return e;
-	*out = cJSON_GetArraySize(rows) > 0 ? cJSON_DetachItemFromArray(rows, 0) : cJSON_CreateNull();
-	cJSON_Delete(rows);
-	return *out ? KILN_OK : KILN_ENOMEM;
-}
-
-static const cJSON *node_in(const cJSON *tree, int64_t id)
-{
-	const cJSON *n;
-	cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(tree, "nodes"))
-		if (kiln_cli_jnum(n, "id") == (double)id)
-			return n;
-	return NULL;
-}
-
-/* The candidate's node as the newest revision of its run has it (else, when a later edit
- * removed it, as the newest revision at or before the candidate's iteration had it) and its
- * ancestors, root first. */
-static kiln_err node_and_ancestry(cJSON *doc, kiln_db *db, const cJSON *cand)
-{
-	static const char *const sql[2] = {
-		"SELECT id, tree FROM wm_revisions WHERE run_id = ?1 ORDER BY iteration DESC, id DESC LIMIT 1",
-		"SELECT id, tree FROM wm_revisions WHERE run_id = ?1 AND iteration <= ?2 ORDER BY iteration DESC, id DESC LIMIT 1"};
-	const char *node_ref = kiln_cli_jstr(cand, "node_id", NULL);
-	cJSON *node = cJSON_CreateNull(), *anc = cJSON_CreateArray(), *rows = NULL;
-	char run[24], iter[24];
-	snprintf(run, sizeof(run), "%.0f", kiln_cli_jnum(cand, "run_id"));
-	snprintf(iter, sizeof(iter), "%.0f", kiln_cli_jnum(cand, "iteration"));
-	const char *p[2] = {run, iter};
-	int64_t id = node_ref ? strtoll(node_ref[0] == '#' ? node_ref + 1 : node_ref, NULL, 10) : 0;
-	const cJSON *tree = NULL, *n = NULL;
-	kiln_err e = !node || !anc ? KILN_ENOMEM : KILN_OK;
-	for (int i = 0; !e && !n && i < 2; i++) {
-		cJSON_Delete(rows);
-		rows = NULL;
-		e = kiln_db_query_json(db, &rows, sql[i], p, 2, "reading the world model");
-		if (!e && cJSON_GetArrayItem(rows, 0))
-			e = kiln_cli_fill_tree(db, cJSON_GetArrayItem(rows, 0), "id");
-		tree = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rows, 0), "tree");
-		n = !e && tree ? node_in(tree, id) : NULL;
-	}
-	if (n && node_ref) {
-		cJSON_Delete(node);
-		node = cJSON_Duplicate(n, true);
-	}
-	for (int guard = 0; n && guard < 256; guard++) {
-		cJSON *a = cJSON_CreateObject();
-		cJSON_AddNumberToObject(a, "id", kiln_cli_jnum(n, "id"));
-		cJSON_AddStringToObject(a, "title", kiln_cli_jstr(n, "title", ""));
-		cJSON_AddStringToObject(a, "status", kiln_cli_jstr(n, "status", ""));
-		cJSON_InsertItemInArray(anc, 0, a);
-		n = kiln_cli_jnum(n, "parent") >= 0 ? node_in(tree, (int64_t)kiln_cli_jnum(n, "parent")) : NULL;
-	}
-	cJSON_Delete(rows);
-	cJSON_AddItemToObject(doc, "node", node);
-	cJSON_AddItemToObject(doc, "ancestry", anc);
-	return e;
-}
-
-/* The cost model's evidence (stored inside the timing's counters) as timing.breakdown
- * (per launch: bound term, occupancy, waves, terms in us) and timing.fit. */
-static void lift_evidence(cJSON *timing)
-{
-	static const char *const keys[] = {"breakdown", "fit"};
-	const cJSON *ctr = cJSON_GetObjectItemCaseSensitive(timing, "counters");
-	for (size_t k = 0; cJSON_IsObject(timing) && k < KILN_ARRAY_LEN(keys); k++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(ctr, keys[k]);
-		cJSON_AddItemToObject(timing, keys[k], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
-	}
-}
-
-/* The whole record of one candidate: {"candidate","compile","verification","timing","node",
- * "ancestry","llm_call"} (docs/review.md). */
-static kiln_err candidate_doc(cJSON **out, kiln_db *db, const char *ref, bool with_prompt)
-{
-	kiln_candidate_info *ci = NULL;
-	cJSON *doc = cJSON_CreateObject(), *part = NULL;
-	kiln_err e = doc ? kiln_db_candidate_find(db, &ci, ref) : KILN_ENOMEM;
-	int64_t id = ci ? ci->id : 0, call = ci ? ci->llm_call_id : 0;
-	kiln_candidate_infos_free(ci, 1);
-	static const struct { const char *key, *sql; } parts[] = {
-		{"candidate", "SELECT c.id, c.hash, c.run_id, r.target, r.arch, c.iteration, c.node_id, c.parent_id,"
-			      " c.created, c.outcome, c.llm_call_id, c.source_hash, c.knobs, c.launch, c.source,"
-			      " (c.id = r.best_candidate) AS is_best, (c.id = r.seed_candidate) AS is_seed, c.changed,"
-			      " coalesce(json_extract(r.config, '$.rank_time'), 'launches') AS rank_time"
-			      " FROM candidates c JOIN runs r ON r.id = c.run_id WHERE c.id = ?1"},
-		{"compile", "SELECT * FROM compile_results WHERE candidate_id = ?1"},
-		{"verification", "SELECT * FROM verifications WHERE candidate_id = ?1"},
-		{"timing", "SELECT * FROM timings WHERE candidate_id = ?1"},
-	};
-	for (size_t i = 0; !e && i < KILN_ARRAY_LEN(parts); i++)
-		if (!(e = one_row(&part, db, parts[i].sql, id, "reading a candidate")))
-			cJSON_AddItemToObject(doc, parts[i].key, part);
-	if (!e)
-		lift_evidence(cJSON_GetObjectItemCaseSensitive(doc, "timing"));
-	if (!e)
-		e = node_and_ancestry(doc, db, cJSON_GetObjectItemCaseSensitive(doc, "candidate"));
-	if (!e)
-		e = one_row(&part, db, with_prompt
-			    ? "SELECT * FROM llm_calls WHERE id = ?1"
-			    : "SELECT id, provider, model, request_id, status, attempts, latency_s, prompt_tokens,"
-			      " cached_tokens, completion_tokens, reasoning_tokens, cost_usd, purpose, error, created"
-			      " FROM llm_calls WHERE id = ?1", call, "reading the LLM call");
-	if (!e)
-		cJSON_AddItemToObject(doc, "llm_call", part);
-	if (e) {
-		cJSON_Delete(doc);
-		return e;
-	}
-	*out = doc;
-	return KILN_OK;
-}
-
 static void print_kv(const char *key, const char *fmt, double v)
 {
 	if (isfinite(v)) {
 		printf("  %-18s ", key);
 		printf(fmt, v);
 		printf("\n");
+	}
+}
+
+/* The labelled fields of a compile result, verification or timing row (archive/fields.c),
+ * in the table's order; time_label, when set, names time_us. */
+static void print_fields(const cJSON *row, const kiln_record_desc *d, const char *time_label)
+{
+	for (size_t i = 0; i < d->nfields; i++) {
+		const kiln_field *f = &d->fields[i];
+		if (f->label)
+			print_kv(time_label && strcmp(f->column, "time_us") == 0 ? time_label : f->label, f->fmt,
+				 kiln_cli_jnum(row, f->column));
 	}
 }
 
@@ -230,10 +120,7 @@ static void print_show(const cJSON *d, bool with_prompt)
 	if (cJSON_IsObject(cr)) {
 		printf("\ncompile: %s (%s, %s)\n", kiln_cli_jnum(cr, "ok") == 1 ? "ok" : "FAILED", kiln_cli_jstr(cr, "arch", "?"),
 		       kiln_cli_jstr(cr, "toolkit", "?"));
-		print_kv("registers", "%.0f", kiln_cli_jnum(cr, "registers"));
-		print_kv("spill st/ld bytes", "%.0f", kiln_cli_jnum(cr, "spill_store_bytes"));
-		print_kv("shared bytes", "%.0f", kiln_cli_jnum(cr, "shared_bytes"));
-		print_kv("seconds", "%.2f", kiln_cli_jnum(cr, "wall_s"));
+		print_fields(cr, &kiln_compile_desc, NULL);
 		if (*kiln_cli_jstr(cr, "log", ""))
 			printf("  log:\n%s\n", kiln_cli_jstr(cr, "log", ""));
 	}
@@ -242,20 +129,15 @@ static void print_show(const cJSON *d, bool with_prompt)
 		printf("\nverification: %s%s on %s\n%s%s%s", kiln_cli_jnum(v, "passed") == 1 ? "PASS" : "FAIL ",
 		       kiln_cli_jnum(v, "passed") == 1 ? "" : kiln_cli_jstr(v, "failed_check", "?"),
 		       kiln_cli_jstr(v, "device", "?"), *msg ? "  " : "", msg, *msg ? "\n" : "");
-		print_kv("worst error (tol)", "%.3g", kiln_cli_jnum(v, "worst_error"));
+		print_fields(v, &kiln_verify_desc, NULL);
 		print_json_field("seeds", cJSON_GetObjectItemCaseSensitive(v, "seeds"));
 		print_json_field("checks", cJSON_GetObjectItemCaseSensitive(v, "checks_run"));
 	}
 	if (cJSON_IsObject(t)) {
 		printf("\ntiming (%s on %s):\n", kiln_cli_jstr(t, "kind", "?"), kiln_cli_jstr(t, "device", "?"));
 		print_time_def(c, t);
-		print_kv(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "sizes")) > 1 ? "time us (objective)" : "median us",
-			 "%.4g", kiln_cli_jnum(t, "time_us"));
-		print_kv("min us", "%.4g", kiln_cli_jnum(t, "min_us"));
-		print_kv("spread", "%.3f", kiln_cli_jnum(t, "spread"));
-		print_kv("speedup", "%.3fx", kiln_cli_jnum(t, "speedup"));
-		print_kv("roofline", "%.3f", kiln_cli_jnum(t, "roofline"));
-		print_kv("bandwidth GB/s", "%.0f", kiln_cli_jnum(t, "bandwidth_gbs"));
+		print_fields(t, &kiln_timing_desc,
+			     cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "sizes")) > 1 ? "time us (objective)" : NULL);
 		print_breakdown(t);
 		print_json_field("counters", cJSON_GetObjectItemCaseSensitive(t, "counters"));
 	}
@@ -301,7 +183,7 @@ int kiln_cmd_show(int argc, char **argv)
 	}
 	if ((rc = kiln_cli_history_open(&db, "show", workdir)))
 		return rc;
-	kiln_err e = candidate_doc(&doc, db, pos[0], prompt);
+	kiln_err e = kiln_db_candidate_doc(db, &doc, pos[0], prompt);
 	if (e)
 		rc = kiln_cli_fail("show", e);
 	else if (json)
@@ -337,21 +219,6 @@ static const char *const metric_keys[] = {"run_id", "iteration", "node_id", "out
 					  "time_us", "speedup", "roofline", "registers", "spill_store_bytes", "changed",
 					  NULL};
 
-static kiln_err metrics(cJSON **out, kiln_db *db, const char *ref)
-{
-	kiln_candidate_info *ci = NULL;
-	kiln_err e = kiln_db_candidate_find(db, &ci, ref);
-	if (e)
-		return e;
-	int64_t id = ci->id;
-	kiln_candidate_infos_free(ci, 1);
-	return one_row(out, db, "SELECT c.id, c.hash, c.run_id, c.iteration, c.node_id, c.outcome, v.failed_check,"
-				" t.kind, t.time_us, t.speedup, t.roofline, cr.registers, cr.spill_store_bytes, c.changed, c.knobs,"
-				" c.launch, c.source FROM candidates c LEFT JOIN compile_results cr ON cr.candidate_id = c.id"
-				" LEFT JOIN verifications v ON v.candidate_id = c.id"
-				" LEFT JOIN timings t ON t.candidate_id = c.id WHERE c.id = ?1", id, "reading a candidate");
-}
-
 static void metric_text(char *out, size_t n, const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -385,9 +252,9 @@ int kiln_cmd_diff(int argc, char **argv)
 	}
 	if ((rc = kiln_cli_history_open(&db, "diff", workdir)))
 		return rc;
-	kiln_err e = metrics(&a, db, pos[0]);
+	kiln_err e = kiln_db_candidate_metrics(db, &a, pos[0]);
 	if (!e)
-		e = metrics(&b, db, pos[1]);
+		e = kiln_db_candidate_metrics(db, &b, pos[1]);
 	for (int i = 0; !e && i < 3; i++)
 		e = field_diff(&diffs[i], a, b, fields[i][0], fields[i][1]);
 	if (e) {

@@ -11,6 +11,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "agent/agent.h"
 #include "agent/agent_int.h"
 
@@ -334,6 +336,71 @@ static kiln_err child_hogs(char **text, void *arg)
 	return 0;
 }
 
+/* The parent reads the child's answer through the record fields: a good answer passes, a
+ * misspelt or hostile field fails the candidate with check "evaluate" naming it. */
+static void test_agent__child_answer_fields_checked(void **state)
+{
+	(void)state;
+	kiln_compile_rec cr = {0};
+	cr.ok = true;
+	cr.log = "";
+	cr.toolkit = "NVRTC";
+	cr.cache_key = "k";
+	cr.registers = 32;
+	cr.wall_s = 0.1;
+	kiln_timing_rec tr = {0};
+	tr.device = "emu";
+	tr.modeled = true;
+	tr.time_us = 12.5;
+	tr.min_us = 12.5;
+	tr.roofline = 0.4;
+	tr.bandwidth_gbs = 800;
+	tr.sizes_json = "[{\"roofline\": 0.5}]";
+	cJSON *o = cJSON_CreateObject(), *c = cJSON_AddObjectToObject(o, "compile"), *t = cJSON_AddObjectToObject(o, "timing");
+	assert_int_equal(kiln_record_to_json(c, &kiln_compile_desc, &cr), 0);
+	cJSON_AddBoolToObject(c, "resource_limit", false);
+	assert_int_equal(kiln_record_to_json(t, &kiln_timing_desc, &tr), 0);
+	cJSON_AddItemToObject(o, "verdict", cJSON_Parse("{\"pass\": true, \"message\": \"ok\", \"worst\": {\"abs\": 0}}"));
+	char *good = cJSON_PrintUnformatted(o);
+	static const struct { const char *from, *to, *check, *msg; } cases[] = {
+		{NULL, NULL, NULL, NULL},
+		{"\"bandwidth_gbs\"", "\"bandwith_gbs \"", "evaluate", "timing.bandwidth_gbs is missing"},
+		{"\"registers\":32", "\"registers\":1e300", "evaluate", "compile.registers is out of range"},
+		{"\"time_us\":12.5", "\"time_us\":-1e-9", "evaluate", "timing.time_us is negative"},
+		{"\"modeled\":true", "\"modeled\":\"yes\"", "evaluate", "timing.modeled is not true or false"},
+	};
+	kiln_eval_job job = {0};
+	job.timeout_s = 10;
+	for (size_t i = 0; i < KILN_ARRAY_LEN(cases); i++) {
+		char *text = kiln_strdup(good), *at = cases[i].from ? strstr(text, cases[i].from) : NULL;
+		if (cases[i].from) {
+			assert_non_null(at);
+			char *patched = kiln_asprintf("%.*s%s%s", (int)(at - text), text, cases[i].to, at + strlen(cases[i].from));
+			free(text);
+			text = patched;
+		}
+		kiln_child_result r = {0};
+		r.text = text;
+		kiln_eval ev;
+		memset(&ev, 0, sizeof ev);
+		kiln_eval_take_answer(&ev, &r, &job);
+		if (!cases[i].check) {
+			assert_int_equal(ev.outcome, KILN_OUT_PASSED);
+			assert_true(ev.timing.bandwidth_gbs == 800 && ev.compile.registers == 32 && ev.timing.modeled);
+			assert_true(ev.roofline_max == 0.5 && ev.nsizes == 1);
+			assert_string_equal(ev.device, "emu");
+		} else {
+			assert_int_equal(ev.outcome, KILN_OUT_FAILED);
+			assert_string_equal(ev.failed_check, cases[i].check);
+			assert_non_null(strstr(ev.message, cases[i].msg));
+		}
+		kiln_eval_free(&ev);
+		free(text);
+	}
+	free(good);
+	cJSON_Delete(o);
+}
+
 static void test_agent__child_result_timeout_and_crash(void **state)
 {
 	(void)state;
@@ -379,11 +446,11 @@ static void test_agent__beyond_the_physical_limit_never_wins(void **state)
 	memset(&ev, 0, sizeof ev);
 	ev.outcome = KILN_OUT_PASSED;
 	ev.has_timing = true;
-	ev.time_us = 40;
-	ev.roofline = 0.97;
+	ev.timing.time_us = 40;
+	ev.timing.roofline = 0.97;
 	kiln_eval_check_physical(&ev);
 	assert_int_equal(ev.outcome, KILN_OUT_PASSED);
-	ev.roofline = 1.25; /* 25% faster than the bytes allow at peak bandwidth */
+	ev.timing.roofline = 1.25; /* 25% faster than the bytes allow at peak bandwidth */
 	kiln_eval_check_physical(&ev);
 	assert_int_equal(ev.outcome, KILN_OUT_FAILED);
 	assert_string_equal(ev.failed_check, "physical-limit");
@@ -393,8 +460,8 @@ static void test_agent__beyond_the_physical_limit_never_wins(void **state)
 	memset(&ev, 0, sizeof ev);
 	ev.outcome = KILN_OUT_PASSED;
 	ev.has_timing = true;
-	ev.time_us = 40;
-	ev.roofline = 0.8;
+	ev.timing.time_us = 40;
+	ev.timing.roofline = 0.8;
 	ev.roofline_max = 1.1;
 	kiln_eval_check_physical(&ev);
 	assert_int_equal(ev.outcome, KILN_OUT_FAILED);
@@ -683,6 +750,7 @@ int main(void)
 		cmocka_unit_test(test_agent__reply_edits_and_changed_line),
 		cmocka_unit_test(test_agent__tuner_starts_at_seed_and_never_repeats),
 		cmocka_unit_test(test_agent__child_result_timeout_and_crash),
+		cmocka_unit_test(test_agent__child_answer_fields_checked),
 		cmocka_unit_test(test_agent__beyond_the_physical_limit_never_wins),
 		cmocka_unit_test(test_agent__cost_text_unknown_when_unpriced),
 		cmocka_unit_test(test_agent__new_family_prompt_shows_the_best),

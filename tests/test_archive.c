@@ -184,6 +184,242 @@ static void test_archive__corrupt_file_refused(void **state)
 	free(missing);
 }
 
+/* ---------------- the record fields (archive/fields.c) ---------------- */
+
+static const kiln_record_desc *const record_descs[3] = {&kiln_compile_desc, &kiln_verify_desc, &kiln_timing_desc};
+
+/* A distinct value in every field of rec: field i of a record gets i in its value, texts
+ * name their column, JSON texts are [i]. The texts point into names (one per field). */
+static void fill_distinct(void *rec, const kiln_record_desc *d, char (*names)[40])
+{
+	for (size_t i = 0; i < d->nfields; i++) {
+		const kiln_field *f = &d->fields[i];
+		char *p = (char *)rec + f->offset;
+		bool b = true;
+		int n = (int)i + 3;
+		int64_t l = 1000 + (int64_t)i;
+		double x = 0.25 + (double)i;
+		const char *t = names[i];
+		switch (f->type) {
+		case KILN_FIELD_BOOL: memcpy(p, &b, sizeof b); break;
+		case KILN_FIELD_INT: memcpy(p, &n, sizeof n); break;
+		case KILN_FIELD_INT64: memcpy(p, &l, sizeof l); break;
+		case KILN_FIELD_REAL: memcpy(p, &x, sizeof x); break;
+		case KILN_FIELD_TEXT: snprintf(names[i], 40, "text of %s", f->column); memcpy(p, &t, sizeof t); break;
+		case KILN_FIELD_JSON: snprintf(names[i], 40, "[%zu]", i); memcpy(p, &t, sizeof t); break;
+		}
+	}
+}
+
+/* Field f of rec as text ("1", "1003", "3.25", the text itself). */
+static void field_text(char *out, size_t n, const void *rec, const kiln_field *f)
+{
+	const char *p = (const char *)rec + f->offset, *t;
+	bool b;
+	int i;
+	int64_t l;
+	double x;
+	switch (f->type) {
+	case KILN_FIELD_BOOL: memcpy(&b, p, sizeof b); snprintf(out, n, "%d", b); break;
+	case KILN_FIELD_INT: memcpy(&i, p, sizeof i); snprintf(out, n, "%d", i); break;
+	case KILN_FIELD_INT64: memcpy(&l, p, sizeof l); snprintf(out, n, "%lld", (long long)l); break;
+	case KILN_FIELD_REAL: memcpy(&x, p, sizeof x); snprintf(out, n, "%g", x); break;
+	default: memcpy(&t, p, sizeof t); snprintf(out, n, "%s", t ? t : "(null)"); break;
+	}
+}
+
+/* The column of a stored row as text, in field_text's form. */
+static void column_text(char *out, size_t n, const cJSON *row, const kiln_field *f)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, f->column);
+	assert_non_null(v);
+	if (f->type == KILN_FIELD_BOOL && f->words[0]) {
+		assert_true(cJSON_IsString(v));
+		snprintf(out, n, "%d", strcmp(v->valuestring, f->words[1]) == 0);
+	} else if (f->type == KILN_FIELD_REAL) {
+		snprintf(out, n, "%g", v->valuedouble);
+	} else if (cJSON_IsNumber(v)) {
+		snprintf(out, n, "%lld", (long long)v->valuedouble);
+	} else if (f->type == KILN_FIELD_JSON) { /* kiln_db_query_json parses the JSON columns */
+		assert_false(cJSON_IsString(v));
+		char *t = cJSON_PrintUnformatted(v);
+		snprintf(out, n, "%s", t);
+		free(t);
+	} else {
+		assert_true(cJSON_IsString(v));
+		snprintf(out, n, "%s", v->valuestring);
+	}
+}
+
+/* Every field goes child JSON -> parent parse -> history.db -> read back unchanged. */
+static void test_archive__record_fields_round_trip(void **state)
+{
+	fixture *f = *state;
+	kiln_db *db = NULL;
+	kiln_compile_rec cr = {0}, cr2 = {0};
+	kiln_verify_rec vr = {0}, vr2 = {0};
+	kiln_timing_rec tr = {0}, tr2 = {0};
+	void *recs[3] = {&cr, &vr, &tr}, *back[3] = {&cr2, &vr2, &tr2};
+	static char names[3][32][40];
+	for (int k = 0; k < 3; k++) {
+		const kiln_record_desc *d = record_descs[k];
+		assert_true(d->nfields <= 32);
+		for (size_t i = 0; i < d->nfields; i++) /* one member, one column, one key per row */
+			for (size_t j = 0; j < i; j++) {
+				assert_int_not_equal(d->fields[i].offset, d->fields[j].offset);
+				assert_string_not_equal(d->fields[i].column, d->fields[j].column);
+				if (d->fields[i].key && d->fields[j].key)
+					assert_string_not_equal(d->fields[i].key, d->fields[j].key);
+			}
+		fill_distinct(recs[k], d, names[k]);
+		cJSON *o = cJSON_CreateObject();
+		assert_int_equal(kiln_record_to_json(o, d, recs[k]), 0);
+		char *wire = cJSON_PrintUnformatted(o); /* what crosses the pipe */
+		cJSON_Delete(o);
+		o = cJSON_Parse(wire);
+		free(wire);
+		assert_int_equal(kiln_record_from_json(back[k], d, o), 0);
+		cJSON_Delete(o);
+		for (size_t i = 0; i < d->nfields; i++) {
+			char a[64], b[64];
+			field_text(a, sizeof a, recs[k], &d->fields[i]);
+			field_text(b, sizeof b, back[k], &d->fields[i]);
+			if (d->fields[i].key)
+				assert_string_equal(a, b);
+			else /* a field the parent fills is never read from the child */
+				assert_true(strcmp(b, "0") == 0 || strcmp(b, "(null)") == 0);
+		}
+	}
+	assert_int_equal(kiln_db_open(&db, f->db_path, 0), 0);
+	kiln_candidate_rec c = cand(add_run(db, "adamw"), 0, "/* all fields */");
+	int64_t id = 0;
+	vr.passed = true; /* a CHECK: a failure names its check */
+	assert_int_equal(kiln_db_candidate_commit(db, &id, &c, &cr, &vr, &tr), 0);
+	for (int k = 0; k < 3; k++) {
+		const kiln_record_desc *d = record_descs[k];
+		char sql[128], idt[24];
+		const char *p[1] = {idt};
+		cJSON *rows = NULL;
+		snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE candidate_id = ?1", d->table);
+		snprintf(idt, sizeof idt, "%lld", (long long)id);
+		assert_int_equal(kiln_db_query_json(db, &rows, sql, p, 1, "test"), 0);
+		assert_int_equal(cJSON_GetArraySize(rows), 1);
+		for (size_t i = 0; i < d->nfields; i++) {
+			char a[64], b[64];
+			field_text(a, sizeof a, recs[k], &d->fields[i]);
+			column_text(b, sizeof b, cJSON_GetArrayItem(rows, 0), &d->fields[i]);
+			assert_string_equal(a, b);
+		}
+		cJSON_Delete(rows);
+		/* the schema's columns are the rows' (and candidate_id) */
+		const char *tp[1] = {d->table};
+		const cJSON *col;
+		assert_int_equal(kiln_db_query_json(db, &rows, "SELECT name FROM pragma_table_info(?1)", tp, 1, "test"), 0);
+		assert_int_equal(cJSON_GetArraySize(rows), (int)d->nfields + 1);
+		cJSON_ArrayForEach(col, rows) {
+			const char *name = cJSON_GetObjectItemCaseSensitive(col, "name")->valuestring;
+			size_t i = 0;
+			while (i < d->nfields && strcmp(d->fields[i].column, name) != 0)
+				i++;
+			if (strcmp(name, "candidate_id") != 0 && i == d->nfields)
+				fail_msg("%s.%s has no row in archive/fields.c", d->table, name);
+		}
+		cJSON_Delete(rows);
+	}
+	kiln_record_free(&cr2, &kiln_compile_desc);
+	kiln_record_free(&vr2, &kiln_verify_desc);
+	kiln_record_free(&tr2, &kiln_timing_desc);
+	assert_null(tr2.device);
+	kiln_db_close(db);
+}
+
+/* The parse of the child's answer as the parent sees it: text that failed to parse names
+ * the field; NULL: it parsed. */
+static const char *parse_timing(const char *json)
+{
+	static char msg[256];
+	kiln_timing_rec t = {0};
+	cJSON *o = cJSON_Parse(json);
+	assert_non_null(o);
+	kiln_err e = kiln_record_from_json(&t, &kiln_timing_desc, o);
+	snprintf(msg, sizeof msg, "%s", e ? kiln_error_last() : "");
+	if (e)
+		assert_int_equal(e, KILN_EINVAL);
+	cJSON_Delete(o);
+	kiln_record_free(&t, &kiln_timing_desc);
+	return e ? msg : NULL;
+}
+
+/* A misspelt or missing key, a wrong type or a hostile number is an error naming the
+ * field, never a silent -1. */
+static void test_archive__record_fields_bad_answers(void **state)
+{
+	(void)state;
+	kiln_timing_rec t = {0};
+	t.device = "emu";
+	t.time_us = 12.5;
+	t.roofline = 0.5;
+	t.bandwidth_gbs = 900;
+	t.reps = 3;
+	cJSON *o = cJSON_CreateObject();
+	assert_int_equal(kiln_record_to_json(o, &kiln_timing_desc, &t), 0);
+	char *good = cJSON_PrintUnformatted(o);
+	assert_null(parse_timing(good));
+	/* every key the child sends, left out in turn */
+	for (size_t i = 0; i < kiln_timing_desc.nfields; i++) {
+		const kiln_field *fd = &kiln_timing_desc.fields[i];
+		if (!fd->key)
+			continue;
+		cJSON *c = cJSON_Duplicate(o, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(c, fd->key);
+		char *text = cJSON_PrintUnformatted(c), want[96];
+		snprintf(want, sizeof want, "timing.%s is missing", fd->key);
+		const char *m = parse_timing(text);
+		assert_non_null(m);
+		assert_non_null(strstr(m, want));
+		free(text);
+		cJSON_Delete(c);
+	}
+	/* a misspelt key, in the text itself */
+	char *typo = kiln_strdup(good), *at = strstr(typo, "\"bandwidth_gbs\"");
+	assert_non_null(at);
+	memcpy(at, "\"bandwith_gbs \"", 15);
+	assert_non_null(strstr(parse_timing(typo), "timing.bandwidth_gbs is missing"));
+	free(typo);
+	static const struct { const char *key, *value, *why; } bad[] = {
+		{"bandwidth_gbs", "\"900\"", "is not a number"}, {"time_us", "1e999", "is not finite"},
+		{"roofline", "-1", "is negative"},                {"reps", "1.5", "is not an integer"},
+		{"reps", "1e300", "is out of range"},             {"modeled", "1", "is not true or false"},
+		{"device", "7", "is not a string"},
+	};
+	for (size_t i = 0; i < KILN_ARRAY_LEN(bad); i++) {
+		cJSON *c = cJSON_Duplicate(o, 1);
+		cJSON_ReplaceItemInObjectCaseSensitive(c, bad[i].key, cJSON_Parse(bad[i].value));
+		char *text = cJSON_PrintUnformatted(c), *patched = NULL;
+		if (strcmp(bad[i].value, "1e999") == 0) { /* cJSON prints inf as null: patch the text */
+			char *n = strstr(text, "\"time_us\":null");
+			assert_non_null(n);
+			patched = kiln_asprintf("%.*s\"time_us\":1e999%s", (int)(n - text), text, n + strlen("\"time_us\":null"));
+		}
+		const char *m = parse_timing(patched ? patched : text);
+		assert_non_null(m);
+		assert_non_null(strstr(m, bad[i].key));
+		assert_non_null(strstr(m, bad[i].why));
+		free(patched);
+		free(text);
+		cJSON_Delete(c);
+	}
+	/* null: an unknown number (NaN), not an error */
+	cJSON *c = cJSON_Duplicate(o, 1);
+	cJSON_ReplaceItemInObjectCaseSensitive(c, "roofline", cJSON_CreateNull());
+	char *text = cJSON_PrintUnformatted(c);
+	assert_null(parse_timing(text));
+	free(text);
+	cJSON_Delete(c);
+	free(good);
+	cJSON_Delete(o);
+}
+
 static void test_archive__candidate_commit_is_one_transaction(void **state)
 {
 	fixture *f = *state;
@@ -946,6 +1182,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_archive__changed_column_v3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__migrates_size_times, setup, teardown),
 		cmocka_unit_test(test_archive__promote_device_only),
+		cmocka_unit_test_setup_teardown(test_archive__record_fields_round_trip, setup, teardown),
+		cmocka_unit_test(test_archive__record_fields_bad_answers),
 		cmocka_unit_test_setup_teardown(test_archive__git_commits_and_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__git_tags_increment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive__secrets_are_redacted, setup, teardown),
