@@ -1245,6 +1245,42 @@ static uint64_t half_op(const emu_inst *in, uint64_t a, uint64_t b, uint64_t c)
 
 #define REG(i) (R + (size_t)(i) * 32)
 #define REGQ(i) ((i) == EMU_NOREG ? R : REG(i))
+/* an f32 op with round-to-nearest and exactly the flags f (the inline fast paths) */
+#define F32_RN(in, f) ((in)->type == EMU_F32 && (in)->flags == (f) && (in)->rnd <= EMU_RN)
+
+/* f32 bits with a subnormal flushed to a zero of its sign when ftz (emu_math's ftz32) */
+static inline uint32_t ftzb(uint32_t u, bool ftz)
+{
+	return ftz && !(u & 0x7F800000u) ? u & 0x80000000u : u;
+}
+
+/* fma.rn.f32 [.ftz] over the lanes of m. The host's fused multiply-add where the CPU has
+ * one (a libm call otherwise): the same correctly rounded result either way. */
+#define FFMA_LOOP(ftz) LANES(m, D[l] = ftz ? FBN(ftzf(fmaf(ftzf(F(A[l])), ftzf(F(B[l])), ftzf(F(C[l]))))) : \
+			     FBN(fmaf(F(A[l]), F(B[l]), F(C[l]))))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("fma"))) static void ffma_hw(uint64_t *D, const uint64_t *A, const uint64_t *B,
+						    const uint64_t *C, uint32_t m, bool ftz)
+{
+	FFMA_LOOP(ftz);
+}
+#define HAVE_FMA() __builtin_cpu_supports("fma")
+#else
+#define ffma_hw ffma_sw
+#define HAVE_FMA() 0
+#endif
+static void ffma_sw(uint64_t *D, const uint64_t *A, const uint64_t *B, const uint64_t *C, uint32_t m, bool ftz)
+{
+	FFMA_LOOP(ftz);
+}
+static inline void ffma_lanes(uint64_t *D, const uint64_t *A, const uint64_t *B, const uint64_t *C, uint32_t m,
+			      bool ftz)
+{
+	if (HAVE_FMA())
+		ffma_hw(D, A, B, C, m, ftz);
+	else
+		ffma_sw(D, A, B, C, m, ftz);
+}
 
 static kiln_err unsupported_at(ctx *x, warp *w, const emu_inst *in, const char *what)
 {
@@ -2035,28 +2071,56 @@ static kiln_err run_warp(ctx *x, warp *w)
 			break;
 		}
 		case OP_FADD:
-			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
+			if (F32_RN(in, 0))
 				LANES(m, D[l] = FBN(F(A[l]) + F(B[l])));
+			else if (F32_RN(in, F_FTZ))
+				LANES(m, D[l] = FBN(ftzf(ftzf(F(A[l])) + ftzf(F(B[l])))));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FSUB:
-			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
+			if (F32_RN(in, 0))
 				LANES(m, D[l] = FBN(F(A[l]) - F(B[l])));
+			else if (F32_RN(in, F_FTZ))
+				LANES(m, D[l] = FBN(ftzf(ftzf(F(A[l])) - ftzf(F(B[l])))));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FMUL:
-			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
+			if (F32_RN(in, 0))
 				LANES(m, D[l] = FBN(F(A[l]) * F(B[l])));
+			else if (F32_RN(in, F_FTZ))
+				LANES(m, D[l] = FBN(ftzf(ftzf(F(A[l])) * ftzf(F(B[l])))));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FFMA:
-			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
-				LANES(m, D[l] = FBN(fmaf(F(A[l]), F(B[l]), F(C[l]))));
+			if (F32_RN(in, 0) || F32_RN(in, F_FTZ))
+				ffma_lanes(D, A, B, C, m, in->flags & F_FTZ);
 			else
 				err = float_op(x, w, in, m);
+			break;
+		case OP_FABS:
+			if (in->type == EMU_F32) /* bits: NaN payloads kept; .ftz keeps a subnormal's sign */
+				LANES(m, D[l] = ftzb((uint32_t)A[l], in->flags & F_FTZ) & 0x7FFFFFFFu);
+			else
+				err = float_op(x, w, in, m);
+			break;
+		case OP_FNEG:
+			if (in->type == EMU_F32)
+				LANES(m, D[l] = ftzb((uint32_t)A[l], in->flags & F_FTZ) ^ 0x80000000u);
+			else
+				err = float_op(x, w, in, m);
+			break;
+		case OP_RCP: /* rcp.rn and rcp.approx: the correctly rounded 1/a (emu_f32_rcp) */
+			if (in->type == EMU_F32 && !(in->flags & ~(F_FTZ | F_APPROX)) && ((in->flags & F_APPROX) || in->rnd <= EMU_RN)) {
+				if (in->flags & F_FTZ)
+					LANES(m, D[l] = FBN(ftzf(1.0f / ftzf(F(A[l])))));
+				else
+					LANES(m, D[l] = FBN(1.0f / F(A[l])));
+			} else {
+				err = float_op(x, w, in, m);
+			}
 			break;
 		case OP_FDIV:
 			if (in->type == EMU_F32 && !in->flags && in->rnd == EMU_RN)
@@ -2070,7 +2134,7 @@ static kiln_err run_warp(ctx *x, warp *w)
 			else
 				err = float_op(x, w, in, m);
 			break;
-		case OP_FABS: case OP_FNEG: case OP_FMIN: case OP_FMAX: case OP_RCP: case OP_RSQRT: case OP_EX2: case OP_LG2: case OP_SIN: case OP_COS:
+		case OP_FMIN: case OP_FMAX: case OP_RSQRT: case OP_EX2: case OP_LG2: case OP_SIN: case OP_COS:
 		case OP_TANH: case OP_COPYSIGN:
 			err = float_op(x, w, in, m);
 			break;
@@ -2091,6 +2155,10 @@ static kiln_err run_warp(ctx *x, warp *w)
 				LANES(m, D[l] = FB((float)(int32_t)A[l]));
 			else if (in->type == EMU_F32 && in->type2 == EMU_U32 && in->rnd <= EMU_RN && !in->flags)
 				LANES(m, D[l] = FB((float)(uint32_t)A[l]));
+			else if (in->type == EMU_S32 && in->type2 == EMU_F32 && in->rnd == EMU_RZI && !(in->flags & ~F_FTZ) && !in->mode)
+				/* saturating, NaN -> 0 (emu_cvt); .ftz cannot change a truncation */
+				LANES(m, { float a = F(A[l]); D[l] = a != a ? 0 : a <= -2147483648.0f ? 0x80000000u :
+							       a >= 2147483648.0f ? 0x7FFFFFFFu : (uint32_t)(int32_t)a; });
 			else if (in->type == EMU_U64 && in->type2 == EMU_U32)
 				LANES(m, D[l] = (uint32_t)A[l]);
 			else if (in->type == EMU_S64 && in->type2 == EMU_S32)
