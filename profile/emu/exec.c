@@ -375,12 +375,18 @@ static kiln_err misaligned(ctx *x, const warp *w, int l, const emu_inst *in, int
 }
 
 /* Counts distinct 32-byte sectors touched by the lanes (and first touches for DRAM). */
-static void count_sectors(ctx *x, const uint64_t *addr, uint32_t m, uint32_t n, bool store, emu_alloc *single)
+static void count_sectors(ctx *x, const uint64_t *addr, uint32_t m, uint32_t n, bool store, emu_alloc *single,
+			  bool contig)
 {
 	uint64_t secs[64];
 	uint32_t ns = 0;
 	uint64_t last = UINT64_MAX;
 	bool sorted = true;
+	if (contig) { /* ascending without gaps: the sectors from the first byte's to the last's */
+		for (uint64_t s = addr[0] >> 5; s <= (addr[31] + n - 1) >> 5 && ns < 64; s++)
+			secs[ns++] = s;
+		m = 0;
+	}
 	for (int l = 0; l < 32; l++) {
 		if (!(m >> l & 1))
 			continue;
@@ -450,6 +456,17 @@ static inline uint32_t first_unset(const uint8_t *p, uint32_t n)
 		if (!p[i])
 			return i;
 	return n;
+}
+/* every one of n bytes (a multiple of 4) written */
+static inline bool all_set(const uint8_t *p, uint32_t n)
+{
+	uint32_t acc = 0;
+	for (uint32_t i = 0; i < n; i += 4) {
+		uint32_t v;
+		memcpy(&v, p + i, 4);
+		acc |= v ^ 0x01010101u;
+	}
+	return acc == 0;
 }
 static inline void set_init(uint8_t *p, uint32_t n)
 {
@@ -866,11 +883,14 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 	bool sg = tsigned(in->type);
 	if (!m)
 		return 0;
-	uint64_t orv = 0;
+	uint64_t orv = 0, gap = 0;
 	for (int l = 0; l < 32; l++) {
 		addr[l] = base[l] + (uint64_t)imm;
 		orv |= (m >> l & 1) ? addr[l] : 0;
+		gap |= addr[l] ^ (addr[0] + (uint64_t)l * n);
 	}
+	/* every lane, consecutive n-byte elements (a coalesced access): the fast paths below */
+	bool contig = m == FULL && !gap && addr[0] + 32ull * n > addr[0];
 	if (space == KILN_EMU_SPACE_NONE) {
 		/* generic: split by window */
 		uint32_t ms = 0, ml = 0, mg = 0;
@@ -935,7 +955,16 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 				hp[l] = b->data + (addr[l] - b->base);
 			}
 		}
-		if (x->emu->opt.initcheck) {
+		bool init_done = false;
+		if (x->emu->opt.initcheck && contig && single && kind != 2) {
+			uint8_t *ip = single->init + (addr[0] - single->base);
+			if (kind == 1)
+				memset(ip, 1, 32ull * n);
+			else
+				init_done = all_set(ip, 32u * n); /* else the lanes below find the byte */
+			init_done = init_done || kind == 1;
+		}
+		if (x->emu->opt.initcheck && !init_done) {
 			for (int l = 0; l < 32; l++) {
 				if (!(m >> l & 1))
 					continue;
@@ -974,7 +1003,7 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 				if (m >> l & 1)
 					count_atomic_addr(x, addr[l]);
 		} else {
-			count_sectors(x, addr, m, n, kind == 1, single);
+			count_sectors(x, addr, m, n, kind == 1, single, contig);
 		}
 	} else if (space == KILN_EMU_SPACE_SHARED) {
 		for (int l = 0; l < 32; l++) {
@@ -1657,7 +1686,7 @@ static kiln_err cp_async(ctx *x, warp *w, const emu_inst *in, uint32_t m)
 		if (x->sh_init)
 			memset(x->sh_init + saddr[l], 1, n);
 	}
-	count_sectors(x, gaddr, m, n, false, NULL);
+	count_sectors(x, gaddr, m, n, false, NULL, false);
 	count_wavefronts(x, saddr, m, n);
 	return 0;
 }
