@@ -1006,7 +1006,23 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 			count_sectors(x, addr, m, n, kind == 1, single, contig);
 		}
 	} else if (space == KILN_EMU_SPACE_SHARED) {
-		for (int l = 0; l < 32; l++) {
+		bool fast = false;
+		if (contig && kind != 2 && addr[0] + 32ull * n <= x->shared_size &&
+		    (!x->emu->opt.initcheck || kind == 1 || all_set(x->sh_init + addr[0], 32u * n))) {
+			/* in bounds and (loads) initialised as one range; else the lanes below fault */
+			if (x->emu->opt.initcheck && kind == 1)
+				memset(x->sh_init + addr[0], 1, 32ull * n);
+			for (int l = 0; l < 32; l++)
+				hp[l] = x->shared + addr[l];
+			for (int l = 0; l < 32 && x->race; l++)
+				if (race_check(x, w, l, in, (uint32_t)addr[l], n, kind == 1))
+					return KILN_EFAULT;
+			/* 32 consecutive words per 128 bytes: one wavefront each */
+			x->c.shared_requests++;
+			x->c.shared_wavefronts += n <= 4 ? 1 : n / 4;
+			fast = true;
+		}
+		for (int l = 0; l < 32 && !fast; l++) {
 			if (!(m >> l & 1))
 				continue;
 			if (addr[l] >= x->shared_size || addr[l] + n > x->shared_size) {
@@ -1045,7 +1061,7 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 		}
 		if (kind == 2)
 			x->c.atomics++;
-		else
+		else if (!fast)
 			count_wavefronts(x, addr, m, n);
 	} else { /* local, param frame */
 		uint32_t lo = space == KILN_EMU_SPACE_LOCAL ? 0 : 0;
