@@ -1299,6 +1299,8 @@ static inline uint32_t ftzb(uint32_t u, bool ftz)
 	return ftz && !(u & 0x7F800000u) ? u & 0x80000000u : u;
 }
 
+static inline float ftzb_f(float f, bool ftz) { return ftz ? ftzf(f) : f; }
+
 /* fma.rn.f32 [.ftz] over the lanes of m. The host's fused multiply-add where the CPU has
  * one (a libm call otherwise): the same correctly rounded result either way. */
 #define FFMA_LOOP(ftz) LANES(m, D[l] = ftz ? FBN(ftzf(fmaf(ftzf(F(A[l])), ftzf(F(B[l])), ftzf(F(C[l]))))) : \
@@ -2204,6 +2206,13 @@ static kiln_err run_warp(ctx *x, warp *w)
 				/* saturating, NaN -> 0 (emu_cvt); .ftz cannot change a truncation */
 				LANES(m, { float a = F(A[l]); D[l] = a != a ? 0 : a <= -2147483648.0f ? 0x80000000u :
 							       a >= 2147483648.0f ? 0x7FFFFFFFu : (uint32_t)(int32_t)a; });
+			else if (in->type == EMU_F32 && in->type2 == EMU_F32 && !(in->flags & ~(F_FTZ | F_SAT)) && !in->mode &&
+				 in->rnd <= EMU_RN)
+				/* cvt[.ftz][.sat].f32.f32: a float is its own rounding; .sat clamps to [0, 1],
+				 * NaN -> +0, -0 kept (emu_cvt) */
+				LANES(m, { float a = ftzb_f(F(A[l]), in->flags & F_FTZ);
+					   D[l] = a != a ? ((in->flags & F_SAT) ? 0 : 0x7FFFFFFFu) :
+						  FB((in->flags & F_SAT) ? (a < 0 ? 0.0f : a > 1 ? 1.0f : a) : a); });
 			else if (in->type == EMU_U64 && in->type2 == EMU_U32)
 				LANES(m, D[l] = (uint32_t)A[l]);
 			else if (in->type == EMU_S64 && in->type2 == EMU_S32)
