@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "profile/emu/emu_int.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define FULL 0xFFFFFFFFu
 __extension__ typedef __int128 i128;
@@ -1177,13 +1180,45 @@ static bool sync_must_wait(warp *w, const emu_inst *in, uint32_t pc, uint32_t ac
 }
 
 /* Comparison of lanes -> mask. For packed half types, sel picks the half (0 low, 1 high). */
+#ifdef __SSE2__
+/* setp.f32 without .ftz: the comparison c of the 32 lanes' low halves, four at a time (the
+ * SSE predicates are IEEE's: the ordered ones false on NaN, the negated ones true) */
+static uint32_t fcmp_sse(int c, const uint64_t *A, const uint64_t *B)
+{
+	uint32_t r = 0;
+#define FCMPV(expr) do { for (int l = 0; l < 32; l += 4) { \
+		__m128 a = _mm_shuffle_ps(_mm_loadu_ps((const float *)(A + l)), _mm_loadu_ps((const float *)(A + l + 2)), 0x88); \
+		__m128 b = _mm_shuffle_ps(_mm_loadu_ps((const float *)(B + l)), _mm_loadu_ps((const float *)(B + l + 2)), 0x88); \
+		r |= (uint32_t)_mm_movemask_ps(expr) << l; } } while (0)
+	switch (c) {
+	case CMP_EQ: FCMPV(_mm_cmpeq_ps(a, b)); break;
+	case CMP_NE: FCMPV(_mm_and_ps(_mm_cmpneq_ps(a, b), _mm_cmpord_ps(a, b))); break;
+	case CMP_LT: FCMPV(_mm_cmplt_ps(a, b)); break;
+	case CMP_LE: FCMPV(_mm_cmple_ps(a, b)); break;
+	case CMP_GT: FCMPV(_mm_cmpgt_ps(a, b)); break;
+	case CMP_GE: FCMPV(_mm_cmpge_ps(a, b)); break;
+	case CMP_EQU: FCMPV(_mm_or_ps(_mm_cmpeq_ps(a, b), _mm_cmpunord_ps(a, b))); break;
+	case CMP_NEU: FCMPV(_mm_cmpneq_ps(a, b)); break;
+	case CMP_LTU: FCMPV(_mm_cmpnge_ps(a, b)); break;
+	case CMP_LEU: FCMPV(_mm_cmpngt_ps(a, b)); break;
+	case CMP_GTU: FCMPV(_mm_cmpnle_ps(a, b)); break;
+	default: FCMPV(_mm_cmpnlt_ps(a, b)); break; /* CMP_GEU */
+	}
+#undef FCMPV
+	return r;
+}
+#endif
+
 static uint32_t compare(const emu_inst *in, const uint64_t *A, const uint64_t *B, uint32_t m, int sel)
 {
 	uint32_t r = 0;
 	uint8_t t = in->type2;
 	int c = in->mode;
 	bool ftz = in->flags & F_FTZ;
-	if (t == EMU_F32 && !ftz) {
+	if (t == EMU_F32 && !ftz && (c <= CMP_GE || (c >= CMP_EQU && c <= CMP_GEU))) {
+#ifdef __SSE2__
+		return fcmp_sse(c, A, B) & m;
+#endif
 		/* C comparisons are the ordered ones (false on NaN); negations are unordered */
 #define FCMP(expr) do { for (int l = 0; l < 32; l++) { float a = F(A[l]), b = F(B[l]); r |= (uint32_t)(expr) << l; } } while (0)
 		switch (c) {
