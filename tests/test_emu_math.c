@@ -580,6 +580,25 @@ R3(r_cvt_f32_bf16, emu_cvt(a, EMU_F32, EMU_BF16, EMU_RND_NONE, false, false))
 R3(r_cvt_bf16x2, emu_cvt_pack_x2(A32, B32, EMU_BF16X2, EMU_RN, false, false))
 R3(r_cvt_f16x2, emu_cvt_pack_x2(A32, B32, EMU_F16X2, EMU_RN, false, false))
 R3(r_cvt_sat, emu_cvt(a, EMU_F32, EMU_F32, EMU_RND_NONE, false, true))
+/* the interpreter's inline fast paths (exec.c) against emu_math */
+R3(r_add_ftz, emu_f32_add(A32, B32, EMU_RN, true, false))
+R3(r_sub_ftz, emu_f32_sub(A32, B32, EMU_RN, true, false))
+R3(r_mul_ftz, emu_f32_mul(A32, B32, EMU_RN, true, false))
+R3(r_fma_ftz, emu_f32_fma(A32, B32, C32, EMU_RN, true, false))
+R3(r_abs_ftz, emu_f32_abs(A32, true))
+R3(r_neg_ftz, emu_f32_neg(A32, true))
+R3(r_rcp_apx, emu_f32_rcp(A32, EMU_RND_NONE, false))
+R3(r_rcp_apx_ftz, emu_f32_rcp(A32, EMU_RND_NONE, true))
+R3(r_cvt_rzi_s32, emu_cvt(a, EMU_S32, EMU_F32, EMU_RZI, false, false))
+R3(r_cvt_ftz_sat, emu_cvt(a, EMU_F32, EMU_F32, EMU_RND_NONE, true, true))
+R3(r_cvt_ftz, emu_cvt(a, EMU_F32, EMU_F32, EMU_RND_NONE, true, false))
+R3(r_setp_eq, emu_fcmp(EMU_CMP_EQ, a, b, EMU_F32, false))
+R3(r_setp_le, emu_fcmp(EMU_CMP_LE, a, b, EMU_F32, false))
+R3(r_setp_gt, emu_fcmp(EMU_CMP_GT, a, b, EMU_F32, false))
+R3(r_setp_equ, emu_fcmp(EMU_CMP_EQU, a, b, EMU_F32, false))
+R3(r_setp_leu, emu_fcmp(EMU_CMP_LEU, a, b, EMU_F32, false))
+R3(r_setp_gtu, emu_fcmp(EMU_CMP_GTU, a, b, EMU_F32, false))
+R3(r_setp_geu, emu_fcmp(EMU_CMP_GEU, a, b, EMU_F32, false))
 R3(r_cvt_rni_f32, emu_cvt(a, EMU_F32, EMU_F32, EMU_RNI, false, false))
 R3(r_cvt_rn_f32_s32, emu_cvt(a, EMU_F32, EMU_S32, EMU_RN, false, false))
 R3(r_cvt_rz_f32_u32, emu_cvt(a, EMU_F32, EMU_U32, EMU_RZ, false, false))
@@ -729,6 +748,25 @@ static const icase icases[] = {
 	{ "cvt.rn.bf16x2.f32 %r0, %r1, %r2;", 32, 32, 0, 32, G_F32, r_cvt_bf16x2, 0, 0, false, NULL },
 	{ "cvt.rn.f16x2.f32 %r0, %r1, %r2;", 32, 32, 0, 32, G_F32_NEAR_INT, r_cvt_f16x2, 0, 0, false, NULL },
 	{ "cvt.sat.f32.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_cvt_sat, 0, 0, false, NULL },
+	{ "add.ftz.f32 %r0, %r1, %r2;", 32, 32, 0, 32, G_F32, r_add_ftz, 0, 0, false, NULL },
+	{ "sub.ftz.f32 %r0, %r1, %r2;", 32, 32, 0, 32, G_F32, r_sub_ftz, 0, 0, false, NULL },
+	{ "mul.ftz.f32 %r0, %r1, %r2;", 32, 32, 0, 32, G_F32, r_mul_ftz, 0, 0, false, NULL },
+	{ "fma.rn.ftz.f32 %r0, %r1, %r2, %r3;", 32, 32, 32, 32, G_F32, r_fma_ftz, 0, 0, false, NULL },
+	{ "abs.ftz.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_abs_ftz, 0, 0, false, NULL },
+	{ "neg.ftz.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_neg_ftz, 0, 0, false, NULL },
+	{ "rcp.approx.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_rcp_apx, 0, 0, false, NULL },
+	{ "rcp.approx.ftz.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_rcp_apx_ftz, 0, 0, false, NULL },
+	{ "cvt.rzi.s32.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_cvt_rzi_s32, 0, 0, false, NULL },
+	{ "cvt.rzi.ftz.s32.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_cvt_rzi_s32, 0, 0, false, NULL },
+	{ "cvt.ftz.sat.f32.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_cvt_ftz_sat, 0, 0, false, NULL },
+	{ "cvt.ftz.f32.f32 %r0, %r1;", 32, 0, 0, 32, G_F32, r_cvt_ftz, 0, 0, false, NULL },
+	{ "setp.eq.f32 %p1, %r1, %r2; selp.b32 %r0, 1, 0, %p1;", 32, 32, 0, 32, G_F32, r_setp_eq, 0, 0, false, NULL },
+	{ "setp.le.f32 %p1, %r1, %r2; selp.b32 %r0, 1, 0, %p1;", 32, 32, 0, 32, G_F32, r_setp_le, 0, 0, false, NULL },
+	{ "setp.gt.f32 %p1, %r1, %r2; selp.b32 %r0, 1, 0, %p1;", 32, 32, 0, 32, G_F32, r_setp_gt, 0, 0, false, NULL },
+	{ "setp.equ.f32 %p1, %r1, %r2; selp.b32 %r0, 1, 0, %p1;", 32, 32, 0, 32, G_F32, r_setp_equ, 0, 0, false, NULL },
+	{ "setp.leu.f32 %p1, %r1, %r2; selp.b32 %r0, 1, 0, %p1;", 32, 32, 0, 32, G_F32, r_setp_leu, 0, 0, false, NULL },
+	{ "setp.gtu.f32 %p1, %r1, %r2; selp.b32 %r0, 1, 0, %p1;", 32, 32, 0, 32, G_F32, r_setp_gtu, 0, 0, false, NULL },
+	{ "setp.geu.f32 %p1, %r1, %r2; selp.b32 %r0, 1, 0, %p1;", 32, 32, 0, 32, G_F32, r_setp_geu, 0, 0, false, NULL },
 	{ "cvt.rni.f32.f32 %r0, %r1;", 32, 0, 0, 32, G_F32_NEAR_INT, r_cvt_rni_f32, 0, 0, false, NULL },
 	{ "cvt.rn.f32.s32 %r0, %r1;", 32, 0, 0, 32, G_INT, r_cvt_rn_f32_s32, 0, 0, false, NULL },
 	{ "cvt.rz.f32.u32 %r0, %r1;", 32, 0, 0, 32, G_INT, r_cvt_rz_f32_u32, 0, 0, false, NULL },

@@ -49,7 +49,27 @@ static bool is_rn(emu_rnd r) { return r == EMU_RND_NONE || r == EMU_RN || r == E
 typedef struct fmt { int p, emin, emax; } fmt;
 static const fmt FMT_F64 = { 53, -1022, 1023 }, FMT_F32 = { 24, -126, 127 }, FMT_F16 = { 11, -14, 15 }, FMT_BF16 = { 8, -126, 127 };
 
-static double fmt_max(fmt f) { return ldexp(2.0 - ldexp(1.0, 1 - f.p), f.emax); }
+/* x * 2^k: one IEEE multiplication by an exact power of two where 2^k is a normal double
+ * (the correctly rounded product, which is what ldexp returns); ldexp otherwise. */
+static inline double ldexp2(double x, int k)
+{
+	if (k < -1022 || k > 1023)
+		return ldexp(x, k);
+	uint64_t b = (uint64_t)(k + 1023) << 52;
+	double t;
+	memcpy(&t, &b, 8);
+	return x * t;
+}
+/* ilogb from the exponent bits of a normal double; ilogb for the rest */
+static inline int ilogb2(double x)
+{
+	uint64_t b;
+	memcpy(&b, &x, 8);
+	int ex = (int)(b >> 52 & 0x7FF);
+	return ex && ex != 0x7FF ? ex - 1023 : ilogb(x);
+}
+
+static double fmt_max(fmt f) { return ldexp2(2.0 - ldexp2(1.0, 1 - f.p), f.emax); }
 
 static inline void two_sum(double a, double b, double *s, double *e)
 {
@@ -67,13 +87,13 @@ static double round_pair(double s, double e, fmt f, emu_rnd r, int scale)
 	if (s == 0 || !isfinite(s))
 		return s; /* keeps the sign of a zero */
 	bool neg = s < 0;
-	int E = ilogb(s) + scale;
-	if (fabs(s) == ldexp(1.0, ilogb(s)) && e != 0 && ((e < 0) != neg))
+	int E = ilogb2(s) + scale;
+	if (fabs(s) == ldexp2(1.0, ilogb2(s)) && e != 0 && ((e < 0) != neg))
 		E--; /* the exact value lies just inside the binade below */
 	if (E < f.emin)
 		E = f.emin;
 	int sh = f.p - 1 - E + scale;
-	double y = sh < -1000 ? copysign(0x1p-100, s) : ldexp(s, sh); /* exact unless far below the grid */
+	double y = sh < -1000 ? copysign(0x1p-100, s) : ldexp2(s, sh); /* exact unless far below the grid */
 	double lo = floor(y), frac = y - lo;
 	int half; /* where the exact value lies between lo and lo+1: -1 below half, 0 at, 1 above */
 	bool inexact = true;
@@ -101,7 +121,7 @@ static double round_pair(double s, double e, fmt f, emu_rnd r, int scale)
 			break;
 		}
 	}
-	double res = ldexp(k, E - (f.p - 1));
+	double res = ldexp2(k, E - (f.p - 1));
 	double mx = fmt_max(f);
 	if (fabs(res) > mx) {
 		switch (r) {

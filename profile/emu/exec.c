@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "profile/emu/emu_int.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define FULL 0xFFFFFFFFu
 __extension__ typedef __int128 i128;
@@ -375,12 +378,18 @@ static kiln_err misaligned(ctx *x, const warp *w, int l, const emu_inst *in, int
 }
 
 /* Counts distinct 32-byte sectors touched by the lanes (and first touches for DRAM). */
-static void count_sectors(ctx *x, const uint64_t *addr, uint32_t m, uint32_t n, bool store, emu_alloc *single)
+static void count_sectors(ctx *x, const uint64_t *addr, uint32_t m, uint32_t n, bool store, emu_alloc *single,
+			  bool contig)
 {
 	uint64_t secs[64];
 	uint32_t ns = 0;
 	uint64_t last = UINT64_MAX;
 	bool sorted = true;
+	if (contig) { /* ascending without gaps: the sectors from the first byte's to the last's */
+		for (uint64_t s = addr[0] >> 5; s <= (addr[31] + n - 1) >> 5 && ns < 64; s++)
+			secs[ns++] = s;
+		m = 0;
+	}
 	for (int l = 0; l < 32; l++) {
 		if (!(m >> l & 1))
 			continue;
@@ -450,6 +459,17 @@ static inline uint32_t first_unset(const uint8_t *p, uint32_t n)
 		if (!p[i])
 			return i;
 	return n;
+}
+/* every one of n bytes (a multiple of 4) written */
+static inline bool all_set(const uint8_t *p, uint32_t n)
+{
+	uint32_t acc = 0;
+	for (uint32_t i = 0; i < n; i += 4) {
+		uint32_t v;
+		memcpy(&v, p + i, 4);
+		acc |= v ^ 0x01010101u;
+	}
+	return acc == 0;
 }
 static inline void set_init(uint8_t *p, uint32_t n)
 {
@@ -866,11 +886,14 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 	bool sg = tsigned(in->type);
 	if (!m)
 		return 0;
-	uint64_t orv = 0;
+	uint64_t orv = 0, gap = 0;
 	for (int l = 0; l < 32; l++) {
 		addr[l] = base[l] + (uint64_t)imm;
 		orv |= (m >> l & 1) ? addr[l] : 0;
+		gap |= addr[l] ^ (addr[0] + (uint64_t)l * n);
 	}
+	/* every lane, consecutive n-byte elements (a coalesced access): the fast paths below */
+	bool contig = m == FULL && !gap && addr[0] + 32ull * n > addr[0];
 	if (space == KILN_EMU_SPACE_NONE) {
 		/* generic: split by window */
 		uint32_t ms = 0, ml = 0, mg = 0;
@@ -935,7 +958,16 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 				hp[l] = b->data + (addr[l] - b->base);
 			}
 		}
-		if (x->emu->opt.initcheck) {
+		bool init_done = false;
+		if (x->emu->opt.initcheck && contig && single && kind != 2) {
+			uint8_t *ip = single->init + (addr[0] - single->base);
+			if (kind == 1)
+				memset(ip, 1, 32ull * n);
+			else
+				init_done = all_set(ip, 32u * n); /* else the lanes below find the byte */
+			init_done = init_done || kind == 1;
+		}
+		if (x->emu->opt.initcheck && !init_done) {
 			for (int l = 0; l < 32; l++) {
 				if (!(m >> l & 1))
 					continue;
@@ -974,10 +1006,26 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 				if (m >> l & 1)
 					count_atomic_addr(x, addr[l]);
 		} else {
-			count_sectors(x, addr, m, n, kind == 1, single);
+			count_sectors(x, addr, m, n, kind == 1, single, contig);
 		}
 	} else if (space == KILN_EMU_SPACE_SHARED) {
-		for (int l = 0; l < 32; l++) {
+		bool fast = false;
+		if (contig && kind != 2 && addr[0] + 32ull * n <= x->shared_size &&
+		    (!x->emu->opt.initcheck || kind == 1 || all_set(x->sh_init + addr[0], 32u * n))) {
+			/* in bounds and (loads) initialised as one range; else the lanes below fault */
+			if (x->emu->opt.initcheck && kind == 1)
+				memset(x->sh_init + addr[0], 1, 32ull * n);
+			for (int l = 0; l < 32; l++)
+				hp[l] = x->shared + addr[l];
+			for (int l = 0; l < 32 && x->race; l++)
+				if (race_check(x, w, l, in, (uint32_t)addr[l], n, kind == 1))
+					return KILN_EFAULT;
+			/* 32 consecutive words per 128 bytes: one wavefront each */
+			x->c.shared_requests++;
+			x->c.shared_wavefronts += n <= 4 ? 1 : n / 4;
+			fast = true;
+		}
+		for (int l = 0; l < 32 && !fast; l++) {
 			if (!(m >> l & 1))
 				continue;
 			if (addr[l] >= x->shared_size || addr[l] + n > x->shared_size) {
@@ -1016,7 +1064,7 @@ static kiln_err mem_access(ctx *x, warp *w, const emu_inst *in, uint32_t m, int 
 		}
 		if (kind == 2)
 			x->c.atomics++;
-		else
+		else if (!fast)
 			count_wavefronts(x, addr, m, n);
 	} else { /* local, param frame */
 		uint32_t lo = space == KILN_EMU_SPACE_LOCAL ? 0 : 0;
@@ -1132,13 +1180,45 @@ static bool sync_must_wait(warp *w, const emu_inst *in, uint32_t pc, uint32_t ac
 }
 
 /* Comparison of lanes -> mask. For packed half types, sel picks the half (0 low, 1 high). */
+#ifdef __SSE2__
+/* setp.f32 without .ftz: the comparison c of the 32 lanes' low halves, four at a time (the
+ * SSE predicates are IEEE's: the ordered ones false on NaN, the negated ones true) */
+static uint32_t fcmp_sse(int c, const uint64_t *A, const uint64_t *B)
+{
+	uint32_t r = 0;
+#define FCMPV(expr) do { for (int l = 0; l < 32; l += 4) { \
+		__m128 a = _mm_shuffle_ps(_mm_loadu_ps((const float *)(A + l)), _mm_loadu_ps((const float *)(A + l + 2)), 0x88); \
+		__m128 b = _mm_shuffle_ps(_mm_loadu_ps((const float *)(B + l)), _mm_loadu_ps((const float *)(B + l + 2)), 0x88); \
+		r |= (uint32_t)_mm_movemask_ps(expr) << l; } } while (0)
+	switch (c) {
+	case CMP_EQ: FCMPV(_mm_cmpeq_ps(a, b)); break;
+	case CMP_NE: FCMPV(_mm_and_ps(_mm_cmpneq_ps(a, b), _mm_cmpord_ps(a, b))); break;
+	case CMP_LT: FCMPV(_mm_cmplt_ps(a, b)); break;
+	case CMP_LE: FCMPV(_mm_cmple_ps(a, b)); break;
+	case CMP_GT: FCMPV(_mm_cmpgt_ps(a, b)); break;
+	case CMP_GE: FCMPV(_mm_cmpge_ps(a, b)); break;
+	case CMP_EQU: FCMPV(_mm_or_ps(_mm_cmpeq_ps(a, b), _mm_cmpunord_ps(a, b))); break;
+	case CMP_NEU: FCMPV(_mm_cmpneq_ps(a, b)); break;
+	case CMP_LTU: FCMPV(_mm_cmpnge_ps(a, b)); break;
+	case CMP_LEU: FCMPV(_mm_cmpngt_ps(a, b)); break;
+	case CMP_GTU: FCMPV(_mm_cmpnle_ps(a, b)); break;
+	default: FCMPV(_mm_cmpnlt_ps(a, b)); break; /* CMP_GEU */
+	}
+#undef FCMPV
+	return r;
+}
+#endif
+
 static uint32_t compare(const emu_inst *in, const uint64_t *A, const uint64_t *B, uint32_t m, int sel)
 {
 	uint32_t r = 0;
 	uint8_t t = in->type2;
 	int c = in->mode;
 	bool ftz = in->flags & F_FTZ;
-	if (t == EMU_F32 && !ftz) {
+	if (t == EMU_F32 && !ftz && (c <= CMP_GE || (c >= CMP_EQU && c <= CMP_GEU))) {
+#ifdef __SSE2__
+		return fcmp_sse(c, A, B) & m;
+#endif
 		/* C comparisons are the ordered ones (false on NaN); negations are unordered */
 #define FCMP(expr) do { for (int l = 0; l < 32; l++) { float a = F(A[l]), b = F(B[l]); r |= (uint32_t)(expr) << l; } } while (0)
 		switch (c) {
@@ -1245,6 +1325,44 @@ static uint64_t half_op(const emu_inst *in, uint64_t a, uint64_t b, uint64_t c)
 
 #define REG(i) (R + (size_t)(i) * 32)
 #define REGQ(i) ((i) == EMU_NOREG ? R : REG(i))
+/* an f32 op with round-to-nearest and exactly the flags f (the inline fast paths) */
+#define F32_RN(in, f) ((in)->type == EMU_F32 && (in)->flags == (f) && (in)->rnd <= EMU_RN)
+
+/* f32 bits with a subnormal flushed to a zero of its sign when ftz (emu_math's ftz32) */
+static inline uint32_t ftzb(uint32_t u, bool ftz)
+{
+	return ftz && !(u & 0x7F800000u) ? u & 0x80000000u : u;
+}
+
+static inline float ftzb_f(float f, bool ftz) { return ftz ? ftzf(f) : f; }
+
+/* fma.rn.f32 [.ftz] over the lanes of m. The host's fused multiply-add where the CPU has
+ * one (a libm call otherwise): the same correctly rounded result either way. */
+#define FFMA_LOOP(ftz) LANES(m, D[l] = ftz ? FBN(ftzf(fmaf(ftzf(F(A[l])), ftzf(F(B[l])), ftzf(F(C[l]))))) : \
+			     FBN(fmaf(F(A[l]), F(B[l]), F(C[l]))))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("fma"))) static void ffma_hw(uint64_t *D, const uint64_t *A, const uint64_t *B,
+						    const uint64_t *C, uint32_t m, bool ftz)
+{
+	FFMA_LOOP(ftz);
+}
+#define HAVE_FMA() __builtin_cpu_supports("fma")
+#else
+#define ffma_hw ffma_sw
+#define HAVE_FMA() 0
+#endif
+static void ffma_sw(uint64_t *D, const uint64_t *A, const uint64_t *B, const uint64_t *C, uint32_t m, bool ftz)
+{
+	FFMA_LOOP(ftz);
+}
+static inline void ffma_lanes(uint64_t *D, const uint64_t *A, const uint64_t *B, const uint64_t *C, uint32_t m,
+			      bool ftz)
+{
+	if (HAVE_FMA())
+		ffma_hw(D, A, B, C, m, ftz);
+	else
+		ffma_sw(D, A, B, C, m, ftz);
+}
 
 static kiln_err unsupported_at(ctx *x, warp *w, const emu_inst *in, const char *what)
 {
@@ -1621,7 +1739,7 @@ static kiln_err cp_async(ctx *x, warp *w, const emu_inst *in, uint32_t m)
 		if (x->sh_init)
 			memset(x->sh_init + saddr[l], 1, n);
 	}
-	count_sectors(x, gaddr, m, n, false, NULL);
+	count_sectors(x, gaddr, m, n, false, NULL, false);
 	count_wavefronts(x, saddr, m, n);
 	return 0;
 }
@@ -2035,28 +2153,56 @@ static kiln_err run_warp(ctx *x, warp *w)
 			break;
 		}
 		case OP_FADD:
-			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
+			if (F32_RN(in, 0))
 				LANES(m, D[l] = FBN(F(A[l]) + F(B[l])));
+			else if (F32_RN(in, F_FTZ))
+				LANES(m, D[l] = FBN(ftzf(ftzf(F(A[l])) + ftzf(F(B[l])))));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FSUB:
-			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
+			if (F32_RN(in, 0))
 				LANES(m, D[l] = FBN(F(A[l]) - F(B[l])));
+			else if (F32_RN(in, F_FTZ))
+				LANES(m, D[l] = FBN(ftzf(ftzf(F(A[l])) - ftzf(F(B[l])))));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FMUL:
-			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
+			if (F32_RN(in, 0))
 				LANES(m, D[l] = FBN(F(A[l]) * F(B[l])));
+			else if (F32_RN(in, F_FTZ))
+				LANES(m, D[l] = FBN(ftzf(ftzf(F(A[l])) * ftzf(F(B[l])))));
 			else
 				err = float_op(x, w, in, m);
 			break;
 		case OP_FFMA:
-			if (in->type == EMU_F32 && !in->flags && in->rnd <= EMU_RN)
-				LANES(m, D[l] = FBN(fmaf(F(A[l]), F(B[l]), F(C[l]))));
+			if (F32_RN(in, 0) || F32_RN(in, F_FTZ))
+				ffma_lanes(D, A, B, C, m, in->flags & F_FTZ);
 			else
 				err = float_op(x, w, in, m);
+			break;
+		case OP_FABS:
+			if (in->type == EMU_F32) /* bits: NaN payloads kept; .ftz keeps a subnormal's sign */
+				LANES(m, D[l] = ftzb((uint32_t)A[l], in->flags & F_FTZ) & 0x7FFFFFFFu);
+			else
+				err = float_op(x, w, in, m);
+			break;
+		case OP_FNEG:
+			if (in->type == EMU_F32)
+				LANES(m, D[l] = ftzb((uint32_t)A[l], in->flags & F_FTZ) ^ 0x80000000u);
+			else
+				err = float_op(x, w, in, m);
+			break;
+		case OP_RCP: /* rcp.rn and rcp.approx: the correctly rounded 1/a (emu_f32_rcp) */
+			if (in->type == EMU_F32 && !(in->flags & ~(F_FTZ | F_APPROX)) && ((in->flags & F_APPROX) || in->rnd <= EMU_RN)) {
+				if (in->flags & F_FTZ)
+					LANES(m, D[l] = FBN(ftzf(1.0f / ftzf(F(A[l])))));
+				else
+					LANES(m, D[l] = FBN(1.0f / F(A[l])));
+			} else {
+				err = float_op(x, w, in, m);
+			}
 			break;
 		case OP_FDIV:
 			if (in->type == EMU_F32 && !in->flags && in->rnd == EMU_RN)
@@ -2070,7 +2216,7 @@ static kiln_err run_warp(ctx *x, warp *w)
 			else
 				err = float_op(x, w, in, m);
 			break;
-		case OP_FABS: case OP_FNEG: case OP_FMIN: case OP_FMAX: case OP_RCP: case OP_RSQRT: case OP_EX2: case OP_LG2: case OP_SIN: case OP_COS:
+		case OP_FMIN: case OP_FMAX: case OP_RSQRT: case OP_EX2: case OP_LG2: case OP_SIN: case OP_COS:
 		case OP_TANH: case OP_COPYSIGN:
 			err = float_op(x, w, in, m);
 			break;
@@ -2091,6 +2237,17 @@ static kiln_err run_warp(ctx *x, warp *w)
 				LANES(m, D[l] = FB((float)(int32_t)A[l]));
 			else if (in->type == EMU_F32 && in->type2 == EMU_U32 && in->rnd <= EMU_RN && !in->flags)
 				LANES(m, D[l] = FB((float)(uint32_t)A[l]));
+			else if (in->type == EMU_S32 && in->type2 == EMU_F32 && in->rnd == EMU_RZI && !(in->flags & ~F_FTZ) && !in->mode)
+				/* saturating, NaN -> 0 (emu_cvt); .ftz cannot change a truncation */
+				LANES(m, { float a = F(A[l]); D[l] = a != a ? 0 : a <= -2147483648.0f ? 0x80000000u :
+							       a >= 2147483648.0f ? 0x7FFFFFFFu : (uint32_t)(int32_t)a; });
+			else if (in->type == EMU_F32 && in->type2 == EMU_F32 && !(in->flags & ~(F_FTZ | F_SAT)) && !in->mode &&
+				 in->rnd <= EMU_RN)
+				/* cvt[.ftz][.sat].f32.f32: a float is its own rounding; .sat clamps to [0, 1],
+				 * NaN -> +0, -0 kept (emu_cvt) */
+				LANES(m, { float a = ftzb_f(F(A[l]), in->flags & F_FTZ);
+					   D[l] = a != a ? ((in->flags & F_SAT) ? 0 : 0x7FFFFFFFu) :
+						  FB((in->flags & F_SAT) ? (a < 0 ? 0.0f : a > 1 ? 1.0f : a) : a); });
 			else if (in->type == EMU_U64 && in->type2 == EMU_U32)
 				LANES(m, D[l] = (uint32_t)A[l]);
 			else if (in->type == EMU_S64 && in->type2 == EMU_S32)
