@@ -589,7 +589,7 @@ typedef struct vpool {
 	uint64_t *instr;
 	double *bytes;
 	char (*err)[512];
-	size_t *order;           /* execution order: forward sets first (reverse ones wait on them) */
+	size_t *order;           /* execution order (pool_order) */
 	size_t next;
 	long stop;               /* lowest set index that failed or errored, -1 */
 	uint64_t pattern_seed;
@@ -680,9 +680,38 @@ static size_t thread_count(const kiln_verify_options *o, size_t nsets)
 	return n < nsets ? n : nsets ? nsets : 1;
 }
 
+/* The order the workers take the sets in. Small sets (under 1/16 of the largest set's
+ * elements) come first in plan order, forward before reverse, so a kernel wrong at a small
+ * size fails before the large sets run. The large ones follow largest first, forward
+ * before reverse (a reverse set waits on its forward partner), so the threads end
+ * together instead of one running the last large set alone. The verdict does not depend
+ * on this order: pool_merge reads the sets in plan order. */
+static void pool_order(vpool *p)
+{
+	size_t *elems = kiln_calloc(p->n + 1, sizeof(size_t)), max = 0, k = 0;
+	for (size_t j = 0; elems && j < p->n; j++) {
+		elems[j] = kiln_vplan_elems(p->t, &p->sets[j].sizes);
+		max = elems[j] > max ? elems[j] : max;
+	}
+	for (int big = 0; big < 2; big++)
+		for (int rev = 0; rev < 2; rev++) {
+			size_t from = k;
+			for (size_t j = 0; j < p->n; j++)
+				if (p->sets[j].reverse == (rev == 1) && (elems && elems[j] > max / 16) == (big == 1))
+					p->order[k++] = j;
+			for (size_t i = from + 1; big && i < k; i++) /* stable, largest first */
+				for (size_t m = i; m > from && elems[p->order[m]] > elems[p->order[m - 1]]; m--) {
+					size_t t = p->order[m];
+					p->order[m] = p->order[m - 1];
+					p->order[m - 1] = t;
+				}
+		}
+	free(elems);
+}
+
 static kiln_err pool_run(vpool *p, kiln_module *mod)
 {
-	size_t nt = thread_count(p->o, p->n), k = 0;
+	size_t nt = thread_count(p->o, p->n);
 	vworker *w = kiln_calloc(nt, sizeof(*w));
 	pthread_t *th = kiln_calloc(nt, sizeof(*th));
 	bool *started = kiln_calloc(nt, sizeof(bool));
@@ -691,10 +720,7 @@ static kiln_err pool_run(vpool *p, kiln_module *mod)
 		e = KILN_ENOMEM;
 		goto done;
 	}
-	for (int pass = 0; pass < 2; pass++)
-		for (size_t j = 0; j < p->n; j++)
-			if (p->sets[j].reverse == (pass == 1))
-				p->order[k++] = j;
+	pool_order(p);
 	for (size_t i = 0; i < nt; i++) {
 		w[i].p = p;
 		w[i].own = i > 0;
