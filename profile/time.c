@@ -445,6 +445,13 @@ static kiln_err primary_size(size_t *out, const tctx *c, const size_t *idx, size
 	return 0;
 }
 
+/* The achieved bandwidth the roofline is read from: the traffic floor (the bytes a kernel
+ * must move) over the time, in GB/s (1e9 bytes/s); 0 without a time. */
+static double floor_gbs(double floor_bytes, double time_us)
+{
+	return time_us > 0 ? floor_bytes / time_us / 1e3 : 0;
+}
+
 static void size_record(kiln_size_timing *st, const tctx *c, size_t bi, double time_us, double traffic, double floor_b,
 			double peak_gbs)
 {
@@ -453,7 +460,7 @@ static void size_record(kiln_size_timing *st, const tctx *c, size_t bi, double t
 	st->time_us = st->min_us = time_us;
 	st->traffic_bytes = traffic;
 	st->traffic_floor_bytes = floor_b;
-	st->bandwidth_gbs = time_us > 0 ? floor_b / time_us / 1e3 : 0;
+	st->bandwidth_gbs = floor_gbs(floor_b, time_us);
 	st->roofline = peak_gbs > 0 ? st->bandwidth_gbs / peak_gbs : 0;
 }
 
@@ -536,7 +543,7 @@ static void combine_sizes(kiln_timing *out)
 		out->spread = sp / w;
 		out->reps = reps;
 	}
-	out->bandwidth_gbs = out->time_us > 0 ? out->traffic_floor_bytes / out->time_us / 1e3 : 0;
+	out->bandwidth_gbs = floor_gbs(out->traffic_floor_bytes, out->time_us);
 	out->roofline = out->bandwidth_gbs * rl;
 }
 
@@ -812,7 +819,7 @@ static kiln_err cuda_measure(kiln_timing *out, tctx *c, cuda_run *r, const kiln_
 	out->warmup_s = sm.warmup_s;
 	out->invalid_reps = (int64_t)sm.invalid;
 	out->cupti_dropped = (int64_t)sm.dropped;
-	out->bandwidth_gbs = out->time_us > 0 ? out->traffic_floor_bytes / out->time_us / 1e3 : 0;
+	out->bandwidth_gbs = floor_gbs(out->traffic_floor_bytes, out->time_us);
 	out->roofline = out->time_us > 0 && di->peak_bw_gbs > 0 ? out->bandwidth_gbs / di->peak_bw_gbs : 0;
 	snprintf(out->device, sizeof(out->device), "%s", di->name);
 done:
