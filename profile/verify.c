@@ -76,12 +76,31 @@ static double round_to(kiln_dtype dt, double ref)
 	}
 }
 
-/* One unit in the last place of the half value r (>= 0 magnitude; the larger side). */
-static double half_ulp(kiln_dtype dt, double r)
+/* The half value at position `ord` of the dtype's number line (-max .. +max finite;
+ * +0 and -0 are one point, 0), clamped to the finite values. */
+static double half_at(kiln_dtype dt, long ord)
 {
-	uint16_t h = dt == KILN_BF16 ? kiln_f64_to_bf16(fabs(r)) : kiln_f64_to_f16(fabs(r));
-	double up = half_back(dt, (uint16_t)(h + 1)), down = h ? half_back(dt, (uint16_t)(h - 1)) : 0;
-	return isinf(up) ? fabs(r) - down : up - fabs(r);
+	long top = (dt == KILN_BF16 ? 0x7f80 : 0x7c00) - 1; /* the largest finite magnitude */
+	long m = ord < 0 ? -ord : ord;
+	m = m > top ? top : m;
+	return half_back(dt, (uint16_t)(ord < 0 ? 0x8000 | m : m));
+}
+
+/* What rule "ulp" allows between the half value r (already rounded to the dtype) and a
+ * result on the side of `toward`: the distance to the value `ulps` representable steps
+ * from r on that side, counted on the number line (so a step across a power of two or
+ * through zero is one step, whatever its size); a fractional ulps takes that fraction of
+ * the next step. Steps past the largest finite value are the size of the last one. */
+static double half_ulps_away(kiln_dtype dt, double r, double toward, double ulps)
+{
+	uint16_t h = dt == KILN_BF16 ? kiln_f64_to_bf16(r) : kiln_f64_to_f16(r);
+	long top = (dt == KILN_BF16 ? 0x7f80 : 0x7c00) - 1, dir = toward < r ? -1 : 1;
+	long ord = h & 0x8000 ? -(long)(h & 0x7fff) : (long)h;
+	double n = floor(ulps < 2.0 * top ? ulps : 2.0 * top), frac = ulps - n;
+	long to = ord + dir * (long)n, past = labs(to) > top ? labs(to) - top : 0;
+	double last = fabs(half_at(dt, top) - half_at(dt, top - 1));
+	double at = half_at(dt, to), next = labs(to + dir) > top ? last : fabs(half_at(dt, to + dir) - at);
+	return fabs(at - r) + (double)past * last + frac * next;
 }
 
 /* err: |got - expected| as judged; allowed: what the tolerance permits. The reference is
@@ -107,7 +126,7 @@ static bool within(const kiln_tolerance *tol, kiln_dtype dt, double got, double 
 	}
 	if (!isnan(ref) && !isinf(ref)) {
 		if (half)
-			*allowed = rule == KILN_TOL_ULP ? tol->ulps * half_ulp(dt, ref) : 0;
+			*allowed = rule == KILN_TOL_ULP ? half_ulps_away(dt, ref, got, tol->ulps) : 0;
 		else if (rule == KILN_TOL_PLAIN || rule == KILN_TOL_ULP)
 			*allowed = tol->atol + tol->rtol * fabs(ref) + slack;
 	}

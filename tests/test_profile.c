@@ -426,6 +426,29 @@ static bool judge_one(const char *dir, kiln_tol_rule rule, double ref, double sl
 	return v.pass;
 }
 
+/* Rule ulp counts representable steps (toybf16: ulps = 2), not multiples of the step
+ * above the reference: below a power of two the steps are half as large, and +0/-0 are
+ * one point. */
+static void test_profile__ulp_counts_steps(void **state)
+{
+	(void)state;
+	char bf[400];
+	snprintf(bf, sizeof(bf), "%s/toybf16", basedir);
+	/* from 1.0 down, a step is 2^-8: two steps pass, three fail (3 * 2^-8 is less than
+	 * two of the steps above 1.0, which a size-based rule let through) */
+	assert_true(judge_one(bf, KILN_TOL_ULP, 1.0, 0, 1.0 - 2 * 0x1p-8));
+	assert_false(judge_one(bf, KILN_TOL_ULP, 1.0, 0, 1.0 - 3 * 0x1p-8));
+	/* from the top of the binade below 1.0, up across it: 1 + 2^-7 is two steps */
+	assert_true(judge_one(bf, KILN_TOL_ULP, 1.0 - 0x1p-8, 0, 1.0 + 0x1p-7));
+	assert_false(judge_one(bf, KILN_TOL_ULP, 1.0 - 0x1p-8, 0, 1.0 + 2 * 0x1p-7));
+	/* through zero: the smallest subnormal to its negative is two steps */
+	assert_true(judge_one(bf, KILN_TOL_ULP, 0x1p-133, 0, -0x1p-133));
+	assert_false(judge_one(bf, KILN_TOL_ULP, 0x1p-133, 0, -0x1p-132));
+	/* the same steps on the other side of zero */
+	assert_true(judge_one(bf, KILN_TOL_ULP, -1.0, 0, -1.0 + 2 * 0x1p-8));
+	assert_false(judge_one(bf, KILN_TOL_ULP, -1.0, 0, -1.0 + 3 * 0x1p-8));
+}
+
 /* f16/bf16 outputs under rule exact: equal to the nearest-even rounding of the reference,
  * one ulp only through the slack; an f32 reference past FLT_MAX is +-Inf. */
 static void test_profile__half_exact_and_overflow(void **state)
@@ -634,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_profile__nontrivial),
 		cmocka_unit_test(test_profile__clock_warning_and_printf),
 		cmocka_unit_test(test_profile__ulp_rule),
+		cmocka_unit_test(test_profile__ulp_counts_steps),
 		cmocka_unit_test(test_profile__half_exact_and_overflow),
 		cmocka_unit_test(test_profile__regimes_threads_caps),
 		cmocka_unit_test(test_profile__knobs_resolve),
