@@ -379,7 +379,7 @@ struct cJSON;
 kiln_err kiln_db_query_json(kiln_db *db, struct cJSON **out, const char *sql,
 			    const char *const *params, size_t nparams, const char *what);
 
-/* ---- review queries of the CLI (archive/review.c; h-hist block) ---- */
+/* ---- review queries of the CLI (archive/review.c) ---- */
 
 /* Every run (target NULL) or one target's, newest first, as the JSON array `kiln runs
  * --json` prints (docs/review.md: run columns plus duration_s, candidates, passed,
@@ -446,7 +446,7 @@ kiln_err kiln_git_best_candidates(int64_t **out, size_t *n, const char *archive_
  * never a new best (the promote tag keeps it reachable). */
 kiln_err kiln_git_commit_detached(char out_oid[41], const char *archive_dir, const kiln_git_best *b);
 
-/* ---- the promote workflow (archive/promote_run.c; h-hist block) ---- */
+/* ---- the promote workflow (archive/promote_run.c) ---- */
 
 struct kiln_verdict;
 #define KILN_PROMOTE_MAX_ARCHS 24
