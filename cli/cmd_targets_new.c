@@ -13,7 +13,7 @@
 
 static const char new_usage[] = "kiln targets new NAME [--from KERNEL.cu] [--dir DIR] [--ref c|py]";
 static const char new_help[] =
-	"Writes DIR/NAME/ (DIR default .): target.json, launch.json, seed.cu and a reference stub.\n"
+	"Writes DIR/NAME/ (DIR default .): target.json, launch.json, seed.cu and a starting reference.\n"
 	"  --from KERNEL.cu  guess buffers (pointers), scalars and size symbols (long long) from\n"
 	"                    the first __global__ function; it becomes seed.cu\n"
 	"  --ref c|py        reference.c (float64 C against kiln/reference.h) or reference.py\n"

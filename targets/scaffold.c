@@ -1,5 +1,5 @@
 /* `kiln targets new`: writes a new target folder (target.json, launch.json, seed.cu and
- * a reference stub in C or Python). With a kernel, its buffers and scalars are guessed
+ * a starting reference in C or Python). With a kernel, its buffers and scalars are guessed
  * from the first __global__ function's parameters: pointers are buffers (const: in,
  * else inout), long long parameters are size symbols, other values are scalars. Every
  * guess that a user must look at says FILL IN, which `kiln targets check` reports. */
@@ -158,7 +158,7 @@ static const char default_seed[] =
 	"        y[i] = a * x[i] + y[i];\n"
 	"}\n";
 
-static const char c_stub_head[] =
+static const char c_ref_head[] =
 	"/* %s reference: FILL IN what it computes, in float64, and cite where the math comes\n"
 	" * from. kiln compiles this file with $CC against kiln/reference.h and runs\n"
 	" * kiln_reference() for every input set, in a child process with a deadline.\n"
@@ -169,7 +169,7 @@ static const char c_stub_head[] =
 	"#include <kiln/reference.h>\n#include <math.h>\n\n"
 	"int kiln_reference(kiln_ref_io *io)\n{\n";
 
-static const char py_stub_head[] =
+static const char py_ref_head[] =
 	"\"\"\"%s reference: FILL IN what it computes, in float64, and cite where the math comes from.\n\n"
 	"kiln calls reference(inputs, scalars, sizes) for every input set in a python3 subprocess:\n"
 	"  inputs:  {name: float64 numpy array shaped as in target.json} for every in/inout buffer\n"
@@ -181,12 +181,13 @@ static const char py_stub_head[] =
 	"\"\"\"\nimport numpy as np\n\n\n"
 	"def reference(inputs, scalars, sizes):\n";
 
-/* The reference stub: the default example worked out, or a skeleton for --from. */
-static char *reference_stub(const char *name, bool py, const param *ps, size_t np, bool example)
+/* The starting reference.c / reference.py: the default axpy example worked out, or, for
+ * --from, the kernel's buffers read in and the computation left to the user. */
+static char *starting_reference(const char *name, bool py, const param *ps, size_t np, bool example)
 {
 	kiln_buf b;
 	kiln_buf_init(&b, 1u << 20);
-	kiln_err e = kiln_buf_printf(&b, py ? py_stub_head : c_stub_head, name);
+	kiln_err e = kiln_buf_printf(&b, py ? py_ref_head : c_ref_head, name);
 	if (example && py)
 		e = e ? e : kiln_buf_puts(&b, "    # y = a*x + y\n    return {\"y\": scalars[\"a\"] * inputs[\"x\"] + inputs[\"y\"]}\n");
 	else if (example)
@@ -360,7 +361,7 @@ kiln_err kiln_target_scaffold(char **out_dir, const char *name, const char *pare
 	if (e || (e = kiln_buf_puts(&lb, "] }\n  ],\n  \"scratch\": [],\n  \"nvrtc_flags\": []\n}\n")))
 		goto done;
 	if (!(t = target_json(name, ps, np, py)) || !(tj = cJSON_Print(t)) || !seed ||
-	    !(ref = reference_stub(name, py, ps, np, !from_cu))) {
+	    !(ref = starting_reference(name, py, ps, np, !from_cu))) {
 		e = kiln_error_set(KILN_ENOMEM, "out of memory");
 		goto done;
 	}

@@ -14,6 +14,20 @@
 #define ITERS 3
 #define EPS32 1.1920928955078125e-07
 
+/* Scales each of `lines` lines of x (line l: len elements from l * line_step, step apart)
+ * to l2 norm sqrt(len); a norm under 1e-12 is taken as 1e-12. */
+static void scale_lines(double *x, int64_t lines, int64_t len, int64_t line_step, int64_t step)
+{
+	for (int64_t l = 0; l < lines; l++) {
+		double *v = x + l * line_step, ss = 0;
+		for (int64_t k = 0; k < len; k++)
+			ss += v[k * step] * v[k * step];
+		double s = sqrt((double)len) / fmax(sqrt(ss), 1e-12);
+		for (int64_t k = 0; k < len; k++)
+			v[k * step] *= s;
+	}
+}
+
 int kiln_reference(kiln_ref_io *io)
 {
 	int64_t rows = kiln_ref_symbol(io, "rows"), cols = kiln_ref_symbol(io, "cols");
@@ -30,22 +44,8 @@ int kiln_reference(kiln_ref_io *io)
 	for (size_t i = 0; i < n; i++)
 		x[i] = g[i];
 	for (int it = 0; it < ITERS; it++) {
-		for (int64_t r = 0; r < rows; r++) {
-			double ss = 0;
-			for (int64_t c = 0; c < cols; c++)
-				ss += x[r * cols + c] * x[r * cols + c];
-			double s = sqrt((double)cols) / fmax(sqrt(ss), 1e-12);
-			for (int64_t c = 0; c < cols; c++)
-				x[r * cols + c] *= s;
-		}
-		for (int64_t c = 0; c < cols; c++) {
-			double ss = 0;
-			for (int64_t r = 0; r < rows; r++)
-				ss += x[r * cols + c] * x[r * cols + c];
-			double s = sqrt((double)rows) / fmax(sqrt(ss), 1e-12);
-			for (int64_t r = 0; r < rows; r++)
-				x[r * cols + c] *= s;
-		}
+		scale_lines(x, rows, cols, cols, 1); /* rows to norm sqrt(cols) */
+		scale_lines(x, cols, rows, 1, cols); /* columns to norm sqrt(rows) */
 	}
 	for (size_t i = 0; i < n; i++) {
 		w[i] -= lr * x[i];
